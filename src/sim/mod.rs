@@ -1,0 +1,1 @@
+//! wksim: a simulated WuKongIM v2 cluster (owned by the simulator work).

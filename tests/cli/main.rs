@@ -1,0 +1,4 @@
+//! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
+
+mod harness;
+mod sim;
