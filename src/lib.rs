@@ -8,3 +8,6 @@ pub mod finding;
 pub mod releases;
 pub mod sim;
 pub mod version;
+pub mod error;
+pub mod manifest;
+pub mod playbook;

@@ -1,0 +1,119 @@
+//! Error kinds and the one place they map to exit codes (DESIGN §1).
+//!
+//! Command code returns `anyhow::Result`; an error that carries a [`WkError`] decides the
+//! exit code and its hint, any other error exits 1 with its context chain.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// What kind of "no" an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The answer is "no": a blocking finding, a failed gate, a refused run (exit 1).
+    No,
+    /// Usage or input error: bad flag, unreadable or invalid manifest/playbook (exit 2).
+    Input,
+    /// Interrupted by the operator (exit 130).
+    Interrupted,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::No => 1,
+            Kind::Input => 2,
+            Kind::Interrupted => 130,
+        }
+    }
+}
+
+/// An error with a kind and a hint that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WkError {
+    pub kind: Kind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl WkError {
+    pub fn input(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        WkError { kind: Kind::Input, message: message.into(), hint: Some(hint.into()) }
+    }
+    pub fn no(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        WkError { kind: Kind::No, message: message.into(), hint: Some(hint.into()) }
+    }
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        WkError { kind: Kind::Interrupted, message: message.into(), hint: None }
+    }
+}
+
+impl fmt::Display for WkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WkError {}
+
+/// The result of a command that ran to its end: success, or a "no" already reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The command printed its answer and the answer is "no" (exit 1).
+    No,
+    /// The command stopped because the operator interrupted it (exit 130).
+    Interrupted,
+}
+
+/// Maps a command result to the process exit code and renders the error to stderr.
+/// This is the only place exit codes are decided.
+pub fn exit_code(result: &anyhow::Result<Outcome>) -> (ExitCode, Option<String>) {
+    match result {
+        Ok(Outcome::Success) => (ExitCode::SUCCESS, None),
+        Ok(Outcome::No) => (ExitCode::from(Kind::No.exit_code()), None),
+        Ok(Outcome::Interrupted) => (ExitCode::from(Kind::Interrupted.exit_code()), None),
+        Err(err) => {
+            if is_broken_pipe(err) {
+                return (ExitCode::SUCCESS, None);
+            }
+            let (kind, hint) = match err.downcast_ref::<WkError>() {
+                Some(wk) => (wk.kind, wk.hint.clone()),
+                None => (Kind::No, None),
+            };
+            let mut text = format!("error: {err}");
+            // Context chain (outermost first), skipping repeats of the message.
+            for cause in err.chain().skip(1) {
+                let c = cause.to_string();
+                if !text.contains(&c) {
+                    text.push_str(&format!(": {c}"));
+                }
+            }
+            if let Some(h) = hint.or_else(|| err.chain().find_map(|c| c.downcast_ref::<WkError>()).and_then(|w| w.hint.clone())) {
+                text.push_str(&format!("\n  hint: {h}"));
+            }
+            (ExitCode::from(kind.exit_code()), Some(text))
+        }
+    }
+}
+
+/// A broken pipe on stdout (e.g. `wkctl releases | head -1`) is not an error (exit 0).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_documented_exit_codes() {
+        let r: anyhow::Result<Outcome> = Err(WkError::input("bad manifest", "fix it").into());
+        let (_, text) = exit_code(&r);
+        assert_eq!(text.unwrap(), "error: bad manifest\n  hint: fix it");
+        assert_eq!(Kind::Input.exit_code(), 2);
+        assert_eq!(Kind::No.exit_code(), 1);
+        assert_eq!(Kind::Interrupted.exit_code(), 130);
+        let pipe: anyhow::Result<Outcome> = Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+        assert_eq!(exit_code(&pipe).1, None);
+    }
+}

@@ -1,0 +1,509 @@
+//! The cluster manifest (`cluster.yaml`, DESIGN §3): types, loading and validation.
+//!
+//! Unknown keys are errors; every error names the file, line and column. The manager
+//! token is never in the file: `api.token_env` names the environment variable holding it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use crate::error::WkError;
+use crate::version::WkVersion;
+
+/// Largest node id: WuKongIM uses it as the snowflake node id (facts §5.2).
+pub const MAX_NODE_ID: u64 = 1023;
+/// Manifests larger than this are refused before parsing.
+const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Upgrade order (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// Ascending node id, so 1001 first (maintainers' advice, #310).
+    #[default]
+    Id,
+    /// Ascending id, but the current controller last (needs live data).
+    ControllerLast,
+}
+
+/// The rollout policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub order: Order,
+    pub canary: bool,
+    #[serde(with = "secs")]
+    pub soak: Duration,
+    #[serde(with = "secs")]
+    pub stable_for: Duration,
+    #[serde(with = "secs")]
+    pub node_timeout: Duration,
+    #[serde(with = "secs")]
+    pub poll_interval: Duration,
+    #[serde(with = "secs")]
+    pub step_timeout: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            order: Order::Id,
+            canary: false,
+            soak: Duration::from_secs(30),
+            stable_for: Duration::from_secs(10),
+            node_timeout: Duration::from_secs(600),
+            poll_interval: Duration::from_secs(1),
+            step_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How wkctl talks to the node API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiConfig {
+    /// Name of the environment variable holding the managerToken (never the token itself).
+    pub token_env: Option<String>,
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+}
+
+/// How playbook steps reach a node's host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<String>,
+    /// Extra `-o` options, e.g. `["StrictHostKeyChecking=yes"]`.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Node {
+    pub id: u64,
+    pub host: String,
+    /// Base URL of the node's HTTP API (port 5001).
+    pub api: String,
+    /// What the manifest says is deployed (used by `--offline`).
+    pub version: Option<WkVersion>,
+    pub vars: BTreeMap<String, String>,
+}
+
+/// A loaded, validated manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    #[serde(skip)]
+    pub path: PathBuf,
+    pub name: String,
+    pub playbook: String,
+    pub api: ApiConfig,
+    pub ssh: Option<SshConfig>,
+    pub vars: BTreeMap<String, String>,
+    pub nodes: Vec<Node>,
+    pub policy: Policy,
+    /// sha256 of the file's bytes: drift detection for `upgrade --resume`.
+    pub digest: String,
+}
+
+impl Manifest {
+    pub fn node(&self, id: u64) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The manager token, read from the environment variable the manifest names.
+    pub fn token(&self) -> Option<String> {
+        self.api.token_env.as_ref().and_then(|k| std::env::var(k).ok()).filter(|t| !t.is_empty())
+    }
+}
+
+// ----- raw YAML shape -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: Spanned<String>,
+    #[serde(default)]
+    playbook: Option<String>,
+    #[serde(default)]
+    api: Option<RawApi>,
+    #[serde(default)]
+    ssh: Option<SshConfig>,
+    #[serde(default)]
+    vars: BTreeMap<String, Spanned<VarValue>>,
+    nodes: Spanned<Vec<RawNode>>,
+    #[serde(default)]
+    policy: Option<RawPolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    #[serde(default)]
+    token_env: Option<Spanned<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: Spanned<i64>,
+    host: Spanned<String>,
+    #[serde(default)]
+    api: Option<Spanned<String>>,
+    #[serde(default)]
+    version: Option<Spanned<String>>,
+    #[serde(default)]
+    vars: BTreeMap<String, Spanned<VarValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    order: Option<Order>,
+    #[serde(default)]
+    canary: Option<bool>,
+    #[serde(default)]
+    soak: Option<Spanned<String>>,
+    #[serde(default)]
+    stable_for: Option<Spanned<String>>,
+    #[serde(default)]
+    node_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    poll_interval: Option<Spanned<String>>,
+    #[serde(default)]
+    step_timeout: Option<Spanned<String>>,
+}
+
+/// A template variable value: YAML strings, numbers and booleans are all accepted.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum VarValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl VarValue {
+    fn into_string(self) -> String {
+        match self {
+            VarValue::Str(s) => s,
+            VarValue::Int(i) => i.to_string(),
+            VarValue::Float(f) => f.to_string(),
+            VarValue::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+// ----- loading --------------------------------------------------------------------------
+
+/// Where the manifest comes from: `-m`, then `$WKCTL_MANIFEST`, then `./cluster.yaml`
+/// (clap resolves the first two; this is the fallback).
+pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
+    flag.map_or_else(|| PathBuf::from("cluster.yaml"), Path::to_path_buf)
+}
+
+/// Reads and validates a manifest file.
+pub fn load(path: &Path) -> Result<Manifest, WkError> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| {
+        WkError::input(
+            format!("cannot read manifest `{shown}`: {e}"),
+            "pass `-m path/to/cluster.yaml`, set `WKCTL_MANIFEST`, or run `wkctl init` to write one",
+        )
+    })?;
+    if meta.len() > MAX_MANIFEST_BYTES {
+        return Err(WkError::input(format!("manifest `{shown}` is larger than 4 MiB"), "a cluster manifest is a few kilobytes; check the path"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| WkError::input(format!("cannot read manifest `{shown}`: {e}"), "check the file's permissions"))?;
+    let text = String::from_utf8(bytes).map_err(|_| WkError::input(format!("manifest `{shown}` is not UTF-8"), "save it as UTF-8"))?;
+    parse(&text, path)
+}
+
+/// Parses and validates manifest text; `path` is used in messages.
+pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
+    let shown = path.display().to_string();
+    let at = |line: u64, col: u64, msg: String, hint: &str| WkError::input(format!("{shown}:{line}:{col}: {msg}"), hint);
+    let span_err = |loc: &serde_saphyr::Location, msg: String, hint: &str| at(loc.line(), loc.column(), msg, hint);
+
+    let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| {
+        let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let mut msg = e.without_snippet().to_string();
+        // The rendered message may repeat the position; keep one line.
+        msg = msg.lines().next().unwrap_or("invalid YAML").to_string();
+        let hint = if msg.contains("unknown field") {
+            "remove or fix the key; see the manifest format in the README"
+        } else {
+            "check the YAML syntax and the manifest format in the README"
+        };
+        at(line, col, msg, hint)
+    })?;
+
+    let name = raw.name.value.trim().to_string();
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        || name.len() > 64
+    {
+        return Err(span_err(
+            &raw.name.referenced,
+            format!("cluster name `{name}` must be 1–64 characters of letters, digits, `-`, `_`, `.`"),
+            "the name is used as the state directory `.wkctl/<name>/`",
+        ));
+    }
+
+    let timeout = match raw.api.as_ref().and_then(|a| a.timeout.as_ref()) {
+        Some(s) => duration(s, &shown)?,
+        None => Duration::from_secs(5),
+    };
+    let token_env = match raw.api.as_ref().and_then(|a| a.token_env.as_ref()) {
+        Some(t) => {
+            let v = t.value.trim();
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(span_err(
+                    &t.referenced,
+                    format!("`api.token_env` must be an environment variable name, got `{v}`"),
+                    "put the token in an env var (e.g. `WK_MANAGER_TOKEN`) and name it here; never put the token in the file",
+                ));
+            }
+            Some(v.to_string())
+        }
+        None => None,
+    };
+
+    let vars = raw.vars.into_iter().map(|(k, v)| (k, v.value.into_string())).collect();
+
+    if raw.nodes.value.is_empty() {
+        return Err(span_err(&raw.nodes.referenced, "`nodes` is empty".into(), "list at least one node with `id` and `host`"));
+    }
+    let mut nodes: Vec<Node> = Vec::with_capacity(raw.nodes.value.len());
+    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+    for rn in raw.nodes.value {
+        let loc = &rn.id.referenced;
+        let id = u64::try_from(rn.id.value).unwrap_or(0);
+        if id == 0 || id > MAX_NODE_ID {
+            return Err(span_err(
+                loc,
+                format!("node id {} is out of range 1..=1023", rn.id.value),
+                "WuKongIM uses the node id as its snowflake id, so it must be 1..=1023 (e.g. 1001)",
+            ));
+        }
+        if let Some(first_line) = seen.insert(id, loc.line()) {
+            return Err(span_err(
+                loc,
+                format!("duplicate node id {id} (first at line {first_line})"),
+                "every node needs its own `cluster.nodeId`",
+            ));
+        }
+        let host = rn.host.value.trim().to_string();
+        if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
+            return Err(span_err(&rn.host.referenced, format!("node {id}: invalid host `{host}`"), "give a host name or IP address"));
+        }
+        let api = match rn.api {
+            Some(a) => {
+                let url = a.value.trim().trim_end_matches('/').to_string();
+                let parsed = reqwest::Url::parse(&url);
+                let valid = parsed.as_ref().is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+                if !valid || parsed.as_ref().is_ok_and(|u| u.path() != "/" && !u.path().is_empty()) {
+                    return Err(span_err(
+                        &a.referenced,
+                        format!("node {id}: `api` is not a valid base URL: `{url}`"),
+                        "use e.g. `http://10.0.0.11:5001` (scheme, host and port, no path)",
+                    ));
+                }
+                url
+            }
+            None => default_api(&host),
+        };
+        let version = match rn.version {
+            Some(v) => Some(WkVersion::parse(&v.value).map_err(|e| {
+                span_err(&v.referenced, format!("node {id}: {e}"), "write the deployed tag, e.g. `v2.0.10-20241221`")
+            })?),
+            None => None,
+        };
+        let vars = rn.vars.into_iter().map(|(k, v)| (k, v.value.into_string())).collect();
+        nodes.push(Node { id, host, api, version, vars });
+    }
+
+    let mut policy = Policy::default();
+    if let Some(p) = raw.policy {
+        if let Some(o) = p.order {
+            policy.order = o;
+        }
+        if let Some(c) = p.canary {
+            policy.canary = c;
+        }
+        let set = |slot: &mut Duration, v: &Option<Spanned<String>>| -> Result<(), WkError> {
+            if let Some(s) = v {
+                *slot = duration(s, &shown)?;
+            }
+            Ok(())
+        };
+        set(&mut policy.soak, &p.soak)?;
+        set(&mut policy.stable_for, &p.stable_for)?;
+        set(&mut policy.node_timeout, &p.node_timeout)?;
+        set(&mut policy.poll_interval, &p.poll_interval)?;
+        set(&mut policy.step_timeout, &p.step_timeout)?;
+        if policy.poll_interval.is_zero() || policy.node_timeout.is_zero() || policy.step_timeout.is_zero() {
+            return Err(WkError::input(
+                format!("{shown}: `policy.poll_interval`, `node_timeout` and `step_timeout` must be greater than zero"),
+                "e.g. `poll_interval: 1s`, `node_timeout: 10m`",
+            ));
+        }
+    }
+
+    let digest = hex(&Sha256::digest(text.as_bytes()));
+    Ok(Manifest {
+        path: path.to_path_buf(),
+        name,
+        playbook: raw.playbook.unwrap_or_else(|| "docker-compose".to_string()),
+        api: ApiConfig { token_env, timeout },
+        ssh: raw.ssh,
+        vars,
+        nodes,
+        policy,
+        digest,
+    })
+}
+
+/// `http://<host>:5001`, bracketing IPv6 literals.
+fn default_api(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:5001")
+    } else {
+        format!("http://{host}:5001")
+    }
+}
+
+fn duration(s: &Spanned<String>, shown: &str) -> Result<Duration, WkError> {
+    humantime::parse_duration(s.value.trim()).map_err(|e| {
+        WkError::input(
+            format!("{shown}:{}:{}: invalid duration `{}`: {e}", s.referenced.line(), s.referenced.column(), s.value),
+            "write durations like `500ms`, `30s`, `10m` or `1h`",
+        )
+    })
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Serializes a `Duration` as fractional seconds.
+mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+    #[allow(clippy::trivially_copy_pass_by_ref)]
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+name: im-prod
+playbook: docker-compose
+api:
+  token_env: WK_MANAGER_TOKEN
+  timeout: 5s
+vars:
+  compose_dir: /opt/wukongim
+nodes:
+  - id: 1001
+    host: 10.0.0.11
+    api: http://10.0.0.11:5001
+    version: v2.0.10-20241221
+    vars: { service: wukongim1 }
+  - id: 1002
+    host: 10.0.0.12
+policy:
+  order: controller-last
+  canary: true
+  soak: 30s
+  stable_for: 10s
+  node_timeout: 10m
+  poll_interval: 1s
+";
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("cluster.yaml")).unwrap_err().message
+    }
+
+    #[test]
+    fn loads_the_design_example() {
+        let m = parse(GOOD, Path::new("cluster.yaml")).unwrap();
+        assert_eq!(m.name, "im-prod");
+        assert_eq!(m.nodes.len(), 2);
+        assert_eq!(m.nodes[1].api, "http://10.0.0.12:5001");
+        assert_eq!(m.nodes[0].vars["service"], "wukongim1");
+        assert_eq!(m.nodes[0].version.as_ref().unwrap().to_string(), "v2.0.10-20241221");
+        assert_eq!(m.policy.order, Order::ControllerLast);
+        assert_eq!(m.policy.node_timeout, Duration::from_secs(600));
+        assert_eq!(m.api.token_env.as_deref(), Some("WK_MANAGER_TOKEN"));
+        assert_eq!(m.digest.len(), 64);
+    }
+
+    #[test]
+    fn duplicate_ids_name_the_line() {
+        let text = "name: a\nnodes:\n  - id: 1001\n    host: a\n  - id: 1001\n    host: b\n";
+        assert_eq!(err(text), "cluster.yaml:5:9: duplicate node id 1001 (first at line 3)");
+    }
+
+    #[test]
+    fn ids_out_of_range_are_rejected() {
+        assert!(err("name: a\nnodes:\n  - id: 0\n    host: a\n").starts_with("cluster.yaml:3:9: node id 0 is out of range"));
+        assert!(err("name: a\nnodes:\n  - id: 1024\n    host: a\n").starts_with("cluster.yaml:3:9: node id 1024"));
+        assert!(err("name: a\nnodes:\n  - id: -5\n    host: a\n").contains("node id -5 is out of range"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_position() {
+        let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    hots: b\n");
+        assert!(e.starts_with("cluster.yaml:5:"), "{e}");
+        assert!(e.contains("hots"), "{e}");
+        let e = err("name: a\nnodse: []\n");
+        assert!(e.starts_with("cluster.yaml:2:"), "{e}");
+    }
+
+    #[test]
+    fn bad_urls_and_durations_are_errors_with_position() {
+        let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    api: ftp://x:1\n");
+        assert!(e.starts_with("cluster.yaml:5:10: node 1: `api` is not a valid base URL"), "{e}");
+        let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    api: http://x:5001/health\n");
+        assert!(e.contains("not a valid base URL"), "{e}");
+        let e = err("name: a\nnodes:\n  - id: 1\n    host: a\npolicy:\n  soak: 30 parsecs\n");
+        assert!(e.starts_with("cluster.yaml:6:9: invalid duration `30 parsecs`"), "{e}");
+        let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    version: banana\n");
+        assert!(e.starts_with("cluster.yaml:5:14: node 1: invalid WuKongIM version"), "{e}");
+    }
+
+    #[test]
+    fn empty_nodes_bad_name_and_bad_token_env() {
+        assert!(err("name: a\nnodes: []\n").contains("`nodes` is empty"));
+        assert!(err("name: ../x\nnodes:\n  - id: 1\n    host: a\n").contains("cluster name"));
+        assert!(err("name: a\napi:\n  token_env: \"secret token!\"\nnodes:\n  - id: 1\n    host: a\n").contains("token_env"));
+        assert!(err("name: [\n").starts_with("cluster.yaml:"));
+    }
+
+    #[test]
+    fn vars_accept_scalars() {
+        let m = parse("name: a\nvars: { port: 22, on: true }\nnodes:\n  - id: 1\n    host: '::1'\n", Path::new("c")).unwrap();
+        assert_eq!(m.vars["port"], "22");
+        assert_eq!(m.vars["on"], "true");
+        assert_eq!(m.nodes[0].api, "http://[::1]:5001");
+    }
+}
