@@ -3,11 +3,44 @@
 //! One node at a time, 1001 first, each gated on real readiness (see `DESIGN.md`).
 //! The crate is a library with two binaries: `wkctl` (the tool) and `wksim` (a
 //! simulator of a WuKongIM v2 cluster, used by `wkctl demo` and the tests).
+//!
+//! Pure modules (`version`, `releases`, `manifest`, `playbook`, `plan`, `finding`) decide;
+//! the commands observe and print.
 
+pub mod cli;
+pub mod commands;
+pub mod error;
 pub mod finding;
+pub mod manifest;
+pub mod output;
+pub mod plan;
+pub mod playbook;
 pub mod releases;
 pub mod sim;
 pub mod version;
-pub mod error;
-pub mod manifest;
-pub mod playbook;
+
+use cli::{Cli, Command};
+use error::Outcome;
+use output::Printer;
+
+/// `wkctl --version`: the package version and the git commit it was built from.
+pub const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WKCTL_GIT_COMMIT"), ")");
+
+/// Runs one `wkctl` command.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let json = match &cli.command {
+        Command::Check(a) | Command::Plan(a) => a.json,
+        Command::Upgrade(a) => a.json,
+        Command::Status(a) => a.json,
+        Command::Doctor(a) => a.json,
+        Command::Releases(a) => a.json,
+        _ => false,
+    };
+    let p = Printer::new(&cli.global, json);
+    match &cli.command {
+        Command::Check(a) => commands::check::run(&cli.global, a, &p).await,
+        Command::Plan(a) => commands::plan::run(&cli.global, a, &p).await,
+        Command::Releases(a) => commands::releases::run(a, &p),
+        _ => Err(error::WkError::input("this command is not built yet", "see the README").into()),
+    }
+}

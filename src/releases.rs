@@ -72,10 +72,8 @@ pub const CATALOG: &[Release] = &[
     },
     Release {
         tag: "v2.1.2-20250120",
-        notes: &[known(
-            "restarting every node at once from v2.0.10 left the console showing 1 node of 3; start 1001 first, then the others",
-            310,
-            None,
+        notes: &[info(
+            "fixes the v2.1.1 cluster errors (#310); restarting every node at once from v2.0.10 left 1 node of 3 visible: upgrade one at a time, 1001 first",
         )],
     },
     Release { tag: "v2.1.3-20250210", notes: &[] },

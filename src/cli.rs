@@ -1,0 +1,241 @@
+//! Every clap type of `wkctl`, and nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Safe rolling upgrades for WuKongIM v2 clusters.
+///
+/// One node at a time, 1001 first, each node proven fully back (API, version, controller,
+/// membership, config, settled slots, stable uptime) before the next is touched.
+#[derive(Debug, Parser)]
+#[command(name = "wkctl", version = crate::VERSION_LINE, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Start here: `wkctl demo` upgrades a simulated 3-node cluster end to end.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Cluster manifest [default: ./cluster.yaml]
+    #[arg(short = 'm', long, global = true, env = "WKCTL_MANIFEST", value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Only results and errors
+    #[arg(short, long, global = true, env = "WKCTL_QUIET")]
+    pub quiet: bool,
+    /// More detail on stderr (repeat for more); `RUST_LOG` overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// When to use colour
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "WKCTL_COLOR")]
+    pub color: ColorChoice,
+    /// Plain lines instead of progress bars
+    #[arg(long, global = true, env = "WKCTL_NO_PROGRESS")]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pre-upgrade compatibility and cluster-health checks
+    #[command(after_help = "Examples:\n  wkctl check --to v2.1.2\n  wkctl check --to v2.1.2 --offline --json\n\nExit: 0 no blocking finding, 1 blocked, 2 bad input.")]
+    Check(CheckArgs),
+    /// Print the exact steps `upgrade` would run
+    #[command(after_help = "Examples:\n  wkctl plan --to v2.1.2\n  wkctl plan --to v2.1.2 --offline --json > plan.json")]
+    Plan(CheckArgs),
+    /// Upgrade the cluster, one node at a time
+    #[command(after_help = "Examples:\n  wkctl upgrade --to v2.1.2\n  wkctl upgrade --to v2.1.2 --dry-run\n  wkctl upgrade --resume\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted.")]
+    Upgrade(UpgradeArgs),
+    /// The cluster as it really is, held against the manifest
+    #[command(after_help = "Examples:\n  wkctl status\n  wkctl status --watch\n  wkctl status --json")]
+    Status(StatusArgs),
+    /// Logs, network and settings of every node, checked at once
+    #[command(after_help = "Examples:\n  wkctl doctor\n  wkctl doctor --output report.md")]
+    Doctor(DoctorArgs),
+    /// The built-in catalog of WuKongIM releases and upgrade notes
+    Releases(ReleasesArgs),
+    /// Write a starter cluster.yaml (or read one from a docker-compose file)
+    #[command(after_help = "Examples:\n  wkctl init\n  wkctl init --from-compose docker-compose.yaml")]
+    Init(InitArgs),
+    /// Upgrade a simulated 3-node cluster end to end
+    #[command(after_help = "Examples:\n  wkctl demo\n  wkctl demo --fault crash-loop")]
+    Demo(DemoArgs),
+    /// Shell completions
+    Completions(CompletionsArgs),
+    /// The man page (roff) on stdout
+    Man,
+    /// JSON Schema of the manifest or of a playbook
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// Target version: `v2.1.2` resolves to the full tag `v2.1.2-20250120`
+    #[arg(long, value_name = "VERSION", env = "WKCTL_TO")]
+    pub to: Option<String>,
+    /// Accept a version that is not in the release catalog
+    #[arg(long, env = "WKCTL_ALLOW_UNKNOWN_VERSION")]
+    pub allow_unknown_version: bool,
+    /// Accept a downgrade (maintainers advise forward only)
+    #[arg(long, env = "WKCTL_ALLOW_DOWNGRADE")]
+    pub allow_downgrade: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Only what needs no network: the manifest and the versions it declares
+    #[arg(long)]
+    pub offline: bool,
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(short, long, env = "WKCTL_YES")]
+    pub yes: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue the unfinished run of this cluster
+    #[arg(long)]
+    pub resume: bool,
+    /// Forget the unfinished run of this cluster (its state is kept as a backup file)
+    #[arg(long, conflicts_with = "resume")]
+    pub discard: bool,
+    /// JSON Lines events on stdout, ending with `summary`
+    #[arg(long)]
+    pub json: bool,
+    /// On failure, run the playbook's `rollback` for the failed node and gate it back
+    #[arg(long)]
+    pub rollback_on_failure: bool,
+    /// Take the cluster lock even if another run seems to hold it
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Directory for state and lock [default: .wkctl next to the manifest]
+    #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Redraw every poll interval until Ctrl-C
+    #[arg(long, conflicts_with = "json")]
+    pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a Markdown report to this file
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Read nodes from a WuKongIM docker-compose file
+    #[arg(long, value_name = "FILE")]
+    pub from_compose: Option<PathBuf>,
+    /// Where to write the manifest
+    #[arg(long, short, default_value = "cluster.yaml", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Overwrite an existing file
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Inject a simulator fault into one node to watch a failed upgrade stop safely
+    #[arg(long, value_enum)]
+    pub fault: Option<DemoFault>,
+    /// The node that gets the fault
+    #[arg(long, default_value_t = 1002)]
+    pub fault_node: u64,
+    /// Simulator speed (higher is faster)
+    #[arg(long, default_value_t = 4.0)]
+    pub speed: f64,
+    /// Target version
+    #[arg(long, default_value = "v2.1.2")]
+    pub to: String,
+    /// JSON Lines events on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoFault {
+    NeverStarts,
+    CrashLoop,
+    WrongVersion,
+    SlowStart,
+    NoRejoin,
+    Blackhole,
+}
+
+impl DemoFault {
+    pub fn sim_name(self) -> &'static str {
+        match self {
+            DemoFault::NeverStarts => "never-starts",
+            DemoFault::CrashLoop => "crash-loop",
+            DemoFault::WrongVersion => "wrong-version",
+            DemoFault::SlowStart => "slow-start",
+            DemoFault::NoRejoin => "no-rejoin",
+            DemoFault::Blackhole => "blackhole",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    #[arg(value_enum)]
+    pub which: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    Manifest,
+    Playbook,
+}

@@ -1,0 +1,79 @@
+//! `wkctl check`: pre-upgrade compatibility and cluster-health checks.
+//!
+//! Offline: the manifest and the versions it declares. Live: the same, with versions read
+//! from the cluster, plus the cluster-health findings of [`crate::checks`].
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::cli::{CheckArgs, Global};
+use crate::commands::{Context, rule_options, target};
+use crate::error::Outcome;
+use crate::finding::{self, Finding};
+use crate::output::Printer;
+use crate::plan::{self, Plan};
+
+/// The `check --json` document.
+#[derive(Serialize)]
+pub struct CheckDoc<'a> {
+    pub format_version: u32,
+    pub cluster: &'a str,
+    pub to: &'a str,
+    pub source: &'a str,
+    pub ok: bool,
+    pub findings: &'a [Finding],
+}
+
+/// What `check` and `plan` learn before printing.
+pub struct Observed {
+    pub ctx: Context,
+    pub plan: Plan,
+}
+
+/// Loads everything, observes the cluster unless `--offline`, and builds the plan (whose
+/// findings are the check's findings).
+pub async fn observe_and_plan(global: &Global, args: &CheckArgs, _p: &Printer) -> anyhow::Result<Observed> {
+    let ctx = Context::load(global)?;
+    let target = target(&args.target)?;
+    let rules = rule_options(&args.target);
+    if args.offline {
+        let versions: BTreeMap<u64, _> = ctx.manifest.nodes.iter().map(|n| (n.id, n.version.clone())).collect();
+        let plan = plan::build(&plan::Input {
+            manifest: &ctx.manifest,
+            playbook: &ctx.playbook,
+            target: &target,
+            versions: &versions,
+            controller: None,
+            live: false,
+            rules,
+        })?;
+        return Ok(Observed { ctx, plan });
+    }
+    crate::commands::live::observe_and_plan(ctx, &target, rules).await
+}
+
+pub async fn run(global: &Global, args: &CheckArgs, p: &Printer) -> anyhow::Result<Outcome> {
+    let Observed { plan, .. } = observe_and_plan(global, args, p).await?;
+    let ok = finding::ok(&plan.findings);
+    if args.json {
+        p.json_doc(&CheckDoc {
+            format_version: plan::FORMAT_VERSION,
+            cluster: &plan.cluster,
+            to: &plan.to,
+            source: plan.source,
+            ok,
+            findings: &plan.findings,
+        })?;
+    } else {
+        p.out(p.findings(&plan.findings).trim_end())?;
+        let blocks = plan.findings.iter().filter(|f| f.severity == finding::Severity::Block).count();
+        let verdict = if ok {
+            p.green(&format!("ok: {} → {} can proceed ({} data)", plan.cluster, plan.to, plan.source))
+        } else {
+            p.red(&format!("blocked: {blocks} blocking finding(s); nothing was changed"))
+        };
+        p.out(&verdict)?;
+    }
+    Ok(if ok { Outcome::Success } else { Outcome::No })
+}

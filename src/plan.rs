@@ -1,0 +1,309 @@
+//! The plan: a pure function from (manifest, playbook, observed versions, target) to the
+//! exact ordered steps `upgrade` runs (DESIGN §2 "plan, then execute"). `plan` prints it,
+//! `upgrade --dry-run` prints it, `upgrade` executes exactly it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::WkError;
+use crate::finding::{self, Finding};
+use crate::manifest::{Manifest, Order, Policy};
+use crate::playbook::{self, Playbook, StepKind};
+use crate::releases::{self, NodeAction, RuleOptions, Target};
+use crate::version::WkVersion;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One step of one node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedStep {
+    pub kind: PlanStepKind,
+    /// The rendered shell command (playbook steps only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    pub timeout_s: f64,
+}
+
+/// Playbook steps plus the steps wkctl does itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanStepKind {
+    /// Gate signal F before touching the node: a degraded cluster is never made worse.
+    CheckSettled,
+    Backup,
+    Stop,
+    Install,
+    Start,
+    /// The readiness gate (signals A–G held for `stable_for`).
+    WaitReady,
+    /// Watch the whole cluster for `policy.soak`.
+    Soak,
+}
+
+impl PlanStepKind {
+    pub fn playbook_step(self) -> Option<StepKind> {
+        match self {
+            PlanStepKind::Backup => Some(StepKind::Backup),
+            PlanStepKind::Stop => Some(StepKind::Stop),
+            PlanStepKind::Install => Some(StepKind::Install),
+            PlanStepKind::Start => Some(StepKind::Start),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanStepKind::CheckSettled => "check_settled",
+            PlanStepKind::Backup => "backup",
+            PlanStepKind::Stop => "stop",
+            PlanStepKind::Install => "install",
+            PlanStepKind::Start => "start",
+            PlanStepKind::WaitReady => "wait_ready",
+            PlanStepKind::Soak => "soak",
+        }
+    }
+}
+
+/// One node in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedNode {
+    pub id: u64,
+    pub host: String,
+    pub api: String,
+    pub from: Option<String>,
+    pub action: NodeAction,
+    pub steps: Vec<PlannedStep>,
+}
+
+/// The whole plan (the `plan --json` document).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub cluster: String,
+    pub to: String,
+    pub playbook: String,
+    pub order: Order,
+    /// `live` (versions read from the cluster) or `offline` (from the manifest).
+    pub source: &'static str,
+    pub policy: Policy,
+    pub nodes: Vec<PlannedNode>,
+    pub findings: Vec<Finding>,
+    /// sha256 over everything that decides what runs: resume refuses if it changed.
+    pub digest: String,
+    pub manifest_digest: String,
+    pub playbook_digest: String,
+}
+
+impl Plan {
+    pub fn ok(&self) -> bool {
+        finding::ok(&self.findings)
+    }
+    pub fn upgrades(&self) -> impl Iterator<Item = &PlannedNode> {
+        self.nodes.iter().filter(|n| n.action == NodeAction::Upgrade)
+    }
+}
+
+/// What the plan is built from.
+pub struct Input<'a> {
+    pub manifest: &'a Manifest,
+    pub playbook: &'a Playbook,
+    pub target: &'a Target,
+    /// Current version per node (live or from the manifest); `None` = not known.
+    pub versions: &'a BTreeMap<u64, Option<WkVersion>>,
+    /// The current controller, when known (live only).
+    pub controller: Option<u64>,
+    pub live: bool,
+    pub rules: RuleOptions,
+}
+
+/// Builds the plan. Fails only on input errors (a template with an unknown variable).
+pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
+    let m = input.manifest;
+    let to = &input.target.version;
+    let to_s = to.to_string();
+    let mut findings = releases::target_findings(input.target);
+
+    if m.nodes.len() < 3 {
+        findings.push(Finding::warn(
+            "manifest.too_few_nodes",
+            None,
+            format!("the manifest lists {} node(s): the upgrade cannot be zero-downtime", m.nodes.len()),
+            "with fewer than 3 nodes a restart loses quorum or service; plan a maintenance window",
+        ));
+    }
+
+    // Order: ascending id (1001 first, #310); controller-last needs live data.
+    let mut ids: Vec<u64> = m.nodes.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    let mut order = m.policy.order;
+    if order == Order::ControllerLast {
+        match input.controller {
+            Some(c) if input.live => {
+                ids.retain(|&i| i != c);
+                if m.node(c).is_some() {
+                    ids.push(c);
+                }
+            }
+            _ => {
+                order = Order::Id;
+                findings.push(Finding::warn(
+                    "plan.order_fallback",
+                    None,
+                    "`order: controller-last` needs the live controller; planned in id order (1001 first)",
+                    "run `wkctl plan` without `--offline` to place the controller last",
+                ));
+            }
+        }
+    }
+
+    let known: Vec<(u64, WkVersion)> =
+        input.versions.iter().filter_map(|(id, v)| v.clone().map(|v| (*id, v))).collect();
+    if let Some(f) = releases::mixed_finding(&known) {
+        findings.push(f);
+    }
+
+    let policy = &m.policy;
+    let step_timeout = |k: StepKind| input.playbook.timeout(k).unwrap_or(policy.step_timeout).as_secs_f64();
+    let mut nodes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(node) = m.node(id) else { continue };
+        let from = input.versions.get(&id).cloned().flatten();
+        let (action, mut node_findings) = releases::evaluate(id, from.as_ref(), to, input.rules);
+        findings.append(&mut node_findings);
+        let from_s = from.as_ref().map(ToString::to_string);
+        let vars = playbook::node_vars(input.playbook, &m.vars, node, from_s.as_deref(), &to_s);
+        // Every step the run may need is rendered now, so an unknown variable is a plan-time error.
+        for kind in [StepKind::Logs, StepKind::Rollback] {
+            if let Some(tpl) = input.playbook.step(kind) {
+                playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
+            }
+        }
+        let mut steps = Vec::new();
+        if action == NodeAction::Upgrade {
+            steps.push(PlannedStep { kind: PlanStepKind::CheckSettled, command: None, timeout_s: policy.node_timeout.as_secs_f64() });
+            for (kind, plan_kind) in [
+                (StepKind::Backup, PlanStepKind::Backup),
+                (StepKind::Stop, PlanStepKind::Stop),
+                (StepKind::Install, PlanStepKind::Install),
+                (StepKind::Start, PlanStepKind::Start),
+            ] {
+                let Some(tpl) = input.playbook.step(kind) else { continue };
+                let command = playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
+                steps.push(PlannedStep { kind: plan_kind, command: Some(command), timeout_s: step_timeout(kind) });
+            }
+            steps.push(PlannedStep { kind: PlanStepKind::WaitReady, command: None, timeout_s: policy.node_timeout.as_secs_f64() });
+            if !policy.soak.is_zero() {
+                steps.push(PlannedStep { kind: PlanStepKind::Soak, command: None, timeout_s: policy.soak.as_secs_f64() });
+            }
+        }
+        nodes.push(PlannedNode { id, host: node.host.clone(), api: node.api.clone(), from: from_s, action, steps });
+    }
+    finding::sort(&mut findings);
+
+    let mut plan = Plan {
+        format_version: FORMAT_VERSION,
+        cluster: m.name.clone(),
+        to: to_s,
+        playbook: input.playbook.name.clone(),
+        order,
+        source: if input.live { "live" } else { "offline" },
+        policy: m.policy.clone(),
+        nodes,
+        findings,
+        digest: String::new(),
+        manifest_digest: m.digest.clone(),
+        playbook_digest: input.playbook.digest.clone(),
+    };
+    plan.digest = digest(&plan);
+    Ok(plan)
+}
+
+fn render_error(input: &Input<'_>, id: u64, kind: StepKind, e: &str) -> WkError {
+    WkError::input(
+        format!("playbook `{}`, step `{}` for node {id}: {e}", input.playbook.name, kind.as_str()),
+        "define the variable under `vars:` in the manifest (cluster-wide) or under the node",
+    )
+}
+
+/// The digest covers the target, the order, and every rendered command.
+fn digest(plan: &Plan) -> String {
+    let mut h = Sha256::new();
+    h.update(plan.cluster.as_bytes());
+    h.update(plan.to.as_bytes());
+    h.update(plan.manifest_digest.as_bytes());
+    h.update(plan.playbook_digest.as_bytes());
+    for n in &plan.nodes {
+        h.update(n.id.to_le_bytes());
+        for s in &n.steps {
+            h.update(s.kind.as_str().as_bytes());
+            h.update(s.command.as_deref().unwrap_or("").as_bytes());
+        }
+    }
+    crate::manifest::hex(&h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::releases::resolve_target;
+    use std::path::Path;
+
+    fn manifest(extra: &str) -> Manifest {
+        let text = format!(
+            "name: t\nplaybook: sim\nvars: {{ wksim: /bin/wksim, state_dir: /tmp/s }}\nnodes:\n  - {{ id: 1003, host: c, version: v2.0.10-20241221 }}\n  - {{ id: 1001, host: a, version: v2.0.10-20241221 }}\n  - {{ id: 1002, host: b }}\n{extra}"
+        );
+        crate::manifest::parse(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    fn build_for(m: &Manifest, to: &str, controller: Option<u64>, live: bool) -> Result<Plan, WkError> {
+        let pb = playbook::load(&m.playbook, Path::new(".")).unwrap();
+        let target = resolve_target(to, false).unwrap();
+        let versions = m.nodes.iter().map(|n| (n.id, n.version.clone())).collect();
+        build(&Input { manifest: m, playbook: &pb, target: &target, versions: &versions, controller, live, rules: RuleOptions::default() })
+    }
+
+    #[test]
+    fn orders_by_id_with_1001_first_and_renders_steps() {
+        let m = manifest("");
+        let p = build_for(&m, "v2.1.2", None, false).unwrap();
+        assert_eq!(p.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1001, 1002, 1003]);
+        assert_eq!(p.to, "v2.1.2-20250120");
+        let kinds: Vec<_> = p.nodes[0].steps.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(kinds, ["check_settled", "backup", "stop", "install", "start", "wait_ready", "soak"]);
+        assert_eq!(p.nodes[0].steps[2].command.as_deref(), Some("/bin/wksim ctl --state-dir /tmp/s stop 1001"));
+        assert_eq!(p.nodes[1].from, None);
+        assert!(p.findings.iter().any(|f| f.id == "version.from_unknown" && f.node == Some(1002)));
+        assert_eq!(p.digest.len(), 64);
+    }
+
+    #[test]
+    fn controller_last_needs_live_data() {
+        let m = manifest("policy: { order: controller-last }\n");
+        let offline = build_for(&m, "v2.1.2", Some(1001), false).unwrap();
+        assert_eq!(offline.order, Order::Id);
+        assert!(offline.findings.iter().any(|f| f.id == "plan.order_fallback"));
+        let live = build_for(&m, "v2.1.2", Some(1001), true).unwrap();
+        assert_eq!(live.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1002, 1003, 1001]);
+    }
+
+    #[test]
+    fn same_version_is_skipped_and_unknown_vars_fail_at_plan_time() {
+        let m = manifest("");
+        let p = build_for(&m, "v2.0.10-20241221", None, false).unwrap();
+        assert_eq!(p.nodes[0].action, NodeAction::Skip);
+        assert!(p.nodes[0].steps.is_empty());
+        let text = "name: t\nplaybook: kubernetes\nnodes:\n  - { id: 1, host: a }\n";
+        let m = crate::manifest::parse(text, Path::new("t.yaml")).unwrap();
+        let e = build_for(&m, "v2.1.2", None, false).unwrap_err();
+        assert!(e.message.contains("unknown variable `{{pod}}`"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_digest_changes_with_the_commands() {
+        let a = build_for(&manifest(""), "v2.1.2", None, false).unwrap();
+        let b = build_for(&manifest(""), "v2.1.3", None, false).unwrap();
+        assert_ne!(a.digest, b.digest);
+        assert_eq!(a.digest, build_for(&manifest(""), "v2.1.2", None, false).unwrap().digest);
+    }
+}
