@@ -29,7 +29,10 @@ pub fn print_plan(plan: &Plan, p: &Printer) -> std::io::Result<()> {
         plan.nodes.len(),
         plan.playbook,
         plan.source,
-        plan.order
+        match plan.order {
+            crate::manifest::Order::Id => "id",
+            crate::manifest::Order::ControllerLast => "controller-last",
+        }
     ))?;
     for (i, n) in plan.nodes.iter().enumerate() {
         let from = n.from.as_deref().unwrap_or("unknown");
