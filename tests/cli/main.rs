@@ -1,4 +1,5 @@
 //! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
 
+mod foundation;
 mod harness;
 mod sim;
