@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod events;
 pub mod finding;
 pub mod manifest;
 pub mod output;
@@ -17,6 +18,7 @@ pub mod plan;
 pub mod playbook;
 pub mod releases;
 pub mod sim;
+pub mod state;
 pub mod version;
 
 use cli::{Cli, Command};

@@ -1,0 +1,380 @@
+//! Run state and the cluster lock (DESIGN §6): `.wkctl/<name>/state.json`, written
+//! atomically (write, fsync, rename) after every step, and `.wkctl/<name>/lock`, created
+//! atomically (`O_EXCL`) with the owner's pid, host and start time.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::WkError;
+
+pub const STATE_FORMAT: u32 = 1;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn unfinished(self) -> bool {
+        self != RunStatus::Completed
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Pending,
+    InProgress,
+    /// Verified on the target (gate held for `stable_for`, soak passed).
+    Ready,
+    Skipped,
+    Failed,
+    RolledBack,
+}
+
+/// The node's version and uptime just before it was stopped (gate signal B).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub version: Option<String>,
+    pub uptime_s: Option<f64>,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRun {
+    pub id: u64,
+    pub from: Option<String>,
+    pub status: NodeStatus,
+    /// The last step started (`backup`, `stop`, `install`, `start`, `wait_ready`, `soak`).
+    pub step: Option<String>,
+    /// Steps that finished successfully, in order.
+    pub done: Vec<String>,
+    pub baseline: Option<Baseline>,
+    pub started_at_ms: Option<u64>,
+    pub finished_at_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl NodeRun {
+    pub fn new(id: u64, from: Option<String>) -> Self {
+        NodeRun { id, from, status: NodeStatus::Pending, step: None, done: Vec::new(), baseline: None, started_at_ms: None, finished_at_ms: None, error: None }
+    }
+    pub fn finished(&self, step: &str) -> bool {
+        self.done.iter().any(|d| d == step)
+    }
+}
+
+/// Everything needed to resume a run, and a record of what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub format_version: u32,
+    pub cluster: String,
+    pub to: String,
+    pub plan_digest: String,
+    pub manifest_digest: String,
+    pub playbook_digest: String,
+    pub playbook: String,
+    pub status: RunStatus,
+    pub started_at_ms: u64,
+    pub updated_at_ms: u64,
+    pub nodes: Vec<NodeRun>,
+}
+
+impl RunState {
+    pub fn node_mut(&mut self, id: u64) -> Option<&mut NodeRun> {
+        self.nodes.iter_mut().find(|n| n.id == id)
+    }
+    pub fn node(&self, id: u64) -> Option<&NodeRun> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+/// `.wkctl/<cluster>/`.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(base: &Path, cluster: &str) -> Self {
+        StateDir { root: base.join(cluster) }
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// Creates the directory and proves it is writable, so a run never starts without
+    /// a place to save its state.
+    pub fn ensure_writable(&self) -> Result<(), WkError> {
+        let fail = |e: io::Error| {
+            WkError::no(
+                format!("state directory `{}` is not writable: {e}", self.root.display()),
+                "free disk space or fix permissions, or pass `--state-dir DIR`; wkctl refuses to run without saving state",
+            )
+        };
+        fs::create_dir_all(&self.root).map_err(fail)?;
+        let probe = self.root.join(format!(".probe-{}", std::process::id()));
+        write_atomic(&probe, b"probe\n").map_err(fail)?;
+        fs::remove_file(&probe).map_err(fail)?;
+        Ok(())
+    }
+
+    pub fn load(&self) -> Result<Option<RunState>, WkError> {
+        let path = self.state_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(WkError::input(format!("cannot read `{}`: {e}", path.display()), "check the file's permissions")),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            WkError::input(
+                format!("`{}` is not a valid wkctl state file: {e}", path.display()),
+                "move it away to start over (`wkctl upgrade --discard` keeps a copy)",
+            )
+        })
+    }
+
+    pub fn save(&self, state: &RunState) -> io::Result<()> {
+        let mut s = state.clone();
+        s.updated_at_ms = now_ms();
+        let text = serde_json::to_vec_pretty(&s).map_err(io::Error::other)?;
+        write_atomic(&self.state_path(), &text)
+    }
+
+    /// Moves the state file aside (`state-<ms>.json`) and returns the new path.
+    pub fn archive(&self) -> io::Result<PathBuf> {
+        let to = self.root.join(format!("state-{}.json", now_ms()));
+        fs::rename(self.state_path(), &to)?;
+        Ok(to)
+    }
+}
+
+/// Write to a temp file in the same directory, fsync, rename over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("state"), std::process::id()));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+// ----- lock -----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockOwner {
+    pub pid: u32,
+    pub host: String,
+    pub started_at_ms: u64,
+}
+
+impl LockOwner {
+    pub fn me() -> Self {
+        LockOwner { pid: std::process::id(), host: hostname(), started_at_ms: now_ms() }
+    }
+    fn describe(&self) -> String {
+        let age = now_ms().saturating_sub(self.started_at_ms) / 1000;
+        format!("pid {} on host `{}`, started {age}s ago", self.pid, self.host)
+    }
+    /// Same host and the pid no longer exists.
+    pub fn is_stale(&self) -> bool {
+        self.host == hostname() && !pid_alive(self.pid)
+    }
+}
+
+/// How far `acquire` may go when the lock exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// Never take an existing lock.
+    Never,
+    /// Take a stale lock (same host, dead pid): `upgrade --resume`.
+    Stale,
+    /// Take any lock: `--break-lock`.
+    Force,
+}
+
+/// Holds the lock; removes it when dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    path: PathBuf,
+    owner: LockOwner,
+    /// Set when a stale or foreign lock was taken over (reported to the operator).
+    pub took_over: Option<LockOwner>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Remove only if it is still ours.
+        if let Ok(text) = fs::read_to_string(&self.path) {
+            if serde_json::from_str::<LockOwner>(&text).is_ok_and(|o| o == self.owner) {
+                let _ = fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+pub fn acquire(dir: &StateDir, takeover: Takeover) -> Result<LockGuard, WkError> {
+    let path = dir.lock_path();
+    let me = LockOwner::me();
+    let body = serde_json::to_vec(&me).map_err(|e| WkError::no(e.to_string(), "internal error"))?;
+    let mut took_over = None;
+    for _ in 0..2 {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                f.write_all(&body).and_then(|()| f.sync_all()).map_err(|e| {
+                    WkError::no(format!("cannot write lock `{}`: {e}", path.display()), "check free disk space and permissions")
+                })?;
+                return Ok(LockGuard { path, owner: me, took_over });
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let owner = fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
+                let Some(owner) = owner else {
+                    if takeover == Takeover::Force {
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    return Err(WkError::no(
+                        format!("lock `{}` exists but cannot be read", path.display()),
+                        "if no other wkctl runs for this cluster, pass `--break-lock`",
+                    ));
+                };
+                let stale = owner.is_stale();
+                let allowed = match takeover {
+                    Takeover::Force => true,
+                    Takeover::Stale => stale,
+                    Takeover::Never => false,
+                };
+                if !allowed {
+                    return Err(if stale {
+                        WkError::no(
+                            format!("cluster is locked by a run that is gone ({})", owner.describe()),
+                            "its state is saved: continue it with `wkctl upgrade --resume` (which takes the stale lock), or `--break-lock`",
+                        )
+                    } else {
+                        WkError::no(
+                            format!("another wkctl run holds the cluster lock ({})", owner.describe()),
+                            format!("wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)", path.display()),
+                        )
+                    });
+                }
+                let _ = fs::remove_file(&path);
+                took_over = Some(owner);
+            }
+            Err(e) => {
+                return Err(WkError::no(
+                    format!("cannot create lock `{}`: {e}", path.display()),
+                    "check free disk space and permissions of the state directory",
+                ));
+            }
+        }
+    }
+    Err(WkError::no(format!("lost a race for lock `{}`", path.display()), "another wkctl started at the same moment; try again"))
+}
+
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_atomically() {
+        let d = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(d.path(), "c");
+        sd.ensure_writable().unwrap();
+        assert!(sd.load().unwrap().is_none());
+        let st = RunState {
+            format_version: STATE_FORMAT,
+            cluster: "c".into(),
+            to: "v2.1.2-20250120".into(),
+            plan_digest: "p".into(),
+            manifest_digest: "m".into(),
+            playbook_digest: "b".into(),
+            playbook: "sim".into(),
+            status: RunStatus::Running,
+            started_at_ms: 1,
+            updated_at_ms: 1,
+            nodes: vec![NodeRun::new(1001, Some("v2.0.10-20241221".into()))],
+        };
+        sd.save(&st).unwrap();
+        let back = sd.load().unwrap().unwrap();
+        assert_eq!(back.nodes, st.nodes);
+        assert_eq!(fs::read_dir(&sd.root).unwrap().count(), 1, "no temp files left");
+        let archived = sd.archive().unwrap();
+        assert!(archived.exists() && sd.load().unwrap().is_none());
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_stale_locks_need_resume_or_break() {
+        let d = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(d.path(), "c");
+        sd.ensure_writable().unwrap();
+        let g = acquire(&sd, Takeover::Never).unwrap();
+        let e = acquire(&sd, Takeover::Stale).unwrap_err();
+        assert!(e.message.contains("another wkctl run holds the cluster lock"), "{}", e.message);
+        drop(g);
+        assert!(!sd.lock_path().exists());
+        // a lock left by a dead process on this host
+        let dead = LockOwner { pid: 999_999_999, host: hostname(), started_at_ms: now_ms() };
+        fs::write(sd.lock_path(), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let e = acquire(&sd, Takeover::Never).unwrap_err();
+        assert!(e.message.contains("gone") && e.hint.unwrap().contains("--resume"));
+        let g = acquire(&sd, Takeover::Stale).unwrap();
+        assert_eq!(g.took_over.as_ref().map(|o| o.pid), Some(999_999_999));
+        drop(g);
+        // another host's lock is never stale
+        let foreign = LockOwner { pid: 1, host: "elsewhere".into(), started_at_ms: now_ms() };
+        fs::write(sd.lock_path(), serde_json::to_vec(&foreign).unwrap()).unwrap();
+        assert!(acquire(&sd, Takeover::Stale).is_err());
+        assert!(acquire(&sd, Takeover::Force).is_ok());
+    }
+
+    #[test]
+    fn unwritable_state_dir_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("not-a-dir");
+        fs::write(&file, "x").unwrap();
+        let sd = StateDir::new(&file, "c");
+        assert!(sd.ensure_writable().unwrap_err().message.contains("not writable"));
+    }
+}
