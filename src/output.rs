@@ -216,3 +216,15 @@ mod tests {
 pub fn eprint_error(text: &str) {
     eprintln!("{text}");
 }
+
+/// Asks a yes/no question on stderr and reads the answer from stdin (`y`/`yes` = yes).
+pub async fn confirm(prompt: &str) -> bool {
+    eprint!("{prompt}");
+    let _ = io::stderr().flush();
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        io::stdin().read_line(&mut line).map(|_| matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")).unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}

@@ -1,10 +1,71 @@
-//! Live observation shared by `check`, `plan`, `status` and `upgrade`.
+//! Live observation shared by `check`, `plan`, `status`, `doctor` and `upgrade`: probe the
+//! cluster once, judge it with the pure checks, and plan with the versions it reports.
 
+use std::collections::BTreeMap;
+
+use crate::checks;
 use crate::commands::Context;
 use crate::commands::check::Observed;
-use crate::error::WkError;
+use crate::finding::{self, Finding};
+use crate::plan;
+use crate::probe::{self, Client, ClusterView};
 use crate::releases::{RuleOptions, Target};
+use crate::version::WkVersion;
 
-pub async fn observe_and_plan(_ctx: Context, _target: &Target, _rules: RuleOptions) -> anyhow::Result<Observed> {
-    Err(WkError::input("live checks are not available in this build", "use `--offline`").into())
+/// Probes every manifest node once.
+pub async fn observe(ctx: &Context) -> anyhow::Result<(Client, ClusterView)> {
+    let client = Client::from_manifest(&ctx.manifest)?;
+    let view = probe::observe(&client, &ctx.manifest).await;
+    Ok((client, view))
+}
+
+/// Versions to plan with: live where the node answered, else what the manifest declares.
+pub fn versions(ctx: &Context, view: &ClusterView) -> BTreeMap<u64, Option<WkVersion>> {
+    let live = checks::live_versions(view);
+    ctx.manifest
+        .nodes
+        .iter()
+        .map(|n| (n.id, live.get(&n.id).cloned().flatten().or_else(|| n.version.clone())))
+        .collect()
+}
+
+/// Observes the cluster, then builds the plan whose findings are the live check.
+pub async fn observe_and_plan(ctx: Context, target: &Target, rules: RuleOptions) -> anyhow::Result<Observed> {
+    let (_, view) = observe(&ctx).await?;
+    let plan = plan_from_view(&ctx, &view, target, rules, None)?;
+    Ok(Observed { ctx, plan })
+}
+
+/// The plan and live findings for one observation. `versions_override` replaces the
+/// versions (used by `--resume`, which plans with each node's version before the run).
+pub fn plan_from_view(
+    ctx: &Context,
+    view: &ClusterView,
+    target: &Target,
+    rules: RuleOptions,
+    versions_override: Option<&BTreeMap<u64, Option<WkVersion>>>,
+) -> anyhow::Result<plan::Plan> {
+    let versions = versions_override.cloned().unwrap_or_else(|| versions(ctx, view));
+    let mut plan = plan::build(&plan::Input {
+        manifest: &ctx.manifest,
+        playbook: &ctx.playbook,
+        target,
+        versions: &versions,
+        controller: checks::controller(view),
+        live: true,
+        rules,
+    })?;
+    let live: Vec<Finding> = checks::live_findings(&ctx.manifest, view);
+    merge_findings(&mut plan.findings, live);
+    Ok(plan)
+}
+
+/// Adds live findings, dropping a plan finding that a live one repeats (same id and node).
+fn merge_findings(into: &mut Vec<Finding>, live: Vec<Finding>) {
+    for f in live {
+        if !into.iter().any(|g| g.id == f.id && g.node == f.node) {
+            into.push(f);
+        }
+    }
+    finding::sort(into);
 }

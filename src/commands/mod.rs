@@ -4,6 +4,8 @@ pub mod check;
 pub mod live;
 pub mod plan;
 pub mod releases;
+pub mod status;
+pub mod upgrade;
 
 use std::path::{Path, PathBuf};
 
@@ -49,3 +51,5 @@ pub fn target(args: &TargetArgs) -> Result<Target, WkError> {
 pub fn rule_options(args: &TargetArgs) -> RuleOptions {
     RuleOptions { allow_downgrade: args.allow_downgrade }
 }
+
+pub use crate::output::confirm;

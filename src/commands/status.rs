@@ -1,0 +1,175 @@
+//! `wkctl status`: the cluster as it really is, held against the manifest. A node the
+//! manifest lists but the cluster does not (the "1 node of 3" incident, #310) comes first.
+
+use serde::Serialize;
+
+use crate::checks;
+use crate::cli::{Global, StatusArgs};
+use crate::commands::{Context, live};
+use crate::error::Outcome;
+use crate::finding::{self, Finding, Severity};
+use crate::output::{self, Printer};
+use crate::probe::{ClusterView, HealthState};
+
+#[derive(Serialize)]
+pub struct StatusDoc<'a> {
+    pub format_version: u32,
+    pub cluster: &'a str,
+    pub controller: Option<u64>,
+    pub config_version: Option<u64>,
+    pub membership: Option<&'a [u64]>,
+    pub slots: Option<SlotsDoc>,
+    pub nodes: Vec<NodeRow>,
+    pub findings: &'a [Finding],
+}
+
+#[derive(Serialize)]
+pub struct SlotsDoc {
+    pub total: usize,
+    pub leaderless: usize,
+    pub candidate: usize,
+    pub migrating: usize,
+}
+
+#[derive(Serialize)]
+pub struct NodeRow {
+    pub id: u64,
+    pub api: String,
+    pub reachable: bool,
+    pub error: Option<String>,
+    pub version: Option<String>,
+    pub in_cluster: Option<bool>,
+    pub online: Option<bool>,
+    pub controller: bool,
+    pub slots_led: Option<u64>,
+    pub health: String,
+    pub uptime_s: Option<f64>,
+    pub config_version: Option<u64>,
+}
+
+/// The rows of the status table, one per manifest node.
+pub fn rows(view: &ClusterView) -> Vec<NodeRow> {
+    view.nodes
+        .iter()
+        .map(|n| NodeRow {
+            id: n.id,
+            api: n.api.clone(),
+            reachable: n.reachable,
+            error: n.error.as_ref().map(ToString::to_string),
+            version: n.version.as_ref().map(ToString::to_string).or_else(|| n.version_raw.clone()),
+            in_cluster: view.membership.as_ref().map(|m| m.contains(&n.id)),
+            online: n.info_online.or(n.simple_online),
+            controller: view.controller == Some(n.id),
+            slots_led: n.slot_leader_count,
+            health: match &n.health {
+                HealthState::Ok => "ok".into(),
+                HealthState::Failing(m) => format!("failing: {m}"),
+                HealthState::Unknown => "unknown".into(),
+            },
+            uptime_s: n.uptime.map(|u| u.as_secs_f64()),
+            config_version: n.config_version,
+        })
+        .collect()
+}
+
+pub async fn run(global: &Global, args: &StatusArgs, p: &Printer) -> anyhow::Result<Outcome> {
+    let ctx = Context::load(global)?;
+    if args.watch {
+        return watch(&ctx, p).await;
+    }
+    let (_, view) = live::observe(&ctx).await?;
+    let mut findings = checks::live_findings(&ctx.manifest, &view);
+    finding::sort(&mut findings);
+    if args.json {
+        p.json_doc(&doc(&ctx, &view, &findings))?;
+    } else {
+        p.out(&render(&ctx, &view, &findings, p))?;
+    }
+    Ok(if finding::ok(&findings) { Outcome::Success } else { Outcome::No })
+}
+
+pub fn doc<'a>(ctx: &'a Context, view: &'a ClusterView, findings: &'a [Finding]) -> StatusDoc<'a> {
+    StatusDoc {
+        format_version: 1,
+        cluster: &ctx.manifest.name,
+        controller: view.controller,
+        config_version: view.config_version,
+        membership: view.membership.as_deref(),
+        slots: view.slots.as_ref().map(|s| SlotsDoc { total: s.total, leaderless: s.leaderless.len(), candidate: s.candidate.len(), migrating: s.migrating.len() }),
+        nodes: rows(view),
+        findings,
+    }
+}
+
+/// The human status: membership problems first, then the table, then other findings.
+pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Printer) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let (first, rest): (Vec<&Finding>, Vec<&Finding>) = findings.iter().partition(|f| f.id == "cluster.membership_mismatch");
+    for f in &first {
+        let _ = writeln!(s, "{} {}", p.red("MEMBERSHIP:"), f.message);
+        let _ = writeln!(s, "  hint: {}\n", f.hint);
+    }
+    let _ = writeln!(
+        s,
+        "{}  controller {}  config v{}  slots {}",
+        p.bold(&ctx.manifest.name),
+        view.controller.map_or_else(|| p.red("unknown"), |c| c.to_string()),
+        view.config_version.map_or_else(|| "?".into(), |v| v.to_string()),
+        view.slots.as_ref().map_or_else(
+            || "?".to_string(),
+            |sl| if sl.leaderless.is_empty() && sl.candidate.is_empty() && sl.migrating.is_empty() {
+                format!("{} ok", sl.total)
+            } else {
+                format!("{} ({} leaderless, {} candidate, {} migrating)", sl.total, sl.leaderless.len(), sl.candidate.len(), sl.migrating.len())
+            }
+        ),
+    );
+    let yes_no = |b: Option<bool>| match b {
+        Some(true) => p.green("yes"),
+        Some(false) => p.red("NO"),
+        None => p.dim("?"),
+    };
+    let table_rows: Vec<Vec<String>> = rows(view)
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.api.clone(),
+                r.version.clone().unwrap_or_else(|| p.dim("?")),
+                if r.in_cluster == Some(false) { p.red("NOT IN CLUSTER") } else { yes_no(r.online) },
+                if r.controller { "*".into() } else { String::new() },
+                r.slots_led.map(|c| c.to_string()).unwrap_or_default(),
+                if r.reachable {
+                    if r.health == "ok" { p.green("ok") } else { p.yellow(&r.health) }
+                } else {
+                    p.red(r.error.as_deref().unwrap_or("unreachable"))
+                },
+                r.uptime_s.map(|u| output::short_duration(std::time::Duration::from_secs_f64(u))).unwrap_or_default(),
+                r.config_version.map(|c| c.to_string()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    s.push_str(&output::table(&["ID", "API", "VERSION", "ONLINE", "CTRL", "SLOTS", "HEALTH", "UPTIME", "CONFIG"], &table_rows));
+    let notable: Vec<Finding> = rest.into_iter().filter(|f| f.severity != Severity::Info).cloned().collect();
+    if !notable.is_empty() {
+        s.push('\n');
+        s.push_str(&p.findings(&notable));
+    }
+    s.trim_end().to_string()
+}
+
+async fn watch(ctx: &Context, p: &Printer) -> anyhow::Result<Outcome> {
+    let interval = ctx.manifest.policy.poll_interval.max(std::time::Duration::from_millis(500));
+    loop {
+        let (_, view) = live::observe(ctx).await?;
+        let mut findings = checks::live_findings(&ctx.manifest, &view);
+        finding::sort(&mut findings);
+        // Clear the screen and redraw.
+        p.out(&format!("\x1b[2J\x1b[H{}\n{}", render(ctx, &view, &findings, p), p.dim("watching; Ctrl-C to stop")))?;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Success),
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The executor: the only module with side effects. It runs exactly the [`Plan`], one
+//! node at a time, saving state after every step (DESIGN §2, §5, §6).
+//!
+//! Per node: cluster settled (F) → baseline → backup → stop → install → start → gate
+//! (A–G held for `stable_for`) → soak → next. Any failure stops the run: the node's logs
+//! are shown, state is saved, and nothing after the failed node is touched.
+
+mod interrupt;
+mod watch;
+
+pub use interrupt::Interrupt;
+pub use watch::{WaitFailure, soak_problem};
+
+use std::time::{Duration, Instant};
+
+use crate::commands::Context;
+use crate::error::Outcome;
+use crate::events::{Event, NodeSummary, Reporter, Summary};
+use crate::gate::NodeBaseline;
+use crate::plan::{Plan, PlanStepKind, PlannedNode};
+use crate::playbook::{self, StepKind};
+use crate::probe::Client;
+use crate::releases::NodeAction;
+use crate::state::{Baseline, NodeRun, NodeStatus, RunState, RunStatus, StateDir, now_ms};
+use crate::transport::{self, Transport};
+use crate::version::WkVersion;
+
+/// Choices the operator made on the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub yes: bool,
+    pub rollback_on_failure: bool,
+    pub resume: bool,
+    /// A terminal is attached (canary pause may ask).
+    pub interactive: bool,
+}
+
+/// Lines of a failed node's logs shown to the operator.
+const LOG_TAIL_LINES: usize = 40;
+
+pub struct Runner<'a> {
+    pub ctx: &'a Context,
+    pub plan: &'a Plan,
+    pub target: WkVersion,
+    pub client: Client,
+    pub reporter: &'a Reporter,
+    pub dir: StateDir,
+    pub state: RunState,
+    pub interrupt: Interrupt,
+    pub opts: Options,
+    started: Instant,
+}
+
+/// How one node ended.
+enum NodeEnd {
+    Done,
+    Skipped,
+    Failed,
+    /// Stopped cleanly after the first Ctrl-C.
+    Interrupted,
+}
+
+impl<'a> Runner<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(ctx: &'a Context, plan: &'a Plan, target: WkVersion, client: Client, reporter: &'a Reporter, dir: StateDir, state: RunState, interrupt: Interrupt, opts: Options) -> Self {
+        Runner { ctx, plan, target, client, reporter, dir, state, interrupt, opts, started: Instant::now() }
+    }
+
+    pub(crate) fn emit(&self, e: &Event) {
+        self.reporter.emit(e);
+    }
+
+    /// Saves state; a failure to save stops the run (never run without state).
+    fn save(&mut self) -> anyhow::Result<()> {
+        self.dir.save(&self.state).map_err(|e| {
+            crate::error::WkError::no(
+                format!("cannot save state to `{}`: {e}", self.dir.state_path().display()),
+                "free disk space; the run stopped so that it is never without state",
+            )
+            .into()
+        })
+    }
+
+    fn node_run(&mut self, id: u64) -> &mut NodeRun {
+        if self.state.node(id).is_none() {
+            self.state.nodes.push(NodeRun::new(id, None));
+        }
+        self.state.node_mut(id).expect("inserted above") // ok: inserted just above
+    }
+
+    /// Runs every node of the plan in order.
+    pub async fn run(mut self) -> anyhow::Result<Outcome> {
+        self.state.status = RunStatus::Running;
+        self.save()?;
+        let total = self.plan.nodes.len();
+        let mut outcome = Outcome::Success;
+        let mut upgraded = 0usize;
+        for (i, pn) in self.plan.nodes.iter().enumerate() {
+            if self.interrupt.requested() {
+                outcome = Outcome::Interrupted;
+                break;
+            }
+            match self.node(pn, i + 1, total).await? {
+                NodeEnd::Done => upgraded += 1,
+                NodeEnd::Skipped => {}
+                NodeEnd::Failed => {
+                    outcome = Outcome::No;
+                    break;
+                }
+                NodeEnd::Interrupted => {
+                    outcome = Outcome::Interrupted;
+                    break;
+                }
+            }
+            let more = self.plan.nodes[i + 1..].iter().any(|n| n.action == NodeAction::Upgrade);
+            if upgraded == 1 && more && self.ctx.manifest.policy.canary && !self.opts.yes && !self.canary_confirmed(pn.id).await {
+                self.emit(&Event::Interrupted { node: None, message: format!("canary: stopped after node {}; continue with `wkctl upgrade --resume`", pn.id) });
+                outcome = Outcome::Interrupted;
+                break;
+            }
+        }
+        self.state.status = match outcome {
+            Outcome::Success => RunStatus::Completed,
+            Outcome::No => RunStatus::Failed,
+            Outcome::Interrupted => RunStatus::Interrupted,
+        };
+        self.save()?;
+        self.summary(outcome);
+        Ok(outcome)
+    }
+
+    async fn canary_confirmed(&self, node: u64) -> bool {
+        if !self.opts.interactive {
+            return false;
+        }
+        let prompt = format!("canary: node {node} is upgraded and healthy. Continue with the other nodes? [y/N] ");
+        crate::commands::confirm(&prompt).await
+    }
+
+    fn summary(&self, outcome: Outcome) {
+        let nodes = self
+            .plan
+            .nodes
+            .iter()
+            .map(|pn| {
+                let st = self.state.node(pn.id);
+                NodeSummary {
+                    id: pn.id,
+                    from: st.and_then(|s| s.from.clone()).or_else(|| pn.from.clone()),
+                    to: self.plan.to.clone(),
+                    status: st.map_or("pending", |s| status_word(s.status)).to_string(),
+                    duration_s: st.and_then(|s| match (s.started_at_ms, s.finished_at_ms) {
+                        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1000.0),
+                        _ => None,
+                    }),
+                }
+            })
+            .collect();
+        let status = match outcome {
+            Outcome::Success => "completed",
+            Outcome::No => "failed",
+            Outcome::Interrupted => "interrupted",
+        };
+        self.emit(&Event::Summary(Summary {
+            ok: outcome == Outcome::Success,
+            status: status.to_string(),
+            cluster: self.plan.cluster.clone(),
+            to: self.plan.to.clone(),
+            duration_s: self.started.elapsed().as_secs_f64(),
+            nodes,
+        }));
+    }
+
+    /// Where a resumed node picks up: the first rollout step not yet finished.
+    fn resume_point(&self, id: u64) -> Option<PlanStepKind> {
+        let st = self.state.node(id)?;
+        if st.status != NodeStatus::InProgress {
+            return None;
+        }
+        let order = [PlanStepKind::Backup, PlanStepKind::Stop, PlanStepKind::Install, PlanStepKind::Start, PlanStepKind::WaitReady, PlanStepKind::Soak];
+        order.into_iter().find(|k| !st.finished(k.as_str()))
+    }
+
+    async fn node(&mut self, pn: &PlannedNode, index: usize, total: usize) -> anyhow::Result<NodeEnd> {
+        let id = pn.id;
+        let prior = self.state.node(id).map(|n| n.status);
+        if pn.action == NodeAction::Skip {
+            self.emit(&Event::NodeSkipped { node: id, reason: format!("already on {}", self.plan.to) });
+            let n = self.node_run(id);
+            n.status = NodeStatus::Skipped;
+            self.save()?;
+            return Ok(NodeEnd::Skipped);
+        }
+        if prior == Some(NodeStatus::Ready) {
+            // Verified in an earlier run: re-verify without restarting.
+            let baseline = NodeBaseline { id, version: None, uptime: None, observed_at: std::time::SystemTime::now() };
+            self.emit(&Event::NodeSkipped { node: id, reason: "upgraded by the earlier run; re-verifying without restart".into() });
+            return match self.wait_ready(&baseline, &self.target.clone(), Instant::now()).await {
+                Ok(_) => Ok(NodeEnd::Skipped),
+                Err(f) => self.fail(pn, "wait_ready", &f.reason(), f.signal(), f.observed(), false).await,
+            };
+        }
+        let resume_at = self.resume_point(id);
+        let node_started = Instant::now();
+        self.emit(&Event::NodeStarted { node: id, from: pn.from.clone(), to: self.plan.to.clone(), index, total });
+        {
+            let from = pn.from.clone();
+            let n = self.node_run(id);
+            if n.from.is_none() {
+                n.from = from;
+            }
+            n.status = NodeStatus::InProgress;
+            n.started_at_ms.get_or_insert_with(now_ms);
+        }
+        self.save()?;
+
+        // Signal F, then the baseline, unless the node was already touched.
+        let touched = resume_at.is_some_and(|k| k != PlanStepKind::Backup);
+        if !touched {
+            self.step_started(id, PlanStepKind::CheckSettled, None)?;
+            match self.wait_settled(id).await {
+                Ok(view) => {
+                    let b = NodeBaseline::from_view(&view, id);
+                    let n = self.node_run(id);
+                    n.baseline = Some(Baseline {
+                        version: b.version.as_ref().map(ToString::to_string),
+                        uptime_s: b.uptime.map(|u| u.as_secs_f64()),
+                        at_ms: now_ms(),
+                    });
+                    n.done.push("check_settled".into());
+                    self.save()?;
+                }
+                Err(WaitFailure::Interrupted) => return self.interrupted(id, false),
+                Err(f) => return self.fail(pn, "check_settled", &f.reason(), f.signal(), f.observed(), false).await,
+            }
+            if self.interrupt.requested() {
+                return self.interrupted(id, false);
+            }
+        }
+
+        let transport = Transport::for_node(&self.ctx.manifest, self.ctx.manifest.node(id).ok_or_else(|| anyhow::anyhow!("node {id} vanished from the manifest"))?);
+        for step in pn.steps.iter().filter(|s| s.kind.playbook_step().is_some()) {
+            if self.state.node(id).is_some_and(|n| n.finished(step.kind.as_str())) {
+                continue;
+            }
+            // First Ctrl-C before the node goes down: stop here, nothing touched.
+            let down = self.state.node(id).is_some_and(|n| n.finished("stop") || n.step.as_deref() == Some("stop"));
+            if self.interrupt.requested() && !down {
+                return self.interrupted(id, false);
+            }
+            let Some(command) = step.command.clone() else { continue };
+            self.step_started(id, step.kind, Some(command.clone()))?;
+            let timeout = Duration::from_secs_f64(step.timeout_s);
+            let out = tokio::select! {
+                r = transport::run(&transport, &command, timeout) => r,
+                () = self.interrupt.reached(2) => {
+                    return self.interrupted(id, true);
+                }
+            };
+            let out = match out {
+                Ok(o) => o,
+                Err(e) => {
+                    let reason = format!("{} could not run: {e}", step.kind.as_str());
+                    return self.fail(pn, step.kind.as_str(), &reason, None, None, true).await;
+                }
+            };
+            self.emit(&Event::StepFinished {
+                node: id,
+                step: step.kind.as_str().into(),
+                ok: out.success(),
+                exit_code: out.exit_code,
+                timed_out: out.timed_out,
+                duration_s: out.duration.as_secs_f64(),
+            });
+            if !out.success() {
+                let how = if out.timed_out { format!("timed out after {}s", step.timeout_s) } else { format!("exited with {}", out.exit_code.map_or_else(|| "a signal".into(), |c| c.to_string())) };
+                let reason = format!("step `{}` {how}; last output:\n{}", step.kind.as_str(), indent(&out.tail(10)));
+                let touched = step.kind != PlanStepKind::Backup;
+                return self.fail(pn, step.kind.as_str(), &reason, None, None, touched).await;
+            }
+            self.node_run(id).done.push(step.kind.as_str().into());
+            self.save()?;
+        }
+
+        // The gate.
+        if !self.state.node(id).is_some_and(|n| n.finished("wait_ready")) {
+            self.step_started(id, PlanStepKind::WaitReady, None)?;
+            let baseline = self.baseline(id);
+            match self.wait_ready(&baseline, &self.target.clone(), node_started).await {
+                Ok(_) => {
+                    self.emit(&Event::NodeReady { node: id, version: self.plan.to.clone(), duration_s: node_started.elapsed().as_secs_f64() });
+                    self.node_run(id).done.push("wait_ready".into());
+                    self.save()?;
+                }
+                Err(WaitFailure::Interrupted) => return self.interrupted(id, true),
+                Err(f) => return self.fail(pn, "wait_ready", &f.reason(), f.signal(), f.observed(), true).await,
+            }
+        }
+        if self.interrupt.requested() {
+            self.finish_node(id, NodeStatus::Ready)?;
+            return self.interrupted(id, false);
+        }
+
+        // The soak.
+        if pn.steps.iter().any(|s| s.kind == PlanStepKind::Soak) {
+            self.step_started(id, PlanStepKind::Soak, None)?;
+            match self.soak(id).await {
+                Ok(d) => self.emit(&Event::SoakFinished { node: id, ok: true, duration_s: d.as_secs_f64(), reason: None }),
+                Err(WaitFailure::Interrupted) => return self.interrupted(id, false),
+                Err(f) => {
+                    self.emit(&Event::SoakFinished { node: id, ok: false, duration_s: 0.0, reason: Some(f.reason()) });
+                    return self.fail(pn, "soak", &f.reason(), f.signal(), f.observed(), false).await;
+                }
+            }
+        } else {
+            self.emit(&Event::SoakFinished { node: id, ok: true, duration_s: 0.0, reason: None });
+        }
+        self.finish_node(id, NodeStatus::Ready)?;
+        Ok(NodeEnd::Done)
+    }
+
+    fn baseline(&self, id: u64) -> NodeBaseline {
+        let b = self.state.node(id).and_then(|n| n.baseline.clone());
+        NodeBaseline {
+            id,
+            version: b.as_ref().and_then(|b| b.version.as_deref()).and_then(|v| WkVersion::parse(v).ok()),
+            uptime: b.as_ref().and_then(|b| b.uptime_s).map(Duration::from_secs_f64),
+            observed_at: std::time::SystemTime::now(),
+        }
+    }
+
+    fn step_started(&mut self, id: u64, kind: PlanStepKind, command: Option<String>) -> anyhow::Result<()> {
+        self.emit(&Event::StepStarted { node: id, step: kind.as_str().into(), command });
+        self.node_run(id).step = Some(kind.as_str().into());
+        self.save()
+    }
+
+    fn finish_node(&mut self, id: u64, status: NodeStatus) -> anyhow::Result<()> {
+        let n = self.node_run(id);
+        n.status = status;
+        n.finished_at_ms = Some(now_ms());
+        self.save()
+    }
+
+    fn interrupted(&mut self, id: u64, node_may_be_down: bool) -> anyhow::Result<NodeEnd> {
+        let step = self.state.node(id).and_then(|n| n.step.clone()).unwrap_or_default();
+        let message = if node_may_be_down {
+            format!("node {id} may be DOWN (interrupted during `{step}`); state saved: continue with `wkctl upgrade --resume`")
+        } else {
+            format!("stopped before touching more nodes (node {id}, after `{step}`); state saved: continue with `wkctl upgrade --resume`")
+        };
+        self.emit(&Event::Interrupted { node: Some(id), message });
+        self.save()?;
+        Ok(NodeEnd::Interrupted)
+    }
+
+    /// Stops the run at `pn`: its logs, the failure event, optional rollback, saved state.
+    async fn fail(&mut self, pn: &PlannedNode, step: &str, reason: &str, signal: Option<String>, observed: Option<String>, touched: bool) -> anyhow::Result<NodeEnd> {
+        let id = pn.id;
+        let logs_tail = self.node_logs(id).await;
+        self.emit(&Event::NodeFailed {
+            node: id,
+            step: step.to_string(),
+            reason: reason.to_string(),
+            signal,
+            observed,
+            logs_tail: logs_tail.clone(),
+        });
+        {
+            let n = self.node_run(id);
+            n.status = NodeStatus::Failed;
+            n.error = Some(reason.to_string());
+            n.finished_at_ms = Some(now_ms());
+        }
+        self.save()?;
+        if self.opts.rollback_on_failure && touched {
+            self.rollback(pn).await?;
+        }
+        Ok(NodeEnd::Failed)
+    }
+
+    async fn node_logs(&self, id: u64) -> Option<String> {
+        let node = self.ctx.manifest.node(id)?;
+        let tpl = self.ctx.playbook.step(StepKind::Logs)?;
+        let from = self.state.node(id).and_then(|n| n.from.clone());
+        let vars = playbook::node_vars(&self.ctx.playbook, &self.ctx.manifest.vars, node, from.as_deref(), &self.plan.to);
+        let cmd = playbook::render(tpl, &vars).ok()?;
+        let out = transport::run(&Transport::for_node(&self.ctx.manifest, node), &cmd, Duration::from_secs(30)).await.ok()?;
+        Some(out.tail(LOG_TAIL_LINES))
+    }
+
+    /// `--rollback-on-failure`: the playbook's `rollback`, then the gate on the old version.
+    async fn rollback(&mut self, pn: &PlannedNode) -> anyhow::Result<()> {
+        let id = pn.id;
+        let from = self.state.node(id).and_then(|n| n.from.clone());
+        let (Some(node), Some(tpl), Some(from_s)) = (self.ctx.manifest.node(id), self.ctx.playbook.step(StepKind::Rollback), from) else {
+            self.emit(&Event::RollbackFinished { node: id, ok: false, reason: Some("no rollback step or old version unknown".into()) });
+            return Ok(());
+        };
+        let Ok(old) = WkVersion::parse(&from_s) else {
+            self.emit(&Event::RollbackFinished { node: id, ok: false, reason: Some(format!("old version `{from_s}` unparsable")) });
+            return Ok(());
+        };
+        let vars = playbook::node_vars(&self.ctx.playbook, &self.ctx.manifest.vars, node, Some(&from_s), &self.plan.to);
+        let cmd = playbook::render(tpl, &vars).map_err(anyhow::Error::msg)?;
+        self.step_started(id, PlanStepKind::Start, Some(cmd.clone()))?;
+        let timeout = self.ctx.playbook.timeout(StepKind::Rollback).unwrap_or(self.ctx.manifest.policy.step_timeout);
+        let before = self.observe().await;
+        let baseline = NodeBaseline::from_view(&before, id);
+        let out = transport::run(&Transport::for_node(&self.ctx.manifest, node), &cmd, timeout).await;
+        let ok_run = out.as_ref().is_ok_and(transport::StepOutput::success);
+        if !ok_run {
+            let why = match out {
+                Ok(o) => format!("rollback step failed: {}", o.tail(5)),
+                Err(e) => format!("rollback step could not run: {e}"),
+            };
+            self.emit(&Event::RollbackFinished { node: id, ok: false, reason: Some(why) });
+            return Ok(());
+        }
+        let baseline = NodeBaseline { version: None, ..baseline };
+        match self.wait_ready(&baseline, &old, Instant::now()).await {
+            Ok(_) => {
+                self.emit(&Event::RollbackFinished { node: id, ok: true, reason: None });
+                self.node_run(id).status = NodeStatus::RolledBack;
+            }
+            Err(f) => self.emit(&Event::RollbackFinished { node: id, ok: false, reason: Some(f.reason()) }),
+        }
+        self.save()
+    }
+}
+
+fn status_word(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Pending => "pending",
+        NodeStatus::InProgress => "in_progress",
+        NodeStatus::Ready => "upgraded",
+        NodeStatus::Skipped => "skipped",
+        NodeStatus::Failed => "failed",
+        NodeStatus::RolledBack => "rolled_back",
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+}

@@ -1,0 +1,231 @@
+//! The waiting parts of a run: cluster settled before a node is touched (signal F), the
+//! readiness gate (A–G held for `stable_for`), and the soak. Each polls the cluster with
+//! [`crate::probe::observe`] and decides with the pure functions of [`crate::gate`].
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::events::Event;
+use crate::gate::{self, NodeBaseline, Signal, SignalState, Stability};
+use crate::probe::{self, ClusterView, ProbeError};
+use crate::version::WkVersion;
+
+use super::Runner;
+
+/// Why waiting stopped without success.
+#[derive(Debug, Clone)]
+pub enum WaitFailure {
+    /// A signal never held before the deadline.
+    Timeout { signal: Option<String>, observed: String },
+    /// The node restarted on its own between polls.
+    CrashLoop { observed: String },
+    /// Another node went down while this one was being gated or soaked.
+    SecondFailure { node: u64, observed: String },
+    /// A node answered 401 (token rotated or wrong).
+    Auth { node: u64 },
+    /// The cluster got worse during the soak.
+    Unhealthy { observed: String },
+    /// The operator pressed Ctrl-C a second time.
+    Interrupted,
+}
+
+impl WaitFailure {
+    pub fn reason(&self) -> String {
+        match self {
+            WaitFailure::Timeout { signal: Some(s), observed } => format!("gate signal {s} never held: {observed}"),
+            WaitFailure::Timeout { signal: None, observed } => format!("timed out: {observed}"),
+            WaitFailure::CrashLoop { observed } => format!("crash loop: {observed}"),
+            WaitFailure::SecondFailure { node, observed } => format!("node {node} failed while another node was down: {observed}"),
+            WaitFailure::Auth { node } => format!("node {node} answered 401: the managerToken was rejected (rotated?)"),
+            WaitFailure::Unhealthy { observed } => format!("cluster unhealthy during soak: {observed}"),
+            WaitFailure::Interrupted => "interrupted".to_string(),
+        }
+    }
+    pub fn signal(&self) -> Option<String> {
+        match self {
+            WaitFailure::Timeout { signal, .. } => signal.clone(),
+            WaitFailure::CrashLoop { .. } => Some("G".into()),
+            _ => None,
+        }
+    }
+    pub fn observed(&self) -> Option<String> {
+        match self {
+            WaitFailure::Timeout { observed, .. }
+            | WaitFailure::CrashLoop { observed }
+            | WaitFailure::SecondFailure { observed, .. }
+            | WaitFailure::Unhealthy { observed } => Some(observed.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A node other than the one being worked on that does not answer for this many polls in
+/// a row is a second failure: the run stops (never two nodes down).
+const SECOND_FAILURE_POLLS: u32 = 3;
+
+fn state_word(s: &SignalState) -> (&'static str, Option<String>) {
+    match s {
+        SignalState::Met => ("met", None),
+        SignalState::NotYet(r) => ("not_yet", Some(r.clone())),
+        SignalState::Unknown(r) => ("unknown", Some(r.clone())),
+    }
+}
+
+/// Counts consecutive polls in which other nodes did not answer.
+#[derive(Default)]
+struct PeerWatch {
+    misses: BTreeMap<u64, u32>,
+}
+
+impl PeerWatch {
+    fn check(&mut self, view: &ClusterView, except: Option<u64>) -> Result<(), WaitFailure> {
+        for n in &view.nodes {
+            if matches!(n.error, Some(ProbeError::Unauthorized)) {
+                return Err(WaitFailure::Auth { node: n.id });
+            }
+            if Some(n.id) == except {
+                continue;
+            }
+            let down = !n.reachable && n.error.as_ref().is_some_and(ProbeError::is_unreachable);
+            let miss = self.misses.entry(n.id).or_default();
+            *miss = if down { *miss + 1 } else { 0 };
+            if *miss >= SECOND_FAILURE_POLLS {
+                let why = n.error.as_ref().map_or_else(|| "no answer".to_string(), ToString::to_string);
+                return Err(WaitFailure::SecondFailure { node: n.id, observed: format!("node {} API: {why}", n.id) });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Runner<'_> {
+    pub(super) async fn observe(&self) -> ClusterView {
+        probe::observe(&self.client, &self.ctx.manifest).await
+    }
+
+    /// Sleeps one poll interval; `Err` if the operator insists (second Ctrl-C).
+    async fn pause(&self) -> Result<(), WaitFailure> {
+        tokio::select! {
+            () = tokio::time::sleep(self.ctx.manifest.policy.poll_interval) => Ok(()),
+            () = self.interrupt.reached(2) => Err(WaitFailure::Interrupted),
+        }
+    }
+
+    /// Waits until the cluster is settled (signal F) before `node` is touched.
+    pub(super) async fn wait_settled(&self, node: u64) -> Result<ClusterView, WaitFailure> {
+        let deadline = Instant::now() + self.ctx.manifest.policy.node_timeout;
+        let mut announced = false;
+        let mut peers = PeerWatch::default();
+        loop {
+            let view = self.observe().await;
+            peers.check(&view, None)?;
+            match gate::cluster_settled(&view) {
+                SignalState::Met => return Ok(view),
+                SignalState::NotYet(r) | SignalState::Unknown(r) => {
+                    if Instant::now() >= deadline {
+                        return Err(WaitFailure::Timeout { signal: Some("F cluster settled".into()), observed: r });
+                    }
+                    if !announced {
+                        self.emit(&Event::Waiting { node: Some(node), what: format!("cluster to settle before touching the node: {r}") });
+                        announced = true;
+                    }
+                }
+            }
+            self.pause().await?;
+        }
+    }
+
+    /// The readiness gate: A–G met continuously for `stable_for`, within `node_timeout`.
+    pub(super) async fn wait_ready(&self, baseline: &NodeBaseline, target: &WkVersion, started: Instant) -> Result<ClusterView, WaitFailure> {
+        let policy = &self.ctx.manifest.policy;
+        let deadline = started + policy.node_timeout;
+        let mut stability = Stability::new(policy.stable_for);
+        let mut last: BTreeMap<Signal, SignalState> = BTreeMap::new();
+        let mut prev: Option<ClusterView> = None;
+        let mut peers = PeerWatch::default();
+        loop {
+            let view = self.observe().await;
+            let now = Instant::now();
+            let gs = gate::evaluate(baseline, prev.as_ref(), &view, target);
+            for (sig, st) in &gs.signals {
+                if last.get(sig) != Some(st) {
+                    let (word, reason) = state_word(st);
+                    self.emit(&Event::GateSignal {
+                        node: baseline.id,
+                        signal: sig.letter().to_string(),
+                        name: sig.name().to_string(),
+                        state: word.to_string(),
+                        reason,
+                    });
+                    last.insert(*sig, st.clone());
+                }
+            }
+            if gs.crash_loop {
+                return Err(WaitFailure::CrashLoop { observed: "uptime went down between polls: the process restarted on its own".into() });
+            }
+            peers.check(&view, Some(baseline.id))?;
+            if stability.update(&gs, now) {
+                return Ok(view);
+            }
+            if now >= deadline {
+                let (signal, observed) = match gs.waiting_on() {
+                    Some((s, st)) => (Some(format!("{} {}", s.letter(), s.name())), state_word(st).1.unwrap_or_default()),
+                    None => (None, format!("signals held for less than {}s", policy.stable_for.as_secs_f64())),
+                };
+                return Err(WaitFailure::Timeout { signal, observed });
+            }
+            prev = Some(view);
+            self.pause().await?;
+        }
+    }
+
+    /// Watches the whole cluster for `policy.soak`: any node unreachable, failing health,
+    /// offline, a leaderless slot or no controller fails the soak.
+    pub(super) async fn soak(&self, node: u64) -> Result<Duration, WaitFailure> {
+        let started = Instant::now();
+        let soak = self.ctx.manifest.policy.soak;
+        let mut peers = PeerWatch::default();
+        while started.elapsed() < soak {
+            if self.interrupt.requested() {
+                break;
+            }
+            let view = self.observe().await;
+            peers.check(&view, None)?;
+            if let Some(problem) = soak_problem(&view) {
+                return Err(WaitFailure::Unhealthy { observed: format!("while soaking node {node}: {problem}") });
+            }
+            let left = soak.saturating_sub(started.elapsed());
+            tokio::select! {
+                () = tokio::time::sleep(self.ctx.manifest.policy.poll_interval.min(left)) => {}
+                () = self.interrupt.reached(1) => {}
+            }
+        }
+        Ok(started.elapsed())
+    }
+}
+
+/// What makes the cluster unhealthy during a soak (slot leader migrations are normal
+/// balancing after a restart, facts §4.4, and do not count).
+pub fn soak_problem(view: &ClusterView) -> Option<String> {
+    for n in &view.nodes {
+        if !n.reachable {
+            let why = n.error.as_ref().map_or_else(|| "no answer".to_string(), ToString::to_string);
+            return Some(format!("node {} unreachable ({why})", n.id));
+        }
+        if let probe::HealthState::Failing(m) = &n.health {
+            return Some(format!("node {} /health failing: {m}", n.id));
+        }
+        if n.info_online == Some(false) || n.simple_online == Some(false) {
+            return Some(format!("node {} offline in the controller's view", n.id));
+        }
+    }
+    if view.controller.is_none() && view.slots.is_none() {
+        return Some("no controller known".to_string());
+    }
+    if let Some(s) = &view.slots {
+        if !s.leaderless.is_empty() {
+            return Some(format!("{} slot(s) without a leader", s.leaderless.len()));
+        }
+    }
+    None
+}
