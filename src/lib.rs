@@ -11,3 +11,4 @@ pub mod version;
 pub mod error;
 pub mod manifest;
 pub mod playbook;
+pub mod probe; pub mod gate; pub mod checks;
