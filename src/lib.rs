@@ -8,13 +8,17 @@
 //! the commands observe and print.
 
 pub mod cli;
+pub mod checks;
 pub mod commands;
+pub mod execute;
+pub mod gate;
 pub mod error;
 pub mod events;
 pub mod finding;
 pub mod manifest;
 pub mod output;
 pub mod plan;
+pub mod probe;
 pub mod playbook;
 pub mod releases;
 pub mod sim;

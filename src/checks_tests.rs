@@ -1,0 +1,183 @@
+//! Live-check tests over hand-built views: one per finding, plus the quiet case.
+
+use super::*;
+use crate::finding::Severity;
+use crate::probe::fixtures::{manifest, settled, v};
+use crate::probe::{InfoAnswer, SlotSummary};
+
+const V: &str = "v2.2.5-20260422";
+
+fn ids_of(f: &[Finding]) -> Vec<&'static str> {
+    f.iter().map(|f| f.id).collect()
+}
+
+fn only<'a>(f: &'a [Finding], id: &str) -> &'a Finding {
+    let hits: Vec<&Finding> = f.iter().filter(|x| x.id == id).collect();
+    assert_eq!(hits.len(), 1, "{id} in {:?}", ids_of(f));
+    hits[0]
+}
+
+fn run(change: impl FnOnce(&mut ClusterView)) -> Vec<Finding> {
+    let mut view = settled(V, 0);
+    change(&mut view);
+    live_findings(&manifest(&[1001, 1002, 1003]), &view)
+}
+
+#[test]
+fn a_settled_cluster_has_no_findings() {
+    assert!(run(|_| {}).is_empty());
+    let view = settled(V, 0);
+    assert_eq!(controller(&view), Some(1001));
+    let versions = live_versions(&view);
+    assert_eq!(versions.len(), 3);
+    assert_eq!(versions[&1002], Some(v(V)));
+}
+
+#[test]
+fn unreachable_and_auth_failed() {
+    let f = run(|c| {
+        let n = c.node_mut(1002).unwrap();
+        (n.reachable, n.error) = (false, Some(ProbeError::Timeout));
+    });
+    let u = only(&f, "node.unreachable");
+    assert_eq!((u.severity, u.node), (Severity::Block, Some(1002)));
+    assert!(u.message.contains("1002") && u.message.contains("timeout"));
+
+    let f = run(|c| {
+        let n = c.node_mut(1003).unwrap();
+        (n.reachable, n.error) = (true, Some(ProbeError::Unauthorized));
+    });
+    let a = only(&f, "node.auth_failed");
+    assert_eq!((a.severity, a.node), (Severity::Block, Some(1003)));
+    assert!(a.hint.contains("WK_MANAGER_TOKEN") && a.hint.contains("api.token_env"), "{}", a.hint);
+    assert!(!ids_of(&f).contains(&"node.unreachable"));
+}
+
+#[test]
+fn id_mismatch() {
+    let f = run(|c| c.node_mut(1002).unwrap().server_id = Some("1003".into()));
+    let m = only(&f, "node.id_mismatch");
+    assert!(m.message.contains("1002") && m.message.contains("1003"));
+    assert_eq!(m.severity, Severity::Block);
+    // No /varz: the id from /cluster/node is used.
+    let f = run(|c| {
+        let n = c.node_mut(1002).unwrap();
+        (n.server_id, n.self_id) = (None, Some(1001));
+    });
+    only(&f, "node.id_mismatch");
+}
+
+#[test]
+fn membership_mismatch_says_the_seed_incident_plainly() {
+    // #310: manifest has 3 nodes, the cluster reports only 1001.
+    let f = run(|c| {
+        c.membership = Some(vec![1001]);
+        for id in [1002, 1003] {
+            let n = c.node_mut(id).unwrap();
+            (n.info_online, n.info_status) = (None, None);
+        }
+    });
+    let m = only(&f, "cluster.membership_mismatch");
+    assert_eq!(m.severity, Severity::Block);
+    assert!(m.message.contains("the manifest has 3 nodes, the cluster reports 1 (1001)"), "{}", m.message);
+    assert!(m.message.contains("1002, 1003 missing"));
+    assert!(m.hint.contains("start node 1001 first") && m.hint.contains("cluster.initNodes") && m.hint.contains("11110") && m.hint.contains("#310"));
+    // The reverse: the cluster has a node the manifest does not list.
+    let f = run(|c| c.membership = Some(vec![1001, 1002, 1003, 1004]));
+    assert!(only(&f, "cluster.membership_mismatch").message.contains("1004 not in the manifest"));
+}
+
+#[test]
+fn node_offline_and_not_joined() {
+    let f = run(|c| c.node_mut(1003).unwrap().info_online = Some(false));
+    let o = only(&f, "cluster.node_offline");
+    assert_eq!((o.severity, o.node), (Severity::Block, Some(1003)));
+    let f = run(|c| c.node_mut(1003).unwrap().info_status = Some(crate::probe::NodeStatus::Joining));
+    assert!(only(&f, "cluster.node_offline").message.contains("not Joined"));
+}
+
+#[test]
+fn no_controller() {
+    let f = run(|c| {
+        c.controller = None;
+        c.leader_not_found = vec![1001, 1002, 1003];
+        for n in &mut c.nodes {
+            n.info_answer = InfoAnswer::LeaderNotFound;
+        }
+    });
+    let n = only(&f, "cluster.no_controller");
+    assert_eq!(n.severity, Severity::Block);
+    assert!(n.message.contains("leader not found"));
+}
+
+#[test]
+fn slots_not_ready_and_migration() {
+    let f = run(|c| c.slots.as_mut().unwrap().leaderless = vec![3]);
+    assert!(only(&f, "cluster.slots_not_ready").message.contains("1 of 64"));
+    let f = run(|c| c.slots.as_mut().unwrap().candidate = vec![4, 5]);
+    assert_eq!(only(&f, "cluster.slots_not_ready").severity, Severity::Block);
+    let f = run(|c| c.slots = Some(SlotSummary::default()));
+    assert!(only(&f, "cluster.slots_not_ready").message.contains("no slots"));
+    let f = run(|c| c.slots.as_mut().unwrap().migrating = vec![9]);
+    let m = only(&f, "cluster.migration_in_progress");
+    assert_eq!(m.severity, Severity::Block);
+    assert!(m.message.contains("(9)"));
+    assert!(!ids_of(&f).contains(&"cluster.slots_not_ready"));
+}
+
+#[test]
+fn config_lagging_is_a_warning() {
+    let f = run(|c| c.node_mut(1002).unwrap().config_version = Some(410));
+    let l = only(&f, "cluster.config_lagging");
+    assert_eq!((l.severity, l.node), (Severity::Warn, Some(1002)));
+    assert!(l.message.contains("410") && l.message.contains("415"));
+}
+
+#[test]
+fn health_failing_blocks_only_when_cluster_aware() {
+    let failing = |c: &mut ClusterView| c.node_mut(1002).unwrap().health = crate::probe::HealthState::Failing("slot not ready".into());
+    let f = run(failing);
+    let h = only(&f, "cluster.health_failing");
+    assert_eq!(h.severity, Severity::Block);
+    assert!(h.message.contains("slot not ready"));
+    let mut view = settled("v2.1.3-20250210", 0);
+    failing(&mut view);
+    let f = live_findings(&manifest(&[1001, 1002, 1003]), &view);
+    assert_eq!(only(&f, "cluster.health_failing").severity, Severity::Warn);
+}
+
+#[test]
+fn cluster_port_unreachable() {
+    let f = run(|c| c.node_mut(1001).unwrap().cluster_port_reachable = Some(false));
+    let p = only(&f, "cluster.cluster_port_unreachable");
+    assert_eq!((p.severity, p.node), (Severity::Block, Some(1001)));
+    assert!(p.message.contains("10.0.0.1:11110"));
+}
+
+#[test]
+fn not_zero_downtime() {
+    let f = run(|c| c.slot_replica_count = Some(1));
+    assert_eq!(only(&f, "cluster.not_zero_downtime").severity, Severity::Warn);
+    let mut view = settled(V, 0);
+    view.nodes.truncate(1);
+    view.membership = Some(vec![1001]);
+    let f = live_findings(&manifest(&[1001]), &view);
+    assert!(only(&f, "cluster.not_zero_downtime").message.contains("1 node"));
+}
+
+#[test]
+fn mixed_versions_and_manifest_disagreement() {
+    let f = run(|c| {
+        let n = c.node_mut(1003).unwrap();
+        n.version = Some(v("v2.2.4-20260313"));
+    });
+    assert_eq!(only(&f, "version.mixed").severity, Severity::Warn);
+
+    let mut m = manifest(&[1001, 1002, 1003]);
+    m.nodes[1].version = Some(v("v2.1.2-20250120"));
+    m.nodes[2].version = Some(v("2.2.5")); // same build without the date: agrees
+    let f = live_findings(&m, &settled(V, 0));
+    let d = only(&f, "version.manifest_disagrees");
+    assert_eq!((d.severity, d.node), (Severity::Warn, Some(1002)));
+    assert!(d.message.contains(V) && d.message.contains("v2.1.2-20250120"));
+}

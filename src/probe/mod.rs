@@ -1,0 +1,144 @@
+//! Probing a WuKongIM v2 cluster: the HTTP client, typed answers, and one
+//! [`ClusterView`] per poll (DESIGN §5, facts §11.1).
+//!
+//! Per node and poll: `/health`, `/varz`, `/cluster/node`, `/cluster/info` (4 requests,
+//! concurrently). `/cluster/info` is forwarded to the controller by every node, so the
+//! per-node answers also give the cluster config (no extra request). Then one
+//! `/cluster/simpleNodes` from a healthy node that knows the controller (never
+//! `/cluster/nodes`: it fans out and fails while a peer is down, facts §3.4), and a TCP
+//! connect to every node's cluster port.
+
+pub mod client;
+pub mod models;
+pub mod view;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+pub use client::{Client, MAX_BODY_BYTES, ProbeError};
+pub use models::{ClusterInfo, ClusterLogs, Health, InfoNode, InfoSlot, NodeConfig, NodeList, NodeStatus, SlotStatus, Varz, parse_go_uptime};
+pub use view::{ClusterView, HealthState, InfoAnswer, NodeAnswers, NodeView, SlotSummary, VersionSource, assemble};
+
+use crate::manifest::Manifest;
+
+/// Requests in flight at most: nodes probed at once × 4 requests each.
+pub const MAX_IN_FLIGHT: usize = 64;
+const REQUESTS_PER_NODE: usize = 4;
+/// Load budget per node (requests per second) the poll loop must respect.
+pub const MAX_REQUESTS_PER_NODE_PER_SEC: u32 = 5;
+/// Floor for any poll interval.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// At most this many nodes are asked for `/cluster/simpleNodes` per poll.
+const SIMPLE_NODES_ATTEMPTS: usize = 2;
+
+/// The shortest poll interval that keeps every node under
+/// [`MAX_REQUESTS_PER_NODE_PER_SEC`]. The busiest node is the controller: its own 4
+/// requests, the `/cluster/info` forwarded by each of the other `nodes - 1`, and
+/// `/cluster/simpleNodes` (worst case) — `nodes + 4` per poll. The gate loop uses
+/// `max(policy.poll_interval, min_poll_interval(n))`.
+pub fn min_poll_interval(nodes: usize) -> Duration {
+    let per_poll = u64::try_from(nodes + REQUESTS_PER_NODE).unwrap_or(u64::MAX);
+    let millis = per_poll.saturating_mul(1000).div_ceil(u64::from(MAX_REQUESTS_PER_NODE_PER_SEC));
+    Duration::from_millis(millis).max(MIN_POLL_INTERVAL)
+}
+
+/// Observes the whole cluster once. Never fails: what could not be learned is `None`,
+/// `Unknown` or a [`ProbeError`] in the view.
+pub async fn observe(client: &Client, manifest: &Manifest) -> ClusterView {
+    let observed_at = SystemTime::now();
+    let answers = probe_nodes(client, manifest).await;
+
+    // simpleNodes from a healthy node that knows the controller; the controller first
+    // (its local config is the authority), then manifest order.
+    let mut candidates: Vec<&NodeAnswers> = answers.iter().filter(|a| a.health.as_ref().is_ok_and(|h| h.ok) && a.info.is_ok()).collect();
+    candidates.sort_by_key(|a| !a.node.as_ref().is_ok_and(|n| n.is_leader));
+    let mut simple = None;
+    for a in candidates.into_iter().take(SIMPLE_NODES_ATTEMPTS) {
+        if let Ok(list) = client.simple_nodes(&a.api).await {
+            simple = Some((a.id, list));
+            break;
+        }
+    }
+
+    let mut view = assemble(&answers, simple.as_ref().map(|(id, l)| (*id, l)), observed_at);
+    check_cluster_ports(&mut view, client.timeout()).await;
+    view
+}
+
+async fn probe_nodes(client: &Client, manifest: &Manifest) -> Vec<NodeAnswers> {
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT / REQUESTS_PER_NODE));
+    let mut set = JoinSet::new();
+    for (idx, node) in manifest.nodes.iter().enumerate() {
+        let (client, permits, id, api) = (client.clone(), Arc::clone(&permits), node.id, node.api.clone());
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let (health, varz, own, info) = tokio::join!(client.health(&api), client.varz(&api), client.node(&api), client.cluster_info(&api));
+            (idx, NodeAnswers { id, api, health, varz, node: own, info })
+        });
+    }
+    let mut out: Vec<Option<NodeAnswers>> = vec![None; manifest.nodes.len()];
+    while let Some(joined) = set.join_next().await {
+        if let Ok((idx, a)) = joined {
+            out[idx] = Some(a);
+        }
+    }
+    // A task can only be missing if it panicked; report the node as unreachable then.
+    out.into_iter()
+        .zip(&manifest.nodes)
+        .map(|(a, n)| {
+            a.unwrap_or_else(|| {
+                fn failed<T>() -> Result<T, ProbeError> {
+                    Err(ProbeError::Network("the probe task failed".into()))
+                }
+                NodeAnswers { id: n.id, api: n.api.clone(), health: failed(), varz: failed(), node: failed(), info: failed() }
+            })
+        })
+        .collect()
+}
+
+/// TCP connect (with timeout) to each node's cluster address (`clusterAddr`, port 11110).
+async fn check_cluster_ports(view: &mut ClusterView, timeout: Duration) {
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut set = JoinSet::new();
+    for (idx, n) in view.nodes.iter().enumerate() {
+        let Some(addr) = n.cluster_addr.as_deref().map(cluster_host_port) else { continue };
+        let permits = Arc::clone(&permits);
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let ok = matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)));
+            (idx, ok)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Ok((idx, ok)) = joined {
+            view.nodes[idx].cluster_port_reachable = Some(ok);
+        }
+    }
+}
+
+/// `tcp://host:11110` → `host:11110`.
+fn cluster_host_port(addr: &str) -> String {
+    addr.trim().trim_start_matches("tcp://").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_floor_keeps_the_controller_under_five_requests_per_second() {
+        assert_eq!(min_poll_interval(1), Duration::from_secs(1));
+        assert_eq!(min_poll_interval(3), Duration::from_millis(1400));
+        for n in 1..200 {
+            let per_sec = (n + 4) as f64 / min_poll_interval(n).as_secs_f64();
+            assert!(per_sec <= 5.0 + 1e-9, "{n} nodes: {per_sec} req/s");
+        }
+        assert_eq!(cluster_host_port("tcp://node1.wk.local:11110"), "node1.wk.local:11110");
+    }
+}
