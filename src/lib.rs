@@ -17,6 +17,7 @@ pub mod plan;
 pub mod playbook;
 pub mod releases;
 pub mod sim;
+pub mod transport;
 pub mod version;
 
 use cli::{Cli, Command};
