@@ -6,6 +6,7 @@
 //! timeout stops the whole group: SIGTERM, a grace period, then SIGKILL. If the future is
 //! dropped (Ctrl-C, DESIGN §6) the group is killed as well, so no step outlives wkctl.
 
+use std::fmt::Write as _;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -81,19 +82,12 @@ impl Transport {
         match self {
             Transport::Local => "local".to_string(),
             Transport::Ssh(t) => {
-                let mut s = String::from("ssh ");
-                if let Some(user) = &t.user {
-                    s.push_str(user);
-                    s.push('@');
-                }
+                let user = t.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
                 match t.port {
-                    Some(port) if t.host.contains(':') => {
-                        s.push_str(&format!("[{}]:{port}", t.host))
-                    }
-                    Some(port) => s.push_str(&format!("{}:{port}", t.host)),
-                    None => s.push_str(&t.host),
+                    Some(port) if t.host.contains(':') => format!("ssh {user}[{}]:{port}", t.host),
+                    Some(port) => format!("ssh {user}{}:{port}", t.host),
+                    None => format!("ssh {user}{}", t.host),
                 }
-                s
             }
         }
     }
@@ -162,19 +156,19 @@ impl StepOutput {
                 continue;
             }
             let shown = &all[all.len().saturating_sub(lines)..];
+            // Writing to a String cannot fail.
             if shown.len() < all.len() {
-                out.push_str(&format!(
-                    "{label} (last {} of {} lines):\n",
+                let _ = writeln!(
+                    out,
+                    "{label} (last {} of {} lines):",
                     shown.len(),
                     all.len()
-                ));
+                );
             } else {
-                out.push_str(&format!("{label}:\n"));
+                let _ = writeln!(out, "{label}:");
             }
             for line in shown {
-                out.push_str("  ");
-                out.push_str(line);
-                out.push('\n');
+                let _ = writeln!(out, "  {line}");
             }
         }
         if out.is_empty() {
@@ -197,14 +191,14 @@ pub async fn run(
 }
 
 async fn run_argv(argv: &[String], timeout: Duration) -> io::Result<StepOutput> {
-    let Some((program, args)) = argv.split_first() else {
+    let Some((program, rest)) = argv.split_first() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "empty command line",
         ));
     };
     let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
+    cmd.args(rest)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -233,21 +227,20 @@ async fn run_argv(argv: &[String], timeout: Duration) -> io::Result<StepOutput> 
             .push(tokio::spawn(capture(pipe, Arc::clone(&stderr))));
     }
 
-    let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => (status?, false),
-        Err(_) => {
-            group.signal(Signal::SIGTERM);
-            let status = match tokio::time::timeout(TERM_GRACE, child.wait()).await {
-                Ok(status) => status?,
-                Err(_) => {
-                    group.signal(Signal::SIGKILL);
-                    child.wait().await?
-                }
-            };
-            // The leader may have gone on SIGTERM while something it started ignores it.
+    let (status, timed_out) = if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await
+    {
+        (status?, false)
+    } else {
+        group.signal(Signal::SIGTERM);
+        let status = if let Ok(status) = tokio::time::timeout(TERM_GRACE, child.wait()).await {
+            status?
+        } else {
             group.signal(Signal::SIGKILL);
-            (status, true)
-        }
+            child.wait().await?
+        };
+        // The leader may have gone on SIGTERM while something it started ignores it.
+        group.signal(Signal::SIGKILL);
+        (status, true)
     };
     group.exited = true;
     let duration = started.elapsed();
