@@ -23,6 +23,7 @@ pub mod playbook;
 pub mod releases;
 pub mod sim;
 pub mod state;
+pub mod transport;
 pub mod version;
 
 use cli::{Cli, Command};
