@@ -77,7 +77,7 @@ pub fn table(state: &Value) -> String {
         let _ = writeln!(
             out,
             "{:<6} {:<24} {:<8} {:<18} {:<7} {:<5} {:<10} {}",
-            n["id"],
+            n["id"].to_string(),
             n["api"].as_str().unwrap_or(""),
             n["state"].as_str().unwrap_or(""),
             n["version"].as_str().unwrap_or(""),

@@ -149,6 +149,43 @@ impl Cluster {
             self.config.controller = 0;
             self.schedule(now + timing::CONTROLLER_ELECT, Timer::ControllerElect);
         }
+        self.check_quorum(now);
+    }
+
+    /// With fewer than a majority of members alive the config raft has no leader and the slot
+    /// groups whose leader is gone cannot elect one: slots Candidate, `/health` 500 on ≥ v2.1.4,
+    /// `/cluster/info` 400 (brief; facts §4.4 quorum = n/2+1).
+    fn check_quorum(&mut self, now: u64) {
+        let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
+        let alive = members.iter().filter(|id| self.node(**id).is_some_and(super::model::Node::alive)).count();
+        if alive >= members.len() / 2 + 1 {
+            return;
+        }
+        if self.config.controller != 0 {
+            self.config.controller = 0;
+            let e = self.emit(now, None, "controller");
+            e.to = Some("none".into());
+            e.detail = Some("quorum lost".into());
+        }
+        let mut lost = 0;
+        for i in 0..self.config.slots.len() {
+            let leader = self.config.slots[i].leader;
+            if self.config.slots[i].status == 0 && !self.is_connected(leader) {
+                let s = &mut self.config.slots[i];
+                s.status = 1;
+                s.expect_leader = 0;
+                s.migrate_from = 0;
+                s.migrate_to = 0;
+                lost += 1;
+            }
+        }
+        if lost > 0 {
+            self.bump();
+            let e = self.emit(now, None, "slots");
+            e.to = Some("candidate".into());
+            e.detail = Some(format!("{lost} slot(s) without quorum"));
+            self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
+        }
     }
 
     fn mark_offline(&mut self, id: u64, now: u64) {
