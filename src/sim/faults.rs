@@ -1,0 +1,155 @@
+//! Injectable faults of one simulated node (DESIGN §7) and their parsing from `wksim ctl fault`.
+//!
+//! Start-time faults (`never-starts`, `crash-loop`, `wrong-version`, `slow-start`, `no-rejoin`)
+//! are read when the node next boots; the others act immediately. Each one reproduces a failure
+//! seen upstream (facts §4.5, §8.3): #197 slot-ready panic, #545/#546 crash loop, #388 `connect
+//! not authed`, #310 "image not pulled".
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Active faults of one node; `clear` resets it to `Faults::default()`.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub never_starts: bool,
+    pub crash_loop: bool,
+    pub wrong_version: bool,
+    pub slow_start_secs: Option<f64>,
+    pub no_rejoin: bool,
+    pub blackhole: bool,
+    pub http500: bool,
+    pub partition: bool,
+    pub token: Option<String>,
+    pub config: BTreeMap<String, String>,
+    pub netsplit: BTreeSet<u64>,
+}
+
+impl Faults {
+    /// Short names for `ctl show`.
+    pub fn names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let flags = [
+            (self.never_starts, "never-starts"),
+            (self.crash_loop, "crash-loop"),
+            (self.wrong_version, "wrong-version"),
+            (self.no_rejoin, "no-rejoin"),
+            (self.blackhole, "blackhole"),
+            (self.http500, "http500"),
+            (self.partition, "partition"),
+        ];
+        out.extend(flags.iter().filter(|(on, _)| *on).map(|(_, n)| (*n).to_string()));
+        if let Some(s) = self.slow_start_secs {
+            out.push(format!("slow-start {s}"));
+        }
+        if self.token.is_some() {
+            out.push("token".to_string());
+        }
+        out.extend(self.config.iter().map(|(k, v)| format!("config {k}={v}")));
+        out.extend(self.netsplit.iter().map(|p| format!("netsplit {p}")));
+        out
+    }
+}
+
+/// One `wksim ctl fault NODE KIND [ARG]` request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    NeverStarts,
+    CrashLoop,
+    WrongVersion,
+    SlowStart(f64),
+    NoRejoin,
+    Blackhole,
+    Http500,
+    Partition,
+    Token(String),
+    Log(String),
+    Config(String, String),
+    Netsplit(u64),
+}
+
+impl FaultKind {
+    pub fn parse(kind: &str, args: &[String]) -> Result<FaultKind, String> {
+        let one = |what: &str| -> Result<String, String> {
+            match args {
+                [a] => Ok(a.clone()),
+                _ => Err(format!("fault `{kind}` needs exactly one argument: {what}")),
+            }
+        };
+        let none = |k: FaultKind| -> Result<FaultKind, String> {
+            if args.is_empty() { Ok(k) } else { Err(format!("fault `{kind}` takes no argument")) }
+        };
+        match kind {
+            "never-starts" => none(FaultKind::NeverStarts),
+            "crash-loop" => none(FaultKind::CrashLoop),
+            "wrong-version" => none(FaultKind::WrongVersion),
+            "no-rejoin" => none(FaultKind::NoRejoin),
+            "blackhole" => none(FaultKind::Blackhole),
+            "http500" => none(FaultKind::Http500),
+            "partition" => none(FaultKind::Partition),
+            "slow-start" => {
+                let s = one("SECS")?;
+                let secs: f64 = s.parse().map_err(|_| format!("slow-start: `{s}` is not a number of seconds"))?;
+                if !(secs.is_finite() && secs >= 0.0) {
+                    return Err(format!("slow-start: `{s}` must be a non-negative number"));
+                }
+                Ok(FaultKind::SlowStart(secs))
+            }
+            "token" => Ok(FaultKind::Token(one("NEWTOKEN")?)),
+            "log" if !args.is_empty() => Ok(FaultKind::Log(args.join(" "))),
+            "log" => Err("fault `log` needs the text to append".to_string()),
+            "config" => match args {
+                [k, v] => Ok(FaultKind::Config(k.clone(), v.clone())),
+                _ => Err("fault `config` needs KEY VALUE".to_string()),
+            },
+            "netsplit" => {
+                let s = one("PEER_ID")?;
+                Ok(FaultKind::Netsplit(s.parse().map_err(|_| format!("netsplit: `{s}` is not a node id"))?))
+            }
+            other => Err(format!(
+                "unknown fault `{other}` (expected never-starts, crash-loop, wrong-version, slow-start, no-rejoin, \
+                 blackhole, http500, partition, token, log, config, netsplit)"
+            )),
+        }
+    }
+
+    /// Whether the fault only acts at the node's next start.
+    pub fn is_start_time(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::NeverStarts | FaultKind::CrashLoop | FaultKind::WrongVersion | FaultKind::SlowStart(_) | FaultKind::NoRejoin
+        )
+    }
+
+    /// Text for the `fault` event's `detail`.
+    pub fn describe(&self) -> String {
+        match self {
+            FaultKind::NeverStarts => "never-starts".into(),
+            FaultKind::CrashLoop => "crash-loop".into(),
+            FaultKind::WrongVersion => "wrong-version".into(),
+            FaultKind::SlowStart(s) => format!("slow-start {s}"),
+            FaultKind::NoRejoin => "no-rejoin".into(),
+            FaultKind::Blackhole => "blackhole".into(),
+            FaultKind::Http500 => "http500".into(),
+            FaultKind::Partition => "partition".into(),
+            FaultKind::Token(_) => "token".into(),
+            FaultKind::Log(t) => format!("log {t}"),
+            FaultKind::Config(k, v) => format!("config {k} {v}"),
+            FaultKind::Netsplit(p) => format!("netsplit {p}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kinds_and_rejects_bad_args() {
+        assert_eq!(FaultKind::parse("slow-start", &["2.5".into()]), Ok(FaultKind::SlowStart(2.5)));
+        assert_eq!(FaultKind::parse("netsplit", &["1002".into()]), Ok(FaultKind::Netsplit(1002)));
+        assert!(FaultKind::parse("crash-loop", &["x".into()]).is_err());
+        assert!(FaultKind::parse("slow-start", &[]).is_err());
+        assert!(FaultKind::parse("bogus", &[]).is_err());
+        assert!(FaultKind::CrashLoop.is_start_time());
+        assert!(!FaultKind::Blackhole.is_start_time());
+    }
+}

@@ -1,0 +1,435 @@
+//! The pure cluster model: the controller's authoritative config, each node's process phase and
+//! local (possibly stale) copy of the config, and a timer queue. No I/O and no clock: every method
+//! takes `now` in simulated milliseconds, so unit tests drive it with a fake clock.
+//!
+//! Simulated time runs `speed` times faster than real time; the driver converts deadlines.
+//! Transition handlers live in `timeline.rs`, fault handling in `model_faults.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::releases::Capabilities;
+use crate::version::WkVersion;
+
+use super::faults::Faults;
+use super::logs;
+
+/// Timeline defaults in simulated ms (facts §4.2–§4.4, §11.5); divided by `--speed` in real time.
+pub mod timing {
+    pub const GRACEFUL_STOP: u64 = 1000;
+    /// pongMaxTick 30 × 200 ms controller tick (facts §4.2).
+    pub const OFFLINE_AFTER: u64 = 6000;
+    pub const SLOT_ELECT: u64 = 1000;
+    pub const CONTROLLER_ELECT: u64 = 2000;
+    pub const BOOT: u64 = 2000;
+    pub const STALE: u64 = 1500;
+    pub const CATCH_UP: u64 = 500;
+    pub const MIGRATE: u64 = 1000;
+    pub const CRASH_AFTER_API: u64 = 2500;
+    pub const CRASH_RESTART: u64 = 1000;
+    /// `MustWaitAllSlotsReady(1 minute)` (facts §4.1).
+    pub const SLOT_WAIT_PANIC: u64 = 60_000;
+    /// Bounded wait of a fan-out to a black-holed peer (facts §3.4: no client timeout upstream).
+    pub const PEER_TIMEOUT: u64 = 3000;
+    pub const RETRY: u64 = 500;
+}
+
+/// Process/membership phase of a node; the names are the `state` event values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Stopped,
+    /// Process started, API port not open yet.
+    Booting,
+    /// API open, answering from its stale persisted view (facts §4.3).
+    Stale,
+    /// The controller marked it online.
+    Online,
+    /// Config caught up, leaders migrated back.
+    Settled,
+    Crashed,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Stopped => "stopped",
+            Phase::Booting => "booting",
+            Phase::Stale => "stale",
+            Phase::Online => "online",
+            Phase::Settled => "settled",
+            Phase::Crashed => "crashed",
+        }
+    }
+    pub fn is_down(self) -> bool {
+        matches!(self, Phase::Stopped | Phase::Booting | Phase::Crashed)
+    }
+    pub fn api_open(self) -> bool {
+        matches!(self, Phase::Stale | Phase::Online | Phase::Settled)
+    }
+    pub fn running(self) -> bool {
+        !matches!(self, Phase::Stopped | Phase::Crashed)
+    }
+}
+
+/// A node entry of the cluster config (facts §3.6 `nodes[]`).
+#[derive(Debug, Clone, Default)]
+pub struct CfgNode {
+    pub id: u64,
+    pub cluster_addr: String,
+    pub api_addr: String,
+    pub online: bool,
+    pub offline_count: u32,
+    pub last_offline: i64,
+    pub created_at: i64,
+}
+
+/// A slot of the cluster config (facts §3.6 `slots[]`); status 0 Normal, 1 Candidate.
+#[derive(Debug, Clone, Default)]
+pub struct Slot {
+    pub id: u32,
+    pub leader: u64,
+    pub term: u32,
+    pub replicas: Vec<u64>,
+    pub status: u8,
+    pub expect_leader: u64,
+    pub migrate_from: u64,
+    pub migrate_to: u64,
+}
+
+/// The cluster config (`types.Config`); `controller` is not serialized (facts §3.6).
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub version: u64,
+    pub term: u32,
+    pub controller: u64,
+    pub slot_count: u32,
+    pub slot_replica_count: u32,
+    pub channel_replica_count: u32,
+    pub nodes: Vec<CfgNode>,
+    pub slots: Vec<Slot>,
+}
+
+impl Config {
+    pub fn node(&self, id: u64) -> Option<&CfgNode> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+    fn node_mut(&mut self, id: u64) -> Option<&mut CfgNode> {
+        self.nodes.iter_mut().find(|n| n.id == id)
+    }
+    pub fn is_online(&self, id: u64) -> bool {
+        self.node(id).is_some_and(|n| n.online)
+    }
+    pub fn is_settled(&self) -> bool {
+        !self.slots.is_empty()
+            && self.slots.iter().all(|s| s.leader != 0 && s.status == 0 && s.migrate_to == 0)
+            && self.nodes.iter().all(|n| n.online)
+    }
+    pub fn set_online(&mut self, id: u64, online: bool, now_secs: i64) {
+        if let Some(n) = self.node_mut(id) {
+            if !online && n.online {
+                n.offline_count += 1;
+                n.last_offline = now_secs;
+            }
+            n.online = online;
+        }
+    }
+}
+
+/// A node's local copy of the config (facts §4.3).
+#[derive(Debug, Clone)]
+pub enum View {
+    /// First boot, nothing persisted: `/health` says `no slots`.
+    Empty,
+    /// Following the controller.
+    Live,
+    /// The snapshot persisted when it stopped or lost the controller.
+    Frozen(Arc<Config>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: u64,
+    pub api_port: u16,
+    pub cluster_port: u16,
+    pub version: WkVersion,
+    pub phase: Phase,
+    /// Incarnation counter; timers of an older incarnation are ignored.
+    pub generation: u64,
+    pub started_at: u64,
+    pub view: View,
+    /// Has a session with the controller (controller counts it alive).
+    pub connected: bool,
+    pub knows_controller: bool,
+    pub disconnected_since: Option<u64>,
+    pub faults: Faults,
+    pub log: Vec<String>,
+}
+
+impl Node {
+    pub fn caps(&self) -> Capabilities {
+        Capabilities::of(&self.version)
+    }
+    /// Process up, API open and able to talk to peers: counts for a config-raft quorum.
+    pub fn alive(&self) -> bool {
+        self.phase.api_open() && !self.faults.partition && !self.faults.no_rejoin
+    }
+}
+
+/// One line of `events.jsonl`; `at` is simulated ms, turned into `ts_ms` by the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub at: u64,
+    pub node: Option<u64>,
+    pub kind: &'static str,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub version: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Timer {
+    StopDone(u64, u64),
+    BootDone(u64, u64),
+    BootPanic(u64, u64),
+    Rejoin(u64, u64),
+    CatchUp(u64, u64),
+    MigrateDone(u64, u64),
+    Crash(u64, u64),
+    CrashRestart(u64, u64),
+    MarkOffline(u64),
+    SlotElect,
+    ControllerElect,
+}
+
+/// Static settings of the simulated cluster.
+#[derive(Debug, Clone)]
+pub struct ModelOpts {
+    pub speed: f64,
+    /// Wall clock (Unix ms) at simulated time 0.
+    pub epoch_ms: i64,
+    pub release_style: bool,
+    pub token: Option<String>,
+    pub slot_count: u32,
+    pub replicas: u32,
+    pub host: String,
+}
+
+/// The whole simulated cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    pub opts: ModelOpts,
+    pub config: Config,
+    pub nodes: Vec<Node>,
+    pub(super) timers: BTreeMap<(u64, u64), Timer>,
+    pub(super) seq: u64,
+    pub events: Vec<Event>,
+    /// Nodes whose listeners must be reconciled by the server.
+    pub dirty: BTreeSet<u64>,
+    /// `/cluster/info` body for one config version (serialized once, facts §3.6).
+    pub(super) info_cache: Option<(u64, Arc<str>)>,
+}
+
+/// Identity of one node given to `Cluster::new`.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeSpec {
+    pub id: u64,
+    pub api_port: u16,
+    pub cluster_port: u16,
+}
+
+impl Cluster {
+    /// A fresh cluster: the first `joined` nodes are members and boot at `now` (first boot, no
+    /// persisted config); the rest are not members and not running.
+    pub fn new(opts: ModelOpts, specs: &[NodeSpec], joined: usize, version: &WkVersion, now: u64) -> Cluster {
+        let nodes = specs
+            .iter()
+            .map(|s| Node {
+                id: s.id,
+                api_port: s.api_port,
+                cluster_port: s.cluster_port,
+                version: version.clone(),
+                phase: Phase::Stopped,
+                generation: 0,
+                started_at: 0,
+                view: View::Empty,
+                connected: false,
+                knows_controller: false,
+                disconnected_since: None,
+                faults: Faults::default(),
+                log: Vec::new(),
+            })
+            .collect();
+        let mut c = Cluster {
+            config: Config {
+                version: 1,
+                slot_count: opts.slot_count,
+                slot_replica_count: opts.replicas,
+                channel_replica_count: opts.replicas,
+                ..Config::default()
+            },
+            opts,
+            nodes,
+            timers: BTreeMap::new(),
+            seq: 0,
+            events: Vec::new(),
+            dirty: BTreeSet::new(),
+            info_cache: None,
+        };
+        let created = c.wall_secs(now);
+        c.config.nodes = specs[..joined.min(specs.len())].iter().map(|s| c.cfg_node(s.id, created)).collect();
+        c.rebuild_replicas();
+        for s in &specs[..joined.min(specs.len())] {
+            c.boot(s.id, now);
+        }
+        c
+    }
+
+    pub(super) fn cfg_node(&self, id: u64, created_at: i64) -> CfgNode {
+        let n = &self.nodes[self.idx(id).unwrap_or(0)];
+        CfgNode {
+            id,
+            cluster_addr: format!("{}:{}", self.opts.host, n.cluster_port),
+            api_addr: format!("http://{}:{}", self.opts.host, n.api_port),
+            created_at,
+            ..CfgNode::default()
+        }
+    }
+
+    /// Slot i is replicated on `replicas` members round-robin from member i (`replicas[0]` is the
+    /// slot's preferred "home" leader, used by the balancer when a node comes back).
+    pub(super) fn rebuild_replicas(&mut self) {
+        let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
+        let r = (self.opts.replicas as usize).clamp(1, members.len().max(1));
+        let old = std::mem::take(&mut self.config.slots);
+        self.config.slots = (0..self.opts.slot_count)
+            .map(|i| {
+                let replicas: Vec<u64> = (0..r).map(|k| members[(i as usize + k) % members.len()]).collect();
+                let prev = old.get(i as usize).cloned().unwrap_or_default();
+                Slot { id: i, replicas, ..prev }
+            })
+            .collect();
+    }
+
+    pub fn idx(&self, id: u64) -> Option<usize> {
+        // Ids are assigned consecutively from --first-id, so try the fast path first.
+        let first = self.nodes.first()?.id;
+        let guess = usize::try_from(id.checked_sub(first)?).ok()?;
+        match self.nodes.get(guess) {
+            Some(n) if n.id == id => Some(guess),
+            _ => self.nodes.iter().position(|n| n.id == id),
+        }
+    }
+    pub fn node(&self, id: u64) -> Option<&Node> {
+        self.idx(id).map(|i| &self.nodes[i])
+    }
+    pub(super) fn node_mut(&mut self, id: u64) -> &mut Node {
+        let i = self.idx(id).expect("node id checked by caller");
+        &mut self.nodes[i]
+    }
+    pub fn is_member(&self, id: u64) -> bool {
+        self.config.node(id).is_some()
+    }
+
+    /// Version string as this build reports it (facts §7.4: docker with `v`, release without).
+    pub fn version_string(&self, v: &WkVersion) -> String {
+        let s = v.to_string();
+        if self.opts.release_style { s.trim_start_matches('v').to_string() } else { s }
+    }
+
+    pub fn wall_ms(&self, now: u64) -> i64 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let real = (now as f64 / self.opts.speed) as i64;
+        self.opts.epoch_ms + real
+    }
+    pub fn wall_secs(&self, now: u64) -> i64 {
+        self.wall_ms(now) / 1000
+    }
+    /// Process uptime in simulated seconds (resets on every start).
+    pub fn uptime_secs(&self, n: &Node, now: u64) -> u64 {
+        now.saturating_sub(n.started_at) / 1000
+    }
+
+    /// The node's local copy of the config, `None` before its first config (facts §4.3).
+    pub fn view_of<'a>(&'a self, n: &'a Node) -> Option<&'a Config> {
+        match &n.view {
+            View::Empty => None,
+            View::Live => Some(&self.config),
+            View::Frozen(c) => Some(c),
+        }
+    }
+
+    /// Effective managerToken of a node (facts §2.1), `None` = no auth.
+    pub fn token_of(&self, n: &Node) -> Option<String> {
+        n.faults
+            .token
+            .clone()
+            .or_else(|| n.faults.config.get("WK_MANAGERTOKEN").cloned())
+            .or_else(|| self.opts.token.clone())
+            .filter(|t| !t.is_empty())
+    }
+
+    pub fn controller(&self) -> Option<u64> {
+        Some(self.config.controller).filter(|c| *c != 0)
+    }
+
+    pub(super) fn schedule(&mut self, at: u64, t: Timer) {
+        self.seq += 1;
+        self.timers.insert((at, self.seq), t);
+    }
+
+    /// Earliest pending deadline (simulated ms); the driver sleeps until then.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Runs every transition due at or before `now`.
+    pub fn advance(&mut self, now: u64) {
+        while let Some(entry) = self.timers.first_entry() {
+            let (at, _) = *entry.key();
+            if at > now {
+                break;
+            }
+            let t = entry.remove();
+            self.fire(t, at);
+        }
+    }
+
+    pub(super) fn emit(&mut self, at: u64, node: Option<u64>, kind: &'static str) -> &mut Event {
+        self.events.push(Event { at, node, kind, from: None, to: None, version: None, detail: None });
+        self.events.last_mut().expect("just pushed")
+    }
+
+    pub(super) fn set_phase(&mut self, id: u64, to: Phase, now: u64) {
+        let n = self.node_mut(id);
+        let from = n.phase;
+        n.phase = to;
+        let version = n.version.clone();
+        if from.api_open() != to.api_open() || from.running() != to.running() {
+            self.dirty.insert(id);
+        }
+        let v = self.version_string(&version);
+        let e = self.emit(now, Some(id), "state");
+        e.from = Some(from.name().into());
+        e.to = Some(to.name().into());
+        e.version = Some(v);
+    }
+
+    pub(super) fn log(&mut self, id: u64, now: u64, level: &str, msg: &str) {
+        let ts = logs::rfc3339_ms(self.wall_ms(now));
+        let n = self.node_mut(id);
+        if n.log.len() >= 2000 {
+            n.log.drain(..500);
+        }
+        n.log.push(format!("{ts} {level} {msg}"));
+    }
+
+    pub(super) fn bump(&mut self) {
+        self.config.version += 1;
+    }
+
+    /// Records a received control command (`ctl` event).
+    pub fn record_ctl(&mut self, now: u64, node: Option<u64>, detail: &str) {
+        self.emit(now, node, "ctl").detail = Some(detail.to_string());
+    }
+}

@@ -1,0 +1,114 @@
+//! Applying and clearing faults on the model (DESIGN §7), plus the effective settings of a node
+//! in WuKongIM env form (facts §5.1, §5.2) and the simulated network check.
+
+use super::faults::{FaultKind, Faults};
+use super::model::{Cluster, Phase, Timer, timing};
+
+impl Cluster {
+    /// `wksim ctl fault NODE KIND [ARG]`.
+    pub fn apply_fault(&mut self, id: u64, kind: FaultKind, now: u64) -> Result<(), String> {
+        if self.node(id).is_none() {
+            return Err(format!("unknown node {id}"));
+        }
+        let e = self.emit(now, Some(id), "fault");
+        e.detail = Some(kind.describe());
+        let f = &mut self.node_mut(id).faults;
+        match kind {
+            FaultKind::NeverStarts => f.never_starts = true,
+            FaultKind::CrashLoop => f.crash_loop = true,
+            FaultKind::WrongVersion => f.wrong_version = true,
+            FaultKind::SlowStart(s) => f.slow_start_secs = Some(s),
+            FaultKind::NoRejoin => f.no_rejoin = true,
+            FaultKind::Blackhole => f.blackhole = true,
+            FaultKind::Http500 => f.http500 = true,
+            FaultKind::Token(t) => f.token = Some(t),
+            FaultKind::Config(k, v) => {
+                f.config.insert(k, v);
+            }
+            FaultKind::Netsplit(peer) => {
+                f.netsplit.insert(peer);
+                self.log(id, now, "WARN", &format!("connect not authed (node {peer})"));
+            }
+            FaultKind::Log(text) => self.node_mut(id).log.push(text),
+            FaultKind::Partition => {
+                f.partition = true;
+                // It keeps answering from its frozen view and believes it is fine (facts §4.3).
+                self.disconnect(id, now);
+                self.log(id, now, "WARN", "connect not authed");
+                self.log(id, now, "WARN", "leader not found");
+            }
+        }
+        Ok(())
+    }
+
+    /// `wksim ctl clear NODE`: removes every fault; a node held back by `partition`/`no-rejoin`
+    /// rejoins after the usual stale delay.
+    pub fn clear_faults(&mut self, id: u64, now: u64) -> Result<(), String> {
+        let n = self.node(id).ok_or_else(|| format!("unknown node {id}"))?;
+        let held_back = n.phase.api_open() && !n.connected && (n.faults.partition || n.faults.no_rejoin);
+        let g = n.generation;
+        self.node_mut(id).faults = Faults::default();
+        self.emit(now, Some(id), "fault").detail = Some("clear".into());
+        if held_back {
+            self.schedule(now + timing::STALE, Timer::Rejoin(id, g));
+        }
+        Ok(())
+    }
+
+    /// Effective settings as `WK_*` env pairs (facts §5.2), with `fault config` overrides.
+    pub fn settings(&self, id: u64) -> Option<Vec<(String, String)>> {
+        let n = self.node(id)?;
+        let host = &self.opts.host;
+        let init: Vec<String> = self.nodes.iter().map(|p| format!("{}@{host}:{}", p.id, p.cluster_port)).collect();
+        let mut out = vec![
+            ("WK_CLUSTER_NODEID".to_string(), n.id.to_string()),
+            ("WK_CLUSTER_SERVERADDR".into(), format!("{host}:{}", n.cluster_port)),
+            ("WK_CLUSTER_APIURL".into(), format!("http://{host}:{}", n.api_port)),
+            ("WK_CLUSTER_INITNODES".into(), init.join(" ")),
+            ("WK_CLUSTER_SLOTCOUNT".into(), self.opts.slot_count.to_string()),
+            ("WK_CLUSTER_SLOTREPLICACOUNT".into(), self.opts.replicas.to_string()),
+            ("WK_CLUSTER_CHANNELREPLICACOUNT".into(), self.opts.replicas.to_string()),
+            ("WK_MANAGERTOKEN".into(), self.opts.token.clone().unwrap_or_default()),
+            ("WK_JWT_SECRET".into(), "wksim-jwt-secret".into()),
+            ("WK_MODE".into(), "release".into()),
+        ];
+        if let Some(t) = &n.faults.token {
+            out[7].1.clone_from(t);
+        }
+        for (k, v) in &n.faults.config {
+            match out.iter_mut().find(|(key, _)| key == k) {
+                Some(entry) => entry.1.clone_from(v),
+                None => out.push((k.clone(), v.clone())),
+            }
+        }
+        Some(out)
+    }
+
+    /// The node's `cluster.slotCount` option (compared by `/health`, facts §3.1).
+    pub fn slot_count_option(&self, id: u64) -> u32 {
+        self.node(id)
+            .and_then(|n| n.faults.config.get("WK_CLUSTER_SLOTCOUNT"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.opts.slot_count)
+    }
+
+    /// In the simulated network, may `from` reach `addr`? `Err` = unreachable by the model;
+    /// `Ok(None)` = not a simulated address, `Ok(Some(id))` = owned by node `id` and up.
+    pub fn route(&self, from: u64, addr: &str) -> Result<Option<u64>, String> {
+        let n = self.node(from).ok_or_else(|| format!("unknown node {from}"))?;
+        if !n.phase.running() {
+            return Err(format!("node {from} is not running"));
+        }
+        let host = &self.opts.host;
+        let owner = self.nodes.iter().find(|p| {
+            addr == format!("{host}:{}", p.cluster_port) || addr == format!("{host}:{}", p.api_port)
+        });
+        let Some(peer) = owner else { return Ok(None) };
+        if n.faults.netsplit.contains(&peer.id) {
+            return Err("unreachable".into());
+        }
+        let cluster_port = addr.ends_with(&format!(":{}", peer.cluster_port));
+        let up = if cluster_port { peer.phase.running() } else { peer.phase.api_open() };
+        if up && peer.phase != Phase::Crashed { Ok(Some(peer.id)) } else { Err("unreachable".into()) }
+    }
+}

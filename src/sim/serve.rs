@@ -1,0 +1,111 @@
+//! `wksim serve`: builds the model, binds the ports, writes `cluster.json`, runs the time driver
+//! and the control server until SIGTERM/SIGINT.
+
+use std::net::TcpListener as StdListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use serde_json::json;
+
+use crate::version::WkVersion;
+
+use super::cli::{ServeArgs, VersionStyle};
+use super::model::{Cluster, ModelOpts, NodeSpec};
+use super::shared::{Clock, Shared};
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn port(base: u16, offset: usize) -> anyhow::Result<u16> {
+    if base == 0 {
+        return free_port();
+    }
+    u16::try_from(usize::from(base) + offset).context("--base-port too high for this many nodes")
+}
+
+/// Writes `path` atomically (temporary file + rename).
+fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))
+}
+
+pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
+    if a.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    if !(a.speed.is_finite() && a.speed > 0.0) {
+        bail!("--speed must be a positive number");
+    }
+    let version = WkVersion::parse(&a.version)?;
+    let joined = a.joined.unwrap_or(a.nodes).min(a.nodes);
+    std::fs::create_dir_all(&a.state_dir).with_context(|| format!("creating `{}`", a.state_dir.display()))?;
+    let mut specs = Vec::with_capacity(a.nodes);
+    for i in 0..a.nodes {
+        specs.push(NodeSpec { id: a.first_id + i as u64, api_port: port(a.base_port, 2 * i)?, cluster_port: port(a.base_port, 2 * i + 1)? });
+    }
+    let control = tokio::net::TcpListener::bind(("127.0.0.1", port(a.base_port, 2 * a.nodes)?)).await.context("binding the control port")?;
+    let control_port = control.local_addr()?.port();
+    let epoch_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+    let opts = ModelOpts {
+        speed: a.speed,
+        epoch_ms,
+        release_style: a.version_style == VersionStyle::Release,
+        token: a.token.clone().filter(|t| !t.is_empty()),
+        slot_count: a.slot_count.max(1),
+        replicas: a.replicas.max(1),
+        host: "127.0.0.1".into(),
+    };
+    let clock = Clock { start: Instant::now(), speed: a.speed };
+    let model = Cluster::new(opts, &specs, joined, &version, 0);
+    let shared = Shared::new(model, clock, a.state_dir.join("events.jsonl"))?;
+    Shared::register(&shared);
+    shared.apply(|c, _| {
+        c.dirty.extend(specs.iter().map(|s| s.id));
+    });
+    let nodes: Vec<_> = specs
+        .iter()
+        .map(|s| json!({"id": s.id, "api": format!("http://127.0.0.1:{}", s.api_port), "cluster_addr": format!("127.0.0.1:{}", s.cluster_port)}))
+        .collect();
+    let control_url = format!("http://127.0.0.1:{control_port}");
+    let doc = json!({"control": control_url, "nodes": nodes});
+    write_atomic(&a.state_dir.join("cluster.json"), &serde_json::to_string_pretty(&doc)?)?;
+    print_table(&specs, joined, &control_url, &version);
+    tokio::spawn(Arc::clone(&shared).drive());
+    let app = super::control::router(Arc::clone(&shared));
+    axum::serve(control, app).with_graceful_shutdown(shutdown()).await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_table(specs: &[NodeSpec], joined: usize, control: &str, version: &WkVersion) {
+    println!("wksim: {} node(s), {joined} joined, version {version}", specs.len());
+    println!("{:<8} {:<28} {:<22} MEMBER", "NODE", "API", "CLUSTER");
+    for (i, s) in specs.iter().enumerate().take(50) {
+        let api = format!("http://127.0.0.1:{}", s.api_port);
+        println!("{:<8} {api:<28} 127.0.0.1:{:<12} {}", s.id, s.cluster_port, if i < joined { "yes" } else { "no" });
+    }
+    if specs.len() > 50 {
+        println!("... {} more in cluster.json", specs.len() - 50);
+    }
+    println!("control: {control}");
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let on_term = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = on_term => {}
+    }
+}

@@ -1,0 +1,219 @@
+//! The HTTP side of one simulated node: a real listener per node for the API port (facts §1,
+//! port 5001) and one for the cluster port (11110). Listeners exist only while the model says
+//! the process is up; connections of a dead incarnation are reset, so a stopped node refuses
+//! and drops connections like a killed process.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::shared::Shared;
+use super::views::{self, Reply};
+
+/// One bound listener and the kill switch of the connections it accepted.
+pub struct Incarnation {
+    kill: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Incarnation {
+    pub fn close(self) {
+        let _ = self.kill.send(true);
+        self.task.abort();
+    }
+}
+
+/// Binds with `SO_REUSEADDR` so a restarted node gets the same port back despite TIME_WAIT.
+pub fn bind(port: u16) -> io::Result<TcpListener> {
+    let sock = TcpSocket::new_v4()?;
+    sock.set_reuseaddr(true)?;
+    sock.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    sock.listen(1024)
+}
+
+/// A TCP stream that fails with "connection reset" once its process incarnation is gone.
+struct Killable {
+    inner: TcpStream,
+    kill: Pin<Box<dyn Future<Output = ()> + Send>>,
+    dead: bool,
+}
+
+impl Killable {
+    fn dead(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.dead && self.kill.as_mut().poll(cx).is_ready() {
+            self.dead = true;
+        }
+        self.dead
+    }
+}
+
+fn reset<T>() -> Poll<io::Result<T>> {
+    Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()))
+}
+
+impl AsyncRead for Killable {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.dead(cx) {
+            return reset();
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Killable {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.dead(cx) {
+            return reset();
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+struct KillListener {
+    inner: TcpListener,
+    kill: watch::Receiver<bool>,
+}
+
+impl axum::serve::Listener for KillListener {
+    type Io = Killable;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Killable, SocketAddr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((s, addr)) => {
+                    let _ = s.set_nodelay(true);
+                    let mut rx = self.kill.clone();
+                    let kill = Box::pin(async move {
+                        let _ = rx.wait_for(|k| *k).await;
+                    });
+                    return (Killable { inner: s, kill, dead: false }, addr);
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// Opens the API listener of node `id`.
+pub fn open_api(shared: &Arc<Shared>, id: u64, listener: TcpListener) -> Incarnation {
+    let (kill, rx) = watch::channel(false);
+    let app = Router::new().fallback(handle).with_state((Arc::clone(shared), id));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(KillListener { inner: listener, kill: rx }, app).await;
+    });
+    Incarnation { kill, task }
+}
+
+/// Opens the cluster-port stand-in: accepts and closes connections.
+pub fn open_cluster(listener: TcpListener) -> Incarnation {
+    let (kill, _rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            if let Ok((s, _)) = listener.accept().await {
+                drop(s);
+            }
+        }
+    });
+    Incarnation { kill, task }
+}
+
+fn query(uri: &Uri) -> BTreeMap<String, String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k.to_string(), v.replace("%2C", ",").replace("%2c", ","))
+        })
+        .collect()
+}
+
+fn respond(r: Reply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let ctype = if r.json { "application/json; charset=utf-8" } else { "text/plain; charset=utf-8" };
+    if r.body.is_empty() {
+        return status.into_response();
+    }
+    (status, [(header::CONTENT_TYPE, ctype)], r.body).into_response()
+}
+
+enum Gate {
+    Blackhole(u64),
+    Reply(Reply),
+}
+
+async fn handle(State((shared, id)): State<(Arc<Shared>, u64)>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path().to_string();
+    shared.count(id, &path);
+    let token = headers.get("token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let q = query(&uri);
+    let now = shared.clock.now();
+    let gate = {
+        let mut c = shared.model.lock().expect("model lock");
+        let Some(n) = c.node(id) else { return StatusCode::NOT_FOUND.into_response() };
+        if n.faults.blackhole {
+            Gate::Blackhole(n.generation)
+        } else if c.token_of(n).is_some_and(|t| token.as_deref() != Some(t.as_str())) {
+            // facts §2.1: every path, /health included, 401 with an empty body.
+            Gate::Reply(Reply::empty(401))
+        } else if n.faults.http500 {
+            Gate::Reply(Reply::empty(500))
+        } else if method != Method::GET {
+            Gate::Reply(Reply::not_found())
+        } else {
+            let t = token.as_deref();
+            Gate::Reply(match path.as_str() {
+                "/health" => views::health(&c, n),
+                "/varz" => views::varz(&c, n, &q, t, now),
+                "/cluster/node" => views::cluster_node(&c, n, now),
+                "/cluster/nodes" => views::cluster_nodes(&c, n, t, now, false),
+                "/cluster/simpleNodes" => views::cluster_nodes(&c, n, t, now, true),
+                "/cluster/info" => views::cluster_info(&mut c, id, t),
+                "/cluster/allslot" => views::allslot(&c, n, t),
+                "/cluster/slots" => views::slots(&c, n, &q),
+                "/cluster/logs" => views::cluster_logs(&c, n, &q, t),
+                _ => Reply::not_found(),
+            })
+        }
+    };
+    match gate {
+        Gate::Blackhole(generation) => {
+            // Accepts TCP, never answers; ends only when this process incarnation dies.
+            shared.wait_until(|c| c.node(id).is_none_or(|n| n.generation != generation)).await;
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Gate::Reply(r) => {
+            if r.delay > 0 {
+                tokio::time::sleep(shared.clock.real(r.delay)).await;
+            }
+            respond(r)
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Transitions of the cluster model: stop, start, offline marking, slot and controller
+//! elections, rejoin, config catch-up and leader migration back (facts §4.1–§4.4, §11.5).
+
+use std::sync::Arc;
+
+use crate::version::WkVersion;
+
+use super::model::{Cluster, Phase, Timer, View, timing};
+
+impl Cluster {
+    pub(super) fn fire(&mut self, t: Timer, now: u64) {
+        let current = |c: &Cluster, id: u64, g: u64| c.node(id).is_some_and(|n| n.generation == g);
+        match t {
+            Timer::StopDone(id, g) if current(self, id, g) => self.go_down(id, Phase::Stopped, now),
+            Timer::BootDone(id, g) if current(self, id, g) => self.boot_done(id, now),
+            Timer::BootPanic(id, g) if current(self, id, g) => {
+                // facts §4.1 step 5 / issue #197; a container restart policy brings it back.
+                self.log(id, now, "ERROR", "panic: wait all slots ready timeout");
+                self.go_down(id, Phase::Crashed, now);
+                let g = self.node_mut(id).generation;
+                self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
+            }
+            Timer::Rejoin(id, g) if current(self, id, g) => self.rejoin(id, now),
+            Timer::CatchUp(id, g) if current(self, id, g) => self.catch_up(id, now),
+            Timer::MigrateDone(id, g) if current(self, id, g) => self.migrate_done(id, now),
+            Timer::Crash(id, g) if current(self, id, g) && self.node_mut(id).faults.crash_loop => {
+                // issue #545/#546: catch-up panics, exit code 2, restarted by the runtime.
+                self.log(id, now, "ERROR", "panic: apply slot logs failed: context deadline exceeded");
+                self.go_down(id, Phase::Crashed, now);
+                let g = self.node_mut(id).generation;
+                self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
+            }
+            Timer::CrashRestart(id, g) if current(self, id, g) => self.boot(id, now),
+            Timer::MarkOffline(id) => self.mark_offline(id, now),
+            Timer::SlotElect => self.elect_slots(now),
+            Timer::ControllerElect => self.elect_controller(now),
+            _ => {}
+        }
+    }
+
+    /// `wksim ctl start`: the process starts (like `docker compose up -d`).
+    pub fn start(&mut self, id: u64, version: Option<WkVersion>, now: u64) -> Result<(), String> {
+        let n = self.node(id).ok_or_else(|| format!("unknown node {id}"))?;
+        if n.phase.running() {
+            return Err(format!("node {id} is already running ({})", n.phase.name()));
+        }
+        if let Some(v) = version {
+            if n.faults.wrong_version {
+                // The image was not pulled: it comes back on its old version.
+                self.log(id, now, "WARN", &format!("image for {v} not found locally, using the previous one"));
+            } else {
+                self.node_mut(id).version = v;
+            }
+        }
+        self.boot(id, now);
+        Ok(())
+    }
+
+    /// `wksim ctl stop`: graceful stop (SIGTERM), down after `GRACEFUL_STOP`.
+    pub fn stop(&mut self, id: u64, now: u64) -> Result<(), String> {
+        let n = self.node(id).ok_or_else(|| format!("unknown node {id}"))?;
+        match n.phase {
+            Phase::Stopped => Ok(()),
+            Phase::Crashed => {
+                self.go_down(id, Phase::Stopped, now);
+                Ok(())
+            }
+            _ => {
+                let g = n.generation;
+                self.log(id, now, "INFO", "【Server】received signal terminated, stopping...");
+                self.schedule(now + timing::GRACEFUL_STOP, Timer::StopDone(id, g));
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn boot(&mut self, id: u64, now: u64) {
+        let n = self.node_mut(id);
+        n.generation += 1;
+        n.started_at = now;
+        let (g, faults) = (n.generation, n.faults.clone());
+        let version = n.version.clone();
+        self.set_phase(id, Phase::Booting, now);
+        let v = self.version_string(&version);
+        self.log(id, now, "INFO", "【Server】WuKongIM is Starting...");
+        self.log(id, now, "INFO", &format!("Version: {v}"));
+        self.log(id, now, "INFO", &format!("Git: {}-{}", super::views::commit_date(&version), super::views::commit(&version)));
+        if faults.never_starts {
+            // API never becomes usable; the slot wait panics after 60 s (facts §4.1, #197).
+            self.log(id, now, "WARN", "leader not found");
+            self.schedule(now + timing::SLOT_WAIT_PANIC, Timer::BootPanic(id, g));
+            return;
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let slow = faults.slow_start_secs.map_or(0, |s| (s * 1000.0) as u64);
+        self.schedule(now + timing::BOOT + slow, Timer::BootDone(id, g));
+    }
+
+    fn boot_done(&mut self, id: u64, now: u64) {
+        let n = self.node_mut(id);
+        n.knows_controller = false;
+        let (g, faults) = (n.generation, n.faults.clone());
+        self.set_phase(id, Phase::Stale, now);
+        self.log(id, now, "INFO", "ApiServer started");
+        self.log(id, now, "INFO", "ManagerServer started");
+        self.log(id, now, "INFO", "Server is ready");
+        if faults.crash_loop {
+            self.schedule(now + timing::CRASH_AFTER_API, Timer::Crash(id, g));
+        }
+        if faults.no_rejoin || faults.partition {
+            self.log(id, now, "WARN", "connect not authed");
+            self.log(id, now, "WARN", "leader not found");
+        } else {
+            self.schedule(now + timing::STALE, Timer::Rejoin(id, g));
+        }
+    }
+
+    /// The process (or its link to the controller) goes away; the view freezes.
+    pub(super) fn go_down(&mut self, id: u64, to: Phase, now: u64) {
+        let snapshot = Arc::new(self.config.clone());
+        let n = self.node_mut(id);
+        n.generation += 1;
+        if matches!(n.view, View::Live) {
+            n.view = View::Frozen(snapshot);
+        }
+        self.set_phase(id, to, now);
+        self.disconnect(id, now);
+        if to == Phase::Stopped {
+            self.log(id, now, "INFO", "【Server】WuKongIM stopped");
+        }
+    }
+
+    /// Loses the controller session: offline marking after `OFFLINE_AFTER` (facts §4.2).
+    pub(super) fn disconnect(&mut self, id: u64, now: u64) {
+        let snapshot = Arc::new(self.config.clone());
+        let n = self.node_mut(id);
+        n.knows_controller = false;
+        if matches!(n.view, View::Live) {
+            n.view = View::Frozen(snapshot);
+        }
+        if !n.connected {
+            return;
+        }
+        n.connected = false;
+        n.disconnected_since = Some(now);
+        self.schedule(now + timing::OFFLINE_AFTER, Timer::MarkOffline(id));
+        if self.config.controller == id {
+            // The config raft must elect a new leader; `leader not found` meanwhile (facts §4.4).
+            self.config.controller = 0;
+            self.schedule(now + timing::CONTROLLER_ELECT, Timer::ControllerElect);
+        }
+        self.check_quorum(now);
+    }
+
+    /// With fewer than a majority of members alive the config raft has no leader and the slot
+    /// groups whose leader is gone cannot elect one: slots Candidate, `/health` 500 on ≥ v2.1.4,
+    /// `/cluster/info` 400 (brief; facts §4.4 quorum = n/2+1).
+    fn check_quorum(&mut self, now: u64) {
+        let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
+        let alive = members.iter().filter(|id| self.node(**id).is_some_and(super::model::Node::alive)).count();
+        if alive >= members.len() / 2 + 1 {
+            return;
+        }
+        if self.config.controller != 0 {
+            self.config.controller = 0;
+            let e = self.emit(now, None, "controller");
+            e.to = Some("none".into());
+            e.detail = Some("quorum lost".into());
+        }
+        let mut lost = 0;
+        for i in 0..self.config.slots.len() {
+            let leader = self.config.slots[i].leader;
+            if self.config.slots[i].status == 0 && !self.is_connected(leader) {
+                let s = &mut self.config.slots[i];
+                s.status = 1;
+                s.expect_leader = 0;
+                s.migrate_from = 0;
+                s.migrate_to = 0;
+                lost += 1;
+            }
+        }
+        if lost > 0 {
+            self.bump();
+            let e = self.emit(now, None, "slots");
+            e.to = Some("candidate".into());
+            e.detail = Some(format!("{lost} slot(s) without quorum"));
+            self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
+        }
+    }
+
+    fn mark_offline(&mut self, id: u64, now: u64) {
+        let Some(n) = self.node(id) else { return };
+        match n.disconnected_since {
+            Some(t) if !n.connected && now >= t + timing::OFFLINE_AFTER => {}
+            _ => return,
+        }
+        if self.controller().is_none() {
+            self.schedule(now + timing::RETRY, Timer::MarkOffline(id));
+            return;
+        }
+        if !self.config.is_online(id) {
+            return;
+        }
+        let secs = self.wall_secs(now);
+        self.config.set_online(id, false, secs);
+        let mut candidates = 0;
+        for i in 0..self.config.slots.len() {
+            if self.config.slots[i].leader == id {
+                let expect = self.config.slots[i].replicas.iter().copied().find(|r| *r != id && self.is_connected(*r));
+                let s = &mut self.config.slots[i];
+                s.status = 1;
+                s.expect_leader = expect.unwrap_or(0);
+                s.migrate_from = 0;
+                s.migrate_to = 0;
+                candidates += 1;
+            }
+        }
+        self.bump();
+        self.emit(now, Some(id), "offline_marked").detail = Some(format!("config_version {}", self.config.version));
+        if candidates > 0 {
+            self.emit(now, None, "slots").to = Some("candidate".into());
+            self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
+        }
+    }
+
+    pub fn is_connected(&self, id: u64) -> bool {
+        self.node(id).is_some_and(|n| n.connected)
+    }
+
+    /// Re-elects Candidate slots whose online replicas form a quorum (facts §4.4).
+    fn elect_slots(&mut self, now: u64) {
+        if self.controller().is_none() {
+            if self.config.slots.iter().any(|s| s.status == 1) {
+                self.schedule(now + timing::RETRY, Timer::SlotElect);
+            }
+            return;
+        }
+        let mut elected = 0;
+        for i in 0..self.config.slots.len() {
+            let s = &self.config.slots[i];
+            if s.status != 1 {
+                continue;
+            }
+            let up: Vec<u64> = s.replicas.iter().copied().filter(|r| self.is_connected(*r) && self.config.is_online(*r)).collect();
+            if up.len() < s.replicas.len() / 2 + 1 {
+                continue;
+            }
+            let leader = if up.contains(&s.expect_leader) { s.expect_leader } else { up[0] };
+            let s = &mut self.config.slots[i];
+            s.leader = leader;
+            s.term += 1;
+            s.status = 0;
+            s.expect_leader = 0;
+            elected += 1;
+        }
+        if elected > 0 {
+            self.bump();
+            self.emit(now, None, "slots").to = Some("elected".into());
+        }
+    }
+
+    /// Config-raft election among alive members; needs a majority (facts §4.4).
+    pub(super) fn elect_controller(&mut self, now: u64) {
+        if self.controller().is_some() {
+            return;
+        }
+        let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
+        let alive: Vec<u64> = members.iter().copied().filter(|id| self.node(*id).is_some_and(super::model::Node::alive)).collect();
+        if alive.len() < members.len() / 2 + 1 {
+            return;
+        }
+        let leader = alive.iter().copied().find(|id| self.is_connected(*id)).unwrap_or(alive[0]);
+        self.config.controller = leader;
+        self.config.term += 1;
+        // First boot: every slot gets a leader among the connected replicas.
+        for i in 0..self.config.slots.len() {
+            if self.config.slots[i].leader == 0 {
+                let s = &self.config.slots[i];
+                let pick = s.replicas.iter().copied().find(|r| self.is_connected(*r) || *r == leader).unwrap_or(leader);
+                let s = &mut self.config.slots[i];
+                s.leader = pick;
+                s.term = s.term.max(1);
+            }
+        }
+        self.bump();
+        self.emit(now, None, "controller").to = Some(leader.to_string());
+        self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
+    }
+
+    /// End of the stale phase: the node reaches the controller and is marked online.
+    pub(super) fn rejoin(&mut self, id: u64, now: u64) {
+        let Some(n) = self.node(id) else { return };
+        if !n.alive() {
+            return;
+        }
+        let g = n.generation;
+        // It talks to the peers now, so it may complete a config-raft quorum.
+        self.node_mut(id).connected = true;
+        self.elect_controller(now);
+        if self.controller().is_none() {
+            self.node_mut(id).connected = false;
+            self.log(id, now, "WARN", "leader not found");
+            self.schedule(now + timing::RETRY * 2, Timer::Rejoin(id, g));
+            return;
+        }
+        let n = self.node_mut(id);
+        n.knows_controller = true;
+        n.disconnected_since = None;
+        if !self.is_member(id) {
+            // Joined through the seed (facts §4.2): WillJoin → Joined, simplified to one step.
+            let created = self.wall_secs(now);
+            let entry = self.cfg_node(id, created);
+            self.config.nodes.push(entry);
+            self.config.nodes.sort_by_key(|n| n.id);
+        }
+        if !self.config.is_online(id) {
+            let secs = self.wall_secs(now);
+            self.config.set_online(id, true, secs);
+            self.bump();
+        }
+        self.set_phase(id, Phase::Online, now);
+        self.log(id, now, "INFO", "node online, syncing cluster config");
+        self.schedule(now + timing::CATCH_UP, Timer::CatchUp(id, g));
+        if self.config.slots.iter().any(|s| s.status == 1) {
+            self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
+        }
+    }
+
+    /// Config catch-up, then the balancer moves this node's home slots back (facts §4.4).
+    fn catch_up(&mut self, id: u64, now: u64) {
+        let g = self.node_mut(id).generation;
+        self.node_mut(id).view = View::Live;
+        let mut moving = 0;
+        for s in &mut self.config.slots {
+            if s.replicas.first() == Some(&id) && s.leader != id && s.leader != 0 && s.status == 0 && s.migrate_to == 0 {
+                s.migrate_from = s.leader;
+                s.migrate_to = id;
+                moving += 1;
+            }
+        }
+        if moving == 0 {
+            self.set_phase(id, Phase::Settled, now);
+            return;
+        }
+        self.bump();
+        let e = self.emit(now, Some(id), "slots");
+        e.to = Some("migrating".into());
+        e.detail = Some(format!("{moving} slot(s) back to {id}"));
+        self.schedule(now + timing::MIGRATE, Timer::MigrateDone(id, g));
+    }
+
+    fn migrate_done(&mut self, id: u64, now: u64) {
+        for s in &mut self.config.slots {
+            if s.migrate_to == id {
+                s.leader = id;
+                s.term += 1;
+                s.migrate_from = 0;
+                s.migrate_to = 0;
+            }
+        }
+        self.bump();
+        self.emit(now, Some(id), "slots").to = Some("balanced".into());
+        self.set_phase(id, Phase::Settled, now);
+    }
+}

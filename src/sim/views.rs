@@ -1,0 +1,332 @@
+//! JSON of the node API (facts §3), rendered from the model: exact key sets, Go `omitempty`
+//! (absent, not null), integer enums, snake_case for `/cluster/node[s]` and camelCase for
+//! `/cluster/info`. Fan-out and forwarding to peers are resolved against the model.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::version::WkVersion;
+
+use super::logs;
+use super::model::{Cluster, Config, Node, timing};
+
+/// An HTTP answer; `delay` (simulated ms) is waited before answering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub json: bool,
+    pub delay: u64,
+}
+
+impl Reply {
+    pub fn json(status: u16, v: &Value) -> Reply {
+        Reply { status, body: v.to_string(), json: true, delay: 0 }
+    }
+    /// facts §2.4: errors are HTTP 400 `{"msg","status":400}`.
+    pub fn err(msg: &str) -> Reply {
+        Reply::json(400, &json!({"msg": msg, "status": 400}))
+    }
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, body: String::new(), json: false, delay: 0 }
+    }
+    pub fn not_found() -> Reply {
+        Reply { status: 404, body: "404 page not found".into(), json: false, delay: 0 }
+    }
+}
+
+/// Deterministic fake git commit of a version (facts §7.4).
+pub fn commit(v: &WkVersion) -> String {
+    let digest = Sha256::digest(v.to_string().as_bytes());
+    digest.iter().take(20).fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// `commit_date`: Unix seconds as a string, taken from the tag's date stamp (facts §3.2).
+pub fn commit_date(v: &WkVersion) -> String {
+    v.date().map_or_else(String::new, |d| {
+        let days = logs::days_from_civil(i64::from(d / 10_000), d / 100 % 100, d % 100);
+        (days * 86_400 + 8 * 3600).to_string()
+    })
+}
+
+enum Kind<'a> {
+    /// The node describing itself (`getLocalNodeInfo`).
+    Local(&'a Node),
+    /// An offline remote node, built from config only (facts §3.4).
+    ConfigOnly,
+    /// `/cluster/simpleNodes` (facts §3.5).
+    Simple,
+}
+
+fn put(m: &mut Map<String, Value>, k: &str, v: impl Into<Value>, keep: bool) {
+    if keep {
+        m.insert(k.into(), v.into());
+    }
+}
+
+/// One `NodeConfig` (facts §3.3 table) from config `cfg`.
+fn node_entry(c: &Cluster, cfg: &Config, id: u64, kind: &Kind, now: u64) -> Option<Value> {
+    let cn = cfg.node(id)?;
+    let slot_count = cfg.slots.iter().filter(|s| s.replicas.contains(&id)).count();
+    let leads = cfg.slots.iter().filter(|s| s.leader == id).count();
+    let mut m = Map::new();
+    put(&mut m, "id", id, true);
+    put(&mut m, "is_leader", 1, cfg.controller == id);
+    put(&mut m, "role", 0, true);
+    put(&mut m, "cluster_addr", cn.cluster_addr.clone(), true);
+    put(&mut m, "api_server_addr", cn.api_addr.clone(), !cn.api_addr.is_empty());
+    put(&mut m, "online", 1, cn.online);
+    put(&mut m, "offline_count", cn.offline_count, cn.offline_count > 0);
+    put(&mut m, "last_offline", logs::minute(cn.last_offline), cn.last_offline > 0);
+    put(&mut m, "allow_vote", 1, true);
+    put(&mut m, "slot_count", slot_count, slot_count > 0);
+    put(&mut m, "term", cfg.term, cfg.term > 0 && !matches!(kind, Kind::Simple));
+    put(&mut m, "slot_leader_count", leads, leads > 0);
+    if let Kind::Local(n) = kind {
+        put(&mut m, "uptime", logs::my_uptime(c.uptime_secs(n, now)), true);
+        put(&mut m, "app_version", c.version_string(&n.version), n.caps().has_app_version);
+        put(&mut m, "config_version", cfg.version, cfg.version > 0);
+    }
+    put(&mut m, "status", 3, true);
+    put(&mut m, "status_format", "已加入", true);
+    Some(Value::Object(m))
+}
+
+/// Would an HTTP call from a node to `peer` succeed? (forwarding/fan-out, facts §2.3, §3.4)
+fn reach(c: &Cluster, peer: u64, token: Option<&str>, path: &str) -> Result<(), Reply> {
+    let Some(p) = c.node(peer) else { return Err(Reply::err(&format!("node {peer} not found"))) };
+    let url = format!("http://{}:{}{path}", c.opts.host, p.api_port);
+    if !p.phase.api_open() {
+        return Err(Reply::err(&format!("Get \"{url}\": dial tcp: connect: connection refused")));
+    }
+    if p.faults.blackhole {
+        let mut r = Reply::err(&format!("Get \"{url}\": context deadline exceeded"));
+        r.delay = timing::PEER_TIMEOUT;
+        return Err(r);
+    }
+    if p.faults.http500 {
+        return Err(Reply::err(&format!("Get \"{url}\": unexpected status 500")));
+    }
+    if let Some(t) = c.token_of(p) {
+        if token != Some(t.as_str()) {
+            return Err(Reply::err(&format!("Get \"{url}\": unexpected status 401")));
+        }
+    }
+    Ok(())
+}
+
+pub fn health(c: &Cluster, n: &Node) -> Reply {
+    if !n.caps().health_cluster_aware {
+        return Reply::json(200, &json!({"status": "ok"}));
+    }
+    // `CheckClusterStatus` on the local (possibly stale) view (facts §3.1, §4.3).
+    let problem = match c.view_of(n) {
+        None => Some("no slots"),
+        Some(cfg) if cfg.slots.is_empty() => Some("no slots"),
+        Some(cfg) if cfg.slots.len() != c.slot_count_option(n.id) as usize => Some("slot count not match"),
+        Some(cfg) if cfg.slots.iter().any(|s| s.leader == 0) => Some("slot leader not found"),
+        Some(cfg) if cfg.slots.iter().any(|s| s.status != 0) => Some("slot not ready"),
+        Some(_) => None,
+    };
+    match problem {
+        None => Reply::json(200, &json!({"status": "ok"})),
+        Some(m) => Reply::json(500, &json!({"status": "error", "message": m})),
+    }
+}
+
+pub fn varz(c: &Cluster, n: &Node, q: &BTreeMap<String, String>, token: Option<&str>, now: u64) -> Reply {
+    if !n.caps().has_varz {
+        return Reply::not_found();
+    }
+    let target = q.get("node_id").and_then(|s| s.parse::<u64>().ok()).filter(|id| *id != 0 && *id != n.id);
+    let n = match target {
+        Some(id) => {
+            if let Err(r) = reach(c, id, token, "/varz") {
+                return r;
+            }
+            c.node(id).expect("reach checked it")
+        }
+        None => n,
+    };
+    if !n.caps().has_varz {
+        return Reply::err("unexpected status 404");
+    }
+    let host = &c.opts.host;
+    let conns = 10 + n.id % 7;
+    Reply::json(
+        200,
+        &json!({
+            "server_id": n.id.to_string(), "server_name": "WuKongIM",
+            "version": c.version_string(&n.version), "connections": conns,
+            "user_handler_count": conns, "user_handler_conn_count": conns,
+            "uptime": logs::my_uptime(c.uptime_secs(n, now)), "goroutine": 1532, "mem": 412_345_678, "cpu": 3.5,
+            "in_msgs": 1200, "out_msgs": 1300, "in_bytes": 123_456, "out_bytes": 234_567,
+            "slow_clients": 0, "retry_queue": 0,
+            "tcp_addr": format!("{host}:5100"), "ws_addr": format!("ws://{host}:5200"), "wss_addr": "",
+            "manager_addr": format!("{host}:5300"), "manager_on": 1,
+            "commit": commit(&n.version), "commit_date": commit_date(&n.version), "tree_state": "clean",
+            "api_url": format!("http://{host}:{}", n.api_port), "manager_uid": "____manager",
+            "manager_token_on": i32::from(c.token_of(n).is_some()), "conversation_cache_count": 0,
+        }),
+    )
+}
+
+pub fn cluster_node(c: &Cluster, n: &Node, now: u64) -> Reply {
+    // Not in its own config → nil dereference → gin recovery 500 (facts §3.3).
+    match c.view_of(n).and_then(|cfg| node_entry(c, cfg, n.id, &Kind::Local(n), now)) {
+        Some(v) => Reply::json(200, &v),
+        None => Reply::empty(500),
+    }
+}
+
+pub fn cluster_nodes(c: &Cluster, n: &Node, token: Option<&str>, now: u64, simple: bool) -> Reply {
+    let Some(cfg) = c.view_of(n) else { return Reply::json(200, &json!({"total": 0, "data": []})) };
+    let mut ids: Vec<u64> = cfg.nodes.iter().map(|x| x.id).collect();
+    ids.sort_unstable();
+    let mut data = Vec::with_capacity(ids.len());
+    for id in ids {
+        let entry = if simple {
+            node_entry(c, cfg, id, &Kind::Simple, now)
+        } else if id == n.id {
+            node_entry(c, cfg, id, &Kind::Local(n), now)
+        } else if cfg.is_online(id) {
+            // Online remote: GET its /cluster/node; any failure fails the whole call (errgroup).
+            if let Err(r) = reach(c, id, token, "/cluster/node") {
+                return r;
+            }
+            let p = c.node(id).expect("reach checked it");
+            match c.view_of(p).and_then(|pc| node_entry(c, pc, id, &Kind::Local(p), now)) {
+                Some(v) => Some(v),
+                None => return Reply::err("unexpected status 500"),
+            }
+        } else {
+            node_entry(c, cfg, id, &Kind::ConfigOnly, now)
+        };
+        data.extend(entry);
+    }
+    Reply::json(200, &json!({"total": data.len(), "data": data}))
+}
+
+/// Resolves "forward to the config-raft leader" (facts §3.6): `Ok` when it would answer.
+fn via_controller(c: &Cluster, n: &Node, token: Option<&str>, path: &str) -> Result<(), Reply> {
+    match c.controller() {
+        Some(ctrl) if n.knows_controller && n.connected => {
+            if ctrl == n.id { Ok(()) } else { reach(c, ctrl, token, path) }
+        }
+        _ => Err(Reply::err("leader not found")),
+    }
+}
+
+fn info_json(cfg: &Config) -> String {
+    let nodes: Vec<Value> = cfg
+        .nodes
+        .iter()
+        .map(|x| {
+            let mut m = Map::new();
+            put(&mut m, "id", x.id, true);
+            put(&mut m, "clusterAddr", x.cluster_addr.clone(), !x.cluster_addr.is_empty());
+            put(&mut m, "apiServerAddr", x.api_addr.clone(), !x.api_addr.is_empty());
+            put(&mut m, "online", true, x.online);
+            put(&mut m, "offlineCount", x.offline_count, x.offline_count > 0);
+            put(&mut m, "lastOffline", x.last_offline, x.last_offline > 0);
+            put(&mut m, "allowVote", true, true);
+            put(&mut m, "status", 3, true);
+            put(&mut m, "createdAt", x.created_at, x.created_at > 0);
+            Value::Object(m)
+        })
+        .collect();
+    let slots: Vec<Value> = cfg
+        .slots
+        .iter()
+        .map(|s| {
+            let mut m = Map::new();
+            put(&mut m, "id", s.id, s.id > 0);
+            put(&mut m, "leader", s.leader, s.leader > 0);
+            put(&mut m, "term", s.term, s.term > 0);
+            put(&mut m, "replicas", s.replicas.clone(), !s.replicas.is_empty());
+            put(&mut m, "expectLeader", s.expect_leader, s.expect_leader > 0);
+            put(&mut m, "status", s.status, s.status > 0);
+            put(&mut m, "migrateFrom", s.migrate_from, s.migrate_from > 0);
+            put(&mut m, "migrateTo", s.migrate_to, s.migrate_to > 0);
+            Value::Object(m)
+        })
+        .collect();
+    let mut m = Map::new();
+    put(&mut m, "version", cfg.version, cfg.version > 0);
+    put(&mut m, "slotCount", cfg.slot_count, cfg.slot_count > 0);
+    put(&mut m, "slotReplicaCount", cfg.slot_replica_count, cfg.slot_replica_count > 0);
+    put(&mut m, "channelReplicaCount", cfg.channel_replica_count, cfg.channel_replica_count > 0);
+    put(&mut m, "term", cfg.term, cfg.term > 0);
+    put(&mut m, "nodes", nodes, !cfg.nodes.is_empty());
+    put(&mut m, "slots", slots, !cfg.slots.is_empty());
+    Value::Object(m).to_string()
+}
+
+/// `/cluster/info`, serialized once per config version (1000-node clusters).
+pub fn cluster_info(c: &mut Cluster, id: u64, token: Option<&str>) -> Reply {
+    let n = c.node(id).expect("caller checked");
+    if let Err(r) = via_controller(c, n, token, "/cluster/info") {
+        return r;
+    }
+    let body = match &c.info_cache {
+        Some((v, s)) if *v == c.config.version => Arc::clone(s),
+        _ => {
+            let s: Arc<str> = info_json(&c.config).into();
+            c.info_cache = Some((c.config.version, Arc::clone(&s)));
+            s
+        }
+    };
+    Reply { status: 200, body: body.to_string(), json: true, delay: 0 }
+}
+
+fn slot_resp(s: &super::model::Slot) -> Value {
+    let fmt = ["正常", "候选中", "领导者转移中"].get(usize::from(s.status)).copied().unwrap_or("");
+    json!({"id": s.id, "leader_id": s.leader, "term": s.term, "replicas": s.replicas, "channel_count": 0,
+           "log_index": u64::from(s.term) * 100 + u64::from(s.id), "status": s.status, "status_format": fmt})
+}
+
+pub fn allslot(c: &Cluster, n: &Node, token: Option<&str>) -> Reply {
+    if let Err(r) = via_controller(c, n, token, "/cluster/allslot") {
+        return r;
+    }
+    let data: Vec<Value> = c.config.slots.iter().map(slot_resp).collect();
+    Reply::json(200, &json!({"total": data.len(), "data": data}))
+}
+
+pub fn slots(c: &Cluster, n: &Node, q: &BTreeMap<String, String>) -> Reply {
+    let ids: Vec<u32> = q.get("ids").map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default();
+    let data: Vec<Value> = c
+        .view_of(n)
+        .map(|cfg| ids.iter().filter_map(|id| cfg.slots.get(*id as usize)).map(slot_resp).collect())
+        .unwrap_or_default();
+    Reply::json(200, &Value::Array(data))
+}
+
+pub fn cluster_logs(c: &Cluster, n: &Node, q: &BTreeMap<String, String>, token: Option<&str>) -> Reply {
+    let Some(target) = q.get("node_id").and_then(|s| s.parse::<u64>().ok()).filter(|id| *id != 0) else {
+        return Reply::empty(500); // nil dereference upstream (facts §3.8)
+    };
+    if target != n.id {
+        if let Err(r) = reach(c, target, token, "/cluster/logs") {
+            return r;
+        }
+    }
+    let Some(t) = c.node(target) else { return Reply::err("node not found") };
+    let last = c.view_of(t).map_or(0, |cfg| cfg.version);
+    let limit = q.get("limit").and_then(|s| s.parse::<u64>().ok()).filter(|l| *l > 0).unwrap_or(20).min(last);
+    let logs: Vec<Value> = (0..limit)
+        .map(|i| {
+            let idx = last - i;
+            json!({"id": idx.to_string(), "index": idx, "term": c.config.term, "cmd": "ConfigUpdate", "data": "", "time_format": ""})
+        })
+        .collect();
+    Reply::json(200, &json!({"next": last + 1, "pre": last.saturating_sub(limit), "applied": last, "last": last,
+                             "more": i32::from(limit < last), "logs": logs}))
+}
