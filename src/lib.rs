@@ -48,6 +48,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Check(a) => commands::check::run(&cli.global, a, &p).await,
         Command::Plan(a) => commands::plan::run(&cli.global, a, &p).await,
         Command::Releases(a) => commands::releases::run(a, &p),
+        Command::Upgrade(a) => commands::upgrade::run(&cli.global, a, &p).await,
+        Command::Status(a) => commands::status::run(&cli.global, a, &p).await,
+        Command::Demo(a) => commands::demo::run(&cli.global, a, &p).await,
         _ => Err(error::WkError::input("this command is not built yet", "see the README").into()),
     }
 }

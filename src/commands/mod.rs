@@ -1,6 +1,7 @@
 //! One file per command. Shared loading of the manifest, playbook and target lives here.
 
 pub mod check;
+pub mod demo;
 pub mod live;
 pub mod plan;
 pub mod releases;
