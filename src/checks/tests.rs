@@ -171,7 +171,7 @@ fn config_lagging_is_a_warning() {
 fn health_failing_blocks_only_when_cluster_aware() {
     let failing = |c: &mut ClusterView| {
         c.node_mut(1002).unwrap().health =
-            crate::probe::HealthState::Failing("slot not ready".into())
+            crate::probe::HealthState::Failing("slot not ready".into());
     };
     let f = run(failing);
     let h = only(&f, "cluster.health_failing");

@@ -198,10 +198,10 @@ pub fn cluster_settled(view: &ClusterView) -> SignalState {
         match &n.health {
             HealthState::Ok => {}
             HealthState::Failing(m) => {
-                not_yet.push(format!("node {} `/health` is 500 `{m}`", n.id))
+                not_yet.push(format!("node {} `/health` is 500 `{m}`", n.id));
             }
             HealthState::Unknown if !n.reachable => {
-                not_yet.push(format!("node {} does not answer", n.id))
+                not_yet.push(format!("node {} does not answer", n.id));
             }
             HealthState::Unknown => unknown.push(format!("node {} `/health` unknown", n.id)),
         }
@@ -213,7 +213,7 @@ pub fn cluster_settled(view: &ClusterView) -> SignalState {
                     n.id
                 )),
                 (Some(false), _) => {
-                    not_yet.push(format!("node {} is offline in the controller's view", n.id))
+                    not_yet.push(format!("node {} is offline in the controller's view", n.id));
                 }
                 (None, _) => not_yet.push(format!(
                     "node {} is not a member in the controller's view",

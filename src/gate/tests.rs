@@ -276,7 +276,7 @@ fn cluster_settled_checks_every_condition() {
         (
             "slot not ready",
             Box::new(|c| {
-                c.node_mut(1003).unwrap().health = HealthState::Failing("slot not ready".into())
+                c.node_mut(1003).unwrap().health = HealthState::Failing("slot not ready".into());
             }),
         ),
         (
@@ -289,7 +289,7 @@ fn cluster_settled_checks_every_condition() {
                 (
                     c.node_mut(1003).unwrap().info_online,
                     c.node_mut(1003).unwrap().info_status,
-                ) = (None, None)
+                ) = (None, None);
             }),
         ),
         (
@@ -298,7 +298,7 @@ fn cluster_settled_checks_every_condition() {
                 (
                     c.node_mut(1003).unwrap().reachable,
                     c.node_mut(1003).unwrap().health,
-                ) = (false, HealthState::Unknown)
+                ) = (false, HealthState::Unknown);
             }),
         ),
     ];
