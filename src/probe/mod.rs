@@ -193,3 +193,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "observe_tests.rs"]
+mod observe_tests;
