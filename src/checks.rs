@@ -4,6 +4,7 @@
 //! node, and a hint that says what to do.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use crate::finding::Finding;
 use crate::manifest::Manifest;
@@ -16,51 +17,94 @@ pub fn live_findings(manifest: &Manifest, view: &ClusterView) -> Vec<Finding> {
     let mut out = Vec::new();
     for mn in &manifest.nodes {
         let Some(n) = view.node(mn.id) else {
-            out.push(Finding::block("node.unreachable", Some(mn.id), format!("node {} was not probed", mn.id), "run the check again"));
+            out.push(Finding::block(
+                "node.unreachable",
+                Some(mn.id),
+                format!("node {} was not probed", mn.id),
+                "run the check again",
+            ));
             continue;
         };
         node_findings(manifest, mn.version.as_ref(), n, view, &mut out);
     }
     membership(manifest, view, &mut out);
     cluster_findings(manifest, view, &mut out);
-    let versions: Vec<(u64, WkVersion)> = live_versions(view).into_iter().filter_map(|(id, v)| v.map(|v| (id, v))).collect();
+    let versions: Vec<(u64, WkVersion)> = live_versions(view)
+        .into_iter()
+        .filter_map(|(id, v)| v.map(|v| (id, v)))
+        .collect();
     out.extend(mixed_finding(&versions));
     out
 }
 
-fn node_findings(manifest: &Manifest, declared: Option<&WkVersion>, n: &NodeView, view: &ClusterView, out: &mut Vec<Finding>) {
+fn node_findings(
+    manifest: &Manifest,
+    declared: Option<&WkVersion>,
+    n: &NodeView,
+    view: &ClusterView,
+    out: &mut Vec<Finding>,
+) {
     let id = n.id;
     if n.error == Some(ProbeError::Unauthorized) {
         let hint = match &manifest.api.token_env {
             Some(var) => format!("export the cluster's managerToken in `{var}` (named by `api.token_env`); it must equal `managerToken` on every node"),
             None => "the cluster has a managerToken: set `api.token_env` in the manifest to the environment variable holding it".into(),
         };
-        out.push(Finding::block("node.auth_failed", Some(id), format!("node {id} at {} refused the token (HTTP 401)", n.api), hint));
+        out.push(Finding::block(
+            "node.auth_failed",
+            Some(id),
+            format!("node {id} at {} refused the token (HTTP 401)", n.api),
+            hint,
+        ));
         return;
     }
     if !n.reachable {
-        let why = n.error.as_ref().map_or_else(|| "no answer".to_string(), ToString::to_string);
+        let why = n
+            .error
+            .as_ref()
+            .map_or_else(|| "no answer".to_string(), ToString::to_string);
         out.push(Finding::block("node.unreachable", Some(id), format!("node {id} at {} does not answer: {why}", n.api), "check that the node runs and that this machine reaches its API port (`api` in the manifest)"));
         return;
     }
-    let reported = n.server_id.as_deref().map(|s| (s.trim().parse::<u64>().ok(), s)).or_else(|| n.self_id.map(|i| (Some(i), "")));
+    let reported = n
+        .server_id
+        .as_deref()
+        .map(|s| (s.trim().parse::<u64>().ok(), s))
+        .or_else(|| n.self_id.map(|i| (Some(i), "")));
     if let Some((num, raw)) = reported
         && num != Some(id)
     {
         let what = num.map_or_else(|| format!("`{raw}`"), |v| v.to_string());
-        out.push(Finding::block("node.id_mismatch", Some(id), format!("node {id} at {} reports node id {what}", n.api), "fix the manifest: each `api` must point at the node with that id (`cluster.nodeId`)"));
+        out.push(Finding::block(
+            "node.id_mismatch",
+            Some(id),
+            format!("node {id} at {} reports node id {what}", n.api),
+            "fix the manifest: each `api` must point at the node with that id (`cluster.nodeId`)",
+        ));
     }
     if let (Some(want), Some(live)) = (declared, &n.version)
         && !want.same_build(live)
     {
-        out.push(Finding::warn("version.manifest_disagrees", Some(id), format!("node {id} runs {live}, the manifest says {want}"), format!("update `version` of node {id} in the manifest to {live}")));
+        out.push(Finding::warn(
+            "version.manifest_disagrees",
+            Some(id),
+            format!("node {id} runs {live}, the manifest says {want}"),
+            format!("update `version` of node {id} in the manifest to {live}"),
+        ));
     }
     match &n.health {
         HealthState::Failing(m) => {
-            let aware = n.version.as_ref().is_none_or(|v| Capabilities::of(v).health_cluster_aware);
+            let aware = n
+                .version
+                .as_ref()
+                .is_none_or(|v| Capabilities::of(v).health_cluster_aware);
             let msg = format!("node {id} `/health` fails: {m}");
             let hint = "wait for the cluster to settle (slot leaders elected), then check again; see `wkctl doctor`";
-            out.push(if aware { Finding::block("cluster.health_failing", Some(id), msg, hint) } else { Finding::warn("cluster.health_failing", Some(id), msg, hint) });
+            out.push(if aware {
+                Finding::block("cluster.health_failing", Some(id), msg, hint)
+            } else {
+                Finding::warn("cluster.health_failing", Some(id), msg, hint)
+            });
         }
         HealthState::Unknown => {
             if let Some(e) = &n.error {
@@ -89,28 +133,55 @@ fn node_findings(manifest: &Manifest, declared: Option<&WkVersion>, n: &NodeView
 }
 
 fn membership(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
-    let Some(members) = &view.membership else { return };
-    let missing: Vec<u64> = manifest.nodes.iter().map(|n| n.id).filter(|id| !members.contains(id)).collect();
-    let extra: Vec<u64> = members.iter().copied().filter(|id| manifest.node(*id).is_none()).collect();
+    let Some(members) = &view.membership else {
+        return;
+    };
+    let missing: Vec<u64> = manifest
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .filter(|id| !members.contains(id))
+        .collect();
+    let extra: Vec<u64> = members
+        .iter()
+        .copied()
+        .filter(|id| manifest.node(*id).is_none())
+        .collect();
     if missing.is_empty() && extra.is_empty() {
         return;
     }
-    let list = |ids: &[u64]| ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let list = |ids: &[u64]| {
+        ids.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let (m, c) = (manifest.nodes.len(), members.len());
-    let mut msg = format!("the manifest has {m} node{}, the cluster reports {c} ({})", plural(m), list(members));
+    let mut msg = format!(
+        "the manifest has {m} node{}, the cluster reports {c} ({})",
+        plural(m),
+        list(members)
+    );
     if !missing.is_empty() {
-        msg.push_str(&format!(": {} missing from the cluster", list(&missing)));
+        let _ = write!(msg, ": {} missing from the cluster", list(&missing));
     }
     if !extra.is_empty() {
-        msg.push_str(&format!(": {} not in the manifest", list(&extra)));
+        let _ = write!(msg, ": {} not in the manifest", list(&extra));
     }
     let first = manifest.nodes.iter().map(|n| n.id).min().unwrap_or(1001);
     let hint = if missing.is_empty() {
         "add the extra nodes to the manifest (or remove them from the cluster) so wkctl upgrades every node".to_string()
     } else {
-        format!("start node {first} first, then the others; check `cluster.initNodes`/`cluster.seed` on every node and the network on port 11110 (#310)")
+        format!(
+            "start node {first} first, then the others; check `cluster.initNodes`/`cluster.seed` on every node and the network on port 11110 (#310)"
+        )
     };
-    out.push(Finding::block("cluster.membership_mismatch", None, msg, hint));
+    out.push(Finding::block(
+        "cluster.membership_mismatch",
+        None,
+        msg,
+        hint,
+    ));
 }
 
 fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
@@ -118,9 +189,17 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
     if any_reachable && view.controller.is_none() {
         let mut msg = "the cluster has no controller (config-raft leader)".to_string();
         if !view.leader_not_found.is_empty() {
-            msg.push_str(&format!(": node(s) {} answer `leader not found`", view.leader_not_found.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")));
+            let _ = write!(
+                msg,
+                ": node(s) {} answer `leader not found`",
+                view.leader_not_found
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         } else if view.controller_claims.len() > 1 {
-            msg.push_str(&format!(": nodes {:?} each claim it", view.controller_claims));
+            let _ = write!(msg, ": nodes {:?} each claim it", view.controller_claims);
         }
         out.push(Finding::block("cluster.no_controller", None, msg, "a quorum of nodes must run and reach each other on port 11110; start the missing nodes (1001 first) and wait for the election"));
     }
@@ -131,26 +210,64 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
         if s.total == 0 {
             out.push(Finding::block("cluster.slots_not_ready", None, "the cluster reports no slots", "the initial config was never proposed: a quorum of `cluster.initNodes` must start (#197)"));
         } else if !bad.is_empty() {
-            out.push(Finding::block("cluster.slots_not_ready", None, format!("{} of {} slots have no leader or are in election ({})", bad.len(), s.total, ids(&bad)), "wait for slot leader election to finish (a node may be down); check again"));
+            out.push(Finding::block(
+                "cluster.slots_not_ready",
+                None,
+                format!(
+                    "{} of {} slots have no leader or are in election ({})",
+                    bad.len(),
+                    s.total,
+                    ids(&bad)
+                ),
+                "wait for slot leader election to finish (a node may be down); check again",
+            ));
         }
-        let mut moving: Vec<u64> = s.migrating.iter().chain(&s.leader_transfer).copied().collect();
+        let mut moving: Vec<u64> = s
+            .migrating
+            .iter()
+            .chain(&s.leader_transfer)
+            .copied()
+            .collect();
         moving.sort_unstable();
         moving.dedup();
         if !moving.is_empty() || view.cluster_migrating {
-            let what = if moving.is_empty() { "a cluster-level migration".to_string() } else { format!("{} slot(s) migrating ({})", moving.len(), ids(&moving)) };
-            out.push(Finding::block("cluster.migration_in_progress", None, format!("{what} is in progress"), "wait until the controller finishes rebalancing slot leaders, then check again"));
+            let what = if moving.is_empty() {
+                "a cluster-level migration".to_string()
+            } else {
+                format!("{} slot(s) migrating ({})", moving.len(), ids(&moving))
+            };
+            out.push(Finding::block(
+                "cluster.migration_in_progress",
+                None,
+                format!("{what} is in progress"),
+                "wait until the controller finishes rebalancing slot leaders, then check again",
+            ));
         }
     }
     let replicas = view.slot_replica_count.filter(|r| *r > 0);
     let n = manifest.nodes.len();
     if n < 3 || replicas.is_some_and(|r| r < 3) {
-        let why = if n < 3 { format!("the cluster has {n} node{}", plural(n)) } else { format!("slotReplicaCount is {}", replicas.unwrap_or_default()) };
-        out.push(Finding::warn("cluster.not_zero_downtime", None, format!("{why}: stopping one node interrupts service"), "plan a maintenance window, or run at least 3 nodes with `cluster.slotReplicaCount` 3"));
+        let why = if n < 3 {
+            format!("the cluster has {n} node{}", plural(n))
+        } else {
+            format!("slotReplicaCount is {}", replicas.unwrap_or_default())
+        };
+        out.push(Finding::warn(
+            "cluster.not_zero_downtime",
+            None,
+            format!("{why}: stopping one node interrupts service"),
+            "plan a maintenance window, or run at least 3 nodes with `cluster.slotReplicaCount` 3",
+        ));
     }
 }
 
 fn ids(list: &[u64]) -> String {
-    let mut s = list.iter().take(8).map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    let mut s = list
+        .iter()
+        .take(8)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     if list.len() > 8 {
         s.push_str(", …");
     }
@@ -163,7 +280,10 @@ fn plural(n: usize) -> &'static str {
 
 /// The live version of every observed node (`None` when it reports none).
 pub fn live_versions(view: &ClusterView) -> BTreeMap<u64, Option<WkVersion>> {
-    view.nodes.iter().map(|n| (n.id, n.version.clone())).collect()
+    view.nodes
+        .iter()
+        .map(|n| (n.id, n.version.clone()))
+        .collect()
 }
 
 /// The controller (config-raft leader), if the cluster has exactly one.
@@ -172,5 +292,4 @@ pub fn controller(view: &ClusterView) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[path = "checks_tests.rs"]
 mod tests;

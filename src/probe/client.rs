@@ -10,7 +10,9 @@ use std::time::Duration;
 use reqwest::header::HeaderValue;
 use serde::de::DeserializeOwned;
 
-use super::models::{ApiErrorBody, ClusterInfo, ClusterLogs, Health, HealthBody, NodeConfig, NodeList, Varz};
+use super::models::{
+    ApiErrorBody, ClusterInfo, ClusterLogs, Health, HealthBody, NodeConfig, NodeList, Varz,
+};
 use crate::error::WkError;
 use crate::manifest::Manifest;
 
@@ -55,7 +57,10 @@ impl ProbeError {
 
     /// The API port did not answer at all (as opposed to answering badly).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, ProbeError::Refused | ProbeError::Timeout | ProbeError::Network(_))
+        matches!(
+            self,
+            ProbeError::Refused | ProbeError::Timeout | ProbeError::Network(_)
+        )
     }
 
     /// A short stable name, for JSON and tests.
@@ -104,8 +109,15 @@ impl Client {
     /// Built from the manifest: `api.timeout`, and the token from `api.token_env`.
     pub fn from_manifest(manifest: &Manifest) -> Result<Client, WkError> {
         Client::new(manifest.api.timeout, manifest.token()).map_err(|reason| {
-            let var = manifest.api.token_env.as_deref().unwrap_or("the token variable");
-            WkError::input(format!("cannot use the managerToken from `{var}`: {reason}"), "the token must be printable ASCII without line breaks")
+            let var = manifest
+                .api
+                .token_env
+                .as_deref()
+                .unwrap_or("the token variable");
+            WkError::input(
+                format!("cannot use the managerToken from `{var}`: {reason}"),
+                "the token must be printable ASCII without line breaks",
+            )
         })
     }
 
@@ -113,7 +125,8 @@ impl Client {
     pub fn new(timeout: Duration, token: Option<String>) -> Result<Client, String> {
         let token = match token {
             Some(t) => {
-                let mut v = HeaderValue::from_str(&t).map_err(|_| "it is not a valid HTTP header value".to_string())?;
+                let mut v = HeaderValue::from_str(&t)
+                    .map_err(|_| "it is not a valid HTTP header value".to_string())?;
                 v.set_sensitive(true);
                 Some(v)
             }
@@ -125,7 +138,11 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", innermost(&e)))?;
-        Ok(Client { http, token, timeout })
+        Ok(Client {
+            http,
+            token,
+            timeout,
+        })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -149,7 +166,10 @@ impl Client {
         }
         let mut resp = req.send().await.map_err(|e| classify(&e))?;
         let status = resp.status().as_u16();
-        if resp.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
             return Err(too_large());
         }
         let mut body = Vec::new();
@@ -163,7 +183,11 @@ impl Client {
     }
 
     /// `GET path` and decode a 200 answer as `T`; every other status is a [`ProbeError`].
-    pub async fn get_json<T: DeserializeOwned>(&self, base: &str, path: &str) -> Result<T, ProbeError> {
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        base: &str,
+        path: &str,
+    ) -> Result<T, ProbeError> {
         let (status, body) = self.get_raw(base, path).await?;
         match status {
             200 => decode(&body),
@@ -175,18 +199,17 @@ impl Client {
     pub async fn health(&self, base: &str) -> Result<Health, ProbeError> {
         let (status, body) = self.get_raw(base, "/health").await?;
         match status {
-            200 | 500 => {
-                match decode::<HealthBody>(&body) {
-                    Ok(h) => {
-                        let ok = status == 200 && h.status == "ok";
-                        let message = Some(h.message).filter(|m| !m.is_empty());
-                        let message = message.or_else(|| (!ok).then(|| format!("status `{}`", h.status)));
-                        Ok(Health { ok, message })
-                    }
-                    Err(_) if status == 500 => Err(ProbeError::ServerError(500)),
-                    Err(e) => Err(e),
+            200 | 500 => match decode::<HealthBody>(&body) {
+                Ok(h) => {
+                    let ok = status == 200 && h.status == "ok";
+                    let message = Some(h.message).filter(|m| !m.is_empty());
+                    let message =
+                        message.or_else(|| (!ok).then(|| format!("status `{}`", h.status)));
+                    Ok(Health { ok, message })
                 }
-            }
+                Err(_) if status == 500 => Err(ProbeError::ServerError(500)),
+                Err(e) => Err(e),
+            },
             _ => Err(status_error(status, &body)),
         }
     }
@@ -218,17 +241,26 @@ impl Client {
 
     /// `/cluster/logs?node_id=X&log_type=1&limit=1`: config-raft applied/last of node X.
     pub async fn cluster_logs(&self, base: &str, node_id: u64) -> Result<ClusterLogs, ProbeError> {
-        self.get_json(base, &format!("/cluster/logs?node_id={node_id}&log_type=1&limit=1")).await
+        self.get_json(
+            base,
+            &format!("/cluster/logs?node_id={node_id}&log_type=1&limit=1"),
+        )
+        .await
     }
 }
 
 fn too_large() -> ProbeError {
-    ProbeError::BadBody(format!("the body is larger than {} MiB", MAX_BODY_BYTES / (1024 * 1024)))
+    ProbeError::BadBody(format!(
+        "the body is larger than {} MiB",
+        MAX_BODY_BYTES / (1024 * 1024)
+    ))
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProbeError> {
-    let text = std::str::from_utf8(body).map_err(|_| ProbeError::BadBody("the body is not valid UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| ProbeError::BadBody(format!("not the expected JSON ({e})")))
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ProbeError::BadBody("the body is not valid UTF-8".into()))?;
+    serde_json::from_str(text)
+        .map_err(|e| ProbeError::BadBody(format!("not the expected JSON ({e})")))
 }
 
 fn status_error(status: u16, body: &[u8]) -> ProbeError {
@@ -237,13 +269,25 @@ fn status_error(status: u16, body: &[u8]) -> ProbeError {
         404 => ProbeError::NotFound,
         500..=599 => ProbeError::ServerError(status),
         _ => {
-            let parsed: Option<ApiErrorBody> = std::str::from_utf8(body).ok().and_then(|t| serde_json::from_str(t).ok());
+            let parsed: Option<ApiErrorBody> = std::str::from_utf8(body)
+                .ok()
+                .and_then(|t| serde_json::from_str(t).ok());
             match parsed {
                 Some(b) if !b.msg.is_empty() => {
-                    let code = b.status.and_then(|s| u16::try_from(s).ok()).filter(|s| *s >= 100).unwrap_or(status);
-                    ProbeError::ApiError { status: code, msg: clip(&b.msg) }
+                    let code = b
+                        .status
+                        .and_then(|s| u16::try_from(s).ok())
+                        .filter(|s| *s >= 100)
+                        .unwrap_or(status);
+                    ProbeError::ApiError {
+                        status: code,
+                        msg: clip(&b.msg),
+                    }
                 }
-                _ => ProbeError::ApiError { status, msg: clip(&String::from_utf8_lossy(body)) },
+                _ => ProbeError::ApiError {
+                    status,
+                    msg: clip(&String::from_utf8_lossy(body)),
+                },
             }
         }
     }
@@ -252,7 +296,11 @@ fn status_error(status: u16, body: &[u8]) -> ProbeError {
 /// Keeps error messages one short line.
 fn clip(s: &str) -> String {
     let line = s.trim().lines().next().unwrap_or("").trim();
-    if line.chars().count() > 200 { format!("{}…", line.chars().take(200).collect::<String>()) } else { line.to_string() }
+    if line.chars().count() > 200 {
+        format!("{}…", line.chars().take(200).collect::<String>())
+    } else {
+        line.to_string()
+    }
 }
 
 fn classify(e: &reqwest::Error) -> ProbeError {

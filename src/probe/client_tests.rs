@@ -33,9 +33,15 @@ async fn handle(mut sock: TcpStream) {
     }
     let head = String::from_utf8_lossy(&head).to_string();
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let authed = head.lines().any(|l| l.to_ascii_lowercase().starts_with("token:") && l[6..].trim() == TOKEN);
+    let authed = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("token:") && l[6..].trim() == TOKEN);
     let reply = |status: &str, body: &[u8]| {
-        let mut r = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len()).into_bytes();
+        let mut r = format!(
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
         r.extend_from_slice(body);
         r
     };
@@ -44,20 +50,42 @@ async fn handle(mut sock: TcpStream) {
     } else {
         match path.as_str() {
             "/health" | "/open" => reply("200 OK", br#"{"status":"ok"}"#),
-            "/health-failing/health" => reply("500 Internal Server Error", br#"{"status":"error","message":"slot not ready"}"#),
+            "/health-failing/health" => reply(
+                "500 Internal Server Error",
+                br#"{"status":"error","message":"slot not ready"}"#,
+            ),
             "/panic/health" | "/500" => reply("500 Internal Server Error", b""),
-            "/400" => reply("400 Bad Request", br#"{"msg":"leader not found","status":400}"#),
-            "/403" => reply("400 Bad Request", "{\"msg\":\"没有权限\",\"status\":403}".as_bytes()),
+            "/400" => reply(
+                "400 Bad Request",
+                br#"{"msg":"leader not found","status":400}"#,
+            ),
+            "/403" => reply(
+                "400 Bad Request",
+                "{\"msg\":\"没有权限\",\"status\":403}".as_bytes(),
+            ),
             "/utf8" => reply("200 OK", b"{\"server_id\":\"\xff\xfe\"}"),
             "/garbage" => reply("200 OK", b"<html>not json</html>"),
-            "/varz" => reply("200 OK", br#"{"server_id":"1001","version":"v2.1.2-20250120","uptime":"1m"}"#),
+            "/varz" => reply(
+                "200 OK",
+                br#"{"server_id":"1001","version":"v2.1.2-20250120","uptime":"1m"}"#,
+            ),
             "/big" => {
-                let _ = sock.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", 5 * 1024 * 1024).as_bytes()).await;
+                let _ = sock
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n",
+                            5 * 1024 * 1024
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
                 stream_big(&mut sock).await;
                 return;
             }
             "/big-unsized" => {
-                let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n").await;
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
+                    .await;
                 stream_big(&mut sock).await;
                 return;
             }
@@ -86,7 +114,9 @@ fn client(timeout_ms: u64) -> Client {
 }
 
 async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(TEST_DEADLINE, f).await.expect("test deadline")
+    tokio::time::timeout(TEST_DEADLINE, f)
+        .await
+        .expect("test deadline")
 }
 
 #[tokio::test]
@@ -124,8 +154,17 @@ async fn health_500_with_json_is_an_answer_and_without_body_an_error() {
         let base = server().await;
         let c = client(3000);
         let failing = c.health(&format!("{base}/health-failing")).await;
-        assert_eq!(failing, Ok(Health { ok: false, message: Some("slot not ready".into()) }));
-        assert_eq!(c.health(&format!("{base}/panic")).await, Err(ProbeError::ServerError(500)));
+        assert_eq!(
+            failing,
+            Ok(Health {
+                ok: false,
+                message: Some("slot not ready".into())
+            })
+        );
+        assert_eq!(
+            c.health(&format!("{base}/panic")).await,
+            Err(ProbeError::ServerError(500))
+        );
     })
     .await;
 }
@@ -136,13 +175,19 @@ async fn silent_socket_times_out_and_closed_port_is_refused() {
         let base = server().await;
         let c = client(300);
         let started = std::time::Instant::now();
-        assert_eq!(c.get_json::<Varz>(&base, "/hang").await, Err(ProbeError::Timeout));
+        assert_eq!(
+            c.get_json::<Varz>(&base, "/hang").await,
+            Err(ProbeError::Timeout)
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
 
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = closed.local_addr().unwrap();
         drop(closed);
-        assert_eq!(c.health(&format!("http://{addr}")).await, Err(ProbeError::Refused));
+        assert_eq!(
+            c.health(&format!("http://{addr}")).await,
+            Err(ProbeError::Refused)
+        );
     })
     .await;
 }
@@ -154,7 +199,10 @@ fn the_token_never_shows() {
     assert!(format!("{c:?}").contains("redacted"));
     let errs = [
         ProbeError::Unauthorized,
-        ProbeError::ApiError { status: 400, msg: "x".into() },
+        ProbeError::ApiError {
+            status: 400,
+            msg: "x".into(),
+        },
         ProbeError::ServerError(502),
         ProbeError::Refused,
         ProbeError::Timeout,
@@ -167,5 +215,9 @@ fn the_token_never_shows() {
         assert!(!shown.contains(TOKEN));
         assert!(!e.to_string().is_empty());
     }
-    assert!(Client::new(Duration::from_secs(1), Some("bad\ntoken".into())).unwrap_err().contains("not a valid"));
+    assert!(
+        Client::new(Duration::from_secs(1), Some("bad\ntoken".into()))
+            .unwrap_err()
+            .contains("not a valid")
+    );
 }

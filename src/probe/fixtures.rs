@@ -1,8 +1,11 @@
 //! Hand-built views for the unit tests of the gate and the checks.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use super::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, SlotSummary, VersionSource};
+use super::{
+    ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, SlotSummary, VersionSource,
+};
 use crate::manifest::{ApiConfig, Manifest, Node, Policy};
 use crate::version::WkVersion;
 
@@ -48,14 +51,21 @@ pub fn node(id: u64, version: &str, uptime_secs: u64) -> NodeView {
 pub fn settled(version: &str, secs: u64) -> ClusterView {
     ClusterView {
         observed_at: at(secs),
-        nodes: vec![node(1001, version, 100 + secs), node(1002, version, 100 + secs), node(1003, version, 100 + secs)],
+        nodes: vec![
+            node(1001, version, 100 + secs),
+            node(1002, version, 100 + secs),
+            node(1003, version, 100 + secs),
+        ],
         controller: Some(1001),
         controller_claims: vec![1001],
         config_version: Some(415),
         slot_count: Some(64),
         slot_replica_count: Some(3),
         channel_replica_count: Some(3),
-        slots: Some(SlotSummary { total: 64, ..SlotSummary::default() }),
+        slots: Some(SlotSummary {
+            total: 64,
+            ..SlotSummary::default()
+        }),
         cluster_migrating: false,
         membership: Some(vec![1001, 1002, 1003]),
         info_from: Some(1001),
@@ -69,12 +79,21 @@ pub fn manifest(ids: &[u64]) -> Manifest {
         path: "cluster.yaml".into(),
         name: "test".into(),
         playbook: "sim".into(),
-        api: ApiConfig { token_env: Some("WK_MANAGER_TOKEN".into()), timeout: Duration::from_secs(5) },
+        api: ApiConfig {
+            token_env: Some("WK_MANAGER_TOKEN".into()),
+            timeout: Duration::from_secs(5),
+        },
         ssh: None,
-        vars: Default::default(),
+        vars: BTreeMap::default(),
         nodes: ids
             .iter()
-            .map(|id| Node { id: *id, host: format!("10.0.0.{}", id - 1000), api: format!("http://10.0.0.{}:5001", id - 1000), version: None, vars: Default::default() })
+            .map(|id| Node {
+                id: *id,
+                host: format!("10.0.0.{}", id - 1000),
+                api: format!("http://10.0.0.{}:5001", id - 1000),
+                version: None,
+                vars: BTreeMap::default(),
+            })
             .collect(),
         policy: Policy::default(),
         digest: String::new(),

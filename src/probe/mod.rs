@@ -1,4 +1,4 @@
-//! Probing a WuKongIM v2 cluster: the HTTP client, typed answers, and one
+//! Probing a `WuKongIM` v2 cluster: the HTTP client, typed answers, and one
 //! [`ClusterView`] per poll (DESIGN §5, facts §11.1).
 //!
 //! Per node and poll: `/health`, `/varz`, `/cluster/node`, `/cluster/info` (4 requests,
@@ -22,8 +22,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use client::{Client, MAX_BODY_BYTES, ProbeError};
-pub use models::{ClusterInfo, ClusterLogs, Health, InfoNode, InfoSlot, NodeConfig, NodeList, NodeStatus, SlotStatus, Varz, parse_go_uptime};
-pub use view::{ClusterView, HealthState, InfoAnswer, NodeAnswers, NodeView, SlotSummary, VersionSource, assemble};
+pub use models::{
+    ClusterInfo, ClusterLogs, Health, InfoNode, InfoSlot, NodeConfig, NodeList, NodeStatus,
+    SlotStatus, Varz, parse_go_uptime,
+};
+pub use view::{
+    ClusterView, HealthState, InfoAnswer, NodeAnswers, NodeView, SlotSummary, VersionSource,
+    assemble,
+};
 
 use crate::manifest::Manifest;
 
@@ -44,7 +50,9 @@ const SIMPLE_NODES_ATTEMPTS: usize = 2;
 /// `max(policy.poll_interval, min_poll_interval(n))`.
 pub fn min_poll_interval(nodes: usize) -> Duration {
     let per_poll = u64::try_from(nodes + REQUESTS_PER_NODE).unwrap_or(u64::MAX);
-    let millis = per_poll.saturating_mul(1000).div_ceil(u64::from(MAX_REQUESTS_PER_NODE_PER_SEC));
+    let millis = per_poll
+        .saturating_mul(1000)
+        .div_ceil(u64::from(MAX_REQUESTS_PER_NODE_PER_SEC));
     Duration::from_millis(millis).max(MIN_POLL_INTERVAL)
 }
 
@@ -56,7 +64,10 @@ pub async fn observe(client: &Client, manifest: &Manifest) -> ClusterView {
 
     // simpleNodes from a healthy node that knows the controller; the controller first
     // (its local config is the authority), then manifest order.
-    let mut candidates: Vec<&NodeAnswers> = answers.iter().filter(|a| a.health.as_ref().is_ok_and(|h| h.ok) && a.info.is_ok()).collect();
+    let mut candidates: Vec<&NodeAnswers> = answers
+        .iter()
+        .filter(|a| a.health.as_ref().is_ok_and(|h| h.ok) && a.info.is_ok())
+        .collect();
     candidates.sort_by_key(|a| !a.node.as_ref().is_ok_and(|n| n.is_leader));
     let mut simple = None;
     for a in candidates.into_iter().take(SIMPLE_NODES_ATTEMPTS) {
@@ -66,7 +77,11 @@ pub async fn observe(client: &Client, manifest: &Manifest) -> ClusterView {
         }
     }
 
-    let mut view = assemble(&answers, simple.as_ref().map(|(id, l)| (*id, l)), observed_at);
+    let mut view = assemble(
+        &answers,
+        simple.as_ref().map(|(id, l)| (*id, l)),
+        observed_at,
+    );
     check_cluster_ports(&mut view, client.timeout()).await;
     view
 }
@@ -75,11 +90,31 @@ async fn probe_nodes(client: &Client, manifest: &Manifest) -> Vec<NodeAnswers> {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT / REQUESTS_PER_NODE));
     let mut set = JoinSet::new();
     for (idx, node) in manifest.nodes.iter().enumerate() {
-        let (client, permits, id, api) = (client.clone(), Arc::clone(&permits), node.id, node.api.clone());
+        let (client, permits, id, api) = (
+            client.clone(),
+            Arc::clone(&permits),
+            node.id,
+            node.api.clone(),
+        );
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let (health, varz, own, info) = tokio::join!(client.health(&api), client.varz(&api), client.node(&api), client.cluster_info(&api));
-            (idx, NodeAnswers { id, api, health, varz, node: own, info })
+            let (health, varz, own, info) = tokio::join!(
+                client.health(&api),
+                client.varz(&api),
+                client.node(&api),
+                client.cluster_info(&api)
+            );
+            (
+                idx,
+                NodeAnswers {
+                    id,
+                    api,
+                    health,
+                    varz,
+                    node: own,
+                    info,
+                },
+            )
         });
     }
     let mut out: Vec<Option<NodeAnswers>> = vec![None; manifest.nodes.len()];
@@ -96,7 +131,14 @@ async fn probe_nodes(client: &Client, manifest: &Manifest) -> Vec<NodeAnswers> {
                 fn failed<T>() -> Result<T, ProbeError> {
                     Err(ProbeError::Network("the probe task failed".into()))
                 }
-                NodeAnswers { id: n.id, api: n.api.clone(), health: failed(), varz: failed(), node: failed(), info: failed() }
+                NodeAnswers {
+                    id: n.id,
+                    api: n.api.clone(),
+                    health: failed(),
+                    varz: failed(),
+                    node: failed(),
+                    info: failed(),
+                }
             })
         })
         .collect()
@@ -107,11 +149,16 @@ async fn check_cluster_ports(view: &mut ClusterView, timeout: Duration) {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut set = JoinSet::new();
     for (idx, n) in view.nodes.iter().enumerate() {
-        let Some(addr) = n.cluster_addr.as_deref().map(cluster_host_port) else { continue };
+        let Some(addr) = n.cluster_addr.as_deref().map(cluster_host_port) else {
+            continue;
+        };
         let permits = Arc::clone(&permits);
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let ok = matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)));
+            let ok = matches!(
+                tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
+                Ok(Ok(_))
+            );
             (idx, ok)
         });
     }
@@ -136,9 +183,17 @@ mod tests {
         assert_eq!(min_poll_interval(1), Duration::from_secs(1));
         assert_eq!(min_poll_interval(3), Duration::from_millis(1400));
         for n in 1..200 {
-            let per_sec = (n + 4) as f64 / min_poll_interval(n).as_secs_f64();
+            let per_sec =
+                f64::from(u32::try_from(n + 4).unwrap()) / min_poll_interval(n).as_secs_f64();
             assert!(per_sec <= 5.0 + 1e-9, "{n} nodes: {per_sec} req/s");
         }
-        assert_eq!(cluster_host_port("tcp://node1.wk.local:11110"), "node1.wk.local:11110");
+        assert_eq!(
+            cluster_host_port("tcp://node1.wk.local:11110"),
+            "node1.wk.local:11110"
+        );
     }
 }
+
+#[cfg(test)]
+#[path = "observe_tests.rs"]
+mod observe_tests;

@@ -1,4 +1,4 @@
-//! Typed answers of the WuKongIM v2 node API (facts §3), omitempty-aware.
+//! Typed answers of the `WuKongIM` v2 node API (facts §3), omitempty-aware.
 //!
 //! Go's `encoding/json` leaves out zero values tagged `omitempty` (facts §3.3, §3.6):
 //! `online` absent means offline, `leader` absent means 0, slot 0 has no `id`, a slot
@@ -71,7 +71,7 @@ impl Varz {
     }
 }
 
-/// Node `status` (facts §3.3, §3.6): 0 Unknown (omitted), 1 WillJoin, 2 Joining, 3 Joined.
+/// Node `status` (facts §3.3, §3.6): 0 Unknown (omitted), 1 `WillJoin`, 2 Joining, 3 Joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
@@ -101,7 +101,7 @@ impl<'de> Deserialize<'de> for NodeStatus {
     }
 }
 
-/// Slot `status` (facts §3.6): absent = Normal (0), 1 Candidate, 2 LeaderTransfer.
+/// Slot `status` (facts §3.6): absent = Normal (0), 1 Candidate, 2 `LeaderTransfer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlotStatus {
@@ -124,7 +124,7 @@ impl<'de> Deserialize<'de> for SlotStatus {
 }
 
 /// One node as `/cluster/node`, `/cluster/nodes` and `/cluster/simpleNodes` report it
-/// (Go `NodeConfig`, snake_case, facts §3.3–3.5). Only `id` is required.
+/// (Go `NodeConfig`, `snake_case`, facts §3.3–3.5). Only `id` is required.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub struct NodeConfig {
     pub id: u64,
@@ -278,13 +278,17 @@ pub fn parse_go_uptime(s: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return None;
         }
         let value: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let secs_per_unit = match &rest[..unit_len] {
             "y" => 365.0 * 86_400.0,
             "d" => 86_400.0,
@@ -328,14 +332,23 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(0),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| serde::de::Error::custom(format!("`{n}` is not a status code"))),
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| serde::de::Error::custom(format!("`{s}` is not a status code"))),
-        Some(other) => Err(serde::de::Error::custom(format!("`{other}` is not a status code"))),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| serde::de::Error::custom(format!("`{n}` is not a status code"))),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("`{s}` is not a status code"))),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "`{other}` is not a status code"
+        ))),
     }
 }
 
 /// Go nil slices serialize as `null`.
-fn null_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+fn null_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 

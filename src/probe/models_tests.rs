@@ -79,7 +79,10 @@ fn varz_example_parses() {
     assert_eq!(v.server_id, "1001");
     assert_eq!(v.server_id_num(), Some(1001));
     assert_eq!(v.version, "v2.2.5-20260422");
-    assert_eq!(parse_go_uptime(&v.uptime), Some(Duration::from_secs(3 * 3600 + 12 * 60 + 5)));
+    assert_eq!(
+        parse_go_uptime(&v.uptime),
+        Some(Duration::from_secs(3 * 3600 + 12 * 60 + 5))
+    );
     assert_eq!(v.commit_date, "1776816000");
     assert!(!v.manager_token_on);
 }
@@ -87,7 +90,8 @@ fn varz_example_parses() {
 #[test]
 fn varz_odd_variants() {
     // plain `go build`: empty version; id written as a number; missing keys; extra keys.
-    let v: Varz = serde_json::from_str(r#"{"server_id":1002,"version":"","new_field":{"x":1}}"#).unwrap();
+    let v: Varz =
+        serde_json::from_str(r#"{"server_id":1002,"version":"","new_field":{"x":1}}"#).unwrap();
     assert_eq!(v.server_id_num(), Some(1002));
     assert_eq!(v.version, "");
     assert_eq!(v.uptime, "");
@@ -120,7 +124,8 @@ fn node_minimal_means_offline_follower_unknown_status() {
     // `id` is the one required field.
     assert!(serde_json::from_str::<NodeConfig>(r#"{"online":1}"#).is_err());
     // booleans instead of 0/1, a status outside the enum.
-    let n: NodeConfig = serde_json::from_str(r#"{"id":1,"online":true,"is_leader":false,"status":7}"#).unwrap();
+    let n: NodeConfig =
+        serde_json::from_str(r#"{"id":1,"online":true,"is_leader":false,"status":7}"#).unwrap();
     assert!(n.online && !n.is_leader);
     assert_eq!(n.status, NodeStatus::Other(7));
 }
@@ -129,7 +134,17 @@ fn node_minimal_means_offline_follower_unknown_status() {
 fn nodes_example_parses_with_offline_peer() {
     let l: NodeList = serde_json::from_str(NODES).unwrap();
     assert_eq!(l.total, 3);
-    assert_eq!(l.data.iter().map(|n| (n.id, n.online, n.is_leader)).collect::<Vec<_>>(), [(1001, true, true), (1002, true, false), (1003, false, false)]);
+    assert_eq!(
+        l.data
+            .iter()
+            .map(|n| (n.id, n.online, n.is_leader))
+            .collect::<Vec<_>>(),
+        [
+            (1001, true, true),
+            (1002, true, false),
+            (1003, false, false)
+        ]
+    );
     assert_eq!(l.data[2].config_version, 0);
     assert_eq!(l.data[2].offline_count, 1);
     let empty: NodeList = serde_json::from_str(r#"{"total":0,"data":null}"#).unwrap();
@@ -139,7 +154,15 @@ fn nodes_example_parses_with_offline_peer() {
 #[test]
 fn cluster_info_example_parses_with_omitempty_rules() {
     let i: ClusterInfo = serde_json::from_str(INFO).unwrap();
-    assert_eq!((i.version, i.slot_count, i.slot_replica_count, i.channel_replica_count), (415, 64, 3, 3));
+    assert_eq!(
+        (
+            i.version,
+            i.slot_count,
+            i.slot_replica_count,
+            i.channel_replica_count
+        ),
+        (415, 64, 3, 3)
+    );
     assert_eq!(i.nodes.len(), 2);
     assert!(i.nodes[0].online && !i.nodes[1].online);
     assert_eq!(i.nodes[1].status, NodeStatus::Joined);
@@ -149,7 +172,10 @@ fn cluster_info_example_parses_with_omitempty_rules() {
     assert_eq!((s[0].status, s[0].migrating()), (SlotStatus::Normal, false));
     assert_eq!((s[1].migrate_from, s[1].migrate_to), (1002, 1003));
     assert!(s[1].migrating());
-    assert_eq!((s[2].status, s[2].expect_leader), (SlotStatus::Candidate, 1002));
+    assert_eq!(
+        (s[2].status, s[2].expect_leader),
+        (SlotStatus::Candidate, 1002)
+    );
 }
 
 #[test]
@@ -165,12 +191,19 @@ fn cluster_info_minimal_and_odd() {
 
 #[test]
 fn logs_and_error_bodies_parse() {
-    let l: ClusterLogs = serde_json::from_str(r#"{"next":0,"pre":0,"applied":41,"last":42,"more":0,"logs":[]}"#).unwrap();
+    let l: ClusterLogs =
+        serde_json::from_str(r#"{"next":0,"pre":0,"applied":41,"last":42,"more":0,"logs":[]}"#)
+            .unwrap();
     assert_eq!((l.applied, l.last), (41, 42));
-    let e: ApiErrorBody = serde_json::from_str(r#"{"msg":"leader not found","status":400}"#).unwrap();
+    let e: ApiErrorBody =
+        serde_json::from_str(r#"{"msg":"leader not found","status":400}"#).unwrap();
     assert_eq!((e.msg.as_str(), e.status), ("leader not found", Some(400)));
-    let h: HealthBody = serde_json::from_str(r#"{"status":"error","message":"slot not ready"}"#).unwrap();
-    assert_eq!((h.status.as_str(), h.message.as_str()), ("error", "slot not ready"));
+    let h: HealthBody =
+        serde_json::from_str(r#"{"status":"error","message":"slot not ready"}"#).unwrap();
+    assert_eq!(
+        (h.status.as_str(), h.message.as_str()),
+        ("error", "slot not ready")
+    );
 }
 
 #[test]
@@ -181,7 +214,10 @@ fn go_uptime_formats() {
     assert_eq!(parse_go_uptime("3m12s"), Some(s(192)));
     assert_eq!(parse_go_uptime("2h3m4s"), Some(s(2 * 3600 + 184)));
     assert_eq!(parse_go_uptime("1d2h3m4s"), Some(s(86_400 + 7200 + 184)));
-    assert_eq!(parse_go_uptime("1y2d3h4m5s"), Some(s(365 * 86_400 + 2 * 86_400 + 3 * 3600 + 245)));
+    assert_eq!(
+        parse_go_uptime("1y2d3h4m5s"),
+        Some(s(365 * 86_400 + 2 * 86_400 + 3 * 3600 + 245))
+    );
     assert_eq!(parse_go_uptime(" 1.5s "), Some(Duration::from_millis(1500)));
     assert_eq!(parse_go_uptime("250ms"), Some(Duration::from_millis(250)));
     for bad in ["", "s", "12", "3x", "1h-2m", "abc", "1..2s", "1e9999y"] {

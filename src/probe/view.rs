@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::client::ProbeError;
-use super::models::{ClusterInfo, Health, NodeConfig, NodeList, NodeStatus, SlotStatus, Varz, parse_go_uptime};
+use super::models::{
+    ClusterInfo, Health, NodeConfig, NodeList, NodeStatus, SlotStatus, Varz, parse_go_uptime,
+};
 use crate::version::WkVersion;
 
 /// What `/health` said.
@@ -182,13 +184,35 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
         || answered(a.info.as_ref().map(|_| ()));
     // The error shown: unreachable/auth first, then the others. A 404 on /varz is expected
     // on v2.0.1–v2.0.5, and "leader not found" is a state (signal C), not a failure.
-    let errors = [a.health.as_ref().err(), a.node.as_ref().err(), a.varz.as_ref().err().filter(|e| **e != ProbeError::NotFound)];
-    let error = errors.iter().flatten().find(|e| e.is_unreachable() || **e == &ProbeError::Unauthorized).or_else(|| errors.iter().flatten().next()).map(|e| (*e).clone());
+    let errors = [
+        a.health.as_ref().err(),
+        a.node.as_ref().err(),
+        a.varz
+            .as_ref()
+            .err()
+            .filter(|e| **e != ProbeError::NotFound),
+    ];
+    let error = errors
+        .iter()
+        .flatten()
+        .find(|e| e.is_unreachable() || **e == &ProbeError::Unauthorized)
+        .or_else(|| errors.iter().flatten().next())
+        .map(|e| (*e).clone());
 
-    let mut v = NodeView { id: a.id, api: a.api.clone(), reachable, error, ..NodeView::default() };
+    let mut v = NodeView {
+        id: a.id,
+        api: a.api.clone(),
+        reachable,
+        error,
+        ..NodeView::default()
+    };
     v.health = match &a.health {
         Ok(h) if h.ok => HealthState::Ok,
-        Ok(h) => HealthState::Failing(h.message.clone().unwrap_or_else(|| "health check failed".into())),
+        Ok(h) => HealthState::Failing(
+            h.message
+                .clone()
+                .unwrap_or_else(|| "health check failed".into()),
+        ),
         Err(_) => HealthState::Unknown,
     };
     if let Ok(n) = &a.node {
@@ -201,7 +225,11 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
         v.app_version = Some(n.app_version.clone()).filter(|s| !s.is_empty());
         v.cluster_addr = Some(n.cluster_addr.clone()).filter(|s| !s.is_empty());
     }
-    let node_uptime = a.node.as_ref().ok().and_then(|n| parse_go_uptime(&n.uptime));
+    let node_uptime = a
+        .node
+        .as_ref()
+        .ok()
+        .and_then(|n| parse_go_uptime(&n.uptime));
     match &a.varz {
         Ok(z) => {
             v.server_id = Some(z.server_id.clone()).filter(|s| !s.is_empty());
@@ -219,7 +247,10 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
         v.version_raw = Some(app.clone());
         v.version_source = VersionSource::AppVersion;
     }
-    v.version = v.version_raw.as_deref().and_then(|s| WkVersion::parse(s).ok());
+    v.version = v
+        .version_raw
+        .as_deref()
+        .and_then(|s| WkVersion::parse(s).ok());
     v.info_answer = match &a.info {
         Ok(_) => InfoAnswer::Ok,
         Err(e) if e.is_leader_not_found() => InfoAnswer::LeaderNotFound,
@@ -230,9 +261,21 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
 
 /// Builds the view from every node's answers and the chosen `/cluster/simpleNodes`.
 /// Pure; the TCP checks of cluster ports are filled in afterwards by `observe`.
-pub fn assemble(answers: &[NodeAnswers], simple: Option<(u64, &NodeList)>, observed_at: SystemTime) -> ClusterView {
-    let mut view = ClusterView { observed_at, nodes: answers.iter().map(node_view).collect(), ..ClusterView::default() };
-    view.leader_not_found = answers.iter().filter(|a| a.info.as_ref().is_err_and(ProbeError::is_leader_not_found)).map(|a| a.id).collect();
+pub fn assemble(
+    answers: &[NodeAnswers],
+    simple: Option<(u64, &NodeList)>,
+    observed_at: SystemTime,
+) -> ClusterView {
+    let mut view = ClusterView {
+        observed_at,
+        nodes: answers.iter().map(node_view).collect(),
+        ..ClusterView::default()
+    };
+    view.leader_not_found = answers
+        .iter()
+        .filter(|a| a.info.as_ref().is_err_and(ProbeError::is_leader_not_found))
+        .map(|a| a.id)
+        .collect();
     // Every node forwards /cluster/info to the controller; the freshest answer wins
     // (highest config version, then manifest order).
     let info = answers
@@ -250,7 +293,10 @@ pub fn assemble(answers: &[NodeAnswers], simple: Option<(u64, &NodeList)>, obser
         view.channel_replica_count = Some(info.channel_replica_count);
         view.cluster_migrating = info.migrate_from != 0 || info.migrate_to != 0;
         view.membership = Some(info.nodes.iter().map(|n| n.id).collect());
-        let mut s = SlotSummary { total: info.slots.len(), ..SlotSummary::default() };
+        let mut s = SlotSummary {
+            total: info.slots.len(),
+            ..SlotSummary::default()
+        };
         for slot in &info.slots {
             if slot.leader == 0 {
                 s.leaderless.push(slot.id);
@@ -290,7 +336,12 @@ pub fn assemble(answers: &[NodeAnswers], simple: Option<(u64, &NodeList)>, obser
             }
         }
     }
-    view.controller_claims = view.nodes.iter().filter(|n| n.is_leader == Some(true)).map(|n| n.id).collect();
+    view.controller_claims = view
+        .nodes
+        .iter()
+        .filter(|n| n.is_leader == Some(true))
+        .map(|n| n.id)
+        .collect();
     view.controller = controller_of(&view, simple.map(|(_, l)| l));
     view
 }
@@ -300,67 +351,29 @@ pub fn assemble(answers: &[NodeAnswers], simple: Option<(u64, &NodeList)>, obser
 /// just restarted may still claim it from its stale config, facts §4.3).
 fn controller_of(view: &ClusterView, simple: Option<&NodeList>) -> Option<u64> {
     if let Some(list) = simple {
-        let leaders: Vec<u64> = list.data.iter().filter(|n| n.is_leader).map(|n| n.id).collect();
+        let leaders: Vec<u64> = list
+            .data
+            .iter()
+            .filter(|n| n.is_leader)
+            .map(|n| n.id)
+            .collect();
         if let [one] = leaders[..] {
             return Some(one);
         }
     }
-    let claims: Vec<u64> = view.nodes.iter().filter(|n| n.is_leader == Some(true) && n.knows_controller()).map(|n| n.id).collect();
-    if let [one] = claims[..] { Some(one) } else { None }
+    let claims: Vec<u64> = view
+        .nodes
+        .iter()
+        .filter(|n| n.is_leader == Some(true) && n.knows_controller())
+        .map(|n| n.id)
+        .collect();
+    if let [one] = claims[..] {
+        Some(one)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn answers(id: u64, info: Result<ClusterInfo, ProbeError>, is_leader: bool) -> NodeAnswers {
-        NodeAnswers {
-            id,
-            api: format!("http://n{id}:5001"),
-            health: Ok(Health { ok: true, message: None }),
-            varz: Err(ProbeError::NotFound),
-            node: Ok(NodeConfig { id, is_leader, online: true, app_version: "2.0.5-20240925".into(), uptime: "1m2s".into(), config_version: 7, ..NodeConfig::default() }),
-            info,
-        }
-    }
-
-    #[test]
-    fn assemble_picks_freshest_info_and_falls_back_to_app_version() {
-        let old = ClusterInfo { version: 5, ..ClusterInfo::default() };
-        let new: ClusterInfo = serde_json::from_str(r#"{"version":9,"slotReplicaCount":3,"nodes":[{"id":1001,"online":true,"status":3,"clusterAddr":"a:11110"},{"id":1002}],"slots":[{"leader":1001},{"id":1,"status":1},{"id":2,"leader":1002,"migrateTo":1001}]}"#).unwrap();
-        let lnf = Err(ProbeError::ApiError { status: 400, msg: "leader not found".into() });
-        let a = [answers(1001, Ok(old), true), answers(1002, Ok(new), false), answers(1003, lnf, true)];
-        let v = assemble(&a, None, SystemTime::UNIX_EPOCH);
-        assert_eq!(v.info_from, Some(1002));
-        assert_eq!(v.config_version, Some(9));
-        assert_eq!(v.leader_not_found, vec![1003]);
-        assert_eq!(v.membership, Some(vec![1001, 1002]));
-        let s = v.slots.clone().unwrap();
-        assert_eq!((s.total, s.leaderless, s.candidate, s.migrating), (3, vec![1], vec![1], vec![2]));
-        let n1 = v.node(1001).unwrap();
-        assert_eq!((n1.info_online, n1.info_status, n1.cluster_addr.as_deref()), (Some(true), Some(NodeStatus::Joined), Some("a:11110")));
-        assert_eq!(v.node(1002).unwrap().info_online, Some(false));
-        assert_eq!(v.node(1003).unwrap().info_online, None);
-        assert_eq!(n1.version_source, VersionSource::AppVersion);
-        assert_eq!(n1.version.as_ref().map(ToString::to_string).as_deref(), Some("v2.0.5-20240925"));
-        assert_eq!(n1.uptime, Some(Duration::from_secs(62)));
-        assert!(n1.error.is_none(), "404 on /varz is expected, not an error");
-        // 1003 claims leadership from a stale config but does not know the controller.
-        assert_eq!(v.controller_claims, vec![1001, 1003]);
-        assert_eq!(v.controller, Some(1001));
-        assert_eq!(v.node(1003).unwrap().info_answer, InfoAnswer::LeaderNotFound);
-    }
-
-    #[test]
-    fn unreachable_node_is_not_reachable_and_keeps_the_reason() {
-        let mut a = answers(1001, Err(ProbeError::Refused), false);
-        a.health = Err(ProbeError::Refused);
-        a.node = Err(ProbeError::Refused);
-        a.varz = Err(ProbeError::Refused);
-        let v = node_view(&a);
-        assert!(!v.reachable);
-        assert_eq!(v.error, Some(ProbeError::Refused));
-        assert_eq!(v.health, HealthState::Unknown);
-        assert!(v.version.is_none());
-    }
-}
+#[path = "view_tests.rs"]
+mod tests;

@@ -49,7 +49,11 @@ fn unreachable_and_auth_failed() {
     });
     let a = only(&f, "node.auth_failed");
     assert_eq!((a.severity, a.node), (Severity::Block, Some(1003)));
-    assert!(a.hint.contains("WK_MANAGER_TOKEN") && a.hint.contains("api.token_env"), "{}", a.hint);
+    assert!(
+        a.hint.contains("WK_MANAGER_TOKEN") && a.hint.contains("api.token_env"),
+        "{}",
+        a.hint
+    );
     assert!(!ids_of(&f).contains(&"node.unreachable"));
 }
 
@@ -79,12 +83,26 @@ fn membership_mismatch_says_the_seed_incident_plainly() {
     });
     let m = only(&f, "cluster.membership_mismatch");
     assert_eq!(m.severity, Severity::Block);
-    assert!(m.message.contains("the manifest has 3 nodes, the cluster reports 1 (1001)"), "{}", m.message);
+    assert!(
+        m.message
+            .contains("the manifest has 3 nodes, the cluster reports 1 (1001)"),
+        "{}",
+        m.message
+    );
     assert!(m.message.contains("1002, 1003 missing"));
-    assert!(m.hint.contains("start node 1001 first") && m.hint.contains("cluster.initNodes") && m.hint.contains("11110") && m.hint.contains("#310"));
+    assert!(
+        m.hint.contains("start node 1001 first")
+            && m.hint.contains("cluster.initNodes")
+            && m.hint.contains("11110")
+            && m.hint.contains("#310")
+    );
     // The reverse: the cluster has a node the manifest does not list.
     let f = run(|c| c.membership = Some(vec![1001, 1002, 1003, 1004]));
-    assert!(only(&f, "cluster.membership_mismatch").message.contains("1004 not in the manifest"));
+    assert!(
+        only(&f, "cluster.membership_mismatch")
+            .message
+            .contains("1004 not in the manifest")
+    );
 }
 
 #[test]
@@ -92,8 +110,13 @@ fn node_offline_and_not_joined() {
     let f = run(|c| c.node_mut(1003).unwrap().info_online = Some(false));
     let o = only(&f, "cluster.node_offline");
     assert_eq!((o.severity, o.node), (Severity::Block, Some(1003)));
-    let f = run(|c| c.node_mut(1003).unwrap().info_status = Some(crate::probe::NodeStatus::Joining));
-    assert!(only(&f, "cluster.node_offline").message.contains("not Joined"));
+    let f =
+        run(|c| c.node_mut(1003).unwrap().info_status = Some(crate::probe::NodeStatus::Joining));
+    assert!(
+        only(&f, "cluster.node_offline")
+            .message
+            .contains("not Joined")
+    );
 }
 
 #[test]
@@ -113,11 +136,22 @@ fn no_controller() {
 #[test]
 fn slots_not_ready_and_migration() {
     let f = run(|c| c.slots.as_mut().unwrap().leaderless = vec![3]);
-    assert!(only(&f, "cluster.slots_not_ready").message.contains("1 of 64"));
+    assert!(
+        only(&f, "cluster.slots_not_ready")
+            .message
+            .contains("1 of 64")
+    );
     let f = run(|c| c.slots.as_mut().unwrap().candidate = vec![4, 5]);
-    assert_eq!(only(&f, "cluster.slots_not_ready").severity, Severity::Block);
+    assert_eq!(
+        only(&f, "cluster.slots_not_ready").severity,
+        Severity::Block
+    );
     let f = run(|c| c.slots = Some(SlotSummary::default()));
-    assert!(only(&f, "cluster.slots_not_ready").message.contains("no slots"));
+    assert!(
+        only(&f, "cluster.slots_not_ready")
+            .message
+            .contains("no slots")
+    );
     let f = run(|c| c.slots.as_mut().unwrap().migrating = vec![9]);
     let m = only(&f, "cluster.migration_in_progress");
     assert_eq!(m.severity, Severity::Block);
@@ -135,7 +169,10 @@ fn config_lagging_is_a_warning() {
 
 #[test]
 fn health_failing_blocks_only_when_cluster_aware() {
-    let failing = |c: &mut ClusterView| c.node_mut(1002).unwrap().health = crate::probe::HealthState::Failing("slot not ready".into());
+    let failing = |c: &mut ClusterView| {
+        c.node_mut(1002).unwrap().health =
+            crate::probe::HealthState::Failing("slot not ready".into());
+    };
     let f = run(failing);
     let h = only(&f, "cluster.health_failing");
     assert_eq!(h.severity, Severity::Block);
@@ -157,12 +194,19 @@ fn cluster_port_unreachable() {
 #[test]
 fn not_zero_downtime() {
     let f = run(|c| c.slot_replica_count = Some(1));
-    assert_eq!(only(&f, "cluster.not_zero_downtime").severity, Severity::Warn);
+    assert_eq!(
+        only(&f, "cluster.not_zero_downtime").severity,
+        Severity::Warn
+    );
     let mut view = settled(V, 0);
     view.nodes.truncate(1);
     view.membership = Some(vec![1001]);
     let f = live_findings(&manifest(&[1001]), &view);
-    assert!(only(&f, "cluster.not_zero_downtime").message.contains("1 node"));
+    assert!(
+        only(&f, "cluster.not_zero_downtime")
+            .message
+            .contains("1 node")
+    );
 }
 
 #[test]

@@ -4,14 +4,19 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::probe::fixtures::{at, settled, v};
-use crate::probe::{ProbeError, SlotSummary, VersionSource};
+use crate::probe::{HealthState, InfoAnswer, ProbeError, SlotSummary, VersionSource};
 
 const OLD: &str = "v2.0.10-20241221";
 const NEW: &str = "v2.1.2-20250120";
 
 /// Node 1002 was up 500 s on the old version when it was stopped at t=0.
 fn baseline() -> NodeBaseline {
-    NodeBaseline { id: 1002, version: Some(v(OLD)), uptime: Some(Duration::from_secs(500)), observed_at: at(0) }
+    NodeBaseline {
+        id: 1002,
+        version: Some(v(OLD)),
+        uptime: Some(Duration::from_secs(500)),
+        observed_at: at(0),
+    }
 }
 
 /// The cluster at `secs`, with node 1002 on the new version up `uptime` seconds.
@@ -55,25 +60,44 @@ fn the_old_process_never_passes() {
     prev.observed_at = at(4);
     prev.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(504));
     let g = evaluate(&baseline(), Some(&prev), &now, &v(NEW));
-    assert!(matches!(state(&g, Signal::NewProcessOnTarget), SignalState::NotYet(m) if m.contains("v2.0.10")));
+    assert!(
+        matches!(state(&g, Signal::NewProcessOnTarget), SignalState::NotYet(m) if m.contains("v2.0.10"))
+    );
     assert!(!g.ready_now());
 
     // Re-run on a node already on the target: the version matches but uptime never reset.
-    let base = NodeBaseline { version: Some(v(NEW)), ..baseline() };
+    let base = NodeBaseline {
+        version: Some(v(NEW)),
+        ..baseline()
+    };
     let g = evaluate(&base, Some(&after(4, 504)), &after(5, 505), &v(NEW));
-    assert!(matches!(state(&g, Signal::NewProcessOnTarget), SignalState::NotYet(m) if m.contains("old process")));
+    assert!(
+        matches!(state(&g, Signal::NewProcessOnTarget), SignalState::NotYet(m) if m.contains("old process"))
+    );
     assert!(!g.ready_now());
 }
 
 #[test]
 fn a_new_process_older_than_a_short_baseline_still_counts() {
     // Baseline uptime was 5 s; the new process started later and is now 30 s old.
-    let base = NodeBaseline { uptime: Some(Duration::from_secs(5)), ..baseline() };
+    let base = NodeBaseline {
+        uptime: Some(Duration::from_secs(5)),
+        ..baseline()
+    };
     let g = evaluate(&base, Some(&after(59, 29)), &after(60, 30), &v(NEW));
     assert_eq!(state(&g, Signal::NewProcessOnTarget), SignalState::Met);
     // Baseline process already gone: the version decides.
-    let base = NodeBaseline { uptime: None, ..baseline() };
-    assert_eq!(state(&evaluate(&base, None, &after(60, 900), &v(NEW)), Signal::NewProcessOnTarget), SignalState::Met);
+    let base = NodeBaseline {
+        uptime: None,
+        ..baseline()
+    };
+    assert_eq!(
+        state(
+            &evaluate(&base, None, &after(60, 900), &v(NEW)),
+            Signal::NewProcessOnTarget
+        ),
+        SignalState::Met
+    );
 }
 
 #[test]
@@ -94,9 +118,15 @@ fn stale_view_after_restart_does_not_pass() {
     let g = evaluate(&baseline(), Some(&prev), &now, &v(NEW));
     assert_eq!(state(&g, Signal::ApiHealthy), SignalState::Met);
     assert_eq!(state(&g, Signal::NewProcessOnTarget), SignalState::Met);
-    assert!(matches!(state(&g, Signal::KnowsController), SignalState::NotYet(m) if m.contains("leader not found")));
-    assert!(matches!(state(&g, Signal::OnlineInControllerView), SignalState::NotYet(m) if m.contains("offline")));
-    assert!(matches!(state(&g, Signal::ConfigCaughtUp), SignalState::NotYet(m) if m.contains("400")));
+    assert!(
+        matches!(state(&g, Signal::KnowsController), SignalState::NotYet(m) if m.contains("leader not found"))
+    );
+    assert!(
+        matches!(state(&g, Signal::OnlineInControllerView), SignalState::NotYet(m) if m.contains("offline"))
+    );
+    assert!(
+        matches!(state(&g, Signal::ConfigCaughtUp), SignalState::NotYet(m) if m.contains("400"))
+    );
     assert!(not_yet(&state(&g, Signal::ClusterSettled)));
     assert!(!g.ready_now());
 }
@@ -107,14 +137,19 @@ fn d_ignores_the_nodes_own_simple_nodes() {
     now.info_from = None;
     now.simple_nodes_from = Some(1002);
     let g = evaluate(&baseline(), None, &now, &v(NEW));
-    assert!(matches!(state(&g, Signal::OnlineInControllerView), SignalState::Unknown(_)));
+    assert!(matches!(
+        state(&g, Signal::OnlineInControllerView),
+        SignalState::Unknown(_)
+    ));
 }
 
 #[test]
 fn crash_loop_is_a_failure() {
     let g = evaluate(&baseline(), Some(&after(30, 25)), &after(31, 2), &v(NEW));
     assert!(g.crash_loop);
-    assert!(matches!(state(&g, Signal::UptimeGrowing), SignalState::NotYet(m) if m.contains("restarted")));
+    assert!(
+        matches!(state(&g, Signal::UptimeGrowing), SignalState::NotYet(m) if m.contains("restarted"))
+    );
     assert!(!g.ready_now());
     // An uptime stuck over a long gap is not growth either.
     let g = evaluate(&baseline(), Some(&after(30, 25)), &after(40, 25), &v(NEW));
@@ -128,7 +163,9 @@ fn version_less_answers_are_unknown_not_met() {
     let n = now.node_mut(1002).unwrap();
     (n.version, n.version_raw, n.version_source) = (None, None, VersionSource::None);
     let g = evaluate(&baseline(), Some(&after(59, 19)), &now, &v(NEW));
-    assert!(matches!(state(&g, Signal::NewProcessOnTarget), SignalState::Unknown(m) if m.contains("no version")));
+    assert!(
+        matches!(state(&g, Signal::NewProcessOnTarget), SignalState::Unknown(m) if m.contains("no version"))
+    );
     assert!(!g.ready_now());
     // From app_version (no /varz): fine.
     let mut now = after(60, 20);
@@ -138,8 +175,14 @@ fn version_less_answers_are_unknown_not_met() {
     let mut now = after(60, 20);
     now.node_mut(1002).unwrap().uptime = None;
     let g = evaluate(&baseline(), Some(&after(59, 19)), &now, &v(NEW));
-    assert!(matches!(state(&g, Signal::NewProcessOnTarget), SignalState::Unknown(_)));
-    assert!(matches!(state(&g, Signal::UptimeGrowing), SignalState::Unknown(_)));
+    assert!(matches!(
+        state(&g, Signal::NewProcessOnTarget),
+        SignalState::Unknown(_)
+    ));
+    assert!(matches!(
+        state(&g, Signal::UptimeGrowing),
+        SignalState::Unknown(_)
+    ));
 }
 
 #[test]
@@ -155,7 +198,11 @@ fn v2_1_3_health_always_ok_mid_rejoin_is_not_ready() {
         n.config_version = Some(410);
     }
     let g = evaluate(&baseline(), Some(&prev), &now, &v(target));
-    assert_eq!(state(&g, Signal::ApiHealthy), SignalState::Met, "always ok before v2.1.4");
+    assert_eq!(
+        state(&g, Signal::ApiHealthy),
+        SignalState::Met,
+        "always ok before v2.1.4"
+    );
     assert!(not_yet(&state(&g, Signal::OnlineInControllerView)));
     assert!(not_yet(&state(&g, Signal::ConfigCaughtUp)));
     assert!(!g.ready_now());
@@ -165,9 +212,16 @@ fn v2_1_3_health_always_ok_mid_rejoin_is_not_ready() {
 fn unreachable_and_unusable_answers() {
     let mut now = after(60, 20);
     let n = now.node_mut(1002).unwrap();
-    (n.reachable, n.error, n.health, n.info_answer) = (false, Some(ProbeError::Refused), HealthState::Unknown, InfoAnswer::Failed("connection refused".into()));
+    (n.reachable, n.error, n.health, n.info_answer) = (
+        false,
+        Some(ProbeError::Refused),
+        HealthState::Unknown,
+        InfoAnswer::Failed("connection refused".into()),
+    );
     let g = evaluate(&baseline(), None, &now, &v(NEW));
-    assert!(matches!(state(&g, Signal::ApiHealthy), SignalState::NotYet(m) if m.contains("refused")));
+    assert!(
+        matches!(state(&g, Signal::ApiHealthy), SignalState::NotYet(m) if m.contains("refused"))
+    );
     assert!(not_yet(&state(&g, Signal::KnowsController)));
 
     let mut now = after(60, 20);
@@ -176,33 +230,92 @@ fn unreachable_and_unusable_answers() {
     let g = evaluate(&baseline(), None, &now, &v(NEW));
     assert!(matches!(state(&g, Signal::ApiHealthy), SignalState::Unknown(m) if m.contains("502")));
 
-    let g = evaluate(&NodeBaseline { id: 9999, ..baseline() }, None, &now, &v(NEW));
-    assert!(g.signals.iter().all(|(_, s)| matches!(s, SignalState::Unknown(_))));
+    let g = evaluate(
+        &NodeBaseline {
+            id: 9999,
+            ..baseline()
+        },
+        None,
+        &now,
+        &v(NEW),
+    );
+    assert!(
+        g.signals
+            .iter()
+            .all(|(_, s)| matches!(s, SignalState::Unknown(_)))
+    );
 }
+
+type Change = Box<dyn Fn(&mut ClusterView)>;
 
 #[test]
 fn cluster_settled_checks_every_condition() {
     assert_eq!(cluster_settled(&settled(NEW, 0)), SignalState::Met);
-    let cases: Vec<(&str, Box<dyn Fn(&mut ClusterView)>)> = vec![
-        ("without leader", Box::new(|c| c.slots.as_mut().unwrap().leaderless = vec![3])),
-        ("Candidate", Box::new(|c| c.slots.as_mut().unwrap().candidate = vec![4, 5])),
-        ("leader transfer", Box::new(|c| c.slots.as_mut().unwrap().leader_transfer = vec![6])),
-        ("migrating", Box::new(|c| c.slots.as_mut().unwrap().migrating = vec![7])),
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "without leader",
+            Box::new(|c| c.slots.as_mut().unwrap().leaderless = vec![3]),
+        ),
+        (
+            "Candidate",
+            Box::new(|c| c.slots.as_mut().unwrap().candidate = vec![4, 5]),
+        ),
+        (
+            "leader transfer",
+            Box::new(|c| c.slots.as_mut().unwrap().leader_transfer = vec![6]),
+        ),
+        (
+            "migrating",
+            Box::new(|c| c.slots.as_mut().unwrap().migrating = vec![7]),
+        ),
         ("config-level", Box::new(|c| c.cluster_migrating = true)),
-        ("no slots", Box::new(|c| c.slots = Some(SlotSummary::default()))),
-        ("slot not ready", Box::new(|c| c.node_mut(1003).unwrap().health = HealthState::Failing("slot not ready".into()))),
-        ("offline", Box::new(|c| c.node_mut(1003).unwrap().info_online = Some(false))),
-        ("not a member", Box::new(|c| (c.node_mut(1003).unwrap().info_online, c.node_mut(1003).unwrap().info_status) = (None, None))),
-        ("does not answer", Box::new(|c| (c.node_mut(1003).unwrap().reachable, c.node_mut(1003).unwrap().health) = (false, HealthState::Unknown))),
+        (
+            "no slots",
+            Box::new(|c| c.slots = Some(SlotSummary::default())),
+        ),
+        (
+            "slot not ready",
+            Box::new(|c| {
+                c.node_mut(1003).unwrap().health = HealthState::Failing("slot not ready".into());
+            }),
+        ),
+        (
+            "offline",
+            Box::new(|c| c.node_mut(1003).unwrap().info_online = Some(false)),
+        ),
+        (
+            "not a member",
+            Box::new(|c| {
+                (
+                    c.node_mut(1003).unwrap().info_online,
+                    c.node_mut(1003).unwrap().info_status,
+                ) = (None, None);
+            }),
+        ),
+        (
+            "does not answer",
+            Box::new(|c| {
+                (
+                    c.node_mut(1003).unwrap().reachable,
+                    c.node_mut(1003).unwrap().health,
+                ) = (false, HealthState::Unknown);
+            }),
+        ),
     ];
     for (want, change) in cases {
         let mut view = settled(NEW, 0);
         change(&mut view);
-        assert!(matches!(cluster_settled(&view), SignalState::NotYet(ref m) if m.contains(want)), "{want}: {:?}", cluster_settled(&view));
+        assert!(
+            matches!(cluster_settled(&view), SignalState::NotYet(ref m) if m.contains(want)),
+            "{want}: {:?}",
+            cluster_settled(&view)
+        );
     }
     let mut view = settled(NEW, 0);
     view.slots = None;
-    assert!(matches!(cluster_settled(&view), SignalState::Unknown(m) if m.contains("/cluster/info")));
+    assert!(
+        matches!(cluster_settled(&view), SignalState::Unknown(m) if m.contains("/cluster/info"))
+    );
 }
 
 #[test]
@@ -226,6 +339,12 @@ fn stability_needs_an_unbroken_run() {
 fn signals_have_letters_and_names() {
     let letters: String = Signal::ALL.iter().map(|s| s.letter()).collect();
     assert_eq!(letters, "ABCDEFG");
-    assert_eq!(Signal::ConfigCaughtUp.to_string(), "E (cluster config caught up)");
-    assert_eq!(serde_json::to_string(&SignalState::NotYet("x".into())).unwrap(), r#"{"state":"not_yet","reason":"x"}"#);
+    assert_eq!(
+        Signal::ConfigCaughtUp.to_string(),
+        "E (cluster config caught up)"
+    );
+    assert_eq!(
+        serde_json::to_string(&SignalState::NotYet("x".into())).unwrap(),
+        r#"{"state":"not_yet","reason":"x"}"#
+    );
 }

@@ -1,0 +1,285 @@
+//! The signal evaluators A–G, one function each, and `cluster_settled` (F), which is
+//! also the pre-stop check before each node.
+
+use std::time::{Duration, SystemTime};
+
+use super::{NodeBaseline, SignalState};
+use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView};
+use crate::version::WkVersion;
+
+/// Go's uptime has a resolution of one second.
+const UPTIME_RESOLUTION: Duration = Duration::from_secs(1);
+
+fn unreachable_state(node: &NodeView, what: &str) -> SignalState {
+    match &node.error {
+        Some(e) if e.is_unreachable() && !node.reachable => {
+            SignalState::NotYet(format!("node {}: {what}: {e}", node.id))
+        }
+        Some(e) => SignalState::Unknown(format!("node {}: {what}: {e}", node.id)),
+        None => SignalState::Unknown(format!("node {}: {what}: no answer", node.id)),
+    }
+}
+
+/// A. Before v2.1.4 this only proves the API answers (facts §3.1).
+pub(super) fn api_healthy(node: &NodeView) -> SignalState {
+    match &node.health {
+        HealthState::Ok => SignalState::Met,
+        HealthState::Failing(m) => {
+            SignalState::NotYet(format!("node {}: `/health` is 500 `{m}`", node.id))
+        }
+        HealthState::Unknown => unreachable_state(node, "`/health`"),
+    }
+}
+
+/// B. Target version and a process started after the baseline: an answer from the old
+/// process never passes.
+pub(super) fn new_process(
+    before: &NodeBaseline,
+    node: &NodeView,
+    now_at: SystemTime,
+    target: &WkVersion,
+) -> SignalState {
+    if !node.reachable {
+        return unreachable_state(node, "version");
+    }
+    let Some(version) = &node.version else {
+        return SignalState::Unknown(match &node.version_raw {
+            Some(raw) => format!("node {} reports an unparsable version `{raw}`", node.id),
+            None => format!(
+                "node {} reports no version (`/varz` missing and `/cluster/node.app_version` empty)",
+                node.id
+            ),
+        });
+    };
+    if version != target {
+        return SignalState::NotYet(format!(
+            "node {} runs {version}, target is {target}",
+            node.id
+        ));
+    }
+    let Some(uptime) = node.uptime else {
+        return SignalState::Unknown(format!(
+            "node {} reports no uptime: cannot prove a new process",
+            node.id
+        ));
+    };
+    let Some(old) = before.uptime else {
+        // The old process was already gone when the baseline was taken.
+        return SignalState::Met;
+    };
+    // Started after the baseline observation? Old start = base_at - old; new start = now - uptime.
+    let elapsed = now_at
+        .duration_since(before.observed_at)
+        .unwrap_or_default();
+    let restarted = uptime < old || uptime + UPTIME_RESOLUTION * 2 < old + elapsed;
+    if restarted {
+        SignalState::Met
+    } else {
+        SignalState::NotYet(format!(
+            "node {} uptime {}s has not reset (was {}s before the stop): still the old process",
+            node.id,
+            uptime.as_secs(),
+            old.as_secs()
+        ))
+    }
+}
+
+/// C. A node that just restarted answers `/cluster/info` 400 until it knows the controller.
+pub(super) fn knows_controller(node: &NodeView) -> SignalState {
+    match &node.info_answer {
+        InfoAnswer::Ok => SignalState::Met,
+        InfoAnswer::LeaderNotFound => SignalState::NotYet(format!(
+            "node {}: `/cluster/info` answers 400 `leader not found`",
+            node.id
+        )),
+        InfoAnswer::Failed(e) if !node.reachable => {
+            SignalState::NotYet(format!("node {}: `/cluster/info`: {e}", node.id))
+        }
+        InfoAnswer::Failed(e) => {
+            SignalState::Unknown(format!("node {}: `/cluster/info`: {e}", node.id))
+        }
+        InfoAnswer::NotAsked => {
+            SignalState::Unknown(format!("node {}: `/cluster/info` not asked", node.id))
+        }
+    }
+}
+
+/// D. Online and Joined in `/cluster/info` (answered by the controller) and, when
+/// available, in `/cluster/simpleNodes` of another node. The node's own `/cluster/node`
+/// does not count: it is stale right after a restart (facts §4.3).
+pub(super) fn online_in_controller_view(node: &NodeView, now: &ClusterView) -> SignalState {
+    let mut seen = false;
+    let simple_other = now.simple_nodes_from.is_some_and(|f| f != node.id);
+    let views = [
+        (
+            "`/cluster/info`",
+            now.info_from.is_some(),
+            node.info_online,
+            node.info_status,
+        ),
+        (
+            "`/cluster/simpleNodes`",
+            simple_other,
+            node.simple_online,
+            node.simple_status,
+        ),
+    ];
+    for (name, available, online, status) in views {
+        if !available {
+            continue;
+        }
+        seen = true;
+        match (online, status) {
+            (Some(true), Some(NodeStatus::Joined)) => {}
+            (None, _) => {
+                return SignalState::NotYet(format!("node {} is not listed in {name}", node.id));
+            }
+            (Some(false), _) => {
+                return SignalState::NotYet(format!("node {} is offline in {name}", node.id));
+            }
+            (Some(true), s) => {
+                return SignalState::NotYet(format!(
+                    "node {} is online but not Joined in {name} (status {s:?})",
+                    node.id
+                ));
+            }
+        }
+    }
+    if seen {
+        SignalState::Met
+    } else {
+        SignalState::Unknown(
+            "no controller view: no node answered `/cluster/info` or `/cluster/simpleNodes`".into(),
+        )
+    }
+}
+
+/// E. The node has applied the controller's config (including its own offline→online).
+pub(super) fn config_caught_up(node: &NodeView, now: &ClusterView) -> SignalState {
+    match (node.config_version, now.config_version) {
+        (Some(n), Some(c)) if n >= c => SignalState::Met,
+        (Some(n), Some(c)) => SignalState::NotYet(format!(
+            "node {} config_version {n} is behind the controller's {c}",
+            node.id
+        )),
+        (None, _) => SignalState::Unknown(format!(
+            "node {}: no `/cluster/node.config_version`",
+            node.id
+        )),
+        (_, None) => SignalState::Unknown(
+            "the controller's config version is unknown (no `/cluster/info`)".into(),
+        ),
+    }
+}
+
+/// F, alone: also the pre-stop check before each node (never make a degraded cluster worse).
+pub fn cluster_settled(view: &ClusterView) -> SignalState {
+    let mut not_yet = Vec::new();
+    let mut unknown = Vec::new();
+    match &view.slots {
+        None => unknown.push("no `/cluster/info` answer: slots unknown".to_string()),
+        Some(s) if s.total == 0 => not_yet.push("the cluster reports no slots".to_string()),
+        Some(s) => {
+            let mut list = |what: &str, ids: &[u64]| {
+                if !ids.is_empty() {
+                    not_yet.push(format!("{} slot(s) {what} ({})", ids.len(), short_ids(ids)));
+                }
+            };
+            list("without leader", &s.leaderless);
+            list("Candidate (election pending)", &s.candidate);
+            list("in leader transfer", &s.leader_transfer);
+            list("migrating", &s.migrating);
+        }
+    }
+    if view.cluster_migrating {
+        not_yet.push("a config-level migration is in progress".into());
+    }
+    for n in &view.nodes {
+        match &n.health {
+            HealthState::Ok => {}
+            HealthState::Failing(m) => {
+                not_yet.push(format!("node {} `/health` is 500 `{m}`", n.id));
+            }
+            HealthState::Unknown if !n.reachable => {
+                not_yet.push(format!("node {} does not answer", n.id));
+            }
+            HealthState::Unknown => unknown.push(format!("node {} `/health` unknown", n.id)),
+        }
+        if view.slots.is_some() {
+            match (n.info_online, n.info_status) {
+                (Some(true), Some(NodeStatus::Joined)) => {}
+                (Some(true), _) => not_yet.push(format!(
+                    "node {} is not Joined in the controller's view",
+                    n.id
+                )),
+                (Some(false), _) => {
+                    not_yet.push(format!("node {} is offline in the controller's view", n.id));
+                }
+                (None, _) => not_yet.push(format!(
+                    "node {} is not a member in the controller's view",
+                    n.id
+                )),
+            }
+        }
+    }
+    if !not_yet.is_empty() {
+        not_yet.extend(unknown);
+        SignalState::NotYet(not_yet.join("; "))
+    } else if !unknown.is_empty() {
+        SignalState::Unknown(unknown.join("; "))
+    } else {
+        SignalState::Met
+    }
+}
+
+fn short_ids(ids: &[u64]) -> String {
+    let mut s = ids
+        .iter()
+        .take(8)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > 8 {
+        s.push_str(", …");
+    }
+    s
+}
+
+/// G. Uptime is not decreasing (Go reports whole seconds, so equal values within the
+/// resolution are fine) and actually moves over longer gaps.
+pub(super) fn uptime_growing(
+    prev: Option<(&ClusterView, &NodeView)>,
+    now: &ClusterView,
+    node: &NodeView,
+) -> SignalState {
+    let Some((prev_view, p)) = prev else {
+        return SignalState::NotYet("needs a second observation".into());
+    };
+    match (p.uptime, node.uptime) {
+        (Some(a), Some(b)) if b < a => SignalState::NotYet(format!(
+            "node {} uptime went down from {}s to {}s: it restarted",
+            node.id,
+            a.as_secs(),
+            b.as_secs()
+        )),
+        (Some(a), Some(b)) if b > a => SignalState::Met,
+        (Some(_), Some(b)) => {
+            let gap = now
+                .observed_at
+                .duration_since(prev_view.observed_at)
+                .unwrap_or_default();
+            if gap <= UPTIME_RESOLUTION * 2 {
+                SignalState::Met
+            } else {
+                SignalState::NotYet(format!(
+                    "node {} uptime stuck at {}s for {}s",
+                    node.id,
+                    b.as_secs(),
+                    gap.as_secs()
+                ))
+            }
+        }
+        (None, Some(_)) => SignalState::NotYet("needs a second observation with an uptime".into()),
+        (_, None) => SignalState::Unknown(format!("node {} reports no uptime", node.id)),
+    }
+}
