@@ -21,7 +21,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Cluster manifest [default: ./cluster.yaml]
-    #[arg(short = 'm', long, global = true, env = "WKCTL_MANIFEST", value_name = "FILE")]
+    #[arg(
+        short = 'm',
+        long,
+        global = true,
+        env = "WKCTL_MANIFEST",
+        value_name = "FILE"
+    )]
     pub manifest: Option<PathBuf>,
     /// Only results and errors
     #[arg(short, long, global = true, env = "WKCTL_QUIET")]
@@ -47,16 +53,24 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pre-upgrade compatibility and cluster-health checks
-    #[command(after_help = "Examples:\n  wkctl check --to v2.1.2\n  wkctl check --to v2.1.2 --offline --json\n\nExit: 0 no blocking finding, 1 blocked, 2 bad input.")]
+    #[command(
+        after_help = "Examples:\n  wkctl check --to v2.1.2\n  wkctl check --to v2.1.2 --offline --json\n\nExit: 0 no blocking finding, 1 blocked, 2 bad input."
+    )]
     Check(CheckArgs),
     /// Print the exact steps `upgrade` would run
-    #[command(after_help = "Examples:\n  wkctl plan --to v2.1.2\n  wkctl plan --to v2.1.2 --offline --json > plan.json")]
+    #[command(
+        after_help = "Examples:\n  wkctl plan --to v2.1.2\n  wkctl plan --to v2.1.2 --offline --json > plan.json"
+    )]
     Plan(CheckArgs),
     /// Upgrade the cluster, one node at a time
-    #[command(after_help = "Examples:\n  wkctl upgrade --to v2.1.2\n  wkctl upgrade --to v2.1.2 --dry-run\n  wkctl upgrade --resume\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted.")]
+    #[command(
+        after_help = "Examples:\n  wkctl upgrade --to v2.1.2\n  wkctl upgrade --to v2.1.2 --dry-run\n  wkctl upgrade --resume\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
+    )]
     Upgrade(UpgradeArgs),
     /// The cluster as it really is, held against the manifest
-    #[command(after_help = "Examples:\n  wkctl status\n  wkctl status --watch\n  wkctl status --json")]
+    #[command(
+        after_help = "Examples:\n  wkctl status\n  wkctl status --watch\n  wkctl status --json"
+    )]
     Status(StatusArgs),
     /// Logs, network and settings of every node, checked at once
     #[command(after_help = "Examples:\n  wkctl doctor\n  wkctl doctor --output report.md")]
@@ -64,7 +78,9 @@ pub enum Command {
     /// The built-in catalog of WuKongIM releases and upgrade notes
     Releases(ReleasesArgs),
     /// Write a starter cluster.yaml (or read one from a docker-compose file)
-    #[command(after_help = "Examples:\n  wkctl init\n  wkctl init --from-compose docker-compose.yaml")]
+    #[command(
+        after_help = "Examples:\n  wkctl init\n  wkctl init --from-compose docker-compose.yaml"
+    )]
     Init(InitArgs),
     /// Upgrade a simulated 3-node cluster end to end
     #[command(after_help = "Examples:\n  wkctl demo\n  wkctl demo --fault crash-loop")]

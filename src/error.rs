@@ -37,13 +37,25 @@ pub struct WkError {
 
 impl WkError {
     pub fn input(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        WkError { kind: Kind::Input, message: message.into(), hint: Some(hint.into()) }
+        WkError {
+            kind: Kind::Input,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
     pub fn no(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        WkError { kind: Kind::No, message: message.into(), hint: Some(hint.into()) }
+        WkError {
+            kind: Kind::No,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
     }
     pub fn interrupted(message: impl Into<String>) -> Self {
-        WkError { kind: Kind::Interrupted, message: message.into(), hint: None }
+        WkError {
+            kind: Kind::Interrupted,
+            message: message.into(),
+            hint: None,
+        }
     }
 }
 
@@ -88,7 +100,11 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> (ExitCode, Option<String>)
                     text.push_str(&format!(": {c}"));
                 }
             }
-            if let Some(h) = hint.or_else(|| err.chain().find_map(|c| c.downcast_ref::<WkError>()).and_then(|w| w.hint.clone())) {
+            if let Some(h) = hint.or_else(|| {
+                err.chain()
+                    .find_map(|c| c.downcast_ref::<WkError>())
+                    .and_then(|w| w.hint.clone())
+            }) {
                 text.push_str(&format!("\n  hint: {h}"));
             }
             (ExitCode::from(kind.exit_code()), Some(text))
@@ -98,7 +114,10 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> (ExitCode, Option<String>)
 
 /// A broken pipe on stdout (e.g. `wkctl releases | head -1`) is not an error (exit 0).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe))
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[cfg(test)]
@@ -113,7 +132,8 @@ mod tests {
         assert_eq!(Kind::Input.exit_code(), 2);
         assert_eq!(Kind::No.exit_code(), 1);
         assert_eq!(Kind::Interrupted.exit_code(), 130);
-        let pipe: anyhow::Result<Outcome> = Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
+        let pipe: anyhow::Result<Outcome> =
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
         assert_eq!(exit_code(&pipe).1, None);
     }
 }

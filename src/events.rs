@@ -17,19 +17,80 @@ use crate::output::Printer;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
-    RunStarted { cluster: String, to: String, nodes: Vec<u64>, resume: bool, plan_digest: String },
-    CheckFinished { ok: bool, findings: Vec<Finding> },
-    NodeStarted { node: u64, from: Option<String>, to: String, index: usize, total: usize },
-    NodeSkipped { node: u64, reason: String },
-    StepStarted { node: u64, step: String, command: Option<String> },
-    StepFinished { node: u64, step: String, ok: bool, exit_code: Option<i32>, timed_out: bool, duration_s: f64 },
-    GateSignal { node: u64, signal: String, name: String, state: String, reason: Option<String> },
-    NodeReady { node: u64, version: String, duration_s: f64 },
-    SoakFinished { node: u64, ok: bool, duration_s: f64, reason: Option<String> },
-    NodeFailed { node: u64, step: String, reason: String, signal: Option<String>, observed: Option<String>, logs_tail: Option<String> },
-    RollbackFinished { node: u64, ok: bool, reason: Option<String> },
-    Waiting { node: Option<u64>, what: String },
-    Interrupted { node: Option<u64>, message: String },
+    RunStarted {
+        cluster: String,
+        to: String,
+        nodes: Vec<u64>,
+        resume: bool,
+        plan_digest: String,
+    },
+    CheckFinished {
+        ok: bool,
+        findings: Vec<Finding>,
+    },
+    NodeStarted {
+        node: u64,
+        from: Option<String>,
+        to: String,
+        index: usize,
+        total: usize,
+    },
+    NodeSkipped {
+        node: u64,
+        reason: String,
+    },
+    StepStarted {
+        node: u64,
+        step: String,
+        command: Option<String>,
+    },
+    StepFinished {
+        node: u64,
+        step: String,
+        ok: bool,
+        exit_code: Option<i32>,
+        timed_out: bool,
+        duration_s: f64,
+    },
+    GateSignal {
+        node: u64,
+        signal: String,
+        name: String,
+        state: String,
+        reason: Option<String>,
+    },
+    NodeReady {
+        node: u64,
+        version: String,
+        duration_s: f64,
+    },
+    SoakFinished {
+        node: u64,
+        ok: bool,
+        duration_s: f64,
+        reason: Option<String>,
+    },
+    NodeFailed {
+        node: u64,
+        step: String,
+        reason: String,
+        signal: Option<String>,
+        observed: Option<String>,
+        logs_tail: Option<String>,
+    },
+    RollbackFinished {
+        node: u64,
+        ok: bool,
+        reason: Option<String>,
+    },
+    Waiting {
+        node: Option<u64>,
+        what: String,
+    },
+    Interrupted {
+        node: Option<u64>,
+        message: String,
+    },
     Summary(Summary),
 }
 
@@ -70,14 +131,23 @@ impl Reporter {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(total_nodes as u64));
             overall.set_style(
-                ProgressStyle::with_template("{prefix:>8} [{bar:30.green/dim}] {pos}/{len} nodes  {elapsed_precise}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30.green/dim}] {pos}/{len} nodes  {elapsed_precise}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             overall.set_prefix("upgrade");
             overall.enable_steady_tick(Duration::from_millis(200));
-            Bars { multi, overall, nodes: Mutex::new(BTreeMap::new()) }
+            Bars {
+                multi,
+                overall,
+                nodes: Mutex::new(BTreeMap::new()),
+            }
         });
-        Reporter { printer: printer.clone(), bars }
+        Reporter {
+            printer: printer.clone(),
+            bars,
+        }
     }
 
     pub fn printer(&self) -> &Printer {
@@ -102,13 +172,20 @@ impl Reporter {
     }
 
     fn node_bar(&self, b: &Bars, node: u64) -> ProgressBar {
-        let mut map = b.nodes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = b
+            .nodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(node)
             .or_insert_with(|| {
-                let pb = b.multi.insert_before(&b.overall, ProgressBar::new_spinner());
+                let pb = b
+                    .multi
+                    .insert_before(&b.overall, ProgressBar::new_spinner());
                 pb.set_style(
-                    ProgressStyle::with_template("{spinner:.cyan} node {prefix:<5} {wide_msg} {elapsed:>6}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template(
+                        "{spinner:.cyan} node {prefix:<5} {wide_msg} {elapsed:>6}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 pb.set_prefix(node.to_string());
                 pb.enable_steady_tick(Duration::from_millis(120));
@@ -121,25 +198,46 @@ impl Reporter {
         let p = &self.printer;
         match event {
             Event::NodeStarted { node, from, to, .. } => {
-                self.node_bar(b, *node).set_message(format!("{} → {to}", from.as_deref().unwrap_or("?")));
+                self.node_bar(b, *node)
+                    .set_message(format!("{} → {to}", from.as_deref().unwrap_or("?")));
             }
-            Event::StepStarted { node, step, .. } => self.node_bar(b, *node).set_message(format!("{step}…")),
-            Event::GateSignal { node, signal, name, state, reason } if state != "met" => {
+            Event::StepStarted { node, step, .. } => {
+                self.node_bar(b, *node).set_message(format!("{step}…"))
+            }
+            Event::GateSignal {
+                node,
+                signal,
+                name,
+                state,
+                reason,
+            } if state != "met" => {
                 let why = reason.as_deref().unwrap_or("");
-                self.node_bar(b, *node).set_message(format!("gate: waiting for {signal} {name}: {why}"));
+                self.node_bar(b, *node)
+                    .set_message(format!("gate: waiting for {signal} {name}: {why}"));
             }
-            Event::NodeReady { node, .. } => self.node_bar(b, *node).set_message("ready, soaking…".to_string()),
-            Event::SoakFinished { node, ok: true, duration_s, .. } => {
+            Event::NodeReady { node, .. } => self
+                .node_bar(b, *node)
+                .set_message("ready, soaking…".to_string()),
+            Event::SoakFinished {
+                node,
+                ok: true,
+                duration_s,
+                ..
+            } => {
                 let bar = self.node_bar(b, *node);
-                bar.finish_with_message(p.paint_err(&format!("✓ upgraded ({duration_s:.1}s soak)"), "32"));
+                bar.finish_with_message(
+                    p.paint_err(&format!("✓ upgraded ({duration_s:.1}s soak)"), "32"),
+                );
                 b.overall.inc(1);
             }
             Event::NodeSkipped { node, reason } => {
-                self.node_bar(b, *node).finish_with_message(p.dim_err(&format!("skipped: {reason}")));
+                self.node_bar(b, *node)
+                    .finish_with_message(p.dim_err(&format!("skipped: {reason}")));
                 b.overall.inc(1);
             }
             Event::NodeFailed { node, reason, .. } => {
-                self.node_bar(b, *node).abandon_with_message(p.paint_err(&format!("✗ {reason}"), "31;1"));
+                self.node_bar(b, *node)
+                    .abandon_with_message(p.paint_err(&format!("✗ {reason}"), "31;1"));
             }
             Event::Summary(_) => {
                 b.overall.finish();
@@ -157,44 +255,114 @@ impl Reporter {
 /// One plain line per event (no terminal, `--no-progress`).
 pub fn plain_line(event: &Event) -> Option<String> {
     Some(match event {
-        Event::RunStarted { cluster, to, nodes, resume, .. } => {
-            let ids = nodes.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-            format!("{} {cluster} → {to}: nodes {ids}", if *resume { "resuming" } else { "upgrading" })
+        Event::RunStarted {
+            cluster,
+            to,
+            nodes,
+            resume,
+            ..
+        } => {
+            let ids = nodes
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "{} {cluster} → {to}: nodes {ids}",
+                if *resume { "resuming" } else { "upgrading" }
+            )
         }
         Event::CheckFinished { ok, findings } => {
-            let blocks = findings.iter().filter(|f| f.severity == crate::finding::Severity::Block).count();
-            if *ok { "pre-upgrade check passed".to_string() } else { format!("pre-upgrade check: {blocks} blocking finding(s)") }
+            let blocks = findings
+                .iter()
+                .filter(|f| f.severity == crate::finding::Severity::Block)
+                .count();
+            if *ok {
+                "pre-upgrade check passed".to_string()
+            } else {
+                format!("pre-upgrade check: {blocks} blocking finding(s)")
+            }
         }
-        Event::NodeStarted { node, from, to, index, total } => {
-            format!("[{index}/{total}] node {node}: {} → {to}", from.as_deref().unwrap_or("unknown"))
+        Event::NodeStarted {
+            node,
+            from,
+            to,
+            index,
+            total,
+        } => {
+            format!(
+                "[{index}/{total}] node {node}: {} → {to}",
+                from.as_deref().unwrap_or("unknown")
+            )
         }
         Event::NodeSkipped { node, reason } => format!("node {node}: skipped ({reason})"),
-        Event::StepStarted { node, step, command } => match command {
+        Event::StepStarted {
+            node,
+            step,
+            command,
+        } => match command {
             Some(c) => format!("node {node}: {step}: {c}"),
             None => format!("node {node}: {step}"),
         },
-        Event::StepFinished { node, step, ok, exit_code, timed_out, duration_s } => {
+        Event::StepFinished {
+            node,
+            step,
+            ok,
+            exit_code,
+            timed_out,
+            duration_s,
+        } => {
             let how = if *ok {
                 "ok".to_string()
             } else if *timed_out {
                 "timed out".to_string()
             } else {
-                format!("failed (exit {})", exit_code.map_or_else(|| "signal".to_string(), |c| c.to_string()))
+                format!(
+                    "failed (exit {})",
+                    exit_code.map_or_else(|| "signal".to_string(), |c| c.to_string())
+                )
             };
             format!("node {node}: {step} {how} in {duration_s:.1}s")
         }
-        Event::GateSignal { node, signal, name, state, reason } => match reason {
+        Event::GateSignal {
+            node,
+            signal,
+            name,
+            state,
+            reason,
+        } => match reason {
             Some(r) if state != "met" => format!("node {node}: gate {signal} {name}: {state}: {r}"),
             _ => format!("node {node}: gate {signal} {name}: {state}"),
         },
-        Event::NodeReady { node, version, duration_s } => format!("node {node}: ready on {version} after {duration_s:.1}s"),
-        Event::SoakFinished { node, ok, duration_s, reason } => match (ok, reason) {
+        Event::NodeReady {
+            node,
+            version,
+            duration_s,
+        } => format!("node {node}: ready on {version} after {duration_s:.1}s"),
+        Event::SoakFinished {
+            node,
+            ok,
+            duration_s,
+            reason,
+        } => match (ok, reason) {
             (true, _) => format!("node {node}: soak passed ({duration_s:.1}s)"),
-            (false, r) => format!("node {node}: soak failed: {}", r.as_deref().unwrap_or("unknown")),
+            (false, r) => format!(
+                "node {node}: soak failed: {}",
+                r.as_deref().unwrap_or("unknown")
+            ),
         },
-        Event::NodeFailed { node, step, reason, .. } => format!("node {node}: FAILED at {step}: {reason}"),
+        Event::NodeFailed {
+            node, step, reason, ..
+        } => format!("node {node}: FAILED at {step}: {reason}"),
         Event::RollbackFinished { node, ok, reason } => {
-            if *ok { format!("node {node}: rolled back and ready on its old version") } else { format!("node {node}: rollback failed: {}", reason.as_deref().unwrap_or("")) }
+            if *ok {
+                format!("node {node}: rolled back and ready on its old version")
+            } else {
+                format!(
+                    "node {node}: rollback failed: {}",
+                    reason.as_deref().unwrap_or("")
+                )
+            }
         }
         Event::Waiting { node, what } => match node {
             Some(n) => format!("node {n}: waiting: {what}"),
@@ -211,11 +379,22 @@ mod tests {
 
     #[test]
     fn events_serialize_as_type_and_data() {
-        let e = Event::NodeReady { node: 1001, version: "v2.1.2-20250120".into(), duration_s: 1.5 };
+        let e = Event::NodeReady {
+            node: 1001,
+            version: "v2.1.2-20250120".into(),
+            duration_s: 1.5,
+        };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "node_ready");
         assert_eq!(v["data"]["node"], 1001);
-        let s = Event::Summary(Summary { ok: true, status: "completed".into(), cluster: "c".into(), to: "t".into(), duration_s: 1.0, nodes: vec![] });
+        let s = Event::Summary(Summary {
+            ok: true,
+            status: "completed".into(),
+            cluster: "c".into(),
+            to: "t".into(),
+            duration_s: 1.0,
+            nodes: vec![],
+        });
         assert_eq!(serde_json::to_value(&s).unwrap()["type"], "summary");
     }
 }

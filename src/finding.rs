@@ -48,18 +48,40 @@ impl Finding {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) -> Self {
-        Finding { id, severity, node, message: message.into(), hint: hint.into(), allowed_by: None }
+        Finding {
+            id,
+            severity,
+            node,
+            message: message.into(),
+            hint: hint.into(),
+            allowed_by: None,
+        }
     }
 
-    pub fn block(id: &'static str, node: Option<u64>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn block(
+        id: &'static str,
+        node: Option<u64>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Self::new(id, Severity::Block, node, message, hint)
     }
 
-    pub fn warn(id: &'static str, node: Option<u64>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn warn(
+        id: &'static str,
+        node: Option<u64>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Self::new(id, Severity::Warn, node, message, hint)
     }
 
-    pub fn info(id: &'static str, node: Option<u64>, message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn info(
+        id: &'static str,
+        node: Option<u64>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Self::new(id, Severity::Info, node, message, hint)
     }
 
@@ -86,7 +108,10 @@ impl Finding {
 /// Sorts findings for display: blocks first, then by node (cluster-wide first), then id.
 pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        b.severity.cmp(&a.severity).then(a.node.cmp(&b.node)).then(a.id.cmp(b.id))
+        b.severity
+            .cmp(&a.severity)
+            .then(a.node.cmp(&b.node))
+            .then(a.id.cmp(b.id))
     });
 }
 
@@ -107,7 +132,10 @@ mod tests {
             Finding::warn("a.warn", None, "w", "h"),
         ];
         sort(&mut v);
-        assert_eq!(v.iter().map(|f| f.id).collect::<Vec<_>>(), ["a.block", "a.warn", "a.info"]);
+        assert_eq!(
+            v.iter().map(|f| f.id).collect::<Vec<_>>(),
+            ["a.block", "a.warn", "a.info"]
+        );
         assert!(!ok(&v));
         let accepted = v[0].clone().accepted();
         assert_eq!(accepted.severity, Severity::Warn);

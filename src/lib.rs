@@ -7,19 +7,19 @@
 //! Pure modules (`version`, `releases`, `manifest`, `playbook`, `plan`, `finding`) decide;
 //! the commands observe and print.
 
-pub mod cli;
 pub mod checks;
+pub mod cli;
 pub mod commands;
-pub mod execute;
-pub mod gate;
 pub mod error;
 pub mod events;
+pub mod execute;
 pub mod finding;
+pub mod gate;
 pub mod manifest;
 pub mod output;
 pub mod plan;
-pub mod probe;
 pub mod playbook;
+pub mod probe;
 pub mod releases;
 pub mod sim;
 pub mod state;
@@ -31,7 +31,12 @@ use error::Outcome;
 use output::Printer;
 
 /// `wkctl --version`: the package version and the git commit it was built from.
-pub const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("WKCTL_GIT_COMMIT"), ")");
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("WKCTL_GIT_COMMIT"),
+    ")"
+);
 
 /// Runs one `wkctl` command.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {

@@ -7,11 +7,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args_os().next().unwrap_or_default();
-    if std::path::Path::new(&argv0).file_stem().is_some_and(|s| s == "wksim") {
+    if std::path::Path::new(&argv0)
+        .file_stem()
+        .is_some_and(|s| s == "wksim")
+    {
         return wkctl::sim::main();
     }
     let cli = wkctl::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             wkctl::output::eprint_error(&format!("error: cannot start the async runtime: {e}"));

@@ -117,7 +117,11 @@ impl Manifest {
 
     /// The manager token, read from the environment variable the manifest names.
     pub fn token(&self) -> Option<String> {
-        self.api.token_env.as_ref().and_then(|k| std::env::var(k).ok()).filter(|t| !t.is_empty())
+        self.api
+            .token_env
+            .as_ref()
+            .and_then(|k| std::env::var(k).ok())
+            .filter(|t| !t.is_empty())
     }
 }
 
@@ -220,18 +224,35 @@ pub fn load(path: &Path) -> Result<Manifest, WkError> {
         )
     })?;
     if meta.len() > MAX_MANIFEST_BYTES {
-        return Err(WkError::input(format!("manifest `{shown}` is larger than 4 MiB"), "a cluster manifest is a few kilobytes; check the path"));
+        return Err(WkError::input(
+            format!("manifest `{shown}` is larger than 4 MiB"),
+            "a cluster manifest is a few kilobytes; check the path",
+        ));
     }
-    let bytes = std::fs::read(path).map_err(|e| WkError::input(format!("cannot read manifest `{shown}`: {e}"), "check the file's permissions"))?;
-    let text = String::from_utf8(bytes).map_err(|_| WkError::input(format!("manifest `{shown}` is not UTF-8"), "save it as UTF-8"))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        WkError::input(
+            format!("cannot read manifest `{shown}`: {e}"),
+            "check the file's permissions",
+        )
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        WkError::input(
+            format!("manifest `{shown}` is not UTF-8"),
+            "save it as UTF-8",
+        )
+    })?;
     parse(&text, path)
 }
 
 /// Parses and validates manifest text; `path` is used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
     let shown = path.display().to_string();
-    let at = |line: u64, col: u64, msg: String, hint: &str| WkError::input(format!("{shown}:{line}:{col}: {msg}"), hint);
-    let span_err = |loc: &serde_saphyr::Location, msg: String, hint: &str| at(loc.line(), loc.column(), msg, hint);
+    let at = |line: u64, col: u64, msg: String, hint: &str| {
+        WkError::input(format!("{shown}:{line}:{col}: {msg}"), hint)
+    };
+    let span_err = |loc: &serde_saphyr::Location, msg: String, hint: &str| {
+        at(loc.line(), loc.column(), msg, hint)
+    };
 
     let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
@@ -249,12 +270,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
     let name = raw.name.value.trim().to_string();
     if name.is_empty()
         || name.starts_with('.')
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         || name.len() > 64
     {
         return Err(span_err(
             &raw.name.referenced,
-            format!("cluster name `{name}` must be 1–64 characters of letters, digits, `-`, `_`, `.`"),
+            format!(
+                "cluster name `{name}` must be 1–64 characters of letters, digits, `-`, `_`, `.`"
+            ),
             "the name is used as the state directory `.wkctl/<name>/`",
         ));
     }
@@ -278,10 +303,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         None => None,
     };
 
-    let vars = raw.vars.into_iter().map(|(k, v)| (k, v.value.into_string())).collect();
+    let vars = raw
+        .vars
+        .into_iter()
+        .map(|(k, v)| (k, v.value.into_string()))
+        .collect();
 
     if raw.nodes.value.is_empty() {
-        return Err(span_err(&raw.nodes.referenced, "`nodes` is empty".into(), "list at least one node with `id` and `host`"));
+        return Err(span_err(
+            &raw.nodes.referenced,
+            "`nodes` is empty".into(),
+            "list at least one node with `id` and `host`",
+        ));
     }
     let mut nodes: Vec<Node> = Vec::with_capacity(raw.nodes.value.len());
     let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
@@ -304,14 +337,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         }
         let host = rn.host.value.trim().to_string();
         if host.is_empty() || host.contains(char::is_whitespace) || host.contains('/') {
-            return Err(span_err(&rn.host.referenced, format!("node {id}: invalid host `{host}`"), "give a host name or IP address"));
+            return Err(span_err(
+                &rn.host.referenced,
+                format!("node {id}: invalid host `{host}`"),
+                "give a host name or IP address",
+            ));
         }
         let api = match rn.api {
             Some(a) => {
                 let url = a.value.trim().trim_end_matches('/').to_string();
                 let parsed = reqwest::Url::parse(&url);
-                let valid = parsed.as_ref().is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-                if !valid || parsed.as_ref().is_ok_and(|u| u.path() != "/" && !u.path().is_empty()) {
+                let valid = parsed.as_ref().is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
+                });
+                if !valid
+                    || parsed
+                        .as_ref()
+                        .is_ok_and(|u| u.path() != "/" && !u.path().is_empty())
+                {
                     return Err(span_err(
                         &a.referenced,
                         format!("node {id}: `api` is not a valid base URL: `{url}`"),
@@ -324,12 +367,26 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         };
         let version = match rn.version {
             Some(v) => Some(WkVersion::parse(&v.value).map_err(|e| {
-                span_err(&v.referenced, format!("node {id}: {e}"), "write the deployed tag, e.g. `v2.0.10-20241221`")
+                span_err(
+                    &v.referenced,
+                    format!("node {id}: {e}"),
+                    "write the deployed tag, e.g. `v2.0.10-20241221`",
+                )
             })?),
             None => None,
         };
-        let vars = rn.vars.into_iter().map(|(k, v)| (k, v.value.into_string())).collect();
-        nodes.push(Node { id, host, api, version, vars });
+        let vars = rn
+            .vars
+            .into_iter()
+            .map(|(k, v)| (k, v.value.into_string()))
+            .collect();
+        nodes.push(Node {
+            id,
+            host,
+            api,
+            version,
+            vars,
+        });
     }
 
     let mut policy = Policy::default();
@@ -351,9 +408,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         set(&mut policy.node_timeout, &p.node_timeout)?;
         set(&mut policy.poll_interval, &p.poll_interval)?;
         set(&mut policy.step_timeout, &p.step_timeout)?;
-        if policy.poll_interval.is_zero() || policy.node_timeout.is_zero() || policy.step_timeout.is_zero() {
+        if policy.poll_interval.is_zero()
+            || policy.node_timeout.is_zero()
+            || policy.step_timeout.is_zero()
+        {
             return Err(WkError::input(
-                format!("{shown}: `policy.poll_interval`, `node_timeout` and `step_timeout` must be greater than zero"),
+                format!(
+                    "{shown}: `policy.poll_interval`, `node_timeout` and `step_timeout` must be greater than zero"
+                ),
                 "e.g. `poll_interval: 1s`, `node_timeout: 10m`",
             ));
         }
@@ -385,7 +447,12 @@ fn default_api(host: &str) -> String {
 fn duration(s: &Spanned<String>, shown: &str) -> Result<Duration, WkError> {
     humantime::parse_duration(s.value.trim()).map_err(|e| {
         WkError::input(
-            format!("{shown}:{}:{}: invalid duration `{}`: {e}", s.referenced.line(), s.referenced.column(), s.value),
+            format!(
+                "{shown}:{}:{}: invalid duration `{}`: {e}",
+                s.referenced.line(),
+                s.referenced.column(),
+                s.value
+            ),
             "write durations like `500ms`, `30s`, `10m` or `1h`",
         )
     })
@@ -394,10 +461,12 @@ fn duration(s: &Spanned<String>, shown: &str) -> Result<Duration, WkError> {
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Serializes a `Duration` as fractional seconds.
@@ -450,7 +519,10 @@ policy:
         assert_eq!(m.nodes.len(), 2);
         assert_eq!(m.nodes[1].api, "http://10.0.0.12:5001");
         assert_eq!(m.nodes[0].vars["service"], "wukongim1");
-        assert_eq!(m.nodes[0].version.as_ref().unwrap().to_string(), "v2.0.10-20241221");
+        assert_eq!(
+            m.nodes[0].version.as_ref().unwrap().to_string(),
+            "v2.0.10-20241221"
+        );
         assert_eq!(m.policy.order, Order::ControllerLast);
         assert_eq!(m.policy.node_timeout, Duration::from_secs(600));
         assert_eq!(m.api.token_env.as_deref(), Some("WK_MANAGER_TOKEN"));
@@ -460,14 +532,26 @@ policy:
     #[test]
     fn duplicate_ids_name_the_line() {
         let text = "name: a\nnodes:\n  - id: 1001\n    host: a\n  - id: 1001\n    host: b\n";
-        assert_eq!(err(text), "cluster.yaml:5:9: duplicate node id 1001 (first at line 3)");
+        assert_eq!(
+            err(text),
+            "cluster.yaml:5:9: duplicate node id 1001 (first at line 3)"
+        );
     }
 
     #[test]
     fn ids_out_of_range_are_rejected() {
-        assert!(err("name: a\nnodes:\n  - id: 0\n    host: a\n").starts_with("cluster.yaml:3:9: node id 0 is out of range"));
-        assert!(err("name: a\nnodes:\n  - id: 1024\n    host: a\n").starts_with("cluster.yaml:3:9: node id 1024"));
-        assert!(err("name: a\nnodes:\n  - id: -5\n    host: a\n").contains("node id -5 is out of range"));
+        assert!(
+            err("name: a\nnodes:\n  - id: 0\n    host: a\n")
+                .starts_with("cluster.yaml:3:9: node id 0 is out of range")
+        );
+        assert!(
+            err("name: a\nnodes:\n  - id: 1024\n    host: a\n")
+                .starts_with("cluster.yaml:3:9: node id 1024")
+        );
+        assert!(
+            err("name: a\nnodes:\n  - id: -5\n    host: a\n")
+                .contains("node id -5 is out of range")
+        );
     }
 
     #[test]
@@ -482,26 +566,42 @@ policy:
     #[test]
     fn bad_urls_and_durations_are_errors_with_position() {
         let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    api: ftp://x:1\n");
-        assert!(e.starts_with("cluster.yaml:5:10: node 1: `api` is not a valid base URL"), "{e}");
+        assert!(
+            e.starts_with("cluster.yaml:5:10: node 1: `api` is not a valid base URL"),
+            "{e}"
+        );
         let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    api: http://x:5001/health\n");
         assert!(e.contains("not a valid base URL"), "{e}");
         let e = err("name: a\nnodes:\n  - id: 1\n    host: a\npolicy:\n  soak: 30 parsecs\n");
-        assert!(e.starts_with("cluster.yaml:6:9: invalid duration `30 parsecs`"), "{e}");
+        assert!(
+            e.starts_with("cluster.yaml:6:9: invalid duration `30 parsecs`"),
+            "{e}"
+        );
         let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    version: banana\n");
-        assert!(e.starts_with("cluster.yaml:5:14: node 1: invalid WuKongIM version"), "{e}");
+        assert!(
+            e.starts_with("cluster.yaml:5:14: node 1: invalid WuKongIM version"),
+            "{e}"
+        );
     }
 
     #[test]
     fn empty_nodes_bad_name_and_bad_token_env() {
         assert!(err("name: a\nnodes: []\n").contains("`nodes` is empty"));
         assert!(err("name: ../x\nnodes:\n  - id: 1\n    host: a\n").contains("cluster name"));
-        assert!(err("name: a\napi:\n  token_env: \"secret token!\"\nnodes:\n  - id: 1\n    host: a\n").contains("token_env"));
+        assert!(
+            err("name: a\napi:\n  token_env: \"secret token!\"\nnodes:\n  - id: 1\n    host: a\n")
+                .contains("token_env")
+        );
         assert!(err("name: [\n").starts_with("cluster.yaml:"));
     }
 
     #[test]
     fn vars_accept_scalars() {
-        let m = parse("name: a\nvars: { port: 22, on: true }\nnodes:\n  - id: 1\n    host: '::1'\n", Path::new("c")).unwrap();
+        let m = parse(
+            "name: a\nvars: { port: 22, on: true }\nnodes:\n  - id: 1\n    host: '::1'\n",
+            Path::new("c"),
+        )
+        .unwrap();
         assert_eq!(m.vars["port"], "22");
         assert_eq!(m.vars["on"], "true");
         assert_eq!(m.nodes[0].api, "http://[::1]:5001");

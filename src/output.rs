@@ -42,7 +42,14 @@ impl Printer {
 
     /// A printer for tests and embedding: plain, no colour, no progress.
     pub fn plain(json: bool) -> Self {
-        Printer { json, quiet: false, verbose: 0, color_out: false, color_err: false, progress: false }
+        Printer {
+            json,
+            quiet: false,
+            verbose: 0,
+            color_out: false,
+            color_err: false,
+            progress: false,
+        }
     }
 
     /// A result line on stdout.
@@ -128,8 +135,17 @@ impl Printer {
         }
         let width = findings.iter().map(|f| f.id.len()).max().unwrap_or(0);
         for f in findings {
-            let node = f.node.map_or_else(|| "cluster".to_string(), |n| format!("node {n}"));
-            let _ = writeln!(s, "{} {:<width$}  {:<9}  {}", self.severity(f.severity), f.id, node, f.message);
+            let node = f
+                .node
+                .map_or_else(|| "cluster".to_string(), |n| format!("node {n}"));
+            let _ = writeln!(
+                s,
+                "{} {:<width$}  {:<9}  {}",
+                self.severity(f.severity),
+                f.id,
+                node,
+                f.message
+            );
             let _ = writeln!(s, "      {}", self.dim(&format!("hint: {}", f.hint)));
         }
         s
@@ -137,7 +153,11 @@ impl Printer {
 }
 
 fn paint(on: bool, s: &str, code: &str) -> String {
-    if on { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    if on {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
 }
 
 /// Pads columns of a table (header + rows) with two spaces between them.
@@ -204,7 +224,13 @@ mod tests {
 
     #[test]
     fn tables_align_ignoring_colour() {
-        let t = table(&["ID", "STATE"], &[vec!["\x1b[31m1001\x1b[0m".into(), "up".into()], vec!["2".into(), "down".into()]]);
+        let t = table(
+            &["ID", "STATE"],
+            &[
+                vec!["\x1b[31m1001\x1b[0m".into(), "up".into()],
+                vec!["2".into(), "down".into()],
+            ],
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "ID    STATE");
         assert_eq!(lines[2], "2     down");
@@ -223,7 +249,10 @@ pub async fn confirm(prompt: &str) -> bool {
     let _ = io::stderr().flush();
     tokio::task::spawn_blocking(|| {
         let mut line = String::new();
-        io::stdin().read_line(&mut line).map(|_| matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")).unwrap_or(false)
+        io::stdin()
+            .read_line(&mut line)
+            .map(|_| matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+            .unwrap_or(false)
     })
     .await
     .unwrap_or(false)

@@ -100,7 +100,9 @@ impl Plan {
         finding::ok(&self.findings)
     }
     pub fn upgrades(&self) -> impl Iterator<Item = &PlannedNode> {
-        self.nodes.iter().filter(|n| n.action == NodeAction::Upgrade)
+        self.nodes
+            .iter()
+            .filter(|n| n.action == NodeAction::Upgrade)
     }
 }
 
@@ -128,7 +130,10 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
         findings.push(Finding::warn(
             "manifest.too_few_nodes",
             None,
-            format!("the manifest lists {} node(s): the upgrade cannot be zero-downtime", m.nodes.len()),
+            format!(
+                "the manifest lists {} node(s): the upgrade cannot be zero-downtime",
+                m.nodes.len()
+            ),
             "with fewer than 3 nodes a restart loses quorum or service; plan a maintenance window",
         ));
     }
@@ -157,14 +162,23 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
         }
     }
 
-    let known: Vec<(u64, WkVersion)> =
-        input.versions.iter().filter_map(|(id, v)| v.clone().map(|v| (*id, v))).collect();
+    let known: Vec<(u64, WkVersion)> = input
+        .versions
+        .iter()
+        .filter_map(|(id, v)| v.clone().map(|v| (*id, v)))
+        .collect();
     if let Some(f) = releases::mixed_finding(&known) {
         findings.push(f);
     }
 
     let policy = &m.policy;
-    let step_timeout = |k: StepKind| input.playbook.timeout(k).unwrap_or(policy.step_timeout).as_secs_f64();
+    let step_timeout = |k: StepKind| {
+        input
+            .playbook
+            .timeout(k)
+            .unwrap_or(policy.step_timeout)
+            .as_secs_f64()
+    };
     let mut nodes = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(node) = m.node(id) else { continue };
@@ -181,23 +195,49 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
         }
         let mut steps = Vec::new();
         if action == NodeAction::Upgrade {
-            steps.push(PlannedStep { kind: PlanStepKind::CheckSettled, command: None, timeout_s: policy.node_timeout.as_secs_f64() });
+            steps.push(PlannedStep {
+                kind: PlanStepKind::CheckSettled,
+                command: None,
+                timeout_s: policy.node_timeout.as_secs_f64(),
+            });
             for (kind, plan_kind) in [
                 (StepKind::Backup, PlanStepKind::Backup),
                 (StepKind::Stop, PlanStepKind::Stop),
                 (StepKind::Install, PlanStepKind::Install),
                 (StepKind::Start, PlanStepKind::Start),
             ] {
-                let Some(tpl) = input.playbook.step(kind) else { continue };
-                let command = playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
-                steps.push(PlannedStep { kind: plan_kind, command: Some(command), timeout_s: step_timeout(kind) });
+                let Some(tpl) = input.playbook.step(kind) else {
+                    continue;
+                };
+                let command =
+                    playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
+                steps.push(PlannedStep {
+                    kind: plan_kind,
+                    command: Some(command),
+                    timeout_s: step_timeout(kind),
+                });
             }
-            steps.push(PlannedStep { kind: PlanStepKind::WaitReady, command: None, timeout_s: policy.node_timeout.as_secs_f64() });
+            steps.push(PlannedStep {
+                kind: PlanStepKind::WaitReady,
+                command: None,
+                timeout_s: policy.node_timeout.as_secs_f64(),
+            });
             if !policy.soak.is_zero() {
-                steps.push(PlannedStep { kind: PlanStepKind::Soak, command: None, timeout_s: policy.soak.as_secs_f64() });
+                steps.push(PlannedStep {
+                    kind: PlanStepKind::Soak,
+                    command: None,
+                    timeout_s: policy.soak.as_secs_f64(),
+                });
             }
         }
-        nodes.push(PlannedNode { id, host: node.host.clone(), api: node.api.clone(), from: from_s, action, steps });
+        nodes.push(PlannedNode {
+            id,
+            host: node.host.clone(),
+            api: node.api.clone(),
+            from: from_s,
+            action,
+            steps,
+        });
     }
     finding::sort(&mut findings);
 
@@ -221,7 +261,11 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
 
 fn render_error(input: &Input<'_>, id: u64, kind: StepKind, e: &str) -> WkError {
     WkError::input(
-        format!("playbook `{}`, step `{}` for node {id}: {e}", input.playbook.name, kind.as_str()),
+        format!(
+            "playbook `{}`, step `{}` for node {id}: {e}",
+            input.playbook.name,
+            kind.as_str()
+        ),
         "define the variable under `vars:` in the manifest (cluster-wide) or under the node",
     )
 }
@@ -256,24 +300,58 @@ mod tests {
         crate::manifest::parse(&text, Path::new("t.yaml")).unwrap()
     }
 
-    fn build_for(m: &Manifest, to: &str, controller: Option<u64>, live: bool) -> Result<Plan, WkError> {
+    fn build_for(
+        m: &Manifest,
+        to: &str,
+        controller: Option<u64>,
+        live: bool,
+    ) -> Result<Plan, WkError> {
         let pb = playbook::load(&m.playbook, Path::new(".")).unwrap();
         let target = resolve_target(to, false).unwrap();
         let versions = m.nodes.iter().map(|n| (n.id, n.version.clone())).collect();
-        build(&Input { manifest: m, playbook: &pb, target: &target, versions: &versions, controller, live, rules: RuleOptions::default() })
+        build(&Input {
+            manifest: m,
+            playbook: &pb,
+            target: &target,
+            versions: &versions,
+            controller,
+            live,
+            rules: RuleOptions::default(),
+        })
     }
 
     #[test]
     fn orders_by_id_with_1001_first_and_renders_steps() {
         let m = manifest("");
         let p = build_for(&m, "v2.1.2", None, false).unwrap();
-        assert_eq!(p.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1001, 1002, 1003]);
+        assert_eq!(
+            p.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
+            [1001, 1002, 1003]
+        );
         assert_eq!(p.to, "v2.1.2-20250120");
         let kinds: Vec<_> = p.nodes[0].steps.iter().map(|s| s.kind.as_str()).collect();
-        assert_eq!(kinds, ["check_settled", "backup", "stop", "install", "start", "wait_ready", "soak"]);
-        assert_eq!(p.nodes[0].steps[2].command.as_deref(), Some("/bin/wksim ctl --state-dir /tmp/s stop 1001"));
+        assert_eq!(
+            kinds,
+            [
+                "check_settled",
+                "backup",
+                "stop",
+                "install",
+                "start",
+                "wait_ready",
+                "soak"
+            ]
+        );
+        assert_eq!(
+            p.nodes[0].steps[2].command.as_deref(),
+            Some("/bin/wksim ctl --state-dir /tmp/s stop 1001")
+        );
         assert_eq!(p.nodes[1].from, None);
-        assert!(p.findings.iter().any(|f| f.id == "version.from_unknown" && f.node == Some(1002)));
+        assert!(
+            p.findings
+                .iter()
+                .any(|f| f.id == "version.from_unknown" && f.node == Some(1002))
+        );
         assert_eq!(p.digest.len(), 64);
     }
 
@@ -282,9 +360,17 @@ mod tests {
         let m = manifest("policy: { order: controller-last }\n");
         let offline = build_for(&m, "v2.1.2", Some(1001), false).unwrap();
         assert_eq!(offline.order, Order::Id);
-        assert!(offline.findings.iter().any(|f| f.id == "plan.order_fallback"));
+        assert!(
+            offline
+                .findings
+                .iter()
+                .any(|f| f.id == "plan.order_fallback")
+        );
         let live = build_for(&m, "v2.1.2", Some(1001), true).unwrap();
-        assert_eq!(live.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1002, 1003, 1001]);
+        assert_eq!(
+            live.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
+            [1002, 1003, 1001]
+        );
     }
 
     #[test]
@@ -296,7 +382,11 @@ mod tests {
         let text = "name: t\nplaybook: kubernetes\nnodes:\n  - { id: 1, host: a }\n";
         let m = crate::manifest::parse(text, Path::new("t.yaml")).unwrap();
         let e = build_for(&m, "v2.1.2", None, false).unwrap_err();
-        assert!(e.message.contains("unknown variable `{{pod}}`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown variable `{{pod}}`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -304,6 +394,11 @@ mod tests {
         let a = build_for(&manifest(""), "v2.1.2", None, false).unwrap();
         let b = build_for(&manifest(""), "v2.1.3", None, false).unwrap();
         assert_ne!(a.digest, b.digest);
-        assert_eq!(a.digest, build_for(&manifest(""), "v2.1.2", None, false).unwrap().digest);
+        assert_eq!(
+            a.digest,
+            build_for(&manifest(""), "v2.1.2", None, false)
+                .unwrap()
+                .digest
+        );
     }
 }

@@ -14,9 +14,15 @@ use crate::error::WkError;
 
 /// The built-in playbooks: (name, YAML).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("docker-compose", include_str!("../playbooks/docker-compose.yaml")),
+    (
+        "docker-compose",
+        include_str!("../playbooks/docker-compose.yaml"),
+    ),
     ("systemd", include_str!("../playbooks/systemd.yaml")),
-    ("binary-daemon", include_str!("../playbooks/binary-daemon.yaml")),
+    (
+        "binary-daemon",
+        include_str!("../playbooks/binary-daemon.yaml"),
+    ),
     ("kubernetes", include_str!("../playbooks/kubernetes.yaml")),
     ("sim", include_str!("../playbooks/sim.yaml")),
 ];
@@ -40,7 +46,12 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    pub const ROLLOUT: [StepKind; 4] = [StepKind::Backup, StepKind::Stop, StepKind::Install, StepKind::Start];
+    pub const ROLLOUT: [StepKind; 4] = [
+        StepKind::Backup,
+        StepKind::Stop,
+        StepKind::Install,
+        StepKind::Start,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,7 +92,9 @@ impl Playbook {
 
     /// The timeout for a step, if the playbook sets one.
     pub fn timeout(&self, kind: StepKind) -> Option<std::time::Duration> {
-        self.timeouts.get(&kind).and_then(|t| humantime::parse_duration(t).ok())
+        self.timeouts
+            .get(&kind)
+            .and_then(|t| humantime::parse_duration(t).ok())
     }
 }
 
@@ -91,17 +104,25 @@ pub fn load(name_or_path: &str, manifest_dir: &Path) -> Result<Playbook, WkError
     if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         return parse(text, &format!("built-in playbook `{name_or_path}`"));
     }
-    let looks_like_path = name_or_path.contains('/') || name_or_path.ends_with(".yaml") || name_or_path.ends_with(".yml");
+    let looks_like_path = name_or_path.contains('/')
+        || name_or_path.ends_with(".yaml")
+        || name_or_path.ends_with(".yml");
     if !looks_like_path {
         let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
         return Err(WkError::input(
             format!("unknown playbook `{name_or_path}`"),
-            format!("use a built-in ({}) or a path to a playbook file", names.join(", ")),
+            format!(
+                "use a built-in ({}) or a path to a playbook file",
+                names.join(", ")
+            ),
         ));
     }
     let path = manifest_dir.join(name_or_path);
     let text = std::fs::read_to_string(&path).map_err(|e| {
-        WkError::input(format!("cannot read playbook `{}`: {e}", path.display()), "check `playbook:` in the manifest")
+        WkError::input(
+            format!("cannot read playbook `{}`: {e}", path.display()),
+            "check `playbook:` in the manifest",
+        )
     })?;
     parse(&text, &path.display().to_string())
 }
@@ -118,18 +139,34 @@ pub fn parse(text: &str, origin: &str) -> Result<Playbook, WkError> {
     })?;
     for required in [StepKind::Stop, StepKind::Start] {
         if !pb.steps.contains_key(&required) {
-            return Err(WkError::input(format!("{origin}: step `{}` is missing", required.as_str()), "a playbook needs at least `stop` and `start`"));
+            return Err(WkError::input(
+                format!("{origin}: step `{}` is missing", required.as_str()),
+                "a playbook needs at least `stop` and `start`",
+            ));
         }
     }
     for (kind, tpl) in &pb.steps {
-        parse_template(tpl).map_err(|e| WkError::input(format!("{origin}: step `{}`: {e}", kind.as_str()), "write variables as `{{name}}`"))?;
+        parse_template(tpl).map_err(|e| {
+            WkError::input(
+                format!("{origin}: step `{}`: {e}", kind.as_str()),
+                "write variables as `{{name}}`",
+            )
+        })?;
     }
     for (kind, t) in &pb.timeouts {
         humantime::parse_duration(t).map_err(|e| {
-            WkError::input(format!("{origin}: timeout of `{}` is not a duration: {e}", kind.as_str()), "e.g. `10m`")
+            WkError::input(
+                format!(
+                    "{origin}: timeout of `{}` is not a duration: {e}",
+                    kind.as_str()
+                ),
+                "e.g. `10m`",
+            )
         })?;
     }
-    pb.digest = crate::manifest::hex(&sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(text.as_bytes())));
+    pb.digest = crate::manifest::hex(&sha2::Digest::finalize(
+        <sha2::Sha256 as sha2::Digest>::new_with_prefix(text.as_bytes()),
+    ));
     Ok(pb)
 }
 
@@ -148,9 +185,15 @@ fn parse_template(tpl: &str) -> Result<Vec<Piece<'_>>, String> {
             out.push(Piece::Text(&rest[..start]));
         }
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| "unclosed `{{`".to_string())?;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| "unclosed `{{`".to_string())?;
         let name = after[..end].trim();
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
             return Err(format!("invalid variable name `{name}`"));
         }
         out.push(Piece::Var(name));
@@ -172,7 +215,9 @@ pub fn render(tpl: &str, vars: &BTreeMap<String, String>) -> Result<String, Stri
         match piece {
             Piece::Text(t) => out.push_str(t),
             Piece::Var(name) => {
-                let value = vars.get(name).ok_or_else(|| format!("unknown variable `{{{{{name}}}}}`"))?;
+                let value = vars
+                    .get(name)
+                    .ok_or_else(|| format!("unknown variable `{{{{{name}}}}}`"))?;
                 out.push_str(&shell_quote(value));
             }
         }
@@ -182,7 +227,9 @@ pub fn render(tpl: &str, vars: &BTreeMap<String, String>) -> Result<String, Stri
 
 /// Quotes a value as one POSIX shell word. Plain values stay readable.
 pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b));
     if plain {
         s.to_string()
     } else {
@@ -214,7 +261,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
     }
 
     #[test]
@@ -222,7 +272,11 @@ mod tests {
         let out = render("echo {{x}}", &vars(&[("x", "a'; rm -rf / #")])).unwrap();
         assert_eq!(out, r"echo 'a'\''; rm -rf / #'");
         // the shell sees exactly one argument with the original value
-        let o = std::process::Command::new("sh").arg("-c").arg(format!("printf '%s|' {}", shell_quote("a'; rm -rf / #"))).output().unwrap();
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s|' {}", shell_quote("a'; rm -rf / #")))
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&o.stdout), "a'; rm -rf / #|");
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("$(id)"), "'$(id)'");
@@ -231,7 +285,10 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_variables_are_errors() {
-        assert_eq!(render("x {{nope}}", &vars(&[])).unwrap_err(), "unknown variable `{{nope}}`");
+        assert_eq!(
+            render("x {{nope}}", &vars(&[])).unwrap_err(),
+            "unknown variable `{{nope}}`"
+        );
         assert!(render("x {{a", &vars(&[])).is_err());
         assert!(render("x {{a b}}", &vars(&[("a b", "")])).is_err());
         assert!(render("x }}", &vars(&[])).is_err());
@@ -242,7 +299,14 @@ mod tests {
         for (name, text) in BUILTIN {
             let pb = parse(text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(&pb.name, name);
-            for k in [StepKind::Stop, StepKind::Start, StepKind::Logs, StepKind::Rollback, StepKind::Config, StepKind::Netcheck] {
+            for k in [
+                StepKind::Stop,
+                StepKind::Start,
+                StepKind::Logs,
+                StepKind::Rollback,
+                StepKind::Config,
+                StepKind::Netcheck,
+            ] {
                 assert!(pb.step(k).is_some(), "{name} lacks {}", k.as_str());
             }
         }
@@ -258,18 +322,43 @@ mod tests {
             version: None,
             vars: vars(&[("service", "wukongim1")]),
         };
-        let v = node_vars(&pb, &vars(&[("service", "cluster"), ("compose_dir", "/srv/wk")]), &node, Some("v2.0.10-20241221"), "v2.1.2-20250120");
+        let v = node_vars(
+            &pb,
+            &vars(&[("service", "cluster"), ("compose_dir", "/srv/wk")]),
+            &node,
+            Some("v2.0.10-20241221"),
+            "v2.1.2-20250120",
+        );
         assert_eq!(v["service"], "wukongim1");
         assert_eq!(v["compose_dir"], "/srv/wk");
         assert_eq!(v["node.id"], "1001");
         let stop = render(pb.step(StepKind::Stop).unwrap(), &v).unwrap();
-        assert!(stop.contains("docker compose stop -t 30 wukongim1"), "{stop}");
+        assert!(
+            stop.contains("docker compose stop -t 30 wukongim1"),
+            "{stop}"
+        );
     }
 
     #[test]
     fn playbook_errors_are_clear() {
-        assert!(parse("name: x\nsteps: { start: a }\n", "p").unwrap_err().message.contains("`stop` is missing"));
-        assert!(parse("name: x\nsteps: { stop: a, start: b, reboot: c }\n", "p").unwrap_err().message.starts_with("p:"));
-        assert!(load("nope", Path::new(".")).unwrap_err().hint.unwrap().contains("docker-compose"));
+        assert!(
+            parse("name: x\nsteps: { start: a }\n", "p")
+                .unwrap_err()
+                .message
+                .contains("`stop` is missing")
+        );
+        assert!(
+            parse("name: x\nsteps: { stop: a, start: b, reboot: c }\n", "p")
+                .unwrap_err()
+                .message
+                .starts_with("p:")
+        );
+        assert!(
+            load("nope", Path::new("."))
+                .unwrap_err()
+                .hint
+                .unwrap()
+                .contains("docker-compose")
+        );
     }
 }

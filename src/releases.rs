@@ -38,36 +38,94 @@ pub struct Release {
 }
 
 const fn known(text: &'static str, issue: u32, fixed_in: Option<&'static str>) -> Note {
-    Note { kind: NoteKind::KnownIssue, text, issue: Some(issue), fixed_in }
+    Note {
+        kind: NoteKind::KnownIssue,
+        text,
+        issue: Some(issue),
+        fixed_in,
+    }
 }
 const fn info(text: &'static str) -> Note {
-    Note { kind: NoteKind::Info, text, issue: None, fixed_in: None }
+    Note {
+        kind: NoteKind::Info,
+        text,
+        issue: None,
+        fixed_in: None,
+    }
 }
 
 /// Every real tag, oldest first (facts §7.1). Readiness quirks are derived from
 /// [`Capabilities`] and added by [`notes_for`], so they cannot drift from the gate.
 pub const CATALOG: &[Release] = &[
-    Release { tag: "v1.2.6", notes: &[info("last v1 release; v1 → v2 needs a data migration, not an in-place upgrade (#447)")] },
-    Release { tag: "v2.0.0-beta", notes: &[] },
-    Release { tag: "v2.0.1-beta-20240715", notes: &[] },
-    Release { tag: "v2.0.2-beta-20240805", notes: &[] },
-    Release { tag: "v2.0.3-beta-20240828", notes: &[] },
-    Release { tag: "v2.0.4-beta-20240904", notes: &[info("image tag used by the official Helm chart")] },
-    Release { tag: "v2.0.5-20240925", notes: &[] },
-    Release { tag: "v2.0.6-20241008", notes: &[] },
-    Release { tag: "v2.0.7-20241104", notes: &[] },
-    Release { tag: "v2.0.8-20241129", notes: &[] },
-    Release { tag: "v2.0.9-20241220", notes: &[] },
+    Release {
+        tag: "v1.2.6",
+        notes: &[info(
+            "last v1 release; v1 → v2 needs a data migration, not an in-place upgrade (#447)",
+        )],
+    },
+    Release {
+        tag: "v2.0.0-beta",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.0.1-beta-20240715",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.0.2-beta-20240805",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.0.3-beta-20240828",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.0.4-beta-20240904",
+        notes: &[info("image tag used by the official Helm chart")],
+    },
+    Release {
+        tag: "v2.0.5-20240925",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.0.6-20241008",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.0.7-20241104",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.0.8-20241129",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.0.9-20241220",
+        notes: &[],
+    },
     Release {
         tag: "v2.0.10-20241221",
-        notes: &[known("scale-out join via seed fails; maintainers suggest a newer build", 291, Some("v2.1.2-20250120"))],
+        notes: &[known(
+            "scale-out join via seed fails; maintainers suggest a newer build",
+            291,
+            Some("v2.1.2-20250120"),
+        )],
     },
-    Release { tag: "v2.1.0-20241224", notes: &[info("last release on the old cluster layer (pkg/cluster/clusterserver)")] },
+    Release {
+        tag: "v2.1.0-20241224",
+        notes: &[info(
+            "last release on the old cluster layer (pkg/cluster/clusterserver)",
+        )],
+    },
     Release {
         tag: "v2.1.1-20241230",
         notes: &[
             info("first release on the rewritten cluster/raft layer (pkg/cluster/cluster)"),
-            known("cluster errors in the logs after upgrading from v2.0.10", 310, Some("v2.1.2-20250120")),
+            known(
+                "cluster errors in the logs after upgrading from v2.0.10",
+                310,
+                Some("v2.1.2-20250120"),
+            ),
         ],
     },
     Release {
@@ -76,35 +134,76 @@ pub const CATALOG: &[Release] = &[
             "fixes the v2.1.1 cluster errors (#310); restarting every node at once from v2.0.10 left 1 node of 3 visible: upgrade one at a time, 1001 first",
         )],
     },
-    Release { tag: "v2.1.3-20250210", notes: &[] },
-    Release { tag: "v2.1.4-20250319", notes: &[] },
-    Release { tag: "v2.1.5-20250424", notes: &[] },
-    Release { tag: "v2.2.0-20250426", notes: &[] },
-    Release { tag: "v2.2.1-20250624", notes: &[] },
+    Release {
+        tag: "v2.1.3-20250210",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.1.4-20250319",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.1.5-20250424",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.2.0-20250426",
+        notes: &[],
+    },
+    Release {
+        tag: "v2.2.1-20250624",
+        notes: &[],
+    },
     Release {
         tag: "v2.2.2-20251229",
         notes: &[
-            known("restart panic loop `applied index > last log index`", 509, Some("v2.2.4-20260313")),
-            known("single node → 3-node scale-out showed duplicated node ids and lost conversations", 497, None),
+            known(
+                "restart panic loop `applied index > last log index`",
+                509,
+                Some("v2.2.4-20260313"),
+            ),
+            known(
+                "single node → 3-node scale-out showed duplicated node ids and lost conversations",
+                497,
+                None,
+            ),
         ],
     },
     Release {
         tag: "v2.2.3-20260128",
         notes: &[
-            known("restart panic loop `applied index > last log index`", 509, Some("v2.2.4-20260313")),
-            info("adds slot-log command CMDUpdateConversationIfSeqGreater: older replicas skip it, keep the mixed window short"),
+            known(
+                "restart panic loop `applied index > last log index`",
+                509,
+                Some("v2.2.4-20260313"),
+            ),
+            info(
+                "adds slot-log command CMDUpdateConversationIfSeqGreater: older replicas skip it, keep the mixed window short",
+            ),
         ],
     },
     Release {
         tag: "v2.2.4-20260313",
         notes: &[
-            known("panic `apply log err` while upgrading a 3-node docker cluster to this version", 522, Some("v2.2.5-20260422")),
-            known("crash loop on restart catch-up (`context deadline exceeded`)", 545, None),
+            known(
+                "panic `apply log err` while upgrading a 3-node docker cluster to this version",
+                522,
+                Some("v2.2.5-20260422"),
+            ),
+            known(
+                "crash loop on restart catch-up (`context deadline exceeded`)",
+                545,
+                None,
+            ),
         ],
     },
     Release {
         tag: "v2.2.5-20260422",
-        notes: &[known("crash loop on restart catch-up (`apply slot logs failed … context deadline exceeded`), open upstream", 546, None)],
+        notes: &[known(
+            "crash loop on restart catch-up (`apply slot logs failed … context deadline exceeded`), open upstream",
+            546,
+            None,
+        )],
     },
 ];
 
@@ -118,7 +217,10 @@ pub fn catalog() -> Vec<(WkVersion, &'static Release)> {
 
 /// The catalog entry for exactly this build (date informational), if any.
 pub fn find(v: &WkVersion) -> Option<&'static Release> {
-    catalog().into_iter().find(|(c, _)| c.same_build(v)).map(|(_, r)| r)
+    catalog()
+        .into_iter()
+        .find(|(c, _)| c.same_build(v))
+        .map(|(_, r)| r)
 }
 
 /// What a version's API lets the gate observe (facts §3.11, §4.1).
@@ -142,7 +244,9 @@ impl Capabilities {
             health_cluster_aware: t >= (2, 1, 4),
             has_varz: !band((2, 0, 1), (2, 0, 5)),
             has_app_version: !band((2, 1, 1), (2, 2, 1)),
-            startup_waits_for_slots: !(band((2, 0, 1), (2, 0, 3)) || band((2, 1, 1), (2, 1, 3)) || t < (2, 0, 0)),
+            startup_waits_for_slots: !(band((2, 0, 1), (2, 0, 3))
+                || band((2, 1, 1), (2, 1, 3))
+                || t < (2, 0, 0)),
         }
     }
 
@@ -167,7 +271,12 @@ pub fn notes_for(v: &WkVersion) -> Vec<Note> {
     let mut notes: Vec<Note> = find(v).map(|r| r.notes.to_vec()).unwrap_or_default();
     if v.major() == 2 {
         for text in Capabilities::of(v).readiness_notes() {
-            notes.push(Note { kind: NoteKind::Readiness, text, issue: None, fixed_in: None });
+            notes.push(Note {
+                kind: NoteKind::Readiness,
+                text,
+                issue: None,
+                fixed_in: None,
+            });
         }
     }
     notes
@@ -207,32 +316,54 @@ pub fn resolve_target(input: &str, allow_unknown: bool) -> Result<Target, Target
     if matches!(trimmed, "latest" | "v2" | "v1" | "v3") {
         return Err(TargetError {
             message: format!("`--to {trimmed}` is a moving image tag, not a version"),
-            hint: "pin a full release tag, e.g. `--to v2.2.5-20260422` (see `wkctl releases`)".into(),
+            hint: "pin a full release tag, e.g. `--to v2.2.5-20260422` (see `wkctl releases`)"
+                .into(),
         });
     }
     let v = WkVersion::parse(trimmed).map_err(|e| TargetError {
         message: e.to_string(),
-        hint: "use a release tag such as `v2.1.2` or `v2.1.2-20250120` (see `wkctl releases`)".into(),
+        hint: "use a release tag such as `v2.1.2` or `v2.1.2-20250120` (see `wkctl releases`)"
+            .into(),
     })?;
     let cat = catalog();
     // An exact catalog tag, or a bare triple that names exactly one catalog release.
     if v.is_release() {
-        let same_triple: Vec<&WkVersion> = cat.iter().map(|(c, _)| c).filter(|c| c.triple() == v.triple()).collect();
-        if let Some(found) = same_triple.iter().find(|c| v.date().is_none() || c.date() == v.date()) {
-            return Ok(Target { version: (*found).clone(), source: TargetSource::Catalog });
+        let same_triple: Vec<&WkVersion> = cat
+            .iter()
+            .map(|(c, _)| c)
+            .filter(|c| c.triple() == v.triple())
+            .collect();
+        if let Some(found) = same_triple
+            .iter()
+            .find(|c| v.date().is_none() || c.date() == v.date())
+        {
+            return Ok(Target {
+                version: (*found).clone(),
+                source: TargetSource::Catalog,
+            });
         }
     }
     if v.is_dev() {
-        return Ok(Target { version: v, source: TargetSource::DevBuild });
+        return Ok(Target {
+            version: v,
+            source: TargetSource::DevBuild,
+        });
     }
     if allow_unknown {
-        return Ok(Target { version: v, source: TargetSource::Unknown });
+        return Ok(Target {
+            version: v,
+            source: TargetSource::Unknown,
+        });
     }
     Err(TargetError {
         message: format!("`{trimmed}` is not a known WuKongIM release"),
         hint: format!(
             "nearest known: {}; or pass `--allow-unknown-version` to use it anyway",
-            nearest(&v).iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            nearest(&v)
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     })
 }
@@ -269,23 +400,68 @@ pub struct Rule {
 
 /// The upgrade rules as data (DESIGN §2). Evaluated by [`evaluate`].
 pub const RULES: &[Rule] = &[
-    Rule { id: "version.major_change", severity: Severity::Block, when: "the major version changes (v1→v2, v2→v3): needs a migration, not an in-place upgrade" },
-    Rule { id: "version.downgrade", severity: Severity::Block, when: "the target is older than the node (maintainers: forward only; `--allow-downgrade`)" },
-    Rule { id: "version.same", severity: Severity::Info, when: "the node already runs the target: it is skipped" },
-    Rule { id: "version.crosses_cluster_rewrite", severity: Severity::Warn, when: "from ≤ v2.1.0 to ≥ v2.1.1 (cluster layer rewrite): strictly one at a time, 1001 first" },
-    Rule { id: "version.known_issue", severity: Severity::Warn, when: "the target has a known problem; the fixed release is named" },
-    Rule { id: "version.dev_build", severity: Severity::Warn, when: "the target is a `-dev` image tag (a pre-release)" },
-    Rule { id: "version.unknown", severity: Severity::Warn, when: "the target is not in the catalog (`--allow-unknown-version`)" },
-    Rule { id: "version.readiness_quirk", severity: Severity::Info, when: "the target's API limits what the gate can observe; the gate adapts" },
-    Rule { id: "version.from_unknown", severity: Severity::Info, when: "a node's current version is not known (offline, no `version` in the manifest)" },
-    Rule { id: "version.mixed", severity: Severity::Warn, when: "the nodes run different versions (an upgrade is half done)" },
+    Rule {
+        id: "version.major_change",
+        severity: Severity::Block,
+        when: "the major version changes (v1→v2, v2→v3): needs a migration, not an in-place upgrade",
+    },
+    Rule {
+        id: "version.downgrade",
+        severity: Severity::Block,
+        when: "the target is older than the node (maintainers: forward only; `--allow-downgrade`)",
+    },
+    Rule {
+        id: "version.same",
+        severity: Severity::Info,
+        when: "the node already runs the target: it is skipped",
+    },
+    Rule {
+        id: "version.crosses_cluster_rewrite",
+        severity: Severity::Warn,
+        when: "from ≤ v2.1.0 to ≥ v2.1.1 (cluster layer rewrite): strictly one at a time, 1001 first",
+    },
+    Rule {
+        id: "version.known_issue",
+        severity: Severity::Warn,
+        when: "the target has a known problem; the fixed release is named",
+    },
+    Rule {
+        id: "version.dev_build",
+        severity: Severity::Warn,
+        when: "the target is a `-dev` image tag (a pre-release)",
+    },
+    Rule {
+        id: "version.unknown",
+        severity: Severity::Warn,
+        when: "the target is not in the catalog (`--allow-unknown-version`)",
+    },
+    Rule {
+        id: "version.readiness_quirk",
+        severity: Severity::Info,
+        when: "the target's API limits what the gate can observe; the gate adapts",
+    },
+    Rule {
+        id: "version.from_unknown",
+        severity: Severity::Info,
+        when: "a node's current version is not known (offline, no `version` in the manifest)",
+    },
+    Rule {
+        id: "version.mixed",
+        severity: Severity::Warn,
+        when: "the nodes run different versions (an upgrade is half done)",
+    },
 ];
 
 const V1_HINT: &str = "v1 → v2 is not in-place: upgrade v1 to v1.2.6, deploy a new v2 cluster, set `oldV1Api` to the v1 API address and let v2 import the data (#447)";
 const V3_HINT: &str = "v2 → v3 is not in-place: stop v2 on v2.2.5-20260422 and migrate offline into a new empty v3 cluster with `wkmigrate`";
 
 /// Evaluates the per-node rules for `from → to`. Returns the node's action and its findings.
-pub fn evaluate(node: u64, from: Option<&WkVersion>, to: &WkVersion, opts: RuleOptions) -> (NodeAction, Vec<Finding>) {
+pub fn evaluate(
+    node: u64,
+    from: Option<&WkVersion>,
+    to: &WkVersion,
+    opts: RuleOptions,
+) -> (NodeAction, Vec<Finding>) {
     let mut out = Vec::new();
     let Some(from) = from else {
         out.push(Finding::info(
@@ -297,7 +473,11 @@ pub fn evaluate(node: u64, from: Option<&WkVersion>, to: &WkVersion, opts: RuleO
         return (NodeAction::Upgrade, out);
     };
     if from.major() != to.major() {
-        let hint = if from.major() < 2 || to.major() < 2 { V1_HINT } else { V3_HINT };
+        let hint = if from.major() < 2 || to.major() < 2 {
+            V1_HINT
+        } else {
+            V3_HINT
+        };
         out.push(Finding::block(
             "version.major_change",
             Some(node),
@@ -323,7 +503,11 @@ pub fn evaluate(node: u64, from: Option<&WkVersion>, to: &WkVersion, opts: RuleO
             "maintainers advise moving forward only (#310); pass `--allow-downgrade` if you must",
         )
         .allowed_by("--allow-downgrade");
-        out.push(if opts.allow_downgrade { f.accepted() } else { f });
+        out.push(if opts.allow_downgrade {
+            f.accepted()
+        } else {
+            f
+        });
     }
     if from.triple() <= (2, 1, 0) && to.triple() >= (2, 1, 1) {
         out.push(Finding::warn(
@@ -363,7 +547,12 @@ pub fn target_findings(target: &Target) -> Vec<Finding> {
                     Some(fix) => format!("fixed in {fix}: consider `--to {fix}` instead"),
                     None => "read the upstream issue before upgrading; have a backup".to_string(),
                 };
-                out.push(Finding::warn("version.known_issue", None, format!("{to}: {}{issue}", note.text), hint));
+                out.push(Finding::warn(
+                    "version.known_issue",
+                    None,
+                    format!("{to}: {}{issue}", note.text),
+                    hint,
+                ));
             }
             NoteKind::Readiness => out.push(Finding::info(
                 "version.readiness_quirk",
@@ -389,7 +578,11 @@ pub fn mixed_finding(versions: &[(u64, WkVersion)]) -> Option<Finding> {
         return None;
     }
     distinct.sort();
-    let list = versions.iter().map(|(id, v)| format!("{id}={v}")).collect::<Vec<_>>().join(", ");
+    let list = versions
+        .iter()
+        .map(|(id, v)| format!("{id}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     Some(Finding::warn(
         "version.mixed",
         None,
@@ -428,16 +621,34 @@ mod tests {
 
     #[test]
     fn resolves_short_targets_to_full_tags() {
-        assert_eq!(resolve_target("v2.1.2", false).unwrap().version.to_string(), "v2.1.2-20250120");
-        assert_eq!(resolve_target("2.2.5", false).unwrap().version.to_string(), "v2.2.5-20260422");
-        assert_eq!(resolve_target("v2.0.4-beta-20240904", false).unwrap().source, TargetSource::Catalog);
+        assert_eq!(
+            resolve_target("v2.1.2", false).unwrap().version.to_string(),
+            "v2.1.2-20250120"
+        );
+        assert_eq!(
+            resolve_target("2.2.5", false).unwrap().version.to_string(),
+            "v2.2.5-20260422"
+        );
+        assert_eq!(
+            resolve_target("v2.0.4-beta-20240904", false)
+                .unwrap()
+                .source,
+            TargetSource::Catalog
+        );
         let dev = resolve_target("v2.1.3-20250210-dev", false).unwrap();
         assert_eq!(dev.source, TargetSource::DevBuild);
         assert_eq!(dev.version.to_string(), "v2.1.3-20250210-dev");
         let e = resolve_target("v2.1.9", false).unwrap_err();
-        assert!(e.hint.contains("v2.1.5-20250424") && e.hint.contains("v2.2.0-20250426"), "{}", e.hint);
+        assert!(
+            e.hint.contains("v2.1.5-20250424") && e.hint.contains("v2.2.0-20250426"),
+            "{}",
+            e.hint
+        );
         assert!(e.hint.contains("--allow-unknown-version"));
-        assert_eq!(resolve_target("v2.1.9", true).unwrap().source, TargetSource::Unknown);
+        assert_eq!(
+            resolve_target("v2.1.9", true).unwrap().source,
+            TargetSource::Unknown
+        );
         assert!(resolve_target("v2.1.2-20990101", false).is_err());
         assert!(resolve_target("latest", true).is_err());
     }
@@ -449,22 +660,60 @@ mod tests {
         assert_eq!(f[0].id, "version.major_change");
         assert_eq!(f[0].severity, Severity::Block);
         assert!(f[0].hint.contains("oldV1Api"));
-        let (_, f) = evaluate(1001, Some(&v("v2.2.5-20260422")), &v("v3.0.0"), RuleOptions::default());
+        let (_, f) = evaluate(
+            1001,
+            Some(&v("v2.2.5-20260422")),
+            &v("v3.0.0"),
+            RuleOptions::default(),
+        );
         assert!(f[0].hint.contains("wkmigrate"));
 
-        let (a, f) = evaluate(1002, Some(&v("v2.2.0-20250426")), &to, RuleOptions::default());
+        let (a, f) = evaluate(
+            1002,
+            Some(&v("v2.2.0-20250426")),
+            &to,
+            RuleOptions::default(),
+        );
         assert_eq!(a, NodeAction::Upgrade);
-        assert_eq!((f[0].id, f[0].severity), ("version.downgrade", Severity::Block));
-        let (_, f) = evaluate(1002, Some(&v("v2.2.0-20250426")), &to, RuleOptions { allow_downgrade: true });
+        assert_eq!(
+            (f[0].id, f[0].severity),
+            ("version.downgrade", Severity::Block)
+        );
+        let (_, f) = evaluate(
+            1002,
+            Some(&v("v2.2.0-20250426")),
+            &to,
+            RuleOptions {
+                allow_downgrade: true,
+            },
+        );
         assert_eq!(f[0].severity, Severity::Warn);
 
-        let (a, f) = evaluate(1003, Some(&v("2.1.2-20250120")), &to, RuleOptions::default());
+        let (a, f) = evaluate(
+            1003,
+            Some(&v("2.1.2-20250120")),
+            &to,
+            RuleOptions::default(),
+        );
         assert_eq!(a, NodeAction::Skip);
         assert_eq!(f[0].id, "version.same");
 
-        let (_, f) = evaluate(1001, Some(&v("v2.0.10-20241221")), &to, RuleOptions::default());
-        assert_eq!(f.iter().map(|f| f.id).collect::<Vec<_>>(), ["version.crosses_cluster_rewrite"]);
-        let (_, f) = evaluate(1001, Some(&v("v2.1.1-20241230")), &to, RuleOptions::default());
+        let (_, f) = evaluate(
+            1001,
+            Some(&v("v2.0.10-20241221")),
+            &to,
+            RuleOptions::default(),
+        );
+        assert_eq!(
+            f.iter().map(|f| f.id).collect::<Vec<_>>(),
+            ["version.crosses_cluster_rewrite"]
+        );
+        let (_, f) = evaluate(
+            1001,
+            Some(&v("v2.1.1-20241230")),
+            &to,
+            RuleOptions::default(),
+        );
         assert!(f.is_empty());
         let (a, f) = evaluate(1001, None, &to, RuleOptions::default());
         assert_eq!((a, f[0].id), (NodeAction::Upgrade, "version.from_unknown"));
@@ -477,10 +726,17 @@ mod tests {
         let k = f.iter().find(|f| f.id == "version.known_issue").unwrap();
         assert!(k.hint.contains("v2.1.2-20250120"));
         let t = resolve_target("v2.2.4", false).unwrap();
-        assert!(target_findings(&t).iter().any(|f| f.message.contains("#522")));
+        assert!(
+            target_findings(&t)
+                .iter()
+                .any(|f| f.message.contains("#522"))
+        );
         // v2.1.2: health always ok, no app_version → readiness quirks are info
         let t = resolve_target("v2.1.2", false).unwrap();
-        let quirks: Vec<_> = target_findings(&t).into_iter().filter(|f| f.id == "version.readiness_quirk").collect();
+        let quirks: Vec<_> = target_findings(&t)
+            .into_iter()
+            .filter(|f| f.id == "version.readiness_quirk")
+            .collect();
         assert_eq!(quirks.len(), 2);
         assert!(quirks.iter().all(|f| f.severity == Severity::Info));
     }
@@ -502,7 +758,8 @@ mod tests {
     #[test]
     fn mixed_versions_are_reported() {
         assert!(mixed_finding(&[(1001, v("v2.1.2")), (1002, v("2.1.2-20250120"))]).is_none());
-        let f = mixed_finding(&[(1001, v("v2.1.2-20250120")), (1002, v("v2.0.10-20241221"))]).unwrap();
+        let f =
+            mixed_finding(&[(1001, v("v2.1.2-20250120")), (1002, v("v2.0.10-20241221"))]).unwrap();
         assert!(f.message.contains("1001=v2.1.2-20250120"));
     }
 }

@@ -15,7 +15,9 @@ pub const STATE_FORMAT: u32 = 1;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +72,17 @@ pub struct NodeRun {
 
 impl NodeRun {
     pub fn new(id: u64, from: Option<String>) -> Self {
-        NodeRun { id, from, status: NodeStatus::Pending, step: None, done: Vec::new(), baseline: None, started_at_ms: None, finished_at_ms: None, error: None }
+        NodeRun {
+            id,
+            from,
+            status: NodeStatus::Pending,
+            step: None,
+            done: Vec::new(),
+            baseline: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+            error: None,
+        }
     }
     pub fn finished(&self, step: &str) -> bool {
         self.done.iter().any(|d| d == step)
@@ -110,7 +122,9 @@ pub struct StateDir {
 
 impl StateDir {
     pub fn new(base: &Path, cluster: &str) -> Self {
-        StateDir { root: base.join(cluster) }
+        StateDir {
+            root: base.join(cluster),
+        }
     }
     pub fn state_path(&self) -> PathBuf {
         self.root.join("state.json")
@@ -124,7 +138,10 @@ impl StateDir {
     pub fn ensure_writable(&self) -> Result<(), WkError> {
         let fail = |e: io::Error| {
             WkError::no(
-                format!("state directory `{}` is not writable: {e}", self.root.display()),
+                format!(
+                    "state directory `{}` is not writable: {e}",
+                    self.root.display()
+                ),
                 "free disk space or fix permissions, or pass `--state-dir DIR`; wkctl refuses to run without saving state",
             )
         };
@@ -140,7 +157,12 @@ impl StateDir {
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(WkError::input(format!("cannot read `{}`: {e}", path.display()), "check the file's permissions")),
+            Err(e) => {
+                return Err(WkError::input(
+                    format!("cannot read `{}`: {e}", path.display()),
+                    "check the file's permissions",
+                ));
+            }
         };
         serde_json::from_str(&text).map(Some).map_err(|e| {
             WkError::input(
@@ -168,7 +190,11 @@ impl StateDir {
 /// Write to a temp file in the same directory, fsync, rename over the target.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("state"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
     {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -195,11 +221,18 @@ pub struct LockOwner {
 
 impl LockOwner {
     pub fn me() -> Self {
-        LockOwner { pid: std::process::id(), host: hostname(), started_at_ms: now_ms() }
+        LockOwner {
+            pid: std::process::id(),
+            host: hostname(),
+            started_at_ms: now_ms(),
+        }
     }
     fn describe(&self) -> String {
         let age = now_ms().saturating_sub(self.started_at_ms) / 1000;
-        format!("pid {} on host `{}`, started {age}s ago", self.pid, self.host)
+        format!(
+            "pid {} on host `{}`, started {age}s ago",
+            self.pid, self.host
+        )
     }
     /// Same host and the pid no longer exists.
     pub fn is_stale(&self) -> bool {
@@ -246,13 +279,24 @@ pub fn acquire(dir: &StateDir, takeover: Takeover) -> Result<LockGuard, WkError>
     for _ in 0..2 {
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut f) => {
-                f.write_all(&body).and_then(|()| f.sync_all()).map_err(|e| {
-                    WkError::no(format!("cannot write lock `{}`: {e}", path.display()), "check free disk space and permissions")
-                })?;
-                return Ok(LockGuard { path, owner: me, took_over });
+                f.write_all(&body)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| {
+                        WkError::no(
+                            format!("cannot write lock `{}`: {e}", path.display()),
+                            "check free disk space and permissions",
+                        )
+                    })?;
+                return Ok(LockGuard {
+                    path,
+                    owner: me,
+                    took_over,
+                });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let owner = fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
+                let owner = fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
                 let Some(owner) = owner else {
                     if takeover == Takeover::Force {
                         let _ = fs::remove_file(&path);
@@ -272,13 +316,22 @@ pub fn acquire(dir: &StateDir, takeover: Takeover) -> Result<LockGuard, WkError>
                 if !allowed {
                     return Err(if stale {
                         WkError::no(
-                            format!("cluster is locked by a run that is gone ({})", owner.describe()),
+                            format!(
+                                "cluster is locked by a run that is gone ({})",
+                                owner.describe()
+                            ),
                             "its state is saved: continue it with `wkctl upgrade --resume` (which takes the stale lock), or `--break-lock`",
                         )
                     } else {
                         WkError::no(
-                            format!("another wkctl run holds the cluster lock ({})", owner.describe()),
-                            format!("wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)", path.display()),
+                            format!(
+                                "another wkctl run holds the cluster lock ({})",
+                                owner.describe()
+                            ),
+                            format!(
+                                "wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)",
+                                path.display()
+                            ),
                         )
                     });
                 }
@@ -293,7 +346,10 @@ pub fn acquire(dir: &StateDir, takeover: Takeover) -> Result<LockGuard, WkError>
             }
         }
     }
-    Err(WkError::no(format!("lost a race for lock `{}`", path.display()), "another wkctl started at the same moment; try again"))
+    Err(WkError::no(
+        format!("lost a race for lock `{}`", path.display()),
+        "another wkctl started at the same moment; try again",
+    ))
 }
 
 pub fn hostname() -> String {
@@ -306,7 +362,9 @@ pub fn hostname() -> String {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else { return false };
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
         Ok(()) | Err(nix::errno::Errno::EPERM) => true,
         Err(_) => false,
@@ -339,7 +397,11 @@ mod tests {
         sd.save(&st).unwrap();
         let back = sd.load().unwrap().unwrap();
         assert_eq!(back.nodes, st.nodes);
-        assert_eq!(fs::read_dir(&sd.root).unwrap().count(), 1, "no temp files left");
+        assert_eq!(
+            fs::read_dir(&sd.root).unwrap().count(),
+            1,
+            "no temp files left"
+        );
         let archived = sd.archive().unwrap();
         assert!(archived.exists() && sd.load().unwrap().is_none());
     }
@@ -351,11 +413,20 @@ mod tests {
         sd.ensure_writable().unwrap();
         let g = acquire(&sd, Takeover::Never).unwrap();
         let e = acquire(&sd, Takeover::Stale).unwrap_err();
-        assert!(e.message.contains("another wkctl run holds the cluster lock"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("another wkctl run holds the cluster lock"),
+            "{}",
+            e.message
+        );
         drop(g);
         assert!(!sd.lock_path().exists());
         // a lock left by a dead process on this host
-        let dead = LockOwner { pid: 999_999_999, host: hostname(), started_at_ms: now_ms() };
+        let dead = LockOwner {
+            pid: 999_999_999,
+            host: hostname(),
+            started_at_ms: now_ms(),
+        };
         fs::write(sd.lock_path(), serde_json::to_vec(&dead).unwrap()).unwrap();
         let e = acquire(&sd, Takeover::Never).unwrap_err();
         assert!(e.message.contains("gone") && e.hint.unwrap().contains("--resume"));
@@ -363,7 +434,11 @@ mod tests {
         assert_eq!(g.took_over.as_ref().map(|o| o.pid), Some(999_999_999));
         drop(g);
         // another host's lock is never stale
-        let foreign = LockOwner { pid: 1, host: "elsewhere".into(), started_at_ms: now_ms() };
+        let foreign = LockOwner {
+            pid: 1,
+            host: "elsewhere".into(),
+            started_at_ms: now_ms(),
+        };
         fs::write(sd.lock_path(), serde_json::to_vec(&foreign).unwrap()).unwrap();
         assert!(acquire(&sd, Takeover::Stale).is_err());
         assert!(acquire(&sd, Takeover::Force).is_ok());
@@ -375,6 +450,11 @@ mod tests {
         let file = d.path().join("not-a-dir");
         fs::write(&file, "x").unwrap();
         let sd = StateDir::new(&file, "c");
-        assert!(sd.ensure_writable().unwrap_err().message.contains("not writable"));
+        assert!(
+            sd.ensure_writable()
+                .unwrap_err()
+                .message
+                .contains("not writable")
+        );
     }
 }

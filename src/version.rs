@@ -21,7 +21,11 @@ pub enum Suffix {
     /// A development image tag (`-dev`, `-dev-20250417`, `-dev-jsonrpc`): a pre-release of the triple.
     Dev(String),
     /// A `git describe` build: `N` commits after the tag, optionally with uncommitted changes.
-    Describe { commits: u32, hash: String, dirty: bool },
+    Describe {
+        commits: u32,
+        hash: String,
+        dirty: bool,
+    },
     /// Anything else (third-party tags like `-fix529`): treated as a pre-release.
     Other(String),
 }
@@ -40,7 +44,11 @@ impl Suffix {
         match self {
             Suffix::None => String::new(),
             Suffix::Dev(s) | Suffix::Other(s) => s.clone(),
-            Suffix::Describe { commits, hash, dirty } => {
+            Suffix::Describe {
+                commits,
+                hash,
+                dirty,
+            } => {
                 format!("{commits}-g{hash}{}", if *dirty { "-dirty" } else { "" })
             }
         }
@@ -69,7 +77,10 @@ pub struct VersionError {
 impl WkVersion {
     /// Parses a tag as WuKongIM writes it, with or without the leading `v`.
     pub fn parse(input: &str) -> Result<Self, VersionError> {
-        let err = |reason: &str| VersionError { input: input.to_string(), reason: reason.to_string() };
+        let err = |reason: &str| VersionError {
+            input: input.to_string(),
+            reason: reason.to_string(),
+        };
         let s = input.trim();
         if s.is_empty() {
             return Err(err("it is empty (expected e.g. `v2.1.2-20250120`)"));
@@ -77,18 +88,26 @@ impl WkVersion {
         if s.len() > 128 {
             return Err(err("it is longer than 128 characters"));
         }
-        let s = s.strip_prefix('v').or_else(|| s.strip_prefix('V')).unwrap_or(s);
+        let s = s
+            .strip_prefix('v')
+            .or_else(|| s.strip_prefix('V'))
+            .unwrap_or(s);
         let (triple, rest) = match s.split_once('-') {
             Some((t, r)) => (t, Some(r)),
             None => (s, None),
         };
         let mut parts = triple.split('.');
         let mut num = |what: &str| -> Result<u64, VersionError> {
-            let p = parts.next().ok_or_else(|| err(&format!("the {what} number is missing (expected MAJOR.MINOR.PATCH)")))?;
+            let p = parts.next().ok_or_else(|| {
+                err(&format!(
+                    "the {what} number is missing (expected MAJOR.MINOR.PATCH)"
+                ))
+            })?;
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 9 {
                 return Err(err(&format!("the {what} number `{p}` is not a number")));
             }
-            p.parse::<u64>().map_err(|_| err(&format!("the {what} number `{p}` is not a number")))
+            p.parse::<u64>()
+                .map_err(|_| err(&format!("the {what} number `{p}` is not a number")))
         };
         let major = num("major")?;
         let minor = num("minor")?;
@@ -105,8 +124,15 @@ impl WkVersion {
                 return Err(err("it ends with `-`"));
             }
             let mut tokens: Vec<&str> = rest.split('-').collect();
-            if tokens.iter().any(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')) {
-                return Err(err("the part after the version holds an empty or invalid field"));
+            if tokens.iter().any(|t| {
+                t.is_empty()
+                    || !t
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+            }) {
+                return Err(err(
+                    "the part after the version holds an empty or invalid field",
+                ));
             }
             if tokens.first() == Some(&"beta") {
                 beta = true;
@@ -130,12 +156,19 @@ impl WkVersion {
 
         let mut sv = semver::Version::new(major, minor, patch);
         if matches!(suffix, Suffix::Dev(_) | Suffix::Other(_)) {
-            sv.pre = semver::Prerelease::new(&suffix.text().replace('_', "-")).unwrap_or(semver::Prerelease::EMPTY);
+            sv.pre = semver::Prerelease::new(&suffix.text().replace('_', "-"))
+                .unwrap_or(semver::Prerelease::EMPTY);
         }
         if let Some(d) = date {
-            sv.build = semver::BuildMetadata::new(&d.to_string()).unwrap_or(semver::BuildMetadata::EMPTY);
+            sv.build =
+                semver::BuildMetadata::new(&d.to_string()).unwrap_or(semver::BuildMetadata::EMPTY);
         }
-        Ok(WkVersion { semver: sv, beta, date, suffix })
+        Ok(WkVersion {
+            semver: sv,
+            beta,
+            date,
+            suffix,
+        })
     }
 
     pub fn major(&self) -> u64 {
@@ -188,18 +221,28 @@ fn classify_suffix(tokens: &[&str]) -> Suffix {
     // git describe: N-gHASH[-dirty]
     if tokens.len() >= 2 {
         let commits = tokens[0].parse::<u32>().ok();
-        let hash = tokens[1].strip_prefix('g').filter(|h| h.len() >= 4 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let hash = tokens[1]
+            .strip_prefix('g')
+            .filter(|h| h.len() >= 4 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         let dirty_ok = match tokens.get(2) {
             None => Some(false),
             Some(&"dirty") if tokens.len() == 3 => Some(true),
             _ => None,
         };
         if let (Some(commits), Some(hash), Some(dirty)) = (commits, hash, dirty_ok) {
-            return Suffix::Describe { commits, hash: hash.to_string(), dirty };
+            return Suffix::Describe {
+                commits,
+                hash: hash.to_string(),
+                dirty,
+            };
         }
     }
     if tokens == ["dirty"] {
-        return Suffix::Describe { commits: 0, hash: String::new(), dirty: true };
+        return Suffix::Describe {
+            commits: 0,
+            hash: String::new(),
+            dirty: true,
+        };
     }
     Suffix::Other(joined)
 }
@@ -223,7 +266,9 @@ impl Ord for WkVersion {
             .cmp(&other.triple())
             .then(self.suffix.rank().cmp(&other.suffix.rank()))
             .then_with(|| match (&self.suffix, &other.suffix) {
-                (Suffix::Describe { commits: a, .. }, Suffix::Describe { commits: b, .. }) => a.cmp(b),
+                (Suffix::Describe { commits: a, .. }, Suffix::Describe { commits: b, .. }) => {
+                    a.cmp(b)
+                }
                 _ => Ordering::Equal,
             })
             .then_with(|| self.suffix.text().cmp(&other.suffix.text()))
@@ -278,16 +323,58 @@ mod tests {
     #[test]
     fn parses_every_shape_from_the_facts_file() {
         let cases: &[(&str, (u64, u64, u64), bool, Option<u32>, &str)] = &[
-            ("v2.1.2-20250120", (2, 1, 2), false, Some(20_250_120), "v2.1.2-20250120"),
-            ("2.1.2-20250120", (2, 1, 2), false, Some(20_250_120), "v2.1.2-20250120"),
-            ("v2.1.3-20250210-dev", (2, 1, 3), false, Some(20_250_210), "v2.1.3-20250210-dev"),
-            ("v2.0.4-beta-20240904", (2, 0, 4), true, Some(20_240_904), "v2.0.4-beta-20240904"),
+            (
+                "v2.1.2-20250120",
+                (2, 1, 2),
+                false,
+                Some(20_250_120),
+                "v2.1.2-20250120",
+            ),
+            (
+                "2.1.2-20250120",
+                (2, 1, 2),
+                false,
+                Some(20_250_120),
+                "v2.1.2-20250120",
+            ),
+            (
+                "v2.1.3-20250210-dev",
+                (2, 1, 3),
+                false,
+                Some(20_250_210),
+                "v2.1.3-20250210-dev",
+            ),
+            (
+                "v2.0.4-beta-20240904",
+                (2, 0, 4),
+                true,
+                Some(20_240_904),
+                "v2.0.4-beta-20240904",
+            ),
             ("v2.2.4-fix529", (2, 2, 4), false, None, "v2.2.4-fix529"),
             ("v1.2.6", (1, 2, 6), false, None, "v1.2.6"),
-            ("2.2.5-20260422-3-gabc1234-dirty", (2, 2, 5), false, Some(20_260_422), "v2.2.5-20260422-3-gabc1234-dirty"),
+            (
+                "2.2.5-20260422-3-gabc1234-dirty",
+                (2, 2, 5),
+                false,
+                Some(20_260_422),
+                "v2.2.5-20260422-3-gabc1234-dirty",
+            ),
             ("v2.0.0-beta", (2, 0, 0), true, None, "v2.0.0-beta"),
-            ("v2.2.3-dev-pebblev2", (2, 2, 3), false, None, "v2.2.3-dev-pebblev2"),
-            ("v2.1.4-20250319-dev-20250417", (2, 1, 4), false, Some(20_250_319), "v2.1.4-20250319-dev-20250417"),
+            (
+                "v2.2.3-dev-pebblev2",
+                (2, 2, 3),
+                false,
+                None,
+                "v2.2.3-dev-pebblev2",
+            ),
+            (
+                "v2.1.4-20250319-dev-20250417",
+                (2, 1, 4),
+                false,
+                Some(20_250_319),
+                "v2.1.4-20250319-dev-20250417",
+            ),
         ];
         for (input, triple, beta, date, display) in cases {
             let p = v(input);
@@ -300,15 +387,35 @@ mod tests {
         assert_eq!(v("v2.2.4-fix529").suffix(), &Suffix::Other("fix529".into()));
         assert_eq!(
             v("2.2.5-20260422-3-gabc1234-dirty").suffix(),
-            &Suffix::Describe { commits: 3, hash: "abc1234".into(), dirty: true }
+            &Suffix::Describe {
+                commits: 3,
+                hash: "abc1234".into(),
+                dirty: true
+            }
         );
     }
 
     #[test]
     fn rejects_garbage_with_a_reason() {
-        for bad in ["", "latest", "v2", "v2.1", "2.x.1", "v2.1.2.3", "v2.1.2-", "v2.1.2--dev", "v2.1.2-20251340", "v-1.2.3", "v2.1.2 -x", "💥"] {
+        for bad in [
+            "",
+            "latest",
+            "v2",
+            "v2.1",
+            "2.x.1",
+            "v2.1.2.3",
+            "v2.1.2-",
+            "v2.1.2--dev",
+            "v2.1.2-20251340",
+            "v-1.2.3",
+            "v2.1.2 -x",
+            "💥",
+        ] {
             let e = WkVersion::parse(bad).unwrap_err();
-            assert!(e.to_string().starts_with("invalid WuKongIM version"), "{bad}: {e}");
+            assert!(
+                e.to_string().starts_with("invalid WuKongIM version"),
+                "{bad}: {e}"
+            );
         }
         assert!(WkVersion::parse(&"9".repeat(200)).is_err());
     }
@@ -330,7 +437,11 @@ mod tests {
         let a = semver::Version::parse("2.1.3-20250210").unwrap();
         let b = semver::Version::parse("2.1.3-20250210-dev").unwrap();
         assert!(a < b);
-        assert!(!semver::VersionReq::parse(">=2.1.0").unwrap().matches(&semver::Version::parse("2.2.5-20260422").unwrap()));
+        assert!(
+            !semver::VersionReq::parse(">=2.1.0")
+                .unwrap()
+                .matches(&semver::Version::parse("2.2.5-20260422").unwrap())
+        );
     }
 
     #[test]

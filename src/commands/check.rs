@@ -33,12 +33,21 @@ pub struct Observed {
 
 /// Loads everything, observes the cluster unless `--offline`, and builds the plan (whose
 /// findings are the check's findings).
-pub async fn observe_and_plan(global: &Global, args: &CheckArgs, _p: &Printer) -> anyhow::Result<Observed> {
+pub async fn observe_and_plan(
+    global: &Global,
+    args: &CheckArgs,
+    _p: &Printer,
+) -> anyhow::Result<Observed> {
     let ctx = Context::load(global)?;
     let target = target(&args.target)?;
     let rules = rule_options(&args.target);
     if args.offline {
-        let versions: BTreeMap<u64, _> = ctx.manifest.nodes.iter().map(|n| (n.id, n.version.clone())).collect();
+        let versions: BTreeMap<u64, _> = ctx
+            .manifest
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.version.clone()))
+            .collect();
         let plan = plan::build(&plan::Input {
             manifest: &ctx.manifest,
             playbook: &ctx.playbook,
@@ -67,11 +76,20 @@ pub async fn run(global: &Global, args: &CheckArgs, p: &Printer) -> anyhow::Resu
         })?;
     } else {
         p.out(p.findings(&plan.findings).trim_end())?;
-        let blocks = plan.findings.iter().filter(|f| f.severity == finding::Severity::Block).count();
+        let blocks = plan
+            .findings
+            .iter()
+            .filter(|f| f.severity == finding::Severity::Block)
+            .count();
         let verdict = if ok {
-            p.green(&format!("ok: {} → {} can proceed ({} data)", plan.cluster, plan.to, plan.source))
+            p.green(&format!(
+                "ok: {} → {} can proceed ({} data)",
+                plan.cluster, plan.to, plan.source
+            ))
         } else {
-            p.red(&format!("blocked: {blocks} blocking finding(s); nothing was changed"))
+            p.red(&format!(
+                "blocked: {blocks} blocking finding(s); nothing was changed"
+            ))
         };
         p.out(&verdict)?;
     }

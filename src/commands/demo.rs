@@ -15,11 +15,17 @@ use crate::output::Printer;
 const FROM: &str = "v2.0.10-20241221";
 
 pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let tmp = tempfile::Builder::new().prefix("wkctl-demo-").tempdir().map_err(|e| WkError::no(format!("cannot create a temp dir: {e}"), "check $TMPDIR"))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("wkctl-demo-")
+        .tempdir()
+        .map_err(|e| WkError::no(format!("cannot create a temp dir: {e}"), "check $TMPDIR"))?;
     let sim_dir = tmp.path().join("sim");
     let wksim = locate_wksim(tmp.path())?;
 
-    p.note(&format!("starting a simulated WuKongIM cluster: 3 nodes (1001–1003) on {FROM}, speed ×{}", args.speed));
+    p.note(&format!(
+        "starting a simulated WuKongIM cluster: 3 nodes (1001–1003) on {FROM}, speed ×{}",
+        args.speed
+    ));
     let mut child = tokio::process::Command::new(&wksim)
         .arg("serve")
         .args(["--nodes", "3", "--first-id", "1001", "--version", FROM])
@@ -31,28 +37,57 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| WkError::no(format!("cannot start the simulator `{}`: {e}", wksim.display()), "build it with `cargo build --release`"))?;
+        .map_err(|e| {
+            WkError::no(
+                format!("cannot start the simulator `{}`: {e}", wksim.display()),
+                "build it with `cargo build --release`",
+            )
+        })?;
 
     let cluster = wait_cluster_json(&sim_dir.join("cluster.json"), &mut child).await?;
     let manifest = tmp.path().join("cluster.yaml");
     std::fs::write(&manifest, manifest_text(&cluster, &wksim, &sim_dir, args))?;
-    p.note(&format!("manifest written to `{}` (playbook `sim`)", manifest.display()));
+    p.note(&format!(
+        "manifest written to `{}` (playbook `sim`)",
+        manifest.display()
+    ));
 
-    let demo_global = Global { manifest: Some(manifest.clone()), quiet: global.quiet, verbose: global.verbose, color: global.color, no_progress: global.no_progress };
+    let demo_global = Global {
+        manifest: Some(manifest.clone()),
+        quiet: global.quiet,
+        verbose: global.verbose,
+        color: global.color,
+        no_progress: global.no_progress,
+    };
     let ctx = Context::load(&demo_global)?;
     wait_settled(&ctx).await?;
 
     if let Some(fault) = args.fault {
         let mut cmd = std::process::Command::new(&wksim);
-        cmd.arg("ctl").arg("--state-dir").arg(&sim_dir).args(["fault", &args.fault_node.to_string(), fault.sim_name()]);
+        cmd.arg("ctl").arg("--state-dir").arg(&sim_dir).args([
+            "fault",
+            &args.fault_node.to_string(),
+            fault.sim_name(),
+        ]);
         if fault == crate::cli::DemoFault::SlowStart {
             cmd.arg("600");
         }
         let out = cmd.output()?;
         if !out.status.success() {
-            return Err(WkError::no(format!("cannot inject the fault: {}", String::from_utf8_lossy(&out.stderr).trim()), "see `wksim ctl --help`").into());
+            return Err(WkError::no(
+                format!(
+                    "cannot inject the fault: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+                "see `wksim ctl --help`",
+            )
+            .into());
         }
-        p.note(&format!("fault injected: node {} will `{}` on its next start — watch wkctl stop safely", args.fault_node, fault.sim_name()));
+        p.note(&format!(
+            "fault injected: node {} will `{}` on its next start — watch wkctl stop safely",
+            args.fault_node,
+            fault.sim_name()
+        ));
     }
 
     if !args.json {
@@ -61,7 +96,11 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         p.out("")?;
     }
     let up = UpgradeArgs {
-        target: TargetArgs { to: Some(args.to.clone()), allow_unknown_version: false, allow_downgrade: false },
+        target: TargetArgs {
+            to: Some(args.to.clone()),
+            allow_unknown_version: false,
+            allow_downgrade: false,
+        },
         yes: true,
         dry_run: false,
         resume: false,
@@ -103,7 +142,8 @@ fn locate_wksim(tmp: &Path) -> anyhow::Result<PathBuf> {
         }
     }
     let link = tmp.join("wksim");
-    std::os::unix::fs::symlink(&me, &link).map_err(|e| WkError::no(format!("cannot link the simulator: {e}"), "check $TMPDIR"))?;
+    std::os::unix::fs::symlink(&me, &link)
+        .map_err(|e| WkError::no(format!("cannot link the simulator: {e}"), "check $TMPDIR"))?;
     Ok(link)
 }
 
@@ -112,22 +152,42 @@ struct SimNode {
     api: String,
 }
 
-async fn wait_cluster_json(path: &Path, child: &mut tokio::process::Child) -> anyhow::Result<Vec<SimNode>> {
+async fn wait_cluster_json(
+    path: &Path,
+    child: &mut tokio::process::Child,
+) -> anyhow::Result<Vec<SimNode>> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
             let v: serde_json::Value = serde_json::from_str(&text)?;
             let nodes = v["nodes"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|n| Some(SimNode { id: n["id"].as_u64()?, api: n["api"].as_str()?.to_string() })).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| {
+                            Some(SimNode {
+                                id: n["id"].as_u64()?,
+                                api: n["api"].as_str()?.to_string(),
+                            })
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             return Ok(nodes);
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(WkError::no(format!("the simulator exited early ({status})"), "run `wksim serve --help`").into());
+            return Err(WkError::no(
+                format!("the simulator exited early ({status})"),
+                "run `wksim serve --help`",
+            )
+            .into());
         }
         if Instant::now() > deadline {
-            return Err(WkError::no("the simulator did not start within 20 s", "is the machine overloaded?").into());
+            return Err(WkError::no(
+                "the simulator did not start within 20 s",
+                "is the machine overloaded?",
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -148,22 +208,45 @@ async fn wait_settled(ctx: &Context) -> anyhow::Result<()> {
             since = None;
         }
         if Instant::now() > deadline {
-            return Err(WkError::no("the simulated cluster did not settle within 30 s", "is the machine overloaded?").into());
+            return Err(WkError::no(
+                "the simulated cluster did not settle within 30 s",
+                "is the machine overloaded?",
+            )
+            .into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-fn manifest_text(nodes: &[SimNode], wksim: &Path, sim_dir: &Path, args: &crate::cli::DemoArgs) -> String {
+fn manifest_text(
+    nodes: &[SimNode],
+    wksim: &Path,
+    sim_dir: &Path,
+    args: &crate::cli::DemoArgs,
+) -> String {
     use std::fmt::Write;
     let q = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
-    let mut s = String::from("# written by `wkctl demo`\nname: demo\nplaybook: sim\napi:\n  timeout: 2s\nvars:\n");
-    let _ = writeln!(s, "  wksim: {}\n  state_dir: {}\nnodes:", q(wksim), q(sim_dir));
+    let mut s = String::from(
+        "# written by `wkctl demo`\nname: demo\nplaybook: sim\napi:\n  timeout: 2s\nvars:\n",
+    );
+    let _ = writeln!(
+        s,
+        "  wksim: {}\n  state_dir: {}\nnodes:",
+        q(wksim),
+        q(sim_dir)
+    );
     for n in nodes {
-        let _ = writeln!(s, "  - id: {}\n    host: 127.0.0.1\n    api: {}", n.id, n.api);
+        let _ = writeln!(
+            s,
+            "  - id: {}\n    host: 127.0.0.1\n    api: {}",
+            n.id, n.api
+        );
     }
     // Timings: the simulator runs ×speed; the gate still waits for real settling.
     let timeout = if args.fault.is_some() { "20s" } else { "60s" };
-    let _ = writeln!(s, "policy:\n  order: id\n  canary: false\n  soak: 2s\n  stable_for: 2s\n  node_timeout: {timeout}\n  poll_interval: 250ms\n  step_timeout: 30s");
+    let _ = writeln!(
+        s,
+        "policy:\n  order: id\n  canary: false\n  soak: 2s\n  stable_for: 2s\n  node_timeout: {timeout}\n  poll_interval: 250ms\n  step_timeout: 30s"
+    );
     s
 }

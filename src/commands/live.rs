@@ -25,12 +25,24 @@ pub fn versions(ctx: &Context, view: &ClusterView) -> BTreeMap<u64, Option<WkVer
     ctx.manifest
         .nodes
         .iter()
-        .map(|n| (n.id, live.get(&n.id).cloned().flatten().or_else(|| n.version.clone())))
+        .map(|n| {
+            (
+                n.id,
+                live.get(&n.id)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| n.version.clone()),
+            )
+        })
         .collect()
 }
 
 /// Observes the cluster, then builds the plan whose findings are the live check.
-pub async fn observe_and_plan(ctx: Context, target: &Target, rules: RuleOptions) -> anyhow::Result<Observed> {
+pub async fn observe_and_plan(
+    ctx: Context,
+    target: &Target,
+    rules: RuleOptions,
+) -> anyhow::Result<Observed> {
     let (_, view) = observe(&ctx).await?;
     let plan = plan_from_view(&ctx, &view, target, rules, None)?;
     Ok(Observed { ctx, plan })
@@ -45,7 +57,9 @@ pub fn plan_from_view(
     rules: RuleOptions,
     versions_override: Option<&BTreeMap<u64, Option<WkVersion>>>,
 ) -> anyhow::Result<plan::Plan> {
-    let versions = versions_override.cloned().unwrap_or_else(|| versions(ctx, view));
+    let versions = versions_override
+        .cloned()
+        .unwrap_or_else(|| versions(ctx, view));
     let mut plan = plan::build(&plan::Input {
         manifest: &ctx.manifest,
         playbook: &ctx.playbook,

@@ -43,14 +43,19 @@ pub fn manifest_dir(path: &Path) -> PathBuf {
 /// Resolves `--to` through the release catalog.
 pub fn target(args: &TargetArgs) -> Result<Target, WkError> {
     let to = args.to.as_deref().ok_or_else(|| {
-        WkError::input("`--to <VERSION>` is required", "e.g. `--to v2.1.2` (see `wkctl releases` for known versions)")
+        WkError::input(
+            "`--to <VERSION>` is required",
+            "e.g. `--to v2.1.2` (see `wkctl releases` for known versions)",
+        )
     })?;
     crate::releases::resolve_target(to, args.allow_unknown_version)
         .map_err(|e| WkError::input(format!("--to: {}", e.message), e.hint))
 }
 
 pub fn rule_options(args: &TargetArgs) -> RuleOptions {
-    RuleOptions { allow_downgrade: args.allow_downgrade }
+    RuleOptions {
+        allow_downgrade: args.allow_downgrade,
+    }
 }
 
 pub use crate::output::confirm;

@@ -14,7 +14,11 @@ pub async fn run(global: &Global, args: &CheckArgs, p: &Printer) -> anyhow::Resu
     } else {
         print_plan(&plan, p)?;
     }
-    Ok(if plan.ok() { Outcome::Success } else { Outcome::No })
+    Ok(if plan.ok() {
+        Outcome::Success
+    } else {
+        Outcome::No
+    })
 }
 
 /// The human rendering of a plan (also used by `upgrade --dry-run` and before confirming).
@@ -37,20 +41,42 @@ pub fn print_plan(plan: &Plan, p: &Printer) -> std::io::Result<()> {
     for (i, n) in plan.nodes.iter().enumerate() {
         let from = n.from.as_deref().unwrap_or("unknown");
         match n.action {
-            NodeAction::Skip => p.out(&format!("{}. node {} ({}) already on {from}: {}", i + 1, n.id, n.host, p.dim("skip")))?,
+            NodeAction::Skip => p.out(&format!(
+                "{}. node {} ({}) already on {from}: {}",
+                i + 1,
+                n.id,
+                n.host,
+                p.dim("skip")
+            ))?,
             NodeAction::Upgrade => {
-                p.out(&format!("{}. node {} ({}) {from} → {}", i + 1, p.bold(&n.id.to_string()), n.host, plan.to))?;
+                p.out(&format!(
+                    "{}. node {} ({}) {from} → {}",
+                    i + 1,
+                    p.bold(&n.id.to_string()),
+                    n.host,
+                    plan.to
+                ))?;
                 for s in &n.steps {
                     let what = match &s.command {
                         Some(c) => c.clone(),
                         None => match s.kind {
-                            crate::plan::PlanStepKind::CheckSettled => "cluster settled (signal F) before touching the node".into(),
-                            crate::plan::PlanStepKind::WaitReady => format!("signals A–G hold for {}s", plan.policy.stable_for.as_secs_f64()),
+                            crate::plan::PlanStepKind::CheckSettled => {
+                                "cluster settled (signal F) before touching the node".into()
+                            }
+                            crate::plan::PlanStepKind::WaitReady => format!(
+                                "signals A–G hold for {}s",
+                                plan.policy.stable_for.as_secs_f64()
+                            ),
                             crate::plan::PlanStepKind::Soak => "whole cluster stays healthy".into(),
                             _ => String::new(),
                         },
                     };
-                    p.out(&format!("   {:<13} {}  {}", s.kind.as_str(), what, p.dim(&format!("(timeout {}s)", s.timeout_s))))?;
+                    p.out(&format!(
+                        "   {:<13} {}  {}",
+                        s.kind.as_str(),
+                        what,
+                        p.dim(&format!("(timeout {}s)", s.timeout_s))
+                    ))?;
                 }
             }
         }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::cli::ReleasesArgs;
 use crate::error::Outcome;
 use crate::output::{self, Printer};
-use crate::releases::{self, Capabilities, Note, NoteKind, Rule, RULES};
+use crate::releases::{self, Capabilities, Note, NoteKind, RULES, Rule};
 
 #[derive(Serialize)]
 struct Doc {
@@ -32,7 +32,11 @@ pub fn run(args: &ReleasesArgs, p: &Printer) -> anyhow::Result<Outcome> {
         })
         .collect();
     if args.json {
-        p.json_doc(&Doc { format_version: 1, releases: entries, rules: RULES })?;
+        p.json_doc(&Doc {
+            format_version: 1,
+            releases: entries,
+            rules: RULES,
+        })?;
         return Ok(Outcome::Success);
     }
     let mut rows = Vec::new();
@@ -49,16 +53,24 @@ pub fn run(args: &ReleasesArgs, p: &Printer) -> anyhow::Result<Outcome> {
                 NoteKind::Info => p.dim("note"),
             };
             let issue = n.issue.map(|i| format!(" (#{i})")).unwrap_or_default();
-            let fix = n.fixed_in.map(|f| format!("; fixed in {f}")).unwrap_or_default();
-            rows.push(vec![if first { p.bold(e.tag) } else { String::new() }, format!("{label}: {}{issue}{fix}", n.text)]);
+            let fix = n
+                .fixed_in
+                .map(|f| format!("; fixed in {f}"))
+                .unwrap_or_default();
+            rows.push(vec![
+                if first { p.bold(e.tag) } else { String::new() },
+                format!("{label}: {}{issue}{fix}", n.text),
+            ]);
             first = false;
         }
     }
     p.out(output::table(&["RELEASE", "NOTES"], &rows).trim_end())?;
     p.out("")?;
     p.out(&p.bold("Upgrade rules"))?;
-    let rule_rows: Vec<Vec<String>> =
-        RULES.iter().map(|r| vec![r.id.to_string(), p.severity(r.severity), r.when.to_string()]).collect();
+    let rule_rows: Vec<Vec<String>> = RULES
+        .iter()
+        .map(|r| vec![r.id.to_string(), p.severity(r.severity), r.when.to_string()])
+        .collect();
     p.out(output::table(&["ID", "SEVERITY", "WHEN"], &rule_rows).trim_end())?;
     Ok(Outcome::Success)
 }

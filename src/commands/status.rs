@@ -56,7 +56,11 @@ pub fn rows(view: &ClusterView) -> Vec<NodeRow> {
             api: n.api.clone(),
             reachable: n.reachable,
             error: n.error.as_ref().map(ToString::to_string),
-            version: n.version.as_ref().map(ToString::to_string).or_else(|| n.version_raw.clone()),
+            version: n
+                .version
+                .as_ref()
+                .map(ToString::to_string)
+                .or_else(|| n.version_raw.clone()),
             in_cluster: view.membership.as_ref().map(|m| m.contains(&n.id)),
             online: n.info_online.or(n.simple_online),
             controller: view.controller == Some(n.id),
@@ -85,7 +89,11 @@ pub async fn run(global: &Global, args: &StatusArgs, p: &Printer) -> anyhow::Res
     } else {
         p.out(&render(&ctx, &view, &findings, p))?;
     }
-    Ok(if finding::ok(&findings) { Outcome::Success } else { Outcome::No })
+    Ok(if finding::ok(&findings) {
+        Outcome::Success
+    } else {
+        Outcome::No
+    })
 }
 
 pub fn doc<'a>(ctx: &'a Context, view: &'a ClusterView, findings: &'a [Finding]) -> StatusDoc<'a> {
@@ -95,7 +103,12 @@ pub fn doc<'a>(ctx: &'a Context, view: &'a ClusterView, findings: &'a [Finding])
         controller: view.controller,
         config_version: view.config_version,
         membership: view.membership.as_deref(),
-        slots: view.slots.as_ref().map(|s| SlotsDoc { total: s.total, leaderless: s.leaderless.len(), candidate: s.candidate.len(), migrating: s.migrating.len() }),
+        slots: view.slots.as_ref().map(|s| SlotsDoc {
+            total: s.total,
+            leaderless: s.leaderless.len(),
+            candidate: s.candidate.len(),
+            migrating: s.migrating.len(),
+        }),
         nodes: rows(view),
         findings,
     }
@@ -105,7 +118,9 @@ pub fn doc<'a>(ctx: &'a Context, view: &'a ClusterView, findings: &'a [Finding])
 pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Printer) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let (first, rest): (Vec<&Finding>, Vec<&Finding>) = findings.iter().partition(|f| f.id == "cluster.membership_mismatch");
+    let (first, rest): (Vec<&Finding>, Vec<&Finding>) = findings
+        .iter()
+        .partition(|f| f.id == "cluster.membership_mismatch");
     for f in &first {
         let _ = writeln!(s, "{} {}", p.red("MEMBERSHIP:"), f.message);
         let _ = writeln!(s, "  hint: {}\n", f.hint);
@@ -114,14 +129,22 @@ pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Print
         s,
         "{}  controller {}  config v{}  slots {}",
         p.bold(&ctx.manifest.name),
-        view.controller.map_or_else(|| p.red("unknown"), |c| c.to_string()),
-        view.config_version.map_or_else(|| "?".into(), |v| v.to_string()),
+        view.controller
+            .map_or_else(|| p.red("unknown"), |c| c.to_string()),
+        view.config_version
+            .map_or_else(|| "?".into(), |v| v.to_string()),
         view.slots.as_ref().map_or_else(
             || "?".to_string(),
             |sl| if sl.leaderless.is_empty() && sl.candidate.is_empty() && sl.migrating.is_empty() {
                 format!("{} ok", sl.total)
             } else {
-                format!("{} ({} leaderless, {} candidate, {} migrating)", sl.total, sl.leaderless.len(), sl.candidate.len(), sl.migrating.len())
+                format!(
+                    "{} ({} leaderless, {} candidate, {} migrating)",
+                    sl.total,
+                    sl.leaderless.len(),
+                    sl.candidate.len(),
+                    sl.migrating.len()
+                )
             }
         ),
     );
@@ -137,21 +160,44 @@ pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Print
                 r.id.to_string(),
                 r.api.clone(),
                 r.version.clone().unwrap_or_else(|| p.dim("?")),
-                if r.in_cluster == Some(false) { p.red("NOT IN CLUSTER") } else { yes_no(r.online) },
-                if r.controller { "*".into() } else { String::new() },
+                if r.in_cluster == Some(false) {
+                    p.red("NOT IN CLUSTER")
+                } else {
+                    yes_no(r.online)
+                },
+                if r.controller {
+                    "*".into()
+                } else {
+                    String::new()
+                },
                 r.slots_led.map(|c| c.to_string()).unwrap_or_default(),
                 if r.reachable {
-                    if r.health == "ok" { p.green("ok") } else { p.yellow(&r.health) }
+                    if r.health == "ok" {
+                        p.green("ok")
+                    } else {
+                        p.yellow(&r.health)
+                    }
                 } else {
                     p.red(r.error.as_deref().unwrap_or("unreachable"))
                 },
-                r.uptime_s.map(|u| output::short_duration(std::time::Duration::from_secs_f64(u))).unwrap_or_default(),
+                r.uptime_s
+                    .map(|u| output::short_duration(std::time::Duration::from_secs_f64(u)))
+                    .unwrap_or_default(),
                 r.config_version.map(|c| c.to_string()).unwrap_or_default(),
             ]
         })
         .collect();
-    s.push_str(&output::table(&["ID", "API", "VERSION", "ONLINE", "CTRL", "SLOTS", "HEALTH", "UPTIME", "CONFIG"], &table_rows));
-    let notable: Vec<Finding> = rest.into_iter().filter(|f| f.severity != Severity::Info).cloned().collect();
+    s.push_str(&output::table(
+        &[
+            "ID", "API", "VERSION", "ONLINE", "CTRL", "SLOTS", "HEALTH", "UPTIME", "CONFIG",
+        ],
+        &table_rows,
+    ));
+    let notable: Vec<Finding> = rest
+        .into_iter()
+        .filter(|f| f.severity != Severity::Info)
+        .cloned()
+        .collect();
     if !notable.is_empty() {
         s.push('\n');
         s.push_str(&p.findings(&notable));
@@ -160,13 +206,21 @@ pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Print
 }
 
 async fn watch(ctx: &Context, p: &Printer) -> anyhow::Result<Outcome> {
-    let interval = ctx.manifest.policy.poll_interval.max(std::time::Duration::from_millis(500));
+    let interval = ctx
+        .manifest
+        .policy
+        .poll_interval
+        .max(std::time::Duration::from_millis(500));
     loop {
         let (_, view) = live::observe(ctx).await?;
         let mut findings = checks::live_findings(&ctx.manifest, &view);
         finding::sort(&mut findings);
         // Clear the screen and redraw.
-        p.out(&format!("\x1b[2J\x1b[H{}\n{}", render(ctx, &view, &findings, p), p.dim("watching; Ctrl-C to stop")))?;
+        p.out(&format!(
+            "\x1b[2J\x1b[H{}\n{}",
+            render(ctx, &view, &findings, p),
+            p.dim("watching; Ctrl-C to stop")
+        ))?;
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             _ = tokio::signal::ctrl_c() => return Ok(Outcome::Success),

@@ -35,8 +35,16 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
             p.note("no unfinished run to discard");
             return Ok(Outcome::Success);
         }
-        let kept = dir.archive().map_err(|e| WkError::no(format!("cannot move the state aside: {e}"), "check permissions"))?;
-        p.note(&format!("discarded the unfinished run; its state is kept at `{}`", kept.display()));
+        let kept = dir.archive().map_err(|e| {
+            WkError::no(
+                format!("cannot move the state aside: {e}"),
+                "check permissions",
+            )
+        })?;
+        p.note(&format!(
+            "discarded the unfinished run; its state is kept at `{}`",
+            kept.display()
+        ));
         return Ok(Outcome::Success);
     }
 
@@ -53,7 +61,11 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
             super::plan::print_plan(&plan, p)?;
             p.note("dry run: nothing was changed");
         }
-        return Ok(if plan.ok() { Outcome::Success } else { Outcome::No });
+        return Ok(if plan.ok() {
+            Outcome::Success
+        } else {
+            Outcome::No
+        });
     }
 
     // Never run without a place to save state.
@@ -66,9 +78,19 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
             )
             .into());
         }
-        (None, true) => return Err(WkError::no("there is no run to resume", "start one with `wkctl upgrade --to <VERSION>`").into()),
+        (None, true) => {
+            return Err(WkError::no(
+                "there is no run to resume",
+                "start one with `wkctl upgrade --to <VERSION>`",
+            )
+            .into());
+        }
         (Some(st), true) if !st.status.unfinished() => {
-            return Err(WkError::no(format!("the last run to {} completed; nothing to resume", st.to), "start a new one with `wkctl upgrade --to <VERSION>`").into());
+            return Err(WkError::no(
+                format!("the last run to {} completed; nothing to resume", st.to),
+                "start a new one with `wkctl upgrade --to <VERSION>`",
+            )
+            .into());
         }
         _ => {}
     }
@@ -86,37 +108,61 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     };
     let lock = state::acquire(&dir, takeover)?;
     if let Some(o) = &lock.took_over {
-        p.warn(&format!("took over the lock of pid {} on `{}`", o.pid, o.host), None);
+        p.warn(
+            &format!("took over the lock of pid {} on `{}`", o.pid, o.host),
+            None,
+        );
     }
 
     // Live check and plan.
     let (client, view) = live::observe(&ctx).await?;
-    let versions = resume_state.as_ref().map(|st| resume_versions(st, &ctx, &view));
+    let versions = resume_state
+        .as_ref()
+        .map(|st| resume_versions(st, &ctx, &view));
     let mut plan = live::plan_from_view(&ctx, &view, &target, rules, versions.as_ref())?;
     if let Some(st) = &resume_state {
         relax_for_resume(&mut plan, st);
     }
     let reporter = Reporter::new(p, plan.nodes.len());
-    reporter.emit(&Event::CheckFinished { ok: plan.ok(), findings: plan.findings.clone() });
+    reporter.emit(&Event::CheckFinished {
+        ok: plan.ok(),
+        findings: plan.findings.clone(),
+    });
     if !plan.ok() {
         if !args.json {
             p.out(p.findings(&plan.findings).trim_end())?;
-            p.out(&p.red("refused: the pre-upgrade check found blocking problems; nothing was changed"))?;
+            p.out(&p.red(
+                "refused: the pre-upgrade check found blocking problems; nothing was changed",
+            ))?;
         }
         return Ok(Outcome::No);
     }
     if plan.upgrades().count() == 0 && resume_state.is_none() {
-        p.note(&format!("every node already runs {}; nothing to do", plan.to));
+        p.note(&format!(
+            "every node already runs {}; nothing to do",
+            plan.to
+        ));
         return Ok(Outcome::Success);
     }
 
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes {
         if !interactive {
-            return Err(WkError::input("refusing to upgrade without confirmation: no terminal to ask on", "review `wkctl plan`, then pass `--yes`").into());
+            return Err(WkError::input(
+                "refusing to upgrade without confirmation: no terminal to ask on",
+                "review `wkctl plan`, then pass `--yes`",
+            )
+            .into());
         }
         super::plan::print_plan(&plan, p)?;
-        if !confirm(&format!("upgrade {} node(s) of `{}` to {}? [y/N] ", plan.upgrades().count(), plan.cluster, plan.to)).await {
+        if !confirm(&format!(
+            "upgrade {} node(s) of `{}` to {}? [y/N] ",
+            plan.upgrades().count(),
+            plan.cluster,
+            plan.to
+        ))
+        .await
+        {
             p.note("nothing was changed");
             return Ok(Outcome::No);
         }
@@ -140,8 +186,23 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         plan_digest: plan.digest.clone(),
     });
     let interrupt = Interrupt::install();
-    let opts = Options { yes: args.yes, rollback_on_failure: args.rollback_on_failure, resume: args.resume, interactive };
-    let runner = Runner::new(&ctx, &plan, target.version.clone(), client, &reporter, dir.clone(), state, interrupt, opts);
+    let opts = Options {
+        yes: args.yes,
+        rollback_on_failure: args.rollback_on_failure,
+        resume: args.resume,
+        interactive,
+    };
+    let runner = Runner::new(
+        &ctx,
+        &plan,
+        target.version.clone(),
+        client,
+        &reporter,
+        dir.clone(),
+        state,
+        interrupt,
+        opts,
+    );
     let outcome = runner.run().await?;
     drop(lock);
     if !args.json {
@@ -152,7 +213,8 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
 
 fn resolve_target(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Result<Target> {
     match (args.resume, previous, &args.target.to) {
-        (true, Some(st), None) => Ok(releases::resolve_target(&st.to, true).map_err(|e| WkError::input(e.message, e.hint))?),
+        (true, Some(st), None) => Ok(releases::resolve_target(&st.to, true)
+            .map_err(|e| WkError::input(e.message, e.hint))?),
         (true, Some(st), Some(_)) => {
             let t = target(&args.target)?;
             if t.version.to_string() != st.to {
@@ -169,8 +231,15 @@ fn resolve_target(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Re
 }
 
 fn describe(st: &RunState) -> String {
-    let done = st.nodes.iter().filter(|n| n.status == NodeStatus::Ready).count();
-    let current = st.nodes.iter().find(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed));
+    let done = st
+        .nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Ready)
+        .count();
+    let current = st
+        .nodes
+        .iter()
+        .find(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed));
     let status = match st.status {
         RunStatus::Running => "running or killed",
         RunStatus::Failed => "failed",
@@ -178,7 +247,11 @@ fn describe(st: &RunState) -> String {
         RunStatus::Completed => "completed",
     };
     match current {
-        Some(n) => format!("{status}; {done} node(s) done; node {} stopped at `{}`", n.id, n.step.as_deref().unwrap_or("start")),
+        Some(n) => format!(
+            "{status}; {done} node(s) done; node {} stopped at `{}`",
+            n.id,
+            n.step.as_deref().unwrap_or("start")
+        ),
         None => format!("{status}; {done} node(s) done"),
     }
 }
@@ -187,11 +260,19 @@ fn describe(st: &RunState) -> String {
 /// can show exactly what changed.
 fn snapshot_inputs(ctx: &Context, dir: &StateDir) -> anyhow::Result<()> {
     let text = std::fs::read(&ctx.manifest.path).unwrap_or_default();
-    state::write_atomic(&dir.root.join("manifest.snapshot.yaml"), &text)
-        .map_err(|e| WkError::no(format!("cannot save the manifest snapshot: {e}"), "free disk space"))?;
+    state::write_atomic(&dir.root.join("manifest.snapshot.yaml"), &text).map_err(|e| {
+        WkError::no(
+            format!("cannot save the manifest snapshot: {e}"),
+            "free disk space",
+        )
+    })?;
     let pb = serde_json::to_vec_pretty(&ctx.playbook).unwrap_or_default();
-    state::write_atomic(&dir.root.join("playbook.snapshot.json"), &pb)
-        .map_err(|e| WkError::no(format!("cannot save the playbook snapshot: {e}"), "free disk space"))?;
+    state::write_atomic(&dir.root.join("playbook.snapshot.json"), &pb).map_err(|e| {
+        WkError::no(
+            format!("cannot save the playbook snapshot: {e}"),
+            "free disk space",
+        )
+    })?;
     Ok(())
 }
 
@@ -199,20 +280,33 @@ fn snapshot_inputs(ctx: &Context, dir: &StateDir) -> anyhow::Result<()> {
 fn check_drift(st: &RunState, ctx: &Context, dir: &StateDir) -> anyhow::Result<()> {
     let mut diffs = Vec::new();
     if st.manifest_digest != ctx.manifest.digest {
-        let old = std::fs::read_to_string(dir.root.join("manifest.snapshot.yaml")).unwrap_or_default();
+        let old =
+            std::fs::read_to_string(dir.root.join("manifest.snapshot.yaml")).unwrap_or_default();
         let new = std::fs::read_to_string(&ctx.manifest.path).unwrap_or_default();
-        diffs.push(format!("manifest `{}` changed:\n{}", ctx.manifest.path.display(), line_diff(&old, &new)));
+        diffs.push(format!(
+            "manifest `{}` changed:\n{}",
+            ctx.manifest.path.display(),
+            line_diff(&old, &new)
+        ));
     }
     if st.playbook_digest != ctx.playbook.digest {
-        let old = std::fs::read_to_string(dir.root.join("playbook.snapshot.json")).unwrap_or_default();
+        let old =
+            std::fs::read_to_string(dir.root.join("playbook.snapshot.json")).unwrap_or_default();
         let new = serde_json::to_string_pretty(&ctx.playbook).unwrap_or_default();
-        diffs.push(format!("playbook `{}` changed:\n{}", ctx.playbook.name, line_diff(&old, &new)));
+        diffs.push(format!(
+            "playbook `{}` changed:\n{}",
+            ctx.playbook.name,
+            line_diff(&old, &new)
+        ));
     }
     if diffs.is_empty() {
         return Ok(());
     }
     Err(WkError::no(
-        format!("refusing to resume: the inputs changed since the run started\n{}", diffs.join("\n")),
+        format!(
+            "refusing to resume: the inputs changed since the run started\n{}",
+            diffs.join("\n")
+        ),
         "restore the files, or `wkctl upgrade --discard` and plan again",
     )
     .into())
@@ -241,10 +335,17 @@ pub fn line_diff(old: &str, new: &str) -> String {
 
 /// On resume, plan with each node's version from before the run, so upgraded and
 /// interrupted nodes keep their place (and are re-verified rather than skipped blindly).
-fn resume_versions(st: &RunState, ctx: &Context, view: &crate::probe::ClusterView) -> BTreeMap<u64, Option<WkVersion>> {
+fn resume_versions(
+    st: &RunState,
+    ctx: &Context,
+    view: &crate::probe::ClusterView,
+) -> BTreeMap<u64, Option<WkVersion>> {
     let mut v = live::versions(ctx, view);
     for n in &st.nodes {
-        if matches!(n.status, NodeStatus::InProgress | NodeStatus::Ready | NodeStatus::Failed) {
+        if matches!(
+            n.status,
+            NodeStatus::InProgress | NodeStatus::Ready | NodeStatus::Failed
+        ) {
             if let Some(from) = n.from.as_deref().and_then(|f| WkVersion::parse(f).ok()) {
                 v.insert(n.id, Some(from));
             }
@@ -257,14 +358,23 @@ fn resume_versions(st: &RunState, ctx: &Context, view: &crate::probe::ClusterVie
 /// cluster-wide symptoms of one node down) are warnings, not blocks. Another node down
 /// still blocks.
 fn relax_for_resume(plan: &mut Plan, st: &RunState) {
-    let busy: Vec<u64> = st.nodes.iter().filter(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed)).map(|n| n.id).collect();
+    let busy: Vec<u64> = st
+        .nodes
+        .iter()
+        .filter(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed))
+        .map(|n| n.id)
+        .collect();
     if busy.is_empty() {
         return;
     }
     for f in &mut plan.findings {
         let about_busy = f.node.is_some_and(|n| busy.contains(&n));
         let cluster_symptom = f.node.is_none() && f.id.starts_with("cluster.");
-        if f.severity == Severity::Block && (about_busy || cluster_symptom) && !f.id.starts_with("version.") && f.id != "node.auth_failed" {
+        if f.severity == Severity::Block
+            && (about_busy || cluster_symptom)
+            && !f.id.starts_with("version.")
+            && f.id != "node.auth_failed"
+        {
             f.severity = Severity::Warn;
             f.message = format!("{} (node {} is mid-upgrade: resuming)", f.message, busy[0]);
         }
@@ -287,12 +397,21 @@ fn new_state(plan: &Plan, ctx: &Context) -> RunState {
         status: RunStatus::Running,
         started_at_ms: state::now_ms(),
         updated_at_ms: state::now_ms(),
-        nodes: plan.nodes.iter().map(|n| NodeRun::new(n.id, n.from.clone())).collect(),
+        nodes: plan
+            .nodes
+            .iter()
+            .map(|n| NodeRun::new(n.id, n.from.clone()))
+            .collect(),
     }
 }
 
 /// The final human summary on stdout: per node old → new, time taken, and the total.
-fn print_summary(dir: &StateDir, plan: &Plan, outcome: Outcome, p: &Printer) -> std::io::Result<()> {
+fn print_summary(
+    dir: &StateDir,
+    plan: &Plan,
+    outcome: Outcome,
+    p: &Printer,
+) -> std::io::Result<()> {
     let st = dir.load().ok().flatten();
     let mut rows = Vec::new();
     let mut total = 0u64;
@@ -311,22 +430,39 @@ fn print_summary(dir: &StateDir, plan: &Plan, outcome: Outcome, p: &Printer) -> 
         };
         rows.push(vec![
             pn.id.to_string(),
-            n.and_then(|n| n.from.clone()).or_else(|| pn.from.clone()).unwrap_or_else(|| "?".into()),
+            n.and_then(|n| n.from.clone())
+                .or_else(|| pn.from.clone())
+                .unwrap_or_else(|| "?".into()),
             plan.to.clone(),
             shown,
-            took.map(|ms| output::short_duration(std::time::Duration::from_millis(ms))).unwrap_or_default(),
+            took.map(|ms| output::short_duration(std::time::Duration::from_millis(ms)))
+                .unwrap_or_default(),
         ]);
     }
     p.out(output::table(&["NODE", "FROM", "TO", "RESULT", "TIME"], &rows).trim_end())?;
     let verdict = match outcome {
-        Outcome::Success => p.green(&format!("done: `{}` is on {} ({} in node work)", plan.cluster, plan.to, output::short_duration(std::time::Duration::from_millis(total)))),
-        Outcome::No => p.red(&format!("upgrade stopped: state saved in `{}`; fix the cause, then `wkctl upgrade --resume`", rel(&dir.state_path()))),
-        Outcome::Interrupted => p.yellow(&format!("interrupted: state saved in `{}`; continue with `wkctl upgrade --resume`", rel(&dir.state_path()))),
+        Outcome::Success => p.green(&format!(
+            "done: `{}` is on {} ({} in node work)",
+            plan.cluster,
+            plan.to,
+            output::short_duration(std::time::Duration::from_millis(total))
+        )),
+        Outcome::No => p.red(&format!(
+            "upgrade stopped: state saved in `{}`; fix the cause, then `wkctl upgrade --resume`",
+            rel(&dir.state_path())
+        )),
+        Outcome::Interrupted => p.yellow(&format!(
+            "interrupted: state saved in `{}`; continue with `wkctl upgrade --resume`",
+            rel(&dir.state_path())
+        )),
     };
     p.out(&verdict)
 }
 
 fn rel(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }

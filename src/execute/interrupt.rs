@@ -20,7 +20,10 @@ impl Interrupt {
         let handle = me.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
             };
             loop {
@@ -75,6 +78,9 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         i.trigger();
-        tokio::time::timeout(std::time::Duration::from_secs(2), waiter).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(2), waiter)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -62,8 +62,29 @@ enum NodeEnd {
 
 impl<'a> Runner<'a> {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(ctx: &'a Context, plan: &'a Plan, target: WkVersion, client: Client, reporter: &'a Reporter, dir: StateDir, state: RunState, interrupt: Interrupt, opts: Options) -> Self {
-        Runner { ctx, plan, target, client, reporter, dir, state, interrupt, opts, started: Instant::now() }
+    pub fn new(
+        ctx: &'a Context,
+        plan: &'a Plan,
+        target: WkVersion,
+        client: Client,
+        reporter: &'a Reporter,
+        dir: StateDir,
+        state: RunState,
+        interrupt: Interrupt,
+        opts: Options,
+    ) -> Self {
+        Runner {
+            ctx,
+            plan,
+            target,
+            client,
+            reporter,
+            dir,
+            state,
+            interrupt,
+            opts,
+            started: Instant::now(),
+        }
     }
 
     pub(crate) fn emit(&self, e: &Event) {
@@ -74,7 +95,10 @@ impl<'a> Runner<'a> {
     fn save(&mut self) -> anyhow::Result<()> {
         self.dir.save(&self.state).map_err(|e| {
             crate::error::WkError::no(
-                format!("cannot save state to `{}`: {e}", self.dir.state_path().display()),
+                format!(
+                    "cannot save state to `{}`: {e}",
+                    self.dir.state_path().display()
+                ),
                 "free disk space; the run stopped so that it is never without state",
             )
             .into()
@@ -112,9 +136,22 @@ impl<'a> Runner<'a> {
                     break;
                 }
             }
-            let more = self.plan.nodes[i + 1..].iter().any(|n| n.action == NodeAction::Upgrade);
-            if upgraded == 1 && more && self.ctx.manifest.policy.canary && !self.opts.yes && !self.canary_confirmed(pn.id).await {
-                self.emit(&Event::Interrupted { node: None, message: format!("canary: stopped after node {}; continue with `wkctl upgrade --resume`", pn.id) });
+            let more = self.plan.nodes[i + 1..]
+                .iter()
+                .any(|n| n.action == NodeAction::Upgrade);
+            if upgraded == 1
+                && more
+                && self.ctx.manifest.policy.canary
+                && !self.opts.yes
+                && !self.canary_confirmed(pn.id).await
+            {
+                self.emit(&Event::Interrupted {
+                    node: None,
+                    message: format!(
+                        "canary: stopped after node {}; continue with `wkctl upgrade --resume`",
+                        pn.id
+                    ),
+                });
                 outcome = Outcome::Interrupted;
                 break;
             }
@@ -133,7 +170,9 @@ impl<'a> Runner<'a> {
         if !self.opts.interactive {
             return false;
         }
-        let prompt = format!("canary: node {node} is upgraded and healthy. Continue with the other nodes? [y/N] ");
+        let prompt = format!(
+            "canary: node {node} is upgraded and healthy. Continue with the other nodes? [y/N] "
+        );
         crate::commands::confirm(&prompt).await
     }
 
@@ -177,15 +216,30 @@ impl<'a> Runner<'a> {
         if st.status != NodeStatus::InProgress {
             return None;
         }
-        let order = [PlanStepKind::Backup, PlanStepKind::Stop, PlanStepKind::Install, PlanStepKind::Start, PlanStepKind::WaitReady, PlanStepKind::Soak];
+        let order = [
+            PlanStepKind::Backup,
+            PlanStepKind::Stop,
+            PlanStepKind::Install,
+            PlanStepKind::Start,
+            PlanStepKind::WaitReady,
+            PlanStepKind::Soak,
+        ];
         order.into_iter().find(|k| !st.finished(k.as_str()))
     }
 
-    async fn node(&mut self, pn: &PlannedNode, index: usize, total: usize) -> anyhow::Result<NodeEnd> {
+    async fn node(
+        &mut self,
+        pn: &PlannedNode,
+        index: usize,
+        total: usize,
+    ) -> anyhow::Result<NodeEnd> {
         let id = pn.id;
         let prior = self.state.node(id).map(|n| n.status);
         if pn.action == NodeAction::Skip {
-            self.emit(&Event::NodeSkipped { node: id, reason: format!("already on {}", self.plan.to) });
+            self.emit(&Event::NodeSkipped {
+                node: id,
+                reason: format!("already on {}", self.plan.to),
+            });
             let n = self.node_run(id);
             n.status = NodeStatus::Skipped;
             self.save()?;
@@ -193,16 +247,43 @@ impl<'a> Runner<'a> {
         }
         if prior == Some(NodeStatus::Ready) {
             // Verified in an earlier run: re-verify without restarting.
-            let baseline = NodeBaseline { id, version: None, uptime: None, observed_at: std::time::SystemTime::now() };
-            self.emit(&Event::NodeSkipped { node: id, reason: "upgraded by the earlier run; re-verifying without restart".into() });
-            return match self.wait_ready(&baseline, &self.target.clone(), Instant::now()).await {
+            let baseline = NodeBaseline {
+                id,
+                version: None,
+                uptime: None,
+                observed_at: std::time::SystemTime::now(),
+            };
+            self.emit(&Event::NodeSkipped {
+                node: id,
+                reason: "upgraded by the earlier run; re-verifying without restart".into(),
+            });
+            return match self
+                .wait_ready(&baseline, &self.target.clone(), Instant::now())
+                .await
+            {
                 Ok(_) => Ok(NodeEnd::Skipped),
-                Err(f) => self.fail(pn, "wait_ready", &f.reason(), f.signal(), f.observed(), false).await,
+                Err(f) => {
+                    self.fail(
+                        pn,
+                        "wait_ready",
+                        &f.reason(),
+                        f.signal(),
+                        f.observed(),
+                        false,
+                    )
+                    .await
+                }
             };
         }
         let resume_at = self.resume_point(id);
         let node_started = Instant::now();
-        self.emit(&Event::NodeStarted { node: id, from: pn.from.clone(), to: self.plan.to.clone(), index, total });
+        self.emit(&Event::NodeStarted {
+            node: id,
+            from: pn.from.clone(),
+            to: self.plan.to.clone(),
+            index,
+            total,
+        });
         {
             let from = pn.from.clone();
             let n = self.node_run(id);
@@ -231,24 +312,50 @@ impl<'a> Runner<'a> {
                     self.save()?;
                 }
                 Err(WaitFailure::Interrupted) => return self.interrupted(id, false),
-                Err(f) => return self.fail(pn, "check_settled", &f.reason(), f.signal(), f.observed(), false).await,
+                Err(f) => {
+                    return self
+                        .fail(
+                            pn,
+                            "check_settled",
+                            &f.reason(),
+                            f.signal(),
+                            f.observed(),
+                            false,
+                        )
+                        .await;
+                }
             }
             if self.interrupt.requested() {
                 return self.interrupted(id, false);
             }
         }
 
-        let transport = Transport::for_node(&self.ctx.manifest, self.ctx.manifest.node(id).ok_or_else(|| anyhow::anyhow!("node {id} vanished from the manifest"))?);
+        let transport = Transport::for_node(
+            &self.ctx.manifest,
+            self.ctx
+                .manifest
+                .node(id)
+                .ok_or_else(|| anyhow::anyhow!("node {id} vanished from the manifest"))?,
+        );
         for step in pn.steps.iter().filter(|s| s.kind.playbook_step().is_some()) {
-            if self.state.node(id).is_some_and(|n| n.finished(step.kind.as_str())) {
+            if self
+                .state
+                .node(id)
+                .is_some_and(|n| n.finished(step.kind.as_str()))
+            {
                 continue;
             }
             // First Ctrl-C before the node goes down: stop here, nothing touched.
-            let down = self.state.node(id).is_some_and(|n| n.finished("stop") || n.step.as_deref() == Some("stop"));
+            let down = self
+                .state
+                .node(id)
+                .is_some_and(|n| n.finished("stop") || n.step.as_deref() == Some("stop"));
             if self.interrupt.requested() && !down {
                 return self.interrupted(id, false);
             }
-            let Some(command) = step.command.clone() else { continue };
+            let Some(command) = step.command.clone() else {
+                continue;
+            };
             self.step_started(id, step.kind, Some(command.clone()))?;
             let timeout = Duration::from_secs_f64(step.timeout_s);
             let out = tokio::select! {
@@ -261,7 +368,9 @@ impl<'a> Runner<'a> {
                 Ok(o) => o,
                 Err(e) => {
                     let reason = format!("{} could not run: {e}", step.kind.as_str());
-                    return self.fail(pn, step.kind.as_str(), &reason, None, None, true).await;
+                    return self
+                        .fail(pn, step.kind.as_str(), &reason, None, None, true)
+                        .await;
                 }
             };
             self.emit(&Event::StepFinished {
@@ -273,27 +382,63 @@ impl<'a> Runner<'a> {
                 duration_s: out.duration.as_secs_f64(),
             });
             if !out.success() {
-                let how = if out.timed_out { format!("timed out after {}s", step.timeout_s) } else { format!("exited with {}", out.exit_code.map_or_else(|| "a signal".into(), |c| c.to_string())) };
-                let reason = format!("step `{}` {how}; last output:\n{}", step.kind.as_str(), indent(&out.tail(10)));
+                let how = if out.timed_out {
+                    format!("timed out after {}s", step.timeout_s)
+                } else {
+                    format!(
+                        "exited with {}",
+                        out.exit_code
+                            .map_or_else(|| "a signal".into(), |c| c.to_string())
+                    )
+                };
+                let reason = format!(
+                    "step `{}` {how}; last output:\n{}",
+                    step.kind.as_str(),
+                    indent(&out.tail(10))
+                );
                 let touched = step.kind != PlanStepKind::Backup;
-                return self.fail(pn, step.kind.as_str(), &reason, None, None, touched).await;
+                return self
+                    .fail(pn, step.kind.as_str(), &reason, None, None, touched)
+                    .await;
             }
             self.node_run(id).done.push(step.kind.as_str().into());
             self.save()?;
         }
 
         // The gate.
-        if !self.state.node(id).is_some_and(|n| n.finished("wait_ready")) {
+        if !self
+            .state
+            .node(id)
+            .is_some_and(|n| n.finished("wait_ready"))
+        {
             self.step_started(id, PlanStepKind::WaitReady, None)?;
             let baseline = self.baseline(id);
-            match self.wait_ready(&baseline, &self.target.clone(), node_started).await {
+            match self
+                .wait_ready(&baseline, &self.target.clone(), node_started)
+                .await
+            {
                 Ok(_) => {
-                    self.emit(&Event::NodeReady { node: id, version: self.plan.to.clone(), duration_s: node_started.elapsed().as_secs_f64() });
+                    self.emit(&Event::NodeReady {
+                        node: id,
+                        version: self.plan.to.clone(),
+                        duration_s: node_started.elapsed().as_secs_f64(),
+                    });
                     self.node_run(id).done.push("wait_ready".into());
                     self.save()?;
                 }
                 Err(WaitFailure::Interrupted) => return self.interrupted(id, true),
-                Err(f) => return self.fail(pn, "wait_ready", &f.reason(), f.signal(), f.observed(), true).await,
+                Err(f) => {
+                    return self
+                        .fail(
+                            pn,
+                            "wait_ready",
+                            &f.reason(),
+                            f.signal(),
+                            f.observed(),
+                            true,
+                        )
+                        .await;
+                }
             }
         }
         if self.interrupt.requested() {
@@ -305,15 +450,32 @@ impl<'a> Runner<'a> {
         if pn.steps.iter().any(|s| s.kind == PlanStepKind::Soak) {
             self.step_started(id, PlanStepKind::Soak, None)?;
             match self.soak(id).await {
-                Ok(d) => self.emit(&Event::SoakFinished { node: id, ok: true, duration_s: d.as_secs_f64(), reason: None }),
+                Ok(d) => self.emit(&Event::SoakFinished {
+                    node: id,
+                    ok: true,
+                    duration_s: d.as_secs_f64(),
+                    reason: None,
+                }),
                 Err(WaitFailure::Interrupted) => return self.interrupted(id, false),
                 Err(f) => {
-                    self.emit(&Event::SoakFinished { node: id, ok: false, duration_s: 0.0, reason: Some(f.reason()) });
-                    return self.fail(pn, "soak", &f.reason(), f.signal(), f.observed(), false).await;
+                    self.emit(&Event::SoakFinished {
+                        node: id,
+                        ok: false,
+                        duration_s: 0.0,
+                        reason: Some(f.reason()),
+                    });
+                    return self
+                        .fail(pn, "soak", &f.reason(), f.signal(), f.observed(), false)
+                        .await;
                 }
             }
         } else {
-            self.emit(&Event::SoakFinished { node: id, ok: true, duration_s: 0.0, reason: None });
+            self.emit(&Event::SoakFinished {
+                node: id,
+                ok: true,
+                duration_s: 0.0,
+                reason: None,
+            });
         }
         self.finish_node(id, NodeStatus::Ready)?;
         Ok(NodeEnd::Done)
@@ -323,14 +485,29 @@ impl<'a> Runner<'a> {
         let b = self.state.node(id).and_then(|n| n.baseline.clone());
         NodeBaseline {
             id,
-            version: b.as_ref().and_then(|b| b.version.as_deref()).and_then(|v| WkVersion::parse(v).ok()),
-            uptime: b.as_ref().and_then(|b| b.uptime_s).map(Duration::from_secs_f64),
+            version: b
+                .as_ref()
+                .and_then(|b| b.version.as_deref())
+                .and_then(|v| WkVersion::parse(v).ok()),
+            uptime: b
+                .as_ref()
+                .and_then(|b| b.uptime_s)
+                .map(Duration::from_secs_f64),
             observed_at: std::time::SystemTime::now(),
         }
     }
 
-    fn step_started(&mut self, id: u64, kind: PlanStepKind, command: Option<String>) -> anyhow::Result<()> {
-        self.emit(&Event::StepStarted { node: id, step: kind.as_str().into(), command });
+    fn step_started(
+        &mut self,
+        id: u64,
+        kind: PlanStepKind,
+        command: Option<String>,
+    ) -> anyhow::Result<()> {
+        self.emit(&Event::StepStarted {
+            node: id,
+            step: kind.as_str().into(),
+            command,
+        });
         self.node_run(id).step = Some(kind.as_str().into());
         self.save()
     }
@@ -343,19 +520,38 @@ impl<'a> Runner<'a> {
     }
 
     fn interrupted(&mut self, id: u64, node_may_be_down: bool) -> anyhow::Result<NodeEnd> {
-        let step = self.state.node(id).and_then(|n| n.step.clone()).unwrap_or_default();
+        let step = self
+            .state
+            .node(id)
+            .and_then(|n| n.step.clone())
+            .unwrap_or_default();
         let message = if node_may_be_down {
-            format!("node {id} may be DOWN (interrupted during `{step}`); state saved: continue with `wkctl upgrade --resume`")
+            format!(
+                "node {id} may be DOWN (interrupted during `{step}`); state saved: continue with `wkctl upgrade --resume`"
+            )
         } else {
-            format!("stopped before touching more nodes (node {id}, after `{step}`); state saved: continue with `wkctl upgrade --resume`")
+            format!(
+                "stopped before touching more nodes (node {id}, after `{step}`); state saved: continue with `wkctl upgrade --resume`"
+            )
         };
-        self.emit(&Event::Interrupted { node: Some(id), message });
+        self.emit(&Event::Interrupted {
+            node: Some(id),
+            message,
+        });
         self.save()?;
         Ok(NodeEnd::Interrupted)
     }
 
     /// Stops the run at `pn`: its logs, the failure event, optional rollback, saved state.
-    async fn fail(&mut self, pn: &PlannedNode, step: &str, reason: &str, signal: Option<String>, observed: Option<String>, touched: bool) -> anyhow::Result<NodeEnd> {
+    async fn fail(
+        &mut self,
+        pn: &PlannedNode,
+        step: &str,
+        reason: &str,
+        signal: Option<String>,
+        observed: Option<String>,
+        touched: bool,
+    ) -> anyhow::Result<NodeEnd> {
         let id = pn.id;
         let logs_tail = self.node_logs(id).await;
         self.emit(&Event::NodeFailed {
@@ -383,9 +579,21 @@ impl<'a> Runner<'a> {
         let node = self.ctx.manifest.node(id)?;
         let tpl = self.ctx.playbook.step(StepKind::Logs)?;
         let from = self.state.node(id).and_then(|n| n.from.clone());
-        let vars = playbook::node_vars(&self.ctx.playbook, &self.ctx.manifest.vars, node, from.as_deref(), &self.plan.to);
+        let vars = playbook::node_vars(
+            &self.ctx.playbook,
+            &self.ctx.manifest.vars,
+            node,
+            from.as_deref(),
+            &self.plan.to,
+        );
         let cmd = playbook::render(tpl, &vars).ok()?;
-        let out = transport::run(&Transport::for_node(&self.ctx.manifest, node), &cmd, Duration::from_secs(30)).await.ok()?;
+        let out = transport::run(
+            &Transport::for_node(&self.ctx.manifest, node),
+            &cmd,
+            Duration::from_secs(30),
+        )
+        .await
+        .ok()?;
         Some(out.tail(LOG_TAIL_LINES))
     }
 
@@ -393,37 +601,79 @@ impl<'a> Runner<'a> {
     async fn rollback(&mut self, pn: &PlannedNode) -> anyhow::Result<()> {
         let id = pn.id;
         let from = self.state.node(id).and_then(|n| n.from.clone());
-        let (Some(node), Some(tpl), Some(from_s)) = (self.ctx.manifest.node(id), self.ctx.playbook.step(StepKind::Rollback), from) else {
-            self.emit(&Event::RollbackFinished { node: id, ok: false, reason: Some("no rollback step or old version unknown".into()) });
+        let (Some(node), Some(tpl), Some(from_s)) = (
+            self.ctx.manifest.node(id),
+            self.ctx.playbook.step(StepKind::Rollback),
+            from,
+        ) else {
+            self.emit(&Event::RollbackFinished {
+                node: id,
+                ok: false,
+                reason: Some("no rollback step or old version unknown".into()),
+            });
             return Ok(());
         };
         let Ok(old) = WkVersion::parse(&from_s) else {
-            self.emit(&Event::RollbackFinished { node: id, ok: false, reason: Some(format!("old version `{from_s}` unparsable")) });
+            self.emit(&Event::RollbackFinished {
+                node: id,
+                ok: false,
+                reason: Some(format!("old version `{from_s}` unparsable")),
+            });
             return Ok(());
         };
-        let vars = playbook::node_vars(&self.ctx.playbook, &self.ctx.manifest.vars, node, Some(&from_s), &self.plan.to);
+        let vars = playbook::node_vars(
+            &self.ctx.playbook,
+            &self.ctx.manifest.vars,
+            node,
+            Some(&from_s),
+            &self.plan.to,
+        );
         let cmd = playbook::render(tpl, &vars).map_err(anyhow::Error::msg)?;
         self.step_started(id, PlanStepKind::Start, Some(cmd.clone()))?;
-        let timeout = self.ctx.playbook.timeout(StepKind::Rollback).unwrap_or(self.ctx.manifest.policy.step_timeout);
+        let timeout = self
+            .ctx
+            .playbook
+            .timeout(StepKind::Rollback)
+            .unwrap_or(self.ctx.manifest.policy.step_timeout);
         let before = self.observe().await;
         let baseline = NodeBaseline::from_view(&before, id);
-        let out = transport::run(&Transport::for_node(&self.ctx.manifest, node), &cmd, timeout).await;
+        let out = transport::run(
+            &Transport::for_node(&self.ctx.manifest, node),
+            &cmd,
+            timeout,
+        )
+        .await;
         let ok_run = out.as_ref().is_ok_and(transport::StepOutput::success);
         if !ok_run {
             let why = match out {
                 Ok(o) => format!("rollback step failed: {}", o.tail(5)),
                 Err(e) => format!("rollback step could not run: {e}"),
             };
-            self.emit(&Event::RollbackFinished { node: id, ok: false, reason: Some(why) });
+            self.emit(&Event::RollbackFinished {
+                node: id,
+                ok: false,
+                reason: Some(why),
+            });
             return Ok(());
         }
-        let baseline = NodeBaseline { version: None, ..baseline };
+        let baseline = NodeBaseline {
+            version: None,
+            ..baseline
+        };
         match self.wait_ready(&baseline, &old, Instant::now()).await {
             Ok(_) => {
-                self.emit(&Event::RollbackFinished { node: id, ok: true, reason: None });
+                self.emit(&Event::RollbackFinished {
+                    node: id,
+                    ok: true,
+                    reason: None,
+                });
                 self.node_run(id).status = NodeStatus::RolledBack;
             }
-            Err(f) => self.emit(&Event::RollbackFinished { node: id, ok: false, reason: Some(f.reason()) }),
+            Err(f) => self.emit(&Event::RollbackFinished {
+                node: id,
+                ok: false,
+                reason: Some(f.reason()),
+            }),
         }
         self.save()
     }
@@ -441,5 +691,8 @@ fn status_word(s: NodeStatus) -> &'static str {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -16,7 +16,10 @@ use super::Runner;
 #[derive(Debug, Clone)]
 pub enum WaitFailure {
     /// A signal never held before the deadline.
-    Timeout { signal: Option<String>, observed: String },
+    Timeout {
+        signal: Option<String>,
+        observed: String,
+    },
     /// The node restarted on its own between polls.
     CrashLoop { observed: String },
     /// Another node went down while this one was being gated or soaked.
@@ -32,12 +35,24 @@ pub enum WaitFailure {
 impl WaitFailure {
     pub fn reason(&self) -> String {
         match self {
-            WaitFailure::Timeout { signal: Some(s), observed } => format!("gate signal {s} never held: {observed}"),
-            WaitFailure::Timeout { signal: None, observed } => format!("timed out: {observed}"),
+            WaitFailure::Timeout {
+                signal: Some(s),
+                observed,
+            } => format!("gate signal {s} never held: {observed}"),
+            WaitFailure::Timeout {
+                signal: None,
+                observed,
+            } => format!("timed out: {observed}"),
             WaitFailure::CrashLoop { observed } => format!("crash loop: {observed}"),
-            WaitFailure::SecondFailure { node, observed } => format!("node {node} failed while another node was down: {observed}"),
-            WaitFailure::Auth { node } => format!("node {node} answered 401: the managerToken was rejected (rotated?)"),
-            WaitFailure::Unhealthy { observed } => format!("cluster unhealthy during soak: {observed}"),
+            WaitFailure::SecondFailure { node, observed } => {
+                format!("node {node} failed while another node was down: {observed}")
+            }
+            WaitFailure::Auth { node } => {
+                format!("node {node} answered 401: the managerToken was rejected (rotated?)")
+            }
+            WaitFailure::Unhealthy { observed } => {
+                format!("cluster unhealthy during soak: {observed}")
+            }
             WaitFailure::Interrupted => "interrupted".to_string(),
         }
     }
@@ -90,8 +105,14 @@ impl PeerWatch {
             let miss = self.misses.entry(n.id).or_default();
             *miss = if down { *miss + 1 } else { 0 };
             if *miss >= SECOND_FAILURE_POLLS {
-                let why = n.error.as_ref().map_or_else(|| "no answer".to_string(), ToString::to_string);
-                return Err(WaitFailure::SecondFailure { node: n.id, observed: format!("node {} API: {why}", n.id) });
+                let why = n
+                    .error
+                    .as_ref()
+                    .map_or_else(|| "no answer".to_string(), ToString::to_string);
+                return Err(WaitFailure::SecondFailure {
+                    node: n.id,
+                    observed: format!("node {} API: {why}", n.id),
+                });
             }
         }
         Ok(())
@@ -123,10 +144,16 @@ impl Runner<'_> {
                 SignalState::Met => return Ok(view),
                 SignalState::NotYet(r) | SignalState::Unknown(r) => {
                     if Instant::now() >= deadline {
-                        return Err(WaitFailure::Timeout { signal: Some("F cluster settled".into()), observed: r });
+                        return Err(WaitFailure::Timeout {
+                            signal: Some("F cluster settled".into()),
+                            observed: r,
+                        });
                     }
                     if !announced {
-                        self.emit(&Event::Waiting { node: Some(node), what: format!("cluster to settle before touching the node: {r}") });
+                        self.emit(&Event::Waiting {
+                            node: Some(node),
+                            what: format!("cluster to settle before touching the node: {r}"),
+                        });
                         announced = true;
                     }
                 }
@@ -136,7 +163,12 @@ impl Runner<'_> {
     }
 
     /// The readiness gate: A–G met continuously for `stable_for`, within `node_timeout`.
-    pub(super) async fn wait_ready(&self, baseline: &NodeBaseline, target: &WkVersion, started: Instant) -> Result<ClusterView, WaitFailure> {
+    pub(super) async fn wait_ready(
+        &self,
+        baseline: &NodeBaseline,
+        target: &WkVersion,
+        started: Instant,
+    ) -> Result<ClusterView, WaitFailure> {
         let policy = &self.ctx.manifest.policy;
         let deadline = started + policy.node_timeout;
         let mut stability = Stability::new(policy.stable_for);
@@ -161,7 +193,10 @@ impl Runner<'_> {
                 }
             }
             if gs.crash_loop {
-                return Err(WaitFailure::CrashLoop { observed: "uptime went down between polls: the process restarted on its own".into() });
+                return Err(WaitFailure::CrashLoop {
+                    observed: "uptime went down between polls: the process restarted on its own"
+                        .into(),
+                });
             }
             peers.check(&view, Some(baseline.id))?;
             if stability.update(&gs, now) {
@@ -169,8 +204,17 @@ impl Runner<'_> {
             }
             if now >= deadline {
                 let (signal, observed) = match gs.waiting_on() {
-                    Some((s, st)) => (Some(format!("{} {}", s.letter(), s.name())), state_word(st).1.unwrap_or_default()),
-                    None => (None, format!("signals held for less than {}s", policy.stable_for.as_secs_f64())),
+                    Some((s, st)) => (
+                        Some(format!("{} {}", s.letter(), s.name())),
+                        state_word(st).1.unwrap_or_default(),
+                    ),
+                    None => (
+                        None,
+                        format!(
+                            "signals held for less than {}s",
+                            policy.stable_for.as_secs_f64()
+                        ),
+                    ),
                 };
                 return Err(WaitFailure::Timeout { signal, observed });
             }
@@ -192,7 +236,9 @@ impl Runner<'_> {
             let view = self.observe().await;
             peers.check(&view, None)?;
             if let Some(problem) = soak_problem(&view) {
-                return Err(WaitFailure::Unhealthy { observed: format!("while soaking node {node}: {problem}") });
+                return Err(WaitFailure::Unhealthy {
+                    observed: format!("while soaking node {node}: {problem}"),
+                });
             }
             let left = soak.saturating_sub(started.elapsed());
             tokio::select! {
@@ -209,7 +255,10 @@ impl Runner<'_> {
 pub fn soak_problem(view: &ClusterView) -> Option<String> {
     for n in &view.nodes {
         if !n.reachable {
-            let why = n.error.as_ref().map_or_else(|| "no answer".to_string(), ToString::to_string);
+            let why = n
+                .error
+                .as_ref()
+                .map_or_else(|| "no answer".to_string(), ToString::to_string);
             return Some(format!("node {} unreachable ({why})", n.id));
         }
         if let probe::HealthState::Failing(m) = &n.health {
