@@ -236,8 +236,11 @@ impl Reporter {
                 b.overall.inc(1);
             }
             Event::NodeFailed { node, reason, .. } => {
-                self.node_bar(b, *node)
-                    .abandon_with_message(p.paint_err(&format!("✗ {reason}"), "31;1"));
+                let first = reason.lines().next().unwrap_or_default();
+                self.node_bar(b, *node).abandon_with_message(p.paint_err(&format!("✗ {first}"), "31;1"));
+                if let Some(line) = plain_line(event) {
+                    let _ = b.multi.println(line);
+                }
             }
             Event::Summary(_) => {
                 b.overall.finish();
@@ -254,6 +257,7 @@ impl Reporter {
 
 /// One plain line per event (no terminal, `--no-progress`).
 pub fn plain_line(event: &Event) -> Option<String> {
+    use std::fmt::Write;
     Some(match event {
         Event::RunStarted {
             cluster,
@@ -351,9 +355,24 @@ pub fn plain_line(event: &Event) -> Option<String> {
                 r.as_deref().unwrap_or("unknown")
             ),
         },
-        Event::NodeFailed {
-            node, step, reason, ..
-        } => format!("node {node}: FAILED at {step}: {reason}"),
+        Event::NodeFailed { node, step, reason, signal, observed, logs_tail } => {
+            let mut s = format!("node {node}: FAILED at {step}: {reason}");
+            if let (Some(sig), Some(obs)) = (signal, observed) {
+                let _ = write!(s, "\n  signal {sig} never held; last observed: {obs}");
+            }
+            match logs_tail.as_deref().map(str::trim) {
+                Some(t) if !t.is_empty() => {
+                    let _ = write!(s, "\n  last log lines of node {node} (playbook `logs` step):");
+                    for l in t.lines() {
+                        let _ = write!(s, "\n    | {l}");
+                    }
+                }
+                _ => {
+                    let _ = write!(s, "\n  (no logs from node {node}: the playbook `logs` step gave nothing)");
+                }
+            }
+            s
+        }
         Event::RollbackFinished { node, ok, reason } => {
             if *ok {
                 format!("node {node}: rolled back and ready on its old version")

@@ -198,7 +198,8 @@ async fn wait_settled(ctx: &Context) -> anyhow::Result<()> {
     let mut since: Option<Instant> = None;
     loop {
         let (_, view) = live::observe(ctx).await?;
-        if gate::cluster_settled(&view).is_met() {
+        let settled = gate::cluster_settled(&view);
+        if settled.is_met() {
             // Settled, and still settled a moment later (slot leaders balance after boot).
             let s = *since.get_or_insert_with(Instant::now);
             if s.elapsed() >= Duration::from_millis(1500) {
@@ -209,7 +210,7 @@ async fn wait_settled(ctx: &Context) -> anyhow::Result<()> {
         }
         if Instant::now() > deadline {
             return Err(WkError::no(
-                "the simulated cluster did not settle within 30 s",
+                format!("the simulated cluster did not settle within 30 s: {settled:?}"),
                 "is the machine overloaded?",
             )
             .into());

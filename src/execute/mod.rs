@@ -493,7 +493,9 @@ impl<'a> Runner<'a> {
                 .as_ref()
                 .and_then(|b| b.uptime_s)
                 .map(Duration::from_secs_f64),
-            observed_at: std::time::SystemTime::now(),
+            observed_at: b.as_ref().map_or_else(std::time::SystemTime::now, |b| {
+                std::time::UNIX_EPOCH + Duration::from_millis(b.at_ms)
+            }),
         }
     }
 

@@ -175,6 +175,8 @@ impl Runner<'_> {
         let mut last: BTreeMap<Signal, SignalState> = BTreeMap::new();
         let mut prev: Option<ClusterView> = None;
         let mut peers = PeerWatch::default();
+        let mut max_uptime: Option<Duration> = None;
+        let mut went_down = false;
         loop {
             let view = self.observe().await;
             let now = Instant::now();
@@ -192,6 +194,30 @@ impl Runner<'_> {
                     last.insert(*sig, st.clone());
                 }
             }
+            // A restart of the new process, even one hidden between two polls while the
+            // node was unreachable (#509, #545): its uptime falls below the highest seen.
+            let up = on_target_uptime(&view, baseline.id, target);
+            let refused = view.node(baseline.id).is_some_and(|n| matches!(n.error, Some(ProbeError::Refused)));
+            if refused && max_uptime.is_some() {
+                went_down = true;
+            }
+            if up.is_some() && went_down {
+                return Err(WaitFailure::CrashLoop {
+                    observed: "the new process went down after it had started and came back: it restarts on its own".into(),
+                });
+            }
+            if let Some(u) = up {
+                if max_uptime.is_some_and(|m| u + UPTIME_SLACK < m) {
+                    return Err(WaitFailure::CrashLoop {
+                        observed: format!(
+                            "uptime fell from {}s to {}s: the new process restarted on its own",
+                            max_uptime.map_or(0, |m| m.as_secs()),
+                            u.as_secs()
+                        ),
+                    });
+                }
+                max_uptime = Some(max_uptime.map_or(u, |m| m.max(u)));
+            }
             if gs.crash_loop {
                 return Err(WaitFailure::CrashLoop {
                     observed: "uptime went down between polls: the process restarted on its own"
@@ -203,6 +229,11 @@ impl Runner<'_> {
                 return Ok(view);
             }
             if now >= deadline {
+                if went_down {
+                    return Err(WaitFailure::CrashLoop {
+                        observed: "the new process went down after it had started and did not come back".into(),
+                    });
+                }
                 let (signal, observed) = match gs.waiting_on() {
                     Some((s, st)) => (
                         Some(format!("{} {}", s.letter(), s.name())),
@@ -248,6 +279,15 @@ impl Runner<'_> {
         }
         Ok(started.elapsed())
     }
+}
+
+/// Go reports uptime in whole seconds; a drop smaller than this is rounding.
+const UPTIME_SLACK: Duration = Duration::from_secs(2);
+
+/// The node's uptime when it answers on the target version.
+fn on_target_uptime(view: &ClusterView, id: u64, target: &WkVersion) -> Option<Duration> {
+    let n = view.node(id)?;
+    if n.reachable && n.version.as_ref().is_some_and(|v| v.same_build(target)) { n.uptime } else { None }
 }
 
 /// What makes the cluster unhealthy during a soak (slot leader migrations are normal

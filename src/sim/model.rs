@@ -367,9 +367,12 @@ impl Cluster {
     pub fn wall_secs(&self, now: u64) -> i64 {
         self.wall_ms(now) / 1000
     }
-    /// Process uptime in simulated seconds (resets on every start).
+    /// Process uptime in wall-clock seconds (resets on every start). Real uptime is
+    /// wall-clock time whatever `--speed` is, and wkctl compares it with its own clock.
     pub fn uptime_secs(&self, n: &Node, now: u64) -> u64 {
-        now.saturating_sub(n.started_at) / 1000
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let real_ms = (now.saturating_sub(n.started_at) as f64 / self.opts.speed) as u64;
+        real_ms / 1000
     }
 
     /// The node's local copy of the config, `None` before its first config (facts §4.3).
