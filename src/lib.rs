@@ -10,6 +10,7 @@
 pub mod checks;
 pub mod cli;
 pub mod commands;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod execute;
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Upgrade(a) => commands::upgrade::run(&cli.global, a, &p).await,
         Command::Status(a) => commands::status::run(&cli.global, a, &p).await,
         Command::Demo(a) => commands::demo::run(&cli.global, a, &p).await,
+        Command::Doctor(a) => commands::doctor::run(&cli.global, a, &p).await,
         _ => Err(error::WkError::input("this command is not built yet", "see the README").into()),
     }
 }

@@ -1,0 +1,259 @@
+//! Cluster settings that must agree across nodes (facts §5.3), read from what each
+//! node's playbook `config` step prints: `WK_*` environment lines (`KEY=VALUE`) and/or a
+//! `wk.yaml` (nested `key: value`). Pure.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::finding::Finding;
+
+/// A compared setting: display name, normalized key, default, secret?
+struct Key {
+    name: &'static str,
+    norm: &'static str,
+    default: Option<&'static str>,
+    secret: bool,
+    list: bool,
+}
+
+const AGREE: &[Key] = &[
+    Key { name: "cluster.slotCount", norm: "clusterslotcount", default: Some("64"), secret: false, list: false },
+    Key { name: "cluster.slotReplicaCount", norm: "clusterslotreplicacount", default: Some("3"), secret: false, list: false },
+    Key { name: "cluster.channelReplicaCount", norm: "clusterchannelreplicacount", default: Some("3"), secret: false, list: false },
+    Key { name: "cluster.initNodes", norm: "clusterinitnodes", default: None, secret: false, list: true },
+    Key { name: "managerToken", norm: "managertoken", default: None, secret: true, list: false },
+    Key { name: "jwt.secret", norm: "jwtsecret", default: None, secret: true, list: false },
+];
+
+/// One node's effective settings, by normalized key (`WK_CLUSTER_SLOTCOUNT` and
+/// `cluster.slotCount` are both `clusterslotcount`).
+pub type Settings = BTreeMap<String, String>;
+
+/// Normalizes a config key or a `WK_*` env name.
+pub fn normalize(key: &str) -> String {
+    let k = key.trim();
+    let k = k.strip_prefix("WK_").unwrap_or(k);
+    k.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// Parses `KEY=VALUE` lines and indented YAML `key: value` lines.
+pub fn parse(text: &str) -> Settings {
+    let mut out = Settings::new();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for raw in text.lines() {
+        let line = raw.trim_end();
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let body = trimmed.strip_prefix("export ").unwrap_or(trimmed).trim_start_matches("- ");
+        if let Some((k, v)) = body.split_once('=') {
+            if k.starts_with("WK_") && !k.contains(' ') {
+                out.insert(normalize(k), unquote(v));
+                continue;
+            }
+        }
+        let Some((k, v)) = body.split_once(':') else { continue };
+        if k.contains(' ') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        let v = v.trim();
+        if k.starts_with("WK_") {
+            out.insert(normalize(k), unquote(v));
+        } else if v.is_empty() {
+            stack.push((indent, k.to_string()));
+        } else {
+            let path: Vec<&str> = stack.iter().map(|(_, s)| s.as_str()).chain(std::iter::once(k)).collect();
+            out.insert(normalize(&path.join(".")), unquote(v));
+        }
+    }
+    out
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    let v = v.split(" #").next().unwrap_or(v).trim();
+    v.trim_matches(|c| c == '"' || c == '\'').to_string()
+}
+
+/// A short, non-reversible fingerprint of a secret (never the secret itself).
+pub fn fingerprint(secret: &str) -> String {
+    let h = Sha256::digest(secret.as_bytes());
+    format!("sha256:{}", &crate::manifest::hex(&h)[..12])
+}
+
+/// One row of the settings table.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingRow {
+    pub key: &'static str,
+    /// Per node: the value (secrets as fingerprints; `(default 64)` when unset).
+    pub values: BTreeMap<u64, String>,
+    pub agree: bool,
+}
+
+/// Builds the table of settings that must agree, and the findings.
+pub fn compare(nodes: &BTreeMap<u64, Settings>, hosts: &BTreeMap<u64, (String, String)>) -> (Vec<SettingRow>, Vec<Finding>) {
+    let mut rows = Vec::new();
+    let mut findings = Vec::new();
+    for key in AGREE {
+        let mut values = BTreeMap::new();
+        for (id, s) in nodes {
+            let shown = match s.get(key.norm).filter(|v| !v.is_empty()) {
+                Some(v) if key.secret => fingerprint(v),
+                Some(v) if key.list => {
+                    let mut items: Vec<&str> = v.split(|c: char| c.is_whitespace() || c == ',').filter(|x| !x.is_empty()).collect();
+                    items.sort_unstable();
+                    items.join(" ")
+                }
+                Some(v) => v.clone(),
+                None => key.default.map_or_else(|| "(unset)".to_string(), |d| format!("(default {d})")),
+            };
+            values.insert(*id, shown);
+        }
+        let canon = |v: &String| v.trim_start_matches("(default ").trim_end_matches(')').to_string();
+        let distinct: std::collections::BTreeSet<String> = values.values().map(canon).collect();
+        let agree = distinct.len() <= 1;
+        if !agree {
+            let detail = values.iter().map(|(id, v)| format!("{id}={v}")).collect::<Vec<_>>().join(", ");
+            let hint = if key.secret {
+                format!("set the same `{}` on every node (values are shown as fingerprints, never in clear)", key.name)
+            } else {
+                format!("set the same `{}` on every node, then restart the odd one out", key.name)
+            };
+            findings.push(Finding::block("settings.mismatch", None, format!("`{}` differs between nodes: {detail}", key.name), hint));
+        }
+        rows.push(SettingRow { key: key.name, values, agree });
+    }
+
+    // cluster.nodeId: unique, and equal to the manifest id.
+    let mut ids = BTreeMap::new();
+    for (id, s) in nodes {
+        let nid = s.get("clusternodeid").cloned().unwrap_or_else(|| "(default 1001)".into());
+        ids.insert(*id, nid.clone());
+        let value = nid.trim_start_matches("(default ").trim_end_matches(')');
+        if value != id.to_string() {
+            findings.push(Finding::block(
+                "settings.node_id_mismatch",
+                Some(*id),
+                format!("node {id}: its `cluster.nodeId` is {value}"),
+                "each node's `cluster.nodeId` (WK_CLUSTER_NODEID) must be its manifest id and never change for a data dir",
+            ));
+        }
+    }
+    let mut seen: BTreeMap<&String, u64> = BTreeMap::new();
+    for (id, v) in &ids {
+        if let Some(other) = seen.insert(v, *id) {
+            findings.push(Finding::block(
+                "settings.duplicate_node_id",
+                Some(*id),
+                format!("nodes {other} and {id} both use `cluster.nodeId` {v}"),
+                "node ids must be unique (WK_CLUSTER_NODEID)",
+            ));
+        }
+    }
+    rows.push(SettingRow { key: "cluster.nodeId", values: ids, agree: true });
+
+    // serverAddr / apiUrl point at the node itself.
+    for (key, norm, expect_api) in [("cluster.serverAddr", "clusterserveraddr", false), ("cluster.apiUrl", "clusterapiurl", true)] {
+        let mut values = BTreeMap::new();
+        for (id, s) in nodes {
+            let v = s.get(norm).cloned().unwrap_or_default();
+            if let Some((host, api)) = hosts.get(id) {
+                let ok = if v.is_empty() {
+                    false
+                } else if expect_api {
+                    v.trim_end_matches('/') == api.trim_end_matches('/') || url_host(&v) == Some(host.as_str())
+                } else {
+                    addr_host(&v) == host
+                };
+                if !ok {
+                    let what = if v.is_empty() { "is not set".to_string() } else { format!("is `{v}`, not this node ({host})") };
+                    findings.push(Finding::warn(
+                        "settings.address_not_self",
+                        Some(*id),
+                        format!("node {id}: `{key}` {what}"),
+                        "peers use this address to reach the node; it must be this node's stable intranet address (facts §5.2)",
+                    ));
+                }
+            }
+            values.insert(*id, if v.is_empty() { "(unset)".into() } else { v });
+        }
+        rows.push(SettingRow { key, values, agree: true });
+    }
+    (rows, findings)
+}
+
+fn addr_host(addr: &str) -> &str {
+    let a = addr.trim().trim_start_matches("tcp://");
+    match a.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => a,
+    }
+}
+
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map(|(_, r)| r)?;
+    Some(addr_host(rest.split('/').next()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_lines_and_yaml_normalize_to_the_same_keys() {
+        let s = parse("WK_CLUSTER_SLOTCOUNT=64\nexport WK_MANAGERTOKEN='abc'\ncluster:\n  slotReplicaCount: 3\n  initNodes: \"1@a 2@b\"\njwt:\n  secret: xyz # comment\n");
+        assert_eq!(s["clusterslotcount"], "64");
+        assert_eq!(s["managertoken"], "abc");
+        assert_eq!(s["clusterslotreplicacount"], "3");
+        assert_eq!(s["clusterinitnodes"], "1@a 2@b");
+        assert_eq!(s["jwtsecret"], "xyz");
+        // docker compose config: environment map
+        let s = parse("services:\n  wukongim1:\n    environment:\n      WK_CLUSTER_NODEID: \"1001\"\n");
+        assert_eq!(s["clusternodeid"], "1001");
+    }
+
+    fn node(id: u64, extra: &str) -> (u64, Settings) {
+        let text = format!(
+            "WK_CLUSTER_NODEID={id}\nWK_CLUSTER_SERVERADDR=10.0.0.{id}:11110\nWK_CLUSTER_APIURL=http://10.0.0.{id}:5001\nWK_MANAGERTOKEN=secret-token\n{extra}"
+        );
+        (id, parse(&text))
+    }
+
+    fn hosts() -> BTreeMap<u64, (String, String)> {
+        [1u64, 2, 3].iter().map(|i| (*i, (format!("10.0.0.{i}"), format!("http://10.0.0.{i}:5001")))).collect()
+    }
+
+    #[test]
+    fn a_differing_slot_count_and_token_are_reported_without_the_token() {
+        let nodes: BTreeMap<u64, Settings> =
+            [node(1, ""), node(2, "WK_CLUSTER_SLOTCOUNT=128\nWK_MANAGERTOKEN=other-token"), node(3, "WK_CLUSTER_SLOTCOUNT=64")].into_iter().collect();
+        let (rows, findings) = compare(&nodes, &hosts());
+        let slot = rows.iter().find(|r| r.key == "cluster.slotCount").unwrap();
+        assert!(!slot.agree);
+        assert_eq!(slot.values[&1], "(default 64)");
+        let msgs: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
+        assert!(msgs.iter().any(|m| m.contains("cluster.slotCount") && m.contains("2=128")), "{msgs:?}");
+        let tok = findings.iter().find(|f| f.message.contains("managerToken")).unwrap();
+        assert!(!tok.message.contains("secret-token") && !tok.message.contains("other-token"));
+        assert!(tok.message.contains("sha256:"));
+        assert_eq!(findings.len(), 2, "{msgs:?}");
+    }
+
+    #[test]
+    fn ids_and_addresses_are_checked() {
+        let mut nodes: BTreeMap<u64, Settings> = [node(1, ""), node(2, "")].into_iter().collect();
+        nodes.insert(3, parse("WK_CLUSTER_NODEID=2\nWK_CLUSTER_SERVERADDR=10.9.9.9:11110\n"));
+        let (_, findings) = compare(&nodes, &hosts());
+        let ids: Vec<&str> = findings.iter().map(|f| f.id).collect();
+        assert!(ids.contains(&"settings.node_id_mismatch"));
+        assert!(ids.contains(&"settings.duplicate_node_id"));
+        assert!(findings.iter().any(|f| f.id == "settings.address_not_self" && f.node == Some(3)));
+    }
+}
