@@ -93,7 +93,13 @@ async fn ctl(State(s): St, axum::Json(req): axum::Json<CtlReq>) -> Response {
     };
     let shown = version.as_ref().map(ToString::to_string);
     let detail = match (&req.cmd[..], &shown) {
-        ("fault", _) => format!("fault {} {}", req.kind.clone().unwrap_or_default(), req.args.join(" ")).trim_end().to_string(),
+        ("fault", _) => format!(
+            "fault {} {}",
+            req.kind.clone().unwrap_or_default(),
+            req.args.join(" ")
+        )
+        .trim_end()
+        .to_string(),
         (cmd, Some(v)) => format!("{cmd} {v}"),
         (cmd, None) => cmd.to_string(),
     };
@@ -121,19 +127,32 @@ async fn ctl(State(s): St, axum::Json(req): axum::Json<CtlReq>) -> Response {
 /// Graceful stop; returns once the model says stopped and the API port refuses connections.
 async fn stop(s: &Arc<Shared>, node: u64) -> Result<(), String> {
     s.apply(|c, now| c.stop(node, now))?;
-    let down = |c: &super::model::Cluster| c.node(node).is_some_and(|n| matches!(n.phase, Phase::Stopped | Phase::Crashed));
+    let down = |c: &super::model::Cluster| {
+        c.node(node)
+            .is_some_and(|n| matches!(n.phase, Phase::Stopped | Phase::Crashed))
+    };
     tokio::time::timeout(Duration::from_secs(300), s.wait_until(down))
         .await
         .map_err(|_| format!("node {node} did not stop"))?;
-    let port = s.model.lock().expect("model lock").node(node).map_or(0, |n| n.api_port);
+    let port = s
+        .model
+        .lock()
+        .expect("model lock")
+        .node(node)
+        .map_or(0, |n| n.api_port);
     // The listener task is aborted asynchronously; wait until the port really refuses.
     for _ in 0..500 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Err(format!("node {node}: port {port} still accepts connections"))
+    Err(format!(
+        "node {node}: port {port} still accepts connections"
+    ))
 }
 
 async fn events(State(s): St) -> Response {
@@ -145,18 +164,22 @@ async fn events(State(s): St) -> Response {
 
 async fn requests(State(s): St) -> Response {
     let r = s.requests.lock().expect("requests lock");
-    let out: BTreeMap<String, &BTreeMap<String, u64>> = r.iter().map(|(k, v)| (k.to_string(), v)).collect();
+    let out: BTreeMap<String, &BTreeMap<String, u64>> =
+        r.iter().map(|(k, v)| (k.to_string(), v)).collect();
     axum::Json(json!(out)).into_response()
 }
 
 async fn node_logs(State(s): St, Path(id): Path<u64>) -> Response {
     let c = s.model.lock().expect("model lock");
     match c.node(id) {
-        Some(n) => n.log.iter().fold(String::new(), |mut out, l| {
-            let _ = writeln!(out, "{l}");
-            out
-        })
-        .into_response(),
+        Some(n) => n
+            .log
+            .iter()
+            .fold(String::new(), |mut out, l| {
+                let _ = writeln!(out, "{l}");
+                out
+            })
+            .into_response(),
         None => fail(StatusCode::NOT_FOUND, &format!("unknown node {id}")),
     }
 }
@@ -164,7 +187,13 @@ async fn node_logs(State(s): St, Path(id): Path<u64>) -> Response {
 async fn node_config(State(s): St, Path(id): Path<u64>) -> Response {
     let c = s.model.lock().expect("model lock");
     match c.settings(id) {
-        Some(kv) => kv.iter().map(|(k, v)| format!("{k}={v}\n")).collect::<String>().into_response(),
+        Some(kv) => kv
+            .iter()
+            .fold(String::new(), |mut out, (k, v)| {
+                let _ = writeln!(out, "{k}={v}");
+                out
+            })
+            .into_response(),
         None => fail(StatusCode::NOT_FOUND, &format!("unknown node {id}")),
     }
 }
@@ -178,10 +207,18 @@ struct NetQ {
 async fn netcheck(State(s): St, Query(q): Query<NetQ>) -> Response {
     let routed = s.model.lock().expect("model lock").route(q.node, &q.addr);
     if let Err(e) = routed {
-        let status = if e.starts_with("unknown") { StatusCode::NOT_FOUND } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if e.starts_with("unknown") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         return fail(status, &e);
     }
-    let connect = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(q.addr.as_str())).await;
+    let connect = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(q.addr.as_str()),
+    )
+    .await;
     match connect {
         Ok(Ok(_)) => ok("reachable"),
         _ => fail(StatusCode::SERVICE_UNAVAILABLE, "unreachable"),

@@ -11,13 +11,21 @@ use super::cli::{CtlArgs, CtlCmd};
 
 fn control_url(dir: &Path) -> anyhow::Result<String> {
     let path = dir.join("cluster.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading `{}` (is `wksim serve` running?)", path.display()))?;
-    let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing `{}`", path.display()))?;
-    v["control"].as_str().map(str::to_string).context("`cluster.json` has no `control` URL")
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading `{}` (is `wksim serve` running?)", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing `{}`", path.display()))?;
+    v["control"]
+        .as_str()
+        .map(str::to_string)
+        .context("`cluster.json` has no `control` URL")
 }
 
 async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<String> {
-    let resp = req.send().await.context("cannot reach the simulator's control server")?;
+    let resp = req
+        .send()
+        .await
+        .context("cannot reach the simulator's control server")?;
     let status = resp.status();
     let text = resp.text().await?;
     if status.is_success() {
@@ -33,33 +41,57 @@ async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<String> {
 /// Runs one `ctl` command; the returned text goes to stdout.
 pub async fn run(args: CtlArgs) -> anyhow::Result<String> {
     let base = control_url(&args.state_dir)?;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()?;
     let command = |cmd: &str, node: u64, extra: Value| {
         let mut body = json!({"cmd": cmd, "node": node});
         if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
             b.extend(e);
         }
-        http.post(format!("{base}/ctl")).header("content-type", "application/json").body(body.to_string())
+        http.post(format!("{base}/ctl"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
     };
     let out = match args.cmd {
-        CtlCmd::Stop { node } => send(command("stop", node, json!({}))).await.map(|_| String::new())?,
-        CtlCmd::Start { node, version } => send(command("start", node, json!({"version": version}))).await.map(|_| String::new())?,
+        CtlCmd::Stop { node } => send(command("stop", node, json!({})))
+            .await
+            .map(|_| String::new())?,
+        CtlCmd::Start { node, version } => {
+            send(command("start", node, json!({"version": version})))
+                .await
+                .map(|_| String::new())?
+        }
         CtlCmd::Restart { node, version } => {
-            send(command("restart", node, json!({"version": version}))).await.map(|_| String::new())?
+            send(command("restart", node, json!({"version": version})))
+                .await
+                .map(|_| String::new())?
         }
         CtlCmd::Fault { node, kind, args } => {
-            send(command("fault", node, json!({"kind": kind, "args": args}))).await.map(|_| String::new())?
+            send(command("fault", node, json!({"kind": kind, "args": args})))
+                .await
+                .map(|_| String::new())?
         }
-        CtlCmd::Clear { node } => send(command("clear", node, json!({}))).await.map(|_| String::new())?,
+        CtlCmd::Clear { node } => send(command("clear", node, json!({})))
+            .await
+            .map(|_| String::new())?,
         CtlCmd::Show { json } => {
             let text = send(http.get(format!("{base}/state"))).await?;
-            if json { text + "\n" } else { table(&serde_json::from_str(&text)?) }
+            if json {
+                text + "\n"
+            } else {
+                table(&serde_json::from_str(&text)?)
+            }
         }
         CtlCmd::Events => send(http.get(format!("{base}/events"))).await?,
         CtlCmd::Logs { node } => send(http.get(format!("{base}/logs/{node}"))).await?,
         CtlCmd::Config { node } => send(http.get(format!("{base}/config/{node}"))).await?,
         CtlCmd::Netcheck { node, addr } => {
-            send(http.get(format!("{base}/netcheck")).query(&[("node", node.to_string()), ("addr", addr)])).await?;
+            send(
+                http.get(format!("{base}/netcheck"))
+                    .query(&[("node", node.to_string()), ("addr", addr)]),
+            )
+            .await?;
             "reachable\n".to_string()
         }
     };
@@ -73,7 +105,12 @@ pub fn table(state: &Value) -> String {
         "ID", "API", "STATE", "VERSION", "ONLINE", "CTRL", "UPTIME"
     );
     for n in state["nodes"].as_array().into_iter().flatten() {
-        let faults: Vec<&str> = n["faults"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let faults: Vec<&str> = n["faults"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         let _ = writeln!(
             out,
             "{:<6} {:<24} {:<8} {:<18} {:<7} {:<5} {:<10} {}",
@@ -87,6 +124,10 @@ pub fn table(state: &Value) -> String {
             faults.join(", ")
         );
     }
-    let _ = writeln!(out, "config_version {}  settled {}", state["config_version"], state["cluster_settled"]);
+    let _ = writeln!(
+        out,
+        "config_version {}  settled {}",
+        state["config_version"], state["cluster_settled"]
+    );
     out
 }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Active faults of one node; `clear` resets it to `Faults::default()`.
+#[allow(clippy::struct_excessive_bools)] // independent switches, any combination is valid
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     pub never_starts: bool,
@@ -36,7 +37,12 @@ impl Faults {
             (self.http500, "http500"),
             (self.partition, "partition"),
         ];
-        out.extend(flags.iter().filter(|(on, _)| *on).map(|(_, n)| (*n).to_string()));
+        out.extend(
+            flags
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, n)| (*n).to_string()),
+        );
         if let Some(s) = self.slow_start_secs {
             out.push(format!("slow-start {s}"));
         }
@@ -75,7 +81,11 @@ impl FaultKind {
             }
         };
         let none = |k: FaultKind| -> Result<FaultKind, String> {
-            if args.is_empty() { Ok(k) } else { Err(format!("fault `{kind}` takes no argument")) }
+            if args.is_empty() {
+                Ok(k)
+            } else {
+                Err(format!("fault `{kind}` takes no argument"))
+            }
         };
         match kind {
             "never-starts" => none(FaultKind::NeverStarts),
@@ -87,7 +97,9 @@ impl FaultKind {
             "partition" => none(FaultKind::Partition),
             "slow-start" => {
                 let s = one("SECS")?;
-                let secs: f64 = s.parse().map_err(|_| format!("slow-start: `{s}` is not a number of seconds"))?;
+                let secs: f64 = s
+                    .parse()
+                    .map_err(|_| format!("slow-start: `{s}` is not a number of seconds"))?;
                 if !(secs.is_finite() && secs >= 0.0) {
                     return Err(format!("slow-start: `{s}` must be a non-negative number"));
                 }
@@ -102,7 +114,9 @@ impl FaultKind {
             },
             "netsplit" => {
                 let s = one("PEER_ID")?;
-                Ok(FaultKind::Netsplit(s.parse().map_err(|_| format!("netsplit: `{s}` is not a node id"))?))
+                Ok(FaultKind::Netsplit(s.parse().map_err(|_| {
+                    format!("netsplit: `{s}` is not a node id")
+                })?))
             }
             other => Err(format!(
                 "unknown fault `{other}` (expected never-starts, crash-loop, wrong-version, slow-start, no-rejoin, \
@@ -115,7 +129,11 @@ impl FaultKind {
     pub fn is_start_time(&self) -> bool {
         matches!(
             self,
-            FaultKind::NeverStarts | FaultKind::CrashLoop | FaultKind::WrongVersion | FaultKind::SlowStart(_) | FaultKind::NoRejoin
+            FaultKind::NeverStarts
+                | FaultKind::CrashLoop
+                | FaultKind::WrongVersion
+                | FaultKind::SlowStart(_)
+                | FaultKind::NoRejoin
         )
     }
 
@@ -144,8 +162,14 @@ mod tests {
 
     #[test]
     fn parses_kinds_and_rejects_bad_args() {
-        assert_eq!(FaultKind::parse("slow-start", &["2.5".into()]), Ok(FaultKind::SlowStart(2.5)));
-        assert_eq!(FaultKind::parse("netsplit", &["1002".into()]), Ok(FaultKind::Netsplit(1002)));
+        assert_eq!(
+            FaultKind::parse("slow-start", &["2.5".into()]),
+            Ok(FaultKind::SlowStart(2.5))
+        );
+        assert_eq!(
+            FaultKind::parse("netsplit", &["1002".into()]),
+            Ok(FaultKind::Netsplit(1002))
+        );
         assert!(FaultKind::parse("crash-loop", &["x".into()]).is_err());
         assert!(FaultKind::parse("slow-start", &[]).is_err());
         assert!(FaultKind::parse("bogus", &[]).is_err());

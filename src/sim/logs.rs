@@ -32,7 +32,12 @@ pub fn rfc3339_ms(epoch_ms: i64) -> String {
     let ms = epoch_ms.rem_euclid(1000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 /// `YYYY-MM-DD HH:MM` (facts §3.3 `last_offline`; the server's local time, UTC here).

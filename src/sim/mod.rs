@@ -6,6 +6,9 @@
 //! `model` + `timeline` are pure (fake-clock unit tests); `shared` + `server` + `control` are
 //! the async shell; `ctl` is the client of the control server.
 
+// "WuKongIM" is a product name, not code; help texts come from doc comments.
+#![allow(clippy::doc_markdown)]
+
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -32,12 +35,21 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let runtime = match cli.cmd {
-        cli::Cmd::Serve(_) => tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build(),
-        cli::Cmd::Ctl(_) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        cli::Cmd::Serve(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        cli::Cmd::Ctl(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
     };
     let runtime = match runtime {
         Ok(r) => r,

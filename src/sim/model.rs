@@ -121,7 +121,10 @@ impl Config {
     }
     pub fn is_settled(&self) -> bool {
         !self.slots.is_empty()
-            && self.slots.iter().all(|s| s.leader != 0 && s.status == 0 && s.migrate_to == 0)
+            && self
+                .slots
+                .iter()
+                .all(|s| s.leader != 0 && s.status == 0 && s.migrate_to == 0)
             && self.nodes.iter().all(|n| n.online)
     }
     pub fn set_online(&mut self, id: u64, online: bool, now_secs: i64) {
@@ -241,7 +244,13 @@ pub struct NodeSpec {
 impl Cluster {
     /// A fresh cluster: the first `joined` nodes are members and boot at `now` (first boot, no
     /// persisted config); the rest are not members and not running.
-    pub fn new(opts: ModelOpts, specs: &[NodeSpec], joined: usize, version: &WkVersion, now: u64) -> Cluster {
+    pub fn new(
+        opts: ModelOpts,
+        specs: &[NodeSpec],
+        joined: usize,
+        version: &WkVersion,
+        now: u64,
+    ) -> Cluster {
         let nodes = specs
             .iter()
             .map(|s| Node {
@@ -277,7 +286,10 @@ impl Cluster {
             info_cache: None,
         };
         let created = c.wall_secs(now);
-        c.config.nodes = specs[..joined.min(specs.len())].iter().map(|s| c.cfg_node(s.id, created)).collect();
+        c.config.nodes = specs[..joined.min(specs.len())]
+            .iter()
+            .map(|s| c.cfg_node(s.id, created))
+            .collect();
         c.rebuild_replicas();
         for s in &specs[..joined.min(specs.len())] {
             c.boot(s.id, now);
@@ -304,9 +316,15 @@ impl Cluster {
         let old = std::mem::take(&mut self.config.slots);
         self.config.slots = (0..self.opts.slot_count)
             .map(|i| {
-                let replicas: Vec<u64> = (0..r).map(|k| members[(i as usize + k) % members.len()]).collect();
+                let replicas: Vec<u64> = (0..r)
+                    .map(|k| members[(i as usize + k) % members.len()])
+                    .collect();
                 let prev = old.get(i as usize).cloned().unwrap_or_default();
-                Slot { id: i, replicas, ..prev }
+                Slot {
+                    id: i,
+                    replicas,
+                    ..prev
+                }
             })
             .collect();
     }
@@ -334,7 +352,11 @@ impl Cluster {
     /// Version string as this build reports it (facts §7.4: docker with `v`, release without).
     pub fn version_string(&self, v: &WkVersion) -> String {
         let s = v.to_string();
-        if self.opts.release_style { s.trim_start_matches('v').to_string() } else { s }
+        if self.opts.release_style {
+            s.trim_start_matches('v').to_string()
+        } else {
+            s
+        }
     }
 
     pub fn wall_ms(&self, now: u64) -> i64 {
@@ -396,7 +418,15 @@ impl Cluster {
     }
 
     pub(super) fn emit(&mut self, at: u64, node: Option<u64>, kind: &'static str) -> &mut Event {
-        self.events.push(Event { at, node, kind, from: None, to: None, version: None, detail: None });
+        self.events.push(Event {
+            at,
+            node,
+            kind,
+            from: None,
+            to: None,
+            version: None,
+            detail: None,
+        });
         self.events.last_mut().expect("just pushed")
     }
 

@@ -27,7 +27,12 @@ impl Cluster {
             }
             FaultKind::Netsplit(peer) => {
                 f.netsplit.insert(peer);
-                self.log(id, now, "WARN", &format!("connect not authed (node {peer})"));
+                self.log(
+                    id,
+                    now,
+                    "WARN",
+                    &format!("connect not authed (node {peer})"),
+                );
             }
             FaultKind::Log(text) => self.node_mut(id).log.push(text),
             FaultKind::Partition => {
@@ -45,7 +50,8 @@ impl Cluster {
     /// rejoins after the usual stale delay.
     pub fn clear_faults(&mut self, id: u64, now: u64) -> Result<(), String> {
         let n = self.node(id).ok_or_else(|| format!("unknown node {id}"))?;
-        let held_back = n.phase.api_open() && !n.connected && (n.faults.partition || n.faults.no_rejoin);
+        let held_back =
+            n.phase.api_open() && !n.connected && (n.faults.partition || n.faults.no_rejoin);
         let g = n.generation;
         self.node_mut(id).faults = Faults::default();
         self.emit(now, Some(id), "fault").detail = Some("clear".into());
@@ -59,16 +65,38 @@ impl Cluster {
     pub fn settings(&self, id: u64) -> Option<Vec<(String, String)>> {
         let n = self.node(id)?;
         let host = &self.opts.host;
-        let init: Vec<String> = self.nodes.iter().map(|p| format!("{}@{host}:{}", p.id, p.cluster_port)).collect();
+        let init: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|p| format!("{}@{host}:{}", p.id, p.cluster_port))
+            .collect();
         let mut out = vec![
             ("WK_CLUSTER_NODEID".to_string(), n.id.to_string()),
-            ("WK_CLUSTER_SERVERADDR".into(), format!("{host}:{}", n.cluster_port)),
-            ("WK_CLUSTER_APIURL".into(), format!("http://{host}:{}", n.api_port)),
+            (
+                "WK_CLUSTER_SERVERADDR".into(),
+                format!("{host}:{}", n.cluster_port),
+            ),
+            (
+                "WK_CLUSTER_APIURL".into(),
+                format!("http://{host}:{}", n.api_port),
+            ),
             ("WK_CLUSTER_INITNODES".into(), init.join(" ")),
-            ("WK_CLUSTER_SLOTCOUNT".into(), self.opts.slot_count.to_string()),
-            ("WK_CLUSTER_SLOTREPLICACOUNT".into(), self.opts.replicas.to_string()),
-            ("WK_CLUSTER_CHANNELREPLICACOUNT".into(), self.opts.replicas.to_string()),
-            ("WK_MANAGERTOKEN".into(), self.opts.token.clone().unwrap_or_default()),
+            (
+                "WK_CLUSTER_SLOTCOUNT".into(),
+                self.opts.slot_count.to_string(),
+            ),
+            (
+                "WK_CLUSTER_SLOTREPLICACOUNT".into(),
+                self.opts.replicas.to_string(),
+            ),
+            (
+                "WK_CLUSTER_CHANNELREPLICACOUNT".into(),
+                self.opts.replicas.to_string(),
+            ),
+            (
+                "WK_MANAGERTOKEN".into(),
+                self.opts.token.clone().unwrap_or_default(),
+            ),
             ("WK_JWT_SECRET".into(), "wksim-jwt-secret".into()),
             ("WK_MODE".into(), "release".into()),
         ];
@@ -95,7 +123,9 @@ impl Cluster {
     /// In the simulated network, may `from` reach `addr`? `Err` = unreachable by the model;
     /// `Ok(None)` = not a simulated address, `Ok(Some(id))` = owned by node `id` and up.
     pub fn route(&self, from: u64, addr: &str) -> Result<Option<u64>, String> {
-        let n = self.node(from).ok_or_else(|| format!("unknown node {from}"))?;
+        let n = self
+            .node(from)
+            .ok_or_else(|| format!("unknown node {from}"))?;
         if !n.phase.running() {
             return Err(format!("node {from} is not running"));
         }
@@ -108,7 +138,15 @@ impl Cluster {
             return Err("unreachable".into());
         }
         let cluster_port = addr.ends_with(&format!(":{}", peer.cluster_port));
-        let up = if cluster_port { peer.phase.running() } else { peer.phase.api_open() };
-        if up && peer.phase != Phase::Crashed { Ok(Some(peer.id)) } else { Err("unreachable".into()) }
+        let up = if cluster_port {
+            peer.phase.running()
+        } else {
+            peer.phase.api_open()
+        };
+        if up && peer.phase != Phase::Crashed {
+            Ok(Some(peer.id))
+        } else {
+            Err("unreachable".into())
+        }
     }
 }

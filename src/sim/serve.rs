@@ -15,13 +15,14 @@ use super::cli::{ServeArgs, VersionStyle};
 use super::model::{Cluster, ModelOpts, NodeSpec};
 use super::shared::{Clock, Shared};
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn port(base: u16, offset: usize) -> anyhow::Result<u16> {
+/// Picks ports: `base + offset`, or free ones; the probe listeners are held in `held` until
+/// every port is chosen so the kernel does not hand out the same port twice.
+fn port(base: u16, offset: usize, held: &mut Vec<StdListener>) -> anyhow::Result<u16> {
     if base == 0 {
-        return free_port();
+        let l = StdListener::bind("127.0.0.1:0").context("finding a free port")?;
+        let p = l.local_addr()?.port();
+        held.push(l);
+        return Ok(p);
     }
     u16::try_from(usize::from(base) + offset).context("--base-port too high for this many nodes")
 }
@@ -42,12 +43,26 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     }
     let version = WkVersion::parse(&a.version)?;
     let joined = a.joined.unwrap_or(a.nodes).min(a.nodes);
-    std::fs::create_dir_all(&a.state_dir).with_context(|| format!("creating `{}`", a.state_dir.display()))?;
+    std::fs::create_dir_all(&a.state_dir)
+        .with_context(|| format!("creating `{}`", a.state_dir.display()))?;
     let mut specs = Vec::with_capacity(a.nodes);
+    let mut held = Vec::new();
     for i in 0..a.nodes {
-        specs.push(NodeSpec { id: a.first_id + i as u64, api_port: port(a.base_port, 2 * i)?, cluster_port: port(a.base_port, 2 * i + 1)? });
+        let (api_port, cluster_port) = (
+            port(a.base_port, 2 * i, &mut held)?,
+            port(a.base_port, 2 * i + 1, &mut held)?,
+        );
+        specs.push(NodeSpec {
+            id: a.first_id + i as u64,
+            api_port,
+            cluster_port,
+        });
     }
-    let control = tokio::net::TcpListener::bind(("127.0.0.1", port(a.base_port, 2 * a.nodes)?)).await.context("binding the control port")?;
+    let control_port = port(a.base_port, 2 * a.nodes, &mut held)?;
+    drop(held);
+    let control = tokio::net::TcpListener::bind(("127.0.0.1", control_port))
+        .await
+        .context("binding the control port")?;
     let control_port = control.local_addr()?.port();
     let epoch_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
     let opts = ModelOpts {
@@ -59,7 +74,10 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         replicas: a.replicas.max(1),
         host: "127.0.0.1".into(),
     };
-    let clock = Clock { start: Instant::now(), speed: a.speed };
+    let clock = Clock {
+        start: Instant::now(),
+        speed: a.speed,
+    };
     let model = Cluster::new(opts, &specs, joined, &version, 0);
     let shared = Shared::new(model, clock, a.state_dir.join("events.jsonl"))?;
     Shared::register(&shared);
@@ -72,21 +90,34 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         .collect();
     let control_url = format!("http://127.0.0.1:{control_port}");
     let doc = json!({"control": control_url, "nodes": nodes});
-    write_atomic(&a.state_dir.join("cluster.json"), &serde_json::to_string_pretty(&doc)?)?;
+    write_atomic(
+        &a.state_dir.join("cluster.json"),
+        &serde_json::to_string_pretty(&doc)?,
+    )?;
     print_table(&specs, joined, &control_url, &version);
     tokio::spawn(Arc::clone(&shared).drive());
     let app = super::control::router(Arc::clone(&shared));
-    axum::serve(control, app).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(control, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
     Ok(())
 }
 
 #[allow(clippy::print_stdout)]
 fn print_table(specs: &[NodeSpec], joined: usize, control: &str, version: &WkVersion) {
-    println!("wksim: {} node(s), {joined} joined, version {version}", specs.len());
+    println!(
+        "wksim: {} node(s), {joined} joined, version {version}",
+        specs.len()
+    );
     println!("{:<8} {:<28} {:<22} MEMBER", "NODE", "API", "CLUSTER");
     for (i, s) in specs.iter().enumerate().take(50) {
         let api = format!("http://127.0.0.1:{}", s.api_port);
-        println!("{:<8} {api:<28} 127.0.0.1:{:<12} {}", s.id, s.cluster_port, if i < joined { "yes" } else { "no" });
+        println!(
+            "{:<8} {api:<28} 127.0.0.1:{:<12} {}",
+            s.id,
+            s.cluster_port,
+            if i < joined { "yes" } else { "no" }
+        );
     }
     if specs.len() > 50 {
         println!("... {} more in cluster.json", specs.len() - 50);

@@ -66,7 +66,11 @@ fn reset<T>() -> Poll<io::Result<T>> {
 }
 
 impl AsyncRead for Killable {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.dead(cx) {
             return reset();
@@ -76,7 +80,11 @@ impl AsyncRead for Killable {
 }
 
 impl AsyncWrite for Killable {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.dead(cx) {
             return reset();
@@ -109,7 +117,14 @@ impl axum::serve::Listener for KillListener {
                     let kill = Box::pin(async move {
                         let _ = rx.wait_for(|k| *k).await;
                     });
-                    return (Killable { inner: s, kill, dead: false }, addr);
+                    return (
+                        Killable {
+                            inner: s,
+                            kill,
+                            dead: false,
+                        },
+                        addr,
+                    );
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
@@ -123,9 +138,18 @@ impl axum::serve::Listener for KillListener {
 /// Opens the API listener of node `id`.
 pub fn open_api(shared: &Arc<Shared>, id: u64, listener: TcpListener) -> Incarnation {
     let (kill, rx) = watch::channel(false);
-    let app = Router::new().fallback(handle).with_state((Arc::clone(shared), id));
+    let app = Router::new()
+        .fallback(handle)
+        .with_state((Arc::clone(shared), id));
     let task = tokio::spawn(async move {
-        let _ = axum::serve(KillListener { inner: listener, kill: rx }, app).await;
+        let _ = axum::serve(
+            KillListener {
+                inner: listener,
+                kill: rx,
+            },
+            app,
+        )
+        .await;
     });
     Incarnation { kill, task }
 }
@@ -157,7 +181,11 @@ fn query(uri: &Uri) -> BTreeMap<String, String> {
 
 fn respond(r: Reply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let ctype = if r.json { "application/json; charset=utf-8" } else { "text/plain; charset=utf-8" };
+    let ctype = if r.json {
+        "application/json; charset=utf-8"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     if r.body.is_empty() {
         return status.into_response();
     }
@@ -169,18 +197,31 @@ enum Gate {
     Reply(Reply),
 }
 
-async fn handle(State((shared, id)): State<(Arc<Shared>, u64)>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn handle(
+    State((shared, id)): State<(Arc<Shared>, u64)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let path = uri.path().to_string();
     shared.count(id, &path);
-    let token = headers.get("token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let token = headers
+        .get("token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let q = query(&uri);
     let now = shared.clock.now();
     let gate = {
         let mut c = shared.model.lock().expect("model lock");
-        let Some(n) = c.node(id) else { return StatusCode::NOT_FOUND.into_response() };
+        let Some(n) = c.node(id) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
         if n.faults.blackhole {
             Gate::Blackhole(n.generation)
-        } else if c.token_of(n).is_some_and(|t| token.as_deref() != Some(t.as_str())) {
+        } else if c
+            .token_of(n)
+            .is_some_and(|t| token.as_deref() != Some(t.as_str()))
+        {
             // facts §2.1: every path, /health included, 401 with an empty body.
             Gate::Reply(Reply::empty(401))
         } else if n.faults.http500 {
@@ -206,7 +247,9 @@ async fn handle(State((shared, id)): State<(Arc<Shared>, u64)>, method: Method, 
     match gate {
         Gate::Blackhole(generation) => {
             // Accepts TCP, never answers; ends only when this process incarnation dies.
-            shared.wait_until(|c| c.node(id).is_none_or(|n| n.generation != generation)).await;
+            shared
+                .wait_until(|c| c.node(id).is_none_or(|n| n.generation != generation))
+                .await;
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
         Gate::Reply(r) => {

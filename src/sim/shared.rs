@@ -71,7 +71,10 @@ impl Shared {
 
     pub fn count(&self, id: u64, path: &str) {
         let mut r = self.requests.lock().expect("requests lock");
-        *r.entry(id).or_default().entry(path.to_string()).or_default() += 1;
+        *r.entry(id)
+            .or_default()
+            .entry(path.to_string())
+            .or_default() += 1;
     }
 
     /// Runs `f` on the model at the current time, then applies due transitions, writes events,
@@ -95,7 +98,13 @@ impl Shared {
             let dirty: Vec<u64> = std::mem::take(&mut c.dirty).into_iter().collect();
             for id in dirty {
                 if let Some(n) = c.node(id) {
-                    self.reconcile(id, n.phase.api_open(), n.phase.running(), n.api_port, n.cluster_port);
+                    self.reconcile(
+                        id,
+                        n.phase.api_open(),
+                        n.phase.running(),
+                        n.api_port,
+                        n.cluster_port,
+                    );
                 }
             }
             out
@@ -121,7 +130,7 @@ impl Shared {
         let l = all.entry(id).or_default();
         match (api_open, l.api.is_some()) {
             (true, false) => match server::bind(api_port) {
-                Ok(sock) => l.api = Some(server::open_api(&self.self_arc(), id, sock)),
+                Ok(sock) => l.api = Some(server::open_api(&Shared::instance(), id, sock)),
                 Err(e) => report(&format!("node {id}: cannot bind API port {api_port}: {e}")),
             },
             (false, true) => l.api.take().expect("checked").close(),
@@ -130,14 +139,16 @@ impl Shared {
         match (running, l.cluster.is_some()) {
             (true, false) => match server::bind(cluster_port) {
                 Ok(sock) => l.cluster = Some(server::open_cluster(sock)),
-                Err(e) => report(&format!("node {id}: cannot bind cluster port {cluster_port}: {e}")),
+                Err(e) => report(&format!(
+                    "node {id}: cannot bind cluster port {cluster_port}: {e}"
+                )),
             },
             (false, true) => l.cluster.take().expect("checked").close(),
             _ => {}
         }
     }
 
-    fn self_arc(&self) -> Arc<Shared> {
+    fn instance() -> Arc<Shared> {
         SELF.get().expect("shared registered").clone()
     }
 
@@ -191,7 +202,12 @@ pub fn event_json(e: &Event, epoch_ms: i64, speed: f64) -> Value {
     m.insert("ts_ms".into(), ts.into());
     m.insert("node".into(), e.node.map_or(Value::Null, Value::from));
     m.insert("kind".into(), e.kind.into());
-    for (k, v) in [("from", &e.from), ("to", &e.to), ("version", &e.version), ("detail", &e.detail)] {
+    for (k, v) in [
+        ("from", &e.from),
+        ("to", &e.to),
+        ("version", &e.version),
+        ("detail", &e.detail),
+    ] {
         if let Some(v) = v {
             m.insert(k.into(), v.clone().into());
         }

@@ -20,8 +20,13 @@ fn cluster(n: usize, version: &str) -> Cluster {
         replicas: 3,
         host: "127.0.0.1".into(),
     };
-    let specs: Vec<NodeSpec> =
-        (0..n).map(|i| NodeSpec { id: 1001 + i as u64, api_port: 20000 + i as u16, cluster_port: 21000 + i as u16 }).collect();
+    let specs: Vec<NodeSpec> = (0..n)
+        .map(|i| NodeSpec {
+            id: 1001 + i as u64,
+            api_port: 20000 + u16::try_from(i).unwrap(),
+            cluster_port: 21000 + u16::try_from(i).unwrap(),
+        })
+        .collect();
     Cluster::new(opts, &specs, n, &v(version), 0)
 }
 
@@ -47,7 +52,10 @@ fn bootstrap_settles_with_one_controller_and_balanced_leaders() {
     assert_eq!(phase(&c, 1001), Phase::Booting);
     run_to(&mut c, timing::BOOT);
     assert_eq!(phase(&c, 1001), Phase::Stale);
-    assert!(health(&c, 1001).contains("no slots"), "first boot has no persisted config");
+    assert!(
+        health(&c, 1001).contains("no slots"),
+        "first boot has no persisted config"
+    );
     run_to(&mut c, 10_000);
     assert!((1001..=1003).all(|id| phase(&c, id) == Phase::Settled));
     assert!(c.config.is_settled());
@@ -85,7 +93,10 @@ fn stop_start_timeline_with_fake_clock() {
     assert_eq!(phase(&c, 1003), Phase::Stale);
     let n = c.node(1003).unwrap();
     let stale = c.view_of(n).unwrap();
-    assert!(stale.is_online(1003), "stale view still says online (facts §4.3)");
+    assert!(
+        stale.is_online(1003),
+        "stale view still says online (facts §4.3)"
+    );
     assert!(stale.version < c.config.version);
     run_to(&mut c, t + timing::BOOT + timing::STALE);
     assert_eq!(phase(&c, 1003), Phase::Online);
@@ -127,7 +138,12 @@ fn quorum_loss_blocks_elections() {
     c.start(1002, None, 30_000).unwrap();
     run_to(&mut c, 40_000);
     assert!(c.controller().is_some());
-    assert!(c.config.slots.iter().all(|s| s.status == 0 && s.leader != 1003));
+    assert!(
+        c.config
+            .slots
+            .iter()
+            .all(|s| s.status == 0 && s.leader != 1003)
+    );
 }
 
 #[test]
@@ -139,7 +155,11 @@ fn crash_loop_restarts_forever_until_cleared() {
     run_to(&mut c, 11_000);
     c.start(1002, None, 11_000).unwrap();
     run_to(&mut c, 40_000);
-    let crashes = c.events.iter().filter(|e| e.node == Some(1002) && e.to.as_deref() == Some("crashed")).count();
+    let crashes = c
+        .events
+        .iter()
+        .filter(|e| e.node == Some(1002) && e.to.as_deref() == Some("crashed"))
+        .count();
     assert!(crashes >= 4, "{crashes} crashes");
     c.clear_faults(1002, 40_000).unwrap();
     run_to(&mut c, 60_000);
@@ -150,13 +170,22 @@ fn crash_loop_restarts_forever_until_cleared() {
 fn wrong_version_and_settings() {
     let mut c = cluster(3, "v2.1.2-20250120");
     run_to(&mut c, 10_000);
-    c.apply_fault(1001, FaultKind::WrongVersion, 10_000).unwrap();
-    c.apply_fault(1001, FaultKind::Config("WK_CLUSTER_SLOTCOUNT".into(), "128".into()), 10_000).unwrap();
+    c.apply_fault(1001, FaultKind::WrongVersion, 10_000)
+        .unwrap();
+    c.apply_fault(
+        1001,
+        FaultKind::Config("WK_CLUSTER_SLOTCOUNT".into(), "128".into()),
+        10_000,
+    )
+    .unwrap();
     c.stop(1001, 10_000).unwrap();
     run_to(&mut c, 12_000);
     c.start(1001, Some(v("v2.2.5-20260422")), 12_000).unwrap();
     assert_eq!(c.node(1001).unwrap().version, v("v2.1.2-20250120"));
     let kv = c.settings(1001).unwrap();
     assert!(kv.contains(&("WK_CLUSTER_SLOTCOUNT".into(), "128".into())));
-    assert!(kv.iter().any(|(k, v)| k == "WK_CLUSTER_INITNODES" && v.split(' ').count() == 3));
+    assert!(
+        kv.iter()
+            .any(|(k, v)| k == "WK_CLUSTER_INITNODES" && v.split(' ').count() == 3)
+    );
 }

@@ -25,7 +25,12 @@ impl Cluster {
             Timer::MigrateDone(id, g) if current(self, id, g) => self.migrate_done(id, now),
             Timer::Crash(id, g) if current(self, id, g) && self.node_mut(id).faults.crash_loop => {
                 // issue #545/#546: catch-up panics, exit code 2, restarted by the runtime.
-                self.log(id, now, "ERROR", "panic: apply slot logs failed: context deadline exceeded");
+                self.log(
+                    id,
+                    now,
+                    "ERROR",
+                    "panic: apply slot logs failed: context deadline exceeded",
+                );
                 self.go_down(id, Phase::Crashed, now);
                 let g = self.node_mut(id).generation;
                 self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
@@ -47,7 +52,12 @@ impl Cluster {
         if let Some(v) = version {
             if n.faults.wrong_version {
                 // The image was not pulled: it comes back on its old version.
-                self.log(id, now, "WARN", &format!("image for {v} not found locally, using the previous one"));
+                self.log(
+                    id,
+                    now,
+                    "WARN",
+                    &format!("image for {v} not found locally, using the previous one"),
+                );
             } else {
                 self.node_mut(id).version = v;
             }
@@ -67,7 +77,12 @@ impl Cluster {
             }
             _ => {
                 let g = n.generation;
-                self.log(id, now, "INFO", "【Server】received signal terminated, stopping...");
+                self.log(
+                    id,
+                    now,
+                    "INFO",
+                    "【Server】received signal terminated, stopping...",
+                );
                 self.schedule(now + timing::GRACEFUL_STOP, Timer::StopDone(id, g));
                 Ok(())
             }
@@ -84,7 +99,16 @@ impl Cluster {
         let v = self.version_string(&version);
         self.log(id, now, "INFO", "【Server】WuKongIM is Starting...");
         self.log(id, now, "INFO", &format!("Version: {v}"));
-        self.log(id, now, "INFO", &format!("Git: {}-{}", super::views::commit_date(&version), super::views::commit(&version)));
+        self.log(
+            id,
+            now,
+            "INFO",
+            &format!(
+                "Git: {}-{}",
+                super::views::commit_date(&version),
+                super::views::commit(&version)
+            ),
+        );
         if faults.never_starts {
             // API never becomes usable; the slot wait panics after 60 s (facts §4.1, #197).
             self.log(id, now, "WARN", "leader not found");
@@ -157,8 +181,11 @@ impl Cluster {
     /// `/cluster/info` 400 (brief; facts §4.4 quorum = n/2+1).
     fn check_quorum(&mut self, now: u64) {
         let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
-        let alive = members.iter().filter(|id| self.node(**id).is_some_and(super::model::Node::alive)).count();
-        if alive >= members.len() / 2 + 1 {
+        let alive = members
+            .iter()
+            .filter(|id| self.node(**id).is_some_and(super::model::Node::alive))
+            .count();
+        if alive > members.len() / 2 {
             return;
         }
         if self.config.controller != 0 {
@@ -206,7 +233,11 @@ impl Cluster {
         let mut candidates = 0;
         for i in 0..self.config.slots.len() {
             if self.config.slots[i].leader == id {
-                let expect = self.config.slots[i].replicas.iter().copied().find(|r| *r != id && self.is_connected(*r));
+                let expect = self.config.slots[i]
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| *r != id && self.is_connected(*r));
                 let s = &mut self.config.slots[i];
                 s.status = 1;
                 s.expect_leader = expect.unwrap_or(0);
@@ -216,7 +247,8 @@ impl Cluster {
             }
         }
         self.bump();
-        self.emit(now, Some(id), "offline_marked").detail = Some(format!("config_version {}", self.config.version));
+        self.emit(now, Some(id), "offline_marked").detail =
+            Some(format!("config_version {}", self.config.version));
         if candidates > 0 {
             self.emit(now, None, "slots").to = Some("candidate".into());
             self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
@@ -241,11 +273,20 @@ impl Cluster {
             if s.status != 1 {
                 continue;
             }
-            let up: Vec<u64> = s.replicas.iter().copied().filter(|r| self.is_connected(*r) && self.config.is_online(*r)).collect();
+            let up: Vec<u64> = s
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| self.is_connected(*r) && self.config.is_online(*r))
+                .collect();
             if up.len() < s.replicas.len() / 2 + 1 {
                 continue;
             }
-            let leader = if up.contains(&s.expect_leader) { s.expect_leader } else { up[0] };
+            let leader = if up.contains(&s.expect_leader) {
+                s.expect_leader
+            } else {
+                up[0]
+            };
             let s = &mut self.config.slots[i];
             s.leader = leader;
             s.term += 1;
@@ -265,18 +306,31 @@ impl Cluster {
             return;
         }
         let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
-        let alive: Vec<u64> = members.iter().copied().filter(|id| self.node(*id).is_some_and(super::model::Node::alive)).collect();
+        let alive: Vec<u64> = members
+            .iter()
+            .copied()
+            .filter(|id| self.node(*id).is_some_and(super::model::Node::alive))
+            .collect();
         if alive.len() < members.len() / 2 + 1 {
             return;
         }
-        let leader = alive.iter().copied().find(|id| self.is_connected(*id)).unwrap_or(alive[0]);
+        let leader = alive
+            .iter()
+            .copied()
+            .find(|id| self.is_connected(*id))
+            .unwrap_or(alive[0]);
         self.config.controller = leader;
         self.config.term += 1;
         // First boot: every slot gets a leader among the connected replicas.
         for i in 0..self.config.slots.len() {
             if self.config.slots[i].leader == 0 {
                 let s = &self.config.slots[i];
-                let pick = s.replicas.iter().copied().find(|r| self.is_connected(*r) || *r == leader).unwrap_or(leader);
+                let pick = s
+                    .replicas
+                    .iter()
+                    .copied()
+                    .find(|r| self.is_connected(*r) || *r == leader)
+                    .unwrap_or(leader);
                 let s = &mut self.config.slots[i];
                 s.leader = pick;
                 s.term = s.term.max(1);
@@ -332,7 +386,12 @@ impl Cluster {
         self.node_mut(id).view = View::Live;
         let mut moving = 0;
         for s in &mut self.config.slots {
-            if s.replicas.first() == Some(&id) && s.leader != id && s.leader != 0 && s.status == 0 && s.migrate_to == 0 {
+            if s.replicas.first() == Some(&id)
+                && s.leader != id
+                && s.leader != 0
+                && s.status == 0
+                && s.migrate_to == 0
+            {
                 s.migrate_from = s.leader;
                 s.migrate_to = id;
                 moving += 1;

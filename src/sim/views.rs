@@ -25,17 +25,32 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(status: u16, v: &Value) -> Reply {
-        Reply { status, body: v.to_string(), json: true, delay: 0 }
+        Reply {
+            status,
+            body: v.to_string(),
+            json: true,
+            delay: 0,
+        }
     }
     /// facts §2.4: errors are HTTP 400 `{"msg","status":400}`.
     pub fn err(msg: &str) -> Reply {
         Reply::json(400, &json!({"msg": msg, "status": 400}))
     }
     pub fn empty(status: u16) -> Reply {
-        Reply { status, body: String::new(), json: false, delay: 0 }
+        Reply {
+            status,
+            body: String::new(),
+            json: false,
+            delay: 0,
+        }
     }
     pub fn not_found() -> Reply {
-        Reply { status: 404, body: "404 page not found".into(), json: false, delay: 0 }
+        Reply {
+            status: 404,
+            body: "404 page not found".into(),
+            json: false,
+            delay: 0,
+        }
     }
 }
 
@@ -74,24 +89,58 @@ fn put(m: &mut Map<String, Value>, k: &str, v: impl Into<Value>, keep: bool) {
 /// One `NodeConfig` (facts §3.3 table) from config `cfg`.
 fn node_entry(c: &Cluster, cfg: &Config, id: u64, kind: &Kind, now: u64) -> Option<Value> {
     let cn = cfg.node(id)?;
-    let slot_count = cfg.slots.iter().filter(|s| s.replicas.contains(&id)).count();
+    let slot_count = cfg
+        .slots
+        .iter()
+        .filter(|s| s.replicas.contains(&id))
+        .count();
     let leads = cfg.slots.iter().filter(|s| s.leader == id).count();
     let mut m = Map::new();
     put(&mut m, "id", id, true);
     put(&mut m, "is_leader", 1, cfg.controller == id);
     put(&mut m, "role", 0, true);
     put(&mut m, "cluster_addr", cn.cluster_addr.clone(), true);
-    put(&mut m, "api_server_addr", cn.api_addr.clone(), !cn.api_addr.is_empty());
+    put(
+        &mut m,
+        "api_server_addr",
+        cn.api_addr.clone(),
+        !cn.api_addr.is_empty(),
+    );
     put(&mut m, "online", 1, cn.online);
-    put(&mut m, "offline_count", cn.offline_count, cn.offline_count > 0);
-    put(&mut m, "last_offline", logs::minute(cn.last_offline), cn.last_offline > 0);
+    put(
+        &mut m,
+        "offline_count",
+        cn.offline_count,
+        cn.offline_count > 0,
+    );
+    put(
+        &mut m,
+        "last_offline",
+        logs::minute(cn.last_offline),
+        cn.last_offline > 0,
+    );
     put(&mut m, "allow_vote", 1, true);
     put(&mut m, "slot_count", slot_count, slot_count > 0);
-    put(&mut m, "term", cfg.term, cfg.term > 0 && !matches!(kind, Kind::Simple));
+    put(
+        &mut m,
+        "term",
+        cfg.term,
+        cfg.term > 0 && !matches!(kind, Kind::Simple),
+    );
     put(&mut m, "slot_leader_count", leads, leads > 0);
     if let Kind::Local(n) = kind {
-        put(&mut m, "uptime", logs::my_uptime(c.uptime_secs(n, now)), true);
-        put(&mut m, "app_version", c.version_string(&n.version), n.caps().has_app_version);
+        put(
+            &mut m,
+            "uptime",
+            logs::my_uptime(c.uptime_secs(n, now)),
+            true,
+        );
+        put(
+            &mut m,
+            "app_version",
+            c.version_string(&n.version),
+            n.caps().has_app_version,
+        );
         put(&mut m, "config_version", cfg.version, cfg.version > 0);
     }
     put(&mut m, "status", 3, true);
@@ -101,10 +150,14 @@ fn node_entry(c: &Cluster, cfg: &Config, id: u64, kind: &Kind, now: u64) -> Opti
 
 /// Would an HTTP call from a node to `peer` succeed? (forwarding/fan-out, facts §2.3, §3.4)
 fn reach(c: &Cluster, peer: u64, token: Option<&str>, path: &str) -> Result<(), Reply> {
-    let Some(p) = c.node(peer) else { return Err(Reply::err(&format!("node {peer} not found"))) };
+    let Some(p) = c.node(peer) else {
+        return Err(Reply::err(&format!("node {peer} not found")));
+    };
     let url = format!("http://{}:{}{path}", c.opts.host, p.api_port);
     if !p.phase.api_open() {
-        return Err(Reply::err(&format!("Get \"{url}\": dial tcp: connect: connection refused")));
+        return Err(Reply::err(&format!(
+            "Get \"{url}\": dial tcp: connect: connection refused"
+        )));
     }
     if p.faults.blackhole {
         let mut r = Reply::err(&format!("Get \"{url}\": context deadline exceeded"));
@@ -114,10 +167,10 @@ fn reach(c: &Cluster, peer: u64, token: Option<&str>, path: &str) -> Result<(), 
     if p.faults.http500 {
         return Err(Reply::err(&format!("Get \"{url}\": unexpected status 500")));
     }
-    if let Some(t) = c.token_of(p) {
-        if token != Some(t.as_str()) {
-            return Err(Reply::err(&format!("Get \"{url}\": unexpected status 401")));
-        }
+    if let Some(t) = c.token_of(p)
+        && token != Some(t.as_str())
+    {
+        return Err(Reply::err(&format!("Get \"{url}\": unexpected status 401")));
     }
     Ok(())
 }
@@ -130,7 +183,9 @@ pub fn health(c: &Cluster, n: &Node) -> Reply {
     let problem = match c.view_of(n) {
         None => Some("no slots"),
         Some(cfg) if cfg.slots.is_empty() => Some("no slots"),
-        Some(cfg) if cfg.slots.len() != c.slot_count_option(n.id) as usize => Some("slot count not match"),
+        Some(cfg) if cfg.slots.len() != c.slot_count_option(n.id) as usize => {
+            Some("slot count not match")
+        }
         Some(cfg) if cfg.slots.iter().any(|s| s.leader == 0) => Some("slot leader not found"),
         Some(cfg) if cfg.slots.iter().any(|s| s.status != 0) => Some("slot not ready"),
         Some(_) => None,
@@ -141,11 +196,20 @@ pub fn health(c: &Cluster, n: &Node) -> Reply {
     }
 }
 
-pub fn varz(c: &Cluster, n: &Node, q: &BTreeMap<String, String>, token: Option<&str>, now: u64) -> Reply {
+pub fn varz(
+    c: &Cluster,
+    n: &Node,
+    q: &BTreeMap<String, String>,
+    token: Option<&str>,
+    now: u64,
+) -> Reply {
     if !n.caps().has_varz {
         return Reply::not_found();
     }
-    let target = q.get("node_id").and_then(|s| s.parse::<u64>().ok()).filter(|id| *id != 0 && *id != n.id);
+    let target = q
+        .get("node_id")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|id| *id != 0 && *id != n.id);
     let n = match target {
         Some(id) => {
             if let Err(r) = reach(c, id, token, "/varz") {
@@ -180,14 +244,19 @@ pub fn varz(c: &Cluster, n: &Node, q: &BTreeMap<String, String>, token: Option<&
 
 pub fn cluster_node(c: &Cluster, n: &Node, now: u64) -> Reply {
     // Not in its own config → nil dereference → gin recovery 500 (facts §3.3).
-    match c.view_of(n).and_then(|cfg| node_entry(c, cfg, n.id, &Kind::Local(n), now)) {
+    match c
+        .view_of(n)
+        .and_then(|cfg| node_entry(c, cfg, n.id, &Kind::Local(n), now))
+    {
         Some(v) => Reply::json(200, &v),
         None => Reply::empty(500),
     }
 }
 
 pub fn cluster_nodes(c: &Cluster, n: &Node, token: Option<&str>, now: u64, simple: bool) -> Reply {
-    let Some(cfg) = c.view_of(n) else { return Reply::json(200, &json!({"total": 0, "data": []})) };
+    let Some(cfg) = c.view_of(n) else {
+        return Reply::json(200, &json!({"total": 0, "data": []}));
+    };
     let mut ids: Vec<u64> = cfg.nodes.iter().map(|x| x.id).collect();
     ids.sort_unstable();
     let mut data = Vec::with_capacity(ids.len());
@@ -202,7 +271,10 @@ pub fn cluster_nodes(c: &Cluster, n: &Node, token: Option<&str>, now: u64, simpl
                 return r;
             }
             let p = c.node(id).expect("reach checked it");
-            match c.view_of(p).and_then(|pc| node_entry(c, pc, id, &Kind::Local(p), now)) {
+            match c
+                .view_of(p)
+                .and_then(|pc| node_entry(c, pc, id, &Kind::Local(p), now))
+            {
                 Some(v) => Some(v),
                 None => return Reply::err("unexpected status 500"),
             }
@@ -218,7 +290,11 @@ pub fn cluster_nodes(c: &Cluster, n: &Node, token: Option<&str>, now: u64, simpl
 fn via_controller(c: &Cluster, n: &Node, token: Option<&str>, path: &str) -> Result<(), Reply> {
     match c.controller() {
         Some(ctrl) if n.knows_controller && n.connected => {
-            if ctrl == n.id { Ok(()) } else { reach(c, ctrl, token, path) }
+            if ctrl == n.id {
+                Ok(())
+            } else {
+                reach(c, ctrl, token, path)
+            }
         }
         _ => Err(Reply::err("leader not found")),
     }
@@ -231,8 +307,18 @@ fn info_json(cfg: &Config) -> String {
         .map(|x| {
             let mut m = Map::new();
             put(&mut m, "id", x.id, true);
-            put(&mut m, "clusterAddr", x.cluster_addr.clone(), !x.cluster_addr.is_empty());
-            put(&mut m, "apiServerAddr", x.api_addr.clone(), !x.api_addr.is_empty());
+            put(
+                &mut m,
+                "clusterAddr",
+                x.cluster_addr.clone(),
+                !x.cluster_addr.is_empty(),
+            );
+            put(
+                &mut m,
+                "apiServerAddr",
+                x.api_addr.clone(),
+                !x.api_addr.is_empty(),
+            );
             put(&mut m, "online", true, x.online);
             put(&mut m, "offlineCount", x.offline_count, x.offline_count > 0);
             put(&mut m, "lastOffline", x.last_offline, x.last_offline > 0);
@@ -250,7 +336,12 @@ fn info_json(cfg: &Config) -> String {
             put(&mut m, "id", s.id, s.id > 0);
             put(&mut m, "leader", s.leader, s.leader > 0);
             put(&mut m, "term", s.term, s.term > 0);
-            put(&mut m, "replicas", s.replicas.clone(), !s.replicas.is_empty());
+            put(
+                &mut m,
+                "replicas",
+                s.replicas.clone(),
+                !s.replicas.is_empty(),
+            );
             put(&mut m, "expectLeader", s.expect_leader, s.expect_leader > 0);
             put(&mut m, "status", s.status, s.status > 0);
             put(&mut m, "migrateFrom", s.migrate_from, s.migrate_from > 0);
@@ -261,8 +352,18 @@ fn info_json(cfg: &Config) -> String {
     let mut m = Map::new();
     put(&mut m, "version", cfg.version, cfg.version > 0);
     put(&mut m, "slotCount", cfg.slot_count, cfg.slot_count > 0);
-    put(&mut m, "slotReplicaCount", cfg.slot_replica_count, cfg.slot_replica_count > 0);
-    put(&mut m, "channelReplicaCount", cfg.channel_replica_count, cfg.channel_replica_count > 0);
+    put(
+        &mut m,
+        "slotReplicaCount",
+        cfg.slot_replica_count,
+        cfg.slot_replica_count > 0,
+    );
+    put(
+        &mut m,
+        "channelReplicaCount",
+        cfg.channel_replica_count,
+        cfg.channel_replica_count > 0,
+    );
     put(&mut m, "term", cfg.term, cfg.term > 0);
     put(&mut m, "nodes", nodes, !cfg.nodes.is_empty());
     put(&mut m, "slots", slots, !cfg.slots.is_empty());
@@ -283,11 +384,19 @@ pub fn cluster_info(c: &mut Cluster, id: u64, token: Option<&str>) -> Reply {
             s
         }
     };
-    Reply { status: 200, body: body.to_string(), json: true, delay: 0 }
+    Reply {
+        status: 200,
+        body: body.to_string(),
+        json: true,
+        delay: 0,
+    }
 }
 
 fn slot_resp(s: &super::model::Slot) -> Value {
-    let fmt = ["正常", "候选中", "领导者转移中"].get(usize::from(s.status)).copied().unwrap_or("");
+    let fmt = ["正常", "候选中", "领导者转移中"]
+        .get(usize::from(s.status))
+        .copied()
+        .unwrap_or("");
     json!({"id": s.id, "leader_id": s.leader, "term": s.term, "replicas": s.replicas, "channel_count": 0,
            "log_index": u64::from(s.term) * 100 + u64::from(s.id), "status": s.status, "status_format": fmt})
 }
@@ -301,32 +410,59 @@ pub fn allslot(c: &Cluster, n: &Node, token: Option<&str>) -> Reply {
 }
 
 pub fn slots(c: &Cluster, n: &Node, q: &BTreeMap<String, String>) -> Reply {
-    let ids: Vec<u32> = q.get("ids").map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default();
+    let ids: Vec<u32> = q
+        .get("ids")
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_default();
     let data: Vec<Value> = c
         .view_of(n)
-        .map(|cfg| ids.iter().filter_map(|id| cfg.slots.get(*id as usize)).map(slot_resp).collect())
+        .map(|cfg| {
+            ids.iter()
+                .filter_map(|id| cfg.slots.get(*id as usize))
+                .map(slot_resp)
+                .collect()
+        })
         .unwrap_or_default();
     Reply::json(200, &Value::Array(data))
 }
 
-pub fn cluster_logs(c: &Cluster, n: &Node, q: &BTreeMap<String, String>, token: Option<&str>) -> Reply {
-    let Some(target) = q.get("node_id").and_then(|s| s.parse::<u64>().ok()).filter(|id| *id != 0) else {
+pub fn cluster_logs(
+    c: &Cluster,
+    n: &Node,
+    q: &BTreeMap<String, String>,
+    token: Option<&str>,
+) -> Reply {
+    let Some(target) = q
+        .get("node_id")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|id| *id != 0)
+    else {
         return Reply::empty(500); // nil dereference upstream (facts §3.8)
     };
-    if target != n.id {
-        if let Err(r) = reach(c, target, token, "/cluster/logs") {
-            return r;
-        }
+    if target != n.id
+        && let Err(r) = reach(c, target, token, "/cluster/logs")
+    {
+        return r;
     }
-    let Some(t) = c.node(target) else { return Reply::err("node not found") };
+    let Some(t) = c.node(target) else {
+        return Reply::err("node not found");
+    };
     let last = c.view_of(t).map_or(0, |cfg| cfg.version);
-    let limit = q.get("limit").and_then(|s| s.parse::<u64>().ok()).filter(|l| *l > 0).unwrap_or(20).min(last);
+    let limit = q
+        .get("limit")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(20)
+        .min(last);
     let logs: Vec<Value> = (0..limit)
         .map(|i| {
             let idx = last - i;
             json!({"id": idx.to_string(), "index": idx, "term": c.config.term, "cmd": "ConfigUpdate", "data": "", "time_format": ""})
         })
         .collect();
-    Reply::json(200, &json!({"next": last + 1, "pre": last.saturating_sub(limit), "applied": last, "last": last,
-                             "more": i32::from(limit < last), "logs": logs}))
+    Reply::json(
+        200,
+        &json!({"next": last + 1, "pre": last.saturating_sub(limit), "applied": last, "last": last,
+                             "more": i32::from(limit < last), "logs": logs}),
+    )
 }
