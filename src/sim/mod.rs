@@ -14,8 +14,10 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 pub mod cli;
+pub mod config;
 pub mod control;
 pub mod ctl;
+mod elections;
 pub mod faults;
 pub mod logs;
 pub mod model;
@@ -25,6 +27,7 @@ pub mod server;
 pub mod shared;
 mod timeline;
 pub mod views;
+pub mod views_cluster;
 
 #[cfg(test)]
 mod tests;

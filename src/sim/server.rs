@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use super::shared::Shared;
 use super::views::{self, Reply};
+use super::views_cluster;
 
 /// One bound listener and the kill switch of the connections it accepted.
 pub struct Incarnation {
@@ -236,10 +237,10 @@ async fn handle(
                 "/cluster/node" => views::cluster_node(&c, n, now),
                 "/cluster/nodes" => views::cluster_nodes(&c, n, t, now, false),
                 "/cluster/simpleNodes" => views::cluster_nodes(&c, n, t, now, true),
-                "/cluster/info" => views::cluster_info(&mut c, id, t),
-                "/cluster/allslot" => views::allslot(&c, n, t),
-                "/cluster/slots" => views::slots(&c, n, &q),
-                "/cluster/logs" => views::cluster_logs(&c, n, &q, t),
+                "/cluster/info" => views_cluster::cluster_info(&mut c, id, t),
+                "/cluster/allslot" => views_cluster::allslot(&c, n, t),
+                "/cluster/slots" => views_cluster::slots(&c, n, &q),
+                "/cluster/logs" => views_cluster::cluster_logs(&c, n, &q, t),
                 _ => Reply::not_found(),
             })
         }

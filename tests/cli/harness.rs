@@ -2,6 +2,7 @@
 //! helpers (raw HTTP GET, `wksim ctl`, event log, polling with a deadline).
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -66,7 +67,7 @@ pub fn http_get(base: &str, path: &str, token: Option<&str>, timeout: Duration) 
     let _ = s.set_write_timeout(Some(timeout));
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n");
     if let Some(t) = token {
-        req.push_str(&format!("token: {t}\r\n"));
+        let _ = write!(req, "token: {t}\r\n");
     }
     req.push_str("\r\n");
     if s.write_all(req.as_bytes()).is_err() {
@@ -112,6 +113,7 @@ fn dechunk(mut body: &str) -> String {
 }
 
 impl Sim {
+    #[allow(clippy::needless_pass_by_value)] // the shared API takes the options by value
     pub fn start(opts: SimOpts) -> Sim {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new(wksim_bin());
@@ -182,7 +184,7 @@ impl Sim {
         sim.wait_until("initial settle", Duration::from_secs(60), |s| {
             let st = s.state();
             st["cluster_settled"] == true
-                && ids.iter().all(|id| s.node_state_in(&st, *id) == "settled")
+                && ids.iter().all(|id| node_state_in(&st, *id) == "settled")
         });
         sim
     }
@@ -234,17 +236,8 @@ impl Sim {
         serde_json::from_str(&body).unwrap_or(Value::Null)
     }
 
-    fn node_state_in(&self, st: &Value, node: u64) -> String {
-        st["nodes"]
-            .as_array()
-            .and_then(|ns| ns.iter().find(|n| n["id"] == node))
-            .and_then(|n| n["state"].as_str())
-            .unwrap_or("")
-            .to_string()
-    }
-
     pub fn node_state(&self, node: u64) -> String {
-        self.node_state_in(&self.state(), node)
+        node_state_in(&self.state(), node)
     }
 
     pub fn wait_until(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Sim) -> bool) {
@@ -265,9 +258,18 @@ impl Sim {
     pub fn wait_settled(&self, node: u64, timeout: Duration) {
         self.wait_until(&format!("node {node} settled"), timeout, |s| {
             let st = s.state();
-            st["cluster_settled"] == true && s.node_state_in(&st, node) == "settled"
+            st["cluster_settled"] == true && node_state_in(&st, node) == "settled"
         });
     }
+}
+
+fn node_state_in(st: &Value, node: u64) -> String {
+    st["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["id"] == node))
+        .and_then(|n| n["state"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 impl Drop for Sim {
