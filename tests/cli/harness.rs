@@ -149,10 +149,10 @@ impl Sim {
         let cluster_json = dir.path().join("cluster.json");
         let deadline = Instant::now() + Duration::from_secs(30);
         let doc: Value = loop {
-            if let Ok(text) = std::fs::read_to_string(&cluster_json) {
-                if let Ok(v) = serde_json::from_str(&text) {
-                    break v;
-                }
+            if let Ok(text) = std::fs::read_to_string(&cluster_json)
+                && let Ok(v) = serde_json::from_str(&text)
+            {
+                break v;
             }
             assert!(
                 Instant::now() < deadline,
