@@ -86,6 +86,7 @@ pub(super) enum Timer {
     MigrateDone(u64, u64),
     Crash(u64, u64),
     CrashRestart(u64, u64),
+    SlotWait(u64, u64),
     MarkOffline(u64),
     SlotElect,
     ControllerElect,

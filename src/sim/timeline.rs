@@ -15,27 +15,30 @@ impl Cluster {
             Timer::BootDone(id, g) if current(self, id, g) => self.boot_done(id, now),
             Timer::BootPanic(id, g) if current(self, id, g) => {
                 // facts §4.1 step 5 / issue #197; a container restart policy brings it back.
-                self.log(id, now, "ERROR", "panic: wait all slots ready timeout");
-                self.go_down(id, Phase::Crashed, now);
-                let g = self.node_mut(id).generation;
-                self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
+                self.crash(id, now, "panic: wait all slots ready timeout");
             }
             Timer::Rejoin(id, g) if current(self, id, g) => self.rejoin(id, now),
             Timer::CatchUp(id, g) if current(self, id, g) => self.catch_up(id, now),
             Timer::MigrateDone(id, g) if current(self, id, g) => self.migrate_done(id, now),
             Timer::Crash(id, g) if current(self, id, g) && self.node_mut(id).faults.crash_loop => {
                 // issue #545/#546: catch-up panics, exit code 2, restarted by the runtime.
-                self.log(
+                self.crash(
                     id,
                     now,
-                    "ERROR",
                     "panic: apply slot logs failed: context deadline exceeded",
                 );
-                self.go_down(id, Phase::Crashed, now);
-                let g = self.node_mut(id).generation;
-                self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
             }
             Timer::CrashRestart(id, g) if current(self, id, g) => self.boot(id, now),
+            Timer::SlotWait(id, g) if current(self, id, g) => {
+                // `MustWaitAllSlotsReady(1 minute)` on the local view (facts §4.1, §4.3).
+                let n = self.node_mut(id).clone();
+                let ready = self
+                    .view_of(&n)
+                    .is_some_and(|c| !c.slots.is_empty() && c.slots.iter().all(|s| s.leader != 0));
+                if !ready {
+                    self.crash(id, now, "panic: wait all slots ready timeout");
+                }
+            }
             Timer::MarkOffline(id) => self.mark_offline(id, now),
             Timer::SlotElect => self.elect_slots(now),
             Timer::ControllerElect => self.elect_controller(now),
@@ -128,6 +131,10 @@ impl Cluster {
         self.log(id, now, "INFO", "ApiServer started");
         self.log(id, now, "INFO", "ManagerServer started");
         self.log(id, now, "INFO", "Server is ready");
+        let n = self.node_mut(id);
+        if n.caps().startup_waits_for_slots {
+            self.schedule(now + timing::SLOT_WAIT_PANIC, Timer::SlotWait(id, g));
+        }
         if faults.crash_loop {
             self.schedule(now + timing::CRASH_AFTER_API, Timer::Crash(id, g));
         }
@@ -137,6 +144,22 @@ impl Cluster {
         } else {
             self.schedule(now + timing::STALE, Timer::Rejoin(id, g));
         }
+    }
+
+    /// A panic: the process exits (code 2) and the runtime restarts it after `CRASH_RESTART`.
+    fn crash(&mut self, id: u64, now: u64, panic: &str) {
+        self.log(id, now, "ERROR", panic);
+        self.go_down(id, Phase::Crashed, now);
+        if let Some(e) = self
+            .events
+            .iter_mut()
+            .rev()
+            .find(|e| e.kind == "state" && e.node == Some(id))
+        {
+            e.detail = Some(panic.to_string());
+        }
+        let g = self.node_mut(id).generation;
+        self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
     }
 
     /// The process (or its link to the controller) goes away; the view freezes.

@@ -230,7 +230,7 @@ fn version_bands() {
 fn timeline_after_stop_and_start() {
     let s = Sim::start(SimOpts {
         version: "v2.1.4-20250319".into(),
-        speed: 4.0,
+        speed: 2.5,
         ..SimOpts::default()
     });
     let ctrl = s.state()["controller"].as_u64().unwrap();
