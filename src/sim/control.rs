@@ -63,7 +63,7 @@ pub fn state_json(shared: &Shared) -> Value {
         })
         .collect();
     json!({"controller": c.controller(), "config_version": c.config.version,
-           "cluster_settled": c.config.is_settled(), "nodes": nodes})
+           "cluster_settled": c.config.is_settled(), "pending_timers": c.pending_timers(), "nodes": nodes})
 }
 
 async fn state(State(s): St) -> Response {

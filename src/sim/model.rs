@@ -292,6 +292,11 @@ impl Cluster {
         self.timers.keys().next().map(|(at, _)| *at)
     }
 
+    /// Number of scheduled transitions (0 = the simulator is idle until the next command).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
     /// Runs every transition due at or before `now`.
     pub fn advance(&mut self, now: u64) {
         while let Some(entry) = self.timers.first_entry() {

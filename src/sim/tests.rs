@@ -65,7 +65,10 @@ fn bootstrap_settles_with_one_controller_and_balanced_leaders() {
         assert!(led >= 2, "node {id} leads {led} slots");
     }
     run_to(&mut c, timing::BOOT + timing::SLOT_WAIT_PANIC + 1);
-    assert!(c.nodes.iter().all(|n| n.phase == Phase::Settled), "slot wait passed");
+    assert!(
+        c.nodes.iter().all(|n| n.phase == Phase::Settled),
+        "slot wait passed"
+    );
     assert_eq!(c.next_deadline(), None, "idle cluster schedules nothing");
 }
 

@@ -189,6 +189,11 @@ impl Sim {
         sim
     }
 
+    /// Process id of `wksim serve` (CPU measurements in scale tests).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn state_dir(&self) -> &Path {
         self.dir.path()
     }

@@ -484,3 +484,49 @@ fn down_interval_checker() {
     let bad = vec![ctl, ev(1001, "stopped"), ev(1002, "crashed")];
     assert!(down_intervals_never_overlap(&bad).is_err());
 }
+
+/// CPU ticks (user + system) of a process, from `/proc/<pid>/stat`.
+fn cpu_ticks(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    // After the command: state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
+    // cmajflt utime stime.
+    let f: Vec<i64> = after
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)
+}
+
+#[test]
+fn scale_1000_nodes_idle_and_fast() {
+    let s = Sim::start(SimOpts {
+        nodes: 1000,
+        first_id: 1,
+        speed: 20.0,
+        ..SimOpts::default()
+    });
+    assert_eq!(s.nodes.len(), 1000);
+    let t0 = std::time::Instant::now();
+    let (st, info) = s.get_json(777, "/cluster/info");
+    assert_eq!(st, 200);
+    assert_eq!(info["nodes"].as_array().unwrap().len(), 1000);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "/cluster/info took {:?}",
+        t0.elapsed()
+    );
+    for id in [1, 500, 1000] {
+        assert_eq!(s.get(id, "/health", None).0, 200);
+    }
+    // The one-shot startup timers (slot wait, 60 s simulated) must drain; then nothing runs.
+    s.wait_until("no pending timers", T, |s| s.state()["pending_timers"] == 0);
+    let before = cpu_ticks(s.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(s.pid()) - before;
+    assert!(
+        used <= 5,
+        "idle 1000-node simulator used {used} ticks in 1 s"
+    );
+}
