@@ -145,7 +145,7 @@ impl Sim {
         cmd.stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null());
-        let child = cmd.spawn().expect("spawn wksim serve");
+        let mut child = cmd.spawn().expect("spawn wksim serve");
         let cluster_json = dir.path().join("cluster.json");
         let deadline = Instant::now() + Duration::from_secs(30);
         let doc: Value = loop {
@@ -153,6 +153,10 @@ impl Sim {
                 && let Ok(v) = serde_json::from_str(&text)
             {
                 break v;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+                panic!("wksim serve exited with {status}: {log}");
             }
             assert!(
                 Instant::now() < deadline,
