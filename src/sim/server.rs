@@ -39,11 +39,25 @@ impl Incarnation {
 }
 
 /// Binds with `SO_REUSEADDR` so a restarted node gets the same port back despite TIME_WAIT.
+/// `SO_REUSEPORT` lets it share the port with the node's placeholder (see `reserve`).
 pub fn bind(port: u16) -> io::Result<TcpListener> {
+    reusable(port)?.listen(1024)
+}
+
+fn reusable(port: u16) -> io::Result<TcpSocket> {
     let sock = TcpSocket::new_v4()?;
     sock.set_reuseaddr(true)?;
+    sock.set_reuseport(true)?;
     sock.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
-    sock.listen(1024)
+    Ok(sock)
+}
+
+/// Reserves a port for the whole run with a bound, never-listening socket: connections to it
+/// are refused while the node is down, but no other process can take the port meanwhile.
+/// Port 0 picks a free one.
+pub fn reserve(port: u16) -> io::Result<(u16, TcpSocket)> {
+    let sock = reusable(port)?;
+    Ok((sock.local_addr()?.port(), sock))
 }
 
 /// A TCP stream that fails with "connection reset" once its process incarnation is gone.
