@@ -215,3 +215,23 @@ fn first_boot_without_quorum_panics_only_where_the_version_waits() {
         );
     }
 }
+
+#[test]
+fn netsplit_to_the_controller_gets_the_node_marked_offline() {
+    let mut c = cluster(3, "v2.2.5-20260422");
+    run_to(&mut c, 10_000);
+    let ctrl = c.controller().unwrap();
+    let victim = if ctrl == 1001 { 1002 } else { 1001 };
+    c.apply_fault(victim, FaultKind::Netsplit(ctrl), 10_000)
+        .unwrap();
+    run_to(&mut c, 10_000 + timing::OFFLINE_AFTER);
+    assert!(!c.config.is_online(victim));
+    assert_eq!(
+        phase(&c, victim),
+        Phase::Settled,
+        "the process itself is fine"
+    );
+    c.clear_faults(victim, 20_000).unwrap();
+    run_to(&mut c, 30_000);
+    assert!(c.config.is_online(victim) && c.config.is_settled());
+}

@@ -259,6 +259,18 @@ impl Cluster {
             self.schedule(now + timing::RETRY * 2, Timer::Rejoin(id, g));
             return;
         }
+        let ctrl = self.config.controller;
+        if self.node_mut(id).faults.netsplit.contains(&ctrl) {
+            self.node_mut(id).connected = false;
+            self.log(
+                id,
+                now,
+                "WARN",
+                &format!("connect not authed (node {ctrl})"),
+            );
+            self.schedule(now + timing::RETRY * 2, Timer::Rejoin(id, g));
+            return;
+        }
         let n = self.node_mut(id);
         n.knows_controller = true;
         n.disconnected_since = None;
