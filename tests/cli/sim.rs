@@ -227,8 +227,6 @@ fn version_bands() {
     );
 }
 
-/// config caught up → migrating visible → settled (facts §4.3, §11.5).
-
 #[test]
 fn joined_one_of_three() {
     let s = Sim::start(SimOpts {

@@ -65,6 +65,7 @@ fn timeline_after_stop_and_start() {
 }
 
 /// After a start: stale (port open, own view online, `/cluster/info` 400) → marked online →
+/// config caught up → migrating visible → settled (facts §4.3, §11.5).
 fn start_signals_in_order(s: &Sim, victim: u64, peer: u64) {
     let before = s.get_json(peer, "/cluster/info").1["version"]
         .as_u64()
