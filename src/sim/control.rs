@@ -63,7 +63,7 @@ pub fn state_json(shared: &Shared) -> Value {
         })
         .collect();
     json!({"controller": c.controller(), "config_version": c.config.version,
-           "cluster_settled": c.config.is_settled(), "nodes": nodes})
+           "cluster_settled": c.config.is_settled(), "pending_timers": c.pending_timers(), "nodes": nodes})
 }
 
 async fn state(State(s): St) -> Response {
@@ -189,8 +189,10 @@ async fn node_config(State(s): St, Path(id): Path<u64>) -> Response {
     match c.settings(id) {
         Some(kv) => kv
             .iter()
-            .map(|(k, v)| format!("{k}={v}\n"))
-            .collect::<String>()
+            .fold(String::new(), |mut out, (k, v)| {
+                let _ = writeln!(out, "{k}={v}");
+                out
+            })
             .into_response(),
         None => fail(StatusCode::NOT_FOUND, &format!("unknown node {id}")),
     }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Active faults of one node; `clear` resets it to `Faults::default()`.
+#[allow(clippy::struct_excessive_bools)] // independent switches, any combination is valid
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     pub never_starts: bool,

@@ -6,13 +6,18 @@
 //! `model` + `timeline` are pure (fake-clock unit tests); `shared` + `server` + `control` are
 //! the async shell; `ctl` is the client of the control server.
 
+// "WuKongIM" is a product name, not code; help texts come from doc comments.
+#![allow(clippy::doc_markdown)]
+
 use std::process::ExitCode;
 
 use clap::Parser as _;
 
 pub mod cli;
+pub mod config;
 pub mod control;
 pub mod ctl;
+mod elections;
 pub mod faults;
 pub mod logs;
 pub mod model;
@@ -22,6 +27,7 @@ pub mod server;
 pub mod shared;
 mod timeline;
 pub mod views;
+pub mod views_cluster;
 
 #[cfg(test)]
 mod tests;

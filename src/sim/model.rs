@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::releases::Capabilities;
 use crate::version::WkVersion;
 
+pub use super::config::{CfgNode, Config, Phase, Slot, View};
 use super::faults::Faults;
 use super::logs;
 
@@ -32,121 +33,6 @@ pub mod timing {
     /// Bounded wait of a fan-out to a black-holed peer (facts §3.4: no client timeout upstream).
     pub const PEER_TIMEOUT: u64 = 3000;
     pub const RETRY: u64 = 500;
-}
-
-/// Process/membership phase of a node; the names are the `state` event values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Stopped,
-    /// Process started, API port not open yet.
-    Booting,
-    /// API open, answering from its stale persisted view (facts §4.3).
-    Stale,
-    /// The controller marked it online.
-    Online,
-    /// Config caught up, leaders migrated back.
-    Settled,
-    Crashed,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Stopped => "stopped",
-            Phase::Booting => "booting",
-            Phase::Stale => "stale",
-            Phase::Online => "online",
-            Phase::Settled => "settled",
-            Phase::Crashed => "crashed",
-        }
-    }
-    pub fn is_down(self) -> bool {
-        matches!(self, Phase::Stopped | Phase::Booting | Phase::Crashed)
-    }
-    pub fn api_open(self) -> bool {
-        matches!(self, Phase::Stale | Phase::Online | Phase::Settled)
-    }
-    pub fn running(self) -> bool {
-        !matches!(self, Phase::Stopped | Phase::Crashed)
-    }
-}
-
-/// A node entry of the cluster config (facts §3.6 `nodes[]`).
-#[derive(Debug, Clone, Default)]
-pub struct CfgNode {
-    pub id: u64,
-    pub cluster_addr: String,
-    pub api_addr: String,
-    pub online: bool,
-    pub offline_count: u32,
-    pub last_offline: i64,
-    pub created_at: i64,
-}
-
-/// A slot of the cluster config (facts §3.6 `slots[]`); status 0 Normal, 1 Candidate.
-#[derive(Debug, Clone, Default)]
-pub struct Slot {
-    pub id: u32,
-    pub leader: u64,
-    pub term: u32,
-    pub replicas: Vec<u64>,
-    pub status: u8,
-    pub expect_leader: u64,
-    pub migrate_from: u64,
-    pub migrate_to: u64,
-}
-
-/// The cluster config (`types.Config`); `controller` is not serialized (facts §3.6).
-#[derive(Debug, Clone, Default)]
-pub struct Config {
-    pub version: u64,
-    pub term: u32,
-    pub controller: u64,
-    pub slot_count: u32,
-    pub slot_replica_count: u32,
-    pub channel_replica_count: u32,
-    pub nodes: Vec<CfgNode>,
-    pub slots: Vec<Slot>,
-}
-
-impl Config {
-    pub fn node(&self, id: u64) -> Option<&CfgNode> {
-        self.nodes.iter().find(|n| n.id == id)
-    }
-    fn node_mut(&mut self, id: u64) -> Option<&mut CfgNode> {
-        self.nodes.iter_mut().find(|n| n.id == id)
-    }
-    pub fn is_online(&self, id: u64) -> bool {
-        self.node(id).is_some_and(|n| n.online)
-    }
-    pub fn is_settled(&self) -> bool {
-        !self.slots.is_empty()
-            && self
-                .slots
-                .iter()
-                .all(|s| s.leader != 0 && s.status == 0 && s.migrate_to == 0)
-            && self.nodes.iter().all(|n| n.online)
-    }
-    pub fn set_online(&mut self, id: u64, online: bool, now_secs: i64) {
-        if let Some(n) = self.node_mut(id) {
-            if !online && n.online {
-                n.offline_count += 1;
-                n.last_offline = now_secs;
-            }
-            n.online = online;
-        }
-    }
-}
-
-/// A node's local copy of the config (facts §4.3).
-#[derive(Debug, Clone)]
-pub enum View {
-    /// First boot, nothing persisted: `/health` says `no slots`.
-    Empty,
-    /// Following the controller.
-    Live,
-    /// The snapshot persisted when it stopped or lost the controller.
-    Frozen(Arc<Config>),
 }
 
 #[derive(Debug, Clone)]
@@ -200,6 +86,7 @@ pub(super) enum Timer {
     MigrateDone(u64, u64),
     Crash(u64, u64),
     CrashRestart(u64, u64),
+    SlotWait(u64, u64),
     MarkOffline(u64),
     SlotElect,
     ControllerElect,
@@ -367,8 +254,9 @@ impl Cluster {
     pub fn wall_secs(&self, now: u64) -> i64 {
         self.wall_ms(now) / 1000
     }
-    /// Process uptime in wall-clock seconds (resets on every start). Real uptime is
-    /// wall-clock time whatever `--speed` is, and wkctl compares it with its own clock.
+    /// Process uptime in wall-clock seconds (resets on every start). A real process's
+    /// uptime is wall-clock time whatever `--speed` is, and wkctl compares it with its
+    /// own clock (gate signal B), so it is not scaled.
     pub fn uptime_secs(&self, n: &Node, now: u64) -> u64 {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
         let real_ms = (now.saturating_sub(n.started_at) as f64 / self.opts.speed) as u64;
@@ -406,6 +294,11 @@ impl Cluster {
     /// Earliest pending deadline (simulated ms); the driver sleeps until then.
     pub fn next_deadline(&self) -> Option<u64> {
         self.timers.keys().next().map(|(at, _)| *at)
+    }
+
+    /// Number of scheduled transitions (0 = the simulator is idle until the next command).
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
     }
 
     /// Runs every transition due at or before `now`.

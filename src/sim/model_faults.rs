@@ -33,6 +33,11 @@ impl Cluster {
                     "WARN",
                     &format!("connect not authed (node {peer})"),
                 );
+                // Its SyncReq no longer reaches the controller: marked offline (facts §4.2).
+                if self.config.controller == peer && self.is_connected(id) {
+                    self.disconnect(id, now);
+                    self.log(id, now, "WARN", "leader not found");
+                }
             }
             FaultKind::Log(text) => self.node_mut(id).log.push(text),
             FaultKind::Partition => {
@@ -50,8 +55,9 @@ impl Cluster {
     /// rejoins after the usual stale delay.
     pub fn clear_faults(&mut self, id: u64, now: u64) -> Result<(), String> {
         let n = self.node(id).ok_or_else(|| format!("unknown node {id}"))?;
-        let held_back =
-            n.phase.api_open() && !n.connected && (n.faults.partition || n.faults.no_rejoin);
+        let held_back = n.phase.api_open()
+            && !n.connected
+            && (n.faults.partition || n.faults.no_rejoin || !n.faults.netsplit.is_empty());
         let g = n.generation;
         self.node_mut(id).faults = Faults::default();
         self.emit(now, Some(id), "fault").detail = Some("clear".into());

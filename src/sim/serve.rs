@@ -1,7 +1,6 @@
 //! `wksim serve`: builds the model, binds the ports, writes `cluster.json`, runs the time driver
 //! and the control server until SIGTERM/SIGINT.
 
-use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -13,17 +12,22 @@ use crate::version::WkVersion;
 
 use super::cli::{ServeArgs, VersionStyle};
 use super::model::{Cluster, ModelOpts, NodeSpec};
+use super::server;
 use super::shared::{Clock, Shared};
+use tokio::net::TcpSocket;
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn port(base: u16, offset: usize) -> anyhow::Result<u16> {
-    if base == 0 {
-        return free_port();
-    }
-    u16::try_from(usize::from(base) + offset).context("--base-port too high for this many nodes")
+/// Picks and reserves a port: `base + offset`, or a free one (`base` 0). The placeholder
+/// sockets live as long as the simulator so a stopped node's port cannot be taken.
+fn port(base: u16, offset: usize, held: &mut Vec<TcpSocket>) -> anyhow::Result<u16> {
+    let wanted = if base == 0 {
+        0
+    } else {
+        u16::try_from(usize::from(base) + offset)
+            .context("--base-port too high for this many nodes")?
+    };
+    let (p, sock) = server::reserve(wanted).with_context(|| format!("reserving port {wanted}"))?;
+    held.push(sock);
+    Ok(p)
 }
 
 /// Writes `path` atomically (temporary file + rename).
@@ -45,16 +49,20 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.state_dir)
         .with_context(|| format!("creating `{}`", a.state_dir.display()))?;
     let mut specs = Vec::with_capacity(a.nodes);
+    let mut held = Vec::new();
     for i in 0..a.nodes {
+        let (api_port, cluster_port) = (
+            port(a.base_port, 2 * i, &mut held)?,
+            port(a.base_port, 2 * i + 1, &mut held)?,
+        );
         specs.push(NodeSpec {
             id: a.first_id + i as u64,
-            api_port: port(a.base_port, 2 * i)?,
-            cluster_port: port(a.base_port, 2 * i + 1)?,
+            api_port,
+            cluster_port,
         });
     }
-    let control = tokio::net::TcpListener::bind(("127.0.0.1", port(a.base_port, 2 * a.nodes)?))
-        .await
-        .context("binding the control port")?;
+    let control_port = port(a.base_port, 2 * a.nodes, &mut held)?;
+    let control = server::bind(control_port).context("binding the control port")?;
     let control_port = control.local_addr()?.port();
     let epoch_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
     let opts = ModelOpts {
@@ -92,6 +100,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     axum::serve(control, app)
         .with_graceful_shutdown(shutdown())
         .await?;
+    // The port reservations end only here, with the simulator.
+    drop(held);
     Ok(())
 }
 

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 
 use super::shared::Shared;
 use super::views::{self, Reply};
+use super::views_cluster;
 
 /// One bound listener and the kill switch of the connections it accepted.
 pub struct Incarnation {
@@ -38,11 +39,25 @@ impl Incarnation {
 }
 
 /// Binds with `SO_REUSEADDR` so a restarted node gets the same port back despite TIME_WAIT.
+/// `SO_REUSEPORT` lets it share the port with the node's placeholder (see `reserve`).
 pub fn bind(port: u16) -> io::Result<TcpListener> {
+    reusable(port)?.listen(1024)
+}
+
+fn reusable(port: u16) -> io::Result<TcpSocket> {
     let sock = TcpSocket::new_v4()?;
     sock.set_reuseaddr(true)?;
+    sock.set_reuseport(true)?;
     sock.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
-    sock.listen(1024)
+    Ok(sock)
+}
+
+/// Reserves a port for the whole run with a bound, never-listening socket: connections to it
+/// are refused while the node is down, but no other process can take the port meanwhile.
+/// Port 0 picks a free one.
+pub fn reserve(port: u16) -> io::Result<(u16, TcpSocket)> {
+    let sock = reusable(port)?;
+    Ok((sock.local_addr()?.port(), sock))
 }
 
 /// A TCP stream that fails with "connection reset" once its process incarnation is gone.
@@ -236,10 +251,10 @@ async fn handle(
                 "/cluster/node" => views::cluster_node(&c, n, now),
                 "/cluster/nodes" => views::cluster_nodes(&c, n, t, now, false),
                 "/cluster/simpleNodes" => views::cluster_nodes(&c, n, t, now, true),
-                "/cluster/info" => views::cluster_info(&mut c, id, t),
-                "/cluster/allslot" => views::allslot(&c, n, t),
-                "/cluster/slots" => views::slots(&c, n, &q),
-                "/cluster/logs" => views::cluster_logs(&c, n, &q, t),
+                "/cluster/info" => views_cluster::cluster_info(&mut c, id, t),
+                "/cluster/allslot" => views_cluster::allslot(&c, n, t),
+                "/cluster/slots" => views_cluster::slots(&c, n, &q),
+                "/cluster/logs" => views_cluster::cluster_logs(&c, n, &q, t),
                 _ => Reply::not_found(),
             })
         }

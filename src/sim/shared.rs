@@ -130,7 +130,7 @@ impl Shared {
         let l = all.entry(id).or_default();
         match (api_open, l.api.is_some()) {
             (true, false) => match server::bind(api_port) {
-                Ok(sock) => l.api = Some(server::open_api(&self.self_arc(), id, sock)),
+                Ok(sock) => l.api = Some(server::open_api(&Shared::instance(), id, sock)),
                 Err(e) => report(&format!("node {id}: cannot bind API port {api_port}: {e}")),
             },
             (false, true) => l.api.take().expect("checked").close(),
@@ -148,7 +148,7 @@ impl Shared {
         }
     }
 
-    fn self_arc(&self) -> Arc<Shared> {
+    fn instance() -> Arc<Shared> {
         SELF.get().expect("shared registered").clone()
     }
 

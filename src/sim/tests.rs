@@ -23,8 +23,8 @@ fn cluster(n: usize, version: &str) -> Cluster {
     let specs: Vec<NodeSpec> = (0..n)
         .map(|i| NodeSpec {
             id: 1001 + i as u64,
-            api_port: 20000 + i as u16,
-            cluster_port: 21000 + i as u16,
+            api_port: 20000 + u16::try_from(i).unwrap(),
+            cluster_port: 21000 + u16::try_from(i).unwrap(),
         })
         .collect();
     Cluster::new(opts, &specs, n, &v(version), 0)
@@ -64,6 +64,11 @@ fn bootstrap_settles_with_one_controller_and_balanced_leaders() {
         let led = c.config.slots.iter().filter(|s| s.leader == id).count();
         assert!(led >= 2, "node {id} leads {led} slots");
     }
+    run_to(&mut c, timing::BOOT + timing::SLOT_WAIT_PANIC + 1);
+    assert!(
+        c.nodes.iter().all(|n| n.phase == Phase::Settled),
+        "slot wait passed"
+    );
     assert_eq!(c.next_deadline(), None, "idle cluster schedules nothing");
 }
 
@@ -188,4 +193,45 @@ fn wrong_version_and_settings() {
         kv.iter()
             .any(|(k, v)| k == "WK_CLUSTER_INITNODES" && v.split(' ').count() == 3)
     );
+}
+
+#[test]
+fn first_boot_without_quorum_panics_only_where_the_version_waits() {
+    for (version, panics) in [("v2.2.5-20260422", true), ("v2.1.2-20250120", false)] {
+        let mut c = cluster(3, version);
+        c.apply_fault(1002, FaultKind::NoRejoin, 0).unwrap();
+        c.apply_fault(1003, FaultKind::NoRejoin, 0).unwrap();
+        run_to(&mut c, timing::BOOT + timing::SLOT_WAIT_PANIC + 10);
+        assert_eq!(c.controller(), None, "{version}: no quorum");
+        let crashed = c.events.iter().any(|e| {
+            e.node == Some(1001)
+                && e.to.as_deref() == Some("crashed")
+                && e.detail.as_deref() == Some("panic: wait all slots ready timeout")
+        });
+        assert_eq!(crashed, panics, "{version}");
+        assert!(
+            health(&c, 1002).contains("no slots")
+                || !c.node(1002).unwrap().caps().health_cluster_aware
+        );
+    }
+}
+
+#[test]
+fn netsplit_to_the_controller_gets_the_node_marked_offline() {
+    let mut c = cluster(3, "v2.2.5-20260422");
+    run_to(&mut c, 10_000);
+    let ctrl = c.controller().unwrap();
+    let victim = if ctrl == 1001 { 1002 } else { 1001 };
+    c.apply_fault(victim, FaultKind::Netsplit(ctrl), 10_000)
+        .unwrap();
+    run_to(&mut c, 10_000 + timing::OFFLINE_AFTER);
+    assert!(!c.config.is_online(victim));
+    assert_eq!(
+        phase(&c, victim),
+        Phase::Settled,
+        "the process itself is fine"
+    );
+    c.clear_faults(victim, 20_000).unwrap();
+    run_to(&mut c, 30_000);
+    assert!(c.config.is_online(victim) && c.config.is_settled());
 }

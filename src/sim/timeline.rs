@@ -15,27 +15,30 @@ impl Cluster {
             Timer::BootDone(id, g) if current(self, id, g) => self.boot_done(id, now),
             Timer::BootPanic(id, g) if current(self, id, g) => {
                 // facts §4.1 step 5 / issue #197; a container restart policy brings it back.
-                self.log(id, now, "ERROR", "panic: wait all slots ready timeout");
-                self.go_down(id, Phase::Crashed, now);
-                let g = self.node_mut(id).generation;
-                self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
+                self.crash(id, now, "panic: wait all slots ready timeout");
             }
             Timer::Rejoin(id, g) if current(self, id, g) => self.rejoin(id, now),
             Timer::CatchUp(id, g) if current(self, id, g) => self.catch_up(id, now),
             Timer::MigrateDone(id, g) if current(self, id, g) => self.migrate_done(id, now),
             Timer::Crash(id, g) if current(self, id, g) && self.node_mut(id).faults.crash_loop => {
                 // issue #545/#546: catch-up panics, exit code 2, restarted by the runtime.
-                self.log(
+                self.crash(
                     id,
                     now,
-                    "ERROR",
                     "panic: apply slot logs failed: context deadline exceeded",
                 );
-                self.go_down(id, Phase::Crashed, now);
-                let g = self.node_mut(id).generation;
-                self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
             }
             Timer::CrashRestart(id, g) if current(self, id, g) => self.boot(id, now),
+            Timer::SlotWait(id, g) if current(self, id, g) => {
+                // `MustWaitAllSlotsReady(1 minute)` on the local view (facts §4.1, §4.3).
+                let n = self.node_mut(id).clone();
+                let ready = self
+                    .view_of(&n)
+                    .is_some_and(|c| !c.slots.is_empty() && c.slots.iter().all(|s| s.leader != 0));
+                if !ready {
+                    self.crash(id, now, "panic: wait all slots ready timeout");
+                }
+            }
             Timer::MarkOffline(id) => self.mark_offline(id, now),
             Timer::SlotElect => self.elect_slots(now),
             Timer::ControllerElect => self.elect_controller(now),
@@ -128,6 +131,10 @@ impl Cluster {
         self.log(id, now, "INFO", "ApiServer started");
         self.log(id, now, "INFO", "ManagerServer started");
         self.log(id, now, "INFO", "Server is ready");
+        let n = self.node_mut(id);
+        if n.caps().startup_waits_for_slots {
+            self.schedule(now + timing::SLOT_WAIT_PANIC, Timer::SlotWait(id, g));
+        }
         if faults.crash_loop {
             self.schedule(now + timing::CRASH_AFTER_API, Timer::Crash(id, g));
         }
@@ -137,6 +144,22 @@ impl Cluster {
         } else {
             self.schedule(now + timing::STALE, Timer::Rejoin(id, g));
         }
+    }
+
+    /// A panic: the process exits (code 2) and the runtime restarts it after `CRASH_RESTART`.
+    fn crash(&mut self, id: u64, now: u64, panic: &str) {
+        self.log(id, now, "ERROR", panic);
+        self.go_down(id, Phase::Crashed, now);
+        if let Some(e) = self
+            .events
+            .iter_mut()
+            .rev()
+            .find(|e| e.kind == "state" && e.node == Some(id))
+        {
+            e.detail = Some(panic.to_string());
+        }
+        let g = self.node_mut(id).generation;
+        self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
     }
 
     /// The process (or its link to the controller) goes away; the view freezes.
@@ -174,45 +197,6 @@ impl Cluster {
             self.schedule(now + timing::CONTROLLER_ELECT, Timer::ControllerElect);
         }
         self.check_quorum(now);
-    }
-
-    /// With fewer than a majority of members alive the config raft has no leader and the slot
-    /// groups whose leader is gone cannot elect one: slots Candidate, `/health` 500 on ≥ v2.1.4,
-    /// `/cluster/info` 400 (brief; facts §4.4 quorum = n/2+1).
-    fn check_quorum(&mut self, now: u64) {
-        let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
-        let alive = members
-            .iter()
-            .filter(|id| self.node(**id).is_some_and(super::model::Node::alive))
-            .count();
-        if alive >= members.len() / 2 + 1 {
-            return;
-        }
-        if self.config.controller != 0 {
-            self.config.controller = 0;
-            let e = self.emit(now, None, "controller");
-            e.to = Some("none".into());
-            e.detail = Some("quorum lost".into());
-        }
-        let mut lost = 0;
-        for i in 0..self.config.slots.len() {
-            let leader = self.config.slots[i].leader;
-            if self.config.slots[i].status == 0 && !self.is_connected(leader) {
-                let s = &mut self.config.slots[i];
-                s.status = 1;
-                s.expect_leader = 0;
-                s.migrate_from = 0;
-                s.migrate_to = 0;
-                lost += 1;
-            }
-        }
-        if lost > 0 {
-            self.bump();
-            let e = self.emit(now, None, "slots");
-            e.to = Some("candidate".into());
-            e.detail = Some(format!("{lost} slot(s) without quorum"));
-            self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
-        }
     }
 
     fn mark_offline(&mut self, id: u64, now: u64) {
@@ -259,88 +243,6 @@ impl Cluster {
         self.node(id).is_some_and(|n| n.connected)
     }
 
-    /// Re-elects Candidate slots whose online replicas form a quorum (facts §4.4).
-    fn elect_slots(&mut self, now: u64) {
-        if self.controller().is_none() {
-            if self.config.slots.iter().any(|s| s.status == 1) {
-                self.schedule(now + timing::RETRY, Timer::SlotElect);
-            }
-            return;
-        }
-        let mut elected = 0;
-        for i in 0..self.config.slots.len() {
-            let s = &self.config.slots[i];
-            if s.status != 1 {
-                continue;
-            }
-            let up: Vec<u64> = s
-                .replicas
-                .iter()
-                .copied()
-                .filter(|r| self.is_connected(*r) && self.config.is_online(*r))
-                .collect();
-            if up.len() < s.replicas.len() / 2 + 1 {
-                continue;
-            }
-            let leader = if up.contains(&s.expect_leader) {
-                s.expect_leader
-            } else {
-                up[0]
-            };
-            let s = &mut self.config.slots[i];
-            s.leader = leader;
-            s.term += 1;
-            s.status = 0;
-            s.expect_leader = 0;
-            elected += 1;
-        }
-        if elected > 0 {
-            self.bump();
-            self.emit(now, None, "slots").to = Some("elected".into());
-        }
-    }
-
-    /// Config-raft election among alive members; needs a majority (facts §4.4).
-    pub(super) fn elect_controller(&mut self, now: u64) {
-        if self.controller().is_some() {
-            return;
-        }
-        let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
-        let alive: Vec<u64> = members
-            .iter()
-            .copied()
-            .filter(|id| self.node(*id).is_some_and(super::model::Node::alive))
-            .collect();
-        if alive.len() < members.len() / 2 + 1 {
-            return;
-        }
-        let leader = alive
-            .iter()
-            .copied()
-            .find(|id| self.is_connected(*id))
-            .unwrap_or(alive[0]);
-        self.config.controller = leader;
-        self.config.term += 1;
-        // First boot: every slot gets a leader among the connected replicas.
-        for i in 0..self.config.slots.len() {
-            if self.config.slots[i].leader == 0 {
-                let s = &self.config.slots[i];
-                let pick = s
-                    .replicas
-                    .iter()
-                    .copied()
-                    .find(|r| self.is_connected(*r) || *r == leader)
-                    .unwrap_or(leader);
-                let s = &mut self.config.slots[i];
-                s.leader = pick;
-                s.term = s.term.max(1);
-            }
-        }
-        self.bump();
-        self.emit(now, None, "controller").to = Some(leader.to_string());
-        self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
-    }
-
     /// End of the stale phase: the node reaches the controller and is marked online.
     pub(super) fn rejoin(&mut self, id: u64, now: u64) {
         let Some(n) = self.node(id) else { return };
@@ -354,6 +256,18 @@ impl Cluster {
         if self.controller().is_none() {
             self.node_mut(id).connected = false;
             self.log(id, now, "WARN", "leader not found");
+            self.schedule(now + timing::RETRY * 2, Timer::Rejoin(id, g));
+            return;
+        }
+        let ctrl = self.config.controller;
+        if self.node_mut(id).faults.netsplit.contains(&ctrl) {
+            self.node_mut(id).connected = false;
+            self.log(
+                id,
+                now,
+                "WARN",
+                &format!("connect not authed (node {ctrl})"),
+            );
             self.schedule(now + timing::RETRY * 2, Timer::Rejoin(id, g));
             return;
         }

@@ -2,6 +2,7 @@
 //! helpers (raw HTTP GET, `wksim ctl`, event log, polling with a deadline).
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -56,13 +57,17 @@ pub fn wksim_bin() -> PathBuf {
 /// Blocking `GET http://host:port/path` with a 5 s timeout: (status, body). Status 0 = no answer.
 pub fn http_get(base: &str, path: &str, token: Option<&str>, timeout: Duration) -> (u16, String) {
     let hostport = base.trim_start_matches("http://").trim_end_matches('/');
-    let Ok(addr) = hostport.parse::<std::net::SocketAddr>() else { return (0, format!("bad address {base}")) };
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else { return (0, "connection refused".into()) };
+    let Ok(addr) = hostport.parse::<std::net::SocketAddr>() else {
+        return (0, format!("bad address {base}"));
+    };
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, timeout) else {
+        return (0, "connection refused".into());
+    };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n");
     if let Some(t) = token {
-        req.push_str(&format!("token: {t}\r\n"));
+        let _ = write!(req, "token: {t}\r\n");
     }
     req.push_str("\r\n");
     if s.write_all(req.as_bytes()).is_err() {
@@ -73,10 +78,25 @@ pub fn http_get(base: &str, path: &str, token: Option<&str>, timeout: Duration) 
         return (0, "no answer".into());
     }
     let text = String::from_utf8_lossy(&buf).to_string();
-    let Some((head, body)) = text.split_once("\r\n\r\n") else { return (0, text) };
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    (status, if chunked { dechunk(body) } else { body.to_string() })
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return (0, text);
+    };
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    )
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -93,12 +113,25 @@ fn dechunk(mut body: &str) -> String {
 }
 
 impl Sim {
+    #[allow(clippy::needless_pass_by_value)] // the shared API takes the options by value
     pub fn start(opts: SimOpts) -> Sim {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cmd = Command::new(wksim_bin());
         cmd.arg("serve")
-            .args(["--nodes", &opts.nodes.to_string(), "--first-id", &opts.first_id.to_string()])
-            .args(["--version", &opts.version, "--speed", &opts.speed.to_string(), "--base-port", "0"])
+            .args([
+                "--nodes",
+                &opts.nodes.to_string(),
+                "--first-id",
+                &opts.first_id.to_string(),
+            ])
+            .args([
+                "--version",
+                &opts.version,
+                "--speed",
+                &opts.speed.to_string(),
+                "--base-port",
+                "0",
+            ])
             .arg("--state-dir")
             .arg(dir.path());
         if let Some(t) = &opts.token {
@@ -109,17 +142,26 @@ impl Sim {
         }
         cmd.args(&opts.extra_args);
         let log = std::fs::File::create(dir.path().join("serve.log")).expect("serve.log");
-        cmd.stdout(log.try_clone().expect("log")).stderr(log).stdin(Stdio::null());
-        let child = cmd.spawn().expect("spawn wksim serve");
+        cmd.stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn wksim serve");
         let cluster_json = dir.path().join("cluster.json");
         let deadline = Instant::now() + Duration::from_secs(30);
         let doc: Value = loop {
-            if let Ok(text) = std::fs::read_to_string(&cluster_json) {
-                if let Ok(v) = serde_json::from_str(&text) {
-                    break v;
-                }
+            if let Ok(text) = std::fs::read_to_string(&cluster_json)
+                && let Ok(v) = serde_json::from_str(&text)
+            {
+                break v;
             }
-            assert!(Instant::now() < deadline, "wksim serve did not write cluster.json");
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+                panic!("wksim serve exited with {status}: {log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wksim serve did not write cluster.json"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         let nodes = doc["nodes"]
@@ -129,17 +171,31 @@ impl Sim {
             .map(|n| SimNode {
                 id: n["id"].as_u64().expect("id"),
                 api: n["api"].as_str().expect("api").to_string(),
-                cluster_addr: n["cluster_addr"].as_str().expect("cluster_addr").to_string(),
+                cluster_addr: n["cluster_addr"]
+                    .as_str()
+                    .expect("cluster_addr")
+                    .to_string(),
             })
             .collect();
-        let sim = Sim { control: doc["control"].as_str().expect("control").to_string(), nodes, dir, child };
+        let sim = Sim {
+            control: doc["control"].as_str().expect("control").to_string(),
+            nodes,
+            dir,
+            child,
+        };
         let joined = opts.joined.unwrap_or(opts.nodes).min(opts.nodes);
         let ids: Vec<u64> = sim.nodes.iter().take(joined).map(|n| n.id).collect();
         sim.wait_until("initial settle", Duration::from_secs(60), |s| {
             let st = s.state();
-            st["cluster_settled"] == true && ids.iter().all(|id| s.node_state_in(&st, *id) == "settled")
+            st["cluster_settled"] == true
+                && ids.iter().all(|id| node_state_in(&st, *id) == "settled")
         });
         sim
+    }
+
+    /// Process id of `wksim serve` (CPU measurements in scale tests).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn state_dir(&self) -> &Path {
@@ -147,7 +203,13 @@ impl Sim {
     }
 
     pub fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(wksim_bin()).arg("ctl").arg("--state-dir").arg(self.dir.path()).args(args).output().expect("run wksim ctl")
+        Command::new(wksim_bin())
+            .arg("ctl")
+            .arg("--state-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .expect("run wksim ctl")
     }
 
     pub fn events(&self) -> Vec<Value> {
@@ -159,7 +221,12 @@ impl Sim {
     }
 
     pub fn api(&self, node: u64) -> &str {
-        &self.nodes.iter().find(|n| n.id == node).unwrap_or_else(|| panic!("no node {node}")).api
+        &self
+            .nodes
+            .iter()
+            .find(|n| n.id == node)
+            .unwrap_or_else(|| panic!("no node {node}"))
+            .api
     }
 
     pub fn get(&self, node: u64, path: &str, token: Option<&str>) -> (u16, String) {
@@ -178,17 +245,8 @@ impl Sim {
         serde_json::from_str(&body).unwrap_or(Value::Null)
     }
 
-    fn node_state_in(&self, st: &Value, node: u64) -> String {
-        st["nodes"]
-            .as_array()
-            .and_then(|ns| ns.iter().find(|n| n["id"] == node))
-            .and_then(|n| n["state"].as_str())
-            .unwrap_or("")
-            .to_string()
-    }
-
     pub fn node_state(&self, node: u64) -> String {
-        self.node_state_in(&self.state(), node)
+        node_state_in(&self.state(), node)
     }
 
     pub fn wait_until(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Sim) -> bool) {
@@ -197,7 +255,10 @@ impl Sim {
             if f(self) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for: {what}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -206,9 +267,18 @@ impl Sim {
     pub fn wait_settled(&self, node: u64, timeout: Duration) {
         self.wait_until(&format!("node {node} settled"), timeout, |s| {
             let st = s.state();
-            st["cluster_settled"] == true && s.node_state_in(&st, node) == "settled"
+            st["cluster_settled"] == true && node_state_in(&st, node) == "settled"
         });
     }
+}
+
+fn node_state_in(st: &Value, node: u64) -> String {
+    st["nodes"]
+        .as_array()
+        .and_then(|ns| ns.iter().find(|n| n["id"] == node))
+        .and_then(|n| n["state"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 impl Drop for Sim {
@@ -221,7 +291,10 @@ impl Drop for Sim {
 /// "Never two nodes down at once" over the `state` events after the initial settle (the first
 /// `ctl` event marks its end). Down = stopped, booting or crashed.
 pub fn down_intervals_never_overlap(events: &[Value]) -> Result<(), String> {
-    let start = events.iter().position(|e| e["kind"] == "ctl").unwrap_or(events.len());
+    let start = events
+        .iter()
+        .position(|e| e["kind"] == "ctl")
+        .unwrap_or(events.len());
     let mut down = std::collections::BTreeSet::new();
     for e in &events[start..] {
         if e["kind"] != "state" {
@@ -237,7 +310,10 @@ pub fn down_intervals_never_overlap(events: &[Value]) -> Result<(), String> {
             }
         }
         if down.len() > 1 {
-            return Err(format!("nodes {down:?} down at the same time (at ts_ms {})", e["ts_ms"]));
+            return Err(format!(
+                "nodes {down:?} down at the same time (at ts_ms {})",
+                e["ts_ms"]
+            ));
         }
     }
     Ok(())
