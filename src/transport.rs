@@ -247,16 +247,13 @@ async fn run_argv(argv: &[String], timeout: Duration) -> io::Result<StepOutput> 
 
     // Let the readers reach end of file, but not forever: a daemon started by the step may
     // hold the pipes open (it is deliberately left running).
-    let readers = std::mem::take(&mut group.readers);
-    let aborts: Vec<_> = readers.iter().map(JoinHandle::abort_handle).collect();
-    if tokio::time::timeout(DRAIN_GRACE, futures_join_all(readers))
-        .await
-        .is_err()
-    {
-        for abort in aborts {
-            abort.abort();
+    // Readers still running after that are aborted when `group` drops.
+    let _ = tokio::time::timeout(DRAIN_GRACE, async {
+        for reader in &mut group.readers {
+            let _ = reader.await;
         }
-    }
+    })
+    .await;
 
     let (exit_code, signal) = decode(status);
     Ok(StepOutput {
@@ -284,15 +281,9 @@ fn decode(status: ExitStatus) -> (Option<i32>, Option<i32>) {
     (status.code(), status.signal())
 }
 
-/// Waits for every reader task (they only fail if aborted, which is not an error here).
-async fn futures_join_all(readers: Vec<JoinHandle<()>>) {
-    for reader in readers {
-        let _ = reader.await;
-    }
-}
-
 /// Kills the step's process group when dropped before the step's process exited: the
 /// future of [`run`] was cancelled (Ctrl-C) and nothing it started may keep running.
+/// Also stops the output readers, which a daemon holding the pipes would keep alive.
 struct GroupGuard {
     pgid: Option<Pid>,
     exited: bool,
