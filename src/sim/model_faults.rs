@@ -39,7 +39,8 @@ impl Cluster {
                     self.log(id, now, "WARN", "leader not found");
                 }
             }
-            FaultKind::Log(text) => self.node_mut(id).log.push(text),
+            // Like a real log line: timestamped, at ERROR level.
+            FaultKind::Log(text) => self.log(id, now, "ERROR", &text),
             FaultKind::Partition => {
                 f.partition = true;
                 // It keeps answering from its frozen view and believes it is fine (facts §4.3).
