@@ -123,6 +123,8 @@ struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     nodes: Mutex<BTreeMap<u64, ProgressBar>>,
+    /// Latest state of each gate signal per node: signal → (name, state, reason).
+    gates: Mutex<BTreeMap<u64, BTreeMap<String, (String, String, Option<String>)>>>,
 }
 
 impl Reporter {
@@ -138,11 +140,7 @@ impl Reporter {
             );
             overall.set_prefix("upgrade");
             overall.enable_steady_tick(Duration::from_millis(200));
-            Bars {
-                multi,
-                overall,
-                nodes: Mutex::new(BTreeMap::new()),
-            }
+            Bars { multi, overall, nodes: Mutex::new(BTreeMap::new()), gates: Mutex::new(BTreeMap::new()) }
         });
         Reporter {
             printer: printer.clone(),
@@ -204,17 +202,18 @@ impl Reporter {
             Event::StepStarted { node, step, .. } => {
                 self.node_bar(b, *node).set_message(format!("{step}…"))
             }
-            Event::GateSignal {
-                node,
-                signal,
-                name,
-                state,
-                reason,
-            } if state != "met" => {
-                let why = reason.as_deref().unwrap_or("");
-                self.node_bar(b, *node)
-                    .set_message(format!("gate: waiting for {signal} {name}: {why}"));
+            Event::GateSignal { node, signal, name, state, reason } => {
+                let mut gates = b.gates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let signals = gates.entry(*node).or_default();
+                signals.insert(signal.clone(), (name.clone(), state.clone(), reason.clone()));
+                let waiting = signals.iter().find(|(_, (_, st, _))| st != "met");
+                let msg = match waiting {
+                    Some((sig, (name, _, why))) => format!("gate: waiting for {sig} {name}: {}", why.as_deref().unwrap_or("")),
+                    None => "gate: all signals met, holding for `stable_for`…".to_string(),
+                };
+                self.node_bar(b, *node).set_message(msg);
             }
+            Event::StepFinished { ok: true, .. } => {}
             Event::NodeReady { node, .. } => self
                 .node_bar(b, *node)
                 .set_message("ready, soaking…".to_string()),
@@ -243,8 +242,8 @@ impl Reporter {
                 }
             }
             Event::Summary(_) => {
+                // Finished node lines stay on screen as the record of the run.
                 b.overall.finish();
-                let _ = b.multi.clear();
             }
             other => {
                 if let Some(line) = plain_line(other) {
