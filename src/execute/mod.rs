@@ -637,7 +637,7 @@ impl<'a> Runner<'a> {
             .playbook
             .timeout(StepKind::Rollback)
             .unwrap_or(self.ctx.manifest.policy.step_timeout);
-        let before = self.observe().await;
+        let before = self.observe(id).await;
         let baseline = NodeBaseline::from_view(&before, id);
         let out = transport::run(
             &Transport::for_node(&self.ctx.manifest, node),

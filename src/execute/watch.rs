@@ -120,8 +120,10 @@ impl PeerWatch {
 }
 
 impl Runner<'_> {
-    pub(super) async fn observe(&self) -> ClusterView {
-        probe::observe(&self.client, &self.ctx.manifest).await
+    /// One poll focused on `node`: full answers from it, `/health` from the others,
+    /// the cluster view from one more node (see [`probe::Scope::Focus`]).
+    pub(super) async fn observe(&self, node: u64) -> ClusterView {
+        probe::observe_scoped(&self.client, &self.ctx.manifest, probe::Scope::Focus(node)).await
     }
 
     /// Sleeps one poll interval; `Err` if the operator insists (second Ctrl-C).
@@ -138,7 +140,7 @@ impl Runner<'_> {
         let mut announced = false;
         let mut peers = PeerWatch::default();
         loop {
-            let view = self.observe().await;
+            let view = self.observe(node).await;
             peers.check(&view, None)?;
             match gate::cluster_settled(&view) {
                 SignalState::Met => return Ok(view),
@@ -178,7 +180,7 @@ impl Runner<'_> {
         let mut max_uptime: Option<Duration> = None;
         let mut went_down = false;
         loop {
-            let view = self.observe().await;
+            let view = self.observe(baseline.id).await;
             let now = Instant::now();
             let gs = gate::evaluate(baseline, prev.as_ref(), &view, target);
             for (sig, st) in &gs.signals {
@@ -264,7 +266,7 @@ impl Runner<'_> {
             if self.interrupt.requested() {
                 break;
             }
-            let view = self.observe().await;
+            let view = self.observe(node).await;
             peers.check(&view, None)?;
             if let Some(problem) = soak_problem(&view) {
                 return Err(WaitFailure::Unhealthy {

@@ -47,6 +47,9 @@ pub enum ProbeError {
     /// HTTP 404: this version does not serve the endpoint (no `/varz` in v2.0.1–v2.0.5).
     #[error("HTTP 404: this node does not serve the endpoint")]
     NotFound,
+    /// Not asked in this poll (a focused gate poll asks other nodes only for `/health`).
+    #[error("not asked in this poll")]
+    Skipped,
 }
 
 impl ProbeError {
@@ -74,6 +77,7 @@ impl ProbeError {
             ProbeError::BadBody(_) => "bad_body",
             ProbeError::Network(_) => "network",
             ProbeError::NotFound => "not_found",
+            ProbeError::Skipped => "skipped",
         }
     }
 }

@@ -56,11 +56,38 @@ pub fn min_poll_interval(nodes: usize) -> Duration {
     Duration::from_millis(millis).max(MIN_POLL_INTERVAL)
 }
 
+/// What one poll asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every request of every node (`status`, `check`, `doctor`).
+    All,
+    /// The gate of one node: that node gets every request; the others only `/health`,
+    /// except the first other node, which also answers `/cluster/info` (the cluster
+    /// view); no cluster-port checks. Keeps the load per node low while polling.
+    Focus(u64),
+}
+
 /// Observes the whole cluster once. Never fails: what could not be learned is `None`,
 /// `Unknown` or a [`ProbeError`] in the view.
 pub async fn observe(client: &Client, manifest: &Manifest) -> ClusterView {
+    observe_scoped(client, manifest, Scope::All).await
+}
+
+/// [`observe`], asking only what `scope` needs.
+pub async fn observe_scoped(client: &Client, manifest: &Manifest, scope: Scope) -> ClusterView {
     let observed_at = SystemTime::now();
-    let answers = probe_nodes(client, manifest).await;
+    let mut answers = probe_nodes(client, manifest, scope).await;
+    if let Scope::Focus(focus) = scope {
+        // The cluster view comes from the first other node that knows the controller.
+        let mut tried = 0;
+        for a in answers.iter_mut().filter(|a| a.id != focus && a.health.is_ok()) {
+            a.info = client.cluster_info(&a.api).await;
+            tried += 1;
+            if a.info.is_ok() || tried >= SIMPLE_NODES_ATTEMPTS {
+                break;
+            }
+        }
+    }
 
     // simpleNodes from a healthy node that knows the controller; the controller first
     // (its local config is the authority), then manifest order.
@@ -82,11 +109,13 @@ pub async fn observe(client: &Client, manifest: &Manifest) -> ClusterView {
         simple.as_ref().map(|(id, l)| (*id, l)),
         observed_at,
     );
-    check_cluster_ports(&mut view, client.timeout()).await;
+    if scope == Scope::All {
+        check_cluster_ports(&mut view, client.timeout()).await;
+    }
     view
 }
 
-async fn probe_nodes(client: &Client, manifest: &Manifest) -> Vec<NodeAnswers> {
+async fn probe_nodes(client: &Client, manifest: &Manifest, scope: Scope) -> Vec<NodeAnswers> {
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT / REQUESTS_PER_NODE));
     let mut set = JoinSet::new();
     for (idx, node) in manifest.nodes.iter().enumerate() {
@@ -98,12 +127,20 @@ async fn probe_nodes(client: &Client, manifest: &Manifest) -> Vec<NodeAnswers> {
         );
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            let (health, varz, own, info) = tokio::join!(
-                client.health(&api),
-                client.varz(&api),
-                client.node(&api),
-                client.cluster_info(&api)
-            );
+            let full = match scope {
+                Scope::All => true,
+                Scope::Focus(f) => f == id,
+            };
+            let (health, varz, own, info) = if full {
+                tokio::join!(
+                    client.health(&api),
+                    client.varz(&api),
+                    client.node(&api),
+                    client.cluster_info(&api)
+                )
+            } else {
+                (client.health(&api).await, Err(ProbeError::Skipped), Err(ProbeError::Skipped), Err(ProbeError::Skipped))
+            };
             (
                 idx,
                 NodeAnswers {

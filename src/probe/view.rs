@@ -177,7 +177,9 @@ pub struct NodeAnswers {
 
 /// Per-node fields from the node's own answers.
 pub fn node_view(a: &NodeAnswers) -> NodeView {
-    let answered = |r: Result<(), &ProbeError>| r.is_ok() || r.is_err_and(|e| !e.is_unreachable());
+    let answered = |r: Result<(), &ProbeError>| {
+        r.is_ok() || r.is_err_and(|e| !e.is_unreachable() && *e != ProbeError::Skipped)
+    };
     let reachable = answered(a.health.as_ref().map(|_| ()))
         || answered(a.varz.as_ref().map(|_| ()))
         || answered(a.node.as_ref().map(|_| ()))
@@ -191,7 +193,8 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
             .as_ref()
             .err()
             .filter(|e| **e != ProbeError::NotFound),
-    ];
+    ]
+    .map(|e| e.filter(|e| **e != ProbeError::Skipped));
     let error = errors
         .iter()
         .flatten()
@@ -254,6 +257,7 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
     v.info_answer = match &a.info {
         Ok(_) => InfoAnswer::Ok,
         Err(e) if e.is_leader_not_found() => InfoAnswer::LeaderNotFound,
+        Err(ProbeError::Skipped) => InfoAnswer::NotAsked,
         Err(e) => InfoAnswer::Failed(e.to_string()),
     };
     v
