@@ -22,27 +22,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
     let sim_dir = tmp.path().join("sim");
     let wksim = locate_wksim(tmp.path())?;
 
-    p.note(&format!(
-        "starting a simulated WuKongIM cluster: 3 nodes (1001–1003) on {FROM}, speed ×{}",
-        args.speed
-    ));
-    let mut child = tokio::process::Command::new(&wksim)
-        .arg("serve")
-        .args(["--nodes", "3", "--first-id", "1001", "--version", FROM])
-        .arg("--state-dir")
-        .arg(&sim_dir)
-        .args(["--speed", &args.speed.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            WkError::no(
-                format!("cannot start the simulator `{}`: {e}", wksim.display()),
-                "build it with `cargo build --release`",
-            )
-        })?;
+    p.note("the run stopped safely: the reason is above, and no node after the problem was touched");
 
     let cluster = wait_cluster_json(&sim_dir.join("cluster.json"), &mut child).await?;
     let manifest = tmp.path().join("cluster.yaml");
@@ -83,11 +63,12 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
             )
             .into());
         }
-        p.note(&format!(
-            "fault injected: node {} will `{}` on its next start — watch wkctl stop safely",
-            args.fault_node,
-            fault.sim_name()
-        ));
+        let when = if matches!(fault, crate::cli::DemoFault::Blackhole) {
+            "now (it accepts connections and never answers)"
+        } else {
+            "at its next start"
+        };
+        p.note(&format!("fault injected: node {} gets `{}` {when}; watch wkctl stop safely", args.fault_node, fault.sim_name()));
     }
 
     if !args.json {
