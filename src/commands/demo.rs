@@ -116,7 +116,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         p.out(&p.bold("\nafter"))?;
         print_status(&ctx, p).await?;
         if outcome == Outcome::No {
-            p.note("the run stopped safely: the reason is above, and no node after the problem was touched"); the other nodes were never touched");
+            p.note("the run stopped safely: the reason is above, and no node after the problem was touched");
         }
     }
     let _ = child.start_kill();
