@@ -1,5 +1,6 @@
 //! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
 
+mod bench;
 mod doctor;
 mod foundation;
 mod harness;
