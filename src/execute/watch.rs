@@ -175,10 +175,21 @@ impl Runner<'_> {
         let mut last: BTreeMap<Signal, SignalState> = BTreeMap::new();
         let mut prev: Option<ClusterView> = None;
         let mut peers = PeerWatch::default();
+        // Once B has seen a new process on the target, that process stays proven: its
+        // uptime is no longer compared with the wall clock (which drifts from the node's
+        // clock, and from a simulator's accelerated one); a later restart is caught as a
+        // crash loop (G) instead.
+        let mut baseline = baseline.clone();
         loop {
             let view = self.observe().await;
             let now = Instant::now();
-            let gs = gate::evaluate(baseline, prev.as_ref(), &view, target);
+            let gs = gate::evaluate(&baseline, prev.as_ref(), &view, target);
+            if gs
+                .state(Signal::NewProcessOnTarget)
+                .is_some_and(SignalState::is_met)
+            {
+                baseline.uptime = None;
+            }
             for (sig, st) in &gs.signals {
                 if last.get(sig) != Some(st) {
                     let (word, reason) = state_word(st);
