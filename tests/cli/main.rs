@@ -2,5 +2,8 @@
 
 mod foundation;
 mod harness;
+mod live;
 mod sim;
 mod ssh;
+mod support;
+mod upgrade;
