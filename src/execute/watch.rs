@@ -229,7 +229,11 @@ impl Runner<'_> {
                 };
                 return Err(WaitFailure::Timeout { signal, observed });
             }
-            prev = Some(view);
+            // Compare with the last poll the node answered: a crash loop restarts it between
+            // polls, and a poll that finds it down must not hide the reset uptime (G).
+            if view.node(baseline.id).is_some_and(|n| n.reachable) {
+                prev = Some(view);
+            }
             self.pause().await?;
         }
     }
