@@ -3,6 +3,7 @@
 //! simulator's event log.
 #![allow(dead_code)]
 
+use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,7 +27,11 @@ pub struct Opts<'a> {
 
 impl Default for Opts<'_> {
     fn default() -> Self {
-        Opts { name: "t", token_env: false, policy: FAST_POLICY.to_string() }
+        Opts {
+            name: "t",
+            token_env: false,
+            policy: FAST_POLICY.to_string(),
+        }
     }
 }
 
@@ -43,16 +48,29 @@ impl Ws {
         let q = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap();
         let mut s = format!("name: {}\nplaybook: sim\napi:\n  timeout: 2s\n", opts.name);
         if opts.token_env {
-            s.push_str(&format!("  token_env: {TOKEN_ENV}\n"));
+            let _ = writeln!(s, "  token_env: {TOKEN_ENV}");
         }
-        s.push_str(&format!("vars:\n  wksim: {}\n  state_dir: {}\nnodes:\n", q(&wksim_bin()), q(sim.state_dir())));
+        let _ = write!(
+            s,
+            "vars:\n  wksim: {}\n  state_dir: {}\nnodes:\n",
+            q(&wksim_bin()),
+            q(sim.state_dir())
+        );
         for n in &sim.nodes {
-            s.push_str(&format!("  - id: {}\n    host: 127.0.0.1\n    api: {}\n", n.id, n.api));
+            let _ = write!(
+                s,
+                "  - id: {}\n    host: 127.0.0.1\n    api: {}\n",
+                n.id, n.api
+            );
         }
         s.push_str(&opts.policy);
         let manifest = dir.path().join("cluster.yaml");
         std::fs::write(&manifest, s).expect("write manifest");
-        Ws { dir, manifest, name: opts.name.to_string() }
+        Ws {
+            dir,
+            manifest,
+            name: opts.name.to_string(),
+        }
     }
 
     pub fn state_base(&self) -> PathBuf {
@@ -71,7 +89,9 @@ impl Ws {
     /// `wkctl ARGS -m cluster.yaml` (and `--state-dir` for `upgrade`), env applied.
     pub fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_wkctl"));
-        c.env_remove("WKCTL_MANIFEST").env_remove(TOKEN_ENV).env("NO_COLOR", "1");
+        c.env_remove("WKCTL_MANIFEST")
+            .env_remove(TOKEN_ENV)
+            .env("NO_COLOR", "1");
         c.args(args).arg("-m").arg(&self.manifest);
         if args.first() == Some(&"upgrade") {
             c.arg("--state-dir").arg(self.state_base());
@@ -116,7 +136,12 @@ impl Ws {
             let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
             s
         });
-        Streaming { child, rx, lines: Vec::new(), err: Some(err) }
+        Streaming {
+            child,
+            rx,
+            lines: Vec::new(),
+            err: Some(err),
+        }
     }
 }
 
@@ -129,7 +154,8 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON doc ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON doc ({e}):\n{}", self.stdout))
     }
     pub fn lines(&self) -> Vec<Value> {
         json_lines(&self.stdout)
@@ -148,7 +174,9 @@ pub fn json_lines(text: &str) -> Vec<Value> {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A running wkctl whose JSON Lines are read as they arrive.
@@ -162,21 +190,31 @@ pub struct Streaming {
 
 impl Streaming {
     /// Reads lines until `pred` matches one (returned) or the deadline passes (panic).
-    pub fn wait_for(&mut self, what: &str, timeout: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(left) {
                 Ok((t, line)) => {
                     self.lines.push((t, line.clone()));
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        if pred(&v) {
-                            return v;
-                        }
+                    if let Ok(v) = serde_json::from_str::<Value>(&line)
+                        && pred(&v)
+                    {
+                        return v;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => panic!("timed out waiting for {what}; lines so far:\n{}", self.text()),
-                Err(RecvTimeoutError::Disconnected) => panic!("wkctl closed stdout before {what}; lines:\n{}", self.text()),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "timed out waiting for {what}; lines so far:\n{}",
+                    self.text()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("wkctl closed stdout before {what}; lines:\n{}", self.text())
+                }
             }
         }
     }
@@ -193,7 +231,10 @@ impl Streaming {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("wkctl did not exit within {timeout:?}; lines:\n{}", self.text());
+                panic!(
+                    "wkctl did not exit within {timeout:?}; lines:\n{}",
+                    self.text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -201,7 +242,11 @@ impl Streaming {
         while let Ok(l) = self.rx.recv_timeout(Duration::from_secs(5)) {
             self.lines.push(l);
         }
-        let err = self.err.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let err = self
+            .err
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         (status.code().unwrap_or(-1), err)
     }
 
@@ -212,11 +257,23 @@ impl Streaming {
     }
 
     pub fn text(&self) -> String {
-        self.lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
+        self.lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn values(&self) -> Vec<(i64, Value)> {
-        self.lines.iter().map(|(t, l)| (*t, serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))).collect()
+        self.lines
+            .iter()
+            .map(|(t, l)| {
+                (
+                    *t,
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")),
+                )
+            })
+            .collect()
     }
 }
 
@@ -234,14 +291,24 @@ pub fn ctl_events(sim: &Sim) -> Vec<(i64, String, Option<u64>)> {
     sim.events()
         .iter()
         .filter(|e| e["kind"] == "ctl")
-        .map(|e| (e["ts_ms"].as_i64().unwrap_or(0), e["detail"].as_str().unwrap_or("").to_string(), e["node"].as_u64()))
+        .map(|e| {
+            (
+                e["ts_ms"].as_i64().unwrap_or(0),
+                e["detail"].as_str().unwrap_or("").to_string(),
+                e["node"].as_u64(),
+            )
+        })
         .collect()
 }
 
 /// Runs `wksim ctl ARGS` and asserts success.
 pub fn ctl_ok(sim: &Sim, args: &[&str]) -> String {
     let o = sim.ctl(args);
-    assert!(o.status.success(), "wksim ctl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "wksim ctl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into()
 }
 
@@ -256,12 +323,24 @@ pub fn varz_version(sim: &Sim, node: u64, token: Option<&str>) -> String {
 pub fn finding_ids(doc: &Value) -> Vec<(String, Option<u64>)> {
     doc["findings"]
         .as_array()
-        .map(|a| a.iter().map(|f| (f["id"].as_str().unwrap_or("").to_string(), f["node"].as_u64())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    (
+                        f["id"].as_str().unwrap_or("").to_string(),
+                        f["node"].as_u64(),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 pub fn keys(v: &Value) -> Vec<String> {
-    let mut k: Vec<String> = v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     k.sort();
     k
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
-use crate::support::{FAST_POLICY, Opts, Run, TOKEN_ENV, Ws, ctl_events, ctl_ok, json_lines, varz_version};
+use crate::support::{
+    FAST_POLICY, Opts, Run, TOKEN_ENV, Ws, ctl_events, ctl_ok, json_lines, varz_version,
+};
 
 const TARGET: &str = "v2.1.2-20250120";
 const RUN_T: Duration = Duration::from_secs(90);
@@ -23,19 +25,32 @@ fn lifecycle(sim: &Sim) -> Vec<(i64, String, u64)> {
         .into_iter()
         .filter_map(|(t, d, n)| {
             let verb = d.split_whitespace().next().unwrap_or("").to_string();
-            ["stop", "start", "restart"].contains(&verb.as_str()).then(|| (t, verb, n.unwrap_or(0)))
+            ["stop", "start", "restart"]
+                .contains(&verb.as_str())
+                .then(|| (t, verb, n.unwrap_or(0)))
         })
         .collect()
 }
 
 fn node_state_of(ws: &Ws, id: u64) -> Value {
     let st = ws.state();
-    st["nodes"].as_array().expect("nodes").iter().find(|n| n["id"] == id).cloned().unwrap_or(Value::Null)
+    st["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 fn assert_all_on(sim: &Sim, version: &str, token: Option<&str>) {
     for n in &sim.nodes {
-        assert_eq!(varz_version(sim, n.id, token), version, "node {} /varz", n.id);
+        assert_eq!(
+            varz_version(sim, n.id, token),
+            version,
+            "node {} /varz",
+            n.id
+        );
     }
 }
 
@@ -57,7 +72,11 @@ fn happy_path_one_node_at_a_time_1001_first() {
 
     let events = sim.events();
     let life = lifecycle(&sim);
-    let stops: Vec<u64> = life.iter().filter(|(_, v, _)| v == "stop").map(|(_, _, n)| *n).collect();
+    let stops: Vec<u64> = life
+        .iter()
+        .filter(|(_, v, _)| v == "stop")
+        .map(|(_, _, n)| *n)
+        .collect();
     assert_eq!(stops, [1001, 1002, 1003], "{life:?}");
     down_intervals_never_overlap(&events).unwrap();
     // Each node's start came only after the previous node settled on its new process.
@@ -66,7 +85,11 @@ fn happy_path_one_node_at_a_time_1001_first() {
         let (prev, next) = (w[0], w[1]);
         let prev_start = events
             .iter()
-            .position(|e| e["kind"] == "ctl" && e["node"] == prev && e["detail"].as_str().unwrap_or("").starts_with("start"))
+            .position(|e| {
+                e["kind"] == "ctl"
+                    && e["node"] == prev
+                    && e["detail"].as_str().unwrap_or("").starts_with("start")
+            })
             .expect("prev start");
         let settled = events[prev_start..]
             .iter()
@@ -74,10 +97,22 @@ fn happy_path_one_node_at_a_time_1001_first() {
             .expect("prev settled")["ts_ms"]
             .as_i64()
             .unwrap();
-        let (next_stop, _, _) = life.iter().find(|(_, v, n)| v == "stop" && *n == next).expect("next stop");
-        let (next_start, _, _) = life.iter().find(|(_, v, n)| v == "start" && *n == next).expect("next start");
-        assert!(settled <= *next_stop, "node {next} stopped at {next_stop} before {prev} settled at {settled}");
-        assert!(settled <= *next_start, "node {next} started at {next_start} before {prev} settled at {settled}");
+        let (next_stop, _, _) = life
+            .iter()
+            .find(|(_, v, n)| v == "stop" && *n == next)
+            .expect("next stop");
+        let (next_start, _, _) = life
+            .iter()
+            .find(|(_, v, n)| v == "start" && *n == next)
+            .expect("next start");
+        assert!(
+            settled <= *next_stop,
+            "node {next} stopped at {next_stop} before {prev} settled at {settled}"
+        );
+        assert!(
+            settled <= *next_start,
+            "node {next} started at {next_start} before {prev} settled at {settled}"
+        );
     }
     let lines = r.lines();
     assert_last_is_summary(&lines, true);
@@ -90,7 +125,10 @@ fn happy_path_one_node_at_a_time_1001_first() {
 
 #[test]
 fn json_stream_every_line_parses_and_ends_with_summary() {
-    let sim = Sim::start(SimOpts { version: "v2.1.3-20250210".into(), ..SimOpts::default() });
+    let sim = Sim::start(SimOpts {
+        version: "v2.1.3-20250210".into(),
+        ..SimOpts::default()
+    });
     let ws = Ws::new(&sim, &Opts::default());
     let r = ws.run(&["upgrade", "--to", "v2.1.4", "--yes", "--json"], &[]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -107,9 +145,18 @@ fn json_stream_every_line_parses_and_ends_with_summary() {
     let s = &lines.last().unwrap()["data"];
     assert_eq!(s["status"], "completed");
     assert_eq!(s["to"], "v2.1.4-20250319");
-    let st: Vec<&str> = s["nodes"].as_array().unwrap().iter().map(|n| n["status"].as_str().unwrap()).collect();
+    let st: Vec<&str> = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
     assert_eq!(st, ["upgraded", "upgraded", "upgraded"]);
-    let order: Vec<u64> = lines.iter().filter(|l| l["type"] == "node_started").map(|l| l["data"]["node"].as_u64().unwrap()).collect();
+    let order: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["type"] == "node_started")
+        .map(|l| l["data"]["node"].as_u64().unwrap())
+        .collect();
     assert_eq!(order, [1001, 1002, 1003]);
 }
 
@@ -117,14 +164,23 @@ fn json_stream_every_line_parses_and_ends_with_summary() {
 fn fault_on_1002(fault: &[&str], signals: &[&str]) {
     let sim = Sim::start(SimOpts::default());
     let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 4s");
-    let ws = Ws::new(&sim, &Opts { policy, ..Opts::default() });
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
     let mut args = vec!["fault", "1002"];
     args.extend_from_slice(fault);
     ctl_ok(&sim, &args);
     let r = upgrade(&ws, &[], &[]);
     assert_eq!(r.code, 1, "{fault:?}: {}", r.all());
     let ctl = ctl_events(&sim);
-    assert!(ctl.iter().all(|(_, _, n)| *n != Some(1003)), "{fault:?}: node 1003 was touched: {ctl:?}");
+    assert!(
+        ctl.iter().all(|(_, _, n)| *n != Some(1003)),
+        "{fault:?}: node 1003 was touched: {ctl:?}"
+    );
     assert_eq!(varz_version(&sim, 1003, None), "v2.0.10-20241221");
     let lines = r.lines();
     let failed = lines
@@ -132,7 +188,11 @@ fn fault_on_1002(fault: &[&str], signals: &[&str]) {
         .find(|l| l["type"] == "node_failed")
         .unwrap_or_else(|| panic!("{fault:?}: no node_failed:\n{}", r.all()));
     assert_eq!(failed["data"]["node"], 1002, "{failed}");
-    let said = format!("{} {}", failed["data"]["signal"].as_str().unwrap_or(""), failed["data"]["reason"].as_str().unwrap_or(""));
+    let said = format!(
+        "{} {}",
+        failed["data"]["signal"].as_str().unwrap_or(""),
+        failed["data"]["reason"].as_str().unwrap_or("")
+    );
     assert!(
         signals.iter().any(|s| said.contains(s)),
         "{fault:?}: node_failed should name one of {signals:?}, got `{said}`"
@@ -181,10 +241,17 @@ fn fault_blackhole_before_the_run_is_refused() {
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(lifecycle(&sim).is_empty(), "{:?}", lifecycle(&sim));
     let lines = r.lines();
-    let check = lines.iter().find(|l| l["type"] == "check_finished").expect("check_finished");
+    let check = lines
+        .iter()
+        .find(|l| l["type"] == "check_finished")
+        .expect("check_finished");
     assert_eq!(check["data"]["ok"], false);
     assert!(
-        check["data"]["findings"].as_array().unwrap().iter().any(|f| f["node"] == 1002 && f["severity"] == "block"),
+        check["data"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["node"] == 1002 && f["severity"] == "block"),
         "{check}"
     );
 }
@@ -194,7 +261,13 @@ fn fault_blackhole_before_the_run_is_refused() {
 fn fault_blackhole_during_the_run_stops_it() {
     let sim = Sim::start(SimOpts::default());
     let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 5s");
-    let ws = Ws::new(&sim, &Opts { policy, ..Opts::default() });
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
     let mut run = ws.spawn(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
     run.wait_for("step_started stop 1002", RUN_T, |v| {
         v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "stop"
@@ -203,10 +276,20 @@ fn fault_blackhole_during_the_run_stops_it() {
     let (code, err) = run.finish(RUN_T);
     assert_eq!(code, 1, "{err}\n{}", run.text());
     let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
-    let failed = lines.iter().find(|l| l["type"] == "node_failed").expect("node_failed");
+    let failed = lines
+        .iter()
+        .find(|l| l["type"] == "node_failed")
+        .expect("node_failed");
     assert_eq!(failed["data"]["node"], 1002);
-    let said = format!("{} {}", failed["data"]["signal"].as_str().unwrap_or(""), failed["data"]["reason"].as_str().unwrap_or(""));
-    assert!(said.contains("A "), "blackhole: expected signal A, got `{said}`");
+    let said = format!(
+        "{} {}",
+        failed["data"]["signal"].as_str().unwrap_or(""),
+        failed["data"]["reason"].as_str().unwrap_or("")
+    );
+    assert!(
+        said.contains("A "),
+        "blackhole: expected signal A, got `{said}`"
+    );
     assert!(ctl_events(&sim).iter().all(|(_, _, n)| *n != Some(1003)));
     assert_eq!(node_state_of(&ws, 1002)["status"], "failed");
 }
@@ -217,12 +300,18 @@ fn degraded_cluster_is_refused_before_anything_is_touched() {
     let ws = Ws::new(&sim, &Opts::default());
     ctl_ok(&sim, &["stop", "1003"]);
     sim.wait_until("1003 offline", Duration::from_secs(30), |s| {
-        s.events().iter().any(|e| e["kind"] == "offline_marked" && e["node"] == 1003)
+        s.events()
+            .iter()
+            .any(|e| e["kind"] == "offline_marked" && e["node"] == 1003)
     });
     let before = lifecycle(&sim);
     let r = upgrade(&ws, &[], &[]);
     assert_eq!(r.code, 1, "{}", r.all());
-    assert_eq!(lifecycle(&sim), before, "wkctl touched a node of a degraded cluster");
+    assert_eq!(
+        lifecycle(&sim),
+        before,
+        "wkctl touched a node of a degraded cluster"
+    );
     let lines = r.lines();
     assert_eq!(lines[0]["type"], "check_finished");
     assert_eq!(lines[0]["data"]["ok"], false);
@@ -230,7 +319,11 @@ fn degraded_cluster_is_refused_before_anything_is_touched() {
     // The human form says so too.
     let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &[]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("refused") && r.stdout.contains("nothing was changed"), "{}", r.all());
+    assert!(
+        r.stdout.contains("refused") && r.stdout.contains("nothing was changed"),
+        "{}",
+        r.all()
+    );
 }
 
 #[test]
@@ -239,7 +332,9 @@ fn kill9_in_gate_then_resume_finishes_without_restarting_1001() {
     let ws = Ws::new(&sim, &Opts::default());
     let mut run = ws.spawn(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
     run.wait_for("1002 in its gate", RUN_T, |v| {
-        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "wait_ready"
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "wait_ready"
     });
     run.kill9();
     let st = ws.state();
@@ -251,13 +346,20 @@ fn kill9_in_gate_then_resume_finishes_without_restarting_1001() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert_all_on(&sim, TARGET, None);
     let life = lifecycle(&sim);
-    let count = |verb: &str, id: u64| life.iter().filter(|(_, v, n)| v == verb && *n == id).count();
+    let count = |verb: &str, id: u64| {
+        life.iter()
+            .filter(|(_, v, n)| v == verb && *n == id)
+            .count()
+    };
     assert_eq!(count("stop", 1001), 1, "1001 restarted again: {life:?}");
     assert_eq!(count("start", 1001), 1, "{life:?}");
     assert_eq!(count("stop", 1003), 1, "{life:?}");
     down_intervals_never_overlap(&sim.events()).unwrap();
     let lines = r.lines();
-    let started = lines.iter().find(|l| l["type"] == "run_started").expect("run_started");
+    let started = lines
+        .iter()
+        .find(|l| l["type"] == "run_started")
+        .expect("run_started");
     assert_eq!(started["data"]["resume"], true);
     assert_last_is_summary(&lines, true);
     assert_eq!(ws.state()["status"], "completed");
@@ -267,7 +369,13 @@ fn kill9_in_gate_then_resume_finishes_without_restarting_1001() {
 fn concurrent_second_run_is_refused_by_the_lock() {
     let sim = Sim::start(SimOpts::default());
     let policy = FAST_POLICY.replace("soak: 300ms", "soak: 30s");
-    let ws = Ws::new(&sim, &Opts { policy, ..Opts::default() });
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
     let mut first = ws.spawn(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
     first.wait_for("run_started", RUN_T, |v| v["type"] == "run_started");
     let pid = first.child.id().to_string();
@@ -277,10 +385,17 @@ fn concurrent_second_run_is_refused_by_the_lock() {
         let r = ws.run(&args, &[]);
         assert_eq!(r.code, 1, "{args:?}: {}", r.all());
         assert!(r.stderr.contains("lock"), "{args:?}: {}", r.all());
-        assert!(r.stderr.contains(&pid), "{args:?}: stderr should name the owner pid {pid}: {}", r.all());
+        assert!(
+            r.stderr.contains(&pid),
+            "{args:?}: stderr should name the owner pid {pid}: {}",
+            r.all()
+        );
     }
     first.kill9();
-    let stops = lifecycle(&sim).iter().filter(|(_, v, _)| v == "stop").count();
+    let stops = lifecycle(&sim)
+        .iter()
+        .filter(|(_, v, _)| v == "stop")
+        .count();
     assert!(stops <= 1, "only the first run touched a node");
 }
 
@@ -288,22 +403,41 @@ fn concurrent_second_run_is_refused_by_the_lock() {
 fn plain_upgrade_with_an_unfinished_run_points_to_resume_and_discard() {
     let sim = Sim::start(SimOpts::default());
     let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 3s");
-    let ws = Ws::new(&sim, &Opts { policy, ..Opts::default() });
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
     ctl_ok(&sim, &["fault", "1001", "wrong-version"]);
     let r = upgrade(&ws, &[], &[]);
     assert_eq!(r.code, 1, "{}", r.all());
     let before = lifecycle(&sim);
     let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &[]);
     assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.stderr.contains("--resume") && r.stderr.contains("--discard"), "{}", r.all());
+    assert!(
+        r.stderr.contains("--resume") && r.stderr.contains("--discard"),
+        "{}",
+        r.all()
+    );
     assert_eq!(lifecycle(&sim), before, "the refused run touched nothing");
 }
 
 #[test]
 fn token_never_appears_in_output_state_or_plan() {
     let secret = "mgr-TOKEN-5f1c-secret";
-    let sim = Sim::start(SimOpts { token: Some(secret.into()), ..SimOpts::default() });
-    let ws = Ws::new(&sim, &Opts { token_env: true, ..Opts::default() });
+    let sim = Sim::start(SimOpts {
+        token: Some(secret.into()),
+        ..SimOpts::default()
+    });
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            token_env: true,
+            ..Opts::default()
+        },
+    );
     let env = [(TOKEN_ENV, secret)];
     let r = upgrade(&ws, &[], &env);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -318,7 +452,11 @@ fn token_never_appears_in_output_state_or_plan() {
     for e in walk(&ws.state_base()) {
         files += 1;
         let bytes = std::fs::read(&e).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains(secret), "{} contains the token", e.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{} contains the token",
+            e.display()
+        );
     }
     assert!(files >= 1, "the state dir has files");
     let manifest = std::fs::read_to_string(&ws.manifest).unwrap();
@@ -347,12 +485,21 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     for id in ["1001", "1002", "1003"] {
         assert!(r.stdout.contains(id), "{}", r.all());
     }
-    assert!(r.stdout.contains("stop") && r.stdout.contains("wait_ready"), "{}", r.all());
+    assert!(
+        r.stdout.contains("stop") && r.stdout.contains("wait_ready"),
+        "{}",
+        r.all()
+    );
     assert!(r.stderr.contains("dry run"), "{}", r.all());
     let r = ws.run(&["upgrade", "--to", "v2.1.2", "--dry-run", "--json"], &[]);
     assert_eq!(r.code, 0, "{}", r.all());
     let plan = r.json();
-    let ids: Vec<u64> = plan["nodes"].as_array().unwrap().iter().map(|n| n["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(ids, [1001, 1002, 1003]);
     assert!(ctl_events(&sim).is_empty(), "{:?}", ctl_events(&sim));
     assert!(!ws.state_base().exists(), "the dry run created a state dir");
@@ -363,19 +510,38 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 fn demo_succeeds_under_a_minute_and_fails_on_crash_loop() {
     let wkctl = env!("CARGO_BIN_EXE_wkctl");
     let t0 = std::time::Instant::now();
-    let o = std::process::Command::new(wkctl).args(["demo", "--speed", "8", "--no-progress"]).env("NO_COLOR", "1").output().unwrap();
+    let o = std::process::Command::new(wkctl)
+        .args(["demo", "--speed", "8", "--no-progress"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
     let took = t0.elapsed();
-    let all = format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(o.status.code(), Some(0), "{all}");
     assert!(took < Duration::from_secs(60), "demo took {took:?}");
     assert!(all.contains("done:"), "{all}");
 
     let o = std::process::Command::new(wkctl)
-        .args(["demo", "--speed", "8", "--no-progress", "--fault", "crash-loop"])
+        .args([
+            "demo",
+            "--speed",
+            "8",
+            "--no-progress",
+            "--fault",
+            "crash-loop",
+        ])
         .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    let all = format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(o.status.code(), Some(1), "{all}");
     assert!(all.contains("not touched"), "{all}");
 }
