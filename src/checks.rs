@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::finding::Finding;
 use crate::manifest::Manifest;
-use crate::probe::{ClusterView, HealthState, NodeStatus, NodeView, ProbeError};
+use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
 use crate::releases::{Capabilities, mixed_finding};
 use crate::version::WkVersion;
 
@@ -119,6 +119,11 @@ fn node_findings(
             (Some(true), s) => out.push(Finding::block("cluster.node_offline", Some(id), format!("node {id} is online but not Joined in the controller's view (status {s:?})"), "wait for the join to finish before upgrading")),
             _ => out.push(Finding::block("cluster.node_offline", Some(id), format!("node {id} is offline in the controller's view"), format!("start node {id} and wait until the controller marks it online; check its port 11110 from the other nodes"))),
         }
+    }
+    // A restarted node answers from its stale persisted view (online, Joined, `/health`
+    // ok before v2.1.4) until it knows the controller again (facts §4.3).
+    if matches!(n.info_answer, InfoAnswer::LeaderNotFound) && view.controller.is_some() {
+        out.push(Finding::block("cluster.node_rejoining", Some(id), format!("node {id} does not know the controller yet (`/cluster/info` answers 400 `leader not found`): it is still rejoining"), "wait until it has rejoined (`wkctl status`), then check again; if it stays, see `wkctl doctor`"));
     }
     if let (Some(mine), Some(ctl)) = (n.config_version, view.config_version)
         && mine != ctl

@@ -31,6 +31,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     let dir = state_dir(global, args, &ctx.manifest.name);
 
     if args.discard {
+        refuse_if_live_lock(&dir, args)?;
         if dir.load()?.is_none() {
             p.note("no unfinished run to discard");
             return Ok(Outcome::Success);
@@ -70,6 +71,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
 
     // Never run without a place to save state.
     dir.ensure_writable()?;
+    refuse_if_live_lock(&dir, args)?;
     match (&previous, args.resume) {
         (Some(st), false) if st.status.unfinished() => {
             return Err(WkError::no(
@@ -209,6 +211,34 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         print_summary(&dir, &plan, outcome, p)?;
     }
     Ok(outcome)
+}
+
+/// A run in progress (the lock held by a live process) is named first: the unfinished
+/// state is then that run's own, not one to `--resume` or `--discard`.
+fn refuse_if_live_lock(dir: &StateDir, args: &UpgradeArgs) -> anyhow::Result<()> {
+    if args.break_lock {
+        return Ok(());
+    }
+    let Some(owner) = std::fs::read_to_string(dir.lock_path())
+        .ok()
+        .and_then(|t| serde_json::from_str::<state::LockOwner>(&t).ok())
+    else {
+        return Ok(());
+    };
+    if owner.is_stale() {
+        return Ok(());
+    }
+    Err(WkError::no(
+        format!(
+            "another wkctl run holds the cluster lock (pid {} on host `{}`)",
+            owner.pid, owner.host
+        ),
+        format!(
+            "wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)",
+            dir.lock_path().display()
+        ),
+    )
+    .into())
 }
 
 fn resolve_target(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Result<Target> {

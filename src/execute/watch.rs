@@ -179,10 +179,21 @@ impl Runner<'_> {
         let mut peers = PeerWatch::default();
         let mut max_uptime: Option<Duration> = None;
         let mut went_down = false;
+        // Once B has seen a new process on the target, that process stays proven: its
+        // uptime is no longer compared with the wall clock (which drifts from the node's
+        // clock, and from a simulator's accelerated one); a later restart is caught as a
+        // crash loop (G) instead.
+        let mut baseline = baseline.clone();
         loop {
             let view = self.observe(baseline.id).await;
             let now = Instant::now();
-            let gs = gate::evaluate(baseline, prev.as_ref(), &view, target);
+            let gs = gate::evaluate(&baseline, prev.as_ref(), &view, target);
+            if gs
+                .state(Signal::NewProcessOnTarget)
+                .is_some_and(SignalState::is_met)
+            {
+                baseline.uptime = None;
+            }
             for (sig, st) in &gs.signals {
                 if last.get(sig) != Some(st) {
                     let (word, reason) = state_word(st);
@@ -251,7 +262,11 @@ impl Runner<'_> {
                 };
                 return Err(WaitFailure::Timeout { signal, observed });
             }
-            prev = Some(view);
+            // Compare with the last poll the node answered: a crash loop restarts it between
+            // polls, and a poll that finds it down must not hide the reset uptime (G).
+            if view.node(baseline.id).is_some_and(|n| n.reachable) {
+                prev = Some(view);
+            }
             self.pause().await?;
         }
     }

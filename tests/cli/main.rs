@@ -4,5 +4,8 @@ mod bench;
 mod doctor;
 mod foundation;
 mod harness;
+mod live;
 mod sim;
 mod ssh;
+mod support;
+mod upgrade;

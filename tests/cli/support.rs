@@ -1,0 +1,352 @@
+//! Shared helpers for the live tests: a manifest for a running [`Sim`], running `wkctl`
+//! against it (blocking or streaming its `--json` lines as they arrive), and reading the
+//! simulator's event log.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::harness::{Sim, wksim_bin};
+
+/// Fast policy for tests: the simulator runs ×20, the gate polls every 100 ms.
+pub const FAST_POLICY: &str = "policy:\n  order: id\n  canary: false\n  soak: 300ms\n  stable_for: 400ms\n  node_timeout: 8s\n  poll_interval: 100ms\n  step_timeout: 20s\n";
+
+pub const TOKEN_ENV: &str = "WKTEST_MANAGER_TOKEN";
+
+pub struct Opts<'a> {
+    pub name: &'a str,
+    pub token_env: bool,
+    pub policy: String,
+}
+
+impl Default for Opts<'_> {
+    fn default() -> Self {
+        Opts {
+            name: "t",
+            token_env: false,
+            policy: FAST_POLICY.to_string(),
+        }
+    }
+}
+
+/// A test workspace: a temp dir holding `cluster.yaml` for `sim` and the `.wkctl` state.
+pub struct Ws {
+    pub dir: tempfile::TempDir,
+    pub manifest: PathBuf,
+    pub name: String,
+}
+
+impl Ws {
+    pub fn new(sim: &Sim, opts: &Opts) -> Ws {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let q = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap();
+        let mut s = format!("name: {}\nplaybook: sim\napi:\n  timeout: 2s\n", opts.name);
+        if opts.token_env {
+            let _ = writeln!(s, "  token_env: {TOKEN_ENV}");
+        }
+        let _ = write!(
+            s,
+            "vars:\n  wksim: {}\n  state_dir: {}\nnodes:\n",
+            q(&wksim_bin()),
+            q(sim.state_dir())
+        );
+        for n in &sim.nodes {
+            let _ = write!(
+                s,
+                "  - id: {}\n    host: 127.0.0.1\n    api: {}\n",
+                n.id, n.api
+            );
+        }
+        s.push_str(&opts.policy);
+        let manifest = dir.path().join("cluster.yaml");
+        std::fs::write(&manifest, s).expect("write manifest");
+        Ws {
+            dir,
+            manifest,
+            name: opts.name.to_string(),
+        }
+    }
+
+    pub fn state_base(&self) -> PathBuf {
+        self.dir.path().join(".wkctl")
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        self.state_base().join(&self.name).join("state.json")
+    }
+
+    pub fn state(&self) -> Value {
+        let text = std::fs::read_to_string(self.state_file()).expect("state.json");
+        serde_json::from_str(&text).expect("state.json is JSON")
+    }
+
+    /// `wkctl ARGS -m cluster.yaml` (and `--state-dir` for `upgrade`), env applied.
+    pub fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wkctl"));
+        c.env_remove("WKCTL_MANIFEST")
+            .env_remove(TOKEN_ENV)
+            .env("NO_COLOR", "1");
+        c.args(args).arg("-m").arg(&self.manifest);
+        if args.first() == Some(&"upgrade") {
+            c.arg("--state-dir").arg(self.state_base());
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.current_dir(self.dir.path()).stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let o = self.cmd(args, env).output().expect("run wkctl");
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+
+    /// Starts wkctl with stdout piped; each stdout line is delivered with its arrival time.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> Streaming {
+        let mut child = self
+            .cmd(args, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wkctl");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((now_ms(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+            s
+        });
+        Streaming {
+            child,
+            rx,
+            lines: Vec::new(),
+            err: Some(err),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON doc ({e}):\n{}", self.stdout))
+    }
+    pub fn lines(&self) -> Vec<Value> {
+        json_lines(&self.stdout)
+    }
+    pub fn all(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Every stdout line parsed as JSON; panics on a line that is not.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect()
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A running wkctl whose JSON Lines are read as they arrive.
+pub struct Streaming {
+    pub child: Child,
+    rx: Receiver<(i64, String)>,
+    /// (arrival wall-clock ms, line) so far.
+    pub lines: Vec<(i64, String)>,
+    err: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Streaming {
+    /// Reads lines until `pred` matches one (returned) or the deadline passes (panic).
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((t, line)) => {
+                    self.lines.push((t, line.clone()));
+                    if let Ok(v) = serde_json::from_str::<Value>(&line)
+                        && pred(&v)
+                    {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "timed out waiting for {what}; lines so far:\n{}",
+                    self.text()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("wkctl closed stdout before {what}; lines:\n{}", self.text())
+                }
+            }
+        }
+    }
+
+    /// Waits for the exit (with a deadline), draining stdout: (exit code, stderr).
+    pub fn finish(&mut self, timeout: Duration) -> (i32, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            while let Ok(l) = self.rx.try_recv() {
+                self.lines.push(l);
+            }
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "wkctl did not exit within {timeout:?}; lines:\n{}",
+                    self.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread ends at EOF.
+        while let Ok(l) = self.rx.recv_timeout(Duration::from_secs(5)) {
+            self.lines.push(l);
+        }
+        let err = self
+            .err
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
+        (status.code().unwrap_or(-1), err)
+    }
+
+    pub fn kill9(&mut self) {
+        // SIGKILL: no chance to save state or release the lock.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn text(&self) -> String {
+        self.lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn values(&self) -> Vec<(i64, Value)> {
+        self.lines
+            .iter()
+            .map(|(t, l)| {
+                (
+                    *t,
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `ctl` events of the simulator, as (ts_ms, detail).
+pub fn ctl_events(sim: &Sim) -> Vec<(i64, String, Option<u64>)> {
+    sim.events()
+        .iter()
+        .filter(|e| e["kind"] == "ctl")
+        .map(|e| {
+            (
+                e["ts_ms"].as_i64().unwrap_or(0),
+                e["detail"].as_str().unwrap_or("").to_string(),
+                e["node"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `wksim ctl ARGS` and asserts success.
+pub fn ctl_ok(sim: &Sim, args: &[&str]) -> String {
+    let o = sim.ctl(args);
+    assert!(
+        o.status.success(),
+        "wksim ctl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into()
+}
+
+/// The version each node reports on `/varz`.
+pub fn varz_version(sim: &Sim, node: u64, token: Option<&str>) -> String {
+    let (_, body) = sim.get(node, "/varz", token);
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    v["version"].as_str().unwrap_or("").to_string()
+}
+
+/// Findings of a `check`/`status` JSON doc as (id, node).
+pub fn finding_ids(doc: &Value) -> Vec<(String, Option<u64>)> {
+    doc["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| {
+                    (
+                        f["id"].as_str().unwrap_or("").to_string(),
+                        f["node"].as_u64(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    k.sort();
+    k
+}
+
+pub fn sorted(list: &[&str]) -> Vec<String> {
+    let mut k: Vec<String> = list.iter().map(|s| (*s).to_string()).collect();
+    k.sort();
+    k
+}

@@ -1,0 +1,542 @@
+//! `wkctl upgrade` and `wkctl demo` against the simulator (issue "upgrade and demo"): the
+//! simulator's event log is the witness of what really happened to each node.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
+use crate::support::{
+    FAST_POLICY, Opts, Run, TOKEN_ENV, Ws, ctl_events, ctl_ok, json_lines, varz_version,
+};
+
+const TARGET: &str = "v2.1.2-20250120";
+const RUN_T: Duration = Duration::from_secs(90);
+
+fn upgrade(ws: &Ws, extra: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut args = vec!["upgrade", "--to", "v2.1.2", "--yes", "--json"];
+    args.extend_from_slice(extra);
+    ws.run(&args, env)
+}
+
+/// `stop`/`start`/`restart` ctl events as (ts_ms, verb, node).
+fn lifecycle(sim: &Sim) -> Vec<(i64, String, u64)> {
+    ctl_events(sim)
+        .into_iter()
+        .filter_map(|(t, d, n)| {
+            let verb = d.split_whitespace().next().unwrap_or("").to_string();
+            ["stop", "start", "restart"]
+                .contains(&verb.as_str())
+                .then(|| (t, verb, n.unwrap_or(0)))
+        })
+        .collect()
+}
+
+fn node_state_of(ws: &Ws, id: u64) -> Value {
+    let st = ws.state();
+    st["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn assert_all_on(sim: &Sim, version: &str, token: Option<&str>) {
+    for n in &sim.nodes {
+        assert_eq!(
+            varz_version(sim, n.id, token),
+            version,
+            "node {} /varz",
+            n.id
+        );
+    }
+}
+
+fn assert_last_is_summary(lines: &[Value], ok: bool) {
+    let last = lines.last().expect("some JSON lines");
+    assert_eq!(last["type"], "summary", "{last}");
+    assert_eq!(last["data"]["ok"], ok, "{last}");
+}
+
+#[test]
+fn happy_path_one_node_at_a_time_1001_first() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let r = upgrade(&ws, &[], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_all_on(&sim, TARGET, None);
+    let shown = ctl_ok(&sim, &["show"]);
+    assert_eq!(shown.matches(TARGET).count(), 3, "{shown}");
+
+    let events = sim.events();
+    let life = lifecycle(&sim);
+    let stops: Vec<u64> = life
+        .iter()
+        .filter(|(_, v, _)| v == "stop")
+        .map(|(_, _, n)| *n)
+        .collect();
+    assert_eq!(stops, [1001, 1002, 1003], "{life:?}");
+    down_intervals_never_overlap(&events).unwrap();
+    // Each node's start came only after the previous node settled on its new process.
+    let ids = [1001u64, 1002, 1003];
+    for w in ids.windows(2) {
+        let (prev, next) = (w[0], w[1]);
+        let prev_start = events
+            .iter()
+            .position(|e| {
+                e["kind"] == "ctl"
+                    && e["node"] == prev
+                    && e["detail"].as_str().unwrap_or("").starts_with("start")
+            })
+            .expect("prev start");
+        let settled = events[prev_start..]
+            .iter()
+            .find(|e| e["kind"] == "state" && e["node"] == prev && e["to"] == "settled")
+            .expect("prev settled")["ts_ms"]
+            .as_i64()
+            .unwrap();
+        let (next_stop, _, _) = life
+            .iter()
+            .find(|(_, v, n)| v == "stop" && *n == next)
+            .expect("next stop");
+        let (next_start, _, _) = life
+            .iter()
+            .find(|(_, v, n)| v == "start" && *n == next)
+            .expect("next start");
+        assert!(
+            settled <= *next_stop,
+            "node {next} stopped at {next_stop} before {prev} settled at {settled}"
+        );
+        assert!(
+            settled <= *next_start,
+            "node {next} started at {next_start} before {prev} settled at {settled}"
+        );
+    }
+    let lines = r.lines();
+    assert_last_is_summary(&lines, true);
+    let st = ws.state();
+    assert_eq!(st["status"], "completed");
+    for id in ids {
+        assert_eq!(node_state_of(&ws, id)["status"], "ready", "{st}");
+    }
+}
+
+#[test]
+fn json_stream_every_line_parses_and_ends_with_summary() {
+    let sim = Sim::start(SimOpts {
+        version: "v2.1.3-20250210".into(),
+        ..SimOpts::default()
+    });
+    let ws = Ws::new(&sim, &Opts::default());
+    let r = ws.run(&["upgrade", "--to", "v2.1.4", "--yes", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let lines = json_lines(&r.stdout); // panics on any non-JSON line
+    for l in &lines {
+        assert!(l["type"].is_string() && l["data"].is_object(), "{l}");
+    }
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"check_finished"), "{types:?}");
+    assert!(types.contains(&"run_started"));
+    assert_eq!(types.iter().filter(|t| **t == "node_ready").count(), 3);
+    assert_eq!(types.iter().filter(|t| **t == "soak_finished").count(), 3);
+    assert_last_is_summary(&lines, true);
+    let s = &lines.last().unwrap()["data"];
+    assert_eq!(s["status"], "completed");
+    assert_eq!(s["to"], "v2.1.4-20250319");
+    let st: Vec<&str> = s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(st, ["upgraded", "upgraded", "upgraded"]);
+    let order: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["type"] == "node_started")
+        .map(|l| l["data"]["node"].as_u64().unwrap())
+        .collect();
+    assert_eq!(order, [1001, 1002, 1003]);
+}
+
+/// Injects `fault` on 1002, runs the upgrade: 1001 done, 1002 failed, 1003 never touched.
+fn fault_on_1002(fault: &[&str], signals: &[&str]) {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 4s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    let mut args = vec!["fault", "1002"];
+    args.extend_from_slice(fault);
+    ctl_ok(&sim, &args);
+    let r = upgrade(&ws, &[], &[]);
+    assert_eq!(r.code, 1, "{fault:?}: {}", r.all());
+    let ctl = ctl_events(&sim);
+    assert!(
+        ctl.iter().all(|(_, _, n)| *n != Some(1003)),
+        "{fault:?}: node 1003 was touched: {ctl:?}"
+    );
+    assert_eq!(varz_version(&sim, 1003, None), "v2.0.10-20241221");
+    let lines = r.lines();
+    let failed = lines
+        .iter()
+        .find(|l| l["type"] == "node_failed")
+        .unwrap_or_else(|| panic!("{fault:?}: no node_failed:\n{}", r.all()));
+    assert_eq!(failed["data"]["node"], 1002, "{failed}");
+    let said = format!(
+        "{} {}",
+        failed["data"]["signal"].as_str().unwrap_or(""),
+        failed["data"]["reason"].as_str().unwrap_or("")
+    );
+    assert!(
+        signals.iter().any(|s| said.contains(s)),
+        "{fault:?}: node_failed should name one of {signals:?}, got `{said}`"
+    );
+    assert_last_is_summary(&lines, false);
+    let st = ws.state();
+    assert_eq!(st["status"], "failed", "{st}");
+    assert_eq!(node_state_of(&ws, 1001)["status"], "ready", "{st}");
+    assert_eq!(node_state_of(&ws, 1002)["status"], "failed", "{st}");
+    assert_eq!(node_state_of(&ws, 1003)["status"], "pending", "{st}");
+}
+
+#[test]
+fn fault_never_starts_stops_the_run() {
+    fault_on_1002(&["never-starts"], &["A "]);
+}
+
+#[test]
+fn fault_crash_loop_stops_the_run() {
+    fault_on_1002(&["crash-loop"], &["G", "crash loop"]);
+}
+
+#[test]
+fn fault_wrong_version_stops_the_run() {
+    fault_on_1002(&["wrong-version"], &["B "]);
+}
+
+#[test]
+fn fault_slow_start_beyond_timeout_stops_the_run() {
+    fault_on_1002(&["slow-start", "600"], &["A "]);
+}
+
+#[test]
+fn fault_no_rejoin_stops_the_run() {
+    fault_on_1002(&["no-rejoin"], &["C ", "D "]);
+}
+
+/// `blackhole` acts immediately: injected before the run, the pre-upgrade check refuses
+/// (1002 does not answer) and nothing at all is touched.
+#[test]
+fn fault_blackhole_before_the_run_is_refused() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    ctl_ok(&sim, &["fault", "1002", "blackhole"]);
+    let r = upgrade(&ws, &[], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(lifecycle(&sim).is_empty(), "{:?}", lifecycle(&sim));
+    let lines = r.lines();
+    let check = lines
+        .iter()
+        .find(|l| l["type"] == "check_finished")
+        .expect("check_finished");
+    assert_eq!(check["data"]["ok"], false);
+    assert!(
+        check["data"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["node"] == 1002 && f["severity"] == "block"),
+        "{check}"
+    );
+}
+
+/// `blackhole` hitting 1002 while it is being upgraded: the gate never sees A, the run stops.
+#[test]
+fn fault_blackhole_during_the_run_stops_it() {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 5s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    let mut run = ws.spawn(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
+    run.wait_for("step_started stop 1002", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "stop"
+    });
+    ctl_ok(&sim, &["fault", "1002", "blackhole"]);
+    let (code, err) = run.finish(RUN_T);
+    assert_eq!(code, 1, "{err}\n{}", run.text());
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    let failed = lines
+        .iter()
+        .find(|l| l["type"] == "node_failed")
+        .expect("node_failed");
+    assert_eq!(failed["data"]["node"], 1002);
+    let said = format!(
+        "{} {}",
+        failed["data"]["signal"].as_str().unwrap_or(""),
+        failed["data"]["reason"].as_str().unwrap_or("")
+    );
+    assert!(
+        said.contains("A "),
+        "blackhole: expected signal A, got `{said}`"
+    );
+    assert!(ctl_events(&sim).iter().all(|(_, _, n)| *n != Some(1003)));
+    assert_eq!(node_state_of(&ws, 1002)["status"], "failed");
+}
+
+#[test]
+fn degraded_cluster_is_refused_before_anything_is_touched() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    ctl_ok(&sim, &["stop", "1003"]);
+    sim.wait_until("1003 offline", Duration::from_secs(30), |s| {
+        s.events()
+            .iter()
+            .any(|e| e["kind"] == "offline_marked" && e["node"] == 1003)
+    });
+    let before = lifecycle(&sim);
+    let r = upgrade(&ws, &[], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(
+        lifecycle(&sim),
+        before,
+        "wkctl touched a node of a degraded cluster"
+    );
+    let lines = r.lines();
+    assert_eq!(lines[0]["type"], "check_finished");
+    assert_eq!(lines[0]["data"]["ok"], false);
+    assert!(!lines.iter().any(|l| l["type"] == "run_started"));
+    // The human form says so too.
+    let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("refused") && r.stdout.contains("nothing was changed"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn kill9_in_gate_then_resume_finishes_without_restarting_1001() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let mut run = ws.spawn(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
+    run.wait_for("1002 in its gate", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "wait_ready"
+    });
+    run.kill9();
+    let st = ws.state();
+    assert_eq!(st["status"], "running", "{st}");
+    assert_eq!(node_state_of(&ws, 1001)["status"], "ready");
+    assert_eq!(node_state_of(&ws, 1002)["status"], "in_progress");
+
+    let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_all_on(&sim, TARGET, None);
+    let life = lifecycle(&sim);
+    let count = |verb: &str, id: u64| {
+        life.iter()
+            .filter(|(_, v, n)| v == verb && *n == id)
+            .count()
+    };
+    assert_eq!(count("stop", 1001), 1, "1001 restarted again: {life:?}");
+    assert_eq!(count("start", 1001), 1, "{life:?}");
+    assert_eq!(count("stop", 1003), 1, "{life:?}");
+    down_intervals_never_overlap(&sim.events()).unwrap();
+    let lines = r.lines();
+    let started = lines
+        .iter()
+        .find(|l| l["type"] == "run_started")
+        .expect("run_started");
+    assert_eq!(started["data"]["resume"], true);
+    assert_last_is_summary(&lines, true);
+    assert_eq!(ws.state()["status"], "completed");
+}
+
+#[test]
+fn concurrent_second_run_is_refused_by_the_lock() {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("soak: 300ms", "soak: 30s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    let mut first = ws.spawn(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
+    first.wait_for("run_started", RUN_T, |v| v["type"] == "run_started");
+    let pid = first.child.id().to_string();
+    for extra in [&[][..], &["--resume"]] {
+        let mut args = vec!["upgrade", "--to", "v2.1.2", "--yes"];
+        args.extend_from_slice(extra);
+        let r = ws.run(&args, &[]);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.all());
+        assert!(r.stderr.contains("lock"), "{args:?}: {}", r.all());
+        assert!(
+            r.stderr.contains(&pid),
+            "{args:?}: stderr should name the owner pid {pid}: {}",
+            r.all()
+        );
+    }
+    first.kill9();
+    let stops = lifecycle(&sim)
+        .iter()
+        .filter(|(_, v, _)| v == "stop")
+        .count();
+    assert!(stops <= 1, "only the first run touched a node");
+}
+
+#[test]
+fn plain_upgrade_with_an_unfinished_run_points_to_resume_and_discard() {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 3s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    ctl_ok(&sim, &["fault", "1001", "wrong-version"]);
+    let r = upgrade(&ws, &[], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let before = lifecycle(&sim);
+    let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("--resume") && r.stderr.contains("--discard"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(lifecycle(&sim), before, "the refused run touched nothing");
+}
+
+#[test]
+fn token_never_appears_in_output_state_or_plan() {
+    let secret = "mgr-TOKEN-5f1c-secret";
+    let sim = Sim::start(SimOpts {
+        token: Some(secret.into()),
+        ..SimOpts::default()
+    });
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            token_env: true,
+            ..Opts::default()
+        },
+    );
+    let env = [(TOKEN_ENV, secret)];
+    let r = upgrade(&ws, &[], &env);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains(secret), "upgrade output leaked the token");
+    assert_all_on(&sim, TARGET, Some(secret));
+    let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &env); // human form: nothing to do
+    assert!(!r.all().contains(secret));
+    let plan = ws.run(&["plan", "--to", "v2.1.4", "--json"], &env);
+    assert_eq!(plan.code, 0, "{}", plan.all());
+    assert!(!plan.all().contains(secret), "plan leaked the token");
+    let mut files = 0;
+    for e in walk(&ws.state_base()) {
+        files += 1;
+        let bytes = std::fs::read(&e).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{} contains the token",
+            e.display()
+        );
+    }
+    assert!(files >= 1, "the state dir has files");
+    let manifest = std::fs::read_to_string(&ws.manifest).unwrap();
+    assert!(!manifest.contains(secret));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let r = ws.run(&["upgrade", "--to", "v2.1.2", "--dry-run"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for id in ["1001", "1002", "1003"] {
+        assert!(r.stdout.contains(id), "{}", r.all());
+    }
+    assert!(
+        r.stdout.contains("stop") && r.stdout.contains("wait_ready"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stderr.contains("dry run"), "{}", r.all());
+    let r = ws.run(&["upgrade", "--to", "v2.1.2", "--dry-run", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let plan = r.json();
+    let ids: Vec<u64> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1001, 1002, 1003]);
+    assert!(ctl_events(&sim).is_empty(), "{:?}", ctl_events(&sim));
+    assert!(!ws.state_base().exists(), "the dry run created a state dir");
+    assert_all_on(&sim, "v2.0.10-20241221", None);
+}
+
+fn demo(args: &[&str]) -> (Option<i32>, String, Duration) {
+    let t0 = std::time::Instant::now();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wkctl"))
+        .arg("demo")
+        .args(args)
+        .arg("--no-progress")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.code(), all, t0.elapsed())
+}
+
+#[test]
+fn demo_succeeds_in_under_a_minute() {
+    let (code, all, took) = demo(&["--speed", "8"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(took < Duration::from_secs(60), "demo took {took:?}");
+    assert!(all.contains("done:"), "{all}");
+    assert!(!all.contains("FAILED"), "{all}");
+}
+
+#[test]
+fn demo_with_a_crash_loop_fails_and_touches_no_other_node() {
+    let (code, all, _) = demo(&["--speed", "20", "--fault", "crash-loop"]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("node 1002: FAILED"), "{all}");
+    assert!(all.contains("not touched"), "{all}");
+}
