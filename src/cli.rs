@@ -76,7 +76,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  wkctl doctor\n  wkctl doctor --output report.md")]
     Doctor(DoctorArgs),
     /// The built-in catalog of WuKongIM releases and upgrade notes
-    #[command(after_help = "Examples:\n  wkctl releases\n  wkctl releases --json | jq '.releases[0]'")]
+    #[command(
+        after_help = "Examples:\n  wkctl releases\n  wkctl releases --json | jq '.releases[0]'"
+    )]
     Releases(ReleasesArgs),
     /// Write a starter cluster.yaml (or read one from a docker-compose file)
     #[command(

@@ -64,7 +64,9 @@ pub fn parse(text: &str, origin: &str) -> Result<ComposeCluster, WkError> {
     let mut seen: BTreeMap<u64, String> = BTreeMap::new();
     for (service, spec) in services {
         let env = environment(spec);
-        let Some(raw_id) = env.get("WK_CLUSTER_NODEID") else { continue };
+        let Some(raw_id) = env.get("WK_CLUSTER_NODEID") else {
+            continue;
+        };
         let id_text = interpolate(raw_id);
         let id = id_text
             .trim()
@@ -212,13 +214,12 @@ pub fn interpolate(s: &str) -> String {
                 .split_once(":-")
                 .or_else(|| inner.split_once('-'))
                 .filter(|(name, _)| name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-            match default {
-                Some((_, d)) => out.push_str(&interpolate(d)),
-                None => {
-                    out.push_str("${");
-                    out.push_str(inner);
-                    out.push('}');
-                }
+            if let Some((_, d)) = default {
+                out.push_str(&interpolate(d));
+            } else {
+                out.push_str("${");
+                out.push_str(inner);
+                out.push('}');
             }
             rest = &body[end + 1..];
         } else {
@@ -287,8 +288,8 @@ fn published_port(spec: &Value, target: u16) -> Option<u16> {
         Value::String(s) => {
             let s = interpolate(s);
             let s = s.split('/').next().unwrap_or("");
-            let parts: Vec<&str> = s.rsplitn(3, ':').collect();
-            match parts.as_slice() {
+            let fields: Vec<&str> = s.rsplitn(3, ':').collect();
+            match fields.as_slice() {
                 [container, host, ..] if container.parse::<u16>().ok() == Some(target) => {
                     host.parse::<u16>().ok()
                 }

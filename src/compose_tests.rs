@@ -4,7 +4,10 @@ use super::*;
 
 #[test]
 fn interpolation_takes_defaults_and_leaves_the_rest() {
-    assert_eq!(interpolate("${WK_IMAGE:-wukongim/wukongim:v2}"), "wukongim/wukongim:v2");
+    assert_eq!(
+        interpolate("${WK_IMAGE:-wukongim/wukongim:v2}"),
+        "wukongim/wukongim:v2"
+    );
     assert_eq!(interpolate("${A-x}y"), "xy");
     assert_eq!(interpolate("${A:-${B:-1001}}"), "1001");
     assert_eq!(interpolate("${NODE_ID}"), "${NODE_ID}");
@@ -56,7 +59,11 @@ fn server_addr_long_ports_and_floating_tags() {
 
 #[test]
 fn no_address_falls_back_to_the_service_name_with_a_warning() {
-    let c = parse("services:\n  wk1:\n    build: .\n    environment: [WK_CLUSTER_NODEID=1001]\n", "c").unwrap();
+    let c = parse(
+        "services:\n  wk1:\n    build: .\n    environment: [WK_CLUSTER_NODEID=1001]\n",
+        "c",
+    )
+    .unwrap();
     assert_eq!(c.nodes[0].host, "wk1");
     assert_eq!(c.nodes[0].api, None);
     assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
@@ -70,8 +77,17 @@ fn bad_input_names_the_file() {
     assert_eq!(e.message, "dc.yaml: no `services:` map");
     let e = parse("services:\n  nginx:\n    image: nginx\n", "dc.yaml").unwrap_err();
     assert_eq!(e.message, "dc.yaml: no service sets `WK_CLUSTER_NODEID`");
-    let e = parse("services:\n  a:\n    environment: [WK_CLUSTER_NODEID=abc]\n", "dc.yaml").unwrap_err();
-    assert!(e.message.contains("service `a`: `WK_CLUSTER_NODEID` is `abc`"), "{}", e.message);
+    let e = parse(
+        "services:\n  a:\n    environment: [WK_CLUSTER_NODEID=abc]\n",
+        "dc.yaml",
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("service `a`: `WK_CLUSTER_NODEID` is `abc`"),
+        "{}",
+        e.message
+    );
     let e = parse(
         "services:\n  a:\n    environment: [WK_CLUSTER_NODEID=1]\n  b:\n    environment: {WK_CLUSTER_NODEID: '1'}\n",
         "dc.yaml",
@@ -85,9 +101,15 @@ fn bad_input_names_the_file() {
 fn image_references_split_into_repository_and_tag() {
     assert_eq!(
         split_image("registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:v2.0.10-20241221"),
-        (Some("registry.cn-shanghai.aliyuncs.com/wukongim/wukongim".into()), Some("v2.0.10-20241221"))
+        (
+            Some("registry.cn-shanghai.aliyuncs.com/wukongim/wukongim".into()),
+            Some("v2.0.10-20241221")
+        )
     );
-    assert_eq!(split_image("localhost:5000/wk"), (Some("localhost:5000/wk".into()), None));
+    assert_eq!(
+        split_image("localhost:5000/wk"),
+        (Some("localhost:5000/wk".into()), None)
+    );
     assert_eq!(split_image("wk@sha256:abc"), (Some("wk".into()), None));
     assert_eq!(addr_host("[::1]:11110").as_deref(), Some("::1"));
 }

@@ -137,7 +137,11 @@ impl Manifest {
 #[schemars(title = "wkctl cluster manifest")]
 struct RawManifest {
     /// Cluster name: 1–64 letters, digits, `-`, `_`, `.`; names the state dir `.wkctl/<name>/`.
-    #[schemars(with = "String", length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"))]
+    #[schemars(
+        with = "String",
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+    )]
     name: Spanned<String>,
     /// A built-in playbook (`docker-compose`, `systemd`, `binary-daemon`, `kubernetes`, `sim`)
     /// or a path to a playbook file, relative to this manifest. Default: `docker-compose`.

@@ -80,8 +80,14 @@ mod tests {
     fn playbook_schema_requires_stop_and_start() {
         let v = schema(SchemaKind::Playbook);
         assert_eq!(v["additionalProperties"], false);
-        assert_eq!(v["properties"]["steps"]["required"], json!(["stop", "start"]));
+        assert_eq!(
+            v["properties"]["steps"]["required"],
+            json!(["stop", "start"])
+        );
         assert!(v["properties"].get("digest").is_none());
-        assert_eq!(v["properties"]["timeouts"]["propertyNames"]["enum"][7], "netcheck");
+        assert_eq!(
+            v["properties"]["timeouts"]["propertyNames"]["enum"][7],
+            "netcheck"
+        );
     }
 }

@@ -76,9 +76,15 @@ mod tests {
     #[test]
     fn the_man_page_lists_every_subcommand() {
         let page = man_page().unwrap();
-        assert!(page.starts_with(".ie") || page.contains(".TH wkctl"), "{page}");
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH wkctl"),
+            "{page}"
+        );
         for sub in SUBCOMMANDS {
-            assert!(page.contains(&format!("wkctl\\-{sub}")), "man page lacks `{sub}`");
+            assert!(
+                page.contains(&format!("wkctl\\-{sub}")),
+                "man page lacks `{sub}`"
+            );
         }
     }
 }

@@ -151,7 +151,12 @@ pub fn from_compose(c: &ComposeCluster, file: &Path, dir: &Path) -> String {
     s.push_str("nodes:\n");
     for n in &c.nodes {
         let _ = writeln!(s, "  - id: {}", n.id);
-        let _ = writeln!(s, "    host: {}   # from {}", yaml_str(&n.host), n.host_from);
+        let _ = writeln!(
+            s,
+            "    host: {}   # from {}",
+            yaml_str(&n.host),
+            n.host_from
+        );
         if let Some(api) = &n.api {
             let _ = writeln!(s, "    api: {}   # from {}", yaml_str(api), n.api_from);
         }
@@ -159,7 +164,9 @@ pub fn from_compose(c: &ComposeCluster, file: &Path, dir: &Path) -> String {
             Some(v) => {
                 let _ = writeln!(s, "    version: {v}   # from the image tag");
             }
-            None => s.push_str("    # version: v2.0.10-20241221   # the image tag is not a full version\n"),
+            None => s.push_str(
+                "    # version: v2.0.10-20241221   # the image tag is not a full version\n",
+            ),
         }
         let _ = writeln!(s, "    vars: {{ service: {} }}", yaml_str(&n.service));
     }
@@ -184,21 +191,35 @@ fn cluster_name(compose_name: Option<&str>, dir: &Path) -> String {
         .unwrap_or_default();
     let cleaned: String = raw
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect();
     let cleaned = cleaned.trim_start_matches('.').to_string();
-    if cleaned.is_empty() { "wukongim".into() } else { cleaned }
+    if cleaned.is_empty() {
+        "wukongim".into()
+    } else {
+        cleaned
+    }
 }
 
 /// A YAML scalar: plain when that reads back as the same string, else double-quoted.
 fn yaml_str(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._/:@-".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/:@-".contains(c))
         && !s.starts_with(['-', ':', '@'])
         && !s.contains(": ")
         && s.parse::<f64>().is_err()
-        && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "~");
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "~"
+        );
     if plain {
         s.to_string()
     } else {
@@ -215,7 +236,10 @@ mod tests {
         let text = starter();
         assert!(text.starts_with(SCHEMA_LINE));
         let m = crate::manifest::parse(&text, Path::new("cluster.yaml")).unwrap();
-        assert_eq!(m.nodes.iter().map(|n| n.id).collect::<Vec<_>>(), [1001, 1002, 1003]);
+        assert_eq!(
+            m.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
+            [1001, 1002, 1003]
+        );
     }
 
     #[test]
@@ -225,7 +249,10 @@ mod tests {
         assert_eq!(yaml_str("/opt/my dir"), "\"/opt/my dir\"");
         assert_eq!(yaml_str("yes"), "\"yes\"");
         assert_eq!(yaml_str("1001"), "\"1001\"");
-        assert_eq!(cluster_name(None, Path::new("/srv/my cluster")), "my-cluster");
+        assert_eq!(
+            cluster_name(None, Path::new("/srv/my cluster")),
+            "my-cluster"
+        );
         assert_eq!(cluster_name(Some(".."), Path::new("/")), "wukongim");
     }
 }

@@ -53,7 +53,10 @@ fn the_man_page_is_roff_and_lists_every_subcommand() {
     assert!(out.contains(".TH wkctl"), "{out}");
     assert!(out.contains(".SH SUBCOMMANDS"), "{out}");
     for sub in subcommands() {
-        assert!(out.contains(&format!("wkctl\\-{sub}")), "man page lacks `{sub}`");
+        assert!(
+            out.contains(&format!("wkctl\\-{sub}")),
+            "man page lacks `{sub}`"
+        );
     }
 }
 
@@ -63,7 +66,10 @@ fn schema(kind: SchemaKind) -> Value {
 
 #[test]
 fn committed_schemas_equal_the_generated_ones() {
-    for (kind, arg) in [(SchemaKind::Manifest, "manifest"), (SchemaKind::Playbook, "playbook")] {
+    for (kind, arg) in [
+        (SchemaKind::Manifest, "manifest"),
+        (SchemaKind::Playbook, "playbook"),
+    ] {
         let (code, out, err) = run(&["schema", arg]);
         assert_eq!(code, 0, "{err}");
         let path = root().join("schemas").join(wkctl::schema::file_name(kind));
@@ -100,7 +106,12 @@ fn the_example_and_every_builtin_playbook_validate() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             let text = std::fs::read_to_string(&path).unwrap();
-            assert_eq!(errors(SchemaKind::Playbook, &text), Vec::<String>::new(), "{}", path.display());
+            assert_eq!(
+                errors(SchemaKind::Playbook, &text),
+                Vec::<String>::new(),
+                "{}",
+                path.display()
+            );
             seen += 1;
         }
     }
@@ -110,15 +121,24 @@ fn the_example_and_every_builtin_playbook_validate() {
 #[test]
 fn broken_documents_fail_validation() {
     let example = std::fs::read_to_string(root().join("examples/cluster.yaml")).unwrap();
-    let unknown = example.replace("    host: 10.0.0.12\n", "    host: 10.0.0.12\n    hots: typo\n");
+    let unknown = example.replace(
+        "    host: 10.0.0.12\n",
+        "    host: 10.0.0.12\n    hots: typo\n",
+    );
     assert_ne!(unknown, example);
     let e = errors(SchemaKind::Manifest, &unknown);
     assert!(e.iter().any(|m| m.contains("hots")), "{e:?}");
-    let e = errors(SchemaKind::Manifest, "name: a\nnodes:\n  - { id: 1024, host: a }\n");
+    let e = errors(
+        SchemaKind::Manifest,
+        "name: a\nnodes:\n  - { id: 1024, host: a }\n",
+    );
     assert_eq!(e.len(), 1, "{e:?}");
     let e = errors(SchemaKind::Manifest, "name: a\nnodes: []\n");
     assert_eq!(e.len(), 1, "{e:?}");
-    let e = errors(SchemaKind::Playbook, "name: p\nsteps: { stop: x, strat: y }\n");
+    let e = errors(
+        SchemaKind::Playbook,
+        "name: p\nsteps: { stop: x, strat: y }\n",
+    );
     assert!(!e.is_empty(), "unknown step and missing `start` must fail");
 }
 
@@ -128,7 +148,10 @@ fn plan_offline(manifest: &Path) -> (i32, String) {
         .arg(manifest)
         .output()
         .unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 #[test]
@@ -136,7 +159,12 @@ fn init_writes_a_valid_starter_and_refuses_to_overwrite() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("cluster.yaml");
     let o = wkctl().current_dir(d.path()).arg("init").output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let m = wkctl::manifest::load(&out).unwrap();
     assert_eq!(m.nodes.len(), 3);
     let text = std::fs::read_to_string(&out).unwrap();
@@ -149,9 +177,20 @@ fn init_writes_a_valid_starter_and_refuses_to_overwrite() {
     let o = wkctl().current_dir(d.path()).arg("init").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.starts_with("error: `cluster.yaml` already exists\n  hint: pass `--force`"), "{err}");
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), "mine\n", "untouched");
-    let o = wkctl().current_dir(d.path()).args(["init", "--force"]).output().unwrap();
+    assert!(
+        err.starts_with("error: `cluster.yaml` already exists\n  hint: pass `--force`"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "mine\n",
+        "untouched"
+    );
+    let o = wkctl()
+        .current_dir(d.path())
+        .args(["init", "--force"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert!(wkctl::manifest::load(&out).is_ok());
 }
@@ -160,7 +199,11 @@ fn init_writes_a_valid_starter_and_refuses_to_overwrite() {
 fn init_from_compose_reads_the_wukongim_services() {
     let d = tempfile::tempdir().unwrap();
     let compose = d.path().join("docker-compose.yaml");
-    std::fs::copy(root().join("tests/fixtures/docker-compose.cluster.yaml"), &compose).unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/docker-compose.cluster.yaml"),
+        &compose,
+    )
+    .unwrap();
     let out = d.path().join("out/cluster.yaml");
     std::fs::create_dir(d.path().join("out")).unwrap();
     let (code, _, err) = run(&[
@@ -184,7 +227,10 @@ fn init_from_compose_reads_the_wukongim_services() {
     }
     let dir = std::fs::canonicalize(d.path()).unwrap();
     assert_eq!(m.vars["compose_dir"], dir.display().to_string());
-    assert_eq!(m.vars["image"], "registry.cn-shanghai.aliyuncs.com/wukongim/wukongim");
+    assert_eq!(
+        m.vars["image"],
+        "registry.cn-shanghai.aliyuncs.com/wukongim/wukongim"
+    );
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(errors(SchemaKind::Manifest, &text), Vec::<String>::new());
     let (code, err) = plan_offline(&out);
@@ -197,7 +243,10 @@ fn bad_compose_input_exits_2_with_one_line_and_a_hint() {
     let cases = [
         ("broken.yaml", "services: [\n"),
         ("nginx.yaml", "services:\n  nginx:\n    image: nginx\n"),
-        ("badid.yaml", "services:\n  wk:\n    environment: { WK_CLUSTER_NODEID: 5000 }\n"),
+        (
+            "badid.yaml",
+            "services:\n  wk:\n    environment: { WK_CLUSTER_NODEID: 5000 }\n",
+        ),
     ];
     for (name, text) in cases {
         let file = d.path().join(name);
@@ -211,13 +260,19 @@ fn bad_compose_input_exits_2_with_one_line_and_a_hint() {
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 2, "{name}: {err}");
-        assert!(lines[0].starts_with(&format!("error: {name}")), "{name}: {err}");
+        assert!(
+            lines[0].starts_with(&format!("error: {name}")),
+            "{name}: {err}"
+        );
         assert!(lines[1].starts_with("  hint: "), "{name}: {err}");
         assert!(!d.path().join("cluster.yaml").exists());
     }
     let (code, _, err) = run(&["init", "--from-compose", "/nonexistent/dc.yaml", "-o", "-"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("`/nonexistent/dc.yaml`") && err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("`/nonexistent/dc.yaml`") && err.contains("hint:"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -239,11 +294,21 @@ fn every_global_flag_has_a_wkctl_env_var_and_every_command_has_examples() {
             continue;
         }
         let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
-        assert!(env.as_deref().is_some_and(|e| e.starts_with("WKCTL_")), "--{id}: {env:?}");
+        assert!(
+            env.as_deref().is_some_and(|e| e.starts_with("WKCTL_")),
+            "--{id}: {env:?}"
+        );
     }
     for sub in cmd.get_subcommands() {
-        let help = sub.get_after_help().map(ToString::to_string).unwrap_or_default();
-        assert!(help.contains("Examples:\n  wkctl "), "`{}` has no examples", sub.get_name());
+        let help = sub
+            .get_after_help()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(
+            help.contains("Examples:\n  wkctl "),
+            "`{}` has no examples",
+            sub.get_name()
+        );
     }
 }
 
@@ -280,10 +345,15 @@ fn the_ci_recipe_runs_offline_check_and_plan_as_json() {
     let text = std::fs::read_to_string(root().join("examples/ci/github-actions.yml")).unwrap();
     let v = yaml_to_json(&text);
     assert!(v["jobs"].is_object(), "{v}");
-    assert!(text.contains("wkctl check --offline --json") || text.contains("check --to"), "{text}");
+    assert!(
+        text.contains("wkctl check --offline --json") || text.contains("check --to"),
+        "{text}"
+    );
     assert!(text.contains("--offline --json"), "{text}");
     assert!(text.contains("upload-artifact"), "{text}");
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     assert!(readme.contains("\n## CI\n") && readme.contains("examples/ci/github-actions.yml"));
-    assert!(readme.contains("\n## Install\n") && readme.contains("cargo install --path ."));
+    assert!(
+        readme.contains("\n## Install\n") && readme.contains("cargo install --locked --path .")
+    );
 }
