@@ -88,6 +88,19 @@ pub fn parse(text: &str, origin: &str) -> Result<ComposeCluster, WkError> {
         let node = read_node(service, id, spec, &env, &mut out.warnings);
         out.nodes.push(node);
     }
+    let fixed: Vec<String> = out
+        .nodes
+        .iter()
+        .filter(|n| n.image_env.is_none() && n.image_repo.is_some())
+        .map(|n| format!("`{}`", n.service))
+        .collect();
+    if !fixed.is_empty() {
+        out.warnings.push(format!(
+            "{} {} a fixed `image:`; the docker-compose playbook sets the tag through a variable (`image_env`, default `WK_IMAGE`): write e.g. `image: ${{WK_IMAGE:-<the current image>}}`",
+            fixed.join(", "),
+            if fixed.len() == 1 { "has" } else { "have" }
+        ));
+    }
     if out.nodes.is_empty() {
         return Err(WkError::input(
             format!("{origin}: no service sets `WK_CLUSTER_NODEID`"),
@@ -147,10 +160,6 @@ fn read_node(
     if raw_image.is_empty() {
         warnings.push(format!(
             "service `{service}` has no `image:` (built from source?): the docker-compose playbook upgrades by image tag"
-        ));
-    } else if image_env.is_none() {
-        warnings.push(format!(
-            "service `{service}` has a fixed `image: {raw_image}`: the docker-compose playbook pins the tag through `WK_IMAGE`, so write `image: ${{WK_IMAGE:-{raw_image}}}`"
         ));
     }
     ComposeNode {

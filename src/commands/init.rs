@@ -148,6 +148,13 @@ pub fn from_compose(c: &ComposeCluster, file: &Path, dir: &Path) -> String {
     {
         let _ = writeln!(s, "  image_env: {}", yaml_str(env));
     }
+    let shared_env = first
+        .and_then(|n| n.image_env.as_ref())
+        .is_some_and(|env| c.nodes.iter().all(|n| n.image_env.as_ref() == Some(env)));
+    if c.nodes.iter().any(|n| n.host_from == "WK_CLUSTER_APIURL") {
+        s.push_str("# Hosts and API URLs come from WK_CLUSTER_APIURL: wkctl must reach them from where it\n");
+        s.push_str("# runs (compose network aliases resolve only inside the compose network).\n");
+    }
     s.push_str("nodes:\n");
     for n in &c.nodes {
         let _ = writeln!(s, "  - id: {}", n.id);
@@ -168,7 +175,19 @@ pub fn from_compose(c: &ComposeCluster, file: &Path, dir: &Path) -> String {
                 "    # version: v2.0.10-20241221   # the image tag is not a full version\n",
             ),
         }
-        let _ = writeln!(s, "    vars: {{ service: {} }}", yaml_str(&n.service));
+        match n.image_env.as_ref().filter(|_| !shared_env) {
+            Some(env) => {
+                let _ = writeln!(
+                    s,
+                    "    vars: {{ service: {}, image_env: {} }}",
+                    yaml_str(&n.service),
+                    yaml_str(env)
+                );
+            }
+            None => {
+                let _ = writeln!(s, "    vars: {{ service: {} }}", yaml_str(&n.service));
+            }
+        }
     }
     s.push_str(
         "policy:
@@ -240,6 +259,22 @@ mod tests {
             m.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
             [1001, 1002, 1003]
         );
+    }
+
+    #[test]
+    fn per_service_image_variables_go_to_node_vars() {
+        let text = "services:\n  a:\n    image: ${IMG_A:-wk/wk:v2.1.2-20250120}\n    environment: [WK_CLUSTER_NODEID=1001, WK_EXTERNAL_IP=10.0.0.1]\n  b:\n    image: ${IMG_B:-wk/wk:v2.1.2-20250120}\n    environment: [WK_CLUSTER_NODEID=1002, WK_EXTERNAL_IP=10.0.0.2]\n";
+        let c = compose::parse(text, "dc.yaml").unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let out = from_compose(&c, Path::new("dc.yaml"), Path::new("/srv/wk prod"));
+        let m = crate::manifest::parse(&out, Path::new("cluster.yaml")).unwrap();
+        assert_eq!(m.name, "wk-prod");
+        assert_eq!(m.vars["compose_dir"], "/srv/wk prod");
+        assert_eq!(m.vars["image"], "wk/wk");
+        assert!(!m.vars.contains_key("image_env"));
+        assert_eq!(m.nodes[0].vars["image_env"], "IMG_A");
+        assert_eq!(m.nodes[1].vars["image_env"], "IMG_B");
+        assert_eq!(m.nodes[1].api, "http://10.0.0.2:5001");
     }
 
     #[test]
