@@ -357,3 +357,27 @@ fn the_ci_recipe_runs_offline_check_and_plan_as_json() {
         readme.contains("\n## Install\n") && readme.contains("cargo install --locked --path .")
     );
 }
+
+#[test]
+fn colour_follows_the_flag_the_env_var_and_no_color() {
+    let example = root().join("examples/cluster.yaml");
+    let check = |color: Option<&str>, env: &[(&str, &str)]| {
+        let mut c = wkctl();
+        c.args(["check", "--to", "v2.1.2", "--offline", "-m"])
+            .arg(&example);
+        if let Some(v) = color {
+            c.args(["--color", v]);
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).contains('\x1b')
+    };
+    assert!(check(Some("always"), &[]), "--color always colours a pipe");
+    assert!(!check(Some("never"), &[]));
+    assert!(check(None, &[("WKCTL_COLOR", "always")]));
+    assert!(
+        !check(None, &[]),
+        "auto: a pipe is not a terminal, and NO_COLOR is set"
+    );
+}
