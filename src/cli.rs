@@ -32,8 +32,8 @@ pub struct Global {
     /// Only results and errors
     #[arg(short, long, global = true, env = "WKCTL_QUIET")]
     pub quiet: bool,
-    /// More detail on stderr (repeat for more); `RUST_LOG` overrides
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    /// More detail on stderr: -v debug logs, -vv trace (`RUST_LOG` overrides)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, env = "WKCTL_VERBOSE")]
     pub verbose: u8,
     /// When to use colour
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "WKCTL_COLOR")]
@@ -76,20 +76,32 @@ pub enum Command {
     #[command(after_help = "Examples:\n  wkctl doctor\n  wkctl doctor --output report.md")]
     Doctor(DoctorArgs),
     /// The built-in catalog of WuKongIM releases and upgrade notes
+    #[command(
+        after_help = "Examples:\n  wkctl releases\n  wkctl releases --json | jq '.releases[0]'"
+    )]
     Releases(ReleasesArgs),
     /// Write a starter cluster.yaml (or read one from a docker-compose file)
     #[command(
-        after_help = "Examples:\n  wkctl init\n  wkctl init --from-compose docker-compose.yaml"
+        after_help = "Examples:\n  wkctl init\n  wkctl init --from-compose docker-compose.yaml -o cluster.yaml\n  wkctl init -o - | less\n\nExit: 0 written, 1 the file exists (pass --force), 2 unreadable or invalid compose file."
     )]
     Init(InitArgs),
     /// Upgrade a simulated 3-node cluster end to end
     #[command(after_help = "Examples:\n  wkctl demo\n  wkctl demo --fault crash-loop")]
     Demo(DemoArgs),
-    /// Shell completions
+    /// Shell completions on stdout
+    #[command(
+        after_help = "Examples:\n  wkctl completions bash > ~/.local/share/bash-completion/completions/wkctl\n  wkctl completions zsh > \"${fpath[1]}/_wkctl\"\n  wkctl completions fish > ~/.config/fish/completions/wkctl.fish\n  wkctl completions powershell >> $PROFILE"
+    )]
     Completions(CompletionsArgs),
     /// The man page (roff) on stdout
+    #[command(
+        after_help = "Examples:\n  wkctl man | man -l -\n  wkctl man > /usr/local/share/man/man1/wkctl.1"
+    )]
     Man,
     /// JSON Schema of the manifest or of a playbook
+    #[command(
+        after_help = "Examples:\n  wkctl schema manifest > cluster.schema.json\n  wkctl schema playbook\n\nEditors: put `# yaml-language-server: $schema=<url or path>` on the first line of cluster.yaml."
+    )]
     Schema(SchemaArgs),
 }
 
@@ -232,6 +244,7 @@ impl DemoFault {
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    /// The shell to complete for
     #[arg(value_enum)]
     pub shell: Shell,
 }
@@ -246,6 +259,7 @@ pub enum Shell {
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
+    /// `manifest` (cluster.yaml) or `playbook`
     #[arg(value_enum)]
     pub which: SchemaKind,
 }

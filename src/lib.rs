@@ -11,6 +11,7 @@ pub mod checks;
 pub mod cli;
 pub mod commands;
 pub mod doctor;
+pub mod compose;
 pub mod error;
 pub mod events;
 pub mod execute;
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod playbook;
 pub mod probe;
 pub mod releases;
+pub mod schema;
 pub mod sim;
 pub mod state;
 pub mod transport;
@@ -58,6 +60,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(a) => commands::status::run(&cli.global, a, &p).await,
         Command::Demo(a) => commands::demo::run(&cli.global, a, &p).await,
         Command::Doctor(a) => commands::doctor::run(&cli.global, a, &p).await,
-        _ => Err(error::WkError::input("this command is not built yet", "see the README").into()),
+        Command::Init(a) => commands::init::run(a, &p),
+        Command::Completions(a) => commands::completions::completions(a, &p),
+        Command::Man => commands::completions::man(&p),
+        Command::Schema(a) => commands::completions::schema(a, &p),
     }
+}
+
+/// The log filter for `-q`/`-v`/`-vv`: `RUST_LOG` wins when set. Logs are for wkctl's own
+/// modules; `-vvv` also lets the HTTP and runtime crates speak.
+pub fn log_filter(quiet: bool, verbose: u8) -> String {
+    if let Ok(env) = std::env::var("RUST_LOG")
+        && !env.trim().is_empty()
+    {
+        return env;
+    }
+    match (quiet, verbose) {
+        (true, _) => "off".into(),
+        (false, 0) => "wkctl=warn".into(),
+        (false, 1) => "wkctl=debug".into(),
+        (false, 2) => "wkctl=trace".into(),
+        (false, _) => "trace".into(),
+    }
+}
+
+/// Installs the `tracing` subscriber: plain lines on stderr, filtered by [`log_filter`].
+pub fn init_logging(global: &cli::Global) {
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(global.quiet, global.verbose))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wkctl=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
 }

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         return wkctl::sim::main();
     }
     let cli = wkctl::cli::Cli::parse();
+    wkctl::init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

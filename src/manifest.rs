@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
@@ -20,7 +21,7 @@ pub const MAX_NODE_ID: u64 = 1023;
 const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Upgrade order (DESIGN §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
     /// Ascending node id, so 1001 first (maintainers' advice, #310).
@@ -71,11 +72,14 @@ pub struct ApiConfig {
 }
 
 /// How playbook steps reach a node's host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SshConfig {
+    /// Login user (default: your ssh config).
     pub user: Option<String>,
+    /// ssh port (default: your ssh config, usually 22).
     pub port: Option<u16>,
+    /// Private key file passed as `ssh -i`.
     pub identity_file: Option<String>,
     /// Extra `-o` options, e.g. `["StrictHostKeyChecking=yes"]`.
     #[serde(default)]
@@ -125,74 +129,126 @@ impl Manifest {
     }
 }
 
-// ----- raw YAML shape -------------------------------------------------------------------
+// ----- raw YAML shape (also the source of `wkctl schema manifest`) ------------------------
 
-#[derive(Deserialize)]
+/// A WuKongIM v2 cluster for `wkctl` (DESIGN §3). Unknown keys are errors.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "wkctl cluster manifest")]
 struct RawManifest {
+    /// Cluster name: 1–64 letters, digits, `-`, `_`, `.`; names the state dir `.wkctl/<name>/`.
+    #[schemars(
+        with = "String",
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+    )]
     name: Spanned<String>,
+    /// A built-in playbook (`docker-compose`, `systemd`, `binary-daemon`, `kubernetes`, `sim`)
+    /// or a path to a playbook file, relative to this manifest. Default: `docker-compose`.
     #[serde(default)]
     playbook: Option<String>,
+    /// How wkctl talks to the node HTTP API (port 5001).
     #[serde(default)]
     api: Option<RawApi>,
+    /// Run playbook steps over the system `ssh` client; omit for local execution.
     #[serde(default)]
     ssh: Option<SshConfig>,
+    /// Values for the playbook templates (node `vars` override these).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, VarValue>")]
     vars: BTreeMap<String, Spanned<VarValue>>,
+    /// The cluster's nodes; upgraded one at a time, 1001 first.
+    #[schemars(with = "Vec<RawNode>", length(min = 1))]
     nodes: Spanned<Vec<RawNode>>,
+    /// The rollout policy.
     #[serde(default)]
     policy: Option<RawPolicy>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Api")]
 struct RawApi {
+    /// Name of the environment variable holding the managerToken (never the token itself).
     #[serde(default)]
+    #[schemars(with = "Option<String>", regex(pattern = r"^[A-Za-z0-9_]+$"))]
     token_env: Option<Spanned<String>>,
+    /// Per-request timeout, e.g. `5s` (default `5s`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     timeout: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Node")]
 struct RawNode {
+    /// `cluster.nodeId` (`WK_CLUSTER_NODEID`): 1..=1023, unique.
+    #[schemars(with = "i64", range(min = 1, max = 1023))]
     id: Spanned<i64>,
+    /// Host name or IP address (used by ssh and the default `api`).
+    #[schemars(with = "String")]
     host: Spanned<String>,
+    /// Base URL of the node API; default `http://<host>:5001`.
     #[serde(default)]
+    #[schemars(with = "Option<String>", regex(pattern = r"^https?://[^/\s]+/?$"))]
     api: Option<Spanned<String>>,
+    /// What is deployed now, e.g. `v2.0.10-20241221` (used by `--offline`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     version: Option<Spanned<String>>,
+    /// Template values for this node only, e.g. `{ service: wukongim1 }`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, VarValue>")]
     vars: BTreeMap<String, Spanned<VarValue>>,
 }
 
-#[derive(Deserialize)]
+/// Durations are written like `500ms`, `30s`, `10m`, `1h`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Policy")]
 struct RawPolicy {
+    /// `id` (ascending, 1001 first) or `controller-last`.
     #[serde(default)]
     order: Option<Order>,
+    /// Pause after the first node until confirmed (or `--yes`).
     #[serde(default)]
     canary: Option<bool>,
+    /// Watch the whole cluster this long after each node (default `30s`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     soak: Option<Spanned<String>>,
+    /// Readiness must hold this long (default `10s`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     stable_for: Option<Spanned<String>>,
+    /// Per node, from stop to ready (default `10m`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     node_timeout: Option<Spanned<String>>,
+    /// Between readiness polls (default `1s`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     poll_interval: Option<Spanned<String>>,
+    /// Default timeout of one playbook step (default `5m`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     step_timeout: Option<Spanned<String>>,
 }
 
 /// A template variable value: YAML strings, numbers and booleans are all accepted.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum VarValue {
     Str(String),
     Int(i64),
     Float(f64),
     Bool(bool),
+}
+
+/// The JSON Schema of `cluster.yaml`, derived from the types the loader deserializes.
+pub fn json_schema() -> schemars::Schema {
+    schemars::schema_for!(RawManifest)
 }
 
 impl VarValue {

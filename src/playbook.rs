@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::WkError;
@@ -28,7 +29,9 @@ pub const BUILTIN: &[(&str, &str)] = &[
 ];
 
 /// What a step does. The rollout order is backup → stop → install → start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     Backup,
@@ -53,6 +56,18 @@ impl StepKind {
         StepKind::Start,
     ];
 
+    /// Every step kind, rollout steps first.
+    pub const ALL: [StepKind; 8] = [
+        StepKind::Backup,
+        StepKind::Stop,
+        StepKind::Install,
+        StepKind::Start,
+        StepKind::Logs,
+        StepKind::Rollback,
+        StepKind::Config,
+        StepKind::Netcheck,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Backup => "backup",
@@ -67,15 +82,21 @@ impl StepKind {
     }
 }
 
-/// A playbook as written in YAML.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A playbook as written in YAML: how to do each step on one node (DESIGN §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "wkctl playbook")]
 pub struct Playbook {
+    /// The playbook's name.
     pub name: String,
+    /// What it is for and what it expects from the host.
     #[serde(default)]
     pub description: String,
+    /// Default template values (the manifest's `vars` override them).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Shell templates per step; `stop` and `start` are required. Variables: `{{node.id}}`,
+    /// `{{node.host}}`, `{{from}}`, `{{to}}`, `{{peer}}` and the `vars`.
     pub steps: BTreeMap<StepKind, String>,
     /// Per-step timeouts (`30s`, `10m`) overriding `policy.step_timeout`.
     #[serde(default)]

@@ -1,8 +1,10 @@
 //! One file per command. Shared loading of the manifest, playbook and target lives here.
 
 pub mod check;
+pub mod completions;
 pub mod demo;
 pub mod doctor;
+pub mod init;
 pub mod live;
 pub mod plan;
 pub mod releases;

@@ -157,10 +157,20 @@ impl Client {
     pub async fn get_raw(&self, base: &str, path: &str) -> Result<(u16, Vec<u8>), ProbeError> {
         let url = format!("{}{}", base.trim_end_matches('/'), path);
         // The outer deadline also covers slow bodies (reqwest's timeout is per request too).
-        match tokio::time::timeout(self.timeout, self.fetch(&url)).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.timeout, self.fetch(&url)).await {
             Ok(r) => r,
             Err(_) => Err(ProbeError::Timeout),
+        };
+        // The token is a header, never part of the URL, so this line cannot leak it.
+        let ms = started.elapsed().as_millis();
+        match &result {
+            Ok((status, body)) => {
+                tracing::debug!(%url, status, bytes = body.len(), ms, "GET");
+            }
+            Err(e) => tracing::debug!(%url, error = e.kind(), ms, "GET failed"),
         }
+        result
     }
 
     async fn fetch(&self, url: &str) -> Result<(u16, Vec<u8>), ProbeError> {

@@ -2,6 +2,7 @@
 
 mod bench;
 mod doctor;
+mod ecosystem;
 mod foundation;
 mod harness;
 mod live;

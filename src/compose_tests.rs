@@ -1,0 +1,115 @@
+//! Unit tests of `compose.rs`.
+
+use super::*;
+
+#[test]
+fn interpolation_takes_defaults_and_leaves_the_rest() {
+    assert_eq!(
+        interpolate("${WK_IMAGE:-wukongim/wukongim:v2}"),
+        "wukongim/wukongim:v2"
+    );
+    assert_eq!(interpolate("${A-x}y"), "xy");
+    assert_eq!(interpolate("${A:-${B:-1001}}"), "1001");
+    assert_eq!(interpolate("${NODE_ID}"), "${NODE_ID}");
+    assert_eq!(interpolate("$HOST:5001"), "$HOST:5001");
+    assert_eq!(interpolate("a$$b"), "a$b");
+    assert_eq!(interpolate("${A:?must-be-set}"), "${A:?must-be-set}");
+    assert_eq!(interpolate("${unclosed"), "${unclosed");
+}
+
+#[test]
+fn map_form_env_published_port_and_external_ip() {
+    let text = r#"
+name: wk-prod
+services:
+  wk:
+    image: "${WK_IMAGE:-wukongim/wukongim:v2.1.2-20250120}"
+    environment:
+      WK_CLUSTER_NODEID: 7
+      WK_EXTERNAL_IP: 10.0.0.7
+      WK_MANAGERTOKEN: ${TOKEN}
+    ports:
+      - "15001:5001"
+      - target: 5100
+        published: 15100
+"#;
+    let c = parse(text, "c.yaml").unwrap();
+    assert_eq!(c.name.as_deref(), Some("wk-prod"));
+    let n = &c.nodes[0];
+    assert_eq!((n.id, n.host.as_str()), (7, "10.0.0.7"));
+    assert_eq!(n.host_from, "WK_EXTERNAL_IP");
+    assert_eq!(n.api.as_deref(), Some("http://10.0.0.7:15001"));
+    assert_eq!(n.version.as_ref().unwrap().to_string(), "v2.1.2-20250120");
+    assert_eq!(n.image_repo.as_deref(), Some("wukongim/wukongim"));
+    assert_eq!(n.image_env.as_deref(), Some("WK_IMAGE"));
+    assert!(n.has_token);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn server_addr_long_ports_and_floating_tags() {
+    let text = "services:\n  a:\n    image: wukongim/wukongim:v2\n    environment: [WK_CLUSTER_NODEID=1, WK_CLUSTER_SERVERADDR=tcp://10.1.0.1:11110]\n    ports: [{target: 5001, published: '5001'}]\n";
+    let c = parse(text, "c.yaml").unwrap();
+    let n = &c.nodes[0];
+    assert_eq!(n.host, "10.1.0.1");
+    assert_eq!(n.api.as_deref(), Some("http://10.1.0.1:5001"));
+    assert_eq!(n.version, None, "`v2` is not a full tag");
+    assert_eq!(c.warnings.len(), 1, "fixed image: {:?}", c.warnings);
+}
+
+#[test]
+fn no_address_falls_back_to_the_service_name_with_a_warning() {
+    let c = parse(
+        "services:\n  wk1:\n    build: .\n    environment: [WK_CLUSTER_NODEID=1001]\n",
+        "c",
+    )
+    .unwrap();
+    assert_eq!(c.nodes[0].host, "wk1");
+    assert_eq!(c.nodes[0].api, None);
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+}
+
+#[test]
+fn bad_input_names_the_file() {
+    let e = parse("services: [\n", "dc.yaml").unwrap_err();
+    assert!(e.message.starts_with("dc.yaml:"), "{}", e.message);
+    let e = parse("version: '3'\n", "dc.yaml").unwrap_err();
+    assert_eq!(e.message, "dc.yaml: no `services:` map");
+    let e = parse("services:\n  nginx:\n    image: nginx\n", "dc.yaml").unwrap_err();
+    assert_eq!(e.message, "dc.yaml: no service sets `WK_CLUSTER_NODEID`");
+    let e = parse(
+        "services:\n  a:\n    environment: [WK_CLUSTER_NODEID=abc]\n",
+        "dc.yaml",
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("service `a`: `WK_CLUSTER_NODEID` is `abc`"),
+        "{}",
+        e.message
+    );
+    let e = parse(
+        "services:\n  a:\n    environment: [WK_CLUSTER_NODEID=1]\n  b:\n    environment: {WK_CLUSTER_NODEID: '1'}\n",
+        "dc.yaml",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("both use node id 1"), "{}", e.message);
+    assert!(e.hint.is_some());
+}
+
+#[test]
+fn image_references_split_into_repository_and_tag() {
+    assert_eq!(
+        split_image("registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:v2.0.10-20241221"),
+        (
+            Some("registry.cn-shanghai.aliyuncs.com/wukongim/wukongim".into()),
+            Some("v2.0.10-20241221")
+        )
+    );
+    assert_eq!(
+        split_image("localhost:5000/wk"),
+        (Some("localhost:5000/wk".into()), None)
+    );
+    assert_eq!(split_image("wk@sha256:abc"), (Some("wk".into()), None));
+    assert_eq!(addr_host("[::1]:11110").as_deref(), Some("::1"));
+}

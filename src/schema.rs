@@ -1,0 +1,93 @@
+//! JSON Schemas of `cluster.yaml` and of playbooks (`wkctl schema manifest|playbook`),
+//! derived from the types the loaders deserialize, so the schema cannot drift from them.
+//!
+//! The committed copies in `schemas/` are what editors fetch (the `yaml-language-server`
+//! line at the top of `examples/cluster.yaml`); a test holds them equal to this output.
+
+use serde_json::{Value, json};
+
+use crate::cli::SchemaKind;
+use crate::playbook::StepKind;
+
+/// Where the committed schemas are published (the `$id` of each).
+pub const BASE_URL: &str = "https://raw.githubusercontent.com/wkctl/wkctl/main/schemas";
+
+/// The file name under `schemas/` for a kind.
+pub fn file_name(kind: SchemaKind) -> &'static str {
+    match kind {
+        SchemaKind::Manifest => "cluster.schema.json",
+        SchemaKind::Playbook => "playbook.schema.json",
+    }
+}
+
+/// The schema as a JSON value.
+pub fn schema(kind: SchemaKind) -> Value {
+    let mut v = match kind {
+        SchemaKind::Manifest => crate::manifest::json_schema().to_value(),
+        SchemaKind::Playbook => {
+            let mut v = schemars::schema_for!(crate::playbook::Playbook).to_value();
+            // Map keys are step kinds; a playbook needs at least `stop` and `start`
+            // (both checked by `playbook::parse`).
+            let kinds: Vec<&str> = StepKind::ALL.iter().map(|k| k.as_str()).collect();
+            for key in ["steps", "timeouts"] {
+                if let Some(map) = v.pointer_mut(&format!("/properties/{key}")) {
+                    map["propertyNames"] = json!({ "enum": kinds });
+                }
+            }
+            if let Some(steps) = v.pointer_mut("/properties/steps") {
+                steps["required"] = json!(["stop", "start"]);
+            }
+            v
+        }
+    };
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "$id".into(),
+            Value::String(format!("{BASE_URL}/{}", file_name(kind))),
+        );
+    }
+    v
+}
+
+/// The schema as pretty JSON with a trailing newline (what `wkctl schema` prints).
+pub fn render(kind: SchemaKind) -> String {
+    let mut s = serde_json::to_string_pretty(&schema(kind)).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_schema_is_closed_and_bounded() {
+        let v = schema(SchemaKind::Manifest);
+        assert_eq!(v["additionalProperties"], false);
+        assert_eq!(v["required"], json!(["name", "nodes"]));
+        assert_eq!(
+            v["$id"],
+            "https://raw.githubusercontent.com/wkctl/wkctl/main/schemas/cluster.schema.json"
+        );
+        let node = &v["$defs"]["Node"];
+        assert_eq!(node["additionalProperties"], false);
+        assert_eq!(node["properties"]["id"]["maximum"], 1023);
+        assert_eq!(node["properties"]["id"]["minimum"], 1);
+        assert_eq!(v["properties"]["nodes"]["minItems"], 1);
+    }
+
+    #[test]
+    fn playbook_schema_requires_stop_and_start() {
+        let v = schema(SchemaKind::Playbook);
+        assert_eq!(v["additionalProperties"], false);
+        assert_eq!(
+            v["properties"]["steps"]["required"],
+            json!(["stop", "start"])
+        );
+        assert!(v["properties"].get("digest").is_none());
+        assert_eq!(
+            v["properties"]["timeouts"]["propertyNames"]["enum"][7],
+            "netcheck"
+        );
+    }
+}
