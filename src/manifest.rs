@@ -583,8 +583,7 @@ policy:
         );
         let e = err("name: a\nnodes:\n  - id: 1\n    host: a\npolicy:\n  poll_interval: 0s\n");
         assert_eq!(
-            e,
-            "cluster.yaml:6:18: `policy.poll_interval` must be greater than zero",
+            e, "cluster.yaml:6:18: `policy.poll_interval` must be greater than zero",
             "found by tests/fuzz.rs: this error had no line and column"
         );
         let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    version: banana\n");

@@ -219,7 +219,10 @@ fn check_manifest(text: &str) -> Result<(), TestCaseError> {
     );
     if let Err(e) = result {
         prop_assert_eq!(e.kind, Kind::Input);
-        let rest = e.message.strip_prefix(shown).and_then(|r| r.strip_prefix(':'));
+        let rest = e
+            .message
+            .strip_prefix(shown)
+            .and_then(|r| r.strip_prefix(':'));
         let position = rest.and_then(|r| {
             let mut parts = r.splitn(3, ':');
             let line = parts.next()?.parse::<u64>().ok()?;
@@ -257,35 +260,108 @@ proptest! {
 }
 
 /// The "billion laughs": each anchor is a list of `width` aliases of the previous one.
+/// The anchors sit under `vars`, a known key, so the parser must expand (or refuse) them
+/// before serde can reject the value's type.
 fn billion_laughs(width: usize, levels: usize) -> String {
-    let mut s = String::from("a0: &a0 [lol]\n");
+    let mut s = String::from("name: a\nvars:\n  a0: &a0 lol\n");
     for l in 1..=levels {
         let refs = vec![format!("*a{}", l - 1); width].join(", ");
-        s.push_str(&format!("a{l}: &a{l} [{refs}]\n"));
+        s.push_str(&format!("  a{l}: &a{l} [{refs}]\n"));
     }
-    format!("{s}name: a\nvars:\n  k: *a{levels}\nnodes:\n  - id: 1\n    host: a\n    vars: {{k: *a{levels}}}\n")
+    format!("{s}nodes:\n  - id: 1\n    host: a\n    vars: {{k: *a{levels}}}\n")
 }
 
 #[test]
 fn the_classic_billion_laughs_is_refused_within_a_second() {
     let started = Instant::now();
     let e = manifest::parse(&billion_laughs(10, 9), Path::new("bomb.yaml")).unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(e.kind, Kind::Input);
     assert!(e.message.starts_with("bomb.yaml:"), "{}", e.message);
+    // Refused at `a1`, the first list a var cannot be: the schema never expands the bomb.
+    assert!(e.message.starts_with("bomb.yaml:4:"), "{}", e.message);
+}
+
+#[test]
+fn alias_floods_hit_the_parser_budget_quickly() {
+    let flood = |n: usize| {
+        let mut text = String::from("name: &n a\nvars:\n");
+        for i in 0..n {
+            text.push_str(&format!("  k{i}: *n\n"));
+        }
+        text + "nodes:\n  - id: 1\n    host: a\n"
+    };
+    // A few aliases are fine.
+    let m = manifest::parse(&flood(50), Path::new("aliases.yaml")).unwrap();
+    assert_eq!(m.vars.len(), 50);
+    // serde-saphyr's default budget (on in `manifest::parse`) refuses more than 10 aliases
+    // per anchor past 100 aliases, with a position.
+    let started = Instant::now();
+    let e = manifest::parse(&flood(2_000), Path::new("aliases.yaml")).unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(e.message.starts_with("aliases.yaml:"), "{}", e.message);
+    assert!(e.message.contains("budget breached"), "{}", e.message);
 }
 
 // ----- node answers -----------------------------------------------------------------------
 
 /// Key names of every model (snake and camel case), so objects often hit real fields.
 const KEYS: &[&str] = &[
-    "id", "is_leader", "isLeader", "role", "cluster_addr", "clusterAddr", "api_server_addr",
-    "apiServerAddr", "online", "offline_count", "offlineCount", "last_offline", "lastOffline",
-    "allow_vote", "allowVote", "slot_count", "slotCount", "term", "slot_leader_count",
-    "uptime", "app_version", "config_version", "status", "total", "data", "version",
-    "slotReplicaCount", "channelReplicaCount", "nodes", "slots", "migrateFrom", "migrateTo",
-    "createdAt", "join", "leader", "replicas", "learners", "expectLeader", "applied", "last",
-    "server_id", "server_name", "commit", "commit_date", "connections", "message", "msg",
+    "id",
+    "is_leader",
+    "isLeader",
+    "role",
+    "cluster_addr",
+    "clusterAddr",
+    "api_server_addr",
+    "apiServerAddr",
+    "online",
+    "offline_count",
+    "offlineCount",
+    "last_offline",
+    "lastOffline",
+    "allow_vote",
+    "allowVote",
+    "slot_count",
+    "slotCount",
+    "term",
+    "slot_leader_count",
+    "uptime",
+    "app_version",
+    "config_version",
+    "status",
+    "total",
+    "data",
+    "version",
+    "slotReplicaCount",
+    "channelReplicaCount",
+    "nodes",
+    "slots",
+    "migrateFrom",
+    "migrateTo",
+    "createdAt",
+    "join",
+    "leader",
+    "replicas",
+    "learners",
+    "expectLeader",
+    "applied",
+    "last",
+    "server_id",
+    "server_name",
+    "commit",
+    "commit_date",
+    "connections",
+    "message",
+    "msg",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -323,7 +399,10 @@ fn json_value() -> impl Strategy<Value = Value> {
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             proptest::collection::vec(
                 (
-                    prop_oneof![proptest::sample::select(KEYS).prop_map(str::to_string), ".{0,6}"],
+                    prop_oneof![
+                        proptest::sample::select(KEYS).prop_map(str::to_string),
+                        ".{0,6}"
+                    ],
                     inner
                 ),
                 0..10
@@ -356,7 +435,13 @@ fn probe_error() -> impl Strategy<Value = ProbeError> {
         any::<u16>().prop_map(ProbeError::ServerError),
         ".{0,8}".prop_map(ProbeError::BadBody),
         ".{0,8}".prop_map(ProbeError::Network),
-        (any::<u16>(), prop_oneof![Just("leader not found".to_string()), ".{0,8}".prop_map(String::from)])
+        (
+            any::<u16>(),
+            prop_oneof![
+                Just("leader not found".to_string()),
+                ".{0,8}".prop_map(String::from)
+            ]
+        )
             .prop_map(|(status, msg)| ProbeError::ApiError { status, msg }),
     ]
 }
@@ -377,21 +462,40 @@ where
 }
 
 fn node_answers(id: u64) -> impl Strategy<Value = NodeAnswers> {
-    let one = || (answer_bytes(), proptest::option::weighted(0.3, probe_error()));
-    (one(), one(), one(), (any::<bool>(), any::<Option<String>>(), proptest::option::weighted(0.3, probe_error())))
-        .prop_map(move |((varz, e1), (node, e2), (info, e3), (ok, message, e4))| NodeAnswers {
-            id,
-            api: format!("http://127.0.0.1:{}", 5000 + id),
-            health: e4.map_or(Ok(Health { ok, message }), Err),
-            varz: or_error::<Varz>(&varz, e1),
-            node: or_error::<NodeConfig>(&node, e2),
-            info: or_error::<ClusterInfo>(&info, e3),
-        })
+    let one = || {
+        (
+            answer_bytes(),
+            proptest::option::weighted(0.3, probe_error()),
+        )
+    };
+    (
+        one(),
+        one(),
+        one(),
+        (
+            any::<bool>(),
+            any::<Option<String>>(),
+            proptest::option::weighted(0.3, probe_error()),
+        ),
+    )
+        .prop_map(
+            move |((varz, e1), (node, e2), (info, e3), (ok, message, e4))| NodeAnswers {
+                id,
+                api: format!("http://127.0.0.1:{}", 5000 + id),
+                health: e4.map_or(Ok(Health { ok, message }), Err),
+                varz: or_error::<Varz>(&varz, e1),
+                node: or_error::<NodeConfig>(&node, e2),
+                info: or_error::<ClusterInfo>(&info, e3),
+            },
+        )
 }
 
 fn cluster_view(at_secs: u64) -> impl Strategy<Value = ClusterView> {
     (
-        proptest::collection::vec(prop_oneof![Just(1001u64), Just(1002), Just(1003), 0u64..1100], 0..4),
+        proptest::collection::vec(
+            prop_oneof![Just(1001u64), Just(1002), Just(1003), 0u64..1100],
+            0..4,
+        ),
         proptest::option::of(answer_bytes()),
     )
         .prop_flat_map(|(ids, simple)| {
@@ -409,7 +513,9 @@ fn cluster_view(at_secs: u64) -> impl Strategy<Value = ClusterView> {
 fn one_node_manifest(ids: &[u64]) -> manifest::Manifest {
     let mut text = String::from("name: fuzz\nnodes:\n");
     for id in ids {
-        text.push_str(&format!("  - id: {id}\n    host: 127.0.0.1\n    version: v2.1.2-20250120\n"));
+        text.push_str(&format!(
+            "  - id: {id}\n    host: 127.0.0.1\n    version: v2.1.2-20250120\n"
+        ));
     }
     manifest::parse(&text, Path::new("fuzz.yaml")).expect("the fuzz manifest is valid")
 }
