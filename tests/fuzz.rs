@@ -6,6 +6,7 @@
 //! that proptest finds are kept in `tests/fuzz.proptest-regressions` and replayed first.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
@@ -266,7 +267,7 @@ fn billion_laughs(width: usize, levels: usize) -> String {
     let mut s = String::from("name: a\nvars:\n  a0: &a0 lol\n");
     for l in 1..=levels {
         let refs = vec![format!("*a{}", l - 1); width].join(", ");
-        s.push_str(&format!("  a{l}: &a{l} [{refs}]\n"));
+        let _ = writeln!(s, "  a{l}: &a{l} [{refs}]");
     }
     format!("{s}nodes:\n  - id: 1\n    host: a\n    vars: {{k: *a{levels}}}\n")
 }
@@ -291,7 +292,7 @@ fn alias_floods_hit_the_parser_budget_quickly() {
     let flood = |n: usize| {
         let mut text = String::from("name: &n a\nvars:\n");
         for i in 0..n {
-            text.push_str(&format!("  k{i}: *n\n"));
+            let _ = writeln!(text, "  k{i}: *n");
         }
         text + "nodes:\n  - id: 1\n    host: a\n"
     };
@@ -513,9 +514,10 @@ fn cluster_view(at_secs: u64) -> impl Strategy<Value = ClusterView> {
 fn one_node_manifest(ids: &[u64]) -> manifest::Manifest {
     let mut text = String::from("name: fuzz\nnodes:\n");
     for id in ids {
-        text.push_str(&format!(
+        let _ = write!(
+            text,
             "  - id: {id}\n    host: 127.0.0.1\n    version: v2.1.2-20250120\n"
-        ));
+        );
     }
     manifest::parse(&text, Path::new("fuzz.yaml")).expect("the fuzz manifest is valid")
 }
@@ -634,7 +636,7 @@ proptest! {
         let mut tpl = String::from("printf '%s\\0'");
         for (i, v) in values.iter().enumerate() {
             vars.insert(format!("v{i}"), v.clone());
-            tpl.push_str(&format!(" {{{{v{i}}}}}"));
+            let _ = write!(tpl, " {{{{v{i}}}}}");
         }
         let script = render(&tpl, &vars).map_err(TestCaseError::fail)?;
         let out = Command::new("sh").arg("-c").arg(&script).output()

@@ -112,7 +112,7 @@ async fn answer(mut sock: TcpStream, how: Hostile, written: Arc<AtomicU64>) {
             let _ = sock.write_all(&fixed(b"{\"status\":\"ok\xff\xfe\"}")).await;
         }
         Hostile::DeepArrays => {
-            let _ = sock.write_all(&fixed(&[b'['; 100_000])).await;
+            let _ = sock.write_all(&fixed(&b"[".repeat(100_000))).await;
         }
         Hostile::DeepObjects => {
             let _ = sock.write_all(&fixed(&b"{\"a\":".repeat(100_000))).await;
