@@ -464,14 +464,18 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         set(&mut policy.node_timeout, &p.node_timeout)?;
         set(&mut policy.poll_interval, &p.poll_interval)?;
         set(&mut policy.step_timeout, &p.step_timeout)?;
-        if policy.poll_interval.is_zero()
-            || policy.node_timeout.is_zero()
-            || policy.step_timeout.is_zero()
-        {
-            return Err(WkError::input(
-                format!(
-                    "{shown}: `policy.poll_interval`, `node_timeout` and `step_timeout` must be greater than zero"
-                ),
+        // Only a value written in the file can be zero, so the error points at it.
+        let zero = [
+            ("poll_interval", policy.poll_interval, &p.poll_interval),
+            ("node_timeout", policy.node_timeout, &p.node_timeout),
+            ("step_timeout", policy.step_timeout, &p.step_timeout),
+        ]
+        .into_iter()
+        .find_map(|(key, d, s)| s.as_ref().filter(|_| d.is_zero()).map(|s| (key, s)));
+        if let Some((key, s)) = zero {
+            return Err(span_err(
+                &s.referenced,
+                format!("`policy.{key}` must be greater than zero"),
                 "e.g. `poll_interval: 1s`, `node_timeout: 10m`",
             ));
         }
@@ -632,6 +636,11 @@ policy:
         assert!(
             e.starts_with("cluster.yaml:6:9: invalid duration `30 parsecs`"),
             "{e}"
+        );
+        let e = err("name: a\nnodes:\n  - id: 1\n    host: a\npolicy:\n  poll_interval: 0s\n");
+        assert_eq!(
+            e, "cluster.yaml:6:18: `policy.poll_interval` must be greater than zero",
+            "found by tests/fuzz.rs: this error had no line and column"
         );
         let e = err("name: a\nnodes:\n  - id: 1\n    host: a\n    version: banana\n");
         assert!(

@@ -44,6 +44,9 @@ impl Suffix {
         match self {
             Suffix::None => String::new(),
             Suffix::Dev(s) | Suffix::Other(s) => s.clone(),
+            // A bare `-dirty` (no describe part) is written back as it was read; `0-g-dirty`
+            // would re-parse as an unknown suffix, a pre-release (found by tests/fuzz.rs).
+            Suffix::Describe { hash, dirty, .. } if hash.is_empty() && *dirty => "dirty".into(),
             Suffix::Describe {
                 commits,
                 hash,
@@ -85,13 +88,14 @@ impl WkVersion {
         if s.is_empty() {
             return Err(err("it is empty (expected e.g. `v2.1.2-20250120`)"));
         }
-        if s.len() > 128 {
-            return Err(err("it is longer than 128 characters"));
-        }
         let s = s
             .strip_prefix('v')
             .or_else(|| s.strip_prefix('V'))
             .unwrap_or(s);
+        // Counted without the `v`, so the canonical form (always with `v`) parses again.
+        if s.len() > 128 {
+            return Err(err("it is longer than 128 characters"));
+        }
         let (triple, rest) = match s.split_once('-') {
             Some((t, r)) => (t, Some(r)),
             None => (s, None),
@@ -318,6 +322,19 @@ mod tests {
 
     fn v(s: &str) -> WkVersion {
         WkVersion::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_bare_dirty_suffix_round_trips() {
+        // Regression (tests/fuzz.rs): `0.0.0-dirty` was shown as `v0.0.0-0-g-dirty`,
+        // which parsed back as a pre-release, lower than the version it came from.
+        let dirty = v("0.0.0-dirty ");
+        assert_eq!(dirty.to_string(), "v0.0.0-dirty");
+        assert_eq!(v(&dirty.to_string()), dirty);
+        assert!(dirty > v("v0.0.0"));
+        // And a 128-character tag without `v` stays parsable once shown with its `v`.
+        let long = v(&format!("1.2.3-{}", "a".repeat(122)));
+        assert_eq!(v(&long.to_string()), long);
     }
 
     #[test]
