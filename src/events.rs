@@ -140,7 +140,12 @@ impl Reporter {
             );
             overall.set_prefix("upgrade");
             overall.enable_steady_tick(Duration::from_millis(200));
-            Bars { multi, overall, nodes: Mutex::new(BTreeMap::new()), gates: Mutex::new(BTreeMap::new()) }
+            Bars {
+                multi,
+                overall,
+                nodes: Mutex::new(BTreeMap::new()),
+                gates: Mutex::new(BTreeMap::new()),
+            }
         });
         Reporter {
             printer: printer.clone(),
@@ -202,13 +207,28 @@ impl Reporter {
             Event::StepStarted { node, step, .. } => {
                 self.node_bar(b, *node).set_message(format!("{step}…"))
             }
-            Event::GateSignal { node, signal, name, state, reason } => {
-                let mut gates = b.gates.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Event::GateSignal {
+                node,
+                signal,
+                name,
+                state,
+                reason,
+            } => {
+                let mut gates = b
+                    .gates
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let signals = gates.entry(*node).or_default();
-                signals.insert(signal.clone(), (name.clone(), state.clone(), reason.clone()));
+                signals.insert(
+                    signal.clone(),
+                    (name.clone(), state.clone(), reason.clone()),
+                );
                 let waiting = signals.iter().find(|(_, (_, st, _))| st != "met");
                 let msg = match waiting {
-                    Some((sig, (name, _, why))) => format!("gate: waiting for {sig} {name}: {}", why.as_deref().unwrap_or("")),
+                    Some((sig, (name, _, why))) => format!(
+                        "gate: waiting for {sig} {name}: {}",
+                        why.as_deref().unwrap_or("")
+                    ),
                     None => "gate: all signals met, holding for `stable_for`…".to_string(),
                 };
                 self.node_bar(b, *node).set_message(msg);
@@ -236,7 +256,8 @@ impl Reporter {
             }
             Event::NodeFailed { node, reason, .. } => {
                 let first = reason.lines().next().unwrap_or_default();
-                self.node_bar(b, *node).abandon_with_message(p.paint_err(&format!("✗ {first}"), "31;1"));
+                self.node_bar(b, *node)
+                    .abandon_with_message(p.paint_err(&format!("✗ {first}"), "31;1"));
                 if let Some(line) = plain_line(event) {
                     let _ = b.multi.println(line);
                 }
@@ -354,20 +375,33 @@ pub fn plain_line(event: &Event) -> Option<String> {
                 r.as_deref().unwrap_or("unknown")
             ),
         },
-        Event::NodeFailed { node, step, reason, signal, observed, logs_tail } => {
+        Event::NodeFailed {
+            node,
+            step,
+            reason,
+            signal,
+            observed,
+            logs_tail,
+        } => {
             let mut s = format!("node {node}: FAILED at {step}: {reason}");
             if let (Some(sig), Some(obs)) = (signal, observed) {
                 let _ = write!(s, "\n  signal {sig} never held; last observed: {obs}");
             }
             match logs_tail.as_deref().map(str::trim) {
                 Some(t) if !t.is_empty() => {
-                    let _ = write!(s, "\n  last log lines of node {node} (playbook `logs` step):");
+                    let _ = write!(
+                        s,
+                        "\n  last log lines of node {node} (playbook `logs` step):"
+                    );
                     for l in t.lines() {
                         let _ = write!(s, "\n    | {l}");
                     }
                 }
                 _ => {
-                    let _ = write!(s, "\n  (no logs from node {node}: the playbook `logs` step gave nothing)");
+                    let _ = write!(
+                        s,
+                        "\n  (no logs from node {node}: the playbook `logs` step gave nothing)"
+                    );
                 }
             }
             s

@@ -10,8 +10,8 @@
 pub mod checks;
 pub mod cli;
 pub mod commands;
-pub mod doctor;
 pub mod compose;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod execute;

@@ -88,7 +88,11 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         } else {
             "at its next start"
         };
-        p.note(&format!("fault injected: node {} gets `{}` {when}; watch wkctl stop safely", args.fault_node, fault.sim_name()));
+        p.note(&format!(
+            "fault injected: node {} gets `{}` {when}; watch wkctl stop safely",
+            args.fault_node,
+            fault.sim_name()
+        ));
     }
 
     if !args.json {

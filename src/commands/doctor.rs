@@ -16,11 +16,18 @@ pub async fn run(global: &Global, args: &DoctorArgs, p: &Printer) -> anyhow::Res
     finding::sort(&mut live_findings);
     let status_plain = status::render(&ctx, &view, &[], &Printer::plain(false));
     let status_human = status::render(&ctx, &view, &[], p);
-    p.note(&format!("doctor: reading logs, settings and the network of {} node(s)…", ctx.manifest.nodes.len()));
+    p.note(&format!(
+        "doctor: reading logs, settings and the network of {} node(s)…",
+        ctx.manifest.nodes.len()
+    ));
     let rep = doctor::run(&ctx, view, live_findings).await;
     if let Some(path) = &args.output {
-        std::fs::write(path, report::markdown(&rep, &status_plain))
-            .map_err(|e| WkError::input(format!("cannot write `{}`: {e}", path.display()), "check the path"))?;
+        std::fs::write(path, report::markdown(&rep, &status_plain)).map_err(|e| {
+            WkError::input(
+                format!("cannot write `{}`: {e}", path.display()),
+                "check the path",
+            )
+        })?;
         p.note(&format!("report written to `{}`", path.display()));
     }
     if args.json {
@@ -28,5 +35,9 @@ pub async fn run(global: &Global, args: &DoctorArgs, p: &Printer) -> anyhow::Res
     } else {
         p.out(&report::human(&rep, &status_human, p))?;
     }
-    Ok(if rep.ok() { Outcome::Success } else { Outcome::No })
+    Ok(if rep.ok() {
+        Outcome::Success
+    } else {
+        Outcome::No
+    })
 }

@@ -90,12 +90,19 @@ fn cluster_addr(view: &ClusterView, ctx: &Context, id: u64) -> String {
 fn api_addr(api: &str) -> String {
     let rest = api.split_once("://").map_or(api, |(_, r)| r);
     let hostport = rest.split('/').next().unwrap_or(rest);
-    if hostport.contains(':') && !hostport.ends_with(']') { hostport.to_string() } else { format!("{hostport}:5001") }
+    if hostport.contains(':') && !hostport.ends_with(']') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:5001")
+    }
 }
 
 fn split_addr(addr: &str) -> (String, String) {
     match addr.rsplit_once(':') {
-        Some((h, p)) => (h.trim_start_matches('[').trim_end_matches(']').to_string(), p.to_string()),
+        Some((h, p)) => (
+            h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p.to_string(),
+        ),
         None => (addr.to_string(), String::new()),
     }
 }
@@ -103,7 +110,12 @@ fn split_addr(addr: &str) -> (String, String) {
 enum Job {
     Logs(u64),
     Config(u64),
-    Net { from: u64, to: u64, port: &'static str, addr: String },
+    Net {
+        from: u64,
+        to: u64,
+        port: &'static str,
+        addr: String,
+    },
 }
 
 enum JobResult {
@@ -120,8 +132,18 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         jobs.push(Job::Config(n.id));
         for m in &ctx.manifest.nodes {
             if m.id != n.id {
-                jobs.push(Job::Net { from: n.id, to: m.id, port: "cluster", addr: cluster_addr(&view, ctx, m.id) });
-                jobs.push(Job::Net { from: n.id, to: m.id, port: "api", addr: api_addr(&m.api) });
+                jobs.push(Job::Net {
+                    from: n.id,
+                    to: m.id,
+                    port: "cluster",
+                    addr: cluster_addr(&view, ctx, m.id),
+                });
+                jobs.push(Job::Net {
+                    from: n.id,
+                    to: m.id,
+                    port: "api",
+                    addr: api_addr(&m.api),
+                });
             }
         }
     }
@@ -136,23 +158,36 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
             run_job(&c.0, &c.1, job).await
         });
     }
-    let (mut logs_text, mut configs, mut network, mut problems) = (BTreeMap::new(), BTreeMap::new(), Vec::new(), Vec::new());
+    let (mut logs_text, mut configs, mut network, mut problems) =
+        (BTreeMap::new(), BTreeMap::new(), Vec::new(), Vec::new());
     while let Some(res) = set.join_next().await {
         match res {
             Ok(JobResult::Logs(id, r)) => match r {
                 Ok(t) => {
                     logs_text.insert(id, t);
                 }
-                Err(e) => problems.push(StepProblem { node: id, step: "logs", error: e }),
+                Err(e) => problems.push(StepProblem {
+                    node: id,
+                    step: "logs",
+                    error: e,
+                }),
             },
             Ok(JobResult::Config(id, r)) => match r {
                 Ok(t) => {
                     configs.insert(id, settings::parse(&t));
                 }
-                Err(e) => problems.push(StepProblem { node: id, step: "config", error: e }),
+                Err(e) => problems.push(StepProblem {
+                    node: id,
+                    step: "config",
+                    error: e,
+                }),
             },
             Ok(JobResult::Net(link)) => network.push(link),
-            Err(e) => problems.push(StepProblem { node: 0, step: "internal", error: e.to_string() }),
+            Err(e) => problems.push(StepProblem {
+                node: 0,
+                step: "internal",
+                error: e.to_string(),
+            }),
         }
     }
     network.sort_by(|a, b| (a.port, a.from, a.to).cmp(&(b.port, b.from, b.to)));
@@ -165,7 +200,12 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
     }
     findings.extend(log_findings(&logs));
     findings.extend(network_findings(&network));
-    let hosts: BTreeMap<u64, (String, String)> = ctx.manifest.nodes.iter().map(|n| (n.id, (n.host.clone(), n.api.clone()))).collect();
+    let hosts: BTreeMap<u64, (String, String)> = ctx
+        .manifest
+        .nodes
+        .iter()
+        .map(|n| (n.id, (n.host.clone(), n.api.clone())))
+        .collect();
     let (settings_rows, mut setting_findings) = settings::compare(&configs, &hosts);
     findings.append(&mut setting_findings);
     for p in &problems {
@@ -177,42 +217,103 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         ));
     }
     finding::sort(&mut findings);
-    Report { format_version: 1, cluster: ctx.manifest.name.clone(), findings, logs, network, settings: settings_rows, problems, view: Some(view) }
+    Report {
+        format_version: 1,
+        cluster: ctx.manifest.name.clone(),
+        findings,
+        logs,
+        network,
+        settings: settings_rows,
+        problems,
+        view: Some(view),
+    }
 }
 
-async fn run_job(manifest: &crate::manifest::Manifest, pb: &playbook::Playbook, job: Job) -> JobResult {
-    let render = |id: u64, kind: StepKind, extra: &[(&str, String)]| -> Result<(Transport, String), String> {
-        let node = manifest.node(id).ok_or_else(|| format!("node {id} not in the manifest"))?;
-        let tpl = pb.step(kind).ok_or_else(|| format!("playbook `{}` has no `{}` step", pb.name, kind.as_str()))?;
-        let mut vars = playbook::node_vars(pb, &manifest.vars, node, node.version.as_ref().map(ToString::to_string).as_deref(), "unknown");
+async fn run_job(
+    manifest: &crate::manifest::Manifest,
+    pb: &playbook::Playbook,
+    job: Job,
+) -> JobResult {
+    let render = |id: u64,
+                  kind: StepKind,
+                  extra: &[(&str, String)]|
+     -> Result<(Transport, String), String> {
+        let node = manifest
+            .node(id)
+            .ok_or_else(|| format!("node {id} not in the manifest"))?;
+        let tpl = pb
+            .step(kind)
+            .ok_or_else(|| format!("playbook `{}` has no `{}` step", pb.name, kind.as_str()))?;
+        let mut vars = playbook::node_vars(
+            pb,
+            &manifest.vars,
+            node,
+            node.version.as_ref().map(ToString::to_string).as_deref(),
+            "unknown",
+        );
         for (k, v) in extra {
             vars.insert((*k).to_string(), v.clone());
         }
-        Ok((Transport::for_node(manifest, node), playbook::render(tpl, &vars)?))
+        Ok((
+            Transport::for_node(manifest, node),
+            playbook::render(tpl, &vars)?,
+        ))
     };
     let text_of = |id: u64, kind: StepKind| async move {
         let (t, cmd) = render(id, kind, &[])?;
-        let out = transport::run(&t, &cmd, STEP_TIMEOUT).await.map_err(|e| e.to_string())?;
-        if out.success() { Ok(out.stdout) } else { Err(out.tail(5)) }
+        let out = transport::run(&t, &cmd, STEP_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(out.tail(5))
+        }
     };
     match job {
         Job::Logs(id) => JobResult::Logs(id, text_of(id, StepKind::Logs).await),
         Job::Config(id) => JobResult::Config(id, text_of(id, StepKind::Config).await),
-        Job::Net { from, to, port, addr } => {
+        Job::Net {
+            from,
+            to,
+            port,
+            addr,
+        } => {
             let (h, p) = split_addr(&addr);
-            let reach = match render(from, StepKind::Netcheck, &[("peer", addr.clone()), ("peer_host", h), ("peer_port", p)]) {
+            let reach = match render(
+                from,
+                StepKind::Netcheck,
+                &[("peer", addr.clone()), ("peer_host", h), ("peer_port", p)],
+            ) {
                 Err(e) => Reach::Unknown(e),
                 Ok((t, cmd)) => match transport::run(&t, &cmd, NETCHECK_TIMEOUT).await {
                     Err(e) => Reach::Unknown(e.to_string()),
                     Ok(o) if o.success() => Reach::Ok,
                     // 1: refused/unreachable; 124: `timeout` expired; a killed check timed out.
                     Ok(o) if matches!(o.exit_code, Some(1 | 124)) || o.timed_out => {
-                        Reach::Unreachable(o.tail(2).lines().last().unwrap_or("unreachable").trim().to_string())
+                        Reach::Unreachable(
+                            o.tail(2)
+                                .lines()
+                                .last()
+                                .unwrap_or("unreachable")
+                                .trim()
+                                .to_string(),
+                        )
                     }
-                    Ok(o) => Reach::Unknown(format!("netcheck exited {:?}: {}", o.exit_code, o.tail(2).trim())),
+                    Ok(o) => Reach::Unknown(format!(
+                        "netcheck exited {:?}: {}",
+                        o.exit_code,
+                        o.tail(2).trim()
+                    )),
                 },
             };
-            JobResult::Net(Link { from, to, port, addr, reach })
+            JobResult::Net(Link {
+                from,
+                to,
+                port,
+                addr,
+                reach,
+            })
         }
     }
 }
@@ -225,10 +326,25 @@ fn log_findings(logs: &[LogMatch]) -> Vec<Finding> {
     }
     let mut out = Vec::new();
     for ((node, id), ms) in grouped {
-        let Some(sig) = signatures::signature(id) else { continue };
-        let when = ms.last().and_then(|m| m.time.clone()).map(|t| format!(", last at {t}")).unwrap_or_default();
+        let Some(sig) = signatures::signature(id) else {
+            continue;
+        };
+        let when = ms
+            .last()
+            .and_then(|m| m.time.clone())
+            .map(|t| format!(", last at {t}"))
+            .unwrap_or_default();
         let issue = sig.issue.map(|i| format!(" (#{i})")).unwrap_or_default();
-        out.push(Finding::warn(id, Some(node), format!("node {node}: {}{issue}: {} line(s){when}", sig.explanation, ms.len()), sig.hint));
+        out.push(Finding::warn(
+            id,
+            Some(node),
+            format!(
+                "node {node}: {}{issue}: {} line(s){when}",
+                sig.explanation,
+                ms.len()
+            ),
+            sig.hint,
+        ));
     }
     out
 }
@@ -240,8 +356,14 @@ fn network_findings(links: &[Link]) -> Vec<Finding> {
         if !matches!(l.reach, Reach::Unreachable(_)) {
             continue;
         }
-        let back = links.iter().find(|b| b.from == l.to && b.to == l.from && b.port == l.port);
-        let port = if l.port == "cluster" { "cluster port (11110)" } else { "API port (5001)" };
+        let back = links
+            .iter()
+            .find(|b| b.from == l.to && b.to == l.from && b.port == l.port);
+        let port = if l.port == "cluster" {
+            "cluster port (11110)"
+        } else {
+            "API port (5001)"
+        };
         if back.is_some_and(|b| b.reach == Reach::Ok) {
             out.push(Finding::block(
                 "network.one_way",
@@ -253,7 +375,10 @@ fn network_findings(links: &[Link]) -> Vec<Finding> {
             out.push(Finding::block(
                 "network.unreachable",
                 Some(l.from),
-                format!("node {} cannot reach node {}'s {port} at {}", l.from, l.to, l.addr),
+                format!(
+                    "node {} cannot reach node {}'s {port} at {}",
+                    l.from, l.to, l.addr
+                ),
                 "check that the peer runs and that firewalls allow the port between the nodes",
             ));
         }

@@ -19,12 +19,48 @@ struct Key {
 }
 
 const AGREE: &[Key] = &[
-    Key { name: "cluster.slotCount", norm: "clusterslotcount", default: Some("64"), secret: false, list: false },
-    Key { name: "cluster.slotReplicaCount", norm: "clusterslotreplicacount", default: Some("3"), secret: false, list: false },
-    Key { name: "cluster.channelReplicaCount", norm: "clusterchannelreplicacount", default: Some("3"), secret: false, list: false },
-    Key { name: "cluster.initNodes", norm: "clusterinitnodes", default: None, secret: false, list: true },
-    Key { name: "managerToken", norm: "managertoken", default: None, secret: true, list: false },
-    Key { name: "jwt.secret", norm: "jwtsecret", default: None, secret: true, list: false },
+    Key {
+        name: "cluster.slotCount",
+        norm: "clusterslotcount",
+        default: Some("64"),
+        secret: false,
+        list: false,
+    },
+    Key {
+        name: "cluster.slotReplicaCount",
+        norm: "clusterslotreplicacount",
+        default: Some("3"),
+        secret: false,
+        list: false,
+    },
+    Key {
+        name: "cluster.channelReplicaCount",
+        norm: "clusterchannelreplicacount",
+        default: Some("3"),
+        secret: false,
+        list: false,
+    },
+    Key {
+        name: "cluster.initNodes",
+        norm: "clusterinitnodes",
+        default: None,
+        secret: false,
+        list: true,
+    },
+    Key {
+        name: "managerToken",
+        norm: "managertoken",
+        default: None,
+        secret: true,
+        list: false,
+    },
+    Key {
+        name: "jwt.secret",
+        norm: "jwtsecret",
+        default: None,
+        secret: true,
+        list: false,
+    },
 ];
 
 /// One node's effective settings, by normalized key (`WK_CLUSTER_SLOTCOUNT` and
@@ -35,7 +71,10 @@ pub type Settings = BTreeMap<String, String>;
 pub fn normalize(key: &str) -> String {
     let k = key.trim();
     let k = k.strip_prefix("WK_").unwrap_or(k);
-    k.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+    k.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// Parses `KEY=VALUE` lines and indented YAML `key: value` lines.
@@ -48,14 +87,19 @@ pub fn parse(text: &str) -> Settings {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let body = trimmed.strip_prefix("export ").unwrap_or(trimmed).trim_start_matches("- ");
+        let body = trimmed
+            .strip_prefix("export ")
+            .unwrap_or(trimmed)
+            .trim_start_matches("- ");
         if let Some((k, v)) = body.split_once('=') {
             if k.starts_with("WK_") && !k.contains(' ') {
                 out.insert(normalize(k), unquote(v));
                 continue;
             }
         }
-        let Some((k, v)) = body.split_once(':') else { continue };
+        let Some((k, v)) = body.split_once(':') else {
+            continue;
+        };
         if k.contains(' ') {
             continue;
         }
@@ -69,7 +113,11 @@ pub fn parse(text: &str) -> Settings {
         } else if v.is_empty() {
             stack.push((indent, k.to_string()));
         } else {
-            let path: Vec<&str> = stack.iter().map(|(_, s)| s.as_str()).chain(std::iter::once(k)).collect();
+            let path: Vec<&str> = stack
+                .iter()
+                .map(|(_, s)| s.as_str())
+                .chain(std::iter::once(k))
+                .collect();
             out.insert(normalize(&path.join(".")), unquote(v));
         }
     }
@@ -98,7 +146,10 @@ pub struct SettingRow {
 }
 
 /// Builds the table of settings that must agree, and the findings.
-pub fn compare(nodes: &BTreeMap<u64, Settings>, hosts: &BTreeMap<u64, (String, String)>) -> (Vec<SettingRow>, Vec<Finding>) {
+pub fn compare(
+    nodes: &BTreeMap<u64, Settings>,
+    hosts: &BTreeMap<u64, (String, String)>,
+) -> (Vec<SettingRow>, Vec<Finding>) {
     let mut rows = Vec::new();
     let mut findings = Vec::new();
     for key in AGREE {
@@ -107,34 +158,65 @@ pub fn compare(nodes: &BTreeMap<u64, Settings>, hosts: &BTreeMap<u64, (String, S
             let shown = match s.get(key.norm).filter(|v| !v.is_empty()) {
                 Some(v) if key.secret => fingerprint(v),
                 Some(v) if key.list => {
-                    let mut items: Vec<&str> = v.split(|c: char| c.is_whitespace() || c == ',').filter(|x| !x.is_empty()).collect();
+                    let mut items: Vec<&str> = v
+                        .split(|c: char| c.is_whitespace() || c == ',')
+                        .filter(|x| !x.is_empty())
+                        .collect();
                     items.sort_unstable();
                     items.join(" ")
                 }
                 Some(v) => v.clone(),
-                None => key.default.map_or_else(|| "(unset)".to_string(), |d| format!("(default {d})")),
+                None => key
+                    .default
+                    .map_or_else(|| "(unset)".to_string(), |d| format!("(default {d})")),
             };
             values.insert(*id, shown);
         }
-        let canon = |v: &String| v.trim_start_matches("(default ").trim_end_matches(')').to_string();
+        let canon = |v: &String| {
+            v.trim_start_matches("(default ")
+                .trim_end_matches(')')
+                .to_string()
+        };
         let distinct: std::collections::BTreeSet<String> = values.values().map(canon).collect();
         let agree = distinct.len() <= 1;
         if !agree {
-            let detail = values.iter().map(|(id, v)| format!("{id}={v}")).collect::<Vec<_>>().join(", ");
+            let detail = values
+                .iter()
+                .map(|(id, v)| format!("{id}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             let hint = if key.secret {
-                format!("set the same `{}` on every node (values are shown as fingerprints, never in clear)", key.name)
+                format!(
+                    "set the same `{}` on every node (values are shown as fingerprints, never in clear)",
+                    key.name
+                )
             } else {
-                format!("set the same `{}` on every node, then restart the odd one out", key.name)
+                format!(
+                    "set the same `{}` on every node, then restart the odd one out",
+                    key.name
+                )
             };
-            findings.push(Finding::block("settings.mismatch", None, format!("`{}` differs between nodes: {detail}", key.name), hint));
+            findings.push(Finding::block(
+                "settings.mismatch",
+                None,
+                format!("`{}` differs between nodes: {detail}", key.name),
+                hint,
+            ));
         }
-        rows.push(SettingRow { key: key.name, values, agree });
+        rows.push(SettingRow {
+            key: key.name,
+            values,
+            agree,
+        });
     }
 
     // cluster.nodeId: unique, and equal to the manifest id.
     let mut ids = BTreeMap::new();
     for (id, s) in nodes {
-        let nid = s.get("clusternodeid").cloned().unwrap_or_else(|| "(default 1001)".into());
+        let nid = s
+            .get("clusternodeid")
+            .cloned()
+            .unwrap_or_else(|| "(default 1001)".into());
         ids.insert(*id, nid.clone());
         let value = nid.trim_start_matches("(default ").trim_end_matches(')');
         if value != id.to_string() {
@@ -157,10 +239,17 @@ pub fn compare(nodes: &BTreeMap<u64, Settings>, hosts: &BTreeMap<u64, (String, S
             ));
         }
     }
-    rows.push(SettingRow { key: "cluster.nodeId", values: ids, agree: true });
+    rows.push(SettingRow {
+        key: "cluster.nodeId",
+        values: ids,
+        agree: true,
+    });
 
     // serverAddr / apiUrl point at the node itself.
-    for (key, norm, expect_api) in [("cluster.serverAddr", "clusterserveraddr", false), ("cluster.apiUrl", "clusterapiurl", true)] {
+    for (key, norm, expect_api) in [
+        ("cluster.serverAddr", "clusterserveraddr", false),
+        ("cluster.apiUrl", "clusterapiurl", true),
+    ] {
         let mut values = BTreeMap::new();
         for (id, s) in nodes {
             let v = s.get(norm).cloned().unwrap_or_default();
@@ -168,12 +257,17 @@ pub fn compare(nodes: &BTreeMap<u64, Settings>, hosts: &BTreeMap<u64, (String, S
                 let ok = if v.is_empty() {
                     false
                 } else if expect_api {
-                    v.trim_end_matches('/') == api.trim_end_matches('/') || url_host(&v) == Some(host.as_str())
+                    v.trim_end_matches('/') == api.trim_end_matches('/')
+                        || url_host(&v) == Some(host.as_str())
                 } else {
                     addr_host(&v) == host
                 };
                 if !ok {
-                    let what = if v.is_empty() { "is not set".to_string() } else { format!("is `{v}`, not this node ({host})") };
+                    let what = if v.is_empty() {
+                        "is not set".to_string()
+                    } else {
+                        format!("is `{v}`, not this node ({host})")
+                    };
                     findings.push(Finding::warn(
                         "settings.address_not_self",
                         Some(*id),
@@ -184,7 +278,11 @@ pub fn compare(nodes: &BTreeMap<u64, Settings>, hosts: &BTreeMap<u64, (String, S
             }
             values.insert(*id, if v.is_empty() { "(unset)".into() } else { v });
         }
-        rows.push(SettingRow { key, values, agree: true });
+        rows.push(SettingRow {
+            key,
+            values,
+            agree: true,
+        });
     }
     (rows, findings)
 }
@@ -208,14 +306,17 @@ mod tests {
 
     #[test]
     fn env_lines_and_yaml_normalize_to_the_same_keys() {
-        let s = parse("WK_CLUSTER_SLOTCOUNT=64\nexport WK_MANAGERTOKEN='abc'\ncluster:\n  slotReplicaCount: 3\n  initNodes: \"1@a 2@b\"\njwt:\n  secret: xyz # comment\n");
+        let s = parse(
+            "WK_CLUSTER_SLOTCOUNT=64\nexport WK_MANAGERTOKEN='abc'\ncluster:\n  slotReplicaCount: 3\n  initNodes: \"1@a 2@b\"\njwt:\n  secret: xyz # comment\n",
+        );
         assert_eq!(s["clusterslotcount"], "64");
         assert_eq!(s["managertoken"], "abc");
         assert_eq!(s["clusterslotreplicacount"], "3");
         assert_eq!(s["clusterinitnodes"], "1@a 2@b");
         assert_eq!(s["jwtsecret"], "xyz");
         // docker compose config: environment map
-        let s = parse("services:\n  wukongim1:\n    environment:\n      WK_CLUSTER_NODEID: \"1001\"\n");
+        let s =
+            parse("services:\n  wukongim1:\n    environment:\n      WK_CLUSTER_NODEID: \"1001\"\n");
         assert_eq!(s["clusternodeid"], "1001");
     }
 
@@ -227,20 +328,40 @@ mod tests {
     }
 
     fn hosts() -> BTreeMap<u64, (String, String)> {
-        [1u64, 2, 3].iter().map(|i| (*i, (format!("10.0.0.{i}"), format!("http://10.0.0.{i}:5001")))).collect()
+        [1u64, 2, 3]
+            .iter()
+            .map(|i| {
+                (
+                    *i,
+                    (format!("10.0.0.{i}"), format!("http://10.0.0.{i}:5001")),
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn a_differing_slot_count_and_token_are_reported_without_the_token() {
-        let nodes: BTreeMap<u64, Settings> =
-            [node(1, ""), node(2, "WK_CLUSTER_SLOTCOUNT=128\nWK_MANAGERTOKEN=other-token"), node(3, "WK_CLUSTER_SLOTCOUNT=64")].into_iter().collect();
+        let nodes: BTreeMap<u64, Settings> = [
+            node(1, ""),
+            node(2, "WK_CLUSTER_SLOTCOUNT=128\nWK_MANAGERTOKEN=other-token"),
+            node(3, "WK_CLUSTER_SLOTCOUNT=64"),
+        ]
+        .into_iter()
+        .collect();
         let (rows, findings) = compare(&nodes, &hosts());
         let slot = rows.iter().find(|r| r.key == "cluster.slotCount").unwrap();
         assert!(!slot.agree);
         assert_eq!(slot.values[&1], "(default 64)");
         let msgs: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
-        assert!(msgs.iter().any(|m| m.contains("cluster.slotCount") && m.contains("2=128")), "{msgs:?}");
-        let tok = findings.iter().find(|f| f.message.contains("managerToken")).unwrap();
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("cluster.slotCount") && m.contains("2=128")),
+            "{msgs:?}"
+        );
+        let tok = findings
+            .iter()
+            .find(|f| f.message.contains("managerToken"))
+            .unwrap();
         assert!(!tok.message.contains("secret-token") && !tok.message.contains("other-token"));
         assert!(tok.message.contains("sha256:"));
         assert_eq!(findings.len(), 2, "{msgs:?}");
@@ -249,11 +370,18 @@ mod tests {
     #[test]
     fn ids_and_addresses_are_checked() {
         let mut nodes: BTreeMap<u64, Settings> = [node(1, ""), node(2, "")].into_iter().collect();
-        nodes.insert(3, parse("WK_CLUSTER_NODEID=2\nWK_CLUSTER_SERVERADDR=10.9.9.9:11110\n"));
+        nodes.insert(
+            3,
+            parse("WK_CLUSTER_NODEID=2\nWK_CLUSTER_SERVERADDR=10.9.9.9:11110\n"),
+        );
         let (_, findings) = compare(&nodes, &hosts());
         let ids: Vec<&str> = findings.iter().map(|f| f.id).collect();
         assert!(ids.contains(&"settings.node_id_mismatch"));
         assert!(ids.contains(&"settings.duplicate_node_id"));
-        assert!(findings.iter().any(|f| f.id == "settings.address_not_self" && f.node == Some(3)));
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.id == "settings.address_not_self" && f.node == Some(3))
+        );
     }
 }

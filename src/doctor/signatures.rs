@@ -95,7 +95,9 @@ pub struct LogMatch {
 /// The signature a line belongs to, if any.
 pub fn classify(line: &str) -> Option<&'static Signature> {
     let lower = line.to_ascii_lowercase();
-    SIGNATURES.iter().find(|s| s.needles.iter().any(|n| lower.contains(n)))
+    SIGNATURES
+        .iter()
+        .find(|s| s.needles.iter().any(|n| lower.contains(n)))
 }
 
 /// Scans a node's log text.
@@ -104,8 +106,17 @@ pub fn scan(node: u64, text: &str) -> Vec<LogMatch> {
         .filter_map(|line| {
             let sig = classify(line)?;
             let line = line.trim();
-            let line = if line.len() > 400 { format!("{}…", &line[..line.floor_char_boundary(400)]) } else { line.to_string() };
-            Some(LogMatch { node, signature: sig.id, time: timestamp(&line), line })
+            let line = if line.len() > 400 {
+                format!("{}…", &line[..line.floor_char_boundary(400)])
+            } else {
+                line.to_string()
+            };
+            Some(LogMatch {
+                node,
+                signature: sig.id,
+                time: timestamp(&line),
+                line,
+            })
         })
         .collect()
 }
@@ -115,7 +126,9 @@ pub fn scan(node: u64, text: &str) -> Vec<LogMatch> {
 fn timestamp(line: &str) -> Option<String> {
     let rest = line.split_once(" | ").map_or(line, |(_, r)| r).trim_start();
     let token: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-    let looks = token.len() >= 10 && token.as_bytes()[..4].iter().all(u8::is_ascii_digit) && matches!(token.as_bytes()[4], b'-' | b'/');
+    let looks = token.len() >= 10
+        && token.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+        && matches!(token.as_bytes()[4], b'-' | b'/');
     if !looks {
         return None;
     }
@@ -141,12 +154,30 @@ mod tests {
     #[test]
     fn every_signature_is_recognised_from_a_realistic_line() {
         let lines = [
-            ("2026-11-26T08:00:00.000Z ERROR panic: wait all slots ready timeout", "logs.slots_ready_timeout"),
-            ("panic: applied index > last log index", "logs.applied_index_panic"),
-            ("2026-11-26T08:00:00Z ERROR panic: apply slot logs failed: context deadline exceeded", "logs.catch_up_crash_loop"),
-            ("ERROR 【store】apply log err: invalid", "logs.apply_log_err"),
-            ("WARN connect not authed 10.0.0.12:11110", "logs.peer_unreachable"),
-            ("ERROR Send event to node is nil nodeId=1003", "logs.address_changed"),
+            (
+                "2026-11-26T08:00:00.000Z ERROR panic: wait all slots ready timeout",
+                "logs.slots_ready_timeout",
+            ),
+            (
+                "panic: applied index > last log index",
+                "logs.applied_index_panic",
+            ),
+            (
+                "2026-11-26T08:00:00Z ERROR panic: apply slot logs failed: context deadline exceeded",
+                "logs.catch_up_crash_loop",
+            ),
+            (
+                "ERROR 【store】apply log err: invalid",
+                "logs.apply_log_err",
+            ),
+            (
+                "WARN connect not authed 10.0.0.12:11110",
+                "logs.peer_unreachable",
+            ),
+            (
+                "ERROR Send event to node is nil nodeId=1003",
+                "logs.address_changed",
+            ),
             ("ERROR leader not found", "logs.leader_not_found"),
             ("ERROR slot count not match", "logs.slot_count_mismatch"),
             ("panic: runtime error: invalid memory address", "logs.panic"),
@@ -160,7 +191,10 @@ mod tests {
 
     #[test]
     fn timestamps_are_kept() {
-        let m = scan(1002, "wukongim2  | 2026-11-26T08:41:47.977Z ERROR panic: apply log err\nok line\n");
+        let m = scan(
+            1002,
+            "wukongim2  | 2026-11-26T08:41:47.977Z ERROR panic: apply log err\nok line\n",
+        );
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].time.as_deref(), Some("2026-11-26T08:41:47.977Z"));
         assert_eq!(m[0].node, 1002);

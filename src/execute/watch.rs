@@ -210,7 +210,9 @@ impl Runner<'_> {
             // A restart of the new process, even one hidden between two polls while the
             // node was unreachable (#509, #545): its uptime falls below the highest seen.
             let up = on_target_uptime(&view, baseline.id, target);
-            let refused = view.node(baseline.id).is_some_and(|n| matches!(n.error, Some(ProbeError::Refused)));
+            let refused = view
+                .node(baseline.id)
+                .is_some_and(|n| matches!(n.error, Some(ProbeError::Refused)));
             if refused && max_uptime.is_some() {
                 went_down = true;
             }
@@ -244,7 +246,9 @@ impl Runner<'_> {
             if now >= deadline {
                 if went_down {
                     return Err(WaitFailure::CrashLoop {
-                        observed: "the new process went down after it had started and did not come back".into(),
+                        observed:
+                            "the new process went down after it had started and did not come back"
+                                .into(),
                     });
                 }
                 let (signal, observed) = match gs.waiting_on() {
@@ -304,7 +308,11 @@ const UPTIME_SLACK: Duration = Duration::from_secs(2);
 /// The node's uptime when it answers on the target version.
 fn on_target_uptime(view: &ClusterView, id: u64, target: &WkVersion) -> Option<Duration> {
     let n = view.node(id)?;
-    if n.reachable && n.version.as_ref().is_some_and(|v| v.same_build(target)) { n.uptime } else { None }
+    if n.reachable && n.version.as_ref().is_some_and(|v| v.same_build(target)) {
+        n.uptime
+    } else {
+        None
+    }
 }
 
 /// What makes the cluster unhealthy during a soak (slot leader migrations are normal

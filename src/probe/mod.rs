@@ -80,7 +80,10 @@ pub async fn observe_scoped(client: &Client, manifest: &Manifest, scope: Scope) 
     if let Scope::Focus(focus) = scope {
         // The cluster view comes from the first other node that knows the controller.
         let mut tried = 0;
-        for a in answers.iter_mut().filter(|a| a.id != focus && a.health.is_ok()) {
+        for a in answers
+            .iter_mut()
+            .filter(|a| a.id != focus && a.health.is_ok())
+        {
             a.info = client.cluster_info(&a.api).await;
             tried += 1;
             if a.info.is_ok() || tried >= SIMPLE_NODES_ATTEMPTS {
@@ -139,7 +142,12 @@ async fn probe_nodes(client: &Client, manifest: &Manifest, scope: Scope) -> Vec<
                     client.cluster_info(&api)
                 )
             } else {
-                (client.health(&api).await, Err(ProbeError::Skipped), Err(ProbeError::Skipped), Err(ProbeError::Skipped))
+                (
+                    client.health(&api).await,
+                    Err(ProbeError::Skipped),
+                    Err(ProbeError::Skipped),
+                    Err(ProbeError::Skipped),
+                )
             };
             (
                 idx,

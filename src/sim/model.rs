@@ -258,7 +258,11 @@ impl Cluster {
     /// uptime is wall-clock time whatever `--speed` is, and wkctl compares it with its
     /// own clock (gate signal B), so it is not scaled.
     pub fn uptime_secs(&self, n: &Node, now: u64) -> u64 {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
         let real_ms = (now.saturating_sub(n.started_at) as f64 / self.opts.speed) as u64;
         real_ms / 1000
     }

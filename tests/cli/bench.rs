@@ -21,7 +21,13 @@ use serde_json::Value;
 use crate::harness::{Sim, SimOpts, http_get, wksim_bin};
 
 fn now_ms() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
 }
 
 fn write_manifest(sim: &Sim, dir: &Path, policy: &str) -> PathBuf {
@@ -31,7 +37,10 @@ fn write_manifest(sim: &Sim, dir: &Path, policy: &str) -> PathBuf {
         sim.state_dir().display().to_string()
     );
     for n in &sim.nodes {
-        s.push_str(&format!("  - id: {}\n    host: 127.0.0.1\n    api: {}\n", n.id, n.api));
+        s.push_str(&format!(
+            "  - id: {}\n    host: 127.0.0.1\n    api: {}\n",
+            n.id, n.api
+        ));
     }
     s.push_str(policy);
     let p = dir.join("cluster.yaml");
@@ -41,7 +50,8 @@ fn write_manifest(sim: &Sim, dir: &Path, policy: &str) -> PathBuf {
 
 /// Peak RSS (KiB) of the largest child that has exited so far.
 fn children_max_rss_kib() -> i64 {
-    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).map_or(0, |r| r.max_rss())
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map_or(0, |r| r.max_rss())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -81,13 +91,18 @@ fn bench_gate_latency_rollout_overhead_and_load() {
     const STABLE_MS: u64 = 500;
     const SOAK_MS: u64 = 500;
     const POLL_MS: u64 = 200;
-    let sim = Sim::start(SimOpts { speed: 10.0, ..SimOpts::default() });
+    let sim = Sim::start(SimOpts {
+        speed: 10.0,
+        ..SimOpts::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let policy = format!(
         "policy:\n  stable_for: {STABLE_MS}ms\n  soak: {SOAK_MS}ms\n  poll_interval: {POLL_MS}ms\n  node_timeout: 60s\n  step_timeout: 30s\n"
     );
     let m = write_manifest(&sim, dir.path(), &policy);
-    let targets = ["v2.1.0", "v2.1.1", "v2.1.2", "v2.1.3", "v2.1.4", "v2.1.5", "v2.2.0"];
+    let targets = [
+        "v2.1.0", "v2.1.1", "v2.1.2", "v2.1.3", "v2.1.4", "v2.1.5", "v2.2.0",
+    ];
     let requests_before = requests(&sim);
     let (mut latencies, mut wkctl_ms, mut intrinsic_ms) = (Vec::new(), 0u64, 0u64);
     let bench_start = Instant::now();
@@ -95,19 +110,38 @@ fn bench_gate_latency_rollout_overhead_and_load() {
         let run_from = now_ms();
         let lines = upgrade_timed(&m, &dir.path().join("state"), to);
         let events = sim.events();
-        let started = lines.iter().find(|(_, v)| v["type"] == "run_started").unwrap().0;
+        let started = lines
+            .iter()
+            .find(|(_, v)| v["type"] == "run_started")
+            .unwrap()
+            .0;
         let ended = lines.last().unwrap().0;
         wkctl_ms += ended - started;
         for (t_ready, v) in lines.iter().filter(|(_, v)| v["type"] == "node_ready") {
             let node = v["data"]["node"].as_u64().unwrap();
             let ev = |f: &dyn Fn(&Value) -> bool| {
-                events.iter().filter(|e| e["node"] == node && e["ts_ms"].as_u64().unwrap() >= run_from).find(|e| f(e)).map(|e| e["ts_ms"].as_u64().unwrap())
+                events
+                    .iter()
+                    .filter(|e| e["node"] == node && e["ts_ms"].as_u64().unwrap() >= run_from)
+                    .find(|e| f(e))
+                    .map(|e| e["ts_ms"].as_u64().unwrap())
             };
-            let stop = ev(&|e| e["kind"] == "ctl" && e["detail"].as_str().is_some_and(|d| d.starts_with("stop"))).unwrap();
-            let start = ev(&|e| e["kind"] == "ctl" && e["detail"].as_str().is_some_and(|d| d.starts_with("start"))).unwrap();
+            let stop = ev(&|e| {
+                e["kind"] == "ctl" && e["detail"].as_str().is_some_and(|d| d.starts_with("stop"))
+            })
+            .unwrap();
+            let start = ev(&|e| {
+                e["kind"] == "ctl" && e["detail"].as_str().is_some_and(|d| d.starts_with("start"))
+            })
+            .unwrap();
             let settled = events
                 .iter()
-                .filter(|e| e["node"] == node && e["kind"] == "state" && e["to"] == "settled" && e["ts_ms"].as_u64().unwrap() >= start)
+                .filter(|e| {
+                    e["node"] == node
+                        && e["kind"] == "state"
+                        && e["to"] == "settled"
+                        && e["ts_ms"].as_u64().unwrap() >= start
+                })
                 .map(|e| e["ts_ms"].as_u64().unwrap())
                 .next()
                 .unwrap();
@@ -119,17 +153,29 @@ fn bench_gate_latency_rollout_overhead_and_load() {
     let requests_after = requests(&sim);
     latencies.sort_by(f64::total_cmp);
     let (median, p95) = (percentile(&latencies, 0.5), percentile(&latencies, 0.95));
-    println!("\n== gate detection latency over {} restarts (poll {POLL_MS} ms, stable_for {STABLE_MS} ms)", latencies.len());
-    println!("median {median:.0} ms, p95 {p95:.0} ms, max {:.0} ms; target ≤ poll + 50 ms = {} ms", latencies.last().unwrap(), POLL_MS + 50);
+    println!(
+        "\n== gate detection latency over {} restarts (poll {POLL_MS} ms, stable_for {STABLE_MS} ms)",
+        latencies.len()
+    );
+    println!(
+        "median {median:.0} ms, p95 {p95:.0} ms, max {:.0} ms; target ≤ poll + 50 ms = {} ms",
+        latencies.last().unwrap(),
+        POLL_MS + 50
+    );
     let ratio = wkctl_ms as f64 / intrinsic_ms as f64;
-    println!("== rollout overhead: wkctl {wkctl_ms} ms ÷ intrinsic {intrinsic_ms} ms = {ratio:.3} (target ≤ 1.05)");
+    println!(
+        "== rollout overhead: wkctl {wkctl_ms} ms ÷ intrinsic {intrinsic_ms} ms = {ratio:.3} (target ≤ 1.05)"
+    );
     println!("== load on the cluster over {elapsed:.1} s of upgrades (poll {POLL_MS} ms):");
     let mut fanout = 0;
     for (node, paths) in &requests_after {
         let before: u64 = requests_before.get(node).map_or(0, |p| p.values().sum());
         let total: u64 = paths.values().sum::<u64>() - before;
         fanout += paths.get("/cluster/nodes").copied().unwrap_or(0);
-        println!("  node {node}: {total} requests, {:.2} req/s", total as f64 / elapsed);
+        println!(
+            "  node {node}: {total} requests, {:.2} req/s",
+            total as f64 / elapsed
+        );
     }
     println!("  `/cluster/nodes` (fan-out) requests: {fanout}");
     assert!(latencies.len() >= 20);
@@ -161,7 +207,12 @@ fn timed(args: &[&str], manifest: &Path) -> (Duration, i32) {
 fn bench_scale_status_and_check() {
     let mut results = BTreeMap::new();
     for n in [10usize, 1000] {
-        let sim = Sim::start(SimOpts { nodes: n, first_id: 1, speed: 20.0, ..SimOpts::default() });
+        let sim = Sim::start(SimOpts {
+            nodes: n,
+            first_id: 1,
+            speed: 20.0,
+            ..SimOpts::default()
+        });
         let dir = tempfile::tempdir().unwrap();
         let m = write_manifest(&sim, dir.path(), "");
         // warm-up (page cache), then measured runs; best of 3
@@ -174,12 +225,23 @@ fn bench_scale_status_and_check() {
     let rss = children_max_rss_kib();
     println!("\n== scale (best of 3, wall time)");
     for (n, (s, c)) in &results {
-        println!("  {n:>4} nodes: status {:.3} s, check {:.3} s", s.as_secs_f64(), c.as_secs_f64());
+        println!(
+            "  {n:>4} nodes: status {:.3} s, check {:.3} s",
+            s.as_secs_f64(),
+            c.as_secs_f64()
+        );
     }
     let (s10, c10) = results[&10];
     let (s1k, c1k) = results[&1000];
-    println!("  ratio 1000/10: status {:.1}, check {:.1} (target ≤ 10)", s1k.as_secs_f64() / s10.as_secs_f64(), c1k.as_secs_f64() / c10.as_secs_f64());
-    println!("  peak RSS of any child process so far (wkctl or wksim): {:.1} MiB", rss as f64 / 1024.0);
+    println!(
+        "  ratio 1000/10: status {:.1}, check {:.1} (target ≤ 10)",
+        s1k.as_secs_f64() / s10.as_secs_f64(),
+        c1k.as_secs_f64() / c10.as_secs_f64()
+    );
+    println!(
+        "  peak RSS of any child process so far (wkctl or wksim): {:.1} MiB",
+        rss as f64 / 1024.0
+    );
 }
 
 #[test]
@@ -187,12 +249,25 @@ fn bench_scale_status_and_check() {
 fn bench_wkctl_peak_rss_at_1000_nodes() {
     // Measured alone so the simulator's own RSS is not counted: wksim is started by the
     // harness (a child), so we read wkctl's peak from /proc while it runs.
-    let sim = Sim::start(SimOpts { nodes: 1000, first_id: 1, speed: 20.0, ..SimOpts::default() });
+    let sim = Sim::start(SimOpts {
+        nodes: 1000,
+        first_id: 1,
+        speed: 20.0,
+        ..SimOpts::default()
+    });
     let dir = tempfile::tempdir().unwrap();
     let m = write_manifest(&sim, dir.path(), "");
-    for args in [&["status", "--json"][..], &["check", "--to", "v2.1.2", "--json"][..]] {
+    for args in [
+        &["status", "--json"][..],
+        &["check", "--to", "v2.1.2", "--json"][..],
+    ] {
         let (d, peak) = run_peak_rss(args, &m);
-        println!("== {:?} at 1000 nodes: {:.3} s, peak RSS {:.1} MiB (target < 2 s, < 64 MiB)", args, d.as_secs_f64(), peak as f64 / 1024.0);
+        println!(
+            "== {:?} at 1000 nodes: {:.3} s, peak RSS {:.1} MiB (target < 2 s, < 64 MiB)",
+            args,
+            d.as_secs_f64(),
+            peak as f64 / 1024.0
+        );
     }
 }
 
@@ -211,7 +286,12 @@ fn run_peak_rss(args: &[&str], manifest: &Path) -> (Duration, u64) {
     let mut peak = 0u64;
     loop {
         if let Ok(s) = std::fs::read_to_string(&status) {
-            if let Some(kib) = s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()) {
+            if let Some(kib) = s
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+            {
                 peak = peak.max(kib);
             }
         }
@@ -231,7 +311,11 @@ fn bench_plan_offline_footprint() {
     for n in [3u64, 1000] {
         let mut s = String::from("name: fp\nplaybook: systemd\nnodes:\n");
         for i in 1..=n {
-            s.push_str(&format!("  - {{ id: {i}, host: 10.0.{}.{}, version: v2.0.10-20241221 }}\n", i / 250, i % 250));
+            s.push_str(&format!(
+                "  - {{ id: {i}, host: 10.0.{}.{}, version: v2.0.10-20241221 }}\n",
+                i / 250,
+                i % 250
+            ));
         }
         let m = dir.path().join(format!("c{n}.yaml"));
         std::fs::write(&m, s).unwrap();
@@ -242,6 +326,10 @@ fn bench_plan_offline_footprint() {
         });
         let best = best.min().unwrap();
         let (_, peak) = run_peak_rss(&args, &m);
-        println!("  {n:>4} nodes: {:.1} ms, peak RSS {:.1} MiB", best.as_secs_f64() * 1000.0, peak as f64 / 1024.0);
+        println!(
+            "  {n:>4} nodes: {:.1} ms, peak RSS {:.1} MiB",
+            best.as_secs_f64() * 1000.0,
+            peak as f64 / 1024.0
+        );
     }
 }
