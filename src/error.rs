@@ -3,7 +3,7 @@
 //! Command code returns `anyhow::Result`; an error that carries a [`WkError`] decides the
 //! exit code and its hint, any other error exits 1 with its context chain.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::process::ExitCode;
 
 /// What kind of "no" an error is.
@@ -97,7 +97,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> (ExitCode, Option<String>)
             for cause in err.chain().skip(1) {
                 let c = cause.to_string();
                 if !text.contains(&c) {
-                    text.push_str(&format!(": {c}"));
+                    let _ = write!(text, ": {c}");
                 }
             }
             if let Some(h) = hint.or_else(|| {
@@ -105,7 +105,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> (ExitCode, Option<String>)
                     .find_map(|c| c.downcast_ref::<WkError>())
                     .and_then(|w| w.hint.clone())
             }) {
-                text.push_str(&format!("\n  hint: {h}"));
+                let _ = write!(text, "\n  hint: {h}");
             }
             (ExitCode::from(kind.exit_code()), Some(text))
         }

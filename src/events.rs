@@ -119,12 +119,15 @@ pub struct Reporter {
     bars: Option<Bars>,
 }
 
+/// signal letter → (name, state, reason).
+type SignalStates = BTreeMap<String, (String, String, Option<String>)>;
+
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     nodes: Mutex<BTreeMap<u64, ProgressBar>>,
     /// Latest state of each gate signal per node: signal → (name, state, reason).
-    gates: Mutex<BTreeMap<u64, BTreeMap<String, (String, String, Option<String>)>>>,
+    gates: Mutex<BTreeMap<u64, SignalStates>>,
 }
 
 impl Reporter {
@@ -174,7 +177,7 @@ impl Reporter {
         }
     }
 
-    fn node_bar(&self, b: &Bars, node: u64) -> ProgressBar {
+    fn node_bar(b: &Bars, node: u64) -> ProgressBar {
         let mut map = b
             .nodes
             .lock()
@@ -201,11 +204,11 @@ impl Reporter {
         let p = &self.printer;
         match event {
             Event::NodeStarted { node, from, to, .. } => {
-                self.node_bar(b, *node)
+                Self::node_bar(b, *node)
                     .set_message(format!("{} → {to}", from.as_deref().unwrap_or("?")));
             }
             Event::StepStarted { node, step, .. } => {
-                self.node_bar(b, *node).set_message(format!("{step}…"))
+                Self::node_bar(b, *node).set_message(format!("{step}…"));
             }
             Event::GateSignal {
                 node,
@@ -231,32 +234,32 @@ impl Reporter {
                     ),
                     None => "gate: all signals met, holding for `stable_for`…".to_string(),
                 };
-                self.node_bar(b, *node).set_message(msg);
+                Self::node_bar(b, *node).set_message(msg);
             }
             Event::StepFinished { ok: true, .. } => {}
-            Event::NodeReady { node, .. } => self
-                .node_bar(b, *node)
-                .set_message("ready, soaking…".to_string()),
+            Event::NodeReady { node, .. } => {
+                Self::node_bar(b, *node).set_message("ready, soaking…".to_string())
+            }
             Event::SoakFinished {
                 node,
                 ok: true,
                 duration_s,
                 ..
             } => {
-                let bar = self.node_bar(b, *node);
+                let bar = Self::node_bar(b, *node);
                 bar.finish_with_message(
                     p.paint_err(&format!("✓ upgraded ({duration_s:.1}s soak)"), "32"),
                 );
                 b.overall.inc(1);
             }
             Event::NodeSkipped { node, reason } => {
-                self.node_bar(b, *node)
+                Self::node_bar(b, *node)
                     .finish_with_message(p.dim_err(&format!("skipped: {reason}")));
                 b.overall.inc(1);
             }
             Event::NodeFailed { node, reason, .. } => {
                 let first = reason.lines().next().unwrap_or_default();
-                self.node_bar(b, *node)
+                Self::node_bar(b, *node)
                     .abandon_with_message(p.paint_err(&format!("✗ {first}"), "31;1"));
                 if let Some(line) = plain_line(event) {
                     let _ = b.multi.println(line);

@@ -55,9 +55,9 @@ impl Default for Policy {
             canary: false,
             soak: Duration::from_secs(30),
             stable_for: Duration::from_secs(10),
-            node_timeout: Duration::from_secs(600),
+            node_timeout: Duration::from_mins(10),
             poll_interval: Duration::from_secs(1),
-            step_timeout: Duration::from_secs(300),
+            step_timeout: Duration::from_mins(5),
         }
     }
 }
@@ -584,7 +584,7 @@ policy:
             "v2.0.10-20241221"
         );
         assert_eq!(m.policy.order, Order::ControllerLast);
-        assert_eq!(m.policy.node_timeout, Duration::from_secs(600));
+        assert_eq!(m.policy.node_timeout, Duration::from_mins(10));
         assert_eq!(m.api.token_env.as_deref(), Some("WK_MANAGER_TOKEN"));
         assert_eq!(m.digest.len(), 64);
     }

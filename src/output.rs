@@ -218,6 +218,25 @@ pub fn short_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// Prints a rendered error (from [`crate::error::exit_code`]) to stderr.
+pub fn eprint_error(text: &str) {
+    eprintln!("{text}");
+}
+
+/// Asks a yes/no question on stderr and reads the answer from stdin (`y`/`yes` = yes).
+pub async fn confirm(prompt: &str) -> bool {
+    eprint!("{prompt}");
+    let _ = io::stderr().flush();
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        io::stdin()
+            .read_line(&mut line)
+            .is_ok_and(|_| matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    })
+    .await
+    .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,24 +255,4 @@ mod tests {
         assert_eq!(lines[2], "2     down");
         assert_eq!(short_duration(std::time::Duration::from_secs(65)), "1m05s");
     }
-}
-
-/// Prints a rendered error (from [`crate::error::exit_code`]) to stderr.
-pub fn eprint_error(text: &str) {
-    eprintln!("{text}");
-}
-
-/// Asks a yes/no question on stderr and reads the answer from stdin (`y`/`yes` = yes).
-pub async fn confirm(prompt: &str) -> bool {
-    eprint!("{prompt}");
-    let _ = io::stderr().flush();
-    tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        io::stdin()
-            .read_line(&mut line)
-            .map(|_| matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
 }

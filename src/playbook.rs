@@ -125,9 +125,13 @@ pub fn load(name_or_path: &str, manifest_dir: &Path) -> Result<Playbook, WkError
     if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         return parse(text, &format!("built-in playbook `{name_or_path}`"));
     }
+    let ext = Path::new(name_or_path)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("");
     let looks_like_path = name_or_path.contains('/')
-        || name_or_path.ends_with(".yaml")
-        || name_or_path.ends_with(".yml");
+        || ext.eq_ignore_ascii_case("yaml")
+        || ext.eq_ignore_ascii_case("yml");
     if !looks_like_path {
         let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
         return Err(WkError::input(

@@ -263,10 +263,10 @@ pub struct LockGuard {
 impl Drop for LockGuard {
     fn drop(&mut self) {
         // Remove only if it is still ours.
-        if let Ok(text) = fs::read_to_string(&self.path) {
-            if serde_json::from_str::<LockOwner>(&text).is_ok_and(|o| o == self.owner) {
-                let _ = fs::remove_file(&self.path);
-            }
+        if let Ok(text) = fs::read_to_string(&self.path)
+            && serde_json::from_str::<LockOwner>(&text).is_ok_and(|o| o == self.owner)
+        {
+            let _ = fs::remove_file(&self.path);
         }
     }
 }

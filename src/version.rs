@@ -142,16 +142,17 @@ impl WkVersion {
                 beta = true;
                 tokens.remove(0);
             }
-            if let Some(first) = tokens.first() {
-                if first.len() == 8 && first.bytes().all(|b| b.is_ascii_digit()) {
-                    let d: u32 = first.parse().map_err(|_| err("bad date"))?;
-                    let (month, day) = ((d / 100) % 100, d % 100);
-                    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-                        return Err(err(&format!("`{first}` is not a YYYYMMDD date")));
-                    }
-                    date = Some(d);
-                    tokens.remove(0);
+            if let Some(first) = tokens.first()
+                && first.len() == 8
+                && first.bytes().all(|b| b.is_ascii_digit())
+            {
+                let d: u32 = first.parse().map_err(|_| err("bad date"))?;
+                let (month, day) = ((d / 100) % 100, d % 100);
+                if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+                    return Err(err(&format!("`{first}` is not a YYYYMMDD date")));
                 }
+                date = Some(d);
+                tokens.remove(0);
             }
             if !tokens.is_empty() {
                 suffix = classify_suffix(&tokens);
@@ -338,6 +339,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn parses_every_shape_from_the_facts_file() {
         let cases: &[(&str, (u64, u64, u64), bool, Option<u32>, &str)] = &[
             (

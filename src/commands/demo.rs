@@ -141,10 +141,10 @@ async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
 /// through a link named `wksim` (it is a multi-call binary).
 fn locate_wksim(tmp: &Path) -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
-    if let Some(sibling) = me.parent().map(|d| d.join("wksim")) {
-        if sibling.is_file() {
-            return Ok(sibling);
-        }
+    if let Some(sibling) = me.parent().map(|d| d.join("wksim"))
+        && sibling.is_file()
+    {
+        return Ok(sibling);
     }
     let link = tmp.join("wksim");
     std::os::unix::fs::symlink(&me, &link)

@@ -170,15 +170,12 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         }
     }
 
-    let state = match resume_state {
-        Some(mut st) => {
-            st.plan_digest.clone_from(&plan.digest);
-            st
-        }
-        None => {
-            snapshot_inputs(&ctx, &dir)?;
-            new_state(&plan, &ctx)
-        }
+    let state = if let Some(mut st) = resume_state {
+        st.plan_digest.clone_from(&plan.digest);
+        st
+    } else {
+        snapshot_inputs(&ctx, &dir)?;
+        new_state(&plan, &ctx)
     };
     reporter.emit(&Event::RunStarted {
         cluster: plan.cluster.clone(),
@@ -375,10 +372,9 @@ fn resume_versions(
         if matches!(
             n.status,
             NodeStatus::InProgress | NodeStatus::Ready | NodeStatus::Failed
-        ) {
-            if let Some(from) = n.from.as_deref().and_then(|f| WkVersion::parse(f).ok()) {
-                v.insert(n.id, Some(from));
-            }
+        ) && let Some(from) = n.from.as_deref().and_then(|f| WkVersion::parse(f).ok())
+        {
+            v.insert(n.id, Some(from));
         }
     }
     v

@@ -72,7 +72,7 @@ pub fn normalize(key: &str) -> String {
     let k = key.trim();
     let k = k.strip_prefix("WK_").unwrap_or(k);
     k.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
         .collect()
 }
@@ -91,11 +91,12 @@ pub fn parse(text: &str) -> Settings {
             .strip_prefix("export ")
             .unwrap_or(trimmed)
             .trim_start_matches("- ");
-        if let Some((k, v)) = body.split_once('=') {
-            if k.starts_with("WK_") && !k.contains(' ') {
-                out.insert(normalize(k), unquote(v));
-                continue;
-            }
+        if let Some((k, v)) = body.split_once('=')
+            && k.starts_with("WK_")
+            && !k.contains(' ')
+        {
+            out.insert(normalize(k), unquote(v));
+            continue;
         }
         let Some((k, v)) = body.split_once(':') else {
             continue;

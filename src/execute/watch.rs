@@ -336,10 +336,10 @@ pub fn soak_problem(view: &ClusterView) -> Option<String> {
     if view.controller.is_none() && view.slots.is_none() {
         return Some("no controller known".to_string());
     }
-    if let Some(s) = &view.slots {
-        if !s.leaderless.is_empty() {
-            return Some(format!("{} slot(s) without a leader", s.leaderless.len()));
-        }
+    if let Some(s) = &view.slots
+        && !s.leaderless.is_empty()
+    {
+        return Some(format!("{} slot(s) without a leader", s.leaderless.len()));
     }
     None
 }

@@ -90,7 +90,7 @@ async fn handle(mut sock: TcpStream) {
                 return;
             }
             "/hang" => {
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tokio::time::sleep(Duration::from_mins(1)).await;
                 return;
             }
             _ => reply("404 Not Found", b"404 page not found"),

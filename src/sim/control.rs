@@ -131,7 +131,7 @@ async fn stop(s: &Arc<Shared>, node: u64) -> Result<(), String> {
         c.node(node)
             .is_some_and(|n| matches!(n.phase, Phase::Stopped | Phase::Crashed))
     };
-    tokio::time::timeout(Duration::from_secs(300), s.wait_until(down))
+    tokio::time::timeout(Duration::from_mins(5), s.wait_until(down))
         .await
         .map_err(|_| format!("node {node} did not stop"))?;
     let port = s

@@ -42,7 +42,7 @@ async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<String> {
 pub async fn run(args: CtlArgs) -> anyhow::Result<String> {
     let base = control_url(&args.state_dir)?;
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(600))
+        .timeout(Duration::from_mins(10))
         .build()?;
     let command = |cmd: &str, node: u64, extra: Value| {
         let mut body = json!({"cmd": cmd, "node": node});

@@ -176,7 +176,7 @@ impl Shared {
             let next = self.model.lock().expect("model lock").next_deadline();
             let sleep = match next {
                 Some(at) => tokio::time::Instant::from_std(self.clock.start + self.clock.real(at)),
-                None => tokio::time::Instant::now() + Duration::from_secs(3600),
+                None => tokio::time::Instant::now() + Duration::from_hours(1),
             };
             tokio::select! {
                 () = tokio::time::sleep_until(sleep) => {}

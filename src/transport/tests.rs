@@ -260,7 +260,7 @@ async fn dropping_the_future_kills_the_group() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pid_file = pid_file(&dir);
     let command = format!("sleep 30 & echo $! > '{}'; wait", pid_file.display());
-    let step = run(&Transport::Local, &command, Duration::from_secs(60));
+    let step = run(&Transport::Local, &command, Duration::from_mins(1));
     // Poll the step until the grandchild exists, then drop it, as Ctrl-C would.
     let cancelled = tokio::time::timeout(Duration::from_secs(10), async {
         tokio::select! {

@@ -9,6 +9,12 @@
 //! 3. scale (`status` / live `check` against 10 and 1000 simulated nodes),
 //! 4. footprint (`plan --offline` cold start and peak RSS, 3 and 1000 nodes),
 //! 5. load on the cluster while gating (requests per second per node, no fan-out).
+#![allow(
+    clippy::print_stdout,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::format_push_string
+)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -285,15 +291,14 @@ fn run_peak_rss(args: &[&str], manifest: &Path) -> (Duration, u64) {
     let status = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     loop {
-        if let Ok(s) = std::fs::read_to_string(&status) {
-            if let Some(kib) = s
+        if let Ok(s) = std::fs::read_to_string(&status)
+            && let Some(kib) = s
                 .lines()
                 .find(|l| l.starts_with("VmHWM:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
-            {
-                peak = peak.max(kib);
-            }
+        {
+            peak = peak.max(kib);
         }
         if child.try_wait().unwrap().is_some() {
             break;

@@ -1,5 +1,6 @@
 //! `wkctl doctor` end to end against `wksim`: log signatures, the network matrix,
 //! settings that must agree, and the seed incident.
+#![allow(clippy::format_push_string)]
 
 use std::path::PathBuf;
 use std::process::Command;

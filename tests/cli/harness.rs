@@ -185,7 +185,7 @@ impl Sim {
         };
         let joined = opts.joined.unwrap_or(opts.nodes).min(opts.nodes);
         let ids: Vec<u64> = sim.nodes.iter().take(joined).map(|n| n.id).collect();
-        sim.wait_until("initial settle", Duration::from_secs(60), |s| {
+        sim.wait_until("initial settle", Duration::from_mins(1), |s| {
             let st = s.state();
             st["cluster_settled"] == true
                 && ids.iter().all(|id| node_state_in(&st, *id) == "settled")

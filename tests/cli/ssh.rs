@@ -12,7 +12,7 @@ use wkctl::transport::{self, SshTarget, StepOutput, Transport};
 /// The variable `.ci/run` sets.
 pub const SSH_ENV: &str = "WKCTL_TEST_SSH";
 /// Bounds every test here, so a hung connection fails instead of blocking CI.
-const TEST_DEADLINE: Duration = Duration::from_secs(60);
+const TEST_DEADLINE: Duration = Duration::from_mins(1);
 /// Per step: generous, a loaded CI machine can be slow to fork `sshd` sessions.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -528,7 +528,7 @@ fn demo(args: &[&str]) -> (Option<i32>, String, Duration) {
 fn demo_succeeds_in_under_a_minute() {
     let (code, all, took) = demo(&["--speed", "8"]);
     assert_eq!(code, Some(0), "{all}");
-    assert!(took < Duration::from_secs(60), "demo took {took:?}");
+    assert!(took < Duration::from_mins(1), "demo took {took:?}");
     assert!(all.contains("done:"), "{all}");
     assert!(!all.contains("FAILED"), "{all}");
 }
