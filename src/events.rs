@@ -238,7 +238,7 @@ impl Reporter {
             }
             Event::StepFinished { ok: true, .. } => {}
             Event::NodeReady { node, .. } => {
-                Self::node_bar(b, *node).set_message("ready, soaking…".to_string())
+                Self::node_bar(b, *node).set_message("ready, soaking…".to_string());
             }
             Event::SoakFinished {
                 node,

@@ -57,6 +57,16 @@ pub(super) fn new_process(
             node.id
         ));
     }
+    // A process cannot change its version without restarting: the target version where
+    // the baseline saw another one is a new process, whatever the uptimes say (they have
+    // a one-second resolution, which cannot tell apart a restart right after a start).
+    if before
+        .version
+        .as_ref()
+        .is_some_and(|v| !v.same_build(target))
+    {
+        return SignalState::Met;
+    }
     let Some(uptime) = node.uptime else {
         return SignalState::Unknown(format!(
             "node {} reports no uptime: cannot prove a new process",

@@ -171,10 +171,17 @@ fn version_less_answers_are_unknown_not_met() {
     let mut now = after(60, 20);
     now.node_mut(1002).unwrap().version_source = VersionSource::AppVersion;
     assert!(evaluate(&baseline(), Some(&after(59, 19)), &now, &v(NEW)).ready_now());
-    // No uptime at all: cannot prove a new process.
+    // No uptime at all: the version change alone proves a new process (a process cannot
+    // change its version), but G cannot be judged, so the node is not ready.
     let mut now = after(60, 20);
     now.node_mut(1002).unwrap().uptime = None;
     let g = evaluate(&baseline(), Some(&after(59, 19)), &now, &v(NEW));
+    assert!(state(&g, Signal::NewProcessOnTarget).is_met());
+    assert!(!g.ready_now());
+    // Same version before and after, and no uptime: nothing proves a new process.
+    let mut same = baseline();
+    same.version = Some(v(NEW));
+    let g = evaluate(&same, Some(&after(59, 19)), &now, &v(NEW));
     assert!(matches!(
         state(&g, Signal::NewProcessOnTarget),
         SignalState::Unknown(_)
