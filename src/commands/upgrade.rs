@@ -49,6 +49,11 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         return Ok(Outcome::Success);
     }
 
+    // Never run without a place to save state (checked before reading it, so a file in
+    // the way or a full disk is reported as such).
+    if !args.dry_run {
+        dir.ensure_writable()?;
+    }
     let previous = dir.load()?;
     let target = resolve_target(args, previous.as_ref())?;
     let rules = rule_options(&args.target);
@@ -69,8 +74,6 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         });
     }
 
-    // Never run without a place to save state.
-    dir.ensure_writable()?;
     refuse_if_live_lock(&dir, args)?;
     match (&previous, args.resume) {
         (Some(st), false) if st.status.unfinished() => {

@@ -246,32 +246,18 @@ impl<'a> Runner<'a> {
             return Ok(NodeEnd::Skipped);
         }
         if prior == Some(NodeStatus::Ready) {
-            // Verified in an earlier run: re-verify without restarting.
-            let baseline = NodeBaseline {
-                id,
-                version: None,
-                uptime: None,
-                observed_at: std::time::SystemTime::now(),
-            };
+            // Verified in an earlier run: re-verify without restarting. Only the node's
+            // own signals: the interrupted node may still be down, so the cluster cannot
+            // be settled yet (its own gate comes next and checks F).
             self.emit(&Event::NodeSkipped {
                 node: id,
-                reason: "upgraded by the earlier run; re-verifying without restart".into(),
+                reason: "upgraded by the earlier run; re-verified without restart".into(),
             });
-            return match self
-                .wait_ready(&baseline, &self.target.clone(), Instant::now())
-                .await
-            {
-                Ok(_) => Ok(NodeEnd::Skipped),
+            return match self.verify_upgraded(id).await {
+                Ok(()) => Ok(NodeEnd::Skipped),
                 Err(f) => {
-                    self.fail(
-                        pn,
-                        "wait_ready",
-                        &f.reason(),
-                        f.signal(),
-                        f.observed(),
-                        false,
-                    )
-                    .await
+                    self.fail(pn, "verify", &f.reason(), f.signal(), f.observed(), false)
+                        .await
                 }
             };
         }

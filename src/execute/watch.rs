@@ -275,6 +275,52 @@ impl Runner<'_> {
         }
     }
 
+    /// A node upgraded by an earlier run: it answers on the target version, its `/health`
+    /// is 200 and it knows the controller (signals A, B's version, C), within `node_timeout`.
+    pub(super) async fn verify_upgraded(&self, node: u64) -> Result<(), WaitFailure> {
+        let deadline = Instant::now() + self.ctx.manifest.policy.node_timeout;
+        loop {
+            let view = self.observe(node).await;
+            let problem = match view.node(node) {
+                None => Some("not observed".to_string()),
+                Some(n) if !n.reachable => Some(
+                    n.error
+                        .as_ref()
+                        .map_or_else(|| "no answer".into(), ToString::to_string),
+                ),
+                Some(n)
+                    if !n
+                        .version
+                        .as_ref()
+                        .is_some_and(|v| v.same_build(&self.target)) =>
+                {
+                    Some(format!(
+                        "runs {}, not {}",
+                        n.version_raw.as_deref().unwrap_or("an unknown version"),
+                        self.target
+                    ))
+                }
+                Some(n) if n.health != probe::HealthState::Ok => {
+                    Some(format!("`/health` is {:?}", n.health))
+                }
+                Some(n) if !n.knows_controller() => {
+                    Some("does not know the controller".to_string())
+                }
+                Some(_) => None,
+            };
+            let Some(problem) = problem else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                return Err(WaitFailure::Timeout {
+                    signal: None,
+                    observed: format!("node {node}, upgraded by the earlier run, {problem}"),
+                });
+            }
+            self.pause().await?;
+        }
+    }
+
     /// Watches the whole cluster for `policy.soak`: any node unreachable, failing health,
     /// offline, a leaderless slot or no controller fails the soak.
     pub(super) async fn soak(&self, node: u64) -> Result<Duration, WaitFailure> {

@@ -6,6 +6,7 @@ mod ecosystem;
 mod foundation;
 mod harness;
 mod live;
+mod matrix;
 mod sim;
 mod ssh;
 mod support;

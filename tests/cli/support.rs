@@ -350,3 +350,27 @@ pub fn sorted(list: &[&str]) -> Vec<String> {
     k.sort();
     k
 }
+
+/// `stop`/`start`/`restart` ctl events as (ts_ms, verb, node).
+pub fn lifecycle(sim: &Sim) -> Vec<(i64, String, u64)> {
+    ctl_events(sim)
+        .into_iter()
+        .filter_map(|(t, d, n)| {
+            let verb = d.split_whitespace().next().unwrap_or("").to_string();
+            ["stop", "start", "restart"]
+                .contains(&verb.as_str())
+                .then(|| (t, verb, n.unwrap_or(0)))
+        })
+        .collect()
+}
+
+pub fn node_state_of(ws: &Ws, id: u64) -> Value {
+    let st = ws.state();
+    st["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}

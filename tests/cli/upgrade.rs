@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
 use crate::support::{
-    FAST_POLICY, Opts, Run, TOKEN_ENV, Ws, ctl_events, ctl_ok, json_lines, varz_version,
+    FAST_POLICY, Opts, Run, TOKEN_ENV, Ws, ctl_events, ctl_ok, json_lines, lifecycle,
+    node_state_of, varz_version,
 };
 
 const TARGET: &str = "v2.1.2-20250120";
@@ -17,30 +18,6 @@ fn upgrade(ws: &Ws, extra: &[&str], env: &[(&str, &str)]) -> Run {
     let mut args = vec!["upgrade", "--to", "v2.1.2", "--yes", "--json"];
     args.extend_from_slice(extra);
     ws.run(&args, env)
-}
-
-/// `stop`/`start`/`restart` ctl events as (ts_ms, verb, node).
-fn lifecycle(sim: &Sim) -> Vec<(i64, String, u64)> {
-    ctl_events(sim)
-        .into_iter()
-        .filter_map(|(t, d, n)| {
-            let verb = d.split_whitespace().next().unwrap_or("").to_string();
-            ["stop", "start", "restart"]
-                .contains(&verb.as_str())
-                .then(|| (t, verb, n.unwrap_or(0)))
-        })
-        .collect()
-}
-
-fn node_state_of(ws: &Ws, id: u64) -> Value {
-    let st = ws.state();
-    st["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|n| n["id"] == id)
-        .cloned()
-        .unwrap_or(Value::Null)
 }
 
 fn assert_all_on(sim: &Sim, version: &str, token: Option<&str>) {

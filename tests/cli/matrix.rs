@@ -1,0 +1,538 @@
+//! The fault matrix: one test per row of the README table. Each asserts, from the
+//! simulator's event log, that wkctl never had two nodes down and touched nothing after
+//! the failure, plus wkctl's exit code and message.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Sim, SimOpts, down_intervals_never_overlap, http_get};
+use crate::support::{FAST_POLICY, Opts, TOKEN_ENV, Ws, ctl_ok, lifecycle, node_state_of, now_ms};
+
+const RUN_T: Duration = Duration::from_secs(90);
+const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
+
+/// Nodes in upgrade order.
+const ORDER: [u64; 3] = [1001, 1002, 1003];
+
+fn short_timeout_ws(sim: &Sim) -> Ws {
+    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 4s");
+    Ws::new(
+        sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    )
+}
+
+/// wkctl's own lifecycle commands: those it sent after `since` (the test's own `ctl`
+/// calls are excluded by the caller through `since`).
+fn touched_after(sim: &Sim, since: i64) -> Vec<(String, u64)> {
+    lifecycle(sim)
+        .into_iter()
+        .filter(|(t, _, _)| *t >= since)
+        .map(|(_, v, n)| (v, n))
+        .collect()
+}
+
+fn failed_event(lines: &[Value]) -> Value {
+    lines
+        .iter()
+        .find(|l| l["type"] == "node_failed")
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The common assertions of a run that must stop at `node`.
+fn assert_stopped_at(sim: &Sim, ws: &Ws, node: u64, code: i32, lines: &[Value]) {
+    assert_eq!(code, 1, "{lines:?}");
+    let f = failed_event(lines);
+    assert_eq!(f["data"]["node"], node, "{f}");
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+    down_intervals_never_overlap(&sim.events()).unwrap();
+    // Nothing after the failed node was touched.
+    let later: Vec<u64> = ORDER.iter().copied().filter(|n| *n > node).collect();
+    for (verb, n) in lifecycle(sim).into_iter().map(|(_, v, n)| (v, n)) {
+        assert!(
+            !later.contains(&n),
+            "node {n} was touched ({verb}) after node {node} failed"
+        );
+    }
+    assert_eq!(node_state_of(ws, node)["status"], "failed");
+    for n in later {
+        assert_eq!(node_state_of(ws, n)["status"], "pending");
+    }
+}
+
+// ---- every start-time fault on the first, a middle and the last node ------------------
+
+fn start_fault(fault: &[&str], node: u64, expect_signal: &[&str]) {
+    let sim = Sim::start(SimOpts::default());
+    let ws = short_timeout_ws(&sim);
+    let id = node.to_string();
+    let mut args = vec!["fault", id.as_str()];
+    args.extend_from_slice(fault);
+    ctl_ok(&sim, &args);
+    let mut run = ws.spawn(&UP, &[]);
+    let (code, err) = run.finish(RUN_T);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    assert_stopped_at(&sim, &ws, node, code, &lines);
+    let f = failed_event(&lines);
+    let said = format!(
+        "{} {}",
+        f["data"]["signal"].as_str().unwrap_or(""),
+        f["data"]["reason"].as_str().unwrap_or("")
+    );
+    assert!(
+        expect_signal.iter().any(|s| said.contains(s)),
+        "{fault:?} on {node}: expected one of {expect_signal:?} in `{said}` ({err})"
+    );
+    assert!(
+        f["data"]["logs_tail"]
+            .as_str()
+            .is_some_and(|t| t.contains("WuKongIM")),
+        "logs tail shown"
+    );
+}
+
+macro_rules! start_faults {
+    ($($name:ident: [$($f:expr),+] on $node:expr => [$($sig:expr),+],)*) => {$(
+        #[test]
+        fn $name() {
+            start_fault(&[$($f),+], $node, &[$($sig),+]);
+        }
+    )*};
+}
+
+start_faults! {
+    never_starts_on_first: ["never-starts"] on 1001 => ["A "],
+    never_starts_on_middle: ["never-starts"] on 1002 => ["A "],
+    never_starts_on_last: ["never-starts"] on 1003 => ["A "],
+    crash_loop_on_first: ["crash-loop"] on 1001 => ["crash loop", "G"],
+    crash_loop_on_middle: ["crash-loop"] on 1002 => ["crash loop", "G"],
+    crash_loop_on_last: ["crash-loop"] on 1003 => ["crash loop", "G"],
+    wrong_version_on_first: ["wrong-version"] on 1001 => ["B "],
+    wrong_version_on_middle: ["wrong-version"] on 1002 => ["B "],
+    wrong_version_on_last: ["wrong-version"] on 1003 => ["B "],
+    slow_start_on_first: ["slow-start", "600"] on 1001 => ["A "],
+    slow_start_on_middle: ["slow-start", "600"] on 1002 => ["A "],
+    slow_start_on_last: ["slow-start", "600"] on 1003 => ["A "],
+    no_rejoin_on_first: ["no-rejoin"] on 1001 => ["C ", "D "],
+    no_rejoin_on_middle: ["no-rejoin"] on 1002 => ["C ", "D "],
+    no_rejoin_on_last: ["no-rejoin"] on 1003 => ["C ", "D "],
+}
+
+// ---- faults that act at once, injected when the node's stop step starts -----------------
+
+fn runtime_fault(fault: &[&str], node: u64, expect: &[&str]) {
+    let sim = Sim::start(SimOpts::default());
+    let ws = short_timeout_ws(&sim);
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("stop step of the node", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == node && v["data"]["step"] == "stop"
+    });
+    let id = node.to_string();
+    let mut args = vec!["fault", id.as_str()];
+    args.extend_from_slice(fault);
+    ctl_ok(&sim, &args);
+    let (code, _) = run.finish(RUN_T);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    assert_stopped_at(&sim, &ws, node, code, &lines);
+    let f = failed_event(&lines);
+    let said = format!(
+        "{} {}",
+        f["data"]["signal"].as_str().unwrap_or(""),
+        f["data"]["reason"].as_str().unwrap_or("")
+    );
+    assert!(
+        expect.iter().any(|s| said.contains(s)),
+        "{fault:?} on {node}: expected one of {expect:?} in `{said}`"
+    );
+}
+
+macro_rules! runtime_faults {
+    ($($name:ident: [$($f:expr),+] on $node:expr => [$($sig:expr),+],)*) => {$(
+        #[test]
+        fn $name() {
+            runtime_fault(&[$($f),+], $node, &[$($sig),+]);
+        }
+    )*};
+}
+
+runtime_faults! {
+    blackhole_on_first: ["blackhole"] on 1001 => ["A "],
+    blackhole_on_middle: ["blackhole"] on 1002 => ["A "],
+    blackhole_on_last: ["blackhole"] on 1003 => ["A "],
+    http500_on_first: ["http500"] on 1001 => ["A "],
+    http500_on_middle: ["http500"] on 1002 => ["A "],
+    http500_on_last: ["http500"] on 1003 => ["A "],
+    partition_on_first: ["partition"] on 1001 => ["C ", "D ", "E ", "F "],
+    partition_on_middle: ["partition"] on 1002 => ["C ", "D ", "E ", "F "],
+    partition_on_last: ["partition"] on 1003 => ["C ", "D ", "E ", "F "],
+}
+
+// ---- the controller ------------------------------------------------------------------
+
+#[test]
+fn upgrading_the_controller_itself_succeeds() {
+    let sim = Sim::start(SimOpts::default());
+    let controller = sim.state()["controller"].as_u64().expect("a controller");
+    let ws = Ws::new(&sim, &Opts::default());
+    let t0 = now_ms();
+    let r = ws.run(&UP, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    down_intervals_never_overlap(&sim.events()).unwrap();
+    // The controller was restarted, and the cluster elected another one meanwhile.
+    assert!(
+        touched_after(&sim, t0)
+            .iter()
+            .any(|(v, n)| v == "stop" && *n == controller)
+    );
+    let elections = sim
+        .events()
+        .iter()
+        .filter(|e| e["kind"] == "controller" && e["ts_ms"].as_i64().unwrap_or(0) >= t0)
+        .count();
+    assert!(
+        elections >= 1,
+        "the controller's restart must move the controller"
+    );
+}
+
+#[test]
+fn controller_dying_during_another_nodes_gate_stops_the_run() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = short_timeout_ws(&sim);
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("gate of 1002", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "wait_ready"
+    });
+    let controller = sim.state()["controller"].as_u64().unwrap_or(1001);
+    let victim = if controller == 1002 { 1001 } else { controller };
+    let t_fault = now_ms();
+    ctl_ok(&sim, &["stop", &victim.to_string()]);
+    let (code, _) = run.finish(RUN_T);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    assert_eq!(code, 1, "an unexpected second failure must stop the run");
+    // wkctl touched nothing after the second failure (the test's own stop is excluded).
+    let after: Vec<_> = touched_after(&sim, t_fault)
+        .into_iter()
+        .filter(|(v, n)| !(v == "stop" && *n == victim))
+        .collect();
+    assert!(
+        after.is_empty(),
+        "wkctl touched {after:?} after the controller died"
+    );
+    assert!(
+        lifecycle(&sim).iter().all(|(_, _, n)| *n != 1003),
+        "1003 untouched"
+    );
+    let f = failed_event(&lines);
+    assert_eq!(f["data"]["node"], 1002);
+}
+
+#[test]
+fn quorum_loss_during_soak_stops_the_run() {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("soak: 300ms", "soak: 20s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("soak of 1001", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1001 && v["data"]["step"] == "soak"
+    });
+    let t_fault = now_ms();
+    ctl_ok(&sim, &["stop", "1002"]);
+    ctl_ok(&sim, &["stop", "1003"]);
+    let (code, _) = run.finish(RUN_T);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    assert_eq!(code, 1);
+    let soak = lines
+        .iter()
+        .find(|l| l["type"] == "soak_finished")
+        .expect("soak_finished");
+    assert_eq!(soak["data"]["ok"], false);
+    let after: Vec<_> = touched_after(&sim, t_fault)
+        .into_iter()
+        .filter(|(v, _)| v != "stop")
+        .collect();
+    assert!(
+        after.is_empty(),
+        "wkctl started something after quorum loss: {after:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l["type"] == "node_started").count(),
+        1
+    );
+}
+
+// ---- auth and fan-out ------------------------------------------------------------------
+
+#[test]
+fn a_node_answering_401_mid_run_stops_the_run() {
+    let token = "matrix-token-1";
+    let sim = Sim::start(SimOpts {
+        token: Some(token.into()),
+        ..SimOpts::default()
+    });
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            token_env: true,
+            ..Opts::default()
+        },
+    );
+    let mut run = ws.spawn(&UP, &[(TOKEN_ENV, token)]);
+    run.wait_for("gate of 1002", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "wait_ready"
+    });
+    ctl_ok(&sim, &["fault", "1003", "token", "rotated-token-2"]);
+    let (code, err) = run.finish(RUN_T);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    assert_eq!(code, 1, "{err}");
+    let f = failed_event(&lines);
+    assert!(f["data"]["reason"].as_str().unwrap().contains("401"), "{f}");
+    assert!(lifecycle(&sim).iter().all(|(_, _, n)| *n != 1003));
+    assert!(!run.text().contains(token) && !err.contains(token));
+}
+
+#[test]
+fn cluster_nodes_400_while_a_peer_is_down_is_not_a_failure() {
+    let sim = Sim::start(SimOpts {
+        speed: 10.0,
+        ..SimOpts::default()
+    });
+    let ws = Ws::new(&sim, &Opts::default());
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1002 stopped", RUN_T, |v| {
+        v["type"] == "step_finished" && v["data"]["node"] == 1002 && v["data"]["step"] == "stop"
+    });
+    // While 1002 is down and not yet marked offline, the fan-out endpoint fails on peers.
+    let (status, body) = http_get(
+        sim.api(1001),
+        "/cluster/nodes",
+        None,
+        Duration::from_secs(10),
+    );
+    let (code, err) = run.finish(RUN_T);
+    assert_eq!(code, 0, "{err}");
+    assert!(status == 400 || status == 200, "{status} {body}");
+    let (_, req) = http_get(&sim.control, "/requests", None, Duration::from_secs(5));
+    let req: Value = serde_json::from_str(&req).unwrap();
+    let wkctl_fanout: u64 = ["1002", "1003"]
+        .iter()
+        .map(|n| req[n]["/cluster/nodes"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(wkctl_fanout, 0, "wkctl never polls /cluster/nodes");
+}
+
+// ---- playbook steps ---------------------------------------------------------------------
+
+/// A playbook file whose install step runs the node's `install_cmd` var.
+fn custom_playbook_ws(sim: &Sim, per_node: &[(u64, &str)]) -> Ws {
+    let ws = short_timeout_ws(sim);
+    let sim_pb = include_str!("../../playbooks/sim.yaml");
+    let pb = sim_pb.replace("name: sim", "name: sim-custom").replace(
+        "install: echo simulated pull of {{to}}",
+        "install: sh -c {{install_cmd}}",
+    ) + "timeouts:\n  install: 1s\n";
+    std::fs::write(ws.dir.path().join("pb.yaml"), pb).unwrap();
+    let mut m = std::fs::read_to_string(&ws.manifest)
+        .unwrap()
+        .replace("playbook: sim", "playbook: ./pb.yaml");
+    m = m.replace("vars:\n", "vars:\n  install_cmd: \"true\"\n");
+    for (id, cmd) in per_node {
+        m = m.replace(
+            &format!("  - id: {id}\n    host: 127.0.0.1\n"),
+            &format!("  - id: {id}\n    host: 127.0.0.1\n    vars: {{ install_cmd: {cmd:?} }}\n"),
+        );
+    }
+    std::fs::write(&ws.manifest, m).unwrap();
+    ws
+}
+
+#[test]
+fn a_hanging_step_times_out_and_stops_the_run() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = custom_playbook_ws(&sim, &[(1002, "sleep 30")]);
+    let mut run = ws.spawn(&UP, &[]);
+    let (code, _) = run.finish(RUN_T);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    assert_stopped_at(&sim, &ws, 1002, code, &lines);
+    let step = lines
+        .iter()
+        .find(|l| {
+            l["type"] == "step_finished"
+                && l["data"]["node"] == 1002
+                && l["data"]["step"] == "install"
+        })
+        .unwrap();
+    assert_eq!(step["data"]["timed_out"], true);
+    assert!(
+        failed_event(&lines)["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+    );
+}
+
+#[test]
+fn a_failing_step_stops_the_run_with_its_output() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = custom_playbook_ws(
+        &sim,
+        &[(1002, "echo pull failed: manifest unknown >&2; exit 3")],
+    );
+    let mut run = ws.spawn(&UP, &[]);
+    let (code, _) = run.finish(RUN_T);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    assert_stopped_at(&sim, &ws, 1002, code, &lines);
+    let reason = failed_event(&lines)["data"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("exited with 3") && reason.contains("manifest unknown"),
+        "{reason}"
+    );
+}
+
+// ---- SIGKILL at every step kind, then --resume ------------------------------------------
+
+fn kill_at_then_resume(step: &str) {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for(step, RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == step
+    });
+    run.kill9();
+    let st = ws.state();
+    assert_eq!(
+        st["status"], "running",
+        "a killed run leaves `running` in its state"
+    );
+    let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    assert_eq!(r.code, 0, "resume after kill at {step}: {}", r.all());
+    down_intervals_never_overlap(&sim.events()).unwrap();
+    let stops = |n: u64| {
+        lifecycle(&sim)
+            .iter()
+            .filter(|(_, v, id)| v == "stop" && *id == n)
+            .count()
+    };
+    assert_eq!(stops(1001), 1, "1001 is not restarted again");
+    assert!(
+        (1..=2).contains(&stops(1002)),
+        "1002 stopped {} times",
+        stops(1002)
+    );
+    assert_eq!(stops(1003), 1);
+    assert_eq!(ws.state()["status"], "completed");
+    for n in ORDER {
+        assert_eq!(
+            crate::support::varz_version(&sim, n, None),
+            "v2.1.2-20250120"
+        );
+    }
+}
+
+macro_rules! kill_tests {
+    ($($name:ident: $step:expr,)*) => {$(
+        #[test]
+        fn $name() {
+            kill_at_then_resume($step);
+        }
+    )*};
+}
+
+kill_tests! {
+    kill9_at_check_settled: "check_settled",
+    kill9_at_backup: "backup",
+    kill9_at_stop: "stop",
+    kill9_at_install: "install",
+    kill9_at_start: "start",
+    kill9_at_wait_ready: "wait_ready",
+    kill9_at_soak: "soak",
+}
+
+// ---- state dir and drift ------------------------------------------------------------------
+
+#[test]
+fn an_unwritable_state_dir_refuses_to_start() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    // A file where the state directory should be: nothing can be saved there.
+    std::fs::write(ws.state_base(), "not a directory").unwrap();
+    let t0 = now_ms();
+    let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("not writable") && r.stderr.contains("hint:"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        touched_after(&sim, t0).is_empty(),
+        "nothing may run without state"
+    );
+}
+
+fn drift(edit: impl FnOnce(&Ws), expect: &str) {
+    let sim = Sim::start(SimOpts::default());
+    let ws = custom_playbook_ws(&sim, &[]);
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("gate of 1002", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "wait_ready"
+    });
+    run.kill9();
+    edit(&ws);
+    let t0 = now_ms();
+    let r = ws.run(&["upgrade", "--resume", "--yes"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("refusing to resume") && r.stderr.contains(expect),
+        "{}",
+        r.stderr
+    );
+    assert!(touched_after(&sim, t0).is_empty());
+}
+
+#[test]
+fn manifest_edited_before_resume_is_drift() {
+    drift(
+        |ws| {
+            let m = std::fs::read_to_string(&ws.manifest)
+                .unwrap()
+                .replace("soak: 300ms", "soak: 1s");
+            std::fs::write(&ws.manifest, m).unwrap();
+        },
+        "+   soak: 1s",
+    );
+}
+
+#[test]
+fn playbook_edited_before_resume_is_drift() {
+    drift(
+        |ws| {
+            let p = ws.dir.path().join("pb.yaml");
+            let pb = std::fs::read_to_string(&p)
+                .unwrap()
+                .replace("install: 1s", "install: 2s");
+            std::fs::write(&p, pb).unwrap();
+        },
+        "playbook `sim-custom` changed",
+    );
+}
