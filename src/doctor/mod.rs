@@ -79,9 +79,10 @@ impl Report {
 }
 
 /// The cluster address of a node: from the cluster's view, else `<host>:11110`.
-fn cluster_addr(view: &ClusterView, ctx: &Context, id: u64) -> String {
+fn cluster_addr(view: &ClusterView, ctx: &Context, id: u64, server_addr: Option<String>) -> String {
     view.node(id)
         .and_then(|n| n.cluster_addr.clone())
+        .or(server_addr.filter(|a| !a.is_empty()))
         .map(|a| a.trim_start_matches("tcp://").to_string())
         .or_else(|| ctx.manifest.node(id).map(|n| format!("{}:11110", n.host)))
         .unwrap_or_default()
@@ -126,41 +127,16 @@ enum JobResult {
 
 /// Runs every collection step and judges the results. `live` are the live-check findings.
 pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report {
+    // Phase 1: logs and settings of every node. Phase 2: the network matrix, with each
+    // peer's cluster address from the cluster's view, else its own `cluster.serverAddr`.
     let mut jobs = Vec::new();
     for n in &ctx.manifest.nodes {
         jobs.push(Job::Logs(n.id));
         jobs.push(Job::Config(n.id));
-        for m in &ctx.manifest.nodes {
-            if m.id != n.id {
-                jobs.push(Job::Net {
-                    from: n.id,
-                    to: m.id,
-                    port: "cluster",
-                    addr: cluster_addr(&view, ctx, m.id),
-                });
-                jobs.push(Job::Net {
-                    from: n.id,
-                    to: m.id,
-                    port: "api",
-                    addr: api_addr(&m.api),
-                });
-            }
-        }
-    }
-    let ctx_arc = Arc::new((ctx.manifest.clone(), ctx.playbook.clone()));
-    let sem = Arc::new(Semaphore::new(PARALLEL));
-    let mut set = JoinSet::new();
-    for job in jobs {
-        let c = Arc::clone(&ctx_arc);
-        let sem = Arc::clone(&sem);
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            run_job(&c.0, &c.1, job).await
-        });
     }
     let (mut logs_text, mut configs, mut network, mut problems) =
         (BTreeMap::new(), BTreeMap::new(), Vec::new(), Vec::new());
-    while let Some(res) = set.join_next().await {
+    for res in run_jobs(ctx, jobs).await {
         match res {
             Ok(JobResult::Logs(id, r)) => match r {
                 Ok(t) => {
@@ -186,7 +162,41 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
             Err(e) => problems.push(StepProblem {
                 node: 0,
                 step: "internal",
-                error: e.to_string(),
+                error: e,
+            }),
+        }
+    }
+    let mut jobs = Vec::new();
+    for n in &ctx.manifest.nodes {
+        for m in &ctx.manifest.nodes {
+            if m.id != n.id {
+                let server_addr = configs
+                    .get(&m.id)
+                    .and_then(|c: &settings::Settings| c.get("clusterserveraddr"))
+                    .cloned();
+                jobs.push(Job::Net {
+                    from: n.id,
+                    to: m.id,
+                    port: "cluster",
+                    addr: cluster_addr(&view, ctx, m.id, server_addr),
+                });
+                jobs.push(Job::Net {
+                    from: n.id,
+                    to: m.id,
+                    port: "api",
+                    addr: api_addr(&m.api),
+                });
+            }
+        }
+    }
+    for res in run_jobs(ctx, jobs).await {
+        match res {
+            Ok(JobResult::Net(link)) => network.push(link),
+            Ok(_) => {}
+            Err(e) => problems.push(StepProblem {
+                node: 0,
+                step: "internal",
+                error: e,
             }),
         }
     }
@@ -199,7 +209,7 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         logs.extend(signatures::scan(*id, text));
     }
     findings.extend(log_findings(&logs));
-    findings.extend(network_findings(&network));
+    findings.extend(network_findings(&network, &view));
     let hosts: BTreeMap<u64, (String, String)> = ctx
         .manifest
         .nodes
@@ -227,6 +237,26 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         problems,
         view: Some(view),
     }
+}
+
+/// Runs jobs concurrently (at most [`PARALLEL`] at once).
+async fn run_jobs(ctx: &Context, jobs: Vec<Job>) -> Vec<Result<JobResult, String>> {
+    let shared = Arc::new((ctx.manifest.clone(), ctx.playbook.clone()));
+    let sem = Arc::new(Semaphore::new(PARALLEL));
+    let mut set = JoinSet::new();
+    for job in jobs {
+        let c = Arc::clone(&shared);
+        let sem = Arc::clone(&sem);
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            run_job(&c.0, &c.1, job).await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(res) = set.join_next().await {
+        out.push(res.map_err(|e| e.to_string()));
+    }
+    out
 }
 
 async fn run_job(
@@ -349,11 +379,19 @@ fn log_findings(logs: &[LogMatch]) -> Vec<Finding> {
     out
 }
 
-/// One-way and two-way failures in the matrix.
-fn network_findings(links: &[Link]) -> Vec<Finding> {
+/// One-way and two-way failures in the matrix. Links to a node whose API does not answer
+/// are explained by that node being down (its own `node.unreachable` finding): one
+/// `info` per such node instead of a block per link.
+fn network_findings(links: &[Link], view: &ClusterView) -> Vec<Finding> {
     let mut out = Vec::new();
+    let down = |id: u64| view.node(id).is_some_and(|n| !n.reachable);
+    let mut explained: BTreeMap<u64, usize> = BTreeMap::new();
     for l in links {
         if !matches!(l.reach, Reach::Unreachable(_)) {
+            continue;
+        }
+        if down(l.to) {
+            *explained.entry(l.to).or_default() += 1;
             continue;
         }
         let back = links
@@ -382,6 +420,14 @@ fn network_findings(links: &[Link]) -> Vec<Finding> {
                 "check that the peer runs and that firewalls allow the port between the nodes",
             ));
         }
+    }
+    for (id, n) in explained {
+        out.push(Finding::info(
+            "network.peer_down",
+            Some(id),
+            format!("{n} network check(s) to node {id} failed: node {id} itself does not answer"),
+            "start the node first (see `node.unreachable`); then run `wkctl doctor` again",
+        ));
     }
     out
 }
