@@ -145,3 +145,52 @@ async fn an_unreachable_port_is_a_failed_step_not_a_spawn_error() {
     assert_eq!(out.exit_code, Some(255), "{}", out.tail(20));
     assert!(!out.stderr.is_empty());
 }
+
+/// A whole `wkctl upgrade` whose playbook steps (which drive `wksim ctl`) run through the
+/// system `ssh` client to the loopback sshd: the `Ssh` transport end to end.
+#[test]
+fn an_upgrade_runs_its_playbook_over_ssh() {
+    use crate::harness::{Sim, SimOpts};
+    use crate::support::{Opts, Ws, lifecycle};
+    let Some(Transport::Ssh(t)) = target_or_skip() else {
+        return;
+    };
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    // A playbook whose backup step proves it ran inside an ssh session.
+    let pb = include_str!("../../playbooks/sim.yaml")
+        .replace("name: sim", "name: sim-over-ssh")
+        .replace(
+            "  backup: >-\n",
+            "  backup: >-\n    printf %s \"$SSH_CONNECTION\" > {{state_dir}}/ssh-{{node.id}} &&\n",
+        );
+    std::fs::write(ws.dir.path().join("pb.yaml"), pb).unwrap();
+    let options: Vec<String> = t.options.iter().map(|o| format!("{o:?}")).collect();
+    let ssh = format!(
+        "ssh:\n  user: {}\n  port: {}\n  identity_file: {:?}\n  options: [{}]\n",
+        t.user.clone().unwrap_or_default(),
+        t.port.unwrap_or(22),
+        t.identity_file.clone().unwrap_or_default(),
+        options.join(", ")
+    );
+    let m = std::fs::read_to_string(&ws.manifest)
+        .unwrap()
+        .replace("playbook: sim\n", &format!("playbook: ./pb.yaml\n{ssh}"));
+    std::fs::write(&ws.manifest, m).unwrap();
+    let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for id in [1001, 1002, 1003] {
+        let conn =
+            std::fs::read_to_string(sim.state_dir().join(format!("ssh-{id}"))).unwrap_or_default();
+        assert!(
+            conn.starts_with("127.0.0.1 "),
+            "node {id}: backup did not run over ssh (SSH_CONNECTION=`{conn}`)"
+        );
+    }
+    let stops: Vec<u64> = lifecycle(&sim)
+        .into_iter()
+        .filter(|(_, v, _)| v == "stop")
+        .map(|(_, _, n)| n)
+        .collect();
+    assert_eq!(stops, [1001, 1002, 1003]);
+}

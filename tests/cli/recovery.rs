@@ -1,0 +1,154 @@
+//! Recovery paths of `upgrade`: `--rollback-on-failure`, the first and the second Ctrl-C,
+//! each followed by what the operator does next.
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
+use crate::support::{
+    FAST_POLICY, Opts, Streaming, Ws, ctl_ok, lifecycle, node_state_of, varz_version,
+};
+
+const RUN_T: Duration = Duration::from_secs(90);
+const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
+
+fn sigint(run: &Streaming) {
+    let pid = i32::try_from(run.child.id()).unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGINT).unwrap();
+}
+
+fn values(run: &Streaming) -> Vec<Value> {
+    run.values().into_iter().map(|(_, v)| v).collect()
+}
+
+fn stops(sim: &Sim, node: u64) -> usize {
+    lifecycle(sim)
+        .iter()
+        .filter(|(_, v, n)| v == "stop" && *n == node)
+        .count()
+}
+
+#[test]
+fn rollback_on_failure_puts_the_old_version_back() {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 4s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    ctl_ok(&sim, &["fault", "1002", "wrong-version"]);
+    let mut run = ws.spawn(
+        &[
+            "upgrade",
+            "--to",
+            "v2.1.2",
+            "--yes",
+            "--json",
+            "--rollback-on-failure",
+        ],
+        &[],
+    );
+    let (code, err) = run.finish(RUN_T);
+    assert_eq!(code, 1, "{err}");
+    let lines = values(&run);
+    let rb = lines
+        .iter()
+        .find(|l| l["type"] == "rollback_finished")
+        .expect("rollback_finished");
+    assert_eq!(rb["data"]["node"], 1002);
+    assert_eq!(rb["data"]["ok"], true, "{rb}");
+    assert_eq!(node_state_of(&ws, 1002)["status"], "rolled_back");
+    assert_eq!(varz_version(&sim, 1002, None), "v2.0.10-20241221");
+    assert_eq!(varz_version(&sim, 1001, None), "v2.1.2-20250120");
+    assert_eq!(stops(&sim, 1003), 0, "1003 untouched");
+    down_intervals_never_overlap(&sim.events()).unwrap();
+}
+
+#[test]
+fn first_ctrl_c_brings_the_down_node_back_then_exits_130() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1002 stopping", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "stop"
+    });
+    sigint(&run);
+    let (code, err) = run.finish(RUN_T);
+    assert_eq!(code, 130, "{err}");
+    let lines = values(&run);
+    // The node that was going down was brought up and gated before stopping.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "node_ready" && l["data"]["node"] == 1002),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l["type"] == "interrupted"));
+    assert_eq!(lines.last().unwrap()["data"]["status"], "interrupted");
+    assert_eq!(ws.state()["status"], "interrupted");
+    assert_eq!(node_state_of(&ws, 1002)["status"], "ready");
+    assert_eq!(stops(&sim, 1003), 0);
+    // Resume finishes without restarting the nodes already done.
+    let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        (stops(&sim, 1001), stops(&sim, 1002), stops(&sim, 1003)),
+        (1, 1, 1)
+    );
+    down_intervals_never_overlap(&sim.events()).unwrap();
+}
+
+#[test]
+fn second_ctrl_c_saves_and_exits_at_once_saying_the_node_may_be_down() {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("stable_for: 400ms", "stable_for: 20s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    let mut run = ws.spawn(
+        &UP.iter()
+            .copied()
+            .chain(["--no-progress"])
+            .collect::<Vec<_>>(),
+        &[],
+    );
+    run.wait_for("gate of 1001", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1001
+            && v["data"]["step"] == "wait_ready"
+    });
+    let t = std::time::Instant::now();
+    sigint(&run);
+    std::thread::sleep(Duration::from_millis(200));
+    sigint(&run);
+    let (code, err) = run.finish(RUN_T);
+    assert_eq!(code, 130, "{err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the second Ctrl-C exits now, not after the 20 s gate"
+    );
+    let lines = values(&run);
+    let msg = lines
+        .iter()
+        .find(|l| l["type"] == "interrupted")
+        .expect("interrupted")["data"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("node 1001 may be DOWN") && msg.contains("--resume"),
+        "{msg}"
+    );
+    assert_eq!(node_state_of(&ws, 1001)["status"], "in_progress");
+    assert_eq!(node_state_of(&ws, 1001)["step"], "wait_ready");
+}
