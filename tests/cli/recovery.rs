@@ -34,14 +34,7 @@ fn stops(sim: &Sim, node: u64) -> usize {
 #[test]
 fn rollback_on_failure_puts_the_old_version_back() {
     let sim = Sim::start(SimOpts::default());
-    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 4s");
-    let ws = Ws::new(
-        &sim,
-        &Opts {
-            policy,
-            ..Opts::default()
-        },
-    );
+    let ws = Ws::with_node_timeout(&sim, "4s");
     ctl_ok(&sim, &["fault", "1002", "wrong-version"]);
     let mut run = ws.spawn(
         &[

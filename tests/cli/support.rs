@@ -73,6 +73,18 @@ impl Ws {
         }
     }
 
+    /// A workspace with [`FAST_POLICY`] but another `node_timeout` (fault tests).
+    pub fn with_node_timeout(sim: &Sim, timeout: &str) -> Ws {
+        let policy = FAST_POLICY.replace("node_timeout: 8s", &format!("node_timeout: {timeout}"));
+        Ws::new(
+            sim,
+            &Opts {
+                policy,
+                ..Opts::default()
+            },
+        )
+    }
+
     pub fn state_base(&self) -> PathBuf {
         self.dir.path().join(".wkctl")
     }

@@ -140,14 +140,7 @@ fn json_stream_every_line_parses_and_ends_with_summary() {
 /// Injects `fault` on 1002, runs the upgrade: 1001 done, 1002 failed, 1003 never touched.
 fn fault_on_1002(fault: &[&str], signals: &[&str]) {
     let sim = Sim::start(SimOpts::default());
-    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 4s");
-    let ws = Ws::new(
-        &sim,
-        &Opts {
-            policy,
-            ..Opts::default()
-        },
-    );
+    let ws = Ws::with_node_timeout(&sim, "4s");
     let mut args = vec!["fault", "1002"];
     args.extend_from_slice(fault);
     ctl_ok(&sim, &args);
@@ -237,14 +230,7 @@ fn fault_blackhole_before_the_run_is_refused() {
 #[test]
 fn fault_blackhole_during_the_run_stops_it() {
     let sim = Sim::start(SimOpts::default());
-    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 5s");
-    let ws = Ws::new(
-        &sim,
-        &Opts {
-            policy,
-            ..Opts::default()
-        },
-    );
+    let ws = Ws::with_node_timeout(&sim, "5s");
     let mut run = ws.spawn(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
     run.wait_for("step_started stop 1002", RUN_T, |v| {
         v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "stop"
@@ -379,14 +365,7 @@ fn concurrent_second_run_is_refused_by_the_lock() {
 #[test]
 fn plain_upgrade_with_an_unfinished_run_points_to_resume_and_discard() {
     let sim = Sim::start(SimOpts::default());
-    let policy = FAST_POLICY.replace("node_timeout: 8s", "node_timeout: 3s");
-    let ws = Ws::new(
-        &sim,
-        &Opts {
-            policy,
-            ..Opts::default()
-        },
-    );
+    let ws = Ws::with_node_timeout(&sim, "3s");
     ctl_ok(&sim, &["fault", "1001", "wrong-version"]);
     let r = upgrade(&ws, &[], &[]);
     assert_eq!(r.code, 1, "{}", r.all());
