@@ -128,8 +128,12 @@ impl Runner<'_> {
 
     /// Sleeps one poll interval; `Err` if the operator insists (second Ctrl-C).
     async fn pause(&self) -> Result<(), WaitFailure> {
+        self.pause_for(self.ctx.manifest.policy.poll_interval).await
+    }
+
+    async fn pause_for(&self, d: Duration) -> Result<(), WaitFailure> {
         tokio::select! {
-            () = tokio::time::sleep(self.ctx.manifest.policy.poll_interval) => Ok(()),
+            () = tokio::time::sleep(d) => Ok(()),
             () = self.interrupt.reached(2) => Err(WaitFailure::Interrupted),
         }
     }
@@ -271,7 +275,16 @@ impl Runner<'_> {
             if view.node(baseline.id).is_some_and(|n| n.reachable) {
                 prev = Some(view);
             }
-            self.pause().await?;
+            // While the signals hold, the last poll lands exactly when `stable_for` ends,
+            // so readiness is seen without up to one poll interval of delay.
+            let poll = policy.poll_interval;
+            let next = stability.held_for(Instant::now()).map_or(poll, |held| {
+                policy
+                    .stable_for
+                    .saturating_sub(held)
+                    .clamp(Duration::from_millis(10), poll)
+            });
+            self.pause_for(next).await?;
         }
     }
 

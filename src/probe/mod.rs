@@ -77,19 +77,25 @@ pub async fn observe(client: &Client, manifest: &Manifest) -> ClusterView {
 pub async fn observe_scoped(client: &Client, manifest: &Manifest, scope: Scope) -> ClusterView {
     let observed_at = SystemTime::now();
     let mut answers = probe_nodes(client, manifest, scope).await;
-    if let Scope::Focus(focus) = scope {
-        // The cluster view comes from the first other node that knows the controller.
-        let mut tried = 0;
-        for a in answers
-            .iter_mut()
-            .filter(|a| a.id != focus && a.health.is_ok())
-        {
-            a.info = client.cluster_info(&a.api).await;
-            tried += 1;
-            if a.info.is_ok() || tried >= SIMPLE_NODES_ATTEMPTS {
-                break;
+    match scope {
+        Scope::Focus(focus) => {
+            // The cluster view comes from the first other node that knows the controller.
+            let mut tried = 0;
+            for a in answers
+                .iter_mut()
+                .filter(|a| a.id != focus && a.health.is_ok())
+            {
+                a.info = client.cluster_info(&a.api).await;
+                tried += 1;
+                if a.info.is_ok() || tried >= SIMPLE_NODES_ATTEMPTS {
+                    break;
+                }
             }
         }
+        Scope::All if answers.len() > ASK_EVERY_NODE_UP_TO => {
+            ask_cluster_info_at_scale(client, &mut answers).await;
+        }
+        Scope::All => {}
     }
 
     // simpleNodes from a healthy node that knows the controller; the controller first
@@ -118,7 +124,55 @@ pub async fn observe_scoped(client: &Client, manifest: &Manifest, scope: Scope) 
     view
 }
 
+/// Up to this many nodes, `status`/`check` ask every node's `/cluster/info` (each is
+/// forwarded to the controller). Above it, only the controller and the nodes whose config
+/// lags are asked, so a large cluster's controller is not asked for its whole config once
+/// per node (and wkctl does not hold a thousand copies of it).
+pub const ASK_EVERY_NODE_UP_TO: usize = 32;
+
+/// At scale: `/cluster/info` from the node that says it is the controller (no forwarding),
+/// else the first nodes that answer; then from every node whose `config_version` is behind
+/// the controller's (a restarted node in its stale phase, a cut-off node), whose 400
+/// `leader not found` is what signal C and the live checks look for.
+async fn ask_cluster_info_at_scale(client: &Client, answers: &mut [NodeAnswers]) {
+    let mut order: Vec<usize> = (0..answers.len())
+        .filter(|i| answers[*i].health.is_ok())
+        .collect();
+    order.sort_by_key(|i| !answers[*i].node.as_ref().is_ok_and(|n| n.is_leader));
+    let mut controller_version = None;
+    for i in order.into_iter().take(3) {
+        answers[i].info = client.cluster_info(&answers[i].api).await;
+        if let Ok(info) = &answers[i].info {
+            controller_version = Some(info.version);
+            break;
+        }
+    }
+    let lagging: Vec<usize> = (0..answers.len())
+        .filter(|i| answers[*i].info == Err(ProbeError::Skipped))
+        .filter(|i| match (&answers[*i].node, controller_version) {
+            (Ok(n), Some(v)) => n.config_version < v,
+            (Ok(_), None) => true,
+            _ => false,
+        })
+        .collect();
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut set = JoinSet::new();
+    for i in lagging {
+        let (client, permits, api) = (client.clone(), Arc::clone(&permits), answers[i].api.clone());
+        set.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, client.cluster_info(&api).await)
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, info)) = joined {
+            answers[i].info = info;
+        }
+    }
+}
+
 async fn probe_nodes(client: &Client, manifest: &Manifest, scope: Scope) -> Vec<NodeAnswers> {
+    let at_scale = manifest.nodes.len() > ASK_EVERY_NODE_UP_TO;
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT / REQUESTS_PER_NODE));
     let mut set = JoinSet::new();
     for (idx, node) in manifest.nodes.iter().enumerate() {
@@ -134,12 +188,23 @@ async fn probe_nodes(client: &Client, manifest: &Manifest, scope: Scope) -> Vec<
                 Scope::All => true,
                 Scope::Focus(f) => f == id,
             };
+            let ask_info = match scope {
+                Scope::All => !at_scale,
+                Scope::Focus(f) => f == id,
+            };
             let (health, varz, own, info) = if full {
+                let info = async {
+                    if ask_info {
+                        client.cluster_info(&api).await
+                    } else {
+                        Err(ProbeError::Skipped)
+                    }
+                };
                 tokio::join!(
                     client.health(&api),
                     client.varz(&api),
                     client.node(&api),
-                    client.cluster_info(&api)
+                    info
                 )
             } else {
                 (

@@ -94,21 +94,37 @@ fn upgrade_timed(manifest: &Path, state_dir: &Path, to: &str) -> Vec<(u64, Value
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn bench_gate_latency_rollout_overhead_and_load() {
-    const STABLE_MS: u64 = 500;
-    const SOAK_MS: u64 = 500;
-    const POLL_MS: u64 = 200;
+    // 7 upgrades × 3 nodes = 21 restarts, with short windows so that wkctl's own
+    // overhead is as visible as it can be.
+    rollouts(
+        500,
+        500,
+        200,
+        &[
+            "v2.1.0", "v2.1.1", "v2.1.2", "v2.1.3", "v2.1.4", "v2.1.5", "v2.2.0",
+        ],
+    );
+}
+
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_rollout_at_the_default_poll_interval() {
+    // The default poll interval (1 s), where the load budget of ≤ 5 requests/s per node
+    // applies, with 2 s stability and soak windows.
+    rollouts(2000, 2000, 1000, &["v2.1.2", "v2.1.3"]);
+}
+
+#[allow(clippy::too_many_lines)]
+fn rollouts(stable_ms: u64, soak_ms: u64, poll_ms: u64, targets: &[&str]) {
     let sim = Sim::start(SimOpts {
         speed: 10.0,
         ..SimOpts::default()
     });
     let dir = tempfile::tempdir().unwrap();
     let policy = format!(
-        "policy:\n  stable_for: {STABLE_MS}ms\n  soak: {SOAK_MS}ms\n  poll_interval: {POLL_MS}ms\n  node_timeout: 60s\n  step_timeout: 30s\n"
+        "policy:\n  stable_for: {stable_ms}ms\n  soak: {soak_ms}ms\n  poll_interval: {poll_ms}ms\n  node_timeout: 60s\n  step_timeout: 30s\n"
     );
     let m = write_manifest(&sim, dir.path(), &policy);
-    let targets = [
-        "v2.1.0", "v2.1.1", "v2.1.2", "v2.1.3", "v2.1.4", "v2.1.5", "v2.2.0",
-    ];
     let requests_before = requests(&sim);
     let (mut latencies, mut wkctl_ms, mut intrinsic_ms) = (Vec::new(), 0u64, 0u64);
     let bench_start = Instant::now();
@@ -151,8 +167,8 @@ fn bench_gate_latency_rollout_overhead_and_load() {
                 .map(|e| e["ts_ms"].as_u64().unwrap())
                 .next()
                 .unwrap();
-            latencies.push(*t_ready as f64 - settled as f64 - STABLE_MS as f64);
-            intrinsic_ms += settled - stop + STABLE_MS + SOAK_MS;
+            latencies.push(*t_ready as f64 - settled as f64 - stable_ms as f64);
+            intrinsic_ms += settled - stop + stable_ms + soak_ms;
         }
     }
     let elapsed = bench_start.elapsed().as_secs_f64();
@@ -160,19 +176,19 @@ fn bench_gate_latency_rollout_overhead_and_load() {
     latencies.sort_by(f64::total_cmp);
     let (median, p95) = (percentile(&latencies, 0.5), percentile(&latencies, 0.95));
     println!(
-        "\n== gate detection latency over {} restarts (poll {POLL_MS} ms, stable_for {STABLE_MS} ms)",
+        "\n== poll {poll_ms} ms, stable_for {stable_ms} ms, soak {soak_ms} ms, sim ×10, {} restarts",
         latencies.len()
     );
     println!(
-        "median {median:.0} ms, p95 {p95:.0} ms, max {:.0} ms; target ≤ poll + 50 ms = {} ms",
+        "gate detection latency: median {median:.0} ms, p95 {p95:.0} ms, max {:.0} ms (target ≤ poll + 50 ms = {} ms)",
         latencies.last().unwrap(),
-        POLL_MS + 50
+        poll_ms + 50
     );
     let ratio = wkctl_ms as f64 / intrinsic_ms as f64;
     println!(
-        "== rollout overhead: wkctl {wkctl_ms} ms ÷ intrinsic {intrinsic_ms} ms = {ratio:.3} (target ≤ 1.05)"
+        "rollout overhead: wkctl {wkctl_ms} ms ÷ intrinsic {intrinsic_ms} ms = {ratio:.3} (target ≤ 1.05)"
     );
-    println!("== load on the cluster over {elapsed:.1} s of upgrades (poll {POLL_MS} ms):");
+    println!("load on the cluster over {elapsed:.1} s of upgrades:");
     let mut fanout = 0;
     for (node, paths) in &requests_after {
         let before: u64 = requests_before.get(node).map_or(0, |p| p.values().sum());
@@ -184,7 +200,7 @@ fn bench_gate_latency_rollout_overhead_and_load() {
         );
     }
     println!("  `/cluster/nodes` (fan-out) requests: {fanout}");
-    assert!(latencies.len() >= 20);
+    assert!(latencies.len() >= 3 * targets.len());
     assert_eq!(fanout, 0, "the poll loop must not use /cluster/nodes");
 }
 
