@@ -112,7 +112,10 @@ impl fmt::Debug for Client {
 impl Client {
     /// Built from the manifest: `api.timeout`, and the token from `api.token_env`.
     pub fn from_manifest(manifest: &Manifest) -> Result<Client, WkError> {
-        Client::new(manifest.api.timeout, manifest.token()).map_err(|reason| {
+        // Keep-alive pays off when the same few nodes are polled every interval (the
+        // gate); for a large cluster probed once, idle connections only cost memory.
+        let keep_alive = manifest.nodes.len() <= super::ASK_EVERY_NODE_UP_TO;
+        Client::build(manifest.api.timeout, manifest.token(), keep_alive).map_err(|reason| {
             let var = manifest
                 .api
                 .token_env
@@ -127,6 +130,10 @@ impl Client {
 
     /// A client with an explicit timeout and token. The error never contains the token.
     pub fn new(timeout: Duration, token: Option<String>) -> Result<Client, String> {
+        Client::build(timeout, token, true)
+    }
+
+    fn build(timeout: Duration, token: Option<String>, keep_alive: bool) -> Result<Client, String> {
         let token = match token {
             Some(t) => {
                 let mut v = HeaderValue::from_str(&t)
@@ -140,6 +147,7 @@ impl Client {
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(if keep_alive { usize::MAX } else { 0 })
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", innermost(&e)))?;
         Ok(Client {

@@ -34,7 +34,7 @@ pub use view::{
 use crate::manifest::Manifest;
 
 /// Requests in flight at most: nodes probed at once × 4 requests each.
-pub const MAX_IN_FLIGHT: usize = 64;
+pub const MAX_IN_FLIGHT: usize = 128;
 const REQUESTS_PER_NODE: usize = 4;
 /// Load budget per node (requests per second) the poll loop must respect.
 pub const MAX_REQUESTS_PER_NODE_PER_SEC: u32 = 5;

@@ -97,6 +97,7 @@ fn bench_gate_latency_rollout_overhead_and_load() {
     // 7 upgrades × 3 nodes = 21 restarts, with short windows so that wkctl's own
     // overhead is as visible as it can be.
     rollouts(
+        10.0,
         500,
         500,
         200,
@@ -110,14 +111,15 @@ fn bench_gate_latency_rollout_overhead_and_load() {
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn bench_rollout_at_the_default_poll_interval() {
     // The default poll interval (1 s), where the load budget of ≤ 5 requests/s per node
-    // applies, with 2 s stability and soak windows.
-    rollouts(2000, 2000, 1000, &["v2.1.2", "v2.1.3"]);
+    // applies, with 2 s stability and soak windows, and the simulator at ×2 so that a
+    // restart's timeline (boot, stale phase, rejoin, rebalancing) is close to real.
+    rollouts(2.0, 2000, 2000, 1000, &["v2.1.2", "v2.1.3"]);
 }
 
 #[allow(clippy::too_many_lines)]
-fn rollouts(stable_ms: u64, soak_ms: u64, poll_ms: u64, targets: &[&str]) {
+fn rollouts(speed: f64, stable_ms: u64, soak_ms: u64, poll_ms: u64, targets: &[&str]) {
     let sim = Sim::start(SimOpts {
-        speed: 10.0,
+        speed,
         ..SimOpts::default()
     });
     let dir = tempfile::tempdir().unwrap();
@@ -176,7 +178,7 @@ fn rollouts(stable_ms: u64, soak_ms: u64, poll_ms: u64, targets: &[&str]) {
     latencies.sort_by(f64::total_cmp);
     let (median, p95) = (percentile(&latencies, 0.5), percentile(&latencies, 0.95));
     println!(
-        "\n== poll {poll_ms} ms, stable_for {stable_ms} ms, soak {soak_ms} ms, sim ×10, {} restarts",
+        "\n== poll {poll_ms} ms, stable_for {stable_ms} ms, soak {soak_ms} ms, sim ×{speed}, {} restarts",
         latencies.len()
     );
     println!(
