@@ -229,7 +229,7 @@ impl Cluster {
         self.idx(id).map(|i| &self.nodes[i])
     }
     pub(super) fn node_mut(&mut self, id: u64) -> &mut Node {
-        let i = self.idx(id).expect("node id checked by caller");
+        let i = self.idx(id).expect("node id checked by caller"); // ok: internal invariant
         &mut self.nodes[i]
     }
     pub fn is_member(&self, id: u64) -> bool {
@@ -327,7 +327,7 @@ impl Cluster {
             version: None,
             detail: None,
         });
-        self.events.last_mut().expect("just pushed")
+        self.events.last_mut().expect("just pushed") // ok: internal invariant
     }
 
     pub(super) fn set_phase(&mut self, id: u64, to: Phase, now: u64) {

@@ -227,7 +227,7 @@ async fn handle(
     let q = query(&uri);
     let now = shared.clock.now();
     let gate = {
-        let mut c = shared.model.lock().expect("model lock");
+        let mut c = shared.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
         let Some(n) = c.node(id) else {
             return StatusCode::NOT_FOUND.into_response();
         };

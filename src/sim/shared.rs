@@ -70,7 +70,7 @@ impl Shared {
     }
 
     pub fn count(&self, id: u64, path: &str) {
-        let mut r = self.requests.lock().expect("requests lock");
+        let mut r = self.requests.lock().expect("requests lock"); // ok: poisoned only after a panic elsewhere
         *r.entry(id)
             .or_default()
             .entry(path.to_string())
@@ -89,7 +89,7 @@ impl Shared {
     fn step<T>(&self, f: impl FnOnce(&mut Cluster, u64) -> T) -> T {
         let now = self.clock.now();
         let out = {
-            let mut c = self.model.lock().expect("model lock");
+            let mut c = self.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
             c.advance(now);
             let out = f(&mut c, now);
             c.advance(now);
@@ -117,7 +117,7 @@ impl Shared {
         if events.is_empty() {
             return;
         }
-        let mut f = self.events_file.lock().expect("events lock");
+        let mut f = self.events_file.lock().expect("events lock"); // ok: poisoned only after a panic elsewhere
         for e in events {
             let line = event_json(e, epoch_ms, speed).to_string();
             let _ = writeln!(f, "{line}");
@@ -126,14 +126,14 @@ impl Shared {
     }
 
     fn reconcile(&self, id: u64, api_open: bool, running: bool, api_port: u16, cluster_port: u16) {
-        let mut all = self.listeners.lock().expect("listeners lock");
+        let mut all = self.listeners.lock().expect("listeners lock"); // ok: poisoned only after a panic elsewhere
         let l = all.entry(id).or_default();
         match (api_open, l.api.is_some()) {
             (true, false) => match server::bind(api_port) {
                 Ok(sock) => l.api = Some(server::open_api(&Shared::instance(), id, sock)),
                 Err(e) => report(&format!("node {id}: cannot bind API port {api_port}: {e}")),
             },
-            (false, true) => l.api.take().expect("checked").close(),
+            (false, true) => l.api.take().expect("checked").close(), // ok: internal invariant
             _ => {}
         }
         match (running, l.cluster.is_some()) {
@@ -143,13 +143,13 @@ impl Shared {
                     "node {id}: cannot bind cluster port {cluster_port}: {e}"
                 )),
             },
-            (false, true) => l.cluster.take().expect("checked").close(),
+            (false, true) => l.cluster.take().expect("checked").close(), // ok: internal invariant
             _ => {}
         }
     }
 
     fn instance() -> Arc<Shared> {
-        SELF.get().expect("shared registered").clone()
+        SELF.get().expect("shared registered").clone() // ok: internal invariant
     }
 
     /// Registers the process-wide instance (handlers need an `Arc` to spawn servers).
@@ -162,6 +162,7 @@ impl Shared {
         let mut rx = self.changed.subscribe();
         loop {
             if cond(&self.model.lock().expect("model lock")) {
+                // ok: poisoned only after a panic elsewhere
                 return;
             }
             if rx.changed().await.is_err() {
@@ -173,7 +174,7 @@ impl Shared {
     /// The time driver: sleeps until the next deadline or until woken by a command.
     pub async fn drive(self: Arc<Self>) {
         loop {
-            let next = self.model.lock().expect("model lock").next_deadline();
+            let next = self.model.lock().expect("model lock").next_deadline(); // ok: poisoned only after a panic elsewhere
             let sleep = match next {
                 Some(at) => tokio::time::Instant::from_std(self.clock.start + self.clock.real(at)),
                 None => tokio::time::Instant::now() + Duration::from_hours(1),

@@ -214,7 +214,7 @@ pub fn varz(
             if let Err(r) = reach(c, id, token, "/varz") {
                 return r;
             }
-            c.node(id).expect("reach checked it")
+            c.node(id).expect("reach checked it") // ok: internal invariant
         }
         None => n,
     };
@@ -269,7 +269,7 @@ pub fn cluster_nodes(c: &Cluster, n: &Node, token: Option<&str>, now: u64, simpl
             if let Err(r) = reach(c, id, token, "/cluster/node") {
                 return r;
             }
-            let p = c.node(id).expect("reach checked it");
+            let p = c.node(id).expect("reach checked it"); // ok: internal invariant
             match c
                 .view_of(p)
                 .and_then(|pc| node_entry(c, pc, id, &Kind::Local(p), now))

@@ -95,7 +95,7 @@ fn info_json(cfg: &Config) -> String {
 
 /// `/cluster/info`, serialized once per config version (1000-node clusters).
 pub fn cluster_info(c: &mut Cluster, id: u64, token: Option<&str>) -> Reply {
-    let n = c.node(id).expect("caller checked");
+    let n = c.node(id).expect("caller checked"); // ok: internal invariant
     if let Err(r) = via_controller(c, n, token, "/cluster/info") {
         return r;
     }
