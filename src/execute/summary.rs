@@ -1,0 +1,53 @@
+//! The `summary` event that ends every run: per node old → new, status and time taken.
+
+use super::Runner;
+use crate::error::Outcome;
+use crate::events::{Event, NodeSummary, Summary};
+use crate::state::NodeStatus;
+
+impl Runner<'_> {
+    pub(super) fn summary(&self, outcome: Outcome) {
+        let nodes = self
+            .plan
+            .nodes
+            .iter()
+            .map(|pn| {
+                let st = self.state.node(pn.id);
+                NodeSummary {
+                    id: pn.id,
+                    from: st.and_then(|s| s.from.clone()).or_else(|| pn.from.clone()),
+                    to: self.plan.to.clone(),
+                    status: st.map_or("pending", |s| status_word(s.status)).to_string(),
+                    duration_s: st.and_then(|s| match (s.started_at_ms, s.finished_at_ms) {
+                        (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1000.0),
+                        _ => None,
+                    }),
+                }
+            })
+            .collect();
+        let status = match outcome {
+            Outcome::Success => "completed",
+            Outcome::No => "failed",
+            Outcome::Interrupted => "interrupted",
+        };
+        self.emit(&Event::Summary(Summary {
+            ok: outcome == Outcome::Success,
+            status: status.to_string(),
+            cluster: self.plan.cluster.clone(),
+            to: self.plan.to.clone(),
+            duration_s: self.started.elapsed().as_secs_f64(),
+            nodes,
+        }));
+    }
+}
+
+fn status_word(s: NodeStatus) -> &'static str {
+    match s {
+        NodeStatus::Pending => "pending",
+        NodeStatus::InProgress => "in_progress",
+        NodeStatus::Ready => "upgraded",
+        NodeStatus::Skipped => "skipped",
+        NodeStatus::Failed => "failed",
+        NodeStatus::RolledBack => "rolled_back",
+    }
+}

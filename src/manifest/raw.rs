@@ -1,0 +1,138 @@
+//! The manifest as written in YAML: the shape serde reads (with positions for errors),
+//! and the source of `wkctl schema manifest`.
+
+#![allow(clippy::wildcard_imports)]
+use super::*;
+
+// ----- raw YAML shape (also the source of `wkctl schema manifest`) ------------------------
+
+/// A WuKongIM v2 cluster for `wkctl` (DESIGN §3). Unknown keys are errors.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "wkctl cluster manifest")]
+pub(super) struct RawManifest {
+    /// Cluster name: 1–64 letters, digits, `-`, `_`, `.`; names the state dir `.wkctl/<name>/`.
+    #[schemars(
+        with = "String",
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+    )]
+    pub(super) name: Spanned<String>,
+    /// A built-in playbook (`docker-compose`, `systemd`, `binary-daemon`, `kubernetes`, `sim`)
+    /// or a path to a playbook file, relative to this manifest. Default: `docker-compose`.
+    #[serde(default)]
+    pub(super) playbook: Option<String>,
+    /// How wkctl talks to the node HTTP API (port 5001).
+    #[serde(default)]
+    pub(super) api: Option<RawApi>,
+    /// Run playbook steps over the system `ssh` client; omit for local execution.
+    #[serde(default)]
+    pub(super) ssh: Option<SshConfig>,
+    /// Values for the playbook templates (node `vars` override these).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, VarValue>")]
+    pub(super) vars: BTreeMap<String, Spanned<VarValue>>,
+    /// The cluster's nodes; upgraded one at a time, 1001 first.
+    #[schemars(with = "Vec<RawNode>", length(min = 1))]
+    pub(super) nodes: Spanned<Vec<RawNode>>,
+    /// The rollout policy.
+    #[serde(default)]
+    pub(super) policy: Option<RawPolicy>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Api")]
+pub(super) struct RawApi {
+    /// Name of the environment variable holding the managerToken (never the token itself).
+    #[serde(default)]
+    #[schemars(with = "Option<String>", regex(pattern = r"^[A-Za-z0-9_]+$"))]
+    pub(super) token_env: Option<Spanned<String>>,
+    /// Per-request timeout, e.g. `5s` (default `5s`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Node")]
+pub(super) struct RawNode {
+    /// `cluster.nodeId` (`WK_CLUSTER_NODEID`): 1..=1023, unique.
+    #[schemars(with = "i64", range(min = 1, max = 1023))]
+    pub(super) id: Spanned<i64>,
+    /// Host name or IP address (used by ssh and the default `api`).
+    #[schemars(with = "String")]
+    pub(super) host: Spanned<String>,
+    /// Base URL of the node API; default `http://<host>:5001`.
+    #[serde(default)]
+    #[schemars(with = "Option<String>", regex(pattern = r"^https?://[^/\s]+/?$"))]
+    pub(super) api: Option<Spanned<String>>,
+    /// What is deployed now, e.g. `v2.0.10-20241221` (used by `--offline`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) version: Option<Spanned<String>>,
+    /// Template values for this node only, e.g. `{ service: wukongim1 }`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, VarValue>")]
+    pub(super) vars: BTreeMap<String, Spanned<VarValue>>,
+}
+
+/// Durations are written like `500ms`, `30s`, `10m`, `1h`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Policy")]
+pub(super) struct RawPolicy {
+    /// `id` (ascending, 1001 first) or `controller-last`.
+    #[serde(default)]
+    pub(super) order: Option<Order>,
+    /// Pause after the first node until confirmed (or `--yes`).
+    #[serde(default)]
+    pub(super) canary: Option<bool>,
+    /// Watch the whole cluster this long after each node (default `30s`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) soak: Option<Spanned<String>>,
+    /// Readiness must hold this long (default `10s`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) stable_for: Option<Spanned<String>>,
+    /// Per node, from stop to ready (default `10m`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) node_timeout: Option<Spanned<String>>,
+    /// Between readiness polls (default `1s`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) poll_interval: Option<Spanned<String>>,
+    /// Default timeout of one playbook step (default `5m`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) step_timeout: Option<Spanned<String>>,
+}
+
+/// A template variable value: YAML strings, numbers and booleans are all accepted.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(super) enum VarValue {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// The JSON Schema of `cluster.yaml`, derived from the types the loader deserializes.
+pub fn json_schema() -> schemars::Schema {
+    schemars::schema_for!(RawManifest)
+}
+
+impl VarValue {
+    pub(super) fn into_string(self) -> String {
+        match self {
+            VarValue::Str(s) => s,
+            VarValue::Int(i) => i.to_string(),
+            VarValue::Float(f) => f.to_string(),
+            VarValue::Bool(b) => b.to_string(),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Unit tests of `state.rs`.
+use super::*;
+
+#[test]
+fn state_round_trips_atomically() {
+    let d = tempfile::tempdir().unwrap();
+    let sd = StateDir::new(d.path(), "c");
+    sd.ensure_writable().unwrap();
+    assert!(sd.load().unwrap().is_none());
+    let st = RunState {
+        format_version: STATE_FORMAT,
+        cluster: "c".into(),
+        to: "v2.1.2-20250120".into(),
+        plan_digest: "p".into(),
+        manifest_digest: "m".into(),
+        playbook_digest: "b".into(),
+        playbook: "sim".into(),
+        status: RunStatus::Running,
+        started_at_ms: 1,
+        updated_at_ms: 1,
+        nodes: vec![NodeRun::new(1001, Some("v2.0.10-20241221".into()))],
+    };
+    sd.save(&st).unwrap();
+    let back = sd.load().unwrap().unwrap();
+    assert_eq!(back.nodes, st.nodes);
+    assert_eq!(
+        fs::read_dir(&sd.root).unwrap().count(),
+        1,
+        "no temp files left"
+    );
+    let archived = sd.archive().unwrap();
+    assert!(archived.exists() && sd.load().unwrap().is_none());
+}
+
+#[test]
+fn lock_is_exclusive_and_stale_locks_need_resume_or_break() {
+    let d = tempfile::tempdir().unwrap();
+    let sd = StateDir::new(d.path(), "c");
+    sd.ensure_writable().unwrap();
+    let g = acquire(&sd, Takeover::Never).unwrap();
+    let e = acquire(&sd, Takeover::Stale).unwrap_err();
+    assert!(
+        e.message
+            .contains("another wkctl run holds the cluster lock"),
+        "{}",
+        e.message
+    );
+    drop(g);
+    assert!(!sd.lock_path().exists());
+    // a lock left by a dead process on this host
+    let dead = LockOwner {
+        pid: 999_999_999,
+        host: hostname(),
+        started_at_ms: now_ms(),
+    };
+    fs::write(sd.lock_path(), serde_json::to_vec(&dead).unwrap()).unwrap();
+    let e = acquire(&sd, Takeover::Never).unwrap_err();
+    assert!(e.message.contains("gone") && e.hint.unwrap().contains("--resume"));
+    let g = acquire(&sd, Takeover::Stale).unwrap();
+    assert_eq!(g.took_over.as_ref().map(|o| o.pid), Some(999_999_999));
+    drop(g);
+    // another host's lock is never stale
+    let foreign = LockOwner {
+        pid: 1,
+        host: "elsewhere".into(),
+        started_at_ms: now_ms(),
+    };
+    fs::write(sd.lock_path(), serde_json::to_vec(&foreign).unwrap()).unwrap();
+    assert!(acquire(&sd, Takeover::Stale).is_err());
+    assert!(acquire(&sd, Takeover::Force).is_ok());
+}
+
+#[test]
+fn unwritable_state_dir_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("not-a-dir");
+    fs::write(&file, "x").unwrap();
+    let sd = StateDir::new(&file, "c");
+    assert!(
+        sd.ensure_writable()
+            .unwrap_err()
+            .message
+            .contains("not writable")
+    );
+}
