@@ -406,3 +406,31 @@ fn gate_ready_only_after_simulator_settled() {
         );
     }
 }
+
+/// `status --watch` redraws every poll interval until Ctrl-C, then exits 0.
+#[test]
+fn status_watch_redraws_until_ctrl_c() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let mut child = ws
+        .cmd(&["status", "--watch"], &[])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut s);
+        s
+    });
+    // FAST_POLICY polls every 100 ms; the watch redraws at most every 500 ms.
+    std::thread::sleep(Duration::from_millis(1800));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    let text = reader.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{text}");
+    let redraws = text.matches("\x1b[2J").count();
+    assert!(redraws >= 2, "{redraws} redraws: {text}");
+    assert!(text.contains("1001") && text.contains("watching; Ctrl-C to stop"));
+}

@@ -145,3 +145,70 @@ fn second_ctrl_c_saves_and_exits_at_once_saying_the_node_may_be_down() {
     assert_eq!(node_state_of(&ws, 1001)["status"], "in_progress");
     assert_eq!(node_state_of(&ws, 1001)["step"], "wait_ready");
 }
+
+/// `policy.canary: true` on a terminal: the first confirmation is answered `y`, the canary
+/// question after node 1001 `n` → the run stops there (exit 130), 1002 and 1003 untouched,
+/// and `--resume` continues. The terminal comes from `script(1)` (util-linux).
+#[test]
+fn canary_pauses_after_the_first_node_and_asks() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`script` (util-linux) is needed in CI"
+        );
+        return;
+    }
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("canary: false", "canary: true");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    let cmd = format!(
+        "{} upgrade --to v2.1.2 --no-progress -m {} --state-dir {}",
+        env!("CARGO_BIN_EXE_wkctl"),
+        ws.manifest.display(),
+        ws.state_base().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Answer the first question at once (the line waits in the terminal), then the canary
+    // question once node 1001 is done.
+    stdin.write_all(b"y\n").unwrap();
+    sim.wait_until("node 1001 upgraded", RUN_T, |_| {
+        ws.state_file().exists() && ws.state()["nodes"][0]["status"] == "ready"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stdin.write_all(b"n\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{text}");
+    assert!(
+        text.contains("canary: node 1001 is upgraded and healthy"),
+        "{text}"
+    );
+    assert_eq!(
+        stops(&sim, 1002) + stops(&sim, 1003),
+        0,
+        "nothing after the canary"
+    );
+    assert_eq!(ws.state()["status"], "interrupted");
+    let r = ws.run(&["upgrade", "--resume", "--yes"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        (stops(&sim, 1001), stops(&sim, 1002), stops(&sim, 1003)),
+        (1, 1, 1)
+    );
+}
