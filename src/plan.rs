@@ -138,6 +138,20 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
         ));
     }
 
+    // Facts §11.2: readiness must hold again on a second check at least 6 s later (the
+    // controller marks a silent node offline after ≈ 6 s, facts §4.2).
+    if m.policy.stable_for < std::time::Duration::from_secs(6) {
+        findings.push(Finding::warn(
+            "policy.stable_for_short",
+            None,
+            format!(
+                "`policy.stable_for` is {}s: shorter than the ≈ 6 s the controller takes to mark a silent node offline",
+                m.policy.stable_for.as_secs_f64()
+            ),
+            "use `stable_for: 10s` (the default) for real clusters; short windows are for simulators",
+        ));
+    }
+
     // Order: ascending id (1001 first, #310); controller-last needs live data.
     let mut ids: Vec<u64> = m.nodes.iter().map(|n| n.id).collect();
     ids.sort_unstable();

@@ -335,7 +335,25 @@ pub fn acquire(dir: &StateDir, takeover: Takeover) -> Result<LockGuard, WkError>
                         )
                     });
                 }
-                let _ = fs::remove_file(&path);
+                // Take it over by renaming it away first: of several runs that judged the
+                // same lock stale, only one rename succeeds, and the renamed file must
+                // still be the owner judged (not a lock another run just created).
+                let aside =
+                    dir.root
+                        .join(format!(".lock.taken-{}-{}", std::process::id(), now_ms()));
+                if fs::rename(&path, &aside).is_err() {
+                    continue;
+                }
+                let still = fs::read_to_string(&aside)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
+                let _ = fs::remove_file(&aside);
+                if still.as_ref() != Some(&owner) {
+                    return Err(WkError::no(
+                        "another wkctl run took the cluster lock at the same moment",
+                        "check which run holds it (`.wkctl/<name>/lock`) before trying again",
+                    ));
+                }
                 took_over = Some(owner);
             }
             Err(e) => {

@@ -391,6 +391,9 @@ fn relax_for_resume(plan: &mut Plan, st: &RunState) {
         .nodes
         .iter()
         .filter(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed))
+        // Only a node whose stop began may be down on purpose; before that, nothing of
+        // the cluster's state is explained by the run, and every block stands.
+        .filter(|n| n.finished("stop") || n.step.as_deref() == Some("stop"))
         .map(|n| n.id)
         .collect();
     if busy.is_empty() {

@@ -123,6 +123,23 @@ impl Runner<'_> {
             });
             return Ok(());
         };
+        // A rollback restarts the node: only when every other node is up and online,
+        // or it would take a second node down (the failure may be another node's).
+        let now = self.observe(id).await;
+        if let Some(other) = now.nodes.iter().find(|n| {
+            n.id != id
+                && (!n.reachable || n.info_online == Some(false) || n.simple_online == Some(false))
+        }) {
+            self.emit(&Event::RollbackFinished {
+                node: id,
+                ok: false,
+                reason: Some(format!(
+                    "skipped: node {} is down or offline, and restarting node {id} now would take a second node down",
+                    other.id
+                )),
+            });
+            return Ok(());
+        }
         let vars = playbook::node_vars(
             &self.ctx.playbook,
             &self.ctx.manifest.vars,

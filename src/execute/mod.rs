@@ -171,24 +171,11 @@ impl<'a> Runner<'a> {
         let prompt = format!(
             "canary: node {node} is upgraded and healthy. Continue with the other nodes? [y/N] "
         );
-        crate::commands::confirm(&prompt).await
-    }
-
-    /// Where a resumed node picks up: the first rollout step not yet finished.
-    fn resume_point(&self, id: u64) -> Option<PlanStepKind> {
-        let st = self.state.node(id)?;
-        if st.status != NodeStatus::InProgress {
-            return None;
+        // Ctrl-C at the prompt is a "no" (the answer is read on a blocking thread).
+        tokio::select! {
+            yes = crate::commands::confirm(&prompt) => yes,
+            () = self.interrupt.reached(1) => false,
         }
-        let order = [
-            PlanStepKind::Backup,
-            PlanStepKind::Stop,
-            PlanStepKind::Install,
-            PlanStepKind::Start,
-            PlanStepKind::WaitReady,
-            PlanStepKind::Soak,
-        ];
-        order.into_iter().find(|k| !st.finished(k.as_str()))
     }
 
     async fn node(
@@ -225,7 +212,6 @@ impl<'a> Runner<'a> {
                 }
             };
         }
-        let resume_at = self.resume_point(id);
         let node_started = Instant::now();
         self.emit(&Event::NodeStarted {
             node: id,
@@ -245,40 +231,16 @@ impl<'a> Runner<'a> {
         }
         self.save()?;
 
-        // Signal F, then the baseline, unless the node was already touched.
-        let touched = resume_at.is_some_and(|k| k != PlanStepKind::Backup);
-        if !touched {
-            self.step_started(id, PlanStepKind::CheckSettled, None)?;
-            match self.wait_settled(id).await {
-                Ok(view) => {
-                    let b = NodeBaseline::from_view(&view, id);
-                    let n = self.node_run(id);
-                    n.baseline = Some(Baseline {
-                        version: b.version.as_ref().map(ToString::to_string),
-                        uptime_s: b.uptime.map(|u| u.as_secs_f64()),
-                        at_ms: now_ms(),
-                    });
-                    n.done.push("check_settled".into());
-                    self.save()?;
-                }
-                Err(WaitFailure::Interrupted) => return self.interrupted(id, false),
-                Err(f) => {
-                    return self
-                        .fail(
-                            pn,
-                            "check_settled",
-                            &f.reason(),
-                            f.signal(),
-                            f.observed(),
-                            false,
-                        )
-                        .await;
-                }
-            }
-            if self.interrupt.requested() {
-                return self.interrupted(id, false);
-            }
+        // Signal F, then the baseline, unless the node's stop already started (a resumed
+        // node that may be down: F cannot hold, and the baseline must stay the old process).
+        if !self.stop_started(id)
+            && let Some(end) = self.settle_and_baseline(pn, true).await?
+        {
+            return Ok(end);
         }
+        // The gate's `node_timeout` runs from the stop (DESIGN §3), or from the gate itself
+        // when the stop happened in an earlier run.
+        let mut stopped_at: Option<Instant> = None;
 
         let transport = Transport::for_node(
             &self.ctx.manifest,
@@ -296,12 +258,17 @@ impl<'a> Runner<'a> {
                 continue;
             }
             // First Ctrl-C before the node goes down: stop here, nothing touched.
-            let down = self
-                .state
-                .node(id)
-                .is_some_and(|n| n.finished("stop") || n.step.as_deref() == Some("stop"));
+            let down = self.stop_started(id);
             if self.interrupt.requested() && !down {
                 return self.interrupted(id, false);
+            }
+            // F again right before the stop: a long backup must not hide a peer that went
+            // down meanwhile (never two nodes down). The baseline is retaken with it.
+            if step.kind == PlanStepKind::Stop {
+                if !down && let Some(end) = self.settle_and_baseline(pn, false).await? {
+                    return Ok(end);
+                }
+                stopped_at = Some(Instant::now());
             }
             let Some(command) = step.command.clone() else {
                 continue;
@@ -363,8 +330,9 @@ impl<'a> Runner<'a> {
         {
             self.step_started(id, PlanStepKind::WaitReady, None)?;
             let baseline = self.baseline(id);
+            let deadline_from = stopped_at.unwrap_or_else(Instant::now);
             match self
-                .wait_ready(&baseline, &self.target.clone(), node_started)
+                .wait_ready(&baseline, &self.target.clone(), deadline_from)
                 .await
             {
                 Ok(_) => {
@@ -429,6 +397,59 @@ impl<'a> Runner<'a> {
         }
         self.finish_node(id, NodeStatus::Ready)?;
         Ok(NodeEnd::Done)
+    }
+
+    /// The node's stop step has started (it may be down).
+    fn stop_started(&self, id: u64) -> bool {
+        self.state
+            .node(id)
+            .is_some_and(|n| n.finished("stop") || n.step.as_deref() == Some("stop"))
+    }
+
+    /// Waits for signal F and records the node's baseline (version, uptime) from the same
+    /// observation. `Some(end)` when the node ends here (failure or Ctrl-C).
+    async fn settle_and_baseline(
+        &mut self,
+        pn: &PlannedNode,
+        announce: bool,
+    ) -> anyhow::Result<Option<NodeEnd>> {
+        let id = pn.id;
+        if announce {
+            self.step_started(id, PlanStepKind::CheckSettled, None)?;
+        }
+        match self.wait_settled(id).await {
+            Ok(view) => {
+                let b = NodeBaseline::from_view(&view, id);
+                let n = self.node_run(id);
+                n.baseline = Some(Baseline {
+                    version: b.version.as_ref().map(ToString::to_string),
+                    uptime_s: b.uptime.map(|u| u.as_secs_f64()),
+                    at_ms: now_ms(),
+                });
+                if !n.finished("check_settled") {
+                    n.done.push("check_settled".into());
+                }
+                self.save()?;
+            }
+            Err(WaitFailure::Interrupted) => return self.interrupted(id, false).map(Some),
+            Err(f) => {
+                return self
+                    .fail(
+                        pn,
+                        "check_settled",
+                        &f.reason(),
+                        f.signal(),
+                        f.observed(),
+                        false,
+                    )
+                    .await
+                    .map(Some);
+            }
+        }
+        if self.interrupt.requested() {
+            return self.interrupted(id, false).map(Some);
+        }
+        Ok(None)
     }
 
     fn baseline(&self, id: u64) -> NodeBaseline {

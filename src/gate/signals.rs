@@ -51,19 +51,24 @@ pub(super) fn new_process(
             ),
         });
     };
-    if version != target {
+    // A `-dev` image reports the previous release tag, not its image tag (facts §7.4):
+    // for a dev target, any version of the same major up to the target's triple counts,
+    // and the restart itself is proven below (version change or uptime reset).
+    let dev_ok =
+        target.is_dev() && version.major() == target.major() && version.triple() <= target.triple();
+    if version != target && !dev_ok {
         return SignalState::NotYet(format!(
             "node {} runs {version}, target is {target}",
             node.id
         ));
     }
-    // A process cannot change its version without restarting: the target version where
-    // the baseline saw another one is a new process, whatever the uptimes say (they have
-    // a one-second resolution, which cannot tell apart a restart right after a start).
+    // A process cannot change its version without restarting: a version other than the
+    // one the baseline saw is a new process, whatever the uptimes say (they have a
+    // one-second resolution, which cannot tell apart a restart right after a start).
     if before
         .version
         .as_ref()
-        .is_some_and(|v| !v.same_build(target))
+        .is_some_and(|v| !v.same_build(version))
     {
         return SignalState::Met;
     }

@@ -355,3 +355,22 @@ fn signals_have_letters_and_names() {
         r#"{"state":"not_yet","reason":"x"}"#
     );
 }
+
+#[test]
+fn a_dev_target_is_proven_by_the_restart_not_by_its_reported_tag() {
+    // A `-dev` image reports the previous release tag (facts §7.4).
+    let dev = v("v2.1.3-20250210-dev");
+    let mut b = baseline();
+    b.version = Some(v(NEW));
+    // New process (uptime 20 s < 500 s before): met although it reports v2.1.2.
+    let g = evaluate(&b, Some(&after(59, 19)), &after(60, 20), &dev);
+    assert!(state(&g, Signal::NewProcessOnTarget).is_met(), "{g:?}");
+    // The old process (uptime kept growing): never met.
+    let mut old = after(60, 560);
+    old.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(560));
+    let g = evaluate(&b, None, &old, &dev);
+    assert!(not_yet(&state(&g, Signal::NewProcessOnTarget)), "{g:?}");
+    // A release older than the dev build's triple on another major: never met.
+    let g = evaluate(&b, None, &settled("v1.2.6", 60), &dev);
+    assert!(!state(&g, Signal::NewProcessOnTarget).is_met());
+}

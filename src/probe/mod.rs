@@ -46,8 +46,9 @@ const SIMPLE_NODES_ATTEMPTS: usize = 2;
 /// The shortest poll interval that keeps every node under
 /// [`MAX_REQUESTS_PER_NODE_PER_SEC`]. The busiest node is the controller: its own 4
 /// requests, the `/cluster/info` forwarded by each of the other `nodes - 1`, and
-/// `/cluster/simpleNodes` (worst case) — `nodes + 4` per poll. The gate loop uses
-/// `max(policy.poll_interval, min_poll_interval(n))`.
+/// `/cluster/simpleNodes` (worst case) — `nodes + 4` per poll — when every node is asked
+/// everything ([`Scope::All`]). The gate polls with [`Scope::Focus`] instead (≤ 5 requests
+/// per node per poll, see the README's benchmarks), at the operator's `poll_interval`.
 pub fn min_poll_interval(nodes: usize) -> Duration {
     let per_poll = u64::try_from(nodes + REQUESTS_PER_NODE).unwrap_or(u64::MAX);
     let millis = per_poll

@@ -536,3 +536,105 @@ fn playbook_edited_before_resume_is_drift() {
         "playbook `sim-custom` changed",
     );
 }
+
+// ---- found in review: a long backup, resuming a failed gate, rollback with a peer down --
+
+/// A peer that dies during a node's (long) backup: the settled check right before the
+/// stop catches it, and the node is never stopped.
+#[test]
+fn a_peer_dying_during_the_backup_stops_the_run_before_the_stop() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = short_timeout_ws(&sim);
+    let pb = include_str!("../../playbooks/sim.yaml")
+        .replace("name: sim", "name: sim-slow-backup")
+        .replace("  backup: >-\n", "  backup: >-\n    sleep 2 &&\n");
+    std::fs::write(ws.dir.path().join("pb.yaml"), pb).unwrap();
+    let m = std::fs::read_to_string(&ws.manifest)
+        .unwrap()
+        .replace("playbook: sim", "playbook: ./pb.yaml");
+    std::fs::write(&ws.manifest, m).unwrap();
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("backup of 1002", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "backup"
+    });
+    ctl_ok(&sim, &["stop", "1003"]);
+    let (code, _) = run.finish(RUN_T);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    assert_eq!(code, 1);
+    assert!(
+        !lifecycle(&sim)
+            .iter()
+            .any(|(_, v, n)| v == "stop" && *n == 1002),
+        "1002 must not be stopped while 1003 is down"
+    );
+    assert_eq!(failed_event(&lines)["data"]["step"], "check_settled");
+}
+
+/// "Fix the cause, then `wkctl upgrade --resume`": a node whose gate timed out (it started
+/// too slowly) is re-gated on resume, against its old process, and the run completes.
+#[test]
+fn resume_after_a_failed_gate_completes_once_the_node_is_up() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::with_node_timeout(&sim, "2s");
+    ctl_ok(&sim, &["fault", "1002", "slow-start", "60"]);
+    let r = ws.run(&UP, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(node_state_of(&ws, 1002)["status"], "failed");
+    // The cause goes away: the node finishes starting.
+    sim.wait_until("1002 settled", Duration::from_secs(30), |s| {
+        s.node_state(1002) == "settled"
+    });
+    let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let stops = |n: u64| {
+        lifecycle(&sim)
+            .iter()
+            .filter(|(_, v, id)| v == "stop" && *id == n)
+            .count()
+    };
+    assert_eq!((stops(1001), stops(1002), stops(1003)), (1, 1, 1));
+    assert_eq!(ws.state()["status"], "completed");
+}
+
+/// `--rollback-on-failure` does not restart the gated node when the failure is another
+/// node going down: that would make two nodes down.
+#[test]
+fn no_rollback_while_another_node_is_down() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = short_timeout_ws(&sim);
+    let mut run = ws.spawn(
+        &[
+            "upgrade",
+            "--to",
+            "v2.1.2",
+            "--yes",
+            "--json",
+            "--rollback-on-failure",
+        ],
+        &[],
+    );
+    run.wait_for("gate of 1002", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "wait_ready"
+    });
+    let t = now_ms();
+    ctl_ok(&sim, &["stop", "1003"]);
+    let (code, _) = run.finish(RUN_T);
+    assert_eq!(code, 1);
+    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
+    let rb = lines
+        .iter()
+        .find(|l| l["type"] == "rollback_finished")
+        .expect("rollback_finished");
+    assert_eq!(rb["data"]["ok"], false);
+    assert!(
+        rb["data"]["reason"].as_str().unwrap().contains("skipped"),
+        "{rb}"
+    );
+    let by_wkctl: Vec<_> = touched_after(&sim, t)
+        .into_iter()
+        .filter(|(v, n)| !(v == "stop" && *n == 1003))
+        .collect();
+    assert!(by_wkctl.is_empty(), "{by_wkctl:?}");
+}
