@@ -22,7 +22,7 @@ use crate::gate::NodeBaseline;
 use crate::plan::{Plan, PlanStepKind, PlannedNode};
 use crate::probe::Client;
 use crate::releases::NodeAction;
-use crate::state::{Baseline, NodeRun, NodeStatus, RunState, RunStatus, StateDir, now_ms};
+use crate::state::{NodeRun, NodeStatus, RunState, RunStatus, StateDir, now_ms};
 use crate::transport::{self, Transport};
 use crate::version::WkVersion;
 
@@ -404,52 +404,6 @@ impl<'a> Runner<'a> {
         self.state
             .node(id)
             .is_some_and(|n| n.finished("stop") || n.step.as_deref() == Some("stop"))
-    }
-
-    /// Waits for signal F and records the node's baseline (version, uptime) from the same
-    /// observation. `Some(end)` when the node ends here (failure or Ctrl-C).
-    async fn settle_and_baseline(
-        &mut self,
-        pn: &PlannedNode,
-        announce: bool,
-    ) -> anyhow::Result<Option<NodeEnd>> {
-        let id = pn.id;
-        if announce {
-            self.step_started(id, PlanStepKind::CheckSettled, None)?;
-        }
-        match self.wait_settled(id).await {
-            Ok(view) => {
-                let b = NodeBaseline::from_view(&view, id);
-                let n = self.node_run(id);
-                n.baseline = Some(Baseline {
-                    version: b.version.as_ref().map(ToString::to_string),
-                    uptime_s: b.uptime.map(|u| u.as_secs_f64()),
-                    at_ms: now_ms(),
-                });
-                if !n.finished("check_settled") {
-                    n.done.push("check_settled".into());
-                }
-                self.save()?;
-            }
-            Err(WaitFailure::Interrupted) => return self.interrupted(id, false).map(Some),
-            Err(f) => {
-                return self
-                    .fail(
-                        pn,
-                        "check_settled",
-                        &f.reason(),
-                        f.signal(),
-                        f.observed(),
-                        false,
-                    )
-                    .await
-                    .map(Some);
-            }
-        }
-        if self.interrupt.requested() {
-            return self.interrupted(id, false).map(Some);
-        }
-        Ok(None)
     }
 
     fn baseline(&self, id: u64) -> NodeBaseline {

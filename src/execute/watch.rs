@@ -10,7 +10,9 @@ use crate::gate::{self, NodeBaseline, Signal, SignalState, Stability};
 use crate::probe::{self, ClusterView, ProbeError};
 use crate::version::WkVersion;
 
-use super::Runner;
+use super::{NodeEnd, Runner};
+use crate::plan::{PlanStepKind, PlannedNode};
+use crate::state::{Baseline, now_ms};
 
 /// Why waiting stopped without success.
 #[derive(Debug, Clone)]
@@ -166,6 +168,52 @@ impl Runner<'_> {
             }
             self.pause().await?;
         }
+    }
+
+    /// Waits for signal F and records the node's baseline (version, uptime) from the same
+    /// observation. `Some(end)` when the node ends here (failure or Ctrl-C).
+    pub(super) async fn settle_and_baseline(
+        &mut self,
+        pn: &PlannedNode,
+        announce: bool,
+    ) -> anyhow::Result<Option<NodeEnd>> {
+        let id = pn.id;
+        if announce {
+            self.step_started(id, PlanStepKind::CheckSettled, None)?;
+        }
+        match self.wait_settled(id).await {
+            Ok(view) => {
+                let b = NodeBaseline::from_view(&view, id);
+                let n = self.node_run(id);
+                n.baseline = Some(Baseline {
+                    version: b.version.as_ref().map(ToString::to_string),
+                    uptime_s: b.uptime.map(|u| u.as_secs_f64()),
+                    at_ms: now_ms(),
+                });
+                if !n.finished("check_settled") {
+                    n.done.push("check_settled".into());
+                }
+                self.save()?;
+            }
+            Err(WaitFailure::Interrupted) => return self.interrupted(id, false).map(Some),
+            Err(f) => {
+                return self
+                    .fail(
+                        pn,
+                        "check_settled",
+                        &f.reason(),
+                        f.signal(),
+                        f.observed(),
+                        false,
+                    )
+                    .await
+                    .map(Some);
+            }
+        }
+        if self.interrupt.requested() {
+            return self.interrupted(id, false).map(Some);
+        }
+        Ok(None)
     }
 
     /// The readiness gate: A–G met continuously for `stable_for`, within `node_timeout`.

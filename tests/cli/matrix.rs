@@ -67,14 +67,32 @@ fn assert_stopped_at(sim: &Sim, ws: &Ws, node: u64, code: i32, lines: &[Value]) 
 
 // ---- every start-time fault on the first, a middle and the last node ------------------
 
-fn start_fault(fault: &[&str], node: u64, expect_signal: &[&str]) {
+/// When a fault is injected: before the run (it acts at the node's next start) or when
+/// the node's stop step starts (faults that act at once).
+#[derive(Clone, Copy)]
+enum Inject {
+    BeforeRun,
+    AtStop,
+}
+
+/// Injects `fault` into `node`, runs the upgrade, and checks that it stopped at that node
+/// naming one of `expect` (a gate signal letter or words of the reason).
+fn fault_stops_the_run(fault: &[&str], node: u64, expect: &[&str], inject: Inject) {
     let sim = Sim::start(SimOpts::default());
     let ws = short_timeout_ws(&sim);
     let id = node.to_string();
     let mut args = vec!["fault", id.as_str()];
     args.extend_from_slice(fault);
-    ctl_ok(&sim, &args);
+    if matches!(inject, Inject::BeforeRun) {
+        ctl_ok(&sim, &args);
+    }
     let mut run = ws.spawn(&UP, &[]);
+    if matches!(inject, Inject::AtStop) {
+        run.wait_for("stop step of the node", RUN_T, |v| {
+            v["type"] == "step_started" && v["data"]["node"] == node && v["data"]["step"] == "stop"
+        });
+        ctl_ok(&sim, &args);
+    }
     let (code, err) = run.finish(RUN_T);
     let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
     assert_stopped_at(&sim, &ws, node, code, &lines);
@@ -85,8 +103,8 @@ fn start_fault(fault: &[&str], node: u64, expect_signal: &[&str]) {
         f["data"]["reason"].as_str().unwrap_or("")
     );
     assert!(
-        expect_signal.iter().any(|s| said.contains(s)),
-        "{fault:?} on {node}: expected one of {expect_signal:?} in `{said}` ({err})"
+        expect.iter().any(|s| said.contains(s)),
+        "{fault:?} on {node}: expected one of {expect:?} in `{said}` ({err})"
     );
     assert!(
         f["data"]["logs_tail"]
@@ -94,6 +112,10 @@ fn start_fault(fault: &[&str], node: u64, expect_signal: &[&str]) {
             .is_some_and(|t| t.contains("WuKongIM")),
         "logs tail shown"
     );
+}
+
+fn start_fault(fault: &[&str], node: u64, expect: &[&str]) {
+    fault_stops_the_run(fault, node, expect, Inject::BeforeRun);
 }
 
 macro_rules! start_faults {
@@ -126,29 +148,7 @@ start_faults! {
 // ---- faults that act at once, injected when the node's stop step starts -----------------
 
 fn runtime_fault(fault: &[&str], node: u64, expect: &[&str]) {
-    let sim = Sim::start(SimOpts::default());
-    let ws = short_timeout_ws(&sim);
-    let mut run = ws.spawn(&UP, &[]);
-    run.wait_for("stop step of the node", RUN_T, |v| {
-        v["type"] == "step_started" && v["data"]["node"] == node && v["data"]["step"] == "stop"
-    });
-    let id = node.to_string();
-    let mut args = vec!["fault", id.as_str()];
-    args.extend_from_slice(fault);
-    ctl_ok(&sim, &args);
-    let (code, _) = run.finish(RUN_T);
-    let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
-    assert_stopped_at(&sim, &ws, node, code, &lines);
-    let f = failed_event(&lines);
-    let said = format!(
-        "{} {}",
-        f["data"]["signal"].as_str().unwrap_or(""),
-        f["data"]["reason"].as_str().unwrap_or("")
-    );
-    assert!(
-        expect.iter().any(|s| said.contains(s)),
-        "{fault:?} on {node}: expected one of {expect:?} in `{said}`"
-    );
+    fault_stops_the_run(fault, node, expect, Inject::AtStop);
 }
 
 macro_rules! runtime_faults {
