@@ -271,17 +271,7 @@ fn status_json_shape_on_healthy_cluster() {
 #[test]
 fn token_wrong_is_auth_failed_right_passes_never_printed() {
     let secret = "tok-Zq8-very-secret-41";
-    let sim = Sim::start(SimOpts {
-        token: Some(secret.into()),
-        ..SimOpts::default()
-    });
-    let ws = Ws::new(
-        &sim,
-        &Opts {
-            token_env: true,
-            ..Opts::default()
-        },
-    );
+    let (_sim, ws) = Ws::with_token(secret);
 
     let wrong = "tok-wrong-value-77";
     let r = ws.run(

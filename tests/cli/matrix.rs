@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{Sim, SimOpts, down_intervals_never_overlap, http_get};
-use crate::support::{FAST_POLICY, Opts, TOKEN_ENV, Ws, ctl_ok, lifecycle, node_state_of, now_ms};
+use crate::support::{
+    FAST_POLICY, Opts, TOKEN_ENV, UP_WITH_ROLLBACK, Ws, ctl_ok, lifecycle, node_state_of, now_ms,
+};
 
 const RUN_T: Duration = Duration::from_secs(90);
 const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
@@ -279,17 +281,7 @@ fn quorum_loss_during_soak_stops_the_run() {
 #[test]
 fn a_node_answering_401_mid_run_stops_the_run() {
     let token = "matrix-token-1";
-    let sim = Sim::start(SimOpts {
-        token: Some(token.into()),
-        ..SimOpts::default()
-    });
-    let ws = Ws::new(
-        &sim,
-        &Opts {
-            token_env: true,
-            ..Opts::default()
-        },
-    );
+    let (sim, ws) = Ws::with_token(token);
     let mut run = ws.spawn(&UP, &[(TOKEN_ENV, token)]);
     run.wait_for("gate of 1002", RUN_T, |v| {
         v["type"] == "step_started"
@@ -602,17 +594,7 @@ fn resume_after_a_failed_gate_completes_once_the_node_is_up() {
 fn no_rollback_while_another_node_is_down() {
     let sim = Sim::start(SimOpts::default());
     let ws = short_timeout_ws(&sim);
-    let mut run = ws.spawn(
-        &[
-            "upgrade",
-            "--to",
-            "v2.1.2",
-            "--yes",
-            "--json",
-            "--rollback-on-failure",
-        ],
-        &[],
-    );
+    let mut run = ws.spawn(&UP_WITH_ROLLBACK, &[]);
     run.wait_for("gate of 1002", RUN_T, |v| {
         v["type"] == "step_started"
             && v["data"]["node"] == 1002

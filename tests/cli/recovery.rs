@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
 use crate::support::{
-    FAST_POLICY, Opts, Streaming, Ws, ctl_ok, lifecycle, node_state_of, varz_version,
+    FAST_POLICY, Opts, Streaming, UP_WITH_ROLLBACK, Ws, ctl_ok, lifecycle, node_state_of,
+    varz_version,
 };
 
 const RUN_T: Duration = Duration::from_secs(90);
@@ -36,17 +37,7 @@ fn rollback_on_failure_puts_the_old_version_back() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::with_node_timeout(&sim, "4s");
     ctl_ok(&sim, &["fault", "1002", "wrong-version"]);
-    let mut run = ws.spawn(
-        &[
-            "upgrade",
-            "--to",
-            "v2.1.2",
-            "--yes",
-            "--json",
-            "--rollback-on-failure",
-        ],
-        &[],
-    );
+    let mut run = ws.spawn(&UP_WITH_ROLLBACK, &[]);
     let (code, err) = run.finish(RUN_T);
     assert_eq!(code, 1, "{err}");
     let lines = values(&run);

@@ -17,6 +17,16 @@ use crate::harness::{Sim, wksim_bin};
 /// Fast policy for tests: the simulator runs ×20, the gate polls every 100 ms.
 pub const FAST_POLICY: &str = "policy:\n  order: id\n  canary: false\n  soak: 300ms\n  stable_for: 400ms\n  node_timeout: 8s\n  poll_interval: 100ms\n  step_timeout: 20s\n";
 
+/// `upgrade --json` with `--rollback-on-failure`.
+pub const UP_WITH_ROLLBACK: [&str; 6] = [
+    "upgrade",
+    "--to",
+    "v2.1.2",
+    "--yes",
+    "--json",
+    "--rollback-on-failure",
+];
+
 pub const TOKEN_ENV: &str = "WKTEST_MANAGER_TOKEN";
 
 pub struct Opts<'a> {
@@ -83,6 +93,23 @@ impl Ws {
                 ..Opts::default()
             },
         )
+    }
+
+    /// A simulator that requires `token` and a workspace whose manifest names
+    /// [`TOKEN_ENV`] as `api.token_env` (pass the token in the env of each run).
+    pub fn with_token(token: &str) -> (Sim, Ws) {
+        let sim = Sim::start(crate::harness::SimOpts {
+            token: Some(token.into()),
+            ..Default::default()
+        });
+        let ws = Ws::new(
+            &sim,
+            &Opts {
+                token_env: true,
+                ..Opts::default()
+            },
+        );
+        (sim, ws)
     }
 
     pub fn state_base(&self) -> PathBuf {

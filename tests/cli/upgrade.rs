@@ -383,17 +383,7 @@ fn plain_upgrade_with_an_unfinished_run_points_to_resume_and_discard() {
 #[test]
 fn token_never_appears_in_output_state_or_plan() {
     let secret = "mgr-TOKEN-5f1c-secret";
-    let sim = Sim::start(SimOpts {
-        token: Some(secret.into()),
-        ..SimOpts::default()
-    });
-    let ws = Ws::new(
-        &sim,
-        &Opts {
-            token_env: true,
-            ..Opts::default()
-        },
-    );
+    let (sim, ws) = Ws::with_token(secret);
     let env = [(TOKEN_ENV, secret)];
     let r = upgrade(&ws, &[], &env);
     assert_eq!(r.code, 0, "{}", r.all());
