@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::finding::Finding;
 use crate::output::Printer;
+use crate::plan::PlanStepKind;
 
 /// One thing that happened during a run.
 #[derive(Debug, Clone, Serialize)]
@@ -41,12 +42,12 @@ pub enum Event {
     },
     StepStarted {
         node: u64,
-        step: String,
+        step: PlanStepKind,
         command: Option<String>,
     },
     StepFinished {
         node: u64,
-        step: String,
+        step: PlanStepKind,
         ok: bool,
         exit_code: Option<i32>,
         timed_out: bool,
@@ -70,9 +71,16 @@ pub enum Event {
         duration_s: f64,
         reason: Option<String>,
     },
+    /// An interrupted step was not run again: observing the node showed it had taken
+    /// effect (the node is already down, or already runs a new process on the target).
+    StepSkipped {
+        node: u64,
+        step: PlanStepKind,
+        reason: String,
+    },
     NodeFailed {
         node: u64,
-        step: String,
+        step: PlanStepKind,
         reason: String,
         signal: Option<String>,
         observed: Option<String>,
@@ -154,6 +162,18 @@ impl Reporter {
             printer: printer.clone(),
             bars,
         }
+    }
+
+    /// Runs `f` (a prompt) with the progress bars hidden, so the question is not drawn
+    /// over; they come back afterwards.
+    pub async fn suspend_for<F: std::future::Future>(&self, f: F) -> F::Output {
+        let Some(b) = &self.bars else {
+            return f.await;
+        };
+        b.multi.set_draw_target(ProgressDrawTarget::hidden());
+        let out = f.await;
+        b.multi.set_draw_target(ProgressDrawTarget::stderr());
+        out
     }
 
     pub fn printer(&self) -> &Printer {
@@ -323,6 +343,9 @@ pub fn plain_line(event: &Event) -> Option<String> {
             )
         }
         Event::NodeSkipped { node, reason } => format!("node {node}: skipped ({reason})"),
+        Event::StepSkipped { node, step, reason } => {
+            format!("node {node}: `{step}` not run again: {reason}")
+        }
         Event::StepStarted {
             node,
             step,

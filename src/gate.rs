@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::probe::{ClusterView, NodeView};
+use crate::probe::{ClusterView, NodeView, ProbeError};
 use crate::releases::Capabilities;
 use crate::version::WkVersion;
 
 mod signals;
 mod stability;
+mod tracker;
 
 pub use signals::cluster_settled;
 use signals::{
@@ -23,6 +24,10 @@ use signals::{
     uptime_growing,
 };
 pub use stability::Stability;
+pub use tracker::{
+    Failure, PEER_DOWN_POLLS, Phase, PhaseKind, Rules, Tracker, Verdict, Waiting,
+    fully_back_problems, soak_problem,
+};
 
 /// One readiness signal (facts §11.2 A–G).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -108,6 +113,8 @@ impl SignalState {
 pub struct NodeBaseline {
     pub id: u64,
     pub version: Option<WkVersion>,
+    /// `/varz.commit` of the old process (proves a `-dev` build changed, facts §7.4).
+    pub commit: Option<String>,
     pub uptime: Option<Duration>,
     pub observed_at: SystemTime,
 }
@@ -119,10 +126,85 @@ impl NodeBaseline {
         NodeBaseline {
             id,
             version: n.and_then(|n| n.version.clone()),
+            commit: n.and_then(|n| n.commit.clone()),
             uptime: n.and_then(|n| n.uptime),
             observed_at: view.observed_at,
         }
     }
+}
+
+/// What the gate accepts as "on the target".
+///
+/// A `-dev` image reports the previous release tag, not its image tag (facts §7.4: the
+/// Docker build runs `git describe --tags --abbrev=0`). For such a target the node must
+/// report exactly that release (`dev_base`: the newest catalog release older than the
+/// target) and a `/varz.commit` other than the old process's: an old image that came
+/// back reports its old commit and never passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateTarget {
+    pub version: WkVersion,
+    pub dev_base: Option<WkVersion>,
+}
+
+impl GateTarget {
+    pub fn new(version: WkVersion) -> GateTarget {
+        let dev_base = version.is_dev().then(|| dev_base(&version)).flatten();
+        GateTarget { version, dev_base }
+    }
+
+    /// A target that a node reports as itself (a rollback to a release).
+    pub fn exact(version: WkVersion) -> GateTarget {
+        GateTarget {
+            version,
+            dev_base: None,
+        }
+    }
+
+    pub fn is_dev(&self) -> bool {
+        self.version.is_dev()
+    }
+
+    /// The version the node reports is what a process of the target reports.
+    pub fn accepts(&self, reported: &WkVersion) -> bool {
+        if reported.same_build(&self.version) {
+            return true;
+        }
+        if !self.is_dev() {
+            return false;
+        }
+        match &self.dev_base {
+            Some(base) => reported.same_build(base),
+            // Not in the catalog: the newest release it could build on is unknown; any
+            // release of the same major up to the target's triple (the commit decides).
+            None => {
+                reported.major() == self.version.major()
+                    && reported.triple() <= self.version.triple()
+            }
+        }
+    }
+
+    pub(crate) fn accepts_version(&self, node: &NodeView) -> bool {
+        node.version.as_ref().is_some_and(|v| self.accepts(v))
+    }
+}
+
+impl fmt::Display for GateTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.dev_base {
+            Some(b) => write!(f, "{} (reports {b})", self.version),
+            None => write!(f, "{}", self.version),
+        }
+    }
+}
+
+/// The release a `-dev` tag builds on: the newest catalog release (not beta, not dev)
+/// older than it.
+pub fn dev_base(target: &WkVersion) -> Option<WkVersion> {
+    crate::releases::catalog()
+        .into_iter()
+        .map(|(v, _)| v)
+        .filter(|v| v.is_release() && !v.is_beta() && v < target)
+        .max()
 }
 
 /// Every signal for one node at one observation.
@@ -158,7 +240,7 @@ pub fn evaluate(
     before: &NodeBaseline,
     prev: Option<&ClusterView>,
     now: &ClusterView,
-    target: &WkVersion,
+    target: &GateTarget,
 ) -> GateState {
     let Some(node) = now.node(before.id) else {
         let missing = SignalState::Unknown(format!("node {} is not in the observation", before.id));
@@ -187,7 +269,8 @@ pub fn evaluate(
         ),
     ];
     let crash_loop = prev_node.is_some_and(|p| {
-        let on_target = |n: &NodeView| n.version.as_ref() == Some(target);
+        let on_target =
+            |n: &NodeView| target.accepts_version(n) && !signals::same_dev_build(before, n, target);
         on_target(p)
             && on_target(node)
             && matches!((p.uptime, node.uptime), (Some(a), Some(b)) if b < a)
@@ -196,6 +279,38 @@ pub fn evaluate(
         signals,
         crash_loop,
     }
+}
+
+/// The node does not answer at all (refused, timed out, unreachable).
+pub fn is_down(node: &NodeView) -> bool {
+    !node.reachable && node.error.as_ref().is_some_and(ProbeError::is_unreachable)
+}
+
+/// B holds: `node` runs a process started after `before`, on the target.
+pub fn runs_new_process(
+    before: &NodeBaseline,
+    node: &NodeView,
+    at: SystemTime,
+    target: &GateTarget,
+) -> bool {
+    signals::new_process(before, node, at, target).is_met()
+}
+
+/// Why restarting `node` now (a rollback) would take a second node down, if it would:
+/// another node does not answer or is offline in the controller's view.
+pub fn rollback_blocker(view: &ClusterView, node: u64) -> Option<String> {
+    view.nodes
+        .iter()
+        .find(|n| {
+            n.id != node
+                && (!n.reachable || n.info_online == Some(false) || n.simple_online == Some(false))
+        })
+        .map(|other| {
+            format!(
+                "node {} is down or offline, and restarting node {node} now would take a second node down",
+                other.id
+            )
+        })
 }
 
 /// What `health_cluster_aware` means for A on this version (for messages and plans).

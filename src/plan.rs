@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::WkError;
@@ -26,11 +26,13 @@ pub struct PlannedStep {
     pub timeout_s: f64,
 }
 
-/// Playbook steps plus the steps wkctl does itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Every step of a run, by kind: the playbook steps plus the steps wkctl does itself.
+/// One vocabulary for the plan, the state file, the events and the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanStepKind {
-    /// Gate signal F before touching the node: a degraded cluster is never made worse.
+    /// Before the stop: every node fully back (A, C, D, E) and the cluster settled (F),
+    /// so a degraded cluster is never made worse.
     CheckSettled,
     Backup,
     Stop,
@@ -40,6 +42,12 @@ pub enum PlanStepKind {
     WaitReady,
     /// Watch the whole cluster for `policy.soak`.
     Soak,
+    /// `--resume`: re-verify a node an earlier run upgraded (the full gate, no restart).
+    Verify,
+    /// On failure: the node's log tail.
+    Logs,
+    /// On failure with `--rollback-on-failure`, or `wkctl rollback`.
+    Rollback,
 }
 
 impl PlanStepKind {
@@ -49,6 +57,8 @@ impl PlanStepKind {
             PlanStepKind::Stop => Some(StepKind::Stop),
             PlanStepKind::Install => Some(StepKind::Install),
             PlanStepKind::Start => Some(StepKind::Start),
+            PlanStepKind::Logs => Some(StepKind::Logs),
+            PlanStepKind::Rollback => Some(StepKind::Rollback),
             _ => None,
         }
     }
@@ -61,7 +71,27 @@ impl PlanStepKind {
             PlanStepKind::Start => "start",
             PlanStepKind::WaitReady => "wait_ready",
             PlanStepKind::Soak => "soak",
+            PlanStepKind::Verify => "verify",
+            PlanStepKind::Logs => "logs",
+            PlanStepKind::Rollback => "rollback",
         }
+    }
+    /// The node may be down once this step has begun.
+    pub fn takes_node_down(self) -> bool {
+        matches!(
+            self,
+            PlanStepKind::Stop
+                | PlanStepKind::Backup
+                | PlanStepKind::Install
+                | PlanStepKind::Start
+                | PlanStepKind::Rollback
+        )
+    }
+}
+
+impl std::fmt::Display for PlanStepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -74,6 +104,19 @@ pub struct PlannedNode {
     pub from: Option<String>,
     pub action: NodeAction,
     pub steps: Vec<PlannedStep>,
+    /// What runs only if the node fails: `logs` (its log tail) and `rollback`. Rendered
+    /// now and covered by the digest like every other command.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<PlannedStep>,
+}
+
+impl PlannedNode {
+    pub fn step(&self, kind: PlanStepKind) -> Option<&PlannedStep> {
+        self.steps
+            .iter()
+            .chain(&self.on_failure)
+            .find(|s| s.kind == kind)
+    }
 }
 
 /// The whole plan (the `plan --json` document).
@@ -81,7 +124,7 @@ pub struct PlannedNode {
 pub struct Plan {
     pub format_version: u32,
     pub cluster: String,
-    pub to: String,
+    pub to: WkVersion,
     pub playbook: String,
     pub order: Order,
     /// `live` (versions read from the cluster) or `offline` (from the manifest).
@@ -98,6 +141,10 @@ pub struct Plan {
 impl Plan {
     pub fn ok(&self) -> bool {
         finding::ok(&self.findings)
+    }
+    /// Recomputes the digest after a change made by the resume policy.
+    pub fn redigest(&mut self) {
+        self.digest = digest(self);
     }
     pub fn upgrades(&self) -> impl Iterator<Item = &PlannedNode> {
         self.nodes
@@ -201,10 +248,21 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
         findings.append(&mut node_findings);
         let from_s = from.as_ref().map(ToString::to_string);
         let vars = playbook::node_vars(input.playbook, &m.vars, node, from_s.as_deref(), &to_s);
-        // Every step the run may need is rendered now, so an unknown variable is a plan-time error.
-        for kind in [StepKind::Logs, StepKind::Rollback] {
+        // Every step the run may need is rendered now, so an unknown variable is a
+        // plan-time error and the on-failure commands are part of the reviewed plan.
+        let mut on_failure = Vec::new();
+        for (kind, plan_kind) in [
+            (StepKind::Logs, PlanStepKind::Logs),
+            (StepKind::Rollback, PlanStepKind::Rollback),
+        ] {
             if let Some(tpl) = input.playbook.step(kind) {
-                playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
+                let command =
+                    playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
+                on_failure.push(PlannedStep {
+                    kind: plan_kind,
+                    command: Some(command),
+                    timeout_s: step_timeout(kind),
+                });
             }
         }
         let mut steps = Vec::new();
@@ -251,14 +309,22 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
             from: from_s,
             action,
             steps,
+            on_failure: if action == NodeAction::Upgrade {
+                on_failure
+            } else {
+                Vec::new()
+            },
         });
+    }
+    if let Some(f) = budget_finding(&nodes, policy) {
+        findings.push(f);
     }
     finding::sort(&mut findings);
 
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
         cluster: m.name.clone(),
-        to: to_s,
+        to: to.clone(),
         playbook: input.playbook.name.clone(),
         order,
         source: if input.live { "live" } else { "offline" },
@@ -271,6 +337,38 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
     };
     plan.digest = digest(&plan);
     Ok(plan)
+}
+
+/// `node_timeout` runs from the stop: the steps after it (backup, install, start) must
+/// fit in it with room for the gate, or a node that comes up is failed on the first poll.
+fn budget_finding(nodes: &[PlannedNode], policy: &Policy) -> Option<Finding> {
+    let after_stop: f64 = nodes
+        .iter()
+        .map(|n| {
+            n.steps
+                .iter()
+                .skip_while(|s| s.kind != PlanStepKind::Stop)
+                .skip(1)
+                .filter(|s| s.command.is_some())
+                .map(|s| s.timeout_s)
+                .sum::<f64>()
+        })
+        .fold(0.0, f64::max);
+    let gate_floor = policy.stable_for.as_secs_f64() + 2.0 * policy.poll_interval.as_secs_f64();
+    let budget = policy.node_timeout.as_secs_f64();
+    (after_stop + gate_floor > budget).then(|| {
+        Finding::warn(
+            "policy.node_timeout_short",
+            None,
+            format!(
+                "the steps after the stop may take {after_stop:.0}s (their timeouts), more than `policy.node_timeout` ({budget:.0}s) leaves for them and the gate",
+            ),
+            format!(
+                "raise `policy.node_timeout` to at least {:.0}s, or lower the playbook's step timeouts; the gate always gets `stable_for` plus two polls after `start` returns",
+                (after_stop + gate_floor).ceil()
+            ),
+        )
+    })
 }
 
 fn render_error(input: &Input<'_>, id: u64, kind: StepKind, e: &str) -> WkError {
@@ -288,12 +386,12 @@ fn render_error(input: &Input<'_>, id: u64, kind: StepKind, e: &str) -> WkError 
 fn digest(plan: &Plan) -> String {
     let mut h = Sha256::new();
     h.update(plan.cluster.as_bytes());
-    h.update(plan.to.as_bytes());
+    h.update(plan.to.to_string().as_bytes());
     h.update(plan.manifest_digest.as_bytes());
     h.update(plan.playbook_digest.as_bytes());
     for n in &plan.nodes {
         h.update(n.id.to_le_bytes());
-        for s in &n.steps {
+        for s in n.steps.iter().chain(&n.on_failure) {
             h.update(s.kind.as_str().as_bytes());
             h.update(s.command.as_deref().unwrap_or("").as_bytes());
         }
@@ -342,7 +440,7 @@ mod tests {
             p.nodes.iter().map(|n| n.id).collect::<Vec<_>>(),
             [1001, 1002, 1003]
         );
-        assert_eq!(p.to, "v2.1.2-20250120");
+        assert_eq!(p.to.to_string(), "v2.1.2-20250120");
         let kinds: Vec<_> = p.nodes[0].steps.iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(
             kinds,

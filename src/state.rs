@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::WkError;
+use crate::plan::PlanStepKind;
 
 pub const STATE_FORMAT: u32 = 1;
 
@@ -51,6 +52,9 @@ pub enum NodeStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     pub version: Option<String>,
+    /// `/varz.commit` of the old process (a `-dev` target is proven by a new commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     pub uptime_s: Option<f64>,
     pub at_ms: u64,
 }
@@ -60,11 +64,15 @@ pub struct NodeRun {
     pub id: u64,
     pub from: Option<String>,
     pub status: NodeStatus,
-    /// The last step started (`backup`, `stop`, `install`, `start`, `wait_ready`, `soak`).
-    pub step: Option<String>,
+    /// The last step started.
+    pub step: Option<PlanStepKind>,
     /// Steps that finished successfully, in order.
-    pub done: Vec<String>,
+    pub done: Vec<PlanStepKind>,
     pub baseline: Option<Baseline>,
+    /// The `/varz.commit` the node ran when its gate passed: a later run to the same
+    /// `-dev` target recognises the build by it (a `-dev` image reports a release tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven_commit: Option<String>,
     pub started_at_ms: Option<u64>,
     pub finished_at_ms: Option<u64>,
     pub error: Option<String>,
@@ -79,13 +87,29 @@ impl NodeRun {
             step: None,
             done: Vec::new(),
             baseline: None,
+            proven_commit: None,
             started_at_ms: None,
             finished_at_ms: None,
             error: None,
         }
     }
-    pub fn finished(&self, step: &str) -> bool {
-        self.done.iter().any(|d| d == step)
+    pub fn finished(&self, step: PlanStepKind) -> bool {
+        self.done.contains(&step)
+    }
+
+    /// The node's stop has begun (in this run or an earlier one): it may be down.
+    pub fn stop_began(&self) -> bool {
+        self.finished(PlanStepKind::Stop) || self.step == Some(PlanStepKind::Stop)
+    }
+
+    /// Forget the node's progress: it is planned again from the start (after a rollback
+    /// brought it back to its old version).
+    pub fn restart_from_scratch(&mut self) {
+        self.step = None;
+        self.done.clear();
+        self.baseline = None;
+        self.proven_commit = None;
+        self.error = None;
     }
 }
 
@@ -179,7 +203,13 @@ impl StateDir {
         write_atomic(&self.state_path(), &text)
     }
 
-    /// Moves the state file aside (`state-<ms>.json`) and returns the new path.
+    /// The state file exists (readable or not).
+    pub fn has_state(&self) -> bool {
+        self.state_path().exists()
+    }
+
+    /// Moves the state file aside (`state-<ms>.json`) and returns the new path. Works on
+    /// an unreadable file too (`upgrade --discard` of a corrupt state).
     pub fn archive(&self) -> io::Result<PathBuf> {
         let to = self.root.join(format!("state-{}.json", now_ms()));
         fs::rename(self.state_path(), &to)?;

@@ -560,9 +560,9 @@ proptest! {
         for id in ids.iter().copied().chain([1001]) {
             let mut before = gate::NodeBaseline::from_view(&prev, id);
             before.uptime = before.uptime.or(baseline_uptime.map(Duration::from_secs));
-            let state = gate::evaluate(&before, Some(&prev), &now, &target);
+            let state = gate::evaluate(&before, Some(&prev), &now, &gate::GateTarget::new(target.clone()));
             let _ = (state.ready_now(), state.waiting_on());
-            let _ = gate::evaluate(&before, None, &now, &target);
+            let _ = gate::evaluate(&before, None, &now, &gate::GateTarget::new(target.clone()));
         }
         let _ = gate::cluster_settled(&now);
         let _ = checks::controller(&now);

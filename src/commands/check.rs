@@ -69,7 +69,7 @@ pub async fn run(global: &Global, args: &CheckArgs, p: &Printer) -> anyhow::Resu
         p.json_doc(&CheckDoc {
             format_version: plan::FORMAT_VERSION,
             cluster: &plan.cluster,
-            to: &plan.to,
+            to: &plan.to.to_string(),
             source: plan.source,
             ok,
             findings: &plan.findings,

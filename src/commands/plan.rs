@@ -28,7 +28,7 @@ pub fn print_plan(plan: &Plan, p: &Printer) -> std::io::Result<()> {
         "{} {} → {}  ({} of {} nodes to upgrade, playbook `{}`, {} data, order {})",
         p.bold("plan"),
         plan.cluster,
-        p.bold(&plan.to),
+        p.bold(&plan.to.to_string()),
         ups,
         plan.nodes.len(),
         plan.playbook,

@@ -8,11 +8,11 @@ use crate::cli::{Global, UpgradeArgs};
 use crate::commands::{Context, confirm, live, manifest_dir, rule_options, target};
 use crate::error::{Outcome, WkError};
 use crate::events::{Event, Reporter};
-use crate::execute::{Interrupt, Options, Runner};
+use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::finding::{self, Severity};
 use crate::manifest;
 use crate::output::{self, Printer};
-use crate::plan::Plan;
+use crate::plan::{Plan, PlanStepKind};
 use crate::releases::{self, Target};
 use crate::state::{self, NodeRun, NodeStatus, RunState, RunStatus, StateDir, Takeover};
 use crate::version::WkVersion;
@@ -31,22 +31,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     let dir = state_dir(global, args, &ctx.manifest.name);
 
     if args.discard {
-        refuse_if_live_lock(&dir, args)?;
-        if dir.load()?.is_none() {
-            p.note("no unfinished run to discard");
-            return Ok(Outcome::Success);
-        }
-        let kept = dir.archive().map_err(|e| {
-            WkError::no(
-                format!("cannot move the state aside: {e}"),
-                "check permissions",
-            )
-        })?;
-        p.note(&format!(
-            "discarded the unfinished run; its state is kept at `{}`",
-            kept.display()
-        ));
-        return Ok(Outcome::Success);
+        return discard(&dir, args, p);
     }
 
     // Never run without a place to save state (checked before reading it, so a file in
@@ -99,7 +84,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         }
         _ => {}
     }
-    let resume_state = if args.resume { previous } else { None };
+    let resume_state = if args.resume { previous.clone() } else { None };
     if let Some(st) = &resume_state {
         check_drift(st, &ctx, &dir)?;
     }
@@ -127,6 +112,9 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     let mut plan = live::plan_from_view(&ctx, &view, &target, rules, versions.as_ref())?;
     if let Some(st) = &resume_state {
         relax_for_resume(&mut plan, st);
+    }
+    if let Some(st) = &previous {
+        skip_proven_dev_builds(&mut plan, st, &view);
     }
     let reporter = Reporter::new(p, plan.nodes.len());
     reporter.emit(&Event::CheckFinished {
@@ -160,14 +148,13 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
             .into());
         }
         super::plan::print_plan(&plan, p)?;
-        if !confirm(&format!(
+        let question = format!(
             "upgrade {} node(s) of `{}` to {}? [y/N] ",
             plan.upgrades().count(),
             plan.cluster,
             plan.to
-        ))
-        .await
-        {
+        );
+        if !reporter.suspend_for(confirm(&question)).await {
             p.note("nothing was changed");
             return Ok(Outcome::No);
         }
@@ -182,7 +169,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     };
     reporter.emit(&Event::RunStarted {
         cluster: plan.cluster.clone(),
-        to: plan.to.clone(),
+        to: plan.to.to_string(),
         nodes: plan.upgrades().map(|n| n.id).collect(),
         resume: args.resume,
         plan_digest: plan.digest.clone(),
@@ -194,23 +181,49 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         resume: args.resume,
         interactive,
     };
-    let runner = Runner::new(
-        &ctx,
-        &plan,
-        target.version.clone(),
+    let runner = Runner::new(RunInputs {
+        ctx: &ctx,
+        plan: &plan,
         client,
-        &reporter,
-        dir.clone(),
+        reporter: &reporter,
+        dir: dir.clone(),
         state,
         interrupt,
         opts,
-    );
+    });
     let outcome = runner.run().await?;
     drop(lock);
     if !args.json {
         print_summary(&dir, &plan, outcome, p)?;
     }
     Ok(outcome)
+}
+
+/// `--discard`: moves the unfinished run's state aside, even an unreadable one (whose
+/// own error points here).
+fn discard(dir: &StateDir, args: &UpgradeArgs, p: &Printer) -> anyhow::Result<Outcome> {
+    refuse_if_live_lock(dir, args)?;
+    if !dir.has_state() {
+        p.note("no unfinished run to discard");
+        return Ok(Outcome::Success);
+    }
+    let readable = dir.load().is_ok();
+    let kept = dir.archive().map_err(|e| {
+        WkError::no(
+            format!("cannot move the state aside: {e}"),
+            "check permissions",
+        )
+    })?;
+    let what = if readable {
+        "the unfinished run"
+    } else {
+        "the unreadable state file"
+    };
+    p.note(&format!(
+        "discarded {what}; its state is kept at `{}`",
+        kept.display()
+    ));
+    Ok(Outcome::Success)
 }
 
 /// A run in progress (the lock held by a live process) is named first: the unfinished
@@ -280,7 +293,7 @@ fn describe(st: &RunState) -> String {
         Some(n) => format!(
             "{status}; {done} node(s) done; node {} stopped at `{}`",
             n.id,
-            n.step.as_deref().unwrap_or("start")
+            n.step.map_or("start", PlanStepKind::as_str)
         ),
         None => format!("{status}; {done} node(s) done"),
     }
@@ -393,7 +406,7 @@ fn relax_for_resume(plan: &mut Plan, st: &RunState) {
         .filter(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed))
         // Only a node whose stop began may be down on purpose; before that, nothing of
         // the cluster's state is explained by the run, and every block stands.
-        .filter(|n| n.finished("stop") || n.step.as_deref() == Some("stop"))
+        .filter(|n| n.stop_began())
         .map(|n| n.id)
         .collect();
     if busy.is_empty() {
@@ -417,11 +430,50 @@ fn relax_for_resume(plan: &mut Plan, st: &RunState) {
     finding::sort(&mut plan.findings);
 }
 
+/// A `-dev` image reports the release it builds on (facts §7.4), so the plan sees every
+/// node as "to upgrade" again. A node an earlier run to the same `-dev` target proved
+/// (its gate passed on a new commit) and that still runs that commit is skipped: a
+/// re-run restarts nothing.
+fn skip_proven_dev_builds(plan: &mut Plan, st: &RunState, view: &crate::probe::ClusterView) {
+    if !plan.to.is_dev() || st.to != plan.to.to_string() {
+        return;
+    }
+    let mut changed = false;
+    for pn in &mut plan.nodes {
+        let proven = st
+            .node(pn.id)
+            .filter(|n| n.status == NodeStatus::Ready)
+            .and_then(|n| n.proven_commit.as_deref());
+        let now = view.node(pn.id).and_then(|n| n.commit.as_deref());
+        if pn.action == releases::NodeAction::Upgrade && proven.is_some() && proven == now {
+            pn.action = releases::NodeAction::Skip;
+            pn.steps.clear();
+            pn.on_failure.clear();
+            plan.findings.push(crate::finding::Finding::info(
+                "version.same",
+                Some(pn.id),
+                format!(
+                    "node {} runs the {} build proven by the earlier run (commit {}); it is skipped",
+                    pn.id,
+                    plan.to,
+                    now.unwrap_or_default()
+                ),
+                "nothing to do for this node",
+            ));
+            changed = true;
+        }
+    }
+    if changed {
+        finding::sort(&mut plan.findings);
+        plan.redigest();
+    }
+}
+
 fn new_state(plan: &Plan, ctx: &Context) -> RunState {
     RunState {
         format_version: state::STATE_FORMAT,
         cluster: plan.cluster.clone(),
-        to: plan.to.clone(),
+        to: plan.to.to_string(),
         plan_digest: plan.digest.clone(),
         manifest_digest: ctx.manifest.digest.clone(),
         playbook_digest: ctx.playbook.digest.clone(),
@@ -465,7 +517,7 @@ fn print_summary(
             n.and_then(|n| n.from.clone())
                 .or_else(|| pn.from.clone())
                 .unwrap_or_else(|| "?".into()),
-            plan.to.clone(),
+            plan.to.to_string(),
             shown,
             took.map(|ms| output::short_duration(std::time::Duration::from_millis(ms)))
                 .unwrap_or_default(),

@@ -4,17 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use super::{NodeEnd, Runner};
+use super::{NodeEnd, Runner, WaitEnd};
 use crate::events::Event;
-use crate::gate::NodeBaseline;
+use crate::gate::{GateTarget, NodeBaseline};
 use crate::plan::{PlanStepKind, PlannedNode};
-use crate::playbook::{self, StepKind};
+use crate::probe::Scope;
 use crate::state::{NodeStatus, now_ms};
 use crate::transport::{self, Transport};
 use crate::version::WkVersion;
 
 /// Lines of a failed node's logs shown to the operator.
 const LOG_TAIL_LINES: usize = 40;
+/// The `logs` step gets this long.
+const LOGS_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Runner<'_> {
     pub(super) fn interrupted(
@@ -25,8 +27,8 @@ impl Runner<'_> {
         let step = self
             .state
             .node(id)
-            .and_then(|n| n.step.clone())
-            .unwrap_or_default();
+            .and_then(|n| n.step)
+            .map_or_else(|| "start".to_string(), |s| s.to_string());
         let message = if node_may_be_down {
             format!(
                 "node {id} may be DOWN (interrupted during `{step}`); state saved: continue with `wkctl upgrade --resume`"
@@ -48,17 +50,17 @@ impl Runner<'_> {
     pub(super) async fn fail(
         &mut self,
         pn: &PlannedNode,
-        step: &str,
+        step: PlanStepKind,
         reason: &str,
         signal: Option<String>,
         observed: Option<String>,
         touched: bool,
     ) -> anyhow::Result<NodeEnd> {
         let id = pn.id;
-        let logs_tail = self.node_logs(id).await;
+        let logs_tail = self.node_logs(pn).await;
         self.emit(&Event::NodeFailed {
             node: id,
-            step: step.to_string(),
+            step,
             reason: reason.to_string(),
             signal,
             observed,
@@ -77,122 +79,104 @@ impl Runner<'_> {
         Ok(NodeEnd::Failed)
     }
 
-    async fn node_logs(&self, id: u64) -> Option<String> {
-        let node = self.ctx.manifest.node(id)?;
-        let tpl = self.ctx.playbook.step(StepKind::Logs)?;
-        let from = self.state.node(id).and_then(|n| n.from.clone());
-        let vars = playbook::node_vars(
-            &self.ctx.playbook,
-            &self.ctx.manifest.vars,
-            node,
-            from.as_deref(),
-            &self.plan.to,
-        );
-        let cmd = playbook::render(tpl, &vars).ok()?;
+    /// The plan's `logs` command for the node, its output's tail.
+    async fn node_logs(&self, pn: &PlannedNode) -> Option<String> {
+        let node = self.ctx.manifest.node(pn.id)?;
+        let cmd = pn.step(PlanStepKind::Logs)?.command.as_deref()?;
         let out = transport::run(
             &Transport::for_node(&self.ctx.manifest, node),
-            &cmd,
-            Duration::from_secs(30),
+            cmd,
+            LOGS_TIMEOUT,
         )
         .await
         .ok()?;
         Some(out.tail(LOG_TAIL_LINES))
     }
 
-    /// `--rollback-on-failure`: the playbook's `rollback`, then the gate on the old version.
+    fn rollback_finished(&self, id: u64, ok: bool, reason: Option<String>) {
+        self.emit(&Event::RollbackFinished {
+            node: id,
+            ok,
+            reason,
+        });
+    }
+
+    /// `--rollback-on-failure`: the plan's `rollback` command, then the gate on the old
+    /// version. On success the node is back on `from` and a resumed run plans it again
+    /// from the start (pre-stop check included).
     async fn rollback(&mut self, pn: &PlannedNode) -> anyhow::Result<()> {
         let id = pn.id;
         let from = self.state.node(id).and_then(|n| n.from.clone());
-        let (Some(node), Some(tpl), Some(from_s)) = (
+        let (Some(node), Some(step), Some(from_s)) = (
             self.ctx.manifest.node(id),
-            self.ctx.playbook.step(StepKind::Rollback),
+            pn.step(PlanStepKind::Rollback).cloned(),
             from,
         ) else {
-            self.emit(&Event::RollbackFinished {
-                node: id,
-                ok: false,
-                reason: Some("no rollback step or old version unknown".into()),
-            });
+            self.rollback_finished(
+                id,
+                false,
+                Some("no rollback step or old version unknown".into()),
+            );
             return Ok(());
         };
         let Ok(old) = WkVersion::parse(&from_s) else {
-            self.emit(&Event::RollbackFinished {
-                node: id,
-                ok: false,
-                reason: Some(format!("old version `{from_s}` unparsable")),
-            });
+            self.rollback_finished(
+                id,
+                false,
+                Some(format!("old version `{from_s}` unparsable")),
+            );
             return Ok(());
         };
-        // A rollback restarts the node: only when every other node is up and online,
-        // or it would take a second node down (the failure may be another node's).
-        let now = self.observe(id).await;
-        if let Some(other) = now.nodes.iter().find(|n| {
-            n.id != id
-                && (!n.reachable || n.info_online == Some(false) || n.simple_online == Some(false))
-        }) {
-            self.emit(&Event::RollbackFinished {
-                node: id,
-                ok: false,
-                reason: Some(format!(
-                    "skipped: node {} is down or offline, and restarting node {id} now would take a second node down",
-                    other.id
-                )),
-            });
+        // A rollback restarts the node: only when no other node is down, or it would
+        // take a second node down (the failure may be another node's).
+        let before = self.observe(Scope::Focus(id)).await;
+        if let Some(why) = crate::gate::rollback_blocker(&before, id) {
+            self.rollback_finished(id, false, Some(format!("skipped: {why}")));
             return Ok(());
         }
-        let vars = playbook::node_vars(
-            &self.ctx.playbook,
-            &self.ctx.manifest.vars,
-            node,
-            Some(&from_s),
-            &self.plan.to,
-        );
-        let cmd = playbook::render(tpl, &vars).map_err(anyhow::Error::msg)?;
-        self.step_started(id, PlanStepKind::Start, Some(cmd.clone()))?;
-        let timeout = self
-            .ctx
-            .playbook
-            .timeout(StepKind::Rollback)
-            .unwrap_or(self.ctx.manifest.policy.step_timeout);
-        let before = self.observe(id).await;
-        let baseline = NodeBaseline::from_view(&before, id);
+        let Some(cmd) = step.command.clone() else {
+            return Ok(());
+        };
+        self.step_started(id, PlanStepKind::Rollback, Some(cmd.clone()))?;
         let out = transport::run(
             &Transport::for_node(&self.ctx.manifest, node),
             &cmd,
-            timeout,
+            Duration::from_secs_f64(step.timeout_s),
         )
         .await;
-        let ok_run = out.as_ref().is_ok_and(transport::StepOutput::success);
-        if !ok_run {
+        if !out.as_ref().is_ok_and(transport::StepOutput::success) {
             let why = match out {
                 Ok(o) => format!("rollback step failed: {}", o.tail(5)),
                 Err(e) => format!("rollback step could not run: {e}"),
             };
-            self.emit(&Event::RollbackFinished {
-                node: id,
-                ok: false,
-                reason: Some(why),
-            });
+            self.rollback_finished(id, false, Some(why));
             return Ok(());
         }
+        // Proven by a new process on the old version (the uptime reset).
         let baseline = NodeBaseline {
             version: None,
-            ..baseline
+            commit: None,
+            ..NodeBaseline::from_view(&before, id)
         };
-        match self.wait_ready(&baseline, &old, Instant::now()).await {
+        match self
+            .wait_ready(
+                &baseline,
+                &GateTarget::exact(old),
+                Instant::now(),
+                Some(Instant::now()),
+            )
+            .await
+        {
             Ok(_) => {
-                self.emit(&Event::RollbackFinished {
-                    node: id,
-                    ok: true,
-                    reason: None,
-                });
-                self.node_run(id).status = NodeStatus::RolledBack;
+                self.rollback_finished(id, true, None);
+                let n = self.node_run(id);
+                n.status = NodeStatus::RolledBack;
+                n.restart_from_scratch();
             }
-            Err(f) => self.emit(&Event::RollbackFinished {
-                node: id,
-                ok: false,
-                reason: Some(f.reason()),
-            }),
+            Err(WaitEnd::Failed(f)) => self.rollback_finished(id, false, Some(f.reason())),
+            Err(WaitEnd::Interrupted) => {
+                self.rollback_finished(id, false, Some("interrupted".into()));
+            }
         }
         self.save()
     }

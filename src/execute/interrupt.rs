@@ -1,6 +1,6 @@
-//! Ctrl-C (and SIGTERM) handling for a run (DESIGN §6): the first signal asks the run to
-//! stop after the current step (finishing the gate of a node that is down), the second
-//! means save and exit now.
+//! Ctrl-C, SIGTERM (a cancelled CI job) and SIGHUP (a dropped ssh connection) handling
+//! for a run (DESIGN §6): the first signal asks the run to stop after the current step
+//! (finishing the gate of a node that is down), the second means save and exit now.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -14,15 +14,16 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    /// Listens for SIGINT and SIGTERM for the rest of the process.
+    /// Listens for SIGINT, SIGTERM and SIGHUP for the rest of the process.
     pub fn install() -> Self {
         let me = Interrupt::default();
         let handle = me.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut int), Ok(mut term)) = (
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
                 signal(SignalKind::interrupt()),
                 signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
             ) else {
                 return;
             };
@@ -30,6 +31,7 @@ impl Interrupt {
                 tokio::select! {
                     _ = int.recv() => {}
                     _ = term.recv() => {}
+                    _ = hup.recv() => {}
                 }
                 handle.trigger();
             }

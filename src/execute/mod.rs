@@ -1,9 +1,12 @@
-//! The executor: the only module with side effects. It runs exactly the [`Plan`], one
-//! node at a time, saving state after every step (DESIGN §2, §5, §6).
+//! The executor: the only module that changes the cluster. It runs exactly the [`Plan`],
+//! one node at a time, saving state after every step (DESIGN §2, §5, §6). It decides
+//! nothing about the cluster itself: every wait and every stop is the
+//! [`Tracker`](crate::gate::Tracker)'s verdict on what the executor observed.
 //!
-//! Per node: cluster settled (F) → baseline → backup → stop → install → start → gate
-//! (A–G held for `stable_for`) → soak → next. Any failure stops the run: the node's logs
-//! are shown, state is saved, and nothing after the failed node is touched.
+//! Per node: pre-stop (every node fully back, cluster settled) → baseline → stop →
+//! backup → install → start → gate (A–G held for `stable_for`) → soak → next. Any
+//! failure stops the run: the node's logs are shown, state is saved, and nothing after
+//! the failed node is touched.
 
 mod failure;
 mod interrupt;
@@ -11,20 +14,19 @@ mod summary;
 mod watch;
 
 pub use interrupt::Interrupt;
-pub use watch::{WaitFailure, soak_problem};
+pub use watch::WaitEnd;
 
 use std::time::{Duration, Instant};
 
 use crate::commands::Context;
 use crate::error::Outcome;
 use crate::events::{Event, Reporter};
-use crate::gate::NodeBaseline;
-use crate::plan::{Plan, PlanStepKind, PlannedNode};
-use crate::probe::Client;
+use crate::gate::{GateTarget, NodeBaseline, Rules, Tracker};
+use crate::plan::{Plan, PlanStepKind, PlannedNode, PlannedStep};
+use crate::probe::{Client, ClusterView, Scope};
 use crate::releases::NodeAction;
-use crate::state::{NodeRun, NodeStatus, RunState, RunStatus, StateDir, now_ms};
+use crate::state::{Baseline, NodeRun, NodeStatus, RunState, RunStatus, StateDir, now_ms};
 use crate::transport::{self, Transport};
-use crate::version::WkVersion;
 
 /// Choices the operator made on the command line.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,16 +38,29 @@ pub struct Options {
     pub interactive: bool,
 }
 
-pub struct Runner<'a> {
+/// Everything a run needs.
+pub struct RunInputs<'a> {
     pub ctx: &'a Context,
     pub plan: &'a Plan,
-    pub target: WkVersion,
     pub client: Client,
     pub reporter: &'a Reporter,
     pub dir: StateDir,
     pub state: RunState,
     pub interrupt: Interrupt,
     pub opts: Options,
+}
+
+pub struct Runner<'a> {
+    pub ctx: &'a Context,
+    pub plan: &'a Plan,
+    pub target: GateTarget,
+    pub client: Client,
+    pub reporter: &'a Reporter,
+    pub dir: StateDir,
+    pub state: RunState,
+    pub interrupt: Interrupt,
+    pub opts: Options,
+    tracker: Tracker,
     started: Instant,
 }
 
@@ -59,28 +74,18 @@ enum NodeEnd {
 }
 
 impl<'a> Runner<'a> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        ctx: &'a Context,
-        plan: &'a Plan,
-        target: WkVersion,
-        client: Client,
-        reporter: &'a Reporter,
-        dir: StateDir,
-        state: RunState,
-        interrupt: Interrupt,
-        opts: Options,
-    ) -> Self {
+    pub fn new(inputs: RunInputs<'a>) -> Self {
         Runner {
-            ctx,
-            plan,
-            target,
-            client,
-            reporter,
-            dir,
-            state,
-            interrupt,
-            opts,
+            ctx: inputs.ctx,
+            plan: inputs.plan,
+            target: GateTarget::new(inputs.plan.to.clone()),
+            client: inputs.client,
+            reporter: inputs.reporter,
+            dir: inputs.dir,
+            state: inputs.state,
+            interrupt: inputs.interrupt,
+            opts: inputs.opts,
+            tracker: Tracker::new(Rules::from_policy(&inputs.ctx.manifest.policy)),
             started: Instant::now(),
         }
     }
@@ -110,14 +115,30 @@ impl<'a> Runner<'a> {
         self.state.node_mut(id).expect("inserted above") // ok: inserted just above
     }
 
+    /// The order nodes are visited: the plan's, except that on `--resume` a node whose
+    /// stop began (it may be down) is finished first. Nodes upgraded earlier are
+    /// re-verified afterwards, with the whole cluster back, so their gate includes F.
+    fn visit_order(&self) -> Vec<&'a PlannedNode> {
+        let plan: &'a Plan = self.plan;
+        let busy = |pn: &PlannedNode| {
+            self.state.node(pn.id).is_some_and(|n| {
+                matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed) && n.stop_began()
+            })
+        };
+        let mut order: Vec<&'a PlannedNode> = plan.nodes.iter().filter(|pn| busy(pn)).collect();
+        order.extend(plan.nodes.iter().filter(|pn| !busy(pn)));
+        order
+    }
+
     /// Runs every node of the plan in order.
     pub async fn run(mut self) -> anyhow::Result<Outcome> {
         self.state.status = RunStatus::Running;
         self.save()?;
-        let total = self.plan.nodes.len();
+        let order = self.visit_order();
+        let total = order.len();
         let mut outcome = Outcome::Success;
         let mut upgraded = 0usize;
-        for (i, pn) in self.plan.nodes.iter().enumerate() {
+        for (i, pn) in order.iter().enumerate() {
             if self.interrupt.requested() {
                 outcome = Outcome::Interrupted;
                 break;
@@ -134,9 +155,13 @@ impl<'a> Runner<'a> {
                     break;
                 }
             }
-            let more = self.plan.nodes[i + 1..]
-                .iter()
-                .any(|n| n.action == NodeAction::Upgrade);
+            let more = order[i + 1..].iter().any(|n| {
+                n.action == NodeAction::Upgrade
+                    && self
+                        .state
+                        .node(n.id)
+                        .is_none_or(|r| r.status != NodeStatus::Ready)
+            });
             if upgraded == 1
                 && more
                 && self.ctx.manifest.policy.canary
@@ -173,7 +198,7 @@ impl<'a> Runner<'a> {
         );
         // Ctrl-C at the prompt is a "no" (the answer is read on a blocking thread).
         tokio::select! {
-            yes = crate::commands::confirm(&prompt) => yes,
+            yes = self.reporter.suspend_for(crate::commands::confirm(&prompt)) => yes,
             () = self.interrupt.reached(1) => false,
         }
     }
@@ -185,38 +210,27 @@ impl<'a> Runner<'a> {
         total: usize,
     ) -> anyhow::Result<NodeEnd> {
         let id = pn.id;
-        let prior = self.state.node(id).map(|n| n.status);
         if pn.action == NodeAction::Skip {
             self.emit(&Event::NodeSkipped {
                 node: id,
                 reason: format!("already on {}", self.plan.to),
             });
-            let n = self.node_run(id);
-            n.status = NodeStatus::Skipped;
+            self.node_run(id).status = NodeStatus::Skipped;
             self.save()?;
             return Ok(NodeEnd::Skipped);
         }
-        if prior == Some(NodeStatus::Ready) {
-            // Verified in an earlier run: re-verify without restarting. Only the node's
-            // own signals: the interrupted node may still be down, so the cluster cannot
-            // be settled yet (its own gate comes next and checks F).
-            self.emit(&Event::NodeSkipped {
-                node: id,
-                reason: "upgraded by the earlier run; re-verified without restart".into(),
-            });
-            return match self.verify_upgraded(id).await {
-                Ok(()) => Ok(NodeEnd::Skipped),
-                Err(f) => {
-                    self.fail(pn, "verify", &f.reason(), f.signal(), f.observed(), false)
-                        .await
-                }
-            };
+        match self.state.node(id).map(|n| n.status) {
+            Some(NodeStatus::Ready) => return self.verify(pn).await,
+            // Rolled back to its old version: planned again from the start, pre-stop
+            // check included.
+            Some(NodeStatus::RolledBack) => self.node_run(id).restart_from_scratch(),
+            _ => {}
         }
         let node_started = Instant::now();
         self.emit(&Event::NodeStarted {
             node: id,
             from: pn.from.clone(),
-            to: self.plan.to.clone(),
+            to: self.plan.to.to_string(),
             index,
             total,
         });
@@ -227,21 +241,22 @@ impl<'a> Runner<'a> {
                 n.from = from;
             }
             n.status = NodeStatus::InProgress;
+            n.error = None;
             n.started_at_ms.get_or_insert_with(now_ms);
         }
         self.save()?;
 
-        // Signal F, then the baseline, unless the node's stop already started (a resumed
-        // node that may be down: F cannot hold, and the baseline must stay the old process).
-        if !self.stop_started(id)
-            && let Some(end) = self.settle_and_baseline(pn, true).await?
-        {
-            return Ok(end);
+        // Pre-stop, right before the stop, unless the stop already began in an earlier
+        // run (the node may be down, and its baseline must stay the old process).
+        let stop_began = self.state.node(id).is_some_and(NodeRun::stop_began);
+        if !stop_began {
+            match self.pre_stop(pn).await? {
+                PreStop::Go => {}
+                PreStop::End(end) => return Ok(end),
+            }
         }
-        // The gate's `node_timeout` runs from the stop (DESIGN §3), or from the gate itself
-        // when the stop happened in an earlier run.
-        let mut stopped_at: Option<Instant> = None;
-
+        let mut stopped_at = None;
+        let mut start_returned = None;
         let transport = Transport::for_node(
             &self.ctx.manifest,
             self.ctx
@@ -249,122 +264,70 @@ impl<'a> Runner<'a> {
                 .node(id)
                 .ok_or_else(|| anyhow::anyhow!("node {id} vanished from the manifest"))?,
         );
-        for step in pn.steps.iter().filter(|s| s.kind.playbook_step().is_some()) {
-            if self
-                .state
-                .node(id)
-                .is_some_and(|n| n.finished(step.kind.as_str()))
-            {
+        for step in pn.steps.iter().filter(|s| s.command.is_some()) {
+            if self.state.node(id).is_some_and(|n| n.finished(step.kind)) {
                 continue;
             }
-            // First Ctrl-C before the node goes down: stop here, nothing touched.
-            let down = self.stop_started(id);
-            if self.interrupt.requested() && !down {
+            if self.interrupt.requested() && !self.state.node(id).is_some_and(NodeRun::stop_began) {
                 return self.interrupted(id, false);
             }
-            // F again right before the stop: a long backup must not hide a peer that went
-            // down meanwhile (never two nodes down). The baseline is retaken with it.
             if step.kind == PlanStepKind::Stop {
-                if !down && let Some(end) = self.settle_and_baseline(pn, false).await? {
-                    return Ok(end);
-                }
                 stopped_at = Some(Instant::now());
             }
-            let Some(command) = step.command.clone() else {
+            if self.already_done(pn, step).await? {
                 continue;
-            };
-            self.step_started(id, step.kind, Some(command.clone()))?;
-            let timeout = Duration::from_secs_f64(step.timeout_s);
-            let out = tokio::select! {
-                r = transport::run(&transport, &command, timeout) => r,
-                () = self.interrupt.reached(2) => {
-                    return self.interrupted(id, true);
-                }
-            };
-            let out = match out {
-                Ok(o) => o,
-                Err(e) => {
-                    let reason = format!("{} could not run: {e}", step.kind.as_str());
-                    return self
-                        .fail(pn, step.kind.as_str(), &reason, None, None, true)
-                        .await;
-                }
-            };
-            self.emit(&Event::StepFinished {
-                node: id,
-                step: step.kind.as_str().into(),
-                ok: out.success(),
-                exit_code: out.exit_code,
-                timed_out: out.timed_out,
-                duration_s: out.duration.as_secs_f64(),
-            });
-            if !out.success() {
-                let how = if out.timed_out {
-                    format!("timed out after {}s", step.timeout_s)
-                } else {
-                    format!(
-                        "exited with {}",
-                        out.exit_code
-                            .map_or_else(|| "a signal".into(), |c| c.to_string())
-                    )
-                };
-                let reason = format!(
-                    "step `{}` {how}; last output:\n{}",
-                    step.kind.as_str(),
-                    indent(&out.tail(10))
-                );
-                let touched = step.kind != PlanStepKind::Backup;
-                return self
-                    .fail(pn, step.kind.as_str(), &reason, None, None, touched)
-                    .await;
             }
-            self.node_run(id).done.push(step.kind.as_str().into());
-            self.save()?;
+            if let Some(end) = self.run_step(pn, step, &transport).await? {
+                return Ok(end);
+            }
+            if step.kind == PlanStepKind::Start {
+                start_returned = Some(Instant::now());
+            }
         }
 
-        // The gate.
-        if !self
-            .state
-            .node(id)
-            .is_some_and(|n| n.finished("wait_ready"))
+        // The gate, always: on a resumed run too, since the node may have changed while
+        // wkctl was not watching.
+        self.step_started(id, PlanStepKind::WaitReady, None)?;
+        let baseline = self.baseline(id);
+        let target = self.target.clone();
+        let from = stopped_at.unwrap_or_else(Instant::now);
+        match self
+            .wait_ready(&baseline, &target, from, start_returned)
+            .await
         {
-            self.step_started(id, PlanStepKind::WaitReady, None)?;
-            let baseline = self.baseline(id);
-            let deadline_from = stopped_at.unwrap_or_else(Instant::now);
-            match self
-                .wait_ready(&baseline, &self.target.clone(), deadline_from)
-                .await
-            {
-                Ok(_) => {
-                    self.emit(&Event::NodeReady {
-                        node: id,
-                        version: self.plan.to.clone(),
-                        duration_s: node_started.elapsed().as_secs_f64(),
-                    });
-                    self.node_run(id).done.push("wait_ready".into());
-                    self.save()?;
+            Ok(view) => {
+                self.emit(&Event::NodeReady {
+                    node: id,
+                    version: self.plan.to.to_string(),
+                    duration_s: node_started.elapsed().as_secs_f64(),
+                });
+                let commit = view.node(id).and_then(|n| n.commit.clone());
+                let n = self.node_run(id);
+                n.proven_commit = commit;
+                if !n.finished(PlanStepKind::WaitReady) {
+                    n.done.push(PlanStepKind::WaitReady);
                 }
-                Err(WaitFailure::Interrupted) => return self.interrupted(id, true),
-                Err(f) => {
-                    return self
-                        .fail(
-                            pn,
-                            "wait_ready",
-                            &f.reason(),
-                            f.signal(),
-                            f.observed(),
-                            true,
-                        )
-                        .await;
-                }
+                self.save()?;
+            }
+            Err(WaitEnd::Interrupted) => return self.interrupted(id, true),
+            Err(WaitEnd::Failed(f)) => {
+                return self
+                    .fail(
+                        pn,
+                        PlanStepKind::WaitReady,
+                        &f.reason(),
+                        f.signal(),
+                        f.observed(),
+                        true,
+                    )
+                    .await;
             }
         }
         if self.interrupt.requested() {
-            self.finish_node(id, NodeStatus::Ready)?;
+            // Ready, not soaked: a resumed run re-gates it and runs the soak.
             return self.interrupted(id, false);
         }
 
-        // The soak.
         if pn.steps.iter().any(|s| s.kind == PlanStepKind::Soak) {
             self.step_started(id, PlanStepKind::Soak, None)?;
             match self.soak(id).await {
@@ -374,8 +337,8 @@ impl<'a> Runner<'a> {
                     duration_s: d.as_secs_f64(),
                     reason: None,
                 }),
-                Err(WaitFailure::Interrupted) => return self.interrupted(id, false),
-                Err(f) => {
+                Err(WaitEnd::Interrupted) => return self.interrupted(id, false),
+                Err(WaitEnd::Failed(f)) => {
                     self.emit(&Event::SoakFinished {
                         node: id,
                         ok: false,
@@ -383,10 +346,18 @@ impl<'a> Runner<'a> {
                         reason: Some(f.reason()),
                     });
                     return self
-                        .fail(pn, "soak", &f.reason(), f.signal(), f.observed(), false)
+                        .fail(
+                            pn,
+                            PlanStepKind::Soak,
+                            &f.reason(),
+                            f.signal(),
+                            f.observed(),
+                            false,
+                        )
                         .await;
                 }
             }
+            self.node_run(id).done.push(PlanStepKind::Soak);
         } else {
             self.emit(&Event::SoakFinished {
                 node: id,
@@ -399,11 +370,219 @@ impl<'a> Runner<'a> {
         Ok(NodeEnd::Done)
     }
 
-    /// The node's stop step has started (it may be down).
-    fn stop_started(&self, id: u64) -> bool {
-        self.state
+    /// The pre-stop check (every node fully back, F), the just-in-time re-read of the
+    /// node (already on the target: skip it) and its baseline, from one observation.
+    async fn pre_stop(&mut self, pn: &PlannedNode) -> anyhow::Result<PreStop> {
+        let id = pn.id;
+        self.step_started(id, PlanStepKind::CheckSettled, None)?;
+        let view = match self.wait_safe_to_stop(id).await {
+            Ok(view) => view,
+            Err(WaitEnd::Interrupted) => return self.interrupted(id, false).map(PreStop::End),
+            Err(WaitEnd::Failed(f)) => {
+                return self
+                    .fail(
+                        pn,
+                        PlanStepKind::CheckSettled,
+                        &f.reason(),
+                        f.signal(),
+                        f.observed(),
+                        false,
+                    )
+                    .await
+                    .map(PreStop::End);
+            }
+        };
+        if let Some(n) = view.node(id)
+            && !self.target.is_dev()
+            && n.version
+                .as_ref()
+                .is_some_and(|v| v.same_build(&self.plan.to))
+        {
+            self.emit(&Event::NodeSkipped {
+                node: id,
+                reason: format!(
+                    "already runs {} (re-read right before its stop: upgraded by someone else?)",
+                    self.plan.to
+                ),
+            });
+            self.finish_node(id, NodeStatus::Skipped)?;
+            return Ok(PreStop::End(NodeEnd::Skipped));
+        }
+        self.record_baseline(id, &view);
+        self.node_run(id).done.push(PlanStepKind::CheckSettled);
+        self.save()?;
+        if self.interrupt.requested() {
+            return self.interrupted(id, false).map(PreStop::End);
+        }
+        Ok(PreStop::Go)
+    }
+
+    fn record_baseline(&mut self, id: u64, view: &ClusterView) {
+        let b = NodeBaseline::from_view(view, id);
+        self.node_run(id).baseline = Some(Baseline {
+            version: b.version.as_ref().map(ToString::to_string),
+            commit: b.commit,
+            uptime_s: b.uptime.map(|u| u.as_secs_f64()),
+            at_ms: u64::try_from(
+                b.observed_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+        });
+    }
+
+    /// Before re-running a step an earlier run was interrupted in, observe the node: a
+    /// `stop` whose node is already down, or a `start` whose node already runs a new
+    /// process on the target, took effect and is not run again (a second `wukongim -d`
+    /// would start a second instance).
+    async fn already_done(&mut self, pn: &PlannedNode, step: &PlannedStep) -> anyhow::Result<bool> {
+        let id = pn.id;
+        let interrupted_here = self
+            .state
             .node(id)
-            .is_some_and(|n| n.finished("stop") || n.step.as_deref() == Some("stop"))
+            .is_some_and(|n| n.step == Some(step.kind));
+        if !interrupted_here || !matches!(step.kind, PlanStepKind::Stop | PlanStepKind::Start) {
+            return Ok(false);
+        }
+        let view = self.observe(Scope::Focus(id)).await;
+        let Some(n) = view.node(id) else {
+            return Ok(false);
+        };
+        let reason = match step.kind {
+            PlanStepKind::Stop if crate::gate::is_down(n) => {
+                format!(
+                    "node {id} is already down ({})",
+                    n.error
+                        .as_ref()
+                        .map_or_else(|| "no answer".into(), ToString::to_string)
+                )
+            }
+            PlanStepKind::Start
+                if crate::gate::runs_new_process(
+                    &self.baseline(id),
+                    n,
+                    view.observed_at,
+                    &self.target,
+                ) =>
+            {
+                format!(
+                    "node {id} already runs a new process on {}",
+                    n.version_raw.as_deref().unwrap_or("the target")
+                )
+            }
+            _ => return Ok(false),
+        };
+        self.emit(&Event::StepSkipped {
+            node: id,
+            step: step.kind,
+            reason,
+        });
+        self.node_run(id).done.push(step.kind);
+        self.save()?;
+        Ok(true)
+    }
+
+    /// Runs one playbook step. `Some(end)` when the node ends here.
+    async fn run_step(
+        &mut self,
+        pn: &PlannedNode,
+        step: &PlannedStep,
+        transport: &Transport,
+    ) -> anyhow::Result<Option<NodeEnd>> {
+        let id = pn.id;
+        let Some(command) = step.command.clone() else {
+            return Ok(None);
+        };
+        self.step_started(id, step.kind, Some(command.clone()))?;
+        let timeout = Duration::from_secs_f64(step.timeout_s);
+        let out = tokio::select! {
+            r = transport::run(transport, &command, timeout) => r,
+            () = self.interrupt.reached(2) => {
+                return self.interrupted(id, true).map(Some);
+            }
+        };
+        let touched = step.kind.takes_node_down();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                let reason = format!("{} could not run: {e}", step.kind);
+                return self
+                    .fail(pn, step.kind, &reason, None, None, touched)
+                    .await
+                    .map(Some);
+            }
+        };
+        self.emit(&Event::StepFinished {
+            node: id,
+            step: step.kind,
+            ok: out.success(),
+            exit_code: out.exit_code,
+            timed_out: out.timed_out,
+            duration_s: out.duration.as_secs_f64(),
+        });
+        if !out.success() {
+            let how = if out.timed_out {
+                format!("timed out after {}s", step.timeout_s)
+            } else {
+                format!(
+                    "exited with {}",
+                    out.exit_code
+                        .map_or_else(|| "a signal".into(), |c| c.to_string())
+                )
+            };
+            let reason = format!(
+                "step `{}` {how}; last output:\n{}",
+                step.kind,
+                indent(&out.tail(10))
+            );
+            return self
+                .fail(pn, step.kind, &reason, None, None, touched)
+                .await
+                .map(Some);
+        }
+        self.node_run(id).done.push(step.kind);
+        self.save()?;
+        Ok(None)
+    }
+
+    /// `--resume`: a node the earlier run upgraded is re-verified with the full gate
+    /// (version, new process against its recorded baseline, A–G held for `stable_for`),
+    /// without a restart.
+    async fn verify(&mut self, pn: &PlannedNode) -> anyhow::Result<NodeEnd> {
+        let id = pn.id;
+        self.step_started(id, PlanStepKind::Verify, None)?;
+        let baseline = self.baseline(id);
+        let target = self.target.clone();
+        match self
+            .wait_ready(&baseline, &target, Instant::now(), None)
+            .await
+        {
+            Ok(_) => {
+                self.emit(&Event::NodeSkipped {
+                    node: id,
+                    reason: "upgraded by the earlier run; re-verified without a restart (new process on the target, gate held)".into(),
+                });
+                Ok(NodeEnd::Skipped)
+            }
+            Err(WaitEnd::Interrupted) => self.interrupted(id, false),
+            Err(WaitEnd::Failed(f)) => {
+                let reason = format!(
+                    "node {id}, upgraded by the earlier run, failed re-verification: {}",
+                    f.reason()
+                );
+                self.fail(
+                    pn,
+                    PlanStepKind::Verify,
+                    &reason,
+                    f.signal(),
+                    f.observed(),
+                    false,
+                )
+                .await
+            }
+        }
     }
 
     fn baseline(&self, id: u64) -> NodeBaseline {
@@ -413,7 +592,8 @@ impl<'a> Runner<'a> {
             version: b
                 .as_ref()
                 .and_then(|b| b.version.as_deref())
-                .and_then(|v| WkVersion::parse(v).ok()),
+                .and_then(|v| crate::version::WkVersion::parse(v).ok()),
+            commit: b.as_ref().and_then(|b| b.commit.clone()),
             uptime: b
                 .as_ref()
                 .and_then(|b| b.uptime_s)
@@ -432,10 +612,10 @@ impl<'a> Runner<'a> {
     ) -> anyhow::Result<()> {
         self.emit(&Event::StepStarted {
             node: id,
-            step: kind.as_str().into(),
+            step: kind,
             command,
         });
-        self.node_run(id).step = Some(kind.as_str().into());
+        self.node_run(id).step = Some(kind);
         self.save()
     }
 
@@ -445,6 +625,12 @@ impl<'a> Runner<'a> {
         n.finished_at_ms = Some(now_ms());
         self.save()
     }
+}
+
+/// What the pre-stop check decided.
+enum PreStop {
+    Go,
+    End(NodeEnd),
 }
 
 fn indent(s: &str) -> String {

@@ -16,7 +16,7 @@ impl Runner<'_> {
                 NodeSummary {
                     id: pn.id,
                     from: st.and_then(|s| s.from.clone()).or_else(|| pn.from.clone()),
-                    to: self.plan.to.clone(),
+                    to: self.plan.to.to_string(),
                     status: st.map_or("pending", |s| status_word(s.status)).to_string(),
                     duration_s: st.and_then(|s| match (s.started_at_ms, s.finished_at_ms) {
                         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1000.0),
@@ -34,7 +34,7 @@ impl Runner<'_> {
             ok: outcome == Outcome::Success,
             status: status.to_string(),
             cluster: self.plan.cluster.clone(),
-            to: self.plan.to.clone(),
+            to: self.plan.to.to_string(),
             duration_s: self.started.elapsed().as_secs_f64(),
             nodes,
         }));

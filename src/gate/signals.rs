@@ -3,9 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{NodeBaseline, SignalState};
+use super::{GateTarget, NodeBaseline, SignalState};
 use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView};
-use crate::version::WkVersion;
 
 /// Go's uptime has a resolution of one second.
 const UPTIME_RESOLUTION: Duration = Duration::from_secs(1);
@@ -37,7 +36,7 @@ pub(super) fn new_process(
     before: &NodeBaseline,
     node: &NodeView,
     now_at: SystemTime,
-    target: &WkVersion,
+    target: &GateTarget,
 ) -> SignalState {
     if !node.reachable {
         return unreachable_state(node, "version");
@@ -51,16 +50,14 @@ pub(super) fn new_process(
             ),
         });
     };
-    // A `-dev` image reports the previous release tag, not its image tag (facts §7.4):
-    // for a dev target, any version of the same major up to the target's triple counts,
-    // and the restart itself is proven below (version change or uptime reset).
-    let dev_ok =
-        target.is_dev() && version.major() == target.major() && version.triple() <= target.triple();
-    if version != target && !dev_ok {
+    if !target.accepts(version) {
         return SignalState::NotYet(format!(
             "node {} runs {version}, target is {target}",
             node.id
         ));
+    }
+    if target.is_dev() {
+        return dev_build_proven(before, node);
     }
     // A process cannot change its version without restarting: a version other than the
     // one the baseline saw is a new process, whatever the uptimes say (they have a
@@ -97,6 +94,41 @@ pub(super) fn new_process(
             old.as_secs()
         ))
     }
+}
+
+/// B for a `-dev` target: its version string is a release tag (facts §7.4), so only the
+/// build's `/varz.commit`, different from the old process's, proves the new image runs.
+fn dev_build_proven(before: &NodeBaseline, node: &NodeView) -> SignalState {
+    match (before.commit.as_deref(), node.commit.as_deref()) {
+        (_, None) => SignalState::Unknown(format!(
+            "node {} reports no `/varz.commit`: a -dev build cannot be told from the release it reports",
+            node.id
+        )),
+        (Some(old), Some(new)) if old == new => SignalState::NotYet(format!(
+            "node {} still runs commit {new} (the build from before the stop)",
+            node.id
+        )),
+        (Some(_), Some(_)) => SignalState::Met,
+        (None, Some(_)) => {
+            // No commit recorded before the stop: only a version change proves the restart.
+            match (&before.version, &node.version) {
+                (Some(a), Some(b)) if !a.same_build(b) => SignalState::Met,
+                _ => SignalState::Unknown(format!(
+                    "node {}: the old process's commit is unknown, and the version did not change: cannot prove the -dev build",
+                    node.id
+                )),
+            }
+        }
+    }
+}
+
+/// The node still runs the old process's `-dev`-lookalike build (same commit).
+pub(super) fn same_dev_build(before: &NodeBaseline, node: &NodeView, target: &GateTarget) -> bool {
+    target.is_dev()
+        && before
+            .commit
+            .as_deref()
+            .is_some_and(|c| node.commit.as_deref() == Some(c))
 }
 
 /// C. A node that just restarted answers `/cluster/info` 400 until it knows the controller.

@@ -14,6 +14,7 @@ fn baseline() -> NodeBaseline {
     NodeBaseline {
         id: 1002,
         version: Some(v(OLD)),
+        commit: Some(format!("commit-{OLD}")),
         uptime: Some(Duration::from_secs(500)),
         observed_at: at(0),
     }
@@ -26,6 +27,10 @@ fn after(secs: u64, uptime: u64) -> ClusterView {
     view
 }
 
+fn t(s: &str) -> GateTarget {
+    GateTarget::new(v(s))
+}
+
 fn state(g: &GateState, s: Signal) -> SignalState {
     g.state(s).cloned().unwrap()
 }
@@ -36,7 +41,7 @@ fn not_yet(s: &SignalState) -> bool {
 
 #[test]
 fn a_rejoined_node_is_ready() {
-    let g = evaluate(&baseline(), Some(&after(59, 19)), &after(60, 20), &v(NEW));
+    let g = evaluate(&baseline(), Some(&after(59, 19)), &after(60, 20), &t(NEW));
     assert_eq!(g.signals.len(), 7);
     assert!(g.ready_now(), "{g:?}");
     assert!(!g.crash_loop);
@@ -45,7 +50,7 @@ fn a_rejoined_node_is_ready() {
 
 #[test]
 fn first_observation_waits_for_uptime_growth() {
-    let g = evaluate(&baseline(), None, &after(60, 20), &v(NEW));
+    let g = evaluate(&baseline(), None, &after(60, 20), &t(NEW));
     assert!(not_yet(&state(&g, Signal::UptimeGrowing)));
     assert!(!g.ready_now());
     assert_eq!(g.waiting_on().unwrap().0, Signal::UptimeGrowing);
@@ -59,7 +64,7 @@ fn the_old_process_never_passes() {
     let mut prev = now.clone();
     prev.observed_at = at(4);
     prev.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(504));
-    let g = evaluate(&baseline(), Some(&prev), &now, &v(NEW));
+    let g = evaluate(&baseline(), Some(&prev), &now, &t(NEW));
     assert!(
         matches!(state(&g, Signal::NewProcessOnTarget), SignalState::NotYet(m) if m.contains("v2.0.10"))
     );
@@ -70,7 +75,7 @@ fn the_old_process_never_passes() {
         version: Some(v(NEW)),
         ..baseline()
     };
-    let g = evaluate(&base, Some(&after(4, 504)), &after(5, 505), &v(NEW));
+    let g = evaluate(&base, Some(&after(4, 504)), &after(5, 505), &t(NEW));
     assert!(
         matches!(state(&g, Signal::NewProcessOnTarget), SignalState::NotYet(m) if m.contains("old process"))
     );
@@ -84,7 +89,7 @@ fn a_new_process_older_than_a_short_baseline_still_counts() {
         uptime: Some(Duration::from_secs(5)),
         ..baseline()
     };
-    let g = evaluate(&base, Some(&after(59, 29)), &after(60, 30), &v(NEW));
+    let g = evaluate(&base, Some(&after(59, 29)), &after(60, 30), &t(NEW));
     assert_eq!(state(&g, Signal::NewProcessOnTarget), SignalState::Met);
     // Baseline process already gone: the version decides.
     let base = NodeBaseline {
@@ -93,7 +98,7 @@ fn a_new_process_older_than_a_short_baseline_still_counts() {
     };
     assert_eq!(
         state(
-            &evaluate(&base, None, &after(60, 900), &v(NEW)),
+            &evaluate(&base, None, &after(60, 900), &t(NEW)),
             Signal::NewProcessOnTarget
         ),
         SignalState::Met
@@ -115,7 +120,7 @@ fn stale_view_after_restart_does_not_pass() {
     let mut prev = now.clone();
     prev.observed_at = at(9);
     prev.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(2));
-    let g = evaluate(&baseline(), Some(&prev), &now, &v(NEW));
+    let g = evaluate(&baseline(), Some(&prev), &now, &t(NEW));
     assert_eq!(state(&g, Signal::ApiHealthy), SignalState::Met);
     assert_eq!(state(&g, Signal::NewProcessOnTarget), SignalState::Met);
     assert!(
@@ -136,7 +141,7 @@ fn d_ignores_the_nodes_own_simple_nodes() {
     let mut now = after(60, 20);
     now.info_from = None;
     now.simple_nodes_from = Some(1002);
-    let g = evaluate(&baseline(), None, &now, &v(NEW));
+    let g = evaluate(&baseline(), None, &now, &t(NEW));
     assert!(matches!(
         state(&g, Signal::OnlineInControllerView),
         SignalState::Unknown(_)
@@ -145,14 +150,14 @@ fn d_ignores_the_nodes_own_simple_nodes() {
 
 #[test]
 fn crash_loop_is_a_failure() {
-    let g = evaluate(&baseline(), Some(&after(30, 25)), &after(31, 2), &v(NEW));
+    let g = evaluate(&baseline(), Some(&after(30, 25)), &after(31, 2), &t(NEW));
     assert!(g.crash_loop);
     assert!(
         matches!(state(&g, Signal::UptimeGrowing), SignalState::NotYet(m) if m.contains("restarted"))
     );
     assert!(!g.ready_now());
     // An uptime stuck over a long gap is not growth either.
-    let g = evaluate(&baseline(), Some(&after(30, 25)), &after(40, 25), &v(NEW));
+    let g = evaluate(&baseline(), Some(&after(30, 25)), &after(40, 25), &t(NEW));
     assert!(not_yet(&state(&g, Signal::UptimeGrowing)));
     assert!(!g.crash_loop);
 }
@@ -162,7 +167,7 @@ fn version_less_answers_are_unknown_not_met() {
     let mut now = after(60, 20);
     let n = now.node_mut(1002).unwrap();
     (n.version, n.version_raw, n.version_source) = (None, None, VersionSource::None);
-    let g = evaluate(&baseline(), Some(&after(59, 19)), &now, &v(NEW));
+    let g = evaluate(&baseline(), Some(&after(59, 19)), &now, &t(NEW));
     assert!(
         matches!(state(&g, Signal::NewProcessOnTarget), SignalState::Unknown(m) if m.contains("no version"))
     );
@@ -170,18 +175,18 @@ fn version_less_answers_are_unknown_not_met() {
     // From app_version (no /varz): fine.
     let mut now = after(60, 20);
     now.node_mut(1002).unwrap().version_source = VersionSource::AppVersion;
-    assert!(evaluate(&baseline(), Some(&after(59, 19)), &now, &v(NEW)).ready_now());
+    assert!(evaluate(&baseline(), Some(&after(59, 19)), &now, &t(NEW)).ready_now());
     // No uptime at all: the version change alone proves a new process (a process cannot
     // change its version), but G cannot be judged, so the node is not ready.
     let mut now = after(60, 20);
     now.node_mut(1002).unwrap().uptime = None;
-    let g = evaluate(&baseline(), Some(&after(59, 19)), &now, &v(NEW));
+    let g = evaluate(&baseline(), Some(&after(59, 19)), &now, &t(NEW));
     assert!(state(&g, Signal::NewProcessOnTarget).is_met());
     assert!(!g.ready_now());
     // Same version before and after, and no uptime: nothing proves a new process.
     let mut same = baseline();
     same.version = Some(v(NEW));
-    let g = evaluate(&same, Some(&after(59, 19)), &now, &v(NEW));
+    let g = evaluate(&same, Some(&after(59, 19)), &now, &t(NEW));
     assert!(matches!(
         state(&g, Signal::NewProcessOnTarget),
         SignalState::Unknown(_)
@@ -204,7 +209,7 @@ fn v2_1_3_health_always_ok_mid_rejoin_is_not_ready() {
         n.info_online = Some(false);
         n.config_version = Some(410);
     }
-    let g = evaluate(&baseline(), Some(&prev), &now, &v(target));
+    let g = evaluate(&baseline(), Some(&prev), &now, &t(target));
     assert_eq!(
         state(&g, Signal::ApiHealthy),
         SignalState::Met,
@@ -225,7 +230,7 @@ fn unreachable_and_unusable_answers() {
         HealthState::Unknown,
         InfoAnswer::Failed("connection refused".into()),
     );
-    let g = evaluate(&baseline(), None, &now, &v(NEW));
+    let g = evaluate(&baseline(), None, &now, &t(NEW));
     assert!(
         matches!(state(&g, Signal::ApiHealthy), SignalState::NotYet(m) if m.contains("refused"))
     );
@@ -234,7 +239,7 @@ fn unreachable_and_unusable_answers() {
     let mut now = after(60, 20);
     let n = now.node_mut(1002).unwrap();
     (n.error, n.health) = (Some(ProbeError::ServerError(502)), HealthState::Unknown);
-    let g = evaluate(&baseline(), None, &now, &v(NEW));
+    let g = evaluate(&baseline(), None, &now, &t(NEW));
     assert!(matches!(state(&g, Signal::ApiHealthy), SignalState::Unknown(m) if m.contains("502")));
 
     let g = evaluate(
@@ -244,7 +249,7 @@ fn unreachable_and_unusable_answers() {
         },
         None,
         &now,
-        &v(NEW),
+        &t(NEW),
     );
     assert!(
         g.signals
@@ -327,8 +332,8 @@ fn cluster_settled_checks_every_condition() {
 
 #[test]
 fn stability_needs_an_unbroken_run() {
-    let ready = evaluate(&baseline(), Some(&after(59, 19)), &after(60, 20), &v(NEW));
-    let not_ready = evaluate(&baseline(), None, &after(60, 20), &v(NEW));
+    let ready = evaluate(&baseline(), Some(&after(59, 19)), &after(60, 20), &t(NEW));
+    let not_ready = evaluate(&baseline(), None, &after(60, 20), &t(NEW));
     let mut s = Stability::new(Duration::from_secs(10));
     let t0 = Instant::now();
     let t = |secs| t0 + Duration::from_secs(secs);
@@ -357,20 +362,35 @@ fn signals_have_letters_and_names() {
 }
 
 #[test]
-fn a_dev_target_is_proven_by_the_restart_not_by_its_reported_tag() {
+fn a_dev_target_is_proven_by_a_new_commit_not_by_its_reported_tag() {
     // A `-dev` image reports the previous release tag (facts §7.4).
-    let dev = v("v2.1.3-20250210-dev");
+    let dev = t("v2.1.3-20250210-dev");
+    assert_eq!(dev.dev_base, Some(v(NEW)), "builds on v2.1.2");
     let mut b = baseline();
     b.version = Some(v(NEW));
-    // New process (uptime 20 s < 500 s before): met although it reports v2.1.2.
-    let g = evaluate(&b, Some(&after(59, 19)), &after(60, 20), &dev);
+    b.commit = Some(format!("commit-{NEW}"));
+    // The new build: reports v2.1.2 with another commit.
+    let mut now = after(60, 20);
+    now.node_mut(1002).unwrap().commit = Some("0a1b2c3".into());
+    let mut prev = after(59, 19);
+    prev.node_mut(1002).unwrap().commit = Some("0a1b2c3".into());
+    let g = evaluate(&b, Some(&prev), &now, &dev);
     assert!(state(&g, Signal::NewProcessOnTarget).is_met(), "{g:?}");
-    // The old process (uptime kept growing): never met.
-    let mut old = after(60, 560);
-    old.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(560));
-    let g = evaluate(&b, None, &old, &dev);
+    // The old image came back (restarted, same commit): never met, uptime reset or not.
+    let g = evaluate(&b, Some(&after(59, 19)), &after(60, 20), &dev);
     assert!(not_yet(&state(&g, Signal::NewProcessOnTarget)), "{g:?}");
-    // A release older than the dev build's triple on another major: never met.
+    // No commit reported: unknown, not ready.
+    now.node_mut(1002).unwrap().commit = None;
+    let g = evaluate(&b, None, &now, &dev);
+    assert!(matches!(
+        state(&g, Signal::NewProcessOnTarget),
+        SignalState::Unknown(_)
+    ));
+    // The version it came back on is not the release the dev tag builds on.
+    let mut wrong = settled(OLD, 60);
+    wrong.node_mut(1002).unwrap().commit = Some("0a1b2c3".into());
+    let g = evaluate(&baseline(), None, &wrong, &dev);
+    assert!(not_yet(&state(&g, Signal::NewProcessOnTarget)), "{g:?}");
     let g = evaluate(&b, None, &settled("v1.2.6", 60), &dev);
     assert!(!state(&g, Signal::NewProcessOnTarget).is_met());
 }

@@ -27,6 +27,7 @@ pub fn node(id: u64, version: &str, uptime_secs: u64) -> NodeView {
         version: Some(v(version)),
         version_raw: Some(version.to_string()),
         version_source: VersionSource::Varz,
+        commit: Some(format!("commit-{version}")),
         uptime: Some(Duration::from_secs(uptime_secs)),
         server_id: Some(id.to_string()),
         health: HealthState::Ok,

@@ -62,10 +62,14 @@ pub fn min_poll_interval(nodes: usize) -> Duration {
 pub enum Scope {
     /// Every request of every node (`status`, `check`, `doctor`).
     All,
-    /// The gate of one node: that node gets every request; the others only `/health`,
-    /// except the first other node, which also answers `/cluster/info` (the cluster
-    /// view); no cluster-port checks. Keeps the load per node low while polling.
+    /// The gate of one node: that node gets every request; the others only `/health`
+    /// and `/varz` (their uptime: a peer that restarted is caught), except the first
+    /// other node, which also answers `/cluster/info` (the cluster view); no cluster-port
+    /// checks. Keeps the load per node low while polling.
     Focus(u64),
+    /// The pre-stop check: every request of every node (each node's own `/cluster/info`
+    /// and config version: signals C, D, E for all), without the cluster-port checks.
+    Settle,
 }
 
 /// Observes the whole cluster once. Never fails: what could not be learned is `None`,
@@ -96,7 +100,7 @@ pub async fn observe_scoped(client: &Client, manifest: &Manifest, scope: Scope) 
         Scope::All if answers.len() > ASK_EVERY_NODE_UP_TO => {
             ask_cluster_info_at_scale(client, &mut answers).await;
         }
-        Scope::All => {}
+        Scope::All | Scope::Settle => {}
     }
 
     // simpleNodes from a healthy node that knows the controller; the controller first
@@ -186,11 +190,12 @@ async fn probe_nodes(client: &Client, manifest: &Manifest, scope: Scope) -> Vec<
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let full = match scope {
-                Scope::All => true,
+                Scope::All | Scope::Settle => true,
                 Scope::Focus(f) => f == id,
             };
             let ask_info = match scope {
                 Scope::All => !at_scale,
+                Scope::Settle => true,
                 Scope::Focus(f) => f == id,
             };
             let (health, varz, own, info) = if full {
@@ -208,9 +213,10 @@ async fn probe_nodes(client: &Client, manifest: &Manifest, scope: Scope) -> Vec<
                     info
                 )
             } else {
+                let (health, varz) = tokio::join!(client.health(&api), client.varz(&api));
                 (
-                    client.health(&api).await,
-                    Err(ProbeError::Skipped),
+                    health,
+                    varz,
                     Err(ProbeError::Skipped),
                     Err(ProbeError::Skipped),
                 )

@@ -62,6 +62,8 @@ pub struct NodeView {
     pub version: Option<WkVersion>,
     pub version_raw: Option<String>,
     pub version_source: VersionSource,
+    /// `/varz.commit` (empty for a plain `go build`: then `None`).
+    pub commit: Option<String>,
     pub uptime: Option<Duration>,
     pub server_id: Option<String>,
     pub health: HealthState,
@@ -236,6 +238,7 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
     match &a.varz {
         Ok(z) => {
             v.server_id = Some(z.server_id.clone()).filter(|s| !s.is_empty());
+            v.commit = Some(z.commit.trim().to_string()).filter(|s| !s.is_empty());
             v.uptime = parse_go_uptime(&z.uptime).or(node_uptime);
             if !z.version.trim().is_empty() {
                 v.version_raw = Some(z.version.clone());

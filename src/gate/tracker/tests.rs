@@ -1,0 +1,559 @@
+//! Table-driven tests of the tracker: one row per situation, each row a sequence of
+//! views with their times and the verdict expected after each.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::gate::{GateTarget, NodeBaseline};
+use crate::probe::fixtures::{at, settled, v};
+use crate::probe::{InfoAnswer, ProbeError};
+
+const OLD: &str = "v2.0.10-20241221";
+const NEW: &str = "v2.1.2-20250120";
+
+fn rules() -> Rules {
+    Rules {
+        stable_for: Duration::from_secs(10),
+        node_timeout: Duration::from_mins(1),
+        poll: Duration::from_secs(1),
+        soak: Duration::from_secs(5),
+    }
+}
+
+/// What a feed must answer.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Ready,
+    Wait,
+    /// Waiting, on this signal.
+    WaitOn(Signal),
+    Timeout,
+    PeerDown(u64),
+    CrashLoop,
+    Auth,
+    Unhealthy,
+}
+
+type Edit = fn(&mut ClusterView);
+
+/// One feed: seconds since the phase began, the cluster on which version (uptimes
+/// `100 + secs`, as if nothing restarted), an edit, and the expected verdict.
+struct Feed {
+    secs: u64,
+    version: &'static str,
+    edit: Edit,
+    expect: Expect,
+}
+
+fn f(secs: u64, version: &'static str, edit: Edit, expect: Expect) -> Feed {
+    Feed {
+        secs,
+        version,
+        edit,
+        expect,
+    }
+}
+
+fn none(_: &mut ClusterView) {}
+
+/// Node 1002 stopped at t=0 after 100 s on the old version.
+fn baseline() -> NodeBaseline {
+    NodeBaseline {
+        id: 1002,
+        version: Some(v(OLD)),
+        commit: Some(format!("commit-{OLD}")),
+        uptime: Some(Duration::from_secs(100)),
+        observed_at: at(0),
+    }
+}
+
+fn gate() -> Phase {
+    Phase::Gate {
+        baseline: baseline(),
+        target: GateTarget::new(v(NEW)),
+    }
+}
+
+/// Runs a row: primes the memory with a settled view at t=0 (Idle), begins `phase` at
+/// t=0, then checks every feed.
+fn run(name: &str, phase: &Phase, start_returned: Option<u64>, feeds: &[Feed]) {
+    let t0 = Instant::now();
+    let mut tr = Tracker::new(rules());
+    assert_eq!(
+        tr.feed(&settled(OLD, 0), t0),
+        Verdict::Ready,
+        "{name}: idle"
+    );
+    tr.begin(phase.clone(), t0);
+    if let Some(s) = start_returned {
+        tr.start_returned(t0 + Duration::from_secs(s));
+    }
+    for (i, feed) in feeds.iter().enumerate() {
+        let mut view = settled(feed.version, feed.secs);
+        (feed.edit)(&mut view);
+        let got = tr.feed(&view, t0 + Duration::from_secs(feed.secs));
+        let ok = match (feed.expect, &got) {
+            (Expect::WaitOn(s), Verdict::Wait(w)) => w.signal == Some(s),
+            (Expect::PeerDown(id), Verdict::Fail(Failure::PeerDown { node, .. })) => *node == id,
+            (e, g) => matches!(
+                (e, g),
+                (Expect::Ready, Verdict::Ready)
+                    | (Expect::Wait, Verdict::Wait(_))
+                    | (Expect::Timeout, Verdict::Fail(Failure::Timeout { .. }))
+                    | (Expect::CrashLoop, Verdict::Fail(Failure::CrashLoop { .. }))
+                    | (Expect::Unhealthy, Verdict::Fail(Failure::Unhealthy { .. }))
+                    | (Expect::Auth, Verdict::Fail(Failure::Auth { .. }))
+            ),
+        };
+        assert!(
+            ok,
+            "{name}: feed {i} at {}s: expected {:?}, got {got:?}",
+            feed.secs, feed.expect
+        );
+    }
+}
+
+// ---- edits ------------------------------------------------------------------------------
+
+/// Node 1002 is down (connection refused).
+fn down_1002(view: &mut ClusterView) {
+    down(view, 1002);
+}
+fn down(view: &mut ClusterView, id: u64) {
+    let n = view.node_mut(id).unwrap();
+    n.reachable = false;
+    n.error = Some(ProbeError::Refused);
+    n.health = crate::probe::HealthState::Unknown;
+    n.info_answer = InfoAnswer::Failed("refused".into());
+    n.uptime = None;
+}
+/// Node 1002 runs the new version, up since t=2 (uptime = secs - 2).
+fn back_1002(view: &mut ClusterView) {
+    let secs = secs_of(view);
+    let n = view.node_mut(1002).unwrap();
+    n.uptime = Some(Duration::from_secs(secs.saturating_sub(2)));
+}
+/// Node 1002 back but stale: knows no controller, config behind.
+fn stale_1002(view: &mut ClusterView) {
+    back_1002(view);
+    let n = view.node_mut(1002).unwrap();
+    n.info_answer = InfoAnswer::LeaderNotFound;
+    n.config_version = Some(400);
+}
+fn secs_of(view: &ClusterView) -> u64 {
+    view.observed_at.duration_since(at(0)).unwrap().as_secs()
+}
+/// Node 1003 restarted at t=1 (uptime = secs - 1), within the controller's offline
+/// window: still online in the controller's view, `/health` ok, but not rejoined.
+fn peer_restarted_stale(view: &mut ClusterView) {
+    let secs = secs_of(view);
+    let n = view.node_mut(1003).unwrap();
+    n.uptime = Some(Duration::from_secs(secs.saturating_sub(1)));
+    n.info_answer = InfoAnswer::LeaderNotFound;
+    n.config_version = Some(400);
+}
+/// Node 1003 restarted at t=1 and has rejoined (knows the controller, caught up).
+fn peer_restarted_rejoined(view: &mut ClusterView) {
+    let secs = secs_of(view);
+    view.node_mut(1003).unwrap().uptime = Some(Duration::from_secs(secs.saturating_sub(1)));
+}
+fn peer_offline(view: &mut ClusterView) {
+    view.node_mut(1003).unwrap().info_online = Some(false);
+}
+fn peer_offline_simple(view: &mut ClusterView) {
+    view.node_mut(1003).unwrap().simple_online = Some(false);
+}
+fn peer_cut_off(view: &mut ClusterView) {
+    view.node_mut(1003).unwrap().info_answer = InfoAnswer::LeaderNotFound;
+}
+fn peer_lagging(view: &mut ClusterView) {
+    view.node_mut(1003).unwrap().config_version = Some(410);
+}
+fn peer_not_joined(view: &mut ClusterView) {
+    view.node_mut(1003).unwrap().info_status = Some(crate::probe::NodeStatus::Joining);
+}
+fn migrating(view: &mut ClusterView) {
+    view.slots.as_mut().unwrap().migrating = vec![7];
+}
+fn unauthorized(view: &mut ClusterView) {
+    let n = view.node_mut(1001).unwrap();
+    n.error = Some(ProbeError::Unauthorized);
+}
+fn stopped_1002_peer_down(view: &mut ClusterView) {
+    down_1002(view);
+    down(view, 1003);
+}
+fn back_1002_peer_down(view: &mut ClusterView) {
+    back_1002(view);
+    down(view, 1003);
+}
+fn back_1002_peer_offline(view: &mut ClusterView) {
+    back_1002(view);
+    peer_offline(view);
+}
+fn stale_1002_peer_cut_off(view: &mut ClusterView) {
+    stale_1002(view);
+    peer_cut_off(view);
+}
+/// A controller election: nobody knows the controller, so a peer's `leader not found`
+/// is not its own failure.
+fn election(view: &mut ClusterView) {
+    down_1002(view);
+    view.info_from = None;
+    view.slots = None;
+    view.config_version = None;
+    for id in [1001, 1003] {
+        view.node_mut(id).unwrap().info_answer = InfoAnswer::LeaderNotFound;
+    }
+}
+fn back_1002_peer_restarted(view: &mut ClusterView) {
+    back_1002(view);
+    peer_restarted_rejoined(view);
+}
+/// Node 1002's new process restarted at t=20 (uptime = secs - 20).
+fn crashed_1002(view: &mut ClusterView) {
+    let secs = secs_of(view);
+    view.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(secs - 20));
+}
+fn old_process_1002(view: &mut ClusterView) {
+    // Still the old version, uptime growing: the stop never happened.
+    view.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(100 + secs_of(view)));
+}
+
+// ---- pre-stop ---------------------------------------------------------------------------
+
+#[test]
+fn pre_stop_table() {
+    use Expect::{Auth, Ready, Timeout, Wait, WaitOn};
+    let pre = Phase::PreStop { node: 1002 };
+    let rows: Vec<(&str, Vec<Feed>)> = vec![
+        (
+            "settled cluster: stop at once",
+            vec![f(1, OLD, none, Ready)],
+        ),
+        (
+            // The hole: a peer restarted inside the offline window. Its /health is ok and
+            // the controller still shows it online; only C, E and its uptime tell.
+            "stale peer after a quick restart is not trusted",
+            vec![
+                f(2, OLD, peer_restarted_stale, WaitOn(Signal::ClusterSettled)),
+                f(3, OLD, peer_restarted_rejoined, Wait),
+                f(8, OLD, peer_restarted_rejoined, Wait),
+                f(13, OLD, peer_restarted_rejoined, Ready),
+            ],
+        ),
+        (
+            "restarted peer that already looks fine still waits stable_for",
+            vec![
+                f(2, OLD, peer_restarted_rejoined, Wait),
+                f(12, OLD, peer_restarted_rejoined, Ready),
+            ],
+        ),
+        (
+            "peer offline in the controller's view: wait, then refuse",
+            vec![
+                f(1, OLD, peer_offline, Wait),
+                f(30, OLD, peer_offline, Wait),
+                f(60, OLD, peer_offline, Timeout),
+            ],
+        ),
+        (
+            "peer not Joined (D)",
+            vec![f(1, OLD, peer_not_joined, Wait)],
+        ),
+        (
+            "peer config behind (E)",
+            vec![f(1, OLD, peer_lagging, Wait)],
+        ),
+        (
+            "peer does not know the controller (C)",
+            vec![f(1, OLD, peer_cut_off, Wait)],
+        ),
+        (
+            "slot migration (F), then settled",
+            vec![f(1, OLD, migrating, Wait), f(2, OLD, none, Ready)],
+        ),
+        ("a 401 stops the run", vec![f(1, OLD, unauthorized, Auth)]),
+        ("a peer down", vec![f(1, OLD, |v| down(v, 1003), Wait)]),
+    ];
+    for (name, feeds) in rows {
+        run(name, &pre, None, &feeds);
+    }
+}
+
+// ---- gate ------------------------------------------------------------------------------
+
+#[test]
+fn gate_table() {
+    use Expect::{Auth, CrashLoop, PeerDown, Ready, Timeout, Wait, WaitOn};
+    let rows: Vec<(&str, Vec<Feed>)> = vec![
+        (
+            "down, stale, rejoined, held for stable_for",
+            vec![
+                f(1, OLD, down_1002, WaitOn(Signal::ApiHealthy)),
+                f(3, NEW, stale_1002, WaitOn(Signal::KnowsController)),
+                f(4, NEW, back_1002, Wait),
+                f(10, NEW, back_1002, Wait),
+                f(14, NEW, back_1002, Ready),
+            ],
+        ),
+        (
+            "the old process never passes B",
+            vec![
+                f(1, OLD, old_process_1002, WaitOn(Signal::NewProcessOnTarget)),
+                f(59, OLD, old_process_1002, Wait),
+                f(60, OLD, old_process_1002, Timeout),
+            ],
+        ),
+        (
+            "peer stops answering: stops within 3 polls",
+            vec![
+                f(1, OLD, stopped_1002_peer_down, Wait),
+                f(2, OLD, stopped_1002_peer_down, Wait),
+                f(3, OLD, stopped_1002_peer_down, PeerDown(1003)),
+            ],
+        ),
+        (
+            "peer marked offline by the controller (health still ok)",
+            vec![
+                f(4, NEW, back_1002_peer_offline, Wait),
+                f(5, NEW, back_1002_peer_offline, Wait),
+                f(6, NEW, back_1002_peer_offline, PeerDown(1003)),
+            ],
+        ),
+        (
+            "peer offline in simpleNodes",
+            vec![
+                f(
+                    4,
+                    NEW,
+                    |v| {
+                        back_1002(v);
+                        peer_offline_simple(v);
+                    },
+                    Wait,
+                ),
+                f(
+                    5,
+                    NEW,
+                    |v| {
+                        back_1002(v);
+                        peer_offline_simple(v);
+                    },
+                    Wait,
+                ),
+                f(
+                    6,
+                    NEW,
+                    |v| {
+                        back_1002(v);
+                        peer_offline_simple(v);
+                    },
+                    PeerDown(1003),
+                ),
+            ],
+        ),
+        (
+            "peer cut off from the controller while others know it",
+            vec![
+                f(3, NEW, stale_1002_peer_cut_off, Wait),
+                f(4, NEW, stale_1002_peer_cut_off, Wait),
+                f(5, NEW, stale_1002_peer_cut_off, PeerDown(1003)),
+            ],
+        ),
+        (
+            "a controller election is not a peer failure",
+            vec![
+                f(1, OLD, election, Wait),
+                f(2, OLD, election, Wait),
+                f(3, OLD, election, Wait),
+                f(4, OLD, election, Wait),
+            ],
+        ),
+        (
+            "peer restarted during the gate: at once",
+            vec![
+                f(4, NEW, back_1002, Wait),
+                f(5, NEW, back_1002_peer_restarted, PeerDown(1003)),
+            ],
+        ),
+        (
+            "a peer that recovers resets its count",
+            vec![
+                f(4, NEW, back_1002_peer_down, Wait),
+                f(5, NEW, back_1002_peer_down, Wait),
+                f(6, NEW, back_1002, Wait),
+                f(7, NEW, back_1002_peer_down, Wait),
+                f(8, NEW, back_1002_peer_down, Wait),
+            ],
+        ),
+        (
+            "crash loop: the proven new process restarts",
+            vec![
+                f(4, NEW, back_1002, Wait),
+                f(19, NEW, back_1002, Wait),
+                f(22, NEW, crashed_1002, CrashLoop),
+            ],
+        ),
+        (
+            "crash loop hidden between polls: it went down, then came back",
+            vec![
+                f(4, NEW, back_1002, Wait),
+                f(5, NEW, down_1002, Wait),
+                f(30, NEW, crashed_1002, CrashLoop),
+            ],
+        ),
+        ("a 401 mid-gate", vec![f(1, OLD, unauthorized, Auth)]),
+    ];
+    for (name, feeds) in rows {
+        run(name, &gate(), None, &feeds);
+    }
+}
+
+#[test]
+fn the_gate_always_gets_stable_for_plus_two_polls_after_start() {
+    // The steps after the stop took 59 of the 60 s: the node comes up at t=60.
+    run(
+        "long steps",
+        &gate(),
+        Some(59),
+        &[
+            // G needs a second observation: the hold starts at t=61.
+            f(60, NEW, back_1002, Expect::Wait),
+            f(61, NEW, back_1002, Expect::Wait),
+            f(70, NEW, back_1002, Expect::Wait),
+            f(71, NEW, back_1002, Expect::Ready),
+        ],
+    );
+    run(
+        "long steps, never ready",
+        &gate(),
+        Some(59),
+        &[
+            f(60, OLD, down_1002, Expect::Wait),
+            f(70, OLD, down_1002, Expect::Wait),
+            f(71, OLD, down_1002, Expect::Timeout),
+        ],
+    );
+}
+
+#[test]
+fn a_dev_target_passes_only_on_a_new_commit() {
+    let dev = Phase::Gate {
+        baseline: NodeBaseline {
+            version: Some(v(NEW)),
+            commit: Some(format!("commit-{NEW}")),
+            ..baseline()
+        },
+        target: GateTarget::new(v("v2.1.3-20250210-dev")),
+    };
+    let new_build = |view: &mut ClusterView| {
+        back_1002(view);
+        view.node_mut(1002).unwrap().commit = Some("0a1b2c3".into());
+    };
+    run(
+        "dev build",
+        &dev,
+        None,
+        &[
+            f(4, NEW, new_build, Expect::Wait),
+            f(5, NEW, new_build, Expect::Wait),
+            f(15, NEW, new_build, Expect::Ready),
+        ],
+    );
+    // The old image came back: same commit; never passes.
+    run(
+        "old image",
+        &dev,
+        None,
+        &[
+            f(
+                4,
+                NEW,
+                back_1002,
+                Expect::WaitOn(Signal::NewProcessOnTarget),
+            ),
+            f(60, NEW, back_1002, Expect::Timeout),
+        ],
+    );
+}
+
+// ---- soak -------------------------------------------------------------------------------
+
+#[test]
+fn soak_table() {
+    use Expect::{CrashLoop, PeerDown, Ready, Unhealthy, Wait};
+    let soak = Phase::Soak { node: 1002 };
+    let rows: Vec<(&str, Vec<Feed>)> = vec![
+        (
+            "healthy for the soak",
+            vec![f(1, OLD, none, Wait), f(5, OLD, none, Ready)],
+        ),
+        (
+            "a node unreachable",
+            vec![f(1, OLD, |v| down(v, 1003), Unhealthy)],
+        ),
+        ("a node offline", vec![f(1, OLD, peer_offline, Unhealthy)]),
+        (
+            "the soaked node restarted",
+            vec![f(
+                2,
+                OLD,
+                |v| {
+                    let secs = secs_of(v);
+                    v.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(secs - 1));
+                },
+                CrashLoop,
+            )],
+        ),
+        (
+            "another node restarted",
+            vec![f(2, OLD, peer_restarted_rejoined, PeerDown(1003))],
+        ),
+    ];
+    for (name, feeds) in rows {
+        run(name, &soak, None, &feeds);
+    }
+}
+
+#[test]
+fn signal_changes_are_reported_once() {
+    let t0 = Instant::now();
+    let mut tr = Tracker::new(rules());
+    tr.begin(gate(), t0);
+    let mut view = settled(OLD, 1);
+    down_1002(&mut view);
+    let _ = tr.feed(&view, t0 + Duration::from_secs(1));
+    assert_eq!(tr.changes().len(), 7, "every signal at first");
+    let mut view = settled(OLD, 2);
+    down_1002(&mut view);
+    let _ = tr.feed(&view, t0 + Duration::from_secs(2));
+    assert!(
+        tr.changes()
+            .iter()
+            .all(|(s, _)| *s == Signal::UptimeGrowing),
+        "{:?}",
+        tr.changes()
+    );
+}
+
+#[test]
+fn the_last_poll_lands_when_stable_for_ends() {
+    let t0 = Instant::now();
+    let mut tr = Tracker::new(rules());
+    tr.begin(gate(), t0);
+    for s in [4, 5] {
+        let mut view = settled(NEW, s);
+        back_1002(&mut view);
+        let _ = tr.feed(&view, t0 + Duration::from_secs(s));
+    }
+    // Held since t=5: at t=14.5 the next poll is in 0.5 s, not a full poll.
+    assert_eq!(
+        tr.next_poll(t0 + Duration::from_millis(14_500)),
+        Duration::from_millis(500)
+    );
+    assert_eq!(
+        tr.next_poll(t0 + Duration::from_secs(6)),
+        Duration::from_secs(1)
+    );
+}
