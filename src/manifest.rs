@@ -220,9 +220,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         Some(t) => {
             let v = t.value.trim();
             if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                // Never echo the value: it may be the token itself, pasted by mistake.
                 return Err(span_err(
                     &t.referenced,
-                    format!("`api.token_env` must be an environment variable name, got `{v}`"),
+                    format!(
+                        "`api.token_env` must be the NAME of an environment variable (letters, digits, `_`), not a value ({} characters given, not shown: it may be the token itself)",
+                        v.chars().count()
+                    ),
                     "put the token in an env var (e.g. `WK_MANAGER_TOKEN`) and name it here; never put the token in the file",
                 ));
             }

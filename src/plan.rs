@@ -272,9 +272,11 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
                 command: None,
                 timeout_s: policy.node_timeout.as_secs_f64(),
             });
+            // The pre-stop check comes right before the stop, and the backup after it:
+            // a data directory is consistent only once the process is stopped (Pebble).
             for (kind, plan_kind) in [
-                (StepKind::Backup, PlanStepKind::Backup),
                 (StepKind::Stop, PlanStepKind::Stop),
+                (StepKind::Backup, PlanStepKind::Backup),
                 (StepKind::Install, PlanStepKind::Install),
                 (StepKind::Start, PlanStepKind::Start),
             ] {
@@ -446,8 +448,8 @@ mod tests {
             kinds,
             [
                 "check_settled",
-                "backup",
                 "stop",
+                "backup",
                 "install",
                 "start",
                 "wait_ready",
@@ -455,7 +457,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            p.nodes[0].steps[2].command.as_deref(),
+            p.nodes[0].steps[1].command.as_deref(),
             Some("/bin/wksim ctl --state-dir /tmp/s stop 1001")
         );
         assert_eq!(p.nodes[1].from, None);

@@ -599,7 +599,7 @@ proptest! {
         let settings = doctor::settings::parse(&text);
         for (k, v) in &settings {
             let _ = doctor::settings::normalize(k);
-            let _ = doctor::settings::fingerprint(v);
+            let _ = doctor::settings::fingerprint(doctor::settings::FingerprintKey::random().as_ref(), v);
         }
         for m in doctor::signatures::scan(1001, &text) {
             prop_assert!(m.line.chars().count() <= 401, "{} chars", m.line.chars().count());

@@ -216,7 +216,11 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         .iter()
         .map(|n| (n.id, (n.host.clone(), n.api.clone())))
         .collect();
-    let (settings_rows, mut setting_findings) = settings::compare(&configs, &hosts);
+    let (settings_rows, mut setting_findings) = settings::compare(
+        &configs,
+        &hosts,
+        settings::FingerprintKey::random().as_ref(),
+    );
     findings.append(&mut setting_findings);
     for p in &problems {
         findings.push(Finding::warn(

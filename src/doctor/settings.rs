@@ -131,10 +131,38 @@ fn unquote(v: &str) -> String {
     v.trim_matches(|c| c == '"' || c == '\'').to_string()
 }
 
-/// A short, non-reversible fingerprint of a secret (never the secret itself).
-pub fn fingerprint(secret: &str) -> String {
-    let h = Sha256::digest(secret.as_bytes());
-    format!("sha256:{}", &crate::manifest::hex(&h)[..12])
+/// The key of one report's fingerprints: random, never written anywhere.
+#[derive(Clone)]
+pub struct FingerprintKey([u8; 32]);
+
+impl FingerprintKey {
+    /// A fresh random key (from the OS). Without one, secrets are shown only as
+    /// `(set)`: an unkeyed hash of a weak token is recovered with a dictionary.
+    pub fn random() -> Option<FingerprintKey> {
+        let mut k = [0u8; 32];
+        getrandom::fill(&mut k).ok()?;
+        Some(FingerprintKey(k))
+    }
+}
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FingerprintKey(..)")
+    }
+}
+
+/// A short fingerprint of a secret, keyed by this report's random key: equal secrets
+/// give equal fingerprints within one report, and nothing outside it (a dictionary of
+/// weak tokens is useless without the key, which is never shown).
+pub fn fingerprint(key: Option<&FingerprintKey>, secret: &str) -> String {
+    let Some(key) = key else {
+        return "(set)".to_string();
+    };
+    let mut h = Sha256::new();
+    h.update(key.0);
+    h.update((secret.len() as u64).to_le_bytes());
+    h.update(secret.as_bytes());
+    format!("fp:{}", &crate::manifest::hex(&h.finalize())[..12])
 }
 
 /// One row of the settings table.
@@ -150,14 +178,16 @@ pub struct SettingRow {
 pub fn compare(
     nodes: &BTreeMap<u64, Settings>,
     hosts: &BTreeMap<u64, (String, String)>,
+    key: Option<&FingerprintKey>,
 ) -> (Vec<SettingRow>, Vec<Finding>) {
     let mut rows = Vec::new();
     let mut findings = Vec::new();
+    let fp_key = key;
     for key in AGREE {
         let mut values = BTreeMap::new();
         for (id, s) in nodes {
             let shown = match s.get(key.norm).filter(|v| !v.is_empty()) {
-                Some(v) if key.secret => fingerprint(v),
+                Some(v) if key.secret => fingerprint(fp_key, v),
                 Some(v) if key.list => {
                     let mut items: Vec<&str> = v
                         .split(|c: char| c.is_whitespace() || c == ',')
@@ -188,7 +218,7 @@ pub fn compare(
                 .join(", ");
             let hint = if key.secret {
                 format!(
-                    "set the same `{}` on every node (values are shown as fingerprints, never in clear)",
+                    "set the same `{}` on every node (values are shown as fingerprints keyed for this report only, never in clear)",
                     key.name
                 )
             } else {
@@ -349,7 +379,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let (rows, findings) = compare(&nodes, &hosts());
+        let (rows, findings) = compare(&nodes, &hosts(), FingerprintKey::random().as_ref());
         let slot = rows.iter().find(|r| r.key == "cluster.slotCount").unwrap();
         assert!(!slot.agree);
         assert_eq!(slot.values[&1], "(default 64)");
@@ -364,8 +394,34 @@ mod tests {
             .find(|f| f.message.contains("managerToken"))
             .unwrap();
         assert!(!tok.message.contains("secret-token") && !tok.message.contains("other-token"));
-        assert!(tok.message.contains("sha256:"));
+        assert!(tok.message.contains("fp:"), "{}", tok.message);
         assert_eq!(findings.len(), 2, "{msgs:?}");
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_per_report() {
+        let (a, b) = (
+            FingerprintKey::random().unwrap(),
+            FingerprintKey::random().unwrap(),
+        );
+        // Comparable within one report...
+        assert_eq!(
+            fingerprint(Some(&a), "secret"),
+            fingerprint(Some(&a), "secret")
+        );
+        assert_ne!(
+            fingerprint(Some(&a), "secret"),
+            fingerprint(Some(&a), "secret2")
+        );
+        // ...useless outside it: another report's key gives another value, and neither
+        // is the plain sha256 a dictionary would hold.
+        assert_ne!(
+            fingerprint(Some(&a), "secret"),
+            fingerprint(Some(&b), "secret")
+        );
+        let plain = crate::manifest::hex(&Sha256::digest(b"secret"));
+        assert!(!fingerprint(Some(&a), "secret").contains(&plain[..12]));
+        assert_eq!(fingerprint(None, "secret"), "(set)");
     }
 
     #[test]
@@ -375,7 +431,7 @@ mod tests {
             3,
             parse("WK_CLUSTER_NODEID=2\nWK_CLUSTER_SERVERADDR=10.9.9.9:11110\n"),
         );
-        let (_, findings) = compare(&nodes, &hosts());
+        let (_, findings) = compare(&nodes, &hosts(), FingerprintKey::random().as_ref());
         let ids: Vec<&str> = findings.iter().map(|f| f.id).collect();
         assert!(ids.contains(&"settings.node_id_mismatch"));
         assert!(ids.contains(&"settings.duplicate_node_id"));

@@ -76,11 +76,32 @@ fn first_ctrl_c_brings_the_down_node_back_then_exits_130() {
     assert!(lines.iter().any(|l| l["type"] == "interrupted"));
     assert_eq!(lines.last().unwrap()["data"]["status"], "interrupted");
     assert_eq!(ws.state()["status"], "interrupted");
-    assert_eq!(node_state_of(&ws, 1002)["status"], "ready");
+    // Up and gated, not soaked: the resumed run re-gates it and runs its soak.
+    let n = node_state_of(&ws, 1002);
+    assert_eq!(n["status"], "in_progress", "{n}");
+    assert!(
+        n["done"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d == "wait_ready"),
+        "{n}"
+    );
+    assert!(
+        !n["done"].as_array().unwrap().iter().any(|d| d == "soak"),
+        "{n}"
+    );
     assert_eq!(stops(&sim, 1003), 0);
     // Resume finishes without restarting the nodes already done.
     let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
     assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.lines().iter().any(|l| l["type"] == "soak_finished"
+            && l["data"]["node"] == 1002
+            && l["data"]["ok"] == true),
+        "the interrupted node's soak runs on resume:\n{}",
+        r.all()
+    );
     assert_eq!(
         (stops(&sim, 1001), stops(&sim, 1002), stops(&sim, 1003)),
         (1, 1, 1)
