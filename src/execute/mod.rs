@@ -446,33 +446,45 @@ impl<'a> Runner<'a> {
         if !interrupted_here || !matches!(step.kind, PlanStepKind::Stop | PlanStepKind::Start) {
             return Ok(false);
         }
-        let view = self.observe(Scope::Focus(id)).await;
-        let Some(n) = view.node(id) else {
-            return Ok(false);
-        };
-        let reason = match step.kind {
-            PlanStepKind::Stop if crate::gate::is_down(n) => {
-                format!(
-                    "node {id} is already down ({})",
-                    n.error
-                        .as_ref()
-                        .map_or_else(|| "no answer".into(), ToString::to_string)
-                )
+        // A `start` may still be bringing the node up: give it the time a gate would
+        // (stable_for and a few polls) to answer before deciding to run it again.
+        let rules = self.tracker.rules();
+        let patience = Instant::now()
+            + (rules.stable_for + rules.poll * 3)
+                .max(START_PATIENCE)
+                .min(rules.node_timeout);
+        let reason = loop {
+            let view = self.observe(Scope::Focus(id)).await;
+            let Some(n) = view.node(id) else {
+                return Ok(false);
+            };
+            match step.kind {
+                PlanStepKind::Stop if crate::gate::is_down(n) => {
+                    break format!(
+                        "node {id} is already down ({})",
+                        n.error
+                            .as_ref()
+                            .map_or_else(|| "no answer".into(), ToString::to_string)
+                    );
+                }
+                PlanStepKind::Start
+                    if crate::gate::runs_new_process(
+                        &self.baseline(id),
+                        n,
+                        view.observed_at,
+                        &self.target,
+                    ) =>
+                {
+                    break format!(
+                        "node {id} already runs a new process on {}",
+                        n.version_raw.as_deref().unwrap_or("the target")
+                    );
+                }
+                PlanStepKind::Start if crate::gate::is_down(n) && Instant::now() < patience => {
+                    tokio::time::sleep(rules.poll).await;
+                }
+                _ => return Ok(false),
             }
-            PlanStepKind::Start
-                if crate::gate::runs_new_process(
-                    &self.baseline(id),
-                    n,
-                    view.observed_at,
-                    &self.target,
-                ) =>
-            {
-                format!(
-                    "node {id} already runs a new process on {}",
-                    n.version_raw.as_deref().unwrap_or("the target")
-                )
-            }
-            _ => return Ok(false),
         };
         self.emit(&Event::StepSkipped {
             node: id,
@@ -610,13 +622,15 @@ impl<'a> Runner<'a> {
         kind: PlanStepKind,
         command: Option<String>,
     ) -> anyhow::Result<()> {
+        // Saved before it is announced: an event seen means the state knows the step.
+        self.node_run(id).step = Some(kind);
+        self.save()?;
         self.emit(&Event::StepStarted {
             node: id,
             step: kind,
             command,
         });
-        self.node_run(id).step = Some(kind);
-        self.save()
+        Ok(())
     }
 
     fn finish_node(&mut self, id: u64, status: NodeStatus) -> anyhow::Result<()> {
@@ -626,6 +640,9 @@ impl<'a> Runner<'a> {
         self.save()
     }
 }
+
+/// How long an interrupted `start` is given to bring its node up before it is run again.
+const START_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What the pre-stop check decided.
 enum PreStop {

@@ -5,6 +5,7 @@ mod doctor;
 mod ecosystem;
 mod foundation;
 mod harness;
+mod holes;
 mod live;
 mod matrix;
 mod recovery;

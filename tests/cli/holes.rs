@@ -1,0 +1,282 @@
+//! The holes the independent review found in the safety core (issue 11), each as the
+//! situation that broke wkctl, checked on the simulator's event log and the state file.
+
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
+use crate::support::{
+    FAST_POLICY, Opts, Streaming, UP_WITH_ROLLBACK, Ws, ctl_ok, lifecycle, node_state_of,
+    varz_version,
+};
+
+const RUN_T: Duration = Duration::from_secs(90);
+const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
+const RESUME: [&str; 4] = ["upgrade", "--resume", "--yes", "--json"];
+const NEW: &str = "v2.1.2-20250120";
+const OLD: &str = "v2.0.10-20241221";
+
+fn values(run: &Streaming) -> Vec<Value> {
+    run.values().into_iter().map(|(_, v)| v).collect()
+}
+
+fn count(sim: &Sim, verb: &str, node: u64) -> usize {
+    lifecycle(sim)
+        .iter()
+        .filter(|(_, v, n)| v == verb && *n == node)
+        .count()
+}
+
+fn signal(run: &Streaming, sig: Signal) {
+    let pid = i32::try_from(run.child.id()).unwrap();
+    kill(Pid::from_raw(pid), sig).unwrap();
+}
+
+/// Hole 3: after `--rollback-on-failure` the node is back on its old version. A resume
+/// plans it again from the start (pre-stop check included) and upgrades it, instead of
+/// skipping its stop and waiting `node_timeout` for a version that never comes.
+#[test]
+fn resume_after_a_rollback_upgrades_the_node_again_from_the_start() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::with_node_timeout(&sim, "4s");
+    ctl_ok(&sim, &["fault", "1002", "wrong-version"]);
+    let mut run = ws.spawn(&UP_WITH_ROLLBACK, &[]);
+    let (code, err) = run.finish(RUN_T);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(node_state_of(&ws, 1002)["status"], "rolled_back");
+    assert_eq!(varz_version(&sim, 1002, None), OLD);
+    let n = node_state_of(&ws, 1002);
+    assert!(
+        n["done"].as_array().unwrap().is_empty(),
+        "a rolled-back node keeps no finished steps: {n}"
+    );
+    // Fix the cause, then resume.
+    ctl_ok(&sim, &["clear", "1002"]);
+    let stops_before = count(&sim, "stop", 1002);
+    let r = ws.run(&RESUME, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let lines = r.lines();
+    let steps: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "step_started" && l["data"]["node"] == 1002)
+        .filter_map(|l| l["data"]["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps.first().copied(),
+        Some("check_settled"),
+        "the pre-stop check runs again first: {steps:?}"
+    );
+    assert!(steps.contains(&"stop"), "{steps:?}");
+    assert_eq!(count(&sim, "stop", 1002), stops_before + 1);
+    assert_eq!(varz_version(&sim, 1002, None), NEW);
+    assert_eq!(varz_version(&sim, 1003, None), NEW);
+    down_intervals_never_overlap(&sim.events()).unwrap();
+}
+
+/// Hole 5: a soak that failed leaves the node unverified. The resume re-gates it (a new
+/// process on the target, A–G held) before anything else, then soaks it.
+#[test]
+fn resume_after_a_failed_soak_re_gates_the_node() {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY.replace("soak: 300ms", "soak: 3s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("soak of 1001", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1001 && v["data"]["step"] == "soak"
+    });
+    ctl_ok(&sim, &["stop", "1003"]);
+    let (code, err) = run.finish(RUN_T);
+    assert_eq!(code, 1, "{err}");
+    let n = node_state_of(&ws, 1001);
+    assert_eq!(n["status"], "failed", "{n}");
+    assert_eq!(count(&sim, "stop", 1002), 0, "1002 untouched");
+    ctl_ok(&sim, &["start", "1003"]);
+    sim.wait_settled(1003, RUN_T);
+    let r = ws.run(&RESUME, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let lines = r.lines();
+    let first_1001: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "step_started" && l["data"]["node"] == 1001)
+        .filter_map(|l| l["data"]["step"].as_str())
+        .collect();
+    assert_eq!(
+        first_1001,
+        ["wait_ready", "soak"],
+        "re-gated and soaked, never restarted"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "node_ready" && l["data"]["node"] == 1001),
+        "{}",
+        r.all()
+    );
+    assert_eq!(count(&sim, "stop", 1001), 1, "1001 was not restarted");
+    down_intervals_never_overlap(&sim.events()).unwrap();
+}
+
+/// Hole 5 (the other side): a node the earlier run upgraded that no longer runs the
+/// target fails its re-verification, and nothing is touched after it.
+#[test]
+fn resume_re_verification_of_an_upgraded_node_can_fail() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::with_node_timeout(&sim, "3s");
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("pre-stop of 1002", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "check_settled"
+    });
+    run.kill9();
+    assert_eq!(node_state_of(&ws, 1001)["status"], "ready");
+    // Someone put the old build back on 1001 meanwhile.
+    ctl_ok(&sim, &["restart", "1001", "--version", OLD]);
+    sim.wait_settled(1001, RUN_T);
+    let r = ws.run(&RESUME, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let failed = r
+        .lines()
+        .into_iter()
+        .find(|l| l["type"] == "node_failed")
+        .unwrap_or_else(|| panic!("no node_failed:\n{}", r.all()));
+    assert_eq!(failed["data"]["node"], 1001, "{failed}");
+    assert_eq!(failed["data"]["step"], "verify", "{failed}");
+    assert!(
+        failed["data"]["signal"]
+            .as_str()
+            .is_some_and(|s| s.starts_with('B')),
+        "{failed}"
+    );
+    assert_eq!(count(&sim, "stop", 1002), 0, "1002 untouched");
+    assert_eq!(count(&sim, "stop", 1003), 0, "1003 untouched");
+}
+
+/// Hole 6: an interrupted `start` is not run again when the node already runs a new
+/// process on the target; an interrupted `stop` is not run again when the node is down.
+#[test]
+fn an_interrupted_start_is_observed_before_it_is_run_again() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1002 starting", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "start"
+    });
+    run.kill9();
+    // Whatever the orphaned step did, make the node run the target (as a `start` that
+    // took effect before the kill would have).
+    if varz_version(&sim, 1002, None) != NEW {
+        ctl_ok(&sim, &["start", "1002", "--version", NEW]);
+    }
+    let starts = count(&sim, "start", 1002);
+    let r = ws.run(&RESUME, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let skipped = r
+        .lines()
+        .into_iter()
+        .find(|l| l["type"] == "step_skipped" && l["data"]["node"] == 1002)
+        .unwrap_or_else(|| panic!("no step_skipped:\n{}", r.all()));
+    assert_eq!(skipped["data"]["step"], "start");
+    assert_eq!(count(&sim, "start", 1002), starts, "no second start");
+    down_intervals_never_overlap(&sim.events()).unwrap();
+}
+
+#[test]
+fn an_interrupted_stop_of_a_node_already_down_is_not_run_again() {
+    let sim = Sim::start(SimOpts::default());
+    let pb = include_str!("../../playbooks/sim.yaml")
+        .replace("name: sim", "name: sim-slow-stop")
+        .replace("  stop: \"", "  stop: \"sleep 30 && ");
+    let ws = Ws::new(&sim, &Opts::default());
+    std::fs::write(ws.dir.path().join("pb.yaml"), pb).unwrap();
+    let m = std::fs::read_to_string(&ws.manifest)
+        .unwrap()
+        .replace("playbook: sim", "playbook: ./pb.yaml");
+    std::fs::write(&ws.manifest, m).unwrap();
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1001 stopping", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1001 && v["data"]["step"] == "stop"
+    });
+    run.kill9();
+    // The node went down meanwhile (as the step would have made it).
+    ctl_ok(&sim, &["stop", "1001"]);
+    let stops = count(&sim, "stop", 1001);
+    let t = std::time::Instant::now();
+    let r = ws.run(&RESUME, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let skipped = r
+        .lines()
+        .into_iter()
+        .find(|l| l["type"] == "step_skipped" && l["data"]["node"] == 1001)
+        .unwrap_or_else(|| panic!("no step_skipped:\n{}", r.all()));
+    assert_eq!(skipped["data"]["step"], "stop");
+    // The slow stop (30 s) was not run again.
+    assert!(t.elapsed() < Duration::from_secs(25), "{:?}", t.elapsed());
+    assert_eq!(count(&sim, "stop", 1001), stops, "no second stop");
+}
+
+/// Hole 8: SIGTERM (a cancelled CI job) and SIGHUP (a dropped ssh session) behave like
+/// the first Ctrl-C: the node being worked on is brought back and gated, state is saved,
+/// and the exit is non-zero.
+#[test]
+fn sigterm_and_sighup_behave_like_the_first_ctrl_c() {
+    for sig in [Signal::SIGTERM, Signal::SIGHUP] {
+        let sim = Sim::start(SimOpts::default());
+        let ws = Ws::new(&sim, &Opts::default());
+        let mut run = ws.spawn(&UP, &[]);
+        run.wait_for("1002 stopping", RUN_T, |v| {
+            v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "stop"
+        });
+        signal(&run, sig);
+        let (code, err) = run.finish(RUN_T);
+        assert_eq!(code, 130, "{sig}: {err}");
+        let lines = values(&run);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["type"] == "node_ready" && l["data"]["node"] == 1002),
+            "{sig}: the node that was going down came back and was gated"
+        );
+        assert_eq!(ws.state()["status"], "interrupted", "{sig}");
+        assert_eq!(count(&sim, "stop", 1003), 0, "{sig}");
+        down_intervals_never_overlap(&sim.events()).unwrap();
+    }
+}
+
+/// Hole 9: `--discard` moves a corrupt state file aside (its own error points there).
+#[test]
+fn discard_moves_a_corrupt_state_aside() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    std::fs::create_dir_all(ws.state_file().parent().unwrap()).unwrap();
+    std::fs::write(ws.state_file(), "{ not json").unwrap();
+    let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.all().contains("--discard"), "{}", r.all());
+    let r = ws.run(&["upgrade", "--discard"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.all().contains("unreadable state file"), "{}", r.all());
+    assert!(!ws.state_file().exists());
+    let kept: Vec<_> = std::fs::read_dir(ws.state_file().parent().unwrap())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("state-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "a copy is kept");
+    assert_eq!(
+        std::fs::read_to_string(kept[0].path()).unwrap(),
+        "{ not json"
+    );
+    let r = ws.run(&["upgrade", "--discard"], &[]);
+    assert_eq!(r.code, 0);
+    assert!(r.all().contains("no unfinished run"), "{}", r.all());
+}
