@@ -100,9 +100,18 @@ pub enum CtlCmd {
         #[arg(long)]
         version: String,
     },
+    /// Kill and start again at once (optionally with a new version): back inside the
+    /// controller's offline window, so never marked offline, but stale until it rejoins
+    Bounce {
+        node: u64,
+        #[arg(long)]
+        version: Option<String>,
+    },
     /// Inject a fault: never-starts | crash-loop | wrong-version | slow-start SECS | no-rejoin |
-    /// blackhole | http500 | partition | token NEWTOKEN | log TEXT | config KEY VALUE |
-    /// netsplit PEER_ID (the first five act at the next start, the others immediately)
+    /// slow-rejoin SECS | slow-catch-up SECS | slow-migrate SECS | slow-join SECS (these act at
+    /// the next start) | stuck-joining | blackhole | http500 | partition | token NEWTOKEN |
+    /// log TEXT | config KEY VALUE | netsplit PEER_ID (these act immediately). SECS are
+    /// simulated seconds
     Fault {
         node: u64,
         kind: String,

@@ -50,6 +50,27 @@ pub struct CfgNode {
     pub offline_count: u32,
     pub last_offline: i64,
     pub created_at: i64,
+    /// 1 WillJoin, 2 Joining, 3 Joined (facts §3.6; upstream `types.NodeStatus`).
+    pub status: u8,
+    /// Joined through a seed (`ProposeJoin` sets `Join: true`, upstream `rpc_server.go`).
+    pub join: bool,
+}
+
+/// Node status values of the cluster config (facts §3.6).
+pub mod node_status {
+    pub const WILL_JOIN: u8 = 1;
+    pub const JOINING: u8 = 2;
+    pub const JOINED: u8 = 3;
+
+    /// `status_format` of `/cluster/node[s]` (upstream `pkg/cluster/cluster/model.go`).
+    pub fn format(status: u8) -> &'static str {
+        match status {
+            WILL_JOIN => "将加入",
+            JOINING => "加入中",
+            JOINED => "已加入",
+            _ => "",
+        }
+    }
 }
 
 /// A slot of the cluster config (facts §3.6 `slots[]`); status 0 Normal, 1 Candidate.
@@ -88,13 +109,18 @@ impl Config {
     pub fn is_online(&self, id: u64) -> bool {
         self.node(id).is_some_and(|n| n.online)
     }
+    /// The controller's config alone says settled: every slot led, Normal, not migrating;
+    /// every node online and Joined. (`Cluster::settled` adds the nodes' own state.)
     pub fn is_settled(&self) -> bool {
         !self.slots.is_empty()
             && self
                 .slots
                 .iter()
-                .all(|s| s.leader != 0 && s.status == 0 && s.migrate_to == 0)
-            && self.nodes.iter().all(|n| n.online)
+                .all(|s| s.leader != 0 && s.status == 0 && s.migrate_to == 0 && s.migrate_from == 0)
+            && self
+                .nodes
+                .iter()
+                .all(|n| n.online && n.status == node_status::JOINED)
     }
     pub fn set_online(&mut self, id: u64, online: bool, now_secs: i64) {
         if let Some(n) = self.node_mut(id) {

@@ -14,8 +14,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::version::WkVersion;
-
+use super::builds::Build;
 use super::faults::FaultKind;
 use super::logs;
 use super::model::Phase;
@@ -55,6 +54,9 @@ pub fn state_json(shared: &Shared) -> Value {
                 "id": n.id, "api": format!("http://{}:{}", c.opts.host, n.api_port),
                 "cluster_addr": format!("{}:{}", c.opts.host, n.cluster_port),
                 "state": n.phase.name(), "version": c.version_string(&n.version),
+                "build": n.version.tag(), "commit": n.version.commit(),
+                "status": c.config.node(n.id).map_or(0, |cn| cn.status),
+                "rejoined": c.rejoined(n.id),
                 "member": c.is_member(n.id), "online": c.config.is_online(n.id),
                 "controller": c.config.controller == n.id,
                 "uptime": if n.phase.running() { logs::my_uptime(c.uptime_secs(n, now)) } else { String::new() },
@@ -63,7 +65,7 @@ pub fn state_json(shared: &Shared) -> Value {
         })
         .collect();
     json!({"controller": c.controller(), "config_version": c.config.version,
-           "cluster_settled": c.config.is_settled(), "pending_timers": c.pending_timers(), "nodes": nodes})
+           "cluster_settled": c.settled(), "pending_timers": c.pending_timers(), "nodes": nodes})
 }
 
 async fn state(State(s): St) -> Response {
@@ -88,9 +90,9 @@ async fn ctl(State(s): St, axum::Json(req): axum::Json<CtlReq>) -> Response {
         // ok: poisoned only after a panic elsewhere
         return fail(StatusCode::NOT_FOUND, &format!("unknown node {node}"));
     }
-    let version = match req.version.as_deref().map(WkVersion::parse).transpose() {
+    let version = match req.version.as_deref().map(Build::parse).transpose() {
         Ok(v) => v,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
     };
     let shown = version.as_ref().map(ToString::to_string);
     let detail = match (&req.cmd[..], &shown) {
@@ -112,6 +114,7 @@ async fn ctl(State(s): St, axum::Json(req): axum::Json<CtlReq>) -> Response {
             Ok(()) => s.apply(|c, now| c.start(node, version, now)),
             Err(e) => Err(e),
         },
+        "bounce" => s.apply(|c, now| c.bounce(node, version, now)),
         "fault" => match FaultKind::parse(req.kind.as_deref().unwrap_or(""), &req.args) {
             Ok(k) => s.apply(|c, now| c.apply_fault(node, k, now)),
             Err(e) => Err(e),

@@ -67,6 +67,11 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<String> {
                 .await
                 .map(|_| String::new())?
         }
+        CtlCmd::Bounce { node, version } => {
+            send(command("bounce", node, json!({"version": version})))
+                .await
+                .map(|_| String::new())?
+        }
         CtlCmd::Fault { node, kind, args } => {
             send(command("fault", node, json!({"kind": kind, "args": args})))
                 .await

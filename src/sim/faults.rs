@@ -1,9 +1,10 @@
 //! Injectable faults of one simulated node (DESIGN §7) and their parsing from `wksim ctl fault`.
 //!
-//! Start-time faults (`never-starts`, `crash-loop`, `wrong-version`, `slow-start`, `no-rejoin`)
-//! are read when the node next boots; the others act immediately. Each one reproduces a failure
-//! seen upstream (facts §4.5, §8.3): #197 slot-ready panic, #545/#546 crash loop, #388 `connect
-//! not authed`, #310 "image not pulled".
+//! Start-time faults (`never-starts`, `crash-loop`, `wrong-version`, `slow-start`, `no-rejoin`,
+//! `slow-rejoin`, `slow-catch-up`, `slow-migrate`, `slow-join`) are read when the node next
+//! boots or rejoins; the others act immediately. Each one reproduces a failure seen upstream
+//! (facts §4.5, §8.3, §12): #197 slot-ready panic, #545/#546 crash loop, #388 `connect not
+//! authed`, #310 "image not pulled", #529 a node stuck in Joining.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +23,23 @@ pub struct Faults {
     pub token: Option<String>,
     pub config: BTreeMap<String, String>,
     pub netsplit: BTreeSet<u64>,
+    /// Simulated seconds a restarted node stays stale (pinging, so not marked offline, but
+    /// not knowing the controller and not caught up) before it rejoins.
+    pub slow_rejoin_secs: Option<f64>,
+    /// Extra simulated seconds between being marked online and catching up on the config.
+    pub slow_catch_up_secs: Option<f64>,
+    /// Simulated seconds the leader moves towards the node take after its catch-up.
+    pub slow_migrate_secs: Option<f64>,
+    /// Extra simulated seconds a seed-joining node stays in Joining (2).
+    pub slow_join_secs: Option<f64>,
+    /// Upstream #529: stays Joining (2) although online, caught up and holding replicas.
+    pub stuck_joining: bool,
+}
+
+/// Simulated ms of an optional seconds value.
+pub fn ms(secs: Option<f64>) -> u64 {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    secs.map_or(0, |s| (s * 1000.0) as u64)
 }
 
 impl Faults {
@@ -36,6 +54,7 @@ impl Faults {
             (self.blackhole, "blackhole"),
             (self.http500, "http500"),
             (self.partition, "partition"),
+            (self.stuck_joining, "stuck-joining"),
         ];
         out.extend(
             flags
@@ -43,8 +62,16 @@ impl Faults {
                 .filter(|(on, _)| *on)
                 .map(|(_, n)| (*n).to_string()),
         );
-        if let Some(s) = self.slow_start_secs {
-            out.push(format!("slow-start {s}"));
+        for (v, name) in [
+            (self.slow_start_secs, "slow-start"),
+            (self.slow_rejoin_secs, "slow-rejoin"),
+            (self.slow_catch_up_secs, "slow-catch-up"),
+            (self.slow_migrate_secs, "slow-migrate"),
+            (self.slow_join_secs, "slow-join"),
+        ] {
+            if let Some(s) = v {
+                out.push(format!("{name} {s}"));
+            }
         }
         if self.token.is_some() {
             out.push("token".to_string());
@@ -70,6 +97,11 @@ pub enum FaultKind {
     Log(String),
     Config(String, String),
     Netsplit(u64),
+    SlowRejoin(f64),
+    SlowCatchUp(f64),
+    SlowMigrate(f64),
+    SlowJoin(f64),
+    StuckJoining,
 }
 
 impl FaultKind {
@@ -95,15 +127,22 @@ impl FaultKind {
             "blackhole" => none(FaultKind::Blackhole),
             "http500" => none(FaultKind::Http500),
             "partition" => none(FaultKind::Partition),
-            "slow-start" => {
+            "stuck-joining" => none(FaultKind::StuckJoining),
+            "slow-start" | "slow-rejoin" | "slow-catch-up" | "slow-migrate" | "slow-join" => {
                 let s = one("SECS")?;
                 let secs: f64 = s
                     .parse()
-                    .map_err(|_| format!("slow-start: `{s}` is not a number of seconds"))?;
+                    .map_err(|_| format!("{kind}: `{s}` is not a number of seconds"))?;
                 if !(secs.is_finite() && secs >= 0.0) {
-                    return Err(format!("slow-start: `{s}` must be a non-negative number"));
+                    return Err(format!("{kind}: `{s}` must be a non-negative number"));
                 }
-                Ok(FaultKind::SlowStart(secs))
+                Ok(match kind {
+                    "slow-start" => FaultKind::SlowStart(secs),
+                    "slow-rejoin" => FaultKind::SlowRejoin(secs),
+                    "slow-catch-up" => FaultKind::SlowCatchUp(secs),
+                    "slow-migrate" => FaultKind::SlowMigrate(secs),
+                    _ => FaultKind::SlowJoin(secs),
+                })
             }
             "token" => Ok(FaultKind::Token(one("NEWTOKEN")?)),
             "log" if !args.is_empty() => Ok(FaultKind::Log(args.join(" "))),
@@ -120,6 +159,7 @@ impl FaultKind {
             }
             other => Err(format!(
                 "unknown fault `{other}` (expected never-starts, crash-loop, wrong-version, slow-start, no-rejoin, \
+                 slow-rejoin, slow-catch-up, slow-migrate, slow-join, stuck-joining, \
                  blackhole, http500, partition, token, log, config, netsplit)"
             )),
         }
@@ -134,6 +174,10 @@ impl FaultKind {
                 | FaultKind::WrongVersion
                 | FaultKind::SlowStart(_)
                 | FaultKind::NoRejoin
+                | FaultKind::SlowRejoin(_)
+                | FaultKind::SlowCatchUp(_)
+                | FaultKind::SlowMigrate(_)
+                | FaultKind::SlowJoin(_)
         )
     }
 
@@ -152,6 +196,11 @@ impl FaultKind {
             FaultKind::Log(t) => format!("log {t}"),
             FaultKind::Config(k, v) => format!("config {k} {v}"),
             FaultKind::Netsplit(p) => format!("netsplit {p}"),
+            FaultKind::SlowRejoin(s) => format!("slow-rejoin {s}"),
+            FaultKind::SlowCatchUp(s) => format!("slow-catch-up {s}"),
+            FaultKind::SlowMigrate(s) => format!("slow-migrate {s}"),
+            FaultKind::SlowJoin(s) => format!("slow-join {s}"),
+            FaultKind::StuckJoining => "stuck-joining".into(),
         }
     }
 }
@@ -173,6 +222,15 @@ mod tests {
         assert!(FaultKind::parse("crash-loop", &["x".into()]).is_err());
         assert!(FaultKind::parse("slow-start", &[]).is_err());
         assert!(FaultKind::parse("bogus", &[]).is_err());
+        assert_eq!(
+            FaultKind::parse("slow-catch-up", &["4".into()]),
+            Ok(FaultKind::SlowCatchUp(4.0))
+        );
+        assert!(FaultKind::parse("slow-migrate", &["-1".into()]).is_err());
+        assert_eq!(
+            FaultKind::parse("stuck-joining", &[]),
+            Ok(FaultKind::StuckJoining)
+        );
         assert!(FaultKind::CrashLoop.is_start_time());
         assert!(!FaultKind::Blackhole.is_start_time());
     }

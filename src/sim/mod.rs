@@ -2,7 +2,8 @@
 //!
 //! N nodes in one process, each with a real API listener and a cluster-port listener, serving
 //! the v2 HTTP API with the shapes of facts §3, the restart timeline of facts §4.3/§4.4/§11.5,
-//! per-version behaviour (facts §3.11 via `releases::Capabilities`) and injectable faults.
+//! per-version behaviour (facts §3.11, wksim's own table in `builds`, independent of wkctl's
+//! `releases`) and injectable faults.
 //! `model` + `timeline` are pure (fake-clock unit tests); `shared` + `server` + `control` are
 //! the async shell; `ctl` is the client of the control server.
 
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+pub mod builds;
 pub mod cli;
 pub mod config;
 pub mod control;

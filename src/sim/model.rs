@@ -8,10 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::releases::Capabilities;
-use crate::version::WkVersion;
-
-pub use super::config::{CfgNode, Config, Phase, Slot, View};
+use super::builds::Behaviour;
+pub use super::builds::Build;
+pub use super::config::{CfgNode, Config, Phase, Slot, View, node_status};
 use super::faults::Faults;
 use super::logs;
 
@@ -33,6 +32,8 @@ pub mod timing {
     /// Bounded wait of a fan-out to a black-holed peer (facts §3.4: no client timeout upstream).
     pub const PEER_TIMEOUT: u64 = 3000;
     pub const RETRY: u64 = 500;
+    /// One step of a seed join: WillJoin → Joining → Joined (controller event loop).
+    pub const JOIN_STEP: u64 = 1000;
 }
 
 #[derive(Debug, Clone)]
@@ -40,8 +41,11 @@ pub struct Node {
     pub id: u64,
     pub api_port: u16,
     pub cluster_port: u16,
-    pub version: WkVersion,
+    /// The build (image tag) the process runs.
+    pub version: Build,
     pub phase: Phase,
+    /// A graceful stop is under way.
+    pub stopping: bool,
     /// Incarnation counter; timers of an older incarnation are ignored.
     pub generation: u64,
     pub started_at: u64,
@@ -55,8 +59,9 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn caps(&self) -> Capabilities {
-        Capabilities::of(&self.version)
+    /// How this node's build behaves (wksim's own table, `builds.rs`).
+    pub fn caps(&self) -> Behaviour {
+        self.version.behaviour()
     }
     /// Process up, API open and able to talk to peers: counts for a config-raft quorum.
     pub fn alive(&self) -> bool {
@@ -74,6 +79,8 @@ pub struct Event {
     pub to: Option<String>,
     pub version: Option<String>,
     pub detail: Option<String>,
+    /// `cluster_settled` of `stop` events: the sim's own strict judgement at that moment.
+    pub settled: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +95,7 @@ pub(super) enum Timer {
     CrashRestart(u64, u64),
     SlotWait(u64, u64),
     MarkOffline(u64),
+    JoinStep(u64, u64),
     SlotElect,
     ControllerElect,
 }
@@ -135,7 +143,7 @@ impl Cluster {
         opts: ModelOpts,
         specs: &[NodeSpec],
         joined: usize,
-        version: &WkVersion,
+        version: &Build,
         now: u64,
     ) -> Cluster {
         let nodes = specs
@@ -146,6 +154,7 @@ impl Cluster {
                 cluster_port: s.cluster_port,
                 version: version.clone(),
                 phase: Phase::Stopped,
+                stopping: false,
                 generation: 0,
                 started_at: 0,
                 view: View::Empty,
@@ -191,6 +200,7 @@ impl Cluster {
             cluster_addr: format!("{}:{}", self.opts.host, n.cluster_port),
             api_addr: format!("http://{}:{}", self.opts.host, n.api_port),
             created_at,
+            status: node_status::JOINED,
             ..CfgNode::default()
         }
     }
@@ -236,14 +246,35 @@ impl Cluster {
         self.config.node(id).is_some()
     }
 
-    /// Version string as this build reports it (facts §7.4: docker with `v`, release without).
-    pub fn version_string(&self, v: &WkVersion) -> String {
-        let s = v.to_string();
-        if self.opts.release_style {
-            s.trim_start_matches('v').to_string()
-        } else {
-            s
-        }
+    /// Version string as this build reports it (facts §7.4: docker with `v`, release without;
+    /// a `-dev` image reports the release it was built after).
+    pub fn version_string(&self, v: &Build) -> String {
+        v.reported(self.opts.release_style)
+    }
+
+    /// The sim's own strict "cluster settled": a controller exists; every member is up, online,
+    /// Joined, knows the controller and has caught up (live view); every slot has a leader, is
+    /// Normal and not migrating. Recorded on every `stop` event (issue 11 hole 12).
+    pub fn settled(&self) -> bool {
+        self.controller().is_some()
+            && self.config.is_settled()
+            && self.config.nodes.iter().all(|cn| {
+                self.node(cn.id).is_some_and(|n| {
+                    n.phase.api_open()
+                        && n.connected
+                        && n.knows_controller
+                        && matches!(n.view, View::Live)
+                })
+            })
+    }
+
+    /// Online in the controller's view and caught up on the config: the end of a node's
+    /// "down" interval for the tests' invariant.
+    pub fn rejoined(&self, id: u64) -> bool {
+        self.config.is_online(id)
+            && self.node(id).is_some_and(|n| {
+                n.phase.api_open() && n.knows_controller && matches!(n.view, View::Live)
+            })
     }
 
     pub fn wall_ms(&self, now: u64) -> i64 {
@@ -326,6 +357,7 @@ impl Cluster {
             to: None,
             version: None,
             detail: None,
+            settled: None,
         });
         self.events.last_mut().expect("just pushed") // ok: internal invariant
     }

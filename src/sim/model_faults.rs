@@ -2,7 +2,7 @@
 //! in WuKongIM env form (facts §5.1, §5.2) and the simulated network check.
 
 use super::faults::{FaultKind, Faults};
-use super::model::{Cluster, Phase, Timer, timing};
+use super::model::{Cluster, Phase, Timer, node_status, timing};
 
 impl Cluster {
     /// `wksim ctl fault NODE KIND [ARG]`.
@@ -18,6 +18,17 @@ impl Cluster {
             FaultKind::CrashLoop => f.crash_loop = true,
             FaultKind::WrongVersion => f.wrong_version = true,
             FaultKind::SlowStart(s) => f.slow_start_secs = Some(s),
+            FaultKind::SlowRejoin(s) => f.slow_rejoin_secs = Some(s),
+            FaultKind::SlowCatchUp(s) => f.slow_catch_up_secs = Some(s),
+            FaultKind::SlowMigrate(s) => f.slow_migrate_secs = Some(s),
+            FaultKind::SlowJoin(s) => f.slow_join_secs = Some(s),
+            FaultKind::StuckJoining => {
+                f.stuck_joining = true;
+                // A member that is online and caught up shows #529 at once.
+                if self.rejoined(id) {
+                    self.mark_stuck_joining(id, now);
+                }
+            }
             FaultKind::NoRejoin => f.no_rejoin = true,
             FaultKind::Blackhole => f.blackhole = true,
             FaultKind::Http500 => f.http500 = true,
@@ -60,8 +71,23 @@ impl Cluster {
             && !n.connected
             && (n.faults.partition || n.faults.no_rejoin || !n.faults.netsplit.is_empty());
         let g = n.generation;
+        let was_stuck = n.faults.stuck_joining;
         self.node_mut(id).faults = Faults::default();
         self.emit(now, Some(id), "fault").detail = Some("clear".into());
+        if was_stuck
+            && self
+                .config
+                .node(id)
+                .is_some_and(|cn| cn.status == node_status::JOINING)
+            && self.rejoined(id)
+        {
+            // `ProposeJoined` at last (what unmerged upstream PR #531 would do).
+            if let Some(cn) = self.config.nodes.iter_mut().find(|n| n.id == id) {
+                cn.status = node_status::JOINED;
+            }
+            self.bump();
+            self.emit(now, Some(id), "join").to = Some("joined".into());
+        }
         if held_back {
             self.schedule(now + timing::STALE, Timer::Rejoin(id, g));
         }

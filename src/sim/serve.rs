@@ -8,8 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-use crate::version::WkVersion;
-
+use super::builds::Build;
 use super::cli::{ServeArgs, VersionStyle};
 use super::model::{Cluster, ModelOpts, NodeSpec};
 use super::server;
@@ -44,7 +43,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     if !(a.speed.is_finite() && a.speed > 0.0) {
         bail!("--speed must be a positive number");
     }
-    let version = WkVersion::parse(&a.version)?;
+    let version = Build::parse(&a.version).map_err(anyhow::Error::msg)?;
     let joined = a.joined.unwrap_or(a.nodes).min(a.nodes);
     std::fs::create_dir_all(&a.state_dir)
         .with_context(|| format!("creating `{}`", a.state_dir.display()))?;
@@ -106,7 +105,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
 }
 
 #[allow(clippy::print_stdout)]
-fn print_table(specs: &[NodeSpec], joined: usize, control: &str, version: &WkVersion) {
+fn print_table(specs: &[NodeSpec], joined: usize, control: &str, version: &Build) {
     println!(
         "wksim: {} node(s), {joined} joined, version {version}",
         specs.len()

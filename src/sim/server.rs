@@ -23,7 +23,6 @@ use tokio::task::JoinHandle;
 
 use super::shared::Shared;
 use super::views::{self, Reply};
-use super::views_cluster;
 
 /// One bound listener and the kill switch of the connections it accepted.
 pub struct Incarnation {
@@ -201,15 +200,10 @@ fn respond(r: Reply) -> Response {
     } else {
         "text/plain; charset=utf-8"
     };
-    if r.body.is_empty() {
+    if r.body.is_empty() && !r.json {
         return status.into_response();
     }
     (status, [(header::CONTENT_TYPE, ctype)], r.body).into_response()
-}
-
-enum Gate {
-    Blackhole(u64),
-    Reply(Reply),
 }
 
 async fn handle(
@@ -226,52 +220,38 @@ async fn handle(
         .map(str::to_string);
     let q = query(&uri);
     let now = shared.clock.now();
-    let gate = {
+    let r = {
         let mut c = shared.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
-        let Some(n) = c.node(id) else {
+        if c.node(id).is_none() {
             return StatusCode::NOT_FOUND.into_response();
-        };
-        if n.faults.blackhole {
-            Gate::Blackhole(n.generation)
-        } else if c
-            .token_of(n)
-            .is_some_and(|t| token.as_deref() != Some(t.as_str()))
-        {
-            // facts §2.1: every path, /health included, 401 with an empty body.
-            Gate::Reply(Reply::empty(401))
-        } else if n.faults.http500 {
-            Gate::Reply(Reply::empty(500))
-        } else if method != Method::GET {
-            Gate::Reply(Reply::not_found())
-        } else {
-            let t = token.as_deref();
-            Gate::Reply(match path.as_str() {
-                "/health" => views::health(&c, n),
-                "/varz" => views::varz(&c, n, &q, t, now),
-                "/cluster/node" => views::cluster_node(&c, n, now),
-                "/cluster/nodes" => views::cluster_nodes(&c, n, t, now, false),
-                "/cluster/simpleNodes" => views::cluster_nodes(&c, n, t, now, true),
-                "/cluster/info" => views_cluster::cluster_info(&mut c, id, t),
-                "/cluster/allslot" => views_cluster::allslot(&c, n, t),
-                "/cluster/slots" => views_cluster::slots(&c, n, &q),
-                "/cluster/logs" => views_cluster::cluster_logs(&c, n, &q, t),
-                _ => Reply::not_found(),
-            })
         }
+        views::answer(
+            &mut c,
+            id,
+            method == Method::GET,
+            &path,
+            &q,
+            token.as_deref(),
+            now,
+        )
     };
-    match gate {
-        Gate::Blackhole(generation) => {
-            // Accepts TCP, never answers; ends only when this process incarnation dies.
-            shared
-                .wait_until(|c| c.node(id).is_none_or(|n| n.generation != generation))
-                .await;
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
-        }
-        Gate::Reply(r) => {
-            if r.delay > 0 {
-                tokio::time::sleep(shared.clock.real(r.delay)).await;
-            }
-            respond(r)
-        }
+    finish(&shared, r).await
+}
+
+/// Waits out a black hole or a delay, then sends the answer.
+pub async fn finish(shared: &Shared, r: Reply) -> Response {
+    if let Some((node, generation)) = r.hang {
+        // Accepts TCP, never answers; ends only when that process incarnation dies or the
+        // black hole is lifted.
+        shared
+            .wait_until(|c| {
+                c.node(node)
+                    .is_none_or(|n| n.generation != generation || !n.faults.blackhole)
+            })
+            .await;
     }
+    if r.delay > 0 {
+        tokio::time::sleep(shared.clock.real(r.delay)).await;
+    }
+    respond(r)
 }

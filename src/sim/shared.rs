@@ -213,5 +213,8 @@ pub fn event_json(e: &Event, epoch_ms: i64, speed: f64) -> Value {
             m.insert(k.into(), v.clone().into());
         }
     }
+    if let Some(settled) = e.settled {
+        m.insert("cluster_settled".into(), settled.into());
+    }
     Value::Object(m)
 }

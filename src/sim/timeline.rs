@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::version::WkVersion;
-
-use super::model::{Cluster, Phase, Timer, View, timing};
+use super::faults::ms;
+use super::model::{Build, Cluster, Phase, Timer, View, node_status, timing};
 
 impl Cluster {
     pub(super) fn fire(&mut self, t: Timer, now: u64) {
@@ -40,17 +39,34 @@ impl Cluster {
                 }
             }
             Timer::MarkOffline(id) => self.mark_offline(id, now),
+            Timer::JoinStep(id, g) if current(self, id, g) => self.join_step(id, now),
             Timer::SlotElect => self.elect_slots(now),
             Timer::ControllerElect => self.elect_controller(now),
             _ => {}
         }
     }
 
-    /// `wksim ctl start`: the process starts (like `docker compose up -d`).
-    pub fn start(&mut self, id: u64, version: Option<WkVersion>, now: u64) -> Result<(), String> {
+    /// `wksim ctl start`: the process starts (like `docker compose up -d`). Starting a node
+    /// that already runs that build is a no-op, recorded as a `start_noop` event (like
+    /// `docker compose up -d` on an up-to-date container).
+    pub fn start(&mut self, id: u64, version: Option<Build>, now: u64) -> Result<(), String> {
         let n = self.node(id).ok_or_else(|| format!("unknown node {id}"))?;
         if n.phase.running() {
-            return Err(format!("node {id} is already running ({})", n.phase.name()));
+            let same = version.as_ref().is_none_or(|v| *v == n.version);
+            if same && !n.stopping {
+                let detail = format!("already running {} ({})", n.version, n.phase.name());
+                self.emit(now, Some(id), "start_noop").detail = Some(detail);
+                return Ok(());
+            }
+            return Err(format!(
+                "node {id} is already running {} ({}); stop it first",
+                n.version,
+                if n.stopping {
+                    "stopping"
+                } else {
+                    n.phase.name()
+                }
+            ));
         }
         if let Some(v) = version {
             if n.faults.wrong_version {
@@ -69,17 +85,28 @@ impl Cluster {
         Ok(())
     }
 
-    /// `wksim ctl stop`: graceful stop (SIGTERM), down after `GRACEFUL_STOP`.
+    /// `wksim ctl stop`: graceful stop (SIGTERM), down after `GRACEFUL_STOP`. A stop that
+    /// acts emits a `stop` event carrying `cluster_settled` (the sim's own judgement); a stop
+    /// of a node that is already down or stopping emits `stop_noop`.
     pub fn stop(&mut self, id: u64, now: u64) -> Result<(), String> {
         let n = self.node(id).ok_or_else(|| format!("unknown node {id}"))?;
         match n.phase {
-            Phase::Stopped => Ok(()),
-            Phase::Crashed => {
-                self.go_down(id, Phase::Stopped, now);
+            Phase::Stopped | Phase::Crashed => {
+                let was = n.phase;
+                self.emit(now, Some(id), "stop_noop").detail = Some(was.name().into());
+                if was == Phase::Crashed {
+                    self.go_down(id, Phase::Stopped, now);
+                }
+                Ok(())
+            }
+            _ if n.stopping => {
+                self.emit(now, Some(id), "stop_noop").detail = Some("already stopping".into());
                 Ok(())
             }
             _ => {
                 let g = n.generation;
+                self.emit_stop(id, now, "stop");
+                self.node_mut(id).stopping = true;
                 self.log(
                     id,
                     now,
@@ -92,9 +119,35 @@ impl Cluster {
         }
     }
 
+    /// A `stop` event with the sim's strict settledness at this moment.
+    pub(super) fn emit_stop(&mut self, id: u64, now: u64, how: &str) {
+        let settled = self.settled();
+        let e = self.emit(now, Some(id), "stop");
+        e.detail = Some(how.to_string());
+        e.settled = Some(settled);
+    }
+
+    /// `wksim ctl bounce`: the process is killed and started again at once (`docker restart
+    /// -t 0`, a crash under a restart policy): back well inside the controller's ~6 s offline
+    /// window (facts §4.2), so it is never marked offline, while it is not rejoined yet.
+    pub fn bounce(&mut self, id: u64, version: Option<Build>, now: u64) -> Result<(), String> {
+        let n = self.node(id).ok_or_else(|| format!("unknown node {id}"))?;
+        if !n.phase.running() {
+            return Err(format!(
+                "node {id} is not running ({}); use `start`",
+                n.phase.name()
+            ));
+        }
+        self.emit_stop(id, now, "bounce");
+        self.log(id, now, "INFO", "【Server】killed, restarting at once");
+        self.go_down(id, Phase::Stopped, now);
+        self.start(id, version, now)
+    }
+
     pub(super) fn boot(&mut self, id: u64, now: u64) {
         let n = self.node_mut(id);
         n.generation += 1;
+        n.stopping = false;
         n.started_at = now;
         let (g, faults) = (n.generation, n.faults.clone());
         let version = n.version.clone();
@@ -109,7 +162,7 @@ impl Cluster {
             &format!(
                 "Git: {}-{}",
                 super::views::commit_date(&version),
-                super::views::commit(&version)
+                version.commit()
             ),
         );
         if faults.never_starts {
@@ -118,8 +171,7 @@ impl Cluster {
             self.schedule(now + timing::SLOT_WAIT_PANIC, Timer::BootPanic(id, g));
             return;
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let slow = faults.slow_start_secs.map_or(0, |s| (s * 1000.0) as u64);
+        let slow = ms(faults.slow_start_secs);
         self.schedule(now + timing::BOOT + slow, Timer::BootDone(id, g));
     }
 
@@ -132,7 +184,7 @@ impl Cluster {
         self.log(id, now, "INFO", "ManagerServer started");
         self.log(id, now, "INFO", "Server is ready");
         let n = self.node_mut(id);
-        if n.caps().startup_waits_for_slots {
+        if n.caps().waits_for_slots {
             self.schedule(now + timing::SLOT_WAIT_PANIC, Timer::SlotWait(id, g));
         }
         if faults.crash_loop {
@@ -142,7 +194,17 @@ impl Cluster {
             self.log(id, now, "WARN", "connect not authed");
             self.log(id, now, "WARN", "leader not found");
         } else {
-            self.schedule(now + timing::STALE, Timer::Rejoin(id, g));
+            let slow = ms(faults.slow_rejoin_secs);
+            if slow > 0 {
+                // Its messages reach the controller, which resets its pong counter (facts
+                // §4.2), so it is never marked offline; but it has not applied the config log
+                // and knows no leader yet: a stale peer whose `/health` says ok (§4.3).
+                let n = self.node_mut(id);
+                n.connected = true;
+                n.disconnected_since = None;
+                self.log(id, now, "WARN", "leader not found");
+            }
+            self.schedule(now + timing::STALE + slow, Timer::Rejoin(id, g));
         }
     }
 
@@ -167,8 +229,21 @@ impl Cluster {
         let snapshot = Arc::new(self.config.clone());
         let n = self.node_mut(id);
         n.generation += 1;
+        n.stopping = false;
         if matches!(n.view, View::Live) {
             n.view = View::Frozen(snapshot);
+        }
+        // A leader move towards a node that went away is abandoned.
+        let mut cancelled = false;
+        for s in &mut self.config.slots {
+            if s.migrate_to == id {
+                s.migrate_from = 0;
+                s.migrate_to = 0;
+                cancelled = true;
+            }
+        }
+        if cancelled {
+            self.bump();
         }
         self.set_phase(id, to, now);
         self.disconnect(id, now);
@@ -274,41 +349,189 @@ impl Cluster {
         let n = self.node_mut(id);
         n.knows_controller = true;
         n.disconnected_since = None;
+        let faults = n.faults.clone();
         if !self.is_member(id) {
-            // Joined through the seed (facts §4.2): WillJoin → Joined, simplified to one step.
+            // Joined through the seed (facts §4.2, upstream `rpc_server.go` ProposeJoin):
+            // WillJoin with `join: true`, then Joining, then Joined (`join_step`).
             let created = self.wall_secs(now);
-            let entry = self.cfg_node(id, created);
+            let mut entry = self.cfg_node(id, created);
+            entry.status = node_status::WILL_JOIN;
+            entry.join = true;
+            entry.online = true;
             self.config.nodes.push(entry);
             self.config.nodes.sort_by_key(|n| n.id);
+            self.bump();
+            // It receives the config once, then lags behind until it is Joined and caught up.
+            self.node_mut(id).view = View::Frozen(Arc::new(self.config.clone()));
+            self.emit(now, Some(id), "join").to = Some("will_join".into());
+            self.set_phase(id, Phase::Online, now);
+            self.log(
+                id,
+                now,
+                "INFO",
+                "joined through the seed, waiting to be admitted",
+            );
+            self.schedule(now + timing::JOIN_STEP, Timer::JoinStep(id, g));
+            return;
         }
         if !self.config.is_online(id) {
             let secs = self.wall_secs(now);
             self.config.set_online(id, true, secs);
             self.bump();
         }
+        if faults.stuck_joining {
+            self.mark_stuck_joining(id, now);
+        } else if self
+            .config
+            .node(id)
+            .is_some_and(|cn| cn.status != node_status::JOINED)
+        {
+            // Restarted in the middle of its join: the controller carries on with it.
+            self.set_phase(id, Phase::Online, now);
+            self.schedule(now + timing::JOIN_STEP, Timer::JoinStep(id, g));
+            return;
+        }
         self.set_phase(id, Phase::Online, now);
         self.log(id, now, "INFO", "node online, syncing cluster config");
-        self.schedule(now + timing::CATCH_UP, Timer::CatchUp(id, g));
+        self.schedule(
+            now + timing::CATCH_UP + ms(faults.slow_catch_up_secs),
+            Timer::CatchUp(id, g),
+        );
         if self.config.slots.iter().any(|s| s.status == 1) {
             self.schedule(now + timing::SLOT_ELECT, Timer::SlotElect);
         }
     }
 
-    /// Config catch-up, then the balancer moves this node's home slots back (facts §4.4).
-    fn catch_up(&mut self, id: u64, now: u64) {
-        let g = self.node_mut(id).generation;
-        self.node_mut(id).view = View::Live;
-        let mut moving = 0;
-        for s in &mut self.config.slots {
-            if s.replicas.first() == Some(&id)
-                && s.leader != id
-                && s.leader != 0
-                && s.status == 0
-                && s.migrate_to == 0
+    /// The controller's join handling (upstream `handle_node_joining.go`): WillJoin →
+    /// Joining, then `ProposeJoined` gives it slot replicas and makes it Joined. With the
+    /// `stuck-joining` fault `ProposeJoined` never runs (#529: only when `migrateSlots` is
+    /// non-empty) although it gets its replicas; with `slow-join` it stays Joining longer,
+    /// without replicas and not caught up.
+    fn join_step(&mut self, id: u64, now: u64) {
+        let Some(status) = self.config.node(id).map(|n| n.status) else {
+            return;
+        };
+        let n = self.node_mut(id);
+        let (g, faults) = (n.generation, n.faults.clone());
+        if status == node_status::WILL_JOIN {
+            self.set_status(id, node_status::JOINING);
+            self.emit(now, Some(id), "join").to = Some("joining".into());
+            self.schedule(
+                now + timing::JOIN_STEP + ms(faults.slow_join_secs),
+                Timer::JoinStep(id, g),
+            );
+            return;
+        }
+        self.give_replicas(id);
+        if faults.stuck_joining {
+            self.bump();
+            self.log(
+                id,
+                now,
+                "WARN",
+                "node joining: no slots to migrate, joined not proposed",
+            );
+        } else {
+            self.set_status(id, node_status::JOINED);
+            self.emit(now, Some(id), "join").to = Some("joined".into());
+        }
+        self.schedule(
+            now + timing::CATCH_UP + ms(faults.slow_catch_up_secs),
+            Timer::CatchUp(id, g),
+        );
+    }
+
+    fn set_status(&mut self, id: u64, status: u8) {
+        if let Some(n) = self.config.nodes.iter_mut().find(|n| n.id == id) {
+            n.status = status;
+        }
+        self.bump();
+    }
+
+    /// Upstream #529: the node's entry says Joining (and `join: true`) and stays so.
+    pub(super) fn mark_stuck_joining(&mut self, id: u64, now: u64) {
+        let Some(cn) = self.config.nodes.iter_mut().find(|n| n.id == id) else {
+            return;
+        };
+        if cn.status == node_status::JOINING && cn.join {
+            return;
+        }
+        cn.status = node_status::JOINING;
+        cn.join = true;
+        self.bump();
+        self.emit(now, Some(id), "join").to = Some("joining".into());
+    }
+
+    /// Slot replicas for a newly joined node: every slot while slots have fewer replicas than
+    /// configured (as learners), else a fair share taken from the others (simplified from
+    /// `handle_node_joining.go`).
+    fn give_replicas(&mut self, id: u64) {
+        let want = self.opts.replicas as usize;
+        let members = self.config.nodes.len().max(1);
+        let pos = self
+            .config
+            .nodes
+            .iter()
+            .position(|n| n.id == id)
+            .unwrap_or(0);
+        let short = self
+            .config
+            .slots
+            .first()
+            .is_some_and(|s| s.replicas.len() < want);
+        for (i, s) in self.config.slots.iter_mut().enumerate() {
+            if s.replicas.contains(&id) {
+                continue;
+            }
+            if short {
+                s.replicas.push(id);
+            } else if i % members == pos
+                && let Some(k) = s.replicas.iter().rposition(|r| *r != s.leader)
             {
-                s.migrate_from = s.leader;
-                s.migrate_to = id;
-                moving += 1;
+                s.replicas[k] = id;
+            }
+        }
+    }
+
+    /// Config catch-up (the node has applied the controller log: `rejoined`), then the
+    /// balancer moves this node's home slots back (facts §4.4) unless some node is not Joined
+    /// or some slot is not Normal (upstream `handle_slotleader_balance.go`).
+    fn catch_up(&mut self, id: u64, now: u64) {
+        let n = self.node_mut(id);
+        n.view = View::Live;
+        let (g, faults) = (n.generation, n.faults.clone());
+        if self.rejoined(id) {
+            self.emit(now, Some(id), "rejoined").detail =
+                Some(format!("config_version {}", self.config.version));
+        }
+        let balance = self
+            .config
+            .nodes
+            .iter()
+            .all(|n| n.status == node_status::JOINED)
+            && self.config.slots.iter().all(|s| s.status == 0);
+        let mut moving = 0;
+        if balance {
+            for s in &mut self.config.slots {
+                if s.replicas.first() == Some(&id)
+                    && s.leader != id
+                    && s.leader != 0
+                    && s.migrate_to == 0
+                {
+                    s.migrate_from = s.leader;
+                    s.migrate_to = id;
+                    moving += 1;
+                }
+            }
+            if moving == 0 && faults.slow_migrate_secs.is_some() {
+                // `slow-migrate` needs a move to slow down: one slot it replicates comes over.
+                if let Some(s) = self.config.slots.iter_mut().find(|s| {
+                    s.replicas.contains(&id) && s.leader != id && s.leader != 0 && s.migrate_to == 0
+                }) {
+                    s.migrate_from = s.leader;
+                    s.migrate_to = id;
+                    moving = 1;
+                }
             }
         }
         if moving == 0 {
@@ -318,8 +541,11 @@ impl Cluster {
         self.bump();
         let e = self.emit(now, Some(id), "slots");
         e.to = Some("migrating".into());
-        e.detail = Some(format!("{moving} slot(s) back to {id}"));
-        self.schedule(now + timing::MIGRATE, Timer::MigrateDone(id, g));
+        e.detail = Some(format!("{moving} slot(s) to {id}"));
+        self.schedule(
+            now + timing::MIGRATE + ms(faults.slow_migrate_secs),
+            Timer::MigrateDone(id, g),
+        );
     }
 
     fn migrate_done(&mut self, id: u64, now: u64) {

@@ -3,15 +3,12 @@
 //! `/cluster/info`. Fan-out and forwarding to peers are resolved against the model.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
-
-use crate::version::WkVersion;
 
 use super::logs;
-use super::model::{Cluster, Config, Node, timing};
+use super::model::{Build, Cluster, Config, Node, node_status, timing};
+use super::views_cluster;
 
 /// An HTTP answer; `delay` (simulated ms) is waited before answering.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +17,9 @@ pub struct Reply {
     pub body: String,
     pub json: bool,
     pub delay: u64,
+    /// Answer only once node `.0` has left incarnation `.1` or is no longer black-holed (a
+    /// request into a black hole; upstream's forwarding client has no timeout, facts §12).
+    pub hang: Option<(u64, u64)>,
 }
 
 impl Reply {
@@ -29,6 +29,7 @@ impl Reply {
             body: v.to_string(),
             json: true,
             delay: 0,
+            hang: None,
         }
     }
     /// facts §2.4: errors are HTTP 400 `{"msg","status":400}`.
@@ -41,6 +42,7 @@ impl Reply {
             body: String::new(),
             json: false,
             delay: 0,
+            hang: None,
         }
     }
     pub fn not_found() -> Reply {
@@ -49,21 +51,13 @@ impl Reply {
             body: "404 page not found".into(),
             json: false,
             delay: 0,
+            hang: None,
         }
     }
 }
 
-/// Deterministic fake git commit of a version (facts §7.4).
-pub fn commit(v: &WkVersion) -> String {
-    let digest = Sha256::digest(v.to_string().as_bytes());
-    digest.iter().take(20).fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// `commit_date`: Unix seconds as a string, taken from the tag's date stamp (facts §3.2).
-pub fn commit_date(v: &WkVersion) -> String {
+/// `commit_date`: Unix seconds as a string, taken from the build's date stamp (facts §3.2).
+pub fn commit_date(v: &Build) -> String {
     v.date().map_or_else(String::new, |d| {
         let days = logs::days_from_civil(i64::from(d / 10_000), d / 100 % 100, d % 100);
         (days * 86_400 + 8 * 3600).to_string()
@@ -138,12 +132,17 @@ fn node_entry(c: &Cluster, cfg: &Config, id: u64, kind: &Kind, now: u64) -> Opti
             &mut m,
             "app_version",
             c.version_string(&n.version),
-            n.caps().has_app_version,
+            n.caps().app_version,
         );
         put(&mut m, "config_version", cfg.version, cfg.version > 0);
     }
-    put(&mut m, "status", 3, true);
-    put(&mut m, "status_format", "已加入", true);
+    put(&mut m, "status", cn.status, cn.status > 0);
+    put(
+        &mut m,
+        "status_format",
+        node_status::format(cn.status),
+        cn.status > 0,
+    );
     Some(Value::Object(m))
 }
 
@@ -174,8 +173,81 @@ pub(super) fn reach(c: &Cluster, peer: u64, token: Option<&str>, path: &str) -> 
     Ok(())
 }
 
+/// Upstream `ForwardWithBody` (`pkg/wkhttp/http.go`, facts §12): the peer's status and body
+/// pass through unchanged (a bare 401 or 500 stays so), with a JSON content type; only a
+/// transport error becomes a 400 `{"msg"}`. No client timeout: a black-holed peer hangs.
+pub(super) fn forward(
+    c: &mut Cluster,
+    peer: u64,
+    path: &str,
+    q: &BTreeMap<String, String>,
+    token: Option<&str>,
+    now: u64,
+) -> Reply {
+    let Some(p) = c.node(peer) else {
+        return Reply::err(&format!("node {peer} not found"));
+    };
+    let hostport = format!("{}:{}", c.opts.host, p.api_port);
+    let url = format!("http://{hostport}{path}");
+    if !p.phase.api_open() {
+        return Reply::err(&format!(
+            "Get \"{url}\": dial tcp {hostport}: connect: connection refused"
+        ));
+    }
+    let mut r = answer(c, peer, true, path, q, token, now);
+    r.json = true;
+    if r.hang.is_some() {
+        r.status = 400;
+        r.body = json!({"msg": format!("Get \"{url}\": EOF"), "status": 400}).to_string();
+    }
+    r
+}
+
+/// What node `id`'s API answers to one request (upstream `server_http.go` middleware, then
+/// the route): black hole, token check (401, empty), injected 500, then the handlers.
+pub fn answer(
+    c: &mut Cluster,
+    id: u64,
+    get: bool,
+    path: &str,
+    q: &BTreeMap<String, String>,
+    token: Option<&str>,
+    now: u64,
+) -> Reply {
+    let Some(n) = c.node(id) else {
+        return Reply::not_found();
+    };
+    if n.faults.blackhole {
+        let mut r = Reply::empty(503);
+        r.hang = Some((id, n.generation));
+        return r;
+    }
+    if c.token_of(n).is_some_and(|t| token != Some(t.as_str())) {
+        // facts §2.1: every path, /health included, 401 with an empty body.
+        return Reply::empty(401);
+    }
+    if n.faults.http500 {
+        return Reply::empty(500);
+    }
+    if !get {
+        return Reply::not_found();
+    }
+    match path {
+        "/health" => health(c, n),
+        "/varz" => varz(c, id, q, token, now),
+        "/cluster/node" => cluster_node(c, n, now),
+        "/cluster/nodes" => cluster_nodes(c, n, token, now, false),
+        "/cluster/simpleNodes" => cluster_nodes(c, n, token, now, true),
+        "/cluster/info" => views_cluster::cluster_info(c, id, q, token, now),
+        "/cluster/allslot" => views_cluster::allslot(c, id, q, token, now),
+        "/cluster/slots" => views_cluster::slots(c, n, q),
+        "/cluster/logs" => views_cluster::cluster_logs(c, id, q, token, now),
+        _ => Reply::not_found(),
+    }
+}
+
 pub fn health(c: &Cluster, n: &Node) -> Reply {
-    if !n.caps().health_cluster_aware {
+    if !n.caps().health_checks_cluster {
         return Reply::json(200, &json!({"status": "ok"}));
     }
     // `CheckClusterStatus` on the local (possibly stale) view (facts §3.1, §4.3).
@@ -196,30 +268,26 @@ pub fn health(c: &Cluster, n: &Node) -> Reply {
 }
 
 pub fn varz(
-    c: &Cluster,
-    n: &Node,
+    c: &mut Cluster,
+    id: u64,
     q: &BTreeMap<String, String>,
     token: Option<&str>,
     now: u64,
 ) -> Reply {
-    if !n.caps().has_varz {
+    let n = c.node(id).expect("caller checked"); // ok: internal invariant
+    if !n.caps().varz {
         return Reply::not_found();
     }
     let target = q
         .get("node_id")
         .and_then(|s| s.parse::<u64>().ok())
-        .filter(|id| *id != 0 && *id != n.id);
-    let n = match target {
-        Some(id) => {
-            if let Err(r) = reach(c, id, token, "/varz") {
-                return r;
-            }
-            c.node(id).expect("reach checked it") // ok: internal invariant
+        .filter(|t| *t != 0 && *t != id);
+    if let Some(t) = target {
+        // upstream `internal/api/varz.go`: ForwardWithBody to the node's apiServerAddr.
+        if c.node(t).is_none() {
+            return Reply::err("node not found");
         }
-        None => n,
-    };
-    if !n.caps().has_varz {
-        return Reply::err("unexpected status 404");
+        return forward(c, t, "/varz", q, token, now);
     }
     let host = &c.opts.host;
     let conns = 10 + n.id % 7;
@@ -234,7 +302,7 @@ pub fn varz(
             "slow_clients": 0, "retry_queue": 0,
             "tcp_addr": format!("{host}:5100"), "ws_addr": format!("ws://{host}:5200"), "wss_addr": "",
             "manager_addr": format!("{host}:5300"), "manager_on": 1,
-            "commit": commit(&n.version), "commit_date": commit_date(&n.version), "tree_state": "clean",
+            "commit": n.version.commit(), "commit_date": commit_date(&n.version), "tree_state": "clean",
             "api_url": format!("http://{host}:{}", n.api_port), "manager_uid": "____manager",
             "manager_token_on": i32::from(c.token_of(n).is_some()), "conversation_cache_count": 0,
         }),

@@ -7,19 +7,29 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::model::{Cluster, Config, Node};
-use super::views::{Reply, put, reach};
+use super::views::{Reply, forward, put};
 
-/// Resolves "forward to the config-raft leader" (facts §3.6): `Ok` when it would answer.
-fn via_controller(c: &Cluster, n: &Node, token: Option<&str>, path: &str) -> Result<(), Reply> {
+/// "Forward to the config-raft leader" (facts §3.6): answered here when this node is the
+/// leader, passed through from the leader otherwise, 400 `leader not found` when it knows none.
+fn via_controller(
+    c: &mut Cluster,
+    id: u64,
+    path: &str,
+    q: &BTreeMap<String, String>,
+    token: Option<&str>,
+    now: u64,
+    local: impl FnOnce(&mut Cluster) -> Reply,
+) -> Reply {
+    let n = c.node(id).expect("caller checked"); // ok: internal invariant
     match c.controller() {
         Some(ctrl) if n.knows_controller && n.connected => {
-            if ctrl == n.id {
-                Ok(())
+            if ctrl == id {
+                local(c)
             } else {
-                reach(c, ctrl, token, path)
+                forward(c, ctrl, path, q, token, now)
             }
         }
-        _ => Err(Reply::err("leader not found")),
+        _ => Reply::err("leader not found"),
     }
 }
 
@@ -46,7 +56,8 @@ fn info_json(cfg: &Config) -> String {
             put(&mut m, "offlineCount", x.offline_count, x.offline_count > 0);
             put(&mut m, "lastOffline", x.last_offline, x.last_offline > 0);
             put(&mut m, "allowVote", true, true);
-            put(&mut m, "status", 3, true);
+            put(&mut m, "join", true, x.join);
+            put(&mut m, "status", x.status, x.status > 0);
             put(&mut m, "createdAt", x.created_at, x.created_at > 0);
             Value::Object(m)
         })
@@ -94,11 +105,17 @@ fn info_json(cfg: &Config) -> String {
 }
 
 /// `/cluster/info`, serialized once per config version (1000-node clusters).
-pub fn cluster_info(c: &mut Cluster, id: u64, token: Option<&str>) -> Reply {
-    let n = c.node(id).expect("caller checked"); // ok: internal invariant
-    if let Err(r) = via_controller(c, n, token, "/cluster/info") {
-        return r;
-    }
+pub fn cluster_info(
+    c: &mut Cluster,
+    id: u64,
+    q: &BTreeMap<String, String>,
+    token: Option<&str>,
+    now: u64,
+) -> Reply {
+    via_controller(c, id, "/cluster/info", q, token, now, info_local)
+}
+
+fn info_local(c: &mut Cluster) -> Reply {
     let body = match &c.info_cache {
         Some((v, s)) if *v == c.config.version => Arc::clone(s),
         _ => {
@@ -112,6 +129,7 @@ pub fn cluster_info(c: &mut Cluster, id: u64, token: Option<&str>) -> Reply {
         body: body.to_string(),
         json: true,
         delay: 0,
+        hang: None,
     }
 }
 
@@ -124,12 +142,17 @@ fn slot_resp(s: &super::model::Slot) -> Value {
            "log_index": u64::from(s.term) * 100 + u64::from(s.id), "status": s.status, "status_format": fmt})
 }
 
-pub fn allslot(c: &Cluster, n: &Node, token: Option<&str>) -> Reply {
-    if let Err(r) = via_controller(c, n, token, "/cluster/allslot") {
-        return r;
-    }
-    let data: Vec<Value> = c.config.slots.iter().map(slot_resp).collect();
-    Reply::json(200, &json!({"total": data.len(), "data": data}))
+pub fn allslot(
+    c: &mut Cluster,
+    id: u64,
+    q: &BTreeMap<String, String>,
+    token: Option<&str>,
+    now: u64,
+) -> Reply {
+    via_controller(c, id, "/cluster/allslot", q, token, now, |c| {
+        let data: Vec<Value> = c.config.slots.iter().map(slot_resp).collect();
+        Reply::json(200, &json!({"total": data.len(), "data": data}))
+    })
 }
 
 pub fn slots(c: &Cluster, n: &Node, q: &BTreeMap<String, String>) -> Reply {
@@ -150,10 +173,11 @@ pub fn slots(c: &Cluster, n: &Node, q: &BTreeMap<String, String>) -> Reply {
 }
 
 pub fn cluster_logs(
-    c: &Cluster,
-    n: &Node,
+    c: &mut Cluster,
+    id: u64,
     q: &BTreeMap<String, String>,
     token: Option<&str>,
+    now: u64,
 ) -> Reply {
     let Some(target) = q
         .get("node_id")
@@ -162,10 +186,11 @@ pub fn cluster_logs(
     else {
         return Reply::empty(500); // nil dereference upstream (facts §3.8)
     };
-    if target != n.id
-        && let Err(r) = reach(c, target, token, "/cluster/logs")
-    {
-        return r;
+    if target != id {
+        if c.node(target).is_none() {
+            return Reply::err("node not found");
+        }
+        return forward(c, target, "/cluster/logs", q, token, now);
     }
     let Some(t) = c.node(target) else {
         return Reply::err("node not found");

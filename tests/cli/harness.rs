@@ -288,8 +288,11 @@ impl Drop for Sim {
     }
 }
 
-/// "Never two nodes down at once" over the `state` events after the initial settle (the first
-/// `ctl` event marks its end). Down = stopped, booting or crashed.
+/// "Never two nodes down at once", strictly (issue 11 hole 12), over the events after the
+/// initial settle (the first `ctl` event marks its end). A node is down from the moment it
+/// stops, boots, crashes or is marked offline by the controller until the simulator's own
+/// `rejoined` event: online in the controller's view AND caught up on the config. A node that
+/// is back but stale (its `/health` ok, not rejoined) still counts as down.
 pub fn down_intervals_never_overlap(events: &[Value]) -> Result<(), String> {
     let start = events
         .iter()
@@ -297,24 +300,55 @@ pub fn down_intervals_never_overlap(events: &[Value]) -> Result<(), String> {
         .unwrap_or(events.len());
     let mut down = std::collections::BTreeSet::new();
     for e in &events[start..] {
-        if e["kind"] != "state" {
-            continue;
-        }
         let node = e["node"].as_u64().unwrap_or(0);
-        match e["to"].as_str().unwrap_or("") {
-            "stopped" | "booting" | "crashed" => {
+        match (
+            e["kind"].as_str().unwrap_or(""),
+            e["to"].as_str().unwrap_or(""),
+        ) {
+            ("state", "stopped" | "booting" | "crashed") | ("offline_marked", _) => {
                 down.insert(node);
             }
-            _ => {
+            ("rejoined", _) => {
                 down.remove(&node);
             }
+            _ => {}
         }
         if down.len() > 1 {
             return Err(format!(
-                "nodes {down:?} down at the same time (at ts_ms {})",
-                e["ts_ms"]
+                "nodes {down:?} down (stopped or not rejoined) at the same time (at ts_ms {}, {})",
+                e["ts_ms"], e
             ));
         }
     }
     Ok(())
+}
+
+/// Every `stop` the simulator carried out happened while the cluster was settled, by the
+/// simulator's own judgement (`cluster_settled` on the `stop` event: every node up, online,
+/// Joined and caught up; every slot led, Normal, not migrating).
+pub fn every_stop_settled(events: &[Value]) -> Result<(), String> {
+    let bad: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "stop" && e["cluster_settled"] != true)
+        .map(|e| {
+            format!(
+                "node {} at ts_ms {} ({})",
+                e["node"], e["ts_ms"], e["detail"]
+            )
+        })
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "stopped while the cluster was not settled: {}",
+            bad.join("; ")
+        ))
+    }
+}
+
+/// Both safety invariants of a rolling upgrade over one event log.
+pub fn rollout_was_safe(events: &[Value]) -> Result<(), String> {
+    down_intervals_never_overlap(events)?;
+    every_stop_settled(events)
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Sim, SimOpts, down_intervals_never_overlap, http_get};
+use crate::harness::{Sim, SimOpts, down_intervals_never_overlap, every_stop_settled, http_get};
 
 mod faults;
+mod safety;
 mod timeline;
 
 pub(super) const T: Duration = Duration::from_secs(30);
@@ -300,7 +301,10 @@ fn event_log_and_ctl_commands() {
     let (st, body) = http_get(&s.control, "/requests", None, Duration::from_secs(5));
     assert_eq!(st, 200);
     let req: Value = serde_json::from_str(&body).unwrap();
-    assert!(req["1001"].is_object() || req.as_object().is_some());
+    assert!(
+        req.is_object() && req.get("1001").is_none(),
+        "nothing has asked node 1001 yet: {req}"
+    );
     s.get(1003, "/health", None);
     let (_, body) = http_get(&s.control, "/requests", None, Duration::from_secs(5));
     let req: Value = serde_json::from_str(&body).unwrap();
@@ -311,6 +315,7 @@ fn event_log_and_ctl_commands() {
 #[test]
 fn down_interval_checker() {
     let ev = |node: u64, to: &str| serde_json::json!({"ts_ms": 1, "kind": "state", "node": node, "to": to});
+    let mark = |kind: &str, node: u64| serde_json::json!({"ts_ms": 1, "kind": kind, "node": node});
     let ctl = serde_json::json!({"ts_ms": 1, "kind": "ctl", "node": 1001});
     let ok = vec![
         ev(1001, "booting"),
@@ -319,9 +324,30 @@ fn down_interval_checker() {
         ev(1001, "stopped"),
         ev(1001, "booting"),
         ev(1001, "stale"),
+        ev(1001, "online"),
+        mark("rejoined", 1001),
         ev(1002, "stopped"),
     ];
     assert!(down_intervals_never_overlap(&ok).is_ok());
-    let bad = vec![ctl, ev(1001, "stopped"), ev(1002, "crashed")];
+    let bad = vec![ctl.clone(), ev(1001, "stopped"), ev(1002, "crashed")];
     assert!(down_intervals_never_overlap(&bad).is_err());
+    // Strict: back on its port (stale, even online) but not rejoined is still down.
+    let stale = vec![
+        ctl.clone(),
+        ev(1001, "stopped"),
+        ev(1001, "booting"),
+        ev(1001, "stale"),
+        ev(1001, "online"),
+        ev(1002, "stopped"),
+    ];
+    let err = down_intervals_never_overlap(&stale).unwrap_err();
+    assert!(err.contains("1001") && err.contains("1002"), "{err}");
+    // A peer the controller marked offline (partitioned) is down too.
+    let cut = vec![ctl, mark("offline_marked", 1003), ev(1002, "stopped")];
+    assert!(down_intervals_never_overlap(&cut).is_err());
+
+    let stop = |settled: bool| serde_json::json!({"ts_ms": 1, "kind": "stop", "node": 1002, "cluster_settled": settled, "detail": "stop"});
+    assert!(every_stop_settled(&[stop(true), stop(true)]).is_ok());
+    let err = every_stop_settled(&[stop(true), stop(false)]).unwrap_err();
+    assert!(err.contains("1002"), "{err}");
 }
