@@ -242,11 +242,71 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 // ----- lock -----------------------------------------------------------------------------
 
+/// The identity of a cluster, independent of where its manifest lives: its name and a
+/// fingerprint of its nodes' API URLs (sorted). Two copies of one manifest in two
+/// directories name the same cluster.
+pub fn cluster_identity(name: &str, apis: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut apis: Vec<String> = apis
+        .iter()
+        .map(|a| a.trim().trim_end_matches('/').to_ascii_lowercase())
+        .collect();
+    apis.sort();
+    apis.dedup();
+    let h = Sha256::digest(apis.join("\n").as_bytes());
+    format!("{name}-{}", &crate::manifest::hex(&h)[..16])
+}
+
+/// Where the per-user cluster locks live: `$WKCTL_LOCK_DIR`, else
+/// `$XDG_STATE_HOME/wkctl/locks`, else `~/.local/state/wkctl/locks`, else the temp dir.
+pub fn user_lock_base() -> PathBuf {
+    if let Some(d) = std::env::var_os("WKCTL_LOCK_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("wkctl").join("locks");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(h).join(".local/state/wkctl/locks");
+    }
+    std::env::temp_dir().join(format!(
+        "wkctl-locks-{}",
+        std::env::var("USER").unwrap_or_else(|_| "user".into())
+    ))
+}
+
+/// The per-user lock of one cluster (one run per cluster, wherever it is started).
+pub fn cluster_lock_dir(name: &str, apis: &[&str]) -> Result<StateDir, WkError> {
+    let dir = StateDir {
+        root: user_lock_base().join(cluster_identity(name, apis)),
+    };
+    fs::create_dir_all(&dir.root).map_err(|e| {
+        WkError::no(
+            format!(
+                "cannot create the cluster lock directory `{}`: {e}",
+                dir.root.display()
+            ),
+            "set `WKCTL_LOCK_DIR` to a writable directory",
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Reads a lock's owner, if the lock exists and is readable.
+pub fn lock_owner(dir: &StateDir) -> Option<LockOwner> {
+    fs::read_to_string(dir.lock_path())
+        .ok()
+        .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockOwner {
     pub pid: u32,
     pub host: String,
     pub started_at_ms: u64,
+    /// The run's state directory (where its `--resume` works from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
 }
 
 impl LockOwner {
@@ -255,12 +315,18 @@ impl LockOwner {
             pid: std::process::id(),
             host: hostname(),
             started_at_ms: now_ms(),
+            state_dir: None,
         }
     }
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let age = now_ms().saturating_sub(self.started_at_ms) / 1000;
+        let from = self
+            .state_dir
+            .as_deref()
+            .map(|d| format!(", state in `{d}`"))
+            .unwrap_or_default();
         format!(
-            "pid {} on host `{}`, started {age}s ago",
+            "pid {} on host `{}`, started {age}s ago{from}",
             self.pid, self.host
         )
     }
@@ -302,8 +368,12 @@ impl Drop for LockGuard {
 }
 
 pub fn acquire(dir: &StateDir, takeover: Takeover) -> Result<LockGuard, WkError> {
+    acquire_as(dir, takeover, LockOwner::me())
+}
+
+/// [`acquire`] recording `me` (with the run's state directory) as the owner.
+pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<LockGuard, WkError> {
     let path = dir.lock_path();
-    let me = LockOwner::me();
     let body = serde_json::to_vec(&me).map_err(|e| WkError::no(e.to_string(), "internal error"))?;
     let mut took_over = None;
     for _ in 0..2 {

@@ -49,6 +49,7 @@ fn lock_is_exclusive_and_stale_locks_need_resume_or_break() {
     assert!(!sd.lock_path().exists());
     // a lock left by a dead process on this host
     let dead = LockOwner {
+        state_dir: None,
         pid: 999_999_999,
         host: hostname(),
         started_at_ms: now_ms(),
@@ -61,6 +62,7 @@ fn lock_is_exclusive_and_stale_locks_need_resume_or_break() {
     drop(g);
     // another host's lock is never stale
     let foreign = LockOwner {
+        state_dir: None,
         pid: 1,
         host: "elsewhere".into(),
         started_at_ms: now_ms(),

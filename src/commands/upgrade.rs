@@ -103,6 +103,16 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
             None,
         );
     }
+    // One run per cluster, wherever it is started: a per-user lock keyed by the cluster's
+    // identity (name + API URLs), not by the directory the manifest is in.
+    let cluster_lock = state::acquire_as(
+        &cluster_lock_dir(&ctx)?,
+        takeover,
+        state::LockOwner {
+            state_dir: Some(dir.root.display().to_string()),
+            ..state::LockOwner::me()
+        },
+    )?;
 
     // Live check and plan.
     let (client, view) = live::observe(&ctx).await?;
@@ -192,6 +202,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         opts,
     });
     let outcome = runner.run().await?;
+    drop(cluster_lock);
     drop(lock);
     if !args.json {
         print_summary(&dir, &plan, outcome, p)?;
@@ -232,10 +243,7 @@ fn refuse_if_live_lock(dir: &StateDir, args: &UpgradeArgs) -> anyhow::Result<()>
     if args.break_lock {
         return Ok(());
     }
-    let Some(owner) = std::fs::read_to_string(dir.lock_path())
-        .ok()
-        .and_then(|t| serde_json::from_str::<state::LockOwner>(&t).ok())
-    else {
+    let Some(owner) = state::lock_owner(dir) else {
         return Ok(());
     };
     if owner.is_stale() {
@@ -252,6 +260,12 @@ fn refuse_if_live_lock(dir: &StateDir, args: &UpgradeArgs) -> anyhow::Result<()>
         ),
     )
     .into())
+}
+
+/// The per-user lock directory of this cluster (see [`state::cluster_identity`]).
+pub fn cluster_lock_dir(ctx: &Context) -> Result<StateDir, WkError> {
+    let apis: Vec<&str> = ctx.manifest.nodes.iter().map(|n| n.api.as_str()).collect();
+    state::cluster_lock_dir(&ctx.manifest.name, &apis)
 }
 
 fn resolve_target(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Result<Target> {

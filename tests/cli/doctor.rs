@@ -209,7 +209,9 @@ fn a_differing_manager_token_is_reported_without_revealing_it() {
                 && f["message"].as_str().unwrap().contains("managerToken")
         })
         .unwrap();
-    assert!(f["message"].as_str().unwrap().contains("sha256:"));
+    // Fingerprints keyed by a random per-report key, never an unsalted hash.
+    assert!(f["message"].as_str().unwrap().contains("fp:"), "{f}");
+    assert!(!f["message"].as_str().unwrap().contains("sha256:"), "{f}");
     let md = std::fs::read_to_string(&report).unwrap();
     for text in [v.to_string(), stderr, md.clone()] {
         assert!(

@@ -56,8 +56,8 @@ fn plan_orders_nodes_by_id_1001_first() {
         kinds,
         [
             "check_settled",
-            "backup",
             "stop",
+            "backup",
             "install",
             "start",
             "wait_ready",

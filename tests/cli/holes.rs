@@ -195,7 +195,12 @@ fn an_interrupted_stop_of_a_node_already_down_is_not_run_again() {
     let sim = Sim::start(SimOpts::default());
     let pb = include_str!("../../playbooks/sim.yaml")
         .replace("name: sim", "name: sim-slow-stop")
-        .replace("  stop: \"", "  stop: \"sleep 30 && ");
+        // A stop that hangs (and does nothing: the orphan left by `kill -9` must not
+        // stop the node later behind the resumed run's back).
+        .replace(
+            "  stop: \"{{wksim}} ctl --state-dir {{state_dir}} stop {{node.id}}\"",
+            "  stop: \"sleep 30\"",
+        );
     let ws = Ws::new(&sim, &Opts::default());
     std::fs::write(ws.dir.path().join("pb.yaml"), pb).unwrap();
     let m = std::fs::read_to_string(&ws.manifest)
@@ -219,7 +224,7 @@ fn an_interrupted_stop_of_a_node_already_down_is_not_run_again() {
         .find(|l| l["type"] == "step_skipped" && l["data"]["node"] == 1001)
         .unwrap_or_else(|| panic!("no step_skipped:\n{}", r.all()));
     assert_eq!(skipped["data"]["step"], "stop");
-    // The slow stop (30 s) was not run again.
+    // The hanging stop (30 s) was not run again.
     assert!(t.elapsed() < Duration::from_secs(25), "{:?}", t.elapsed());
     assert_eq!(count(&sim, "stop", 1001), stops, "no second stop");
 }
@@ -279,4 +284,140 @@ fn discard_moves_a_corrupt_state_aside() {
     let r = ws.run(&["upgrade", "--discard"], &[]);
     assert_eq!(r.code, 0);
     assert!(r.all().contains("no unfinished run"), "{}", r.all());
+}
+
+fn dev_ws(sim: &Sim, node_timeout: &str) -> Ws {
+    Ws::with_node_timeout(sim, node_timeout)
+}
+
+const DEV: &str = "v2.1.3-20250210-dev";
+const UP_DEV: [&str; 5] = ["upgrade", "--to", DEV, "--yes", "--json"];
+
+fn commit_of(sim: &Sim, node: u64) -> String {
+    sim.get_json(node, "/varz").1["commit"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Hole 2: a peer cut off from the controller (its `/health` still 200, the controller
+/// marks it offline) while another node is down is a second node down: the run stops
+/// within 3 polls (+1 s), names the peer and says why, long before `node_timeout`.
+#[test]
+fn a_peer_partitioned_during_a_gate_stops_the_run_within_three_polls() {
+    let sim = Sim::start(SimOpts::default());
+    let policy = FAST_POLICY
+        .replace("node_timeout: 8s", "node_timeout: 60s")
+        .replace("stable_for: 400ms", "stable_for: 30s");
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy,
+            ..Opts::default()
+        },
+    );
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("gate of 1001", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1001
+            && v["data"]["step"] == "wait_ready"
+    });
+    let fault_at = std::time::Instant::now();
+    ctl_ok(&sim, &["fault", "1003", "partition"]);
+    let (code, err) = run.finish(RUN_T);
+    let took = fault_at.elapsed();
+    assert_eq!(code, 1, "{err}");
+    let lines = values(&run);
+    let f = lines
+        .iter()
+        .find(|l| l["type"] == "node_failed")
+        .expect("node_failed");
+    let reason = f["data"]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(
+        reason.contains("node 1003") && (reason.contains("offline") || reason.contains("cut off")),
+        "names the peer and why: {reason}"
+    );
+    // The controller marks it offline after its ≈ 6 s window (scaled ×20 here), then
+    // 3 polls of 100 ms. Never the 30 s `stable_for` nor the 60 s `node_timeout`.
+    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+    assert_eq!(count(&sim, "stop", 1002), 0, "nothing more touched");
+}
+
+/// Hole 4: a `-dev` target reports the release it builds on. The new build is proven by
+/// its commit; a re-run restarts nothing; an old image that came back never passes.
+#[test]
+fn a_dev_target_is_proven_by_its_commit_and_a_rerun_restarts_nothing() {
+    let sim = Sim::start(SimOpts {
+        version: NEW.into(),
+        ..SimOpts::default()
+    });
+    let ws = dev_ws(&sim, "8s");
+    let old_commit = commit_of(&sim, 1001);
+    let r = ws.run(&UP_DEV, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for id in [1001, 1002, 1003] {
+        assert_eq!(
+            varz_version(&sim, id, None),
+            NEW,
+            "a dev image reports {NEW}"
+        );
+        assert_ne!(
+            commit_of(&sim, id),
+            old_commit,
+            "node {id} runs the new build"
+        );
+    }
+    let stops = lifecycle(&sim).len();
+    let again = ws.run(&UP_DEV, &[]);
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(lifecycle(&sim).len(), stops, "the re-run restarted nothing");
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
+}
+
+#[test]
+fn a_dev_target_never_passes_when_the_old_image_comes_back() {
+    let sim = Sim::start(SimOpts {
+        version: NEW.into(),
+        ..SimOpts::default()
+    });
+    let ws = dev_ws(&sim, "3s");
+    ctl_ok(&sim, &["fault", "1002", "wrong-version"]);
+    let r = ws.run(&UP_DEV, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let f = r
+        .lines()
+        .into_iter()
+        .find(|l| l["type"] == "node_failed")
+        .expect("node_failed");
+    assert_eq!(f["data"]["node"], 1002);
+    assert!(
+        f["data"]["signal"]
+            .as_str()
+            .is_some_and(|s| s.starts_with('B')),
+        "{f}"
+    );
+    assert_eq!(count(&sim, "stop", 1003), 0);
+}
+
+#[test]
+fn a_dev_target_can_be_resumed() {
+    let sim = Sim::start(SimOpts {
+        version: NEW.into(),
+        ..SimOpts::default()
+    });
+    let ws = dev_ws(&sim, "8s");
+    let mut run = ws.spawn(&UP_DEV, &[]);
+    run.wait_for("1002 starting", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "start"
+    });
+    run.kill9();
+    let r = ws.run(&RESUME, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        count(&sim, "stop", 1001),
+        1,
+        "1001 re-verified, not restarted"
+    );
+    assert_eq!(count(&sim, "stop", 1003), 1);
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
 }

@@ -8,6 +8,7 @@ mod harness;
 mod holes;
 mod live;
 mod matrix;
+mod operator;
 mod recovery;
 mod sim;
 mod ssh;

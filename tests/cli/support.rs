@@ -130,7 +130,8 @@ impl Ws {
         let mut c = Command::new(env!("CARGO_BIN_EXE_wkctl"));
         c.env_remove("WKCTL_MANIFEST")
             .env_remove(TOKEN_ENV)
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .env("WKCTL_LOCK_DIR", self.dir.path().join("locks"));
         c.args(args).arg("-m").arg(&self.manifest);
         if args.first() == Some(&"upgrade") {
             c.arg("--state-dir").arg(self.state_base());
