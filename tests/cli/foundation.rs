@@ -65,7 +65,7 @@ fn plan_orders_nodes_by_id_1001_first() {
         ]
     );
     assert_eq!(
-        n["steps"][2]["command"],
+        n["steps"][1]["command"],
         "systemctl stop wukongim && ! systemctl is-active --quiet wukongim"
     );
     assert_eq!(n["steps"][5]["timeout_s"], 600.0);

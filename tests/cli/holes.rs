@@ -199,7 +199,7 @@ fn an_interrupted_stop_of_a_node_already_down_is_not_run_again() {
         // stop the node later behind the resumed run's back).
         .replace(
             "  stop: \"{{wksim}} ctl --state-dir {{state_dir}} stop {{node.id}}\"",
-            "  stop: \"sleep 30\"",
+            "  stop: \"if [ -e {{state_dir}}/hung-once ]; then {{wksim}} ctl --state-dir {{state_dir}} stop {{node.id}}; else touch {{state_dir}}/hung-once; sleep 30; fi\"",
         );
     let ws = Ws::new(&sim, &Opts::default());
     std::fs::write(ws.dir.path().join("pb.yaml"), pb).unwrap();
