@@ -12,6 +12,9 @@ use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, P
 use crate::releases::{Capabilities, mixed_finding};
 use crate::version::WkVersion;
 
+pub mod joining;
+pub mod playbook;
+
 /// Every live finding for the cluster.
 pub fn live_findings(manifest: &Manifest, view: &ClusterView) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -93,6 +96,20 @@ fn node_findings(
         ));
     }
     match &n.health {
+        // `CheckClusterStatus` (pkg/cluster/cluster/iserver.go, v2.1.4+) compares the
+        // slots it knows with this node's `cluster.slotCount`; only `/health` says it.
+        HealthState::Failing(m) if m.contains("slot count not match") => {
+            let slots = view
+                .slot_count
+                .map(|c| format!(" ({c} in the cluster config)"))
+                .unwrap_or_default();
+            out.push(Finding::block(
+                "cluster.slot_count_mismatch",
+                Some(id),
+                format!("node {id} `/health` fails: slot count not match: its `cluster.slotCount` differs from the cluster's slots{slots}"),
+                "set the same `cluster.slotCount` on every node (see `wkctl doctor`'s settings table); it cannot change after the cluster is created",
+            ));
+        }
         HealthState::Failing(m) => {
             let aware = n
                 .version
@@ -116,6 +133,7 @@ fn node_findings(
     if view.slots.is_some() && view.membership.as_ref().is_some_and(|m| m.contains(&id)) {
         match (n.info_online, n.info_status) {
             (Some(true), Some(NodeStatus::Joined)) => {}
+            (Some(true), Some(NodeStatus::Joining)) => out.push(joining_finding(manifest, view, id)),
             (Some(true), s) => out.push(Finding::block("cluster.node_offline", Some(id), format!("node {id} is online but not Joined in the controller's view (status {s:?})"), "wait for the join to finish before upgrading")),
             _ => out.push(Finding::block("cluster.node_offline", Some(id), format!("node {id} is offline in the controller's view"), format!("start node {id} and wait until the controller marks it online; check its port 11110 from the other nodes"))),
         }
@@ -134,6 +152,44 @@ fn node_findings(
     if n.cluster_port_reachable == Some(false) {
         let addr = n.cluster_addr.as_deref().unwrap_or("its cluster address");
         out.push(Finding::block("cluster.cluster_port_unreachable", Some(id), format!("node {id} cluster port {addr} is not reachable from here"), "check the firewall and `cluster.serverAddr`; peers must reach port 11110 of every node (#388)"));
+    }
+}
+
+/// A node the controller lists as Joining: the #529 stuck state, or still joining.
+fn joining_finding(manifest: &Manifest, view: &ClusterView, id: u64) -> Finding {
+    match joining::joining_state(view, id) {
+        joining::JoiningState::Stuck529 => {
+            let msg = format!(
+                "node {id} stays `Joining` (status 2) although it serves: online, config caught up, holding slot replicas, nothing left to migrate (WuKongIM #529)"
+            );
+            if manifest.policy.accept_stuck_joining {
+                Finding::warn(
+                    "cluster.stuck_joining_529",
+                    Some(id),
+                    msg,
+                    "upstream bug #529 (open; fix PR #531 unmerged): the controller never promotes a seed-joined node that already holds its slots; wkctl accepts this node on that evidence (`policy.accept_stuck_joining: false` refuses it)",
+                )
+            } else {
+                Finding::block(
+                    "cluster.stuck_joining_529",
+                    Some(id),
+                    msg,
+                    "upstream bug #529: set `policy.accept_stuck_joining: true` to accept a node with this evidence, or run a build with PR #531",
+                )
+            }
+        }
+        joining::JoiningState::StillJoining(why) => Finding::block(
+            "cluster.node_offline",
+            Some(id),
+            format!("node {id} is online but still `Joining` in the controller's view: {why}"),
+            "wait for the join to finish before upgrading (`wkctl status`)",
+        ),
+        joining::JoiningState::NotJoining => Finding::block(
+            "cluster.node_offline",
+            Some(id),
+            format!("node {id} is online but not Joined in the controller's view"),
+            "wait for the join to finish before upgrading",
+        ),
     }
 }
 

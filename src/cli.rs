@@ -189,9 +189,9 @@ pub struct ReleasesArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Read nodes from a WuKongIM docker-compose file
+    /// Read nodes from WuKongIM docker-compose files (repeat it: one file per host)
     #[arg(long, value_name = "FILE")]
-    pub from_compose: Option<PathBuf>,
+    pub from_compose: Vec<PathBuf>,
     /// Where to write the manifest
     #[arg(long, short, default_value = "cluster.yaml", value_name = "FILE")]
     pub output: PathBuf,

@@ -11,6 +11,64 @@ use serde_json::Value;
 use crate::error::WkError;
 use crate::version::WkVersion;
 
+/// What an operator must change before wkctl can upgrade these services (issue 13.8,
+/// 14 §4): one line each, naming the services and the fix.
+pub fn problems(nodes: &[ComposeNode]) -> Vec<String> {
+    let mut out = Vec::new();
+    let list = |pick: &dyn Fn(&ComposeNode) -> bool| -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| pick(n))
+            .map(|n| format!("`{}`", n.service))
+            .collect()
+    };
+    let built = list(&|n| n.build && n.image_env.is_none());
+    if !built.is_empty() {
+        out.push(format!(
+            "{} {} built from source (`build:`), so the playbook cannot change the version: replace `build:` with `image: ${{WK_IMAGE:-registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:<the running tag>}}`",
+            built.join(", "),
+            if built.len() == 1 { "is" } else { "are" }
+        ));
+    }
+    let fixed = list(&|n| !n.build && n.image_env.is_none());
+    if !fixed.is_empty() {
+        out.push(format!(
+            "{} {} a fixed `image:` tag, so the playbook cannot change the version: write `image: ${{WK_IMAGE:-<the current image>}}` (`image_env` names the variable)",
+            fixed.join(", "),
+            if fixed.len() == 1 { "has" } else { "have" }
+        ));
+    }
+    let mut by_env: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for n in nodes {
+        if let Some(e) = &n.image_env {
+            by_env.entry(e).or_default().push(&n.service);
+        }
+    }
+    for (env, services) in by_env.iter().filter(|(_, s)| s.len() > 1) {
+        out.push(format!(
+            "services {} share the image variable `{env}`: once wkctl pins the new tag in `.env` for the first node, a stray `docker compose up -d` recreates all of them at once; give each node service its own variable (e.g. `WK_IMAGE_1001`), or keep one service per compose project",
+            services.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let alias = list(&|n| n.host_is_alias);
+    if !alias.is_empty() {
+        out.push(format!(
+            "the hosts of {} are compose network aliases (e.g. `node1.wk.local`): they resolve only inside the compose network; set each node's `host:` to the machine wkctl reaches",
+            alias.join(", ")
+        ));
+    }
+    let unpublished =
+        list(&|n| !n.api_published && (n.host_is_alias || n.host_from == "the service name"));
+    if !unpublished.is_empty() {
+        out.push(format!(
+            "{} {} not publish the API port 5001, so wkctl cannot read the node: publish it (e.g. `ports: [\"15001:5001\"]`, one host port per node) and set each node's `api:` to it",
+            unpublished.join(", "),
+            if unpublished.len() == 1 { "does" } else { "do" }
+        ));
+    }
+    out
+}
+
 /// One WuKongIM service of the compose file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ComposeNode {
@@ -30,6 +88,19 @@ pub struct ComposeNode {
     pub image_env: Option<String>,
     /// The service sets `WK_MANAGERTOKEN`, so the API needs a token.
     pub has_token: bool,
+    /// The service builds its image from source (`build:`), as upstream's
+    /// `docker/cluster/docker-compose.yaml` does: the playbook cannot change its version.
+    pub build: bool,
+    /// The host side of the volume mounted at the node's root directory (`/root/wukongim`,
+    /// or `WK_ROOTDIR`), relative to the compose directory when written `./x`
+    /// (upstream: `./wukongim{1,2,3}_data`, docs multi-node `./wukongim_data`, single node
+    /// `./wukongimdata`).
+    pub data_dir: Option<String>,
+    /// Port 5001 is published on the host.
+    pub api_published: bool,
+    /// The host resolves only inside the compose network (a network alias of a service,
+    /// e.g. upstream's `nodeN.wk.local`).
+    pub host_is_alias: bool,
 }
 
 /// What `init` learns from a compose file.
@@ -86,21 +157,18 @@ pub fn parse(text: &str, origin: &str) -> Result<ComposeCluster, WkError> {
             ));
         }
         let node = read_node(service, id, spec, &env, &mut out.warnings);
+        if is_placeholder_host(&node.host) {
+            return Err(WkError::input(
+                format!(
+                    "{origin}: service `{service}`: `{}` holds the placeholder host `{}` from upstream's example",
+                    node.host_from, node.host
+                ),
+                "replace it with the node's real address (the one its peers and wkctl reach), then run `wkctl init --from-compose` again",
+            ));
+        }
         out.nodes.push(node);
     }
-    let fixed: Vec<String> = out
-        .nodes
-        .iter()
-        .filter(|n| n.image_env.is_none() && n.image_repo.is_some())
-        .map(|n| format!("`{}`", n.service))
-        .collect();
-    if !fixed.is_empty() {
-        out.warnings.push(format!(
-            "{} {} a fixed `image:`; the docker-compose playbook sets the tag through a variable (`image_env`, default `WK_IMAGE`): write e.g. `image: ${{WK_IMAGE:-<the current image>}}`",
-            fixed.join(", "),
-            if fixed.len() == 1 { "has" } else { "have" }
-        ));
-    }
+    out.warnings.extend(problems(&out.nodes));
     if out.nodes.is_empty() {
         return Err(WkError::input(
             format!("{origin}: no service sets `WK_CLUSTER_NODEID`"),
@@ -147,21 +215,18 @@ fn read_node(
         },
     };
     let raw_image = spec.get("image").and_then(Value::as_str).unwrap_or("");
-    let image_env = raw_image
-        .strip_prefix("${")
-        .and_then(|r| r.split([':', '-', '}']).next())
-        .filter(|v| !v.is_empty())
-        .map(str::to_string);
+    let image_env = image_variable(raw_image);
     let image = interpolate(raw_image);
     let (image_repo, tag) = split_image(&image);
     let version = tag
         .and_then(|t| WkVersion::parse(t).ok())
         .filter(|v| v.date().is_some());
-    if raw_image.is_empty() {
-        warnings.push(format!(
-            "service `{service}` has no `image:` (built from source?): the docker-compose playbook upgrades by image tag"
-        ));
-    }
+    let build = spec.get("build").is_some_and(|b| !b.is_null());
+    let data_dir = data_volume(spec, env);
+    let api_published = published_port(spec, 5001).is_some();
+    let host_is_alias = network_aliases(spec)
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&host));
     ComposeNode {
         service: service.to_string(),
         id,
@@ -173,7 +238,113 @@ fn read_node(
         image_repo: image_repo.filter(|r| !r.is_empty() && !r.contains('$')),
         image_env,
         has_token: get("WK_MANAGERTOKEN").is_some() || env.contains_key("WK_MANAGERTOKEN"),
+        build,
+        data_dir,
+        api_published,
+        host_is_alias,
     }
+}
+
+/// The variable an `image:` is read from (`${WK_IMAGE:-...}` → `WK_IMAGE`).
+fn image_variable(raw_image: &str) -> Option<String> {
+    raw_image
+        .strip_prefix("${")
+        .and_then(|r| r.split([':', '-', '}']).next())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// How one compose service gets its image (for `check`, issue 13.8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceImage {
+    pub name: String,
+    /// `image:` as written.
+    pub image: Option<String>,
+    pub image_env: Option<String>,
+    pub build: bool,
+    /// It sets `WK_CLUSTER_NODEID` (a WuKongIM node).
+    pub is_node: bool,
+}
+
+/// Every service of a compose file with how it gets its image. YAML merge keys
+/// (`<<: *common`, used by upstream's `docker/cluster/docker-compose.yaml`) are resolved.
+pub fn services(text: &str) -> Result<Vec<ServiceImage>, String> {
+    let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let services = doc
+        .get("services")
+        .and_then(Value::as_object)
+        .ok_or_else(|| "no `services:` map".to_string())?;
+    Ok(services
+        .iter()
+        .map(|(name, spec)| {
+            let image = spec
+                .get("image")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            ServiceImage {
+                name: name.clone(),
+                image_env: image.as_deref().and_then(image_variable),
+                image,
+                build: spec.get("build").is_some_and(|b| !b.is_null()),
+                is_node: environment(spec).contains_key("WK_CLUSTER_NODEID"),
+            }
+        })
+        .collect())
+}
+
+/// The host side of the volume mounted at the node's root directory.
+fn data_volume(spec: &Value, env: &BTreeMap<String, String>) -> Option<String> {
+    let root = env
+        .get("WK_ROOTDIR")
+        .map(|r| interpolate(r).trim().trim_end_matches('/').to_string())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "/root/wukongim".to_string());
+    let volumes = spec.get("volumes")?.as_array()?;
+    volumes.iter().find_map(|v| {
+        let (source, target) = match v {
+            Value::String(s) => {
+                let s = interpolate(s);
+                let mut parts = s.splitn(3, ':');
+                let (src, dst) = (parts.next()?.to_string(), parts.next()?.to_string());
+                (src, dst)
+            }
+            Value::Object(m) => (
+                interpolate(m.get("source")?.as_str()?),
+                interpolate(m.get("target")?.as_str()?),
+            ),
+            _ => return None,
+        };
+        (target.trim_end_matches('/') == root && !source.is_empty()).then(|| {
+            let s = source.trim_end_matches('/');
+            s.strip_prefix("./").unwrap_or(s).to_string()
+        })
+    })
+}
+
+/// The network aliases of a service (`networks: { net: { aliases: [...] } }`), plus its
+/// `container_name` and the service name itself, all of which resolve only inside the
+/// compose network.
+fn network_aliases(spec: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(Value::Object(nets)) = spec.get("networks") {
+        for net in nets.values() {
+            if let Some(Value::Array(a)) = net.get("aliases") {
+                out.extend(a.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+        }
+    }
+    if let Some(c) = spec.get("container_name").and_then(Value::as_str) {
+        out.push(c.to_string());
+    }
+    out
+}
+
+/// A placeholder host from upstream's examples (`xx.xxx.xxx.xx`, `xxx.xxx.xxx.xxx`,
+/// docs-site `quick-start/docker-single-node.mdx`) or an unfilled template (`<ip>`).
+pub fn is_placeholder_host(host: &str) -> bool {
+    let h = host.trim();
+    let x_only = h.contains(['x', 'X']) && h.chars().all(|c| matches!(c, 'x' | 'X' | '.' | '*'));
+    x_only || h.contains(['<', '>', '{', '}']) || h.is_empty()
 }
 
 /// A service's `environment`, in list (`- K=V`) or map (`K: V`) form. Values from the

@@ -66,7 +66,8 @@ fn no_address_falls_back_to_the_service_name_with_a_warning() {
     .unwrap();
     assert_eq!(c.nodes[0].host, "wk1");
     assert_eq!(c.nodes[0].api, None);
-    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+    assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    assert!(c.warnings[1].contains("`build:`") && c.warnings[2].contains("5001"));
 }
 
 #[test]
@@ -112,4 +113,88 @@ fn image_references_split_into_repository_and_tag() {
     );
     assert_eq!(split_image("wk@sha256:abc"), (Some("wk".into()), None));
     assert_eq!(addr_host("[::1]:11110").as_deref(), Some("::1"));
+}
+
+/// Upstream `docker/cluster/docker-compose.yaml` (v2.2.5-20260422), trimmed to what matters.
+const UPSTREAM_CLUSTER: &str = r#"
+version: '3.7'
+x-wukongim-common: &wukongim-common
+    # image: registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:v2.0.10-20241221-dev
+    build:
+      context: ../../
+      dockerfile: Dockerfile
+services:
+  wukongim1:
+    <<: *wukongim-common
+    container_name: wukongim1
+    environment:
+      - "WK_CLUSTER_NODEID=1001"
+      - "WK_CLUSTER_SERVERADDR=node1.wk.local:11110"
+      - "WK_CLUSTER_APIURL=http://node1.wk.local:5001"
+    networks:
+      wukongim-bridge:
+        aliases:
+        - node1.wk.local
+    volumes:
+      - ./wukongim1_data:/root/wukongim
+  wukongim2:
+    <<: *wukongim-common
+    container_name: wukongim2
+    environment:
+      - "WK_CLUSTER_NODEID=1002"
+      - "WK_CLUSTER_APIURL=http://node2.wk.local:5001"
+    networks:
+      wukongim-bridge:
+        aliases:
+        - node2.wk.local
+    volumes:
+      - ./wukongim2_data:/root/wukongim
+  nginx:
+    image: nginx:1.27
+    ports: ["15001:15001"]
+"#;
+
+#[test]
+fn upstreams_cluster_file_says_what_to_change() {
+    let c = parse(UPSTREAM_CLUSTER, "docker/cluster/docker-compose.yaml").unwrap();
+    assert_eq!(c.nodes.len(), 2);
+    let n = &c.nodes[0];
+    assert!(n.build, "the merge key brings `build:` in");
+    assert!(n.host_is_alias);
+    assert!(!n.api_published);
+    assert_eq!(n.data_dir.as_deref(), Some("wukongim1_data"));
+    assert_eq!(c.nodes[1].data_dir.as_deref(), Some("wukongim2_data"));
+    let all = c.warnings.join("\n");
+    assert!(
+        all.contains("`wukongim1`, `wukongim2` are built from source"),
+        "{all}"
+    );
+    assert!(
+        all.contains("node1.wk.local") || all.contains("network aliases"),
+        "{all}"
+    );
+    assert!(all.contains("do not publish the API port 5001"), "{all}");
+}
+
+#[test]
+fn placeholder_hosts_are_rejected() {
+    // docs-site quick-start/docker-single-node.mdx (v2.2.5-20260422)
+    let text = "services:\n  wukongim:\n    image: registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:v2\n    environment:\n      - \"WK_CLUSTER_NODEID=1001\"\n      - \"WK_CLUSTER_APIURL=http://xx.xxx.xxx.xx:5001\"\n    volumes:\n      - ./wukongimdata:/root/wukongim\n";
+    let e = parse(text, "dc.yaml").unwrap_err();
+    assert!(
+        e.message.contains("xx.xxx.xxx.xx") && e.message.contains("placeholder"),
+        "{}",
+        e.message
+    );
+    for h in ["xx.xxx.xxx.xx", "xxx.xxx.xxx.xxx", "<node-ip>", ""] {
+        assert!(is_placeholder_host(h), "{h}");
+    }
+    for h in ["10.0.0.1", "node1.wk.local", "xenon.example"] {
+        assert!(!is_placeholder_host(h), "{h}");
+    }
+    let ok = text.replace("xx.xxx.xxx.xx", "10.0.0.5");
+    assert_eq!(
+        parse(&ok, "dc.yaml").unwrap().nodes[0].data_dir.as_deref(),
+        Some("wukongimdata")
+    );
 }

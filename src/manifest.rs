@@ -46,6 +46,9 @@ pub struct Policy {
     pub poll_interval: Duration,
     #[serde(with = "secs")]
     pub step_timeout: Duration,
+    /// Accept a node stuck in `Joining` by upstream bug #529 when the evidence holds
+    /// (`checks::joining::stuck_joining_529`). Default `true`; `false` refuses it.
+    pub accept_stuck_joining: bool,
 }
 
 impl Default for Policy {
@@ -58,6 +61,7 @@ impl Default for Policy {
             node_timeout: Duration::from_mins(10),
             poll_interval: Duration::from_secs(1),
             step_timeout: Duration::from_mins(5),
+            accept_stuck_joining: true,
         }
     }
 }
@@ -328,6 +332,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         }
         if let Some(c) = p.canary {
             policy.canary = c;
+        }
+        if let Some(a) = p.accept_stuck_joining {
+            policy.accept_stuck_joining = a;
         }
         let set = |slot: &mut Duration, v: &Option<Spanned<String>>| -> Result<(), WkError> {
             if let Some(s) = v {

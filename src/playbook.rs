@@ -28,7 +28,15 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("sim", include_str!("../playbooks/sim.yaml")),
 ];
 
-/// What a step does. The rollout order is backup → stop → install → start.
+/// What a step does.
+///
+/// Per node, in this order (DESIGN §4): `prepare` (while the node still serves: pull the
+/// image, download and verify the asset; a failure leaves the node untouched), `drain`,
+/// `stop`, `backup` (after the stop, so the data directory is a consistent copy),
+/// `install` (only the switch to the prepared version), `start`, the gate, `undrain`.
+/// Once per run: `lock` then `pre_run` before the first node, `post_run` then `unlock`
+/// after the last, all on the first node's host. Only `stop` and `start` are required;
+/// every other step is optional.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
@@ -40,24 +48,49 @@ pub enum StepKind {
     Start,
     /// Print the node's recent logs (run on failure, and by `doctor`).
     Logs,
-    /// Put the old version back (only with `--rollback-on-failure`).
+    /// Put the old version back (`--rollback-on-failure`, `wkctl rollback`).
     Rollback,
     /// Print the node's effective WuKongIM settings (`doctor`).
     Config,
     /// Exit 0 when this node reaches `{{peer}}` over TCP (`doctor`).
     Netcheck,
+    /// Fetch the new version while the node still serves (pull, download + checksum).
+    Prepare,
+    /// Take the team-wide run lock on the first node's host (atomic `mkdir`); prints the
+    /// holder and fails when another run holds it.
+    Lock,
+    /// Release the run lock (also what `--break-lock` runs).
+    Unlock,
+    /// Take the node out of client traffic before its stop (e.g. a load balancer).
+    Drain,
+    /// Put the node back into client traffic after its gate passed.
+    Undrain,
+    /// Once, before the first node (after `lock`).
+    PreRun,
+    /// Once, after the last node (before `unlock`).
+    PostRun,
 }
 
 impl StepKind {
-    pub const ROLLOUT: [StepKind; 4] = [
-        StepKind::Backup,
+    /// The per-node steps, in the order they run; the gate comes between `Start` and
+    /// `Undrain`, the soak after `Undrain`.
+    pub const ROLLOUT: [StepKind; 7] = [
+        StepKind::Prepare,
+        StepKind::Drain,
         StepKind::Stop,
+        StepKind::Backup,
         StepKind::Install,
         StepKind::Start,
+        StepKind::Undrain,
     ];
 
-    /// Every step kind, rollout steps first.
-    pub const ALL: [StepKind; 8] = [
+    /// Run once, before the first node.
+    pub const RUN_START: [StepKind; 2] = [StepKind::Lock, StepKind::PreRun];
+    /// Run once, after the last node (and, for `Unlock`, after a failure too).
+    pub const RUN_END: [StepKind; 2] = [StepKind::PostRun, StepKind::Unlock];
+
+    /// Every step kind (the original eight first, so the schema's list only grows).
+    pub const ALL: [StepKind; 15] = [
         StepKind::Backup,
         StepKind::Stop,
         StepKind::Install,
@@ -66,6 +99,13 @@ impl StepKind {
         StepKind::Rollback,
         StepKind::Config,
         StepKind::Netcheck,
+        StepKind::Prepare,
+        StepKind::Drain,
+        StepKind::Undrain,
+        StepKind::Lock,
+        StepKind::Unlock,
+        StepKind::PreRun,
+        StepKind::PostRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +118,13 @@ impl StepKind {
             StepKind::Rollback => "rollback",
             StepKind::Config => "config",
             StepKind::Netcheck => "netcheck",
+            StepKind::Prepare => "prepare",
+            StepKind::Lock => "lock",
+            StepKind::Unlock => "unlock",
+            StepKind::Drain => "drain",
+            StepKind::Undrain => "undrain",
+            StepKind::PreRun => "pre_run",
+            StepKind::PostRun => "post_run",
         }
     }
 }
@@ -95,6 +142,15 @@ pub struct Playbook {
     /// Default template values (the manifest's `vars` override them).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Named sets of `vars`, chosen with the variable `preset` (e.g. one per Helm chart
+    /// variant). A preset's values override the playbook's `vars`; the manifest's `vars`
+    /// override the preset.
+    #[serde(default)]
+    pub presets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Shell text put before every step (helper functions, e.g. choosing `docker compose`
+    /// or `docker-compose`). Rendered with the same variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prelude: Option<String>,
     /// Shell templates per step; `stop` and `start` are required. Variables: `{{node.id}}`,
     /// `{{node.host}}`, `{{from}}`, `{{to}}`, `{{peer}}` and the `vars`.
     pub steps: BTreeMap<StepKind, String>,
@@ -159,7 +215,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Playbook, WkError> {
         let msg = e.without_snippet().to_string();
         WkError::input(
             format!("{origin}:{line}:{col}: {}", msg.lines().next().unwrap_or("invalid YAML")),
-            "steps are `backup`, `stop`, `install`, `start`, `logs`, `rollback`, `config`, `netcheck`",
+            "steps are `prepare`, `drain`, `stop`, `backup`, `install`, `start`, `undrain`, `logs`, `rollback`, `config`, `netcheck`, `lock`, `unlock`, `pre_run`, `post_run`",
         )
     })?;
     for required in [StepKind::Stop, StepKind::Start] {
@@ -169,6 +225,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Playbook, WkError> {
                 "a playbook needs at least `stop` and `start`",
             ));
         }
+    }
+    if let Some(prelude) = &pb.prelude {
+        parse_template(prelude).map_err(|e| {
+            WkError::input(
+                format!("{origin}: `prelude`: {e}"),
+                "write variables as `{{name}}`",
+            )
+        })?;
     }
     for (kind, tpl) in &pb.steps {
         parse_template(tpl).map_err(|e| {
@@ -188,6 +252,18 @@ pub fn parse(text: &str, origin: &str) -> Result<Playbook, WkError> {
                 "e.g. `10m`",
             )
         })?;
+    }
+    if let Some(p) = pb
+        .prelude
+        .as_deref()
+        .map(str::trim_end)
+        .filter(|p| !p.is_empty())
+    {
+        // Baked in once here, so every caller of `step()` (plan, doctor, rollback) runs
+        // the prelude with its step.
+        for tpl in pb.steps.values_mut() {
+            *tpl = format!("{p}\n{tpl}");
+        }
     }
     pb.digest = crate::manifest::hex(&sha2::Digest::finalize(
         <sha2::Sha256 as sha2::Digest>::new_with_prefix(text.as_bytes()),
@@ -262,7 +338,9 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// The variables for one node: playbook vars < manifest vars < node vars < built-ins.
+/// The variables for one node: playbook vars < preset < manifest vars < node vars <
+/// built-ins. The preset is named by the `preset` variable (node over manifest over
+/// playbook); an unknown name is reported by [`preset_error`].
 pub fn node_vars(
     playbook: &Playbook,
     cluster_vars: &BTreeMap<String, String>,
@@ -271,6 +349,14 @@ pub fn node_vars(
     to: &str,
 ) -> BTreeMap<String, String> {
     let mut vars = playbook.vars.clone();
+    let preset = node
+        .vars
+        .get("preset")
+        .or_else(|| cluster_vars.get("preset"))
+        .or_else(|| playbook.vars.get("preset"));
+    if let Some(values) = preset.and_then(|p| playbook.presets.get(p)) {
+        vars.extend(values.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     vars.extend(cluster_vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     vars.extend(node.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
     vars.insert("node.id".into(), node.id.to_string());
@@ -279,6 +365,28 @@ pub fn node_vars(
     vars.insert("from".into(), from.unwrap_or("unknown").to_string());
     vars.insert("to".into(), to.to_string());
     vars
+}
+
+/// An error when the `preset` variable names no preset of the playbook.
+pub fn preset_error(
+    playbook: &Playbook,
+    cluster_vars: &BTreeMap<String, String>,
+    node: &crate::manifest::Node,
+) -> Option<String> {
+    let name = node
+        .vars
+        .get("preset")
+        .or_else(|| cluster_vars.get("preset"))?;
+    if playbook.presets.is_empty() || playbook.presets.contains_key(name) {
+        return None;
+    }
+    let known: Vec<String> = playbook.presets.keys().map(|k| format!("`{k}`")).collect();
+    Some(format!(
+        "node {}: preset `{name}` is not one of playbook `{}`'s presets ({})",
+        node.id,
+        playbook.name,
+        known.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -358,10 +466,84 @@ mod tests {
         assert_eq!(v["compose_dir"], "/srv/wk");
         assert_eq!(v["node.id"], "1001");
         let stop = render(pb.step(StepKind::Stop).unwrap(), &v).unwrap();
-        assert!(
-            stop.contains("docker compose stop -t 30 wukongim1"),
-            "{stop}"
+        assert!(stop.contains("dc stop -t 30 wukongim1"), "{stop}");
+        // the prelude is part of every step
+        assert!(stop.starts_with("C=auto;"), "{stop}");
+    }
+
+    #[test]
+    fn presets_sit_between_playbook_and_manifest_vars() {
+        let pb = load("kubernetes", Path::new(".")).unwrap();
+        let mut node = crate::manifest::Node {
+            id: 1,
+            host: "h".into(),
+            api: "http://h:5001".into(),
+            version: None,
+            vars: vars(&[("pod", "wukongim-0"), ("preset", "chart-2.0.4")]),
+        };
+        let v = node_vars(&pb, &BTreeMap::new(), &node, None, "v2.2.5-20260422");
+        assert_eq!(
+            (v["statefulset"].as_str(), v["container"].as_str()),
+            ("wukongim", "wukongim")
         );
+        let v = node_vars(
+            &pb,
+            &vars(&[("preset", "chart-1.0.0")]),
+            &{
+                node.vars.remove("preset");
+                node.clone()
+            },
+            None,
+            "v2.2.5-20260422",
+        );
+        assert_eq!(v["container"], "wukoingim");
+        // an explicit manifest value wins over the preset
+        let v = node_vars(
+            &pb,
+            &vars(&[("preset", "chart-1.0.0"), ("container", "mine")]),
+            &node,
+            None,
+            "v2.2.5-20260422",
+        );
+        assert_eq!(v["container"], "mine");
+        assert!(preset_error(&pb, &vars(&[("preset", "chart-1.0.0")]), &node).is_none());
+        let e = preset_error(&pb, &vars(&[("preset", "chart-9")]), &node).unwrap();
+        assert!(e.contains("chart-9") && e.contains("`chart-2.0.4`"), "{e}");
+    }
+
+    #[test]
+    fn new_step_kinds_parse_and_a_bad_prelude_is_an_error() {
+        let pb = parse(
+            "name: x\nprelude: 'f() { echo {{who}}; }'\nsteps: { stop: f, start: f, prepare: f, lock: f, unlock: f, drain: f, undrain: f, pre_run: f, post_run: f }\n",
+            "p",
+        )
+        .unwrap();
+        for k in StepKind::ALL {
+            if matches!(
+                k,
+                StepKind::Backup
+                    | StepKind::Install
+                    | StepKind::Logs
+                    | StepKind::Rollback
+                    | StepKind::Config
+                    | StepKind::Netcheck
+            ) {
+                continue;
+            }
+            assert_eq!(
+                pb.step(k),
+                Some("f() { echo {{who}}; }\nf"),
+                "{}",
+                k.as_str()
+            );
+        }
+        assert_eq!(StepKind::PreRun.as_str(), "pre_run");
+        let e = parse(
+            "name: x\nprelude: '{{a b}}'\nsteps: { stop: a, start: b }\n",
+            "p",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("`prelude`"), "{}", e.message);
     }
 
     #[test]

@@ -24,8 +24,11 @@ pub fn run(args: &InitArgs, p: &Printer) -> anyhow::Result<Outcome> {
         )
         .into());
     }
-    let (text, summary) = match &args.from_compose {
-        Some(file) => {
+    let (text, summary) = if args.from_compose.is_empty() {
+        (starter(), "a starter manifest: edit the nodes".to_string())
+    } else {
+        let mut sources = Vec::new();
+        for file in &args.from_compose {
             let shown = file.display().to_string();
             let content = std::fs::read_to_string(file).map_err(|e| {
                 WkError::input(
@@ -34,15 +37,25 @@ pub fn run(args: &InitArgs, p: &Printer) -> anyhow::Result<Outcome> {
                 )
             })?;
             let cluster = compose::parse(&content, &shown)?;
-            for w in &cluster.warnings {
-                p.warn(w, None);
-            }
-            let dir = compose_dir(file);
-            let text = from_compose(&cluster, file, &dir);
-            let n = cluster.nodes.len();
-            (text, format!("{n} node(s) from `{shown}`"))
+            sources.push(Source {
+                file: file.clone(),
+                dir: compose_dir(file),
+                cluster,
+            });
         }
-        None => (starter(), "a starter manifest: edit the nodes".to_string()),
+        let merged = merge(&sources)?;
+        for w in &merged.warnings {
+            p.warn(w, None);
+        }
+        let text = from_compose_files(&merged, &sources);
+        let files: Vec<String> = sources
+            .iter()
+            .map(|s| format!("`{}`", s.file.display()))
+            .collect();
+        (
+            text,
+            format!("{} node(s) from {}", merged.nodes.len(), files.join(", ")),
+        )
     };
     // Never write a manifest the loader would refuse.
     crate::manifest::parse(&text, &args.output).map_err(|e| {
@@ -64,9 +77,63 @@ pub fn run(args: &InitArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let m = args.output.display();
     p.note(&format!("wrote `{m}`: {summary}"));
     p.note(&format!(
-        "next: `wkctl check --to v2.1.2 --offline -m {m}`, then `wkctl status -m {m}`"
+        "next: `wkctl status -m {m}`, then `wkctl check --to {} -m {m}` (or the release you want, see `wkctl releases`)",
+        newest_release()
     ));
     Ok(Outcome::Success)
+}
+
+/// The newest release in the catalog: what `init` suggests (never an old target, which
+/// would be a downgrade for most clusters, issue 13).
+pub fn newest_release() -> &'static str {
+    crate::releases::CATALOG
+        .last()
+        .map_or("v2.2.5-20260422", |r| r.tag)
+}
+
+/// One `--from-compose` file, read.
+pub struct Source {
+    pub file: PathBuf,
+    pub dir: PathBuf,
+    pub cluster: ComposeCluster,
+}
+
+/// The nodes of every file, each with the directory of its file (one compose project per
+/// host, upstream's docs multi-node layout, issue 13.20).
+pub struct Merged {
+    pub name: Option<String>,
+    pub nodes: Vec<(compose::ComposeNode, PathBuf)>,
+    pub warnings: Vec<String>,
+}
+
+/// Merges the files; a node id in two files is an error.
+pub fn merge(sources: &[Source]) -> Result<Merged, WkError> {
+    let mut out = Merged {
+        name: sources.first().and_then(|s| s.cluster.name.clone()),
+        nodes: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut seen: std::collections::BTreeMap<u64, String> = std::collections::BTreeMap::new();
+    for s in sources {
+        let shown = s.file.display().to_string();
+        for n in &s.cluster.nodes {
+            if let Some(first) = seen.insert(n.id, shown.clone()) {
+                return Err(WkError::input(
+                    format!("node id {} is in `{first}` and in `{shown}`", n.id),
+                    "pass each node's compose file once; every node needs its own `WK_CLUSTER_NODEID`",
+                ));
+            }
+            out.nodes.push((n.clone(), s.dir.clone()));
+        }
+        if sources.len() > 1 {
+            out.warnings
+                .extend(s.cluster.warnings.iter().map(|w| format!("`{shown}`: {w}")));
+        } else {
+            out.warnings.extend(s.cluster.warnings.iter().cloned());
+        }
+    }
+    out.nodes.sort_by_key(|(n, _)| n.id);
+    Ok(out)
 }
 
 /// The compose file's directory, absolute when it can be (steps `cd` into it).
@@ -114,21 +181,55 @@ policy:
     )
 }
 
-/// A manifest for the WuKongIM services of a compose file.
+/// A manifest for the WuKongIM services of one compose file.
 pub fn from_compose(c: &ComposeCluster, file: &Path, dir: &Path) -> String {
-    let name = cluster_name(c.name.as_deref(), dir);
+    let source = Source {
+        file: file.to_path_buf(),
+        dir: dir.to_path_buf(),
+        cluster: c.clone(),
+    };
+    let merged = Merged {
+        name: c.name.clone(),
+        nodes: c
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), dir.to_path_buf()))
+            .collect(),
+        warnings: c.warnings.clone(),
+    };
+    from_compose_files(&merged, std::slice::from_ref(&source))
+}
+
+/// A manifest for the WuKongIM services of several compose files (one per host). What
+/// must change before wkctl can upgrade them is written at the top, one `# CHANGE:` line
+/// each, so the manifest never looks ready when it is not.
+pub fn from_compose_files(m: &Merged, sources: &[Source]) -> String {
+    let first_dir = sources.first().map_or_else(PathBuf::new, |s| s.dir.clone());
+    let name = cluster_name(m.name.as_deref(), &first_dir);
+    let nodes: Vec<&compose::ComposeNode> = m.nodes.iter().map(|(n, _)| n).collect();
     let mut s = String::new();
     let _ = writeln!(s, "{SCHEMA_LINE}");
+    let files: Vec<String> = sources
+        .iter()
+        .map(|s| s.file.display().to_string())
+        .collect();
     let _ = writeln!(
         s,
         "# Written by `wkctl init --from-compose {}`: one node per service",
-        file.display()
+        files.join(" --from-compose ")
     );
-    s.push_str("# that sets WK_CLUSTER_NODEID. Review it, then: wkctl check --to v2.1.2\n");
+    let _ = writeln!(
+        s,
+        "# that sets WK_CLUSTER_NODEID. Review it, then: wkctl check --to {}",
+        newest_release()
+    );
+    for w in &m.warnings {
+        let _ = writeln!(s, "# CHANGE: {}", w.replace('\n', " "));
+    }
     let _ = writeln!(s, "name: {}", yaml_str(&name));
-    s.push_str("playbook: docker-compose            # runs `docker compose` in compose_dir\n");
+    s.push_str("playbook: docker-compose            # runs `docker compose` (or docker-compose) in compose_dir\n");
     s.push_str("api:\n");
-    if c.nodes.iter().any(|n| n.has_token) {
+    if nodes.iter().any(|n| n.has_token) {
         s.push_str("  token_env: WK_MANAGER_TOKEN       # the services set WK_MANAGERTOKEN: export it as this\n");
     } else {
         s.push_str("  # token_env: WK_MANAGER_TOKEN     # if the cluster has a managerToken\n");
@@ -136,27 +237,37 @@ pub fn from_compose(c: &ComposeCluster, file: &Path, dir: &Path) -> String {
     s.push_str("  timeout: 5s\n");
     s.push_str("# ssh: { user: deploy }             # add when the services run on other hosts\n");
     s.push_str("vars:\n");
-    let _ = writeln!(s, "  compose_dir: {}", yaml_str(&dir.display().to_string()));
-    let first = c.nodes.first();
-    if let Some(repo) = first.and_then(|n| n.image_repo.as_ref())
-        && c.nodes.iter().all(|n| n.image_repo.as_ref() == Some(repo))
-    {
-        let _ = writeln!(s, "  image: {}", yaml_str(repo));
+    let shared = |f: &dyn Fn(&compose::ComposeNode, &Path) -> Option<String>| -> Option<String> {
+        let mut it = m.nodes.iter().map(|(n, d)| f(n, d));
+        let first = it.next()??;
+        it.all(|v| v.as_ref() == Some(&first)).then_some(first)
+    };
+    let dir_of = |_: &compose::ComposeNode, d: &Path| Some(d.display().to_string());
+    let shared_dir = shared(&dir_of);
+    if let Some(d) = &shared_dir {
+        let _ = writeln!(s, "  compose_dir: {}", yaml_str(d));
     }
-    if let Some(env) = first.and_then(|n| n.image_env.as_ref())
-        && c.nodes.iter().all(|n| n.image_env.as_ref() == Some(env))
-    {
+    if let Some(repo) = shared(&|n, _| n.image_repo.clone()) {
+        let _ = writeln!(s, "  image: {}", yaml_str(&repo));
+    }
+    let shared_env = shared(&|n, _| n.image_env.clone());
+    if let Some(env) = &shared_env {
         let _ = writeln!(s, "  image_env: {}", yaml_str(env));
     }
-    let shared_env = first
-        .and_then(|n| n.image_env.as_ref())
-        .is_some_and(|env| c.nodes.iter().all(|n| n.image_env.as_ref() == Some(env)));
-    if c.nodes.iter().any(|n| n.host_from == "WK_CLUSTER_APIURL") {
+    let shared_data = shared(&|n, _| n.data_dir.clone());
+    if let Some(d) = &shared_data {
+        let _ = writeln!(
+            s,
+            "  data_dir: {}   # the volume mounted at /root/wukongim",
+            yaml_str(d)
+        );
+    }
+    if nodes.iter().any(|n| n.host_from == "WK_CLUSTER_APIURL") {
         s.push_str("# Hosts and API URLs come from WK_CLUSTER_APIURL: wkctl must reach them from where it\n");
         s.push_str("# runs (compose network aliases resolve only inside the compose network).\n");
     }
     s.push_str("nodes:\n");
-    for n in &c.nodes {
+    for (n, dir) in &m.nodes {
         let _ = writeln!(s, "  - id: {}", n.id);
         let _ = writeln!(
             s,
@@ -172,22 +283,23 @@ pub fn from_compose(c: &ComposeCluster, file: &Path, dir: &Path) -> String {
                 let _ = writeln!(s, "    version: {v}   # from the image tag");
             }
             None => s.push_str(
-                "    # version: v2.0.10-20241221   # the image tag is not a full version\n",
+                "    # version: v2.2.5-20260422   # the image tag is not a full version\n",
             ),
         }
-        match n.image_env.as_ref().filter(|_| !shared_env) {
-            Some(env) => {
-                let _ = writeln!(
-                    s,
-                    "    vars: {{ service: {}, image_env: {} }}",
-                    yaml_str(&n.service),
-                    yaml_str(env)
-                );
-            }
-            None => {
-                let _ = writeln!(s, "    vars: {{ service: {} }}", yaml_str(&n.service));
-            }
+        let mut vars = vec![format!("service: {}", yaml_str(&n.service))];
+        if let Some(env) = n.image_env.as_ref().filter(|_| shared_env.is_none()) {
+            vars.push(format!("image_env: {}", yaml_str(env)));
         }
+        if shared_dir.is_none() {
+            vars.push(format!(
+                "compose_dir: {}",
+                yaml_str(&dir.display().to_string())
+            ));
+        }
+        if let Some(d) = n.data_dir.as_ref().filter(|_| shared_data.is_none()) {
+            vars.push(format!("data_dir: {}", yaml_str(d)));
+        }
+        let _ = writeln!(s, "    vars: {{ {} }}", vars.join(", "));
     }
     s.push_str(
         "policy:
@@ -275,6 +387,65 @@ mod tests {
         assert_eq!(m.nodes[0].vars["image_env"], "IMG_A");
         assert_eq!(m.nodes[1].vars["image_env"], "IMG_B");
         assert_eq!(m.nodes[1].api, "http://10.0.0.2:5001");
+    }
+
+    #[test]
+    fn several_files_one_per_host_and_the_data_volume() {
+        let one = |id: u64, ip: &str| {
+            format!(
+                "services:\n  wukongim:\n    image: ${{WK_IMAGE:-registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:v2.2.4-20260313}}\n    environment: [WK_CLUSTER_NODEID={id}, WK_CLUSTER_APIURL=http://{ip}:5001]\n    ports: ['5001:5001']\n    volumes: ['./wukongim_data:/root/wukongim']\n"
+            )
+        };
+        let sources: Vec<Source> = [(1001, "10.0.0.1"), (1002, "10.0.0.2")]
+            .iter()
+            .map(|(id, ip)| Source {
+                file: PathBuf::from(format!("/h{id}/docker-compose.yaml")),
+                dir: PathBuf::from(format!("/h{id}")),
+                cluster: compose::parse(&one(*id, ip), "dc.yaml").unwrap(),
+            })
+            .collect();
+        let merged = merge(&sources).unwrap();
+        let out = from_compose_files(&merged, &sources);
+        let m = crate::manifest::parse(&out, Path::new("cluster.yaml")).unwrap();
+        assert_eq!(m.nodes.len(), 2);
+        assert_eq!(m.nodes[1].vars["compose_dir"], "/h1002");
+        assert_eq!(m.vars["data_dir"], "wukongim_data");
+        assert_eq!(m.vars["image_env"], "WK_IMAGE");
+        assert!(!out.contains("v2.1.2"), "never an old target: {out}");
+        assert!(out.contains(newest_release()));
+        // the same id twice is an error naming both files
+        let dup = [sources[0].cluster.clone(), sources[0].cluster.clone()];
+        let twice: Vec<Source> = dup
+            .into_iter()
+            .enumerate()
+            .map(|(i, cluster)| Source {
+                file: PathBuf::from(format!("/x{i}.yaml")),
+                dir: PathBuf::from("/x"),
+                cluster,
+            })
+            .collect();
+        let e = merge(&twice).err().unwrap();
+        assert!(
+            e.message.contains("/x0.yaml") && e.message.contains("/x1.yaml"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn what_to_change_is_written_into_the_manifest() {
+        let c = compose::parse(
+            "services:\n  w1:\n    build: .\n    environment: [WK_CLUSTER_NODEID=1001, WK_CLUSTER_APIURL=http://node1.wk.local:5001]\n    networks: {n: {aliases: [node1.wk.local]}}\n",
+            "dc.yaml",
+        )
+        .unwrap();
+        let out = from_compose(&c, Path::new("dc.yaml"), Path::new("/srv/wk"));
+        let changes: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("# CHANGE: "))
+            .collect();
+        assert_eq!(changes.len(), 3, "{out}");
+        assert!(crate::manifest::parse(&out, Path::new("cluster.yaml")).is_ok());
     }
 
     #[test]

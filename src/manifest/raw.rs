@@ -109,6 +109,11 @@ pub(super) struct RawPolicy {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub(super) step_timeout: Option<Spanned<String>>,
+    /// Accept a node stuck in `Joining` by upstream bug #529 (WuKongIM #529) when wkctl
+    /// sees the evidence: online, config caught up, holding slot replicas, nothing left to
+    /// migrate (default `true`). `false` makes such a node block `check` and the gate.
+    #[serde(default)]
+    pub(super) accept_stuck_joining: Option<bool>,
 }
 
 /// A template variable value: YAML strings, numbers and booleans are all accepted.

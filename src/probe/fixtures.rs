@@ -72,6 +72,7 @@ pub fn settled(version: &str, secs: u64) -> ClusterView {
         info_from: Some(1001),
         leader_not_found: Vec::new(),
         simple_nodes_from: Some(1001),
+        members: Vec::new(),
     }
 }
 

@@ -27,8 +27,8 @@ pub use models::{
     SlotStatus, Varz, parse_go_uptime,
 };
 pub use view::{
-    ClusterView, HealthState, InfoAnswer, NodeAnswers, NodeView, SlotSummary, VersionSource,
-    assemble,
+    ClusterView, HealthState, InfoAnswer, MemberView, NodeAnswers, NodeView, SlotSummary,
+    VersionSource, assemble,
 };
 
 use crate::manifest::Manifest;

@@ -104,6 +104,30 @@ pub struct SlotSummary {
     pub candidate: Vec<u64>,
     pub leader_transfer: Vec<u64>,
     pub migrating: Vec<u64>,
+    /// Replicas of the first slot (upstream's `handleNodeJoining` looks only at it).
+    #[serde(default)]
+    pub first_slot_replicas: u64,
+}
+
+/// One member as the controller's `/cluster/info.nodes` lists it, with what it holds in
+/// `/cluster/info.slots`. Covers members the manifest does not list (issue 14 §1: the
+/// evidence for #529 needs every voter's share of slot replicas).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    pub id: u64,
+    pub online: bool,
+    pub status: NodeStatus,
+    /// Joined through a seed (`join: true`, set by `handleClusterJoin`).
+    pub join: bool,
+    pub allow_vote: bool,
+    /// Slots listing it in `replicas`.
+    pub replica_slots: u64,
+    /// Slots it leads.
+    pub leader_slots: u64,
+    /// Slots listing it in `learners`.
+    pub learner_slots: u64,
+    /// Slots migrating from or to it.
+    pub migrating_slots: u64,
 }
 
 /// The whole cluster, at one moment.
@@ -133,6 +157,8 @@ pub struct ClusterView {
     pub leader_not_found: Vec<u64>,
     /// Which node answered `/cluster/simpleNodes`.
     pub simple_nodes_from: Option<u64>,
+    /// Every member of `/cluster/info.nodes` (empty when no `/cluster/info` answered).
+    pub members: Vec<MemberView>,
 }
 
 impl Default for ClusterView {
@@ -152,6 +178,7 @@ impl Default for ClusterView {
             info_from: None,
             leader_not_found: Vec::new(),
             simple_nodes_from: None,
+            members: Vec::new(),
         }
     }
 }
@@ -163,6 +190,11 @@ impl ClusterView {
 
     pub fn node_mut(&mut self, id: u64) -> Option<&mut NodeView> {
         self.nodes.iter_mut().find(|n| n.id == id)
+    }
+
+    /// A member as the controller lists it.
+    pub fn member(&self, id: u64) -> Option<&MemberView> {
+        self.members.iter().find(|m| m.id == id)
     }
 }
 
@@ -302,8 +334,31 @@ pub fn assemble(
         view.membership = Some(info.nodes.iter().map(|n| n.id).collect());
         let mut s = SlotSummary {
             total: info.slots.len(),
+            first_slot_replicas: info.slots.first().map_or(0, |f| f.replicas.len() as u64),
             ..SlotSummary::default()
         };
+        view.members = info
+            .nodes
+            .iter()
+            .map(|n| {
+                let count = |f: &dyn Fn(&super::models::InfoSlot) -> bool| {
+                    info.slots.iter().filter(|s| f(s)).count() as u64
+                };
+                MemberView {
+                    id: n.id,
+                    online: n.online,
+                    status: n.status,
+                    join: n.join,
+                    allow_vote: n.allow_vote,
+                    replica_slots: count(&|s| s.replicas.contains(&n.id)),
+                    leader_slots: count(&|s| s.leader == n.id),
+                    learner_slots: count(&|s| s.learners.contains(&n.id)),
+                    migrating_slots: count(&|s| {
+                        s.migrating() && (s.migrate_from == n.id || s.migrate_to == n.id)
+                    }),
+                }
+            })
+            .collect();
         for slot in &info.slots {
             if slot.leader == 0 {
                 s.leaderless.push(slot.id);

@@ -1,5 +1,8 @@
 //! The catalog itself: every real WuKongIM tag (facts §7.1) with its notes (known
-//! problems from facts §8.3, with the upstream issue and the fixing release).
+//! problems from facts §8.3 and §12, with the upstream issue and the fixing release).
+//!
+//! A known problem is attached to every tag that carries the code behind it, as read in
+//! upstream's tags (issue 14 §2), and `fixed_in` is set only when a tag really fixes it.
 
 use serde::Serialize;
 
@@ -51,6 +54,55 @@ const fn info(text: &'static str) -> Note {
     }
 }
 
+// ---- notes shared by several tags (each cites where upstream shows it) ---------------
+
+/// #509: `n.Panic("applied index > last log index")` (pkg/raft/raft/node.go:62) exists in
+/// every tag from v2.1.1; v2.2.4 repairs the state for slots before that check
+/// (pkg/cluster/slot/storage_pebble.go `GetState`, commit 9fc693d5 "fix: #509").
+const N509: Note = known(
+    "restart panic loop `applied index > last log index` after an unclean stop",
+    509,
+    Some("v2.2.4-20260313"),
+);
+
+/// v2.2.4+: the #509 repair and the line it logs.
+const N509_REPAIRED: Note = info(
+    "repairs the #509 state at start and logs `detected inconsistent state: appliedIndex > lastLogIndex, auto-fixing`",
+);
+
+/// #545/#546: `s.Panic("apply slot logs failed")` in pkg/cluster/cluster/server.go, in every
+/// tag from v2.1.1 (the rewritten cluster layer). #545 closed as a duplicate; #546 open.
+const N546: Note = known(
+    "crash loop on restart catch-up: `apply slot logs failed` on `context deadline exceeded` panics the node (#545), open upstream",
+    546,
+    None,
+);
+
+/// #529: `ProposeJoined` only when `migrateSlots` is non-empty
+/// (pkg/cluster/node/event/handle_node_joining.go, the same blob from v2.1.1 to branch `v2`);
+/// the fix (PR #531) was never merged.
+const N529: Note = known(
+    "a node that joins through a seed can stay `Joining` (status 2) for good when the slots are already balanced; wkctl reports it as `cluster.stuck_joining_529` and accepts it only with evidence (online, config caught up, holding slot replicas, nothing to migrate); `policy.accept_stuck_joining: false` refuses it",
+    529,
+    None,
+);
+
+/// #397 (open) and #683: a maintainer's canary reproduced it on v2.2.0-20250426 "every time".
+const N397: Note = known(
+    "after a serial (rolling) restart, clients on an untouched node can be treated as offline and miss online pushes (#683 reproduced it on v2.2.0); check online delivery after the run",
+    397,
+    None,
+);
+
+/// #522 (open): `s.Panic("apply log err")` (pkg/cluster/store/store_apply.go:40) under
+/// `raftgroup:go pool panic`; nothing changed in pkg/cluster/store or
+/// pkg/cluster/cluster/server.go between v2.2.4 and v2.2.5.
+const N522: Note = known(
+    "panic `apply log err` (store) while upgrading a 3-node docker cluster to v2.2.4-20260313; v2.2.5 changed nothing in that code",
+    522,
+    None,
+);
+
 /// Every real tag, oldest first (facts §7.1). Readiness quirks are derived from
 /// `Capabilities` and added by `notes_for`, so they cannot drift from the gate.
 pub const CATALOG: &[Release] = &[
@@ -78,11 +130,16 @@ pub const CATALOG: &[Release] = &[
     },
     Release {
         tag: "v2.0.4-beta-20240904",
-        notes: &[info("image tag used by the official Helm chart")],
+        // WuKongIM/helm branch `main`, values.yaml; gh-pages chart 2.0.4 moved on (index.yaml).
+        notes: &[info(
+            "image tag of the old Helm chart 1.0.0 (WuKongIM/helm `main`: StatefulSet `helm-wukongim`, container `wukoingim`); the published chart 2.0.4 ships v2.0.5-20240925",
+        )],
     },
     Release {
         tag: "v2.0.5-20240925",
-        notes: &[],
+        notes: &[info(
+            "appVersion of the published Helm chart 2.0.4 (StatefulSet `wukongim`, service `wkim-headless`, liveness probe on `/health`)",
+        )],
     },
     Release {
         tag: "v2.0.6-20241008",
@@ -123,83 +180,81 @@ pub const CATALOG: &[Release] = &[
                 310,
                 Some("v2.1.2-20250120"),
             ),
+            N509,
+            N546,
+            N529,
         ],
     },
     Release {
         tag: "v2.1.2-20250120",
-        notes: &[info(
-            "fixes the v2.1.1 cluster errors (#310); restarting every node at once from v2.0.10 left 1 node of 3 visible: upgrade one at a time, 1001 first",
-        )],
+        notes: &[
+            info(
+                "fixes the v2.1.1 cluster errors (#310); restarting every node at once from v2.0.10 left 1 node of 3 visible: upgrade one at a time, 1001 first",
+            ),
+            N509,
+            N546,
+            N529,
+        ],
     },
     Release {
         tag: "v2.1.3-20250210",
-        notes: &[],
+        notes: &[N509, N546, N529],
     },
     Release {
         tag: "v2.1.4-20250319",
-        notes: &[],
+        notes: &[N509, N546, N529],
     },
     Release {
         tag: "v2.1.5-20250424",
-        notes: &[],
+        notes: &[
+            info(
+                "image of the release-pipeline Helm chart (StatefulSet `helm-wukongim`, container `wukongim`, PVC, no probes)",
+            ),
+            N509,
+            N546,
+            N529,
+        ],
     },
     Release {
         tag: "v2.2.0-20250426",
-        notes: &[],
+        notes: &[N509, N546, N529, N397],
     },
     Release {
         tag: "v2.2.1-20250624",
-        notes: &[],
+        notes: &[N509, N546, N529, N397],
     },
     Release {
         tag: "v2.2.2-20251229",
         notes: &[
-            known(
-                "restart panic loop `applied index > last log index`",
-                509,
-                Some("v2.2.4-20260313"),
-            ),
+            N509,
             known(
                 "single node → 3-node scale-out showed duplicated node ids and lost conversations",
                 497,
                 None,
             ),
+            N546,
+            N529,
+            N397,
         ],
     },
     Release {
         tag: "v2.2.3-20260128",
         notes: &[
-            known(
-                "restart panic loop `applied index > last log index`",
-                509,
-                Some("v2.2.4-20260313"),
-            ),
+            N509,
             info(
                 "adds slot-log command CMDUpdateConversationIfSeqGreater: older replicas skip it, keep the mixed window short",
             ),
+            N546,
+            N529,
+            N397,
         ],
     },
     Release {
         tag: "v2.2.4-20260313",
-        notes: &[
-            known(
-                "panic `apply log err` while upgrading a 3-node docker cluster to this version",
-                522,
-                Some("v2.2.5-20260422"),
-            ),
-            known(
-                "crash loop on restart catch-up (`context deadline exceeded`)",
-                545,
-                None,
-            ),
-        ],
+        notes: &[N522, N546, N529, N397, N509_REPAIRED],
     },
     Release {
         tag: "v2.2.5-20260422",
-        notes: &[known(
-            "crash loop on restart catch-up (`apply slot logs failed … context deadline exceeded`), open upstream",
-            546,
-            None,
-        )],
+        notes: &[N522, N546, N529, N397, N509_REPAIRED],
     },
 ];

@@ -105,8 +105,7 @@ signature_tests! {
     sig_apply_log_err: "【store】apply log err" => "logs.apply_log_err",
     sig_connect_not_authed: "connect not authed 127.0.0.1:11110" => "logs.peer_unreachable",
     sig_address_changed: "Send event to node is nil" => "logs.address_changed",
-    sig_leader_not_found: "ERROR leader not found" => "logs.leader_not_found",
-    sig_slot_count: "slot count not match" => "logs.slot_count_mismatch",
+    sig_applied_index_repaired: "detected inconsistent state: appliedIndex > lastLogIndex, auto-fixing" => "logs.applied_index_repaired",
     sig_panic: "panic: runtime error: index out of range" => "logs.panic",
 }
 

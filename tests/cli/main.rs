@@ -9,6 +9,7 @@ mod holes;
 mod live;
 mod matrix;
 mod operator;
+mod playbooks;
 mod recovery;
 mod sim;
 mod ssh;

@@ -1,0 +1,235 @@
+//! Checks of the manifest held against its playbook, before anything runs (issue 13.8,
+//! 13.19, 14 §4): can the playbook change the version at all, do the node addresses
+//! agree, and is a Kubernetes deployment safe to roll pod by pod.
+//!
+//! [`findings`] is what `check` and `plan` add to their findings. It is pure except for
+//! [`local_compose_findings`], which reads the compose file when steps run on this
+//! machine (no `ssh:`), since that file is the one the steps use.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::compose;
+use crate::finding::Finding;
+use crate::manifest::Manifest;
+use crate::playbook::{self, Playbook};
+use crate::probe::ClusterView;
+
+/// Every playbook finding. `view` (when the cluster was observed) adds what only the live
+/// cluster shows, e.g. a pod-IP cluster address.
+pub fn findings(manifest: &Manifest, pb: &Playbook, view: Option<&ClusterView>) -> Vec<Finding> {
+    let mut out = host_api_findings(manifest);
+    for n in &manifest.nodes {
+        if let Some(e) = playbook::preset_error(pb, &manifest.vars, n) {
+            out.push(Finding::block(
+                "playbook.unknown_preset",
+                Some(n.id),
+                e,
+                "set `preset:` in the manifest's `vars` to one of the listed names",
+            ));
+        }
+    }
+    if pb.name == "kubernetes" {
+        out.extend(kubernetes_findings(manifest, pb, view));
+    }
+    if pb.name == "docker-compose" && manifest.ssh.is_none() {
+        out.extend(local_compose_findings(manifest, pb));
+    }
+    out
+}
+
+/// 13.19: steps run on `host`, wkctl reads the node at `api`; different machines usually
+/// mean a typo (a step would stop one machine while the gate watches another).
+pub fn host_api_findings(manifest: &Manifest) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for n in &manifest.nodes {
+        let Some(api_host) = reqwest::Url::parse(&n.api).ok().and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+        }) else {
+            continue;
+        };
+        let host = n.host.trim_matches(['[', ']']).to_ascii_lowercase();
+        if api_host != host {
+            out.push(Finding::warn(
+                "node.host_api_differ",
+                Some(n.id),
+                format!(
+                    "node {}: steps run on `{}` but its API is read at `{}`",
+                    n.id, n.host, n.api
+                ),
+                "make `host` and `api` name the same machine; ignore this only when `api` is that node's own NAT or DNS name",
+            ));
+        }
+    }
+    out
+}
+
+/// What the chart tells (through the preset, or `vars` the operator sets) about a
+/// Kubernetes deployment: `pv` (`true`/`false`), `cluster_address` (`pod-ip`/`dns`) and
+/// `liveness_probe` (`none`/`health`). The live view adds the cluster addresses as seen.
+pub fn kubernetes_findings(
+    manifest: &Manifest,
+    pb: &Playbook,
+    view: Option<&ClusterView>,
+) -> Vec<Finding> {
+    let Some(first) = manifest.nodes.first() else {
+        return Vec::new();
+    };
+    let vars = playbook::node_vars(pb, &manifest.vars, first, None, "");
+    let get = |k: &str| vars.get(k).map_or("", String::as_str);
+    let mut out = Vec::new();
+    if get("pv") == "false" {
+        out.push(Finding::block(
+            "k8s.no_persistent_volume",
+            None,
+            format!("StatefulSet `{}` keeps its data in the pod (no persistent volume): deleting a pod to upgrade it wipes that node", get("statefulset")),
+            "add a `volumeClaimTemplates` volume mounted at `/root/wukongim` and migrate each node's data first; then set `pv: \"true\"` in the manifest's `vars`",
+        ));
+    }
+    let pod_ips: Vec<u64> = view
+        .map(|v| {
+            v.nodes
+                .iter()
+                .filter(|n| {
+                    n.cluster_addr.as_deref().is_some_and(|a| {
+                        let host = a.rsplit_once(':').map_or(a, |(h, _)| h);
+                        host.trim_matches(['[', ']'])
+                            .parse::<std::net::IpAddr>()
+                            .is_ok()
+                    })
+                })
+                .map(|n| n.id)
+                .collect()
+        })
+        .unwrap_or_default();
+    if get("cluster_address") == "pod-ip" || !pod_ips.is_empty() {
+        let which = if pod_ips.is_empty() {
+            "the chart sets `WK_CLUSTER_SERVERADDR` to the pod IP".to_string()
+        } else {
+            format!(
+                "node(s) {} have an IP as cluster address",
+                pod_ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        out.push(Finding::block(
+            "k8s.pod_ip_cluster_address",
+            None,
+            format!("{which}: a recreated pod gets a new IP and cannot rejoin, since v2 pins addresses in its cluster config (WuKongIM #364)"),
+            "set `WK_CLUSTER_SERVERADDR` to the pod's stable DNS name (`<pod>.<headless service>:11110`) before upgrading; then set `cluster_address: dns` in the manifest's `vars`",
+        ));
+    }
+    if get("liveness_probe") == "health" {
+        out.push(Finding::warn(
+            "k8s.liveness_on_health",
+            None,
+            "the pods have a liveness probe on `/health`: it answers 500 `slot not ready` during every slot re-election (killing healthy pods mid-upgrade) and 401 when a managerToken is set",
+            "remove the liveness probe, or point it at a TCP check of port 5001; keep `/health` for readiness only",
+        ));
+    }
+    out
+}
+
+/// 13.8 and 14 §4 for the compose files the steps use on this machine: a service the
+/// playbook cannot change (`build:` or a fixed tag) blocks; node services sharing one
+/// image variable warn.
+pub fn local_compose_findings(manifest: &Manifest, pb: &Playbook) -> Vec<Finding> {
+    let base = manifest.path.parent().unwrap_or(Path::new("."));
+    // compose file → [(node id, service, image_env)]
+    let mut files: BTreeMap<PathBuf, Vec<(u64, String, String)>> = BTreeMap::new();
+    for n in &manifest.nodes {
+        let vars = playbook::node_vars(pb, &manifest.vars, n, None, "");
+        let Some(dir) = vars.get("compose_dir") else {
+            continue;
+        };
+        let dir = base.join(dir);
+        let file = vars.get("compose_file").map(|f| dir.join(f)).or_else(|| {
+            [
+                "compose.yaml",
+                "compose.yml",
+                "docker-compose.yaml",
+                "docker-compose.yml",
+            ]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file())
+        });
+        let Some(file) = file else { continue };
+        files.entry(file).or_default().push((
+            n.id,
+            vars.get("service").cloned().unwrap_or_default(),
+            vars.get("image_env").cloned().unwrap_or_default(),
+        ));
+    }
+    let mut out = Vec::new();
+    for (file, nodes) in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        out.extend(compose_findings(&text, &file.display().to_string(), &nodes));
+    }
+    out
+}
+
+/// Pure part of [`local_compose_findings`]: `nodes` are (node id, service, image
+/// variable) of the manifest nodes using this compose text.
+pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)]) -> Vec<Finding> {
+    let Ok(services) = compose::services(text) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (id, service, image_env) in nodes {
+        let Some(s) = services.iter().find(|s| &s.name == service) else {
+            out.push(Finding::block(
+                "playbook.cannot_change_version",
+                Some(*id),
+                format!("node {id}: `{origin}` has no service `{service}`"),
+                "set `service:` in the node's `vars` to its compose service",
+            ));
+            continue;
+        };
+        let uses_var = s.image_env.as_deref() == Some(image_env.as_str());
+        if s.build && !uses_var {
+            out.push(Finding::block(
+                "playbook.cannot_change_version",
+                Some(*id),
+                format!("node {id}: service `{service}` in `{origin}` is built from source (`build:`), so the playbook cannot change its version"),
+                format!("replace `build:` with `image: ${{{image_env}:-registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:<the running tag>}}`"),
+            ));
+        } else if !uses_var {
+            let what = s
+                .image
+                .as_deref()
+                .map_or_else(|| "no `image:`".to_string(), |i| format!("`image: {i}`"));
+            out.push(Finding::block(
+                "playbook.cannot_change_version",
+                Some(*id),
+                format!("node {id}: service `{service}` in `{origin}` has {what}, which the playbook does not set (it writes `{image_env}` in `.env`)"),
+                format!("write `image: ${{{image_env}:-<the current image>}}`, or set `image_env` in the node's `vars` to the variable the service uses"),
+            ));
+        }
+    }
+    let mut by_env: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in services.iter().filter(|s| s.is_node) {
+        if let Some(e) = &s.image_env {
+            by_env.entry(e).or_default().push(&s.name);
+        }
+    }
+    for (env, names) in by_env.into_iter().filter(|(_, v)| v.len() > 1) {
+        out.push(Finding::warn(
+            "compose.shared_image_variable",
+            None,
+            format!("WuKongIM services {} in `{origin}` share the image variable `{env}`: after the first node, a stray `docker compose up -d` would recreate every other node at once", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+            "give each node service its own image variable (e.g. `WK_IMAGE_1001`) and set `image_env` per node",
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "playbook_tests.rs"]
+mod tests;
