@@ -31,6 +31,8 @@ pub struct PlannedStep {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanStepKind {
+    /// Fetch the new version while the node still serves; a failure leaves it untouched.
+    Prepare,
     /// Before the stop: every node fully back (A, C, D, E) and the cluster settled (F),
     /// so a degraded cluster is never made worse.
     CheckSettled,
@@ -48,11 +50,24 @@ pub enum PlanStepKind {
     Logs,
     /// On failure with `--rollback-on-failure`, or `wkctl rollback`.
     Rollback,
+    /// Once per run, on the first node's host: the team-wide lock.
+    Lock,
+    /// Once per run, before the first node.
+    PreRun,
+    /// Once per run, after the last node.
+    PostRun,
+    /// Once per run, at its end (also after a failure): releases `lock`.
+    Unlock,
 }
 
 impl PlanStepKind {
     pub fn playbook_step(self) -> Option<StepKind> {
         match self {
+            PlanStepKind::Prepare => Some(StepKind::Prepare),
+            PlanStepKind::Lock => Some(StepKind::Lock),
+            PlanStepKind::PreRun => Some(StepKind::PreRun),
+            PlanStepKind::PostRun => Some(StepKind::PostRun),
+            PlanStepKind::Unlock => Some(StepKind::Unlock),
             PlanStepKind::Backup => Some(StepKind::Backup),
             PlanStepKind::Stop => Some(StepKind::Stop),
             PlanStepKind::Install => Some(StepKind::Install),
@@ -64,6 +79,11 @@ impl PlanStepKind {
     }
     pub fn as_str(self) -> &'static str {
         match self {
+            PlanStepKind::Prepare => "prepare",
+            PlanStepKind::Lock => "lock",
+            PlanStepKind::PreRun => "pre_run",
+            PlanStepKind::PostRun => "post_run",
+            PlanStepKind::Unlock => "unlock",
             PlanStepKind::CheckSettled => "check_settled",
             PlanStepKind::Backup => "backup",
             PlanStepKind::Stop => "stop",
@@ -131,6 +151,10 @@ pub struct Plan {
     pub source: &'static str,
     pub policy: Policy,
     pub nodes: Vec<PlannedNode>,
+    /// Once per run, on the first node's host: `lock` and `pre_run` before the first node,
+    /// `post_run` and `unlock` at the end (`unlock` also after a failure).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub run_steps: Vec<PlannedStep>,
     pub findings: Vec<Finding>,
     /// sha256 over everything that decides what runs: resume refuses if it changed.
     pub digest: String,
@@ -267,6 +291,17 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
         }
         let mut steps = Vec::new();
         if action == NodeAction::Upgrade {
+            // `prepare` runs while the node still serves (a failure leaves it untouched),
+            // then the pre-stop check right before the stop.
+            if let Some(tpl) = input.playbook.step(StepKind::Prepare) {
+                let command = playbook::render(tpl, &vars)
+                    .map_err(|e| render_error(input, id, StepKind::Prepare, &e))?;
+                steps.push(PlannedStep {
+                    kind: PlanStepKind::Prepare,
+                    command: Some(command),
+                    timeout_s: step_timeout(StepKind::Prepare),
+                });
+            }
             steps.push(PlannedStep {
                 kind: PlanStepKind::CheckSettled,
                 command: None,
@@ -318,6 +353,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
             },
         });
     }
+    let run_steps = run_steps(input, &nodes, &to_s, step_timeout)?;
     if let Some(f) = budget_finding(&nodes, policy) {
         findings.push(f);
     }
@@ -332,6 +368,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
         source: if input.live { "live" } else { "offline" },
         policy: m.policy.clone(),
         nodes,
+        run_steps,
         findings,
         digest: String::new(),
         manifest_digest: m.digest.clone(),
@@ -339,6 +376,54 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
     };
     plan.digest = digest(&plan);
     Ok(plan)
+}
+
+/// The once-per-run steps, rendered for the first node of the plan (its host is where
+/// the team lock lives), when anything is to be upgraded.
+fn run_steps(
+    input: &Input<'_>,
+    nodes: &[PlannedNode],
+    to: &str,
+    step_timeout: impl Fn(StepKind) -> f64,
+) -> Result<Vec<PlannedStep>, WkError> {
+    let Some(first) = nodes
+        .iter()
+        .find(|n| n.action == NodeAction::Upgrade)
+        .and_then(|n| input.manifest.node(n.id))
+    else {
+        return Ok(Vec::new());
+    };
+    let from = input
+        .versions
+        .get(&first.id)
+        .cloned()
+        .flatten()
+        .map(|v| v.to_string());
+    let vars = playbook::node_vars(
+        input.playbook,
+        &input.manifest.vars,
+        first,
+        from.as_deref(),
+        to,
+    );
+    let mut out = Vec::new();
+    for (kind, plan_kind) in [
+        (StepKind::Lock, PlanStepKind::Lock),
+        (StepKind::PreRun, PlanStepKind::PreRun),
+        (StepKind::PostRun, PlanStepKind::PostRun),
+        (StepKind::Unlock, PlanStepKind::Unlock),
+    ] {
+        if let Some(tpl) = input.playbook.step(kind) {
+            let command = playbook::render(tpl, &vars)
+                .map_err(|e| render_error(input, first.id, kind, &e))?;
+            out.push(PlannedStep {
+                kind: plan_kind,
+                command: Some(command),
+                timeout_s: step_timeout(kind),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `node_timeout` runs from the stop: the steps after it (backup, install, start) must
@@ -391,6 +476,10 @@ fn digest(plan: &Plan) -> String {
     h.update(plan.to.to_string().as_bytes());
     h.update(plan.manifest_digest.as_bytes());
     h.update(plan.playbook_digest.as_bytes());
+    for s in &plan.run_steps {
+        h.update(s.kind.as_str().as_bytes());
+        h.update(s.command.as_deref().unwrap_or("").as_bytes());
+    }
     for n in &plan.nodes {
         h.update(n.id.to_le_bytes());
         for s in n.steps.iter().chain(&n.on_failure) {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::checks;
 use crate::cli::{CheckArgs, Global};
 use crate::commands::{Context, rule_options, target};
 use crate::error::Outcome;
@@ -48,7 +49,7 @@ pub async fn observe_and_plan(
             .iter()
             .map(|n| (n.id, n.version.clone()))
             .collect();
-        let plan = plan::build(&plan::Input {
+        let mut plan = plan::build(&plan::Input {
             manifest: &ctx.manifest,
             playbook: &ctx.playbook,
             target: &target,
@@ -57,6 +58,12 @@ pub async fn observe_and_plan(
             live: false,
             rules,
         })?;
+        plan.findings.extend(checks::playbook::findings(
+            &ctx.manifest,
+            &ctx.playbook,
+            None,
+        ));
+        crate::finding::sort(&mut plan.findings);
         return Ok(Observed { ctx, plan });
     }
     crate::commands::live::observe_and_plan(ctx, &target, rules).await

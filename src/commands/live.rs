@@ -69,7 +69,12 @@ pub fn plan_from_view(
         live: true,
         rules,
     })?;
-    let live: Vec<Finding> = checks::live_findings(&ctx.manifest, view);
+    let mut live: Vec<Finding> = checks::live_findings(&ctx.manifest, view);
+    live.extend(checks::playbook::findings(
+        &ctx.manifest,
+        &ctx.playbook,
+        Some(view),
+    ));
     merge_findings(&mut plan.findings, live);
     Ok(plan)
 }

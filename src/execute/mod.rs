@@ -134,6 +134,17 @@ impl<'a> Runner<'a> {
     pub async fn run(mut self) -> anyhow::Result<Outcome> {
         self.state.status = RunStatus::Running;
         self.save()?;
+        if let Some(outcome) = self
+            .run_level(&[PlanStepKind::Lock, PlanStepKind::PreRun])
+            .await
+        {
+            // The team lock is held elsewhere, or `pre_run` failed: nothing was touched.
+            self.run_level(&[PlanStepKind::Unlock]).await;
+            self.state.status = RunStatus::Failed;
+            self.save()?;
+            self.summary(outcome);
+            return Ok(outcome);
+        }
         let order = self.visit_order();
         let total = order.len();
         let mut outcome = Outcome::Success;
@@ -179,6 +190,13 @@ impl<'a> Runner<'a> {
                 break;
             }
         }
+        if outcome == Outcome::Success
+            && let Some(o) = self.run_level(&[PlanStepKind::PostRun]).await
+        {
+            outcome = o;
+        }
+        // The team lock is released however the run ended.
+        self.run_level(&[PlanStepKind::Unlock]).await;
         self.state.status = match outcome {
             Outcome::Success => RunStatus::Completed,
             Outcome::No => RunStatus::Failed,
@@ -246,15 +264,6 @@ impl<'a> Runner<'a> {
         }
         self.save()?;
 
-        // Pre-stop, right before the stop, unless the stop already began in an earlier
-        // run (the node may be down, and its baseline must stay the old process).
-        let stop_began = self.state.node(id).is_some_and(NodeRun::stop_began);
-        if !stop_began {
-            match self.pre_stop(pn).await? {
-                PreStop::Go => {}
-                PreStop::End(end) => return Ok(end),
-            }
-        }
         let mut stopped_at = None;
         let mut start_returned = None;
         let transport = Transport::for_node(
@@ -264,11 +273,22 @@ impl<'a> Runner<'a> {
                 .node(id)
                 .ok_or_else(|| anyhow::anyhow!("node {id} vanished from the manifest"))?,
         );
-        for step in pn.steps.iter().filter(|s| s.command.is_some()) {
+        for step in &pn.steps {
+            let stop_began = self.state.node(id).is_some_and(NodeRun::stop_began);
+            match step.kind {
+                // Pre-stop, right before the stop, unless the stop already began in an
+                // earlier run (the node may be down; its baseline stays the old process).
+                PlanStepKind::CheckSettled if !stop_began => match self.pre_stop(pn).await? {
+                    PreStop::Go => continue,
+                    PreStop::End(end) => return Ok(end),
+                },
+                _ if step.command.is_none() => continue,
+                _ => {}
+            }
             if self.state.node(id).is_some_and(|n| n.finished(step.kind)) {
                 continue;
             }
-            if self.interrupt.requested() && !self.state.node(id).is_some_and(NodeRun::stop_began) {
+            if self.interrupt.requested() && !stop_began {
                 return self.interrupted(id, false);
             }
             if step.kind == PlanStepKind::Stop {
@@ -368,6 +388,59 @@ impl<'a> Runner<'a> {
         }
         self.finish_node(id, NodeStatus::Ready)?;
         Ok(NodeEnd::Done)
+    }
+
+    /// Runs the plan's once-per-run steps of these kinds on the first node's host.
+    /// `Some(outcome)` when one failed (its output is shown as a `run_step_failed` event).
+    async fn run_level(&self, kinds: &[PlanStepKind]) -> Option<Outcome> {
+        let first = self.plan.upgrades().next()?;
+        let node = self.ctx.manifest.node(first.id)?;
+        let transport = Transport::for_node(&self.ctx.manifest, node);
+        for step in self
+            .plan
+            .run_steps
+            .iter()
+            .filter(|s| kinds.contains(&s.kind))
+        {
+            let command = step.command.clone()?;
+            self.emit(&Event::StepStarted {
+                node: first.id,
+                step: step.kind,
+                command: Some(command.clone()),
+            });
+            let out = transport::run(
+                &transport,
+                &command,
+                Duration::from_secs_f64(step.timeout_s),
+            )
+            .await;
+            let ok = out.as_ref().is_ok_and(transport::StepOutput::success);
+            self.emit(&Event::StepFinished {
+                node: first.id,
+                step: step.kind,
+                ok,
+                exit_code: out.as_ref().ok().and_then(|o| o.exit_code),
+                timed_out: out.as_ref().is_ok_and(|o| o.timed_out),
+                duration_s: out.as_ref().map_or(0.0, |o| o.duration.as_secs_f64()),
+            });
+            if !ok {
+                let detail = match &out {
+                    Ok(o) => indent(&o.tail(10)),
+                    Err(e) => e.to_string(),
+                };
+                self.emit(&Event::Interrupted {
+                    node: None,
+                    message: format!(
+                        "the playbook's `{}` step failed on node {}'s host; nothing more was touched:\n{detail}",
+                        step.kind, first.id
+                    ),
+                });
+                if step.kind != PlanStepKind::Unlock {
+                    return Some(Outcome::No);
+                }
+            }
+        }
+        None
     }
 
     /// The pre-stop check (every node fully back, F), the just-in-time re-read of the
