@@ -30,7 +30,7 @@ pub struct Global {
     )]
     pub manifest: Option<PathBuf>,
     /// Only results and errors
-    #[arg(short, long, global = true, env = "WKCTL_QUIET")]
+    #[arg(short, long, global = true, env = "WKCTL_QUIET", value_parser = boolish())]
     pub quiet: bool,
     /// More detail on stderr: -v debug logs, -vv trace (`RUST_LOG` overrides)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, env = "WKCTL_VERBOSE")]
@@ -39,8 +39,25 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "WKCTL_COLOR")]
     pub color: ColorChoice,
     /// Plain lines instead of progress bars
-    #[arg(long, global = true, env = "WKCTL_NO_PROGRESS")]
+    #[arg(long, global = true, env = "WKCTL_NO_PROGRESS", value_parser = boolish())]
     pub no_progress: bool,
+    /// Send run events to a webhook URL or a command, given the event JSON on stdin
+    /// (overrides the manifest's `notify:` target)
+    #[arg(
+        long,
+        global = true,
+        env = "WKCTL_NOTIFY",
+        value_name = "URL|CMD",
+        hide_env_values = true
+    )]
+    pub notify: Option<String>,
+}
+
+/// Boolean environment variables accept `1/0`, `true/false`, `yes/no`, `on/off` (and `y/n`,
+/// `t/f`), case-insensitive, like most CLIs (issue 13.7). On the command line the flag
+/// alone means true.
+fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,10 +128,10 @@ pub struct TargetArgs {
     #[arg(long, value_name = "VERSION", env = "WKCTL_TO")]
     pub to: Option<String>,
     /// Accept a version that is not in the release catalog
-    #[arg(long, env = "WKCTL_ALLOW_UNKNOWN_VERSION")]
+    #[arg(long, env = "WKCTL_ALLOW_UNKNOWN_VERSION", value_parser = boolish())]
     pub allow_unknown_version: bool,
     /// Accept a downgrade (maintainers advise forward only)
-    #[arg(long, env = "WKCTL_ALLOW_DOWNGRADE")]
+    #[arg(long, env = "WKCTL_ALLOW_DOWNGRADE", value_parser = boolish())]
     pub allow_downgrade: bool,
 }
 
@@ -135,7 +152,7 @@ pub struct UpgradeArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Do not ask for confirmation (required without a terminal)
-    #[arg(short, long, env = "WKCTL_YES")]
+    #[arg(short, long, env = "WKCTL_YES", value_parser = boolish())]
     pub yes: bool,
     /// Print the plan and change nothing
     #[arg(long)]

@@ -18,6 +18,7 @@ pub mod execute;
 pub mod finding;
 pub mod gate;
 pub mod manifest;
+pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod playbook;

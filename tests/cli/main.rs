@@ -7,6 +7,7 @@ mod foundation;
 mod harness;
 mod live;
 mod matrix;
+mod notify;
 mod recovery;
 mod sim;
 mod ssh;
