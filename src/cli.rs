@@ -54,10 +54,18 @@ pub struct Global {
 }
 
 /// Boolean environment variables accept `1/0`, `true/false`, `yes/no`, `on/off` (and `y/n`,
-/// `t/f`), case-insensitive, like most CLIs (issue 13.7). On the command line the flag
-/// alone means true.
-fn boolish() -> clap::builder::BoolishValueParser {
-    clap::builder::BoolishValueParser::new()
+/// `t/f`), case-insensitive, like most CLIs (issue 13.7); empty means false, as with an
+/// unset variable. On the command line the flag alone means true.
+pub fn parse_boolish(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        _ => Err("not a boolean: use 1/0, true/false, yes/no or on/off".to_string()),
+    }
+}
+
+fn boolish() -> clap::builder::ValueParser {
+    clap::builder::ValueParser::new(parse_boolish)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -110,11 +118,11 @@ pub enum Command {
         after_help = "Examples:\n  wkctl completions bash > ~/.local/share/bash-completion/completions/wkctl\n  wkctl completions zsh > \"${fpath[1]}/_wkctl\"\n  wkctl completions fish > ~/.config/fish/completions/wkctl.fish\n  wkctl completions powershell >> $PROFILE"
     )]
     Completions(CompletionsArgs),
-    /// The man page (roff) on stdout
+    /// Man pages (roff): `wkctl`'s on stdout, one subcommand's, or all of them into a directory
     #[command(
-        after_help = "Examples:\n  wkctl man | man -l -\n  wkctl man > /usr/local/share/man/man1/wkctl.1"
+        after_help = "Examples:\n  wkctl man | man -l -\n  wkctl man upgrade | man -l -\n  wkctl man --all /usr/local/share/man/man1"
     )]
-    Man,
+    Man(ManArgs),
     /// JSON Schema of the manifest or of a playbook
     #[command(
         after_help = "Examples:\n  wkctl schema manifest > cluster.schema.json\n  wkctl schema playbook\n\nEditors: put `# yaml-language-server: $schema=<url or path>` on the first line of cluster.yaml."
@@ -272,6 +280,16 @@ pub enum Shell {
     Zsh,
     Fish,
     Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand's page, e.g. `upgrade` (default: the page of `wkctl`)
+    #[arg(value_name = "SUBCOMMAND")]
+    pub page: Option<String>,
+    /// Write every page (`wkctl.1`, `wkctl-check.1`, …) into DIR and list them
+    #[arg(long, value_name = "DIR", conflicts_with = "page")]
+    pub all: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

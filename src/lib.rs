@@ -63,7 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Doctor(a) => commands::doctor::run(&cli.global, a, &p).await,
         Command::Init(a) => commands::init::run(a, &p),
         Command::Completions(a) => commands::completions::completions(a, &p),
-        Command::Man => commands::completions::man(&p),
+        Command::Man(a) => commands::man::run(a, &p),
         Command::Schema(a) => commands::completions::schema(a, &p),
     }
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod doctor;
 pub mod init;
 pub mod live;
+pub mod man;
 pub mod plan;
 pub mod releases;
 pub mod status;

@@ -1,6 +1,7 @@
 //! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
 
 mod bench;
+mod docs;
 mod doctor;
 mod ecosystem;
 mod foundation;
