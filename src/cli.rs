@@ -100,6 +100,11 @@ pub enum Command {
     /// Logs, network and settings of every node, checked at once
     #[command(after_help = "Examples:\n  wkctl doctor\n  wkctl doctor --output report.md")]
     Doctor(DoctorArgs),
+    /// Past runs of this cluster: who, when, from → to, each node's result and time
+    #[command(
+        after_help = "Examples:\n  wkctl history\n  wkctl history --last 5\n  wkctl history --json | jq '.runs[-1].nodes'"
+    )]
+    History(HistoryArgs),
     /// The built-in catalog of WuKongIM releases and upgrade notes
     #[command(
         after_help = "Examples:\n  wkctl releases\n  wkctl releases --json | jq '.releases[0]'"
@@ -203,6 +208,19 @@ pub struct DoctorArgs {
     /// Also write a Markdown report to this file
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Only the last N runs
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Directory for state and lock [default: .wkctl next to the manifest]
+    #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

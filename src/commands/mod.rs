@@ -4,6 +4,7 @@ pub mod check;
 pub mod completions;
 pub mod demo;
 pub mod doctor;
+pub mod history;
 pub mod init;
 pub mod live;
 pub mod man;

@@ -6,6 +6,7 @@ mod doctor;
 mod ecosystem;
 mod foundation;
 mod harness;
+mod history;
 mod live;
 mod matrix;
 mod notify;
