@@ -98,7 +98,8 @@ fn man_pages_render_without_roff_warnings() {
     if Command::new("groff").arg("--version").output().is_err() {
         return;
     }
-    for page in [None, Some("check"), Some("upgrade")] {
+    // `-k` runs preconv, as `man` does: pages are UTF-8 (`→`).
+    for page in [None, Some("check"), Some("upgrade"), Some("history")] {
         let mut args = vec!["man"];
         args.extend(page);
         let (code, text, _) = wkctl(&args, &[]);
@@ -106,7 +107,7 @@ fn man_pages_render_without_roff_warnings() {
         let path = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(path.path(), &text).unwrap();
         let o = Command::new("groff")
-            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
             .arg(path.path())
             .output()
             .unwrap();
