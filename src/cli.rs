@@ -30,7 +30,7 @@ pub struct Global {
     )]
     pub manifest: Option<PathBuf>,
     /// Only results and errors
-    #[arg(short, long, global = true, env = "WKCTL_QUIET")]
+    #[arg(short, long, global = true, env = "WKCTL_QUIET", value_parser = boolish())]
     pub quiet: bool,
     /// More detail on stderr: -v debug logs, -vv trace (`RUST_LOG` overrides)
     #[arg(short, long, global = true, action = clap::ArgAction::Count, env = "WKCTL_VERBOSE")]
@@ -39,8 +39,33 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, env = "WKCTL_COLOR")]
     pub color: ColorChoice,
     /// Plain lines instead of progress bars
-    #[arg(long, global = true, env = "WKCTL_NO_PROGRESS")]
+    #[arg(long, global = true, env = "WKCTL_NO_PROGRESS", value_parser = boolish())]
     pub no_progress: bool,
+    /// Send run events to a webhook URL or a command, given the event JSON on stdin
+    /// (overrides the manifest's `notify:` target)
+    #[arg(
+        long,
+        global = true,
+        env = "WKCTL_NOTIFY",
+        value_name = "URL|CMD",
+        hide_env_values = true
+    )]
+    pub notify: Option<String>,
+}
+
+/// Boolean environment variables accept `1/0`, `true/false`, `yes/no`, `on/off` (and `y/n`,
+/// `t/f`), case-insensitive, like most CLIs (issue 13.7); empty means false, as with an
+/// unset variable. On the command line the flag alone means true.
+pub fn parse_boolish(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" | "n" | "f" => Ok(false),
+        "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
+        _ => Err("not a boolean: use 1/0, true/false, yes/no or on/off".to_string()),
+    }
+}
+
+fn boolish() -> clap::builder::ValueParser {
+    clap::builder::ValueParser::new(parse_boolish)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,6 +100,11 @@ pub enum Command {
     /// Logs, network and settings of every node, checked at once
     #[command(after_help = "Examples:\n  wkctl doctor\n  wkctl doctor --output report.md")]
     Doctor(DoctorArgs),
+    /// Past runs of this cluster: who, when, from → to, each node's result and time
+    #[command(
+        after_help = "Examples:\n  wkctl history\n  wkctl history --last 5\n  wkctl history --json | jq '.runs[-1].nodes'"
+    )]
+    History(HistoryArgs),
     /// The built-in catalog of WuKongIM releases and upgrade notes
     #[command(
         after_help = "Examples:\n  wkctl releases\n  wkctl releases --json | jq '.releases[0]'"
@@ -93,11 +123,11 @@ pub enum Command {
         after_help = "Examples:\n  wkctl completions bash > ~/.local/share/bash-completion/completions/wkctl\n  wkctl completions zsh > \"${fpath[1]}/_wkctl\"\n  wkctl completions fish > ~/.config/fish/completions/wkctl.fish\n  wkctl completions powershell >> $PROFILE"
     )]
     Completions(CompletionsArgs),
-    /// The man page (roff) on stdout
+    /// Man pages (roff): `wkctl`'s on stdout, one subcommand's, or all of them into a directory
     #[command(
-        after_help = "Examples:\n  wkctl man | man -l -\n  wkctl man > /usr/local/share/man/man1/wkctl.1"
+        after_help = "Examples:\n  wkctl man | man -l -\n  wkctl man upgrade | man -l -\n  wkctl man --all /usr/local/share/man/man1"
     )]
-    Man,
+    Man(ManArgs),
     /// JSON Schema of the manifest or of a playbook
     #[command(
         after_help = "Examples:\n  wkctl schema manifest > cluster.schema.json\n  wkctl schema playbook\n\nEditors: put `# yaml-language-server: $schema=<url or path>` on the first line of cluster.yaml."
@@ -111,10 +141,10 @@ pub struct TargetArgs {
     #[arg(long, value_name = "VERSION", env = "WKCTL_TO")]
     pub to: Option<String>,
     /// Accept a version that is not in the release catalog
-    #[arg(long, env = "WKCTL_ALLOW_UNKNOWN_VERSION")]
+    #[arg(long, env = "WKCTL_ALLOW_UNKNOWN_VERSION", value_parser = boolish())]
     pub allow_unknown_version: bool,
     /// Accept a downgrade (maintainers advise forward only)
-    #[arg(long, env = "WKCTL_ALLOW_DOWNGRADE")]
+    #[arg(long, env = "WKCTL_ALLOW_DOWNGRADE", value_parser = boolish())]
     pub allow_downgrade: bool,
 }
 
@@ -135,7 +165,7 @@ pub struct UpgradeArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Do not ask for confirmation (required without a terminal)
-    #[arg(short, long, env = "WKCTL_YES")]
+    #[arg(short, long, env = "WKCTL_YES", value_parser = boolish())]
     pub yes: bool,
     /// Print the plan and change nothing
     #[arg(long)]
@@ -178,6 +208,19 @@ pub struct DoctorArgs {
     /// Also write a Markdown report to this file
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Only the last N runs
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Directory for state and lock [default: .wkctl next to the manifest]
+    #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +298,16 @@ pub enum Shell {
     Zsh,
     Fish,
     Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A subcommand's page, e.g. `upgrade` (default: the page of `wkctl`)
+    #[arg(value_name = "SUBCOMMAND")]
+    pub page: Option<String>,
+    /// Write every page (`wkctl.1`, `wkctl-check.1`, …) into DIR and list them
+    #[arg(long, value_name = "DIR", conflicts_with = "page")]
+    pub all: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub mod execute;
 pub mod finding;
 pub mod gate;
 pub mod manifest;
+pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod playbook;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(a) => a.json,
         Command::Doctor(a) => a.json,
         Command::Releases(a) => a.json,
+        Command::History(a) => a.json,
         _ => false,
     };
     let p = Printer::new(&cli.global, json);
@@ -60,9 +62,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Status(a) => commands::status::run(&cli.global, a, &p).await,
         Command::Demo(a) => commands::demo::run(&cli.global, a, &p).await,
         Command::Doctor(a) => commands::doctor::run(&cli.global, a, &p).await,
+        Command::History(a) => commands::history::run(&cli.global, a, &p),
         Command::Init(a) => commands::init::run(a, &p),
         Command::Completions(a) => commands::completions::completions(a, &p),
-        Command::Man => commands::completions::man(&p),
+        Command::Man(a) => commands::man::run(a, &p),
         Command::Schema(a) => commands::completions::schema(a, &p),
     }
 }

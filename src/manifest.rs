@@ -13,6 +13,7 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use crate::error::WkError;
+use crate::notify::NotifyConfig;
 use crate::version::WkVersion;
 
 /// Largest node id: WuKongIM uses it as the snowflake node id (facts §5.2).
@@ -114,6 +115,8 @@ pub struct Manifest {
     pub vars: BTreeMap<String, String>,
     pub nodes: Vec<Node>,
     pub policy: Policy,
+    /// `notify:`: where run events go (see `crate::notify`).
+    pub notify: Option<NotifyConfig>,
     /// sha256 of the file's bytes: drift detection for `upgrade --resume`.
     pub digest: String,
 }
@@ -364,6 +367,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         }
     }
 
+    let notify = match raw.notify {
+        Some(n) => Some(notify_config(n, &shown)?),
+        None => None,
+    };
+
     let digest = hex(&Sha256::digest(text.as_bytes()));
     Ok(Manifest {
         path: path.to_path_buf(),
@@ -374,8 +382,92 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         vars,
         nodes,
         policy,
+        notify,
         digest,
     })
+}
+
+/// Validates `notify:` (README "Notifications").
+fn notify_config(n: raw::RawNotify, shown: &str) -> Result<NotifyConfig, WkError> {
+    use crate::notify::NotifyTarget;
+    let at = |loc: &serde_saphyr::Location, msg: String, hint: &str| {
+        WkError::input(
+            format!("{shown}:{}:{}: {msg}", loc.line(), loc.column()),
+            hint,
+        )
+    };
+    let target = match (n.url_env, n.command) {
+        (Some(_), Some(c)) => {
+            return Err(at(
+                &c.referenced,
+                "`notify` has both `url_env` and `command`".into(),
+                "keep one: a webhook (`url_env`) or a command",
+            ));
+        }
+        (Some(u), None) => {
+            let v = u.value.trim();
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(at(
+                    &u.referenced,
+                    format!("`notify.url_env` must be an environment variable name, got `{v}`"),
+                    "put the webhook URL in an env var (e.g. `WKCTL_WEBHOOK_URL`) and name it here; the URL holds a secret",
+                ));
+            }
+            Some(NotifyTarget::UrlEnv(v.to_string()))
+        }
+        (None, Some(c)) => {
+            if c.value.trim().is_empty() {
+                return Err(at(
+                    &c.referenced,
+                    "`notify.command` is empty".into(),
+                    "e.g. `command: ./notify.sh` (it gets each event as JSON on stdin)",
+                ));
+            }
+            Some(NotifyTarget::Command(c.value.trim().to_string()))
+        }
+        (None, None) => None,
+    };
+    let mut config = NotifyConfig {
+        target,
+        ..NotifyConfig::default()
+    };
+    if let Some(events) = n.events {
+        config.events.clear();
+        for e in &events {
+            let one = crate::notify::parse_events([e.value.as_str()]).map_err(|msg| {
+                at(
+                    &e.referenced,
+                    format!("notify.events: {msg}"),
+                    &format!(
+                        "use `all` or some of: {}",
+                        crate::notify::EVENT_TYPES.join(", ")
+                    ),
+                )
+            })?;
+            config.events.extend(one);
+        }
+    }
+    if let Some(t) = &n.timeout {
+        config.timeout = duration(t, shown)?;
+        if config.timeout.is_zero() {
+            return Err(at(
+                &t.referenced,
+                "`notify.timeout` must be greater than zero".into(),
+                "e.g. `timeout: 5s`",
+            ));
+        }
+    }
+    if let Some(r) = n.retries {
+        if r.value > 10 {
+            return Err(at(
+                &r.referenced,
+                format!("`notify.retries` is {}, at most 10", r.value),
+                "a few retries with backoff are enough; the run never waits for notifications",
+            ));
+        }
+        config.retries = r.value;
+    }
+    Ok(config)
 }
 
 /// `http://<host>:5001`, bracketing IPv6 literals.

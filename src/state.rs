@@ -489,6 +489,9 @@ fn pid_alive(pid: u32) -> bool {
     }
 }
 
+mod history;
+pub use history::{HistoryEntry, operator};
+
 #[cfg(test)]
 #[path = "state_tests.rs"]
 mod tests;

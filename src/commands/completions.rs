@@ -1,4 +1,4 @@
-//! `wkctl completions SHELL`, `wkctl man` and `wkctl schema KIND`: text for other tools,
+//! `wkctl completions SHELL` and `wkctl schema KIND`: text for other tools,
 //! generated from the clap types and the manifest/playbook types, printed on stdout.
 
 use clap::CommandFactory;
@@ -21,22 +21,14 @@ pub fn completion_script(shell: Shell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// The man page (roff) of `wkctl`, listing every subcommand.
-pub fn man_page() -> std::io::Result<String> {
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+/// The man page (roff) of `wkctl`, listing every subcommand (see `commands::man`).
+pub fn man_page() -> anyhow::Result<String> {
+    Ok(crate::commands::man::page(None)?)
 }
 
 pub fn completions(args: &CompletionsArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let script = completion_script(args.shell);
     p.out(script.trim_end())?;
-    Ok(Outcome::Success)
-}
-
-pub fn man(p: &Printer) -> anyhow::Result<Outcome> {
-    let page = man_page()?;
-    p.out(page.trim_end())?;
     Ok(Outcome::Success)
 }
 

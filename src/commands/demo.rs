@@ -58,6 +58,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         verbose: global.verbose,
         color: global.color,
         no_progress: global.no_progress,
+        notify: global.notify.clone(),
     };
     let ctx = Context::load(&demo_global)?;
     wait_settled(&ctx).await?;

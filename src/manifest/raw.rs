@@ -38,6 +38,62 @@ pub(super) struct RawManifest {
     /// The rollout policy.
     #[serde(default)]
     pub(super) policy: Option<RawPolicy>,
+    /// Send run events to a webhook or a command (README "Notifications").
+    #[serde(default)]
+    pub(super) notify: Option<RawNotify>,
+}
+
+/// Where run events go: exactly one of `url_env` or `command` (or neither, when
+/// `--notify` gives the target and this section only picks the events).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Notify")]
+pub(super) struct RawNotify {
+    /// Name of the environment variable holding the webhook URL (its secret never goes in
+    /// this file, and is never printed).
+    #[serde(default)]
+    #[schemars(with = "Option<String>", regex(pattern = r"^[A-Za-z0-9_]+$"))]
+    pub(super) url_env: Option<Spanned<String>>,
+    /// A shell command run for each event with the event JSON on stdin, in this
+    /// manifest's directory.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) command: Option<Spanned<String>>,
+    /// Event types to send, or `all`. Default: `run_started`, `node_ready`, `node_failed`,
+    /// `soak_finished`, `summary`.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<NotifyEvent>>")]
+    pub(super) events: Option<Vec<Spanned<String>>>,
+    /// Bound of one delivery attempt, e.g. `5s` (default `5s`).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) timeout: Option<Spanned<String>>,
+    /// Webhook attempts after the first, with backoff (default 3).
+    #[serde(default)]
+    #[schemars(with = "Option<u32>", range(max = 10))]
+    pub(super) retries: Option<Spanned<u32>>,
+}
+
+/// An event type of a run (the `type` of its JSON), or `all`.
+#[derive(JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub(super) enum NotifyEvent {
+    All,
+    RunStarted,
+    CheckFinished,
+    NodeStarted,
+    NodeSkipped,
+    StepStarted,
+    StepFinished,
+    GateSignal,
+    NodeReady,
+    SoakFinished,
+    NodeFailed,
+    RollbackFinished,
+    Waiting,
+    Interrupted,
+    Summary,
 }
 
 #[derive(Deserialize, JsonSchema)]

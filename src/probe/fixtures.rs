@@ -98,6 +98,7 @@ pub fn manifest(ids: &[u64]) -> Manifest {
             })
             .collect(),
         policy: Policy::default(),
+        notify: None,
         digest: String::new(),
     }
 }

@@ -1,13 +1,16 @@
 //! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
 
 mod bench;
+mod docs;
 mod doctor;
 mod ecosystem;
 mod foundation;
 mod harness;
+mod history;
 mod holes;
 mod live;
 mod matrix;
+mod notify;
 mod operator;
 mod playbooks;
 mod recovery;

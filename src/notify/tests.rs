@@ -1,0 +1,143 @@
+use super::*;
+use crate::events::{NodeSummary, Summary};
+
+#[test]
+fn redaction_keeps_only_scheme_host_and_port() {
+    let cases = [
+        (
+            "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+            "https://hooks.slack.com/…",
+        ),
+        (
+            "http://user:pw@127.0.0.1:8080/hook?token=abc",
+            "http://127.0.0.1:8080/…",
+        ),
+        ("https://example.com", "https://example.com/"),
+        ("https://example.com/", "https://example.com/"),
+        ("not a url SECRET", "<webhook URL>"),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(redact_url(raw), want, "{raw}");
+    }
+}
+
+#[test]
+fn event_names_are_checked_and_all_expands() {
+    let set = parse_events(["node_ready", "summary"]).unwrap();
+    assert_eq!(
+        set.into_iter().collect::<Vec<_>>(),
+        ["node_ready", "summary"]
+    );
+    assert_eq!(parse_events(["all"]).unwrap().len(), EVENT_TYPES.len());
+    assert_eq!(
+        parse_events(["node_ready", "node_redy"]).unwrap_err(),
+        "unknown event `node_redy`"
+    );
+    for d in DEFAULT_EVENTS {
+        assert!(EVENT_TYPES.contains(d), "{d}");
+    }
+}
+
+#[test]
+fn every_event_type_name_is_one_the_events_module_emits() {
+    // Serialize one event of each kind that has a cheap constructor and check its name is
+    // in the list users may write in `notify.events`.
+    let samples = [
+        Event::NodeReady {
+            node: 1,
+            version: "v".into(),
+            duration_s: 0.0,
+        },
+        Event::NodeSkipped {
+            node: 1,
+            reason: "r".into(),
+        },
+        Event::Waiting {
+            node: None,
+            what: "w".into(),
+        },
+        Event::Interrupted {
+            node: None,
+            message: "m".into(),
+        },
+        Event::RollbackFinished {
+            node: 1,
+            ok: true,
+            reason: None,
+        },
+    ];
+    for e in samples {
+        let v = serde_json::to_value(&e).unwrap();
+        let name = v["type"].as_str().unwrap();
+        assert!(EVENT_TYPES.contains(&name), "{name}");
+    }
+}
+
+#[test]
+fn text_is_one_line_prefixed_with_the_cluster() {
+    let ready = Event::NodeReady {
+        node: 1002,
+        version: "v2.1.2-20250120".into(),
+        duration_s: 12.34,
+    };
+    assert_eq!(
+        text("prod", &ready),
+        "wkctl prod: node 1002: ready on v2.1.2-20250120 after 12.3s"
+    );
+    let failed = Event::NodeFailed {
+        node: 1003,
+        step: "wait_ready".into(),
+        reason: "signal B never held".into(),
+        signal: None,
+        observed: None,
+        logs_tail: Some("line 1\nline 2".into()),
+    };
+    assert_eq!(
+        text("prod", &failed),
+        "wkctl prod: node 1003: FAILED at wait_ready: signal B never held"
+    );
+    let node = |id, status: &str| NodeSummary {
+        id,
+        from: None,
+        to: "v2".into(),
+        status: status.into(),
+        duration_s: None,
+    };
+    let summary = Event::Summary(Summary {
+        ok: false,
+        status: "failed".into(),
+        cluster: "prod".into(),
+        to: "v2.1.2-20250120".into(),
+        duration_s: 93.6,
+        nodes: vec![
+            node(1001, "upgraded"),
+            node(1002, "upgraded"),
+            node(1003, "failed"),
+            node(1004, "rolled_back"),
+        ],
+    });
+    assert_eq!(
+        text("prod", &summary),
+        "wkctl prod: run to v2.1.2-20250120 failed after 94s (2 upgraded, 1 failed, 1 rolled back)"
+    );
+}
+
+#[test]
+fn report_lines_name_the_event_target_and_error() {
+    let r = NotifyReport {
+        target: "webhook https://h/…".into(),
+        sent: 2,
+        failed: vec![FailedDelivery {
+            event: "summary".into(),
+            attempts: 4,
+            error: "HTTP 500 Internal Server Error".into(),
+        }],
+    };
+    assert!(!r.ok());
+    assert_eq!(
+        r.lines(),
+        [
+            "notification `summary` to webhook https://h/… failed after 4 attempt(s): HTTP 500 Internal Server Error"
+        ]
+    );
+}
