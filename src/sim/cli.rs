@@ -25,6 +25,35 @@ pub enum Cmd {
     Serve(ServeArgs),
     /// Control a running simulator (reads the control URL from STATE_DIR/cluster.json)
     Ctl(CtlArgs),
+    /// One node's process in its own container: serves the node's API and cluster ports and
+    /// asks the brain (`serve --external`) for every answer; exits when the node stops
+    Node(NodeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The brain's control URL
+    #[arg(long, env = "WKSIM_BRAIN", default_value = "http://wkbrain:7000")]
+    pub brain: String,
+    /// This node's id (`WK_CLUSTER_NODEID`, as in upstream's compose files)
+    #[arg(long, env = "WK_CLUSTER_NODEID")]
+    pub id: u64,
+    /// The build this image carries (set in the image with `ENV WKSIM_VERSION=…`)
+    #[arg(long, env = "WKSIM_VERSION")]
+    pub version: String,
+    /// A fault this image carries, applied at every start (e.g. `crash-loop` for an image
+    /// whose node crash-loops)
+    #[arg(long, env = "WKSIM_FAULT")]
+    pub fault: Option<String>,
+    /// Data directory (upstream's compose mounts `./wukongimN_data` on `/root/wukongim`)
+    #[arg(long, default_value = "/root/wukongim")]
+    pub data_dir: PathBuf,
+    /// API listen address (upstream `httpAddr`)
+    #[arg(long, default_value = "0.0.0.0:5001")]
+    pub api_listen: String,
+    /// Cluster listen address (upstream `cluster.addr`)
+    #[arg(long, default_value = "0.0.0.0:11110")]
+    pub cluster_listen: String,
 }
 
 /// How a node reports its version (facts §7.4).
@@ -73,6 +102,16 @@ pub struct ServeArgs {
     /// be started later with `ctl start` and then join
     #[arg(long)]
     pub joined: Option<usize>,
+    /// Brain mode: no node runs here; each node's process is a `wksim node` agent (one
+    /// container per node) that reports to this control server
+    #[arg(long)]
+    pub external: bool,
+    /// Control server listen address in external mode (agents must reach it)
+    #[arg(long, default_value = "0.0.0.0:7000")]
+    pub listen: String,
+    /// External mode: the host name of node number N (1-based), `{n}` replaced
+    #[arg(long, default_value = "wukongim{n}")]
+    pub node_host: String,
 }
 
 #[derive(Debug, clap::Args)]

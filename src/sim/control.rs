@@ -51,8 +51,9 @@ pub fn state_json(shared: &Shared) -> Value {
         .iter()
         .map(|n| {
             json!({
-                "id": n.id, "api": format!("http://{}:{}", c.opts.host, n.api_port),
-                "cluster_addr": format!("{}:{}", c.opts.host, n.cluster_port),
+                "id": n.id,
+                "api": c.opts.addrs.get(&n.id).map_or_else(|| format!("http://{}:{}", c.opts.host, n.api_port), |a| a.1.clone()),
+                "cluster_addr": c.opts.addrs.get(&n.id).map_or_else(|| format!("{}:{}", c.opts.host, n.cluster_port), |a| a.0.clone()),
                 "state": n.phase.name(), "version": c.version_string(&n.version),
                 "build": n.version.tag(), "commit": n.version.commit(),
                 "status": c.config.node(n.id).map_or(0, |cn| cn.status),

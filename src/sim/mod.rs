@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+pub mod agent;
 pub mod builds;
 pub mod cli;
 pub mod config;
@@ -52,7 +53,7 @@ pub fn main() -> ExitCode {
             .worker_threads(2)
             .enable_all()
             .build(),
-        cli::Cmd::Ctl(_) => tokio::runtime::Builder::new_current_thread()
+        cli::Cmd::Ctl(_) | cli::Cmd::Node(_) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
     };
@@ -63,6 +64,10 @@ pub fn main() -> ExitCode {
     match cli.cmd {
         cli::Cmd::Serve(args) => match runtime.block_on(serve::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&format!("{e:#}")),
+        },
+        cli::Cmd::Node(args) => match runtime.block_on(agent::run_node(args)) {
+            Ok(code) => ExitCode::from(code),
             Err(e) => fail(&format!("{e:#}")),
         },
         cli::Cmd::Ctl(args) => match runtime.block_on(ctl::run(args)) {

@@ -111,6 +111,12 @@ pub struct ModelOpts {
     pub slot_count: u32,
     pub replicas: u32,
     pub host: String,
+    /// `serve --external`: processes are run by `wksim node` agents (one container per node),
+    /// so a crashed node is restarted by its container's restart policy, not by the model.
+    pub external: bool,
+    /// Per-node addresses as peers see them (external mode: `nodeN.wk.local:11110`,
+    /// `http://nodeN.wk.local:5001`), by node id.
+    pub addrs: BTreeMap<u64, (String, String)>,
 }
 
 /// The whole simulated cluster.
@@ -187,18 +193,26 @@ impl Cluster {
             .map(|s| c.cfg_node(s.id, created))
             .collect();
         c.rebuild_replicas();
-        for s in &specs[..joined.min(specs.len())] {
-            c.boot(s.id, now);
+        if !c.opts.external {
+            for s in &specs[..joined.min(specs.len())] {
+                c.boot(s.id, now);
+            }
         }
         c
     }
 
     pub(super) fn cfg_node(&self, id: u64, created_at: i64) -> CfgNode {
         let n = &self.nodes[self.idx(id).unwrap_or(0)];
+        let (cluster_addr, api_addr) = self.opts.addrs.get(&id).cloned().unwrap_or_else(|| {
+            (
+                format!("{}:{}", self.opts.host, n.cluster_port),
+                format!("http://{}:{}", self.opts.host, n.api_port),
+            )
+        });
         CfgNode {
             id,
-            cluster_addr: format!("{}:{}", self.opts.host, n.cluster_port),
-            api_addr: format!("http://{}:{}", self.opts.host, n.api_port),
+            cluster_addr,
+            api_addr,
             created_at,
             status: node_status::JOINED,
             ..CfgNode::default()

@@ -63,6 +63,25 @@ impl Cluster {
         Ok(())
     }
 
+    /// External mode: the node's agent stopped (or resumed) answering the brain, e.g. after
+    /// `docker network disconnect`. Cut off = partitioned from the controller (facts §4.2).
+    pub fn set_cut_off(&mut self, id: u64, cut: bool, now: u64) {
+        let Some(n) = self.node(id) else { return };
+        if n.faults.partition == cut {
+            return;
+        }
+        let g = n.generation;
+        let e = self.emit(now, Some(id), "network");
+        e.to = Some(if cut { "cut_off" } else { "reconnected" }.into());
+        self.node_mut(id).faults.partition = cut;
+        if cut {
+            self.disconnect(id, now);
+            self.log(id, now, "WARN", "connect not authed");
+        } else if self.node(id).is_some_and(|n| n.phase.api_open()) {
+            self.schedule(now + timing::STALE, Timer::Rejoin(id, g));
+        }
+    }
+
     /// `wksim ctl clear NODE`: removes every fault; a node held back by `partition`/`no-rejoin`
     /// rejoins after the usual stale delay.
     pub fn clear_faults(&mut self, id: u64, now: u64) -> Result<(), String> {

@@ -47,6 +47,9 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let joined = a.joined.unwrap_or(a.nodes).min(a.nodes);
     std::fs::create_dir_all(&a.state_dir)
         .with_context(|| format!("creating `{}`", a.state_dir.display()))?;
+    if a.external {
+        return run_external(a, version, joined).await;
+    }
     let mut specs = Vec::with_capacity(a.nodes);
     let mut held = Vec::new();
     for i in 0..a.nodes {
@@ -72,6 +75,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         slot_count: a.slot_count.max(1),
         replicas: a.replicas.max(1),
         host: "127.0.0.1".into(),
+        external: false,
+        addrs: std::collections::BTreeMap::new(),
     };
     let clock = Clock {
         start: Instant::now(),
@@ -102,6 +107,74 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     // The port reservations end only here, with the simulator.
     drop(held);
     Ok(())
+}
+
+/// `serve --external`: the brain of a cluster whose nodes are `wksim node` agents in their own
+/// containers (one container = one node). Nothing is bound per node here; agents report
+/// process starts and stops, and ask this server for every API answer.
+async fn run_external(a: ServeArgs, version: Build, joined: usize) -> anyhow::Result<()> {
+    let mut specs = Vec::with_capacity(a.nodes);
+    let mut addrs = std::collections::BTreeMap::new();
+    for i in 0..a.nodes {
+        let id = a.first_id + i as u64;
+        let host = a.node_host.replace("{n}", &(i + 1).to_string());
+        addrs.insert(id, (format!("{host}:11110"), format!("http://{host}:5001")));
+        specs.push(NodeSpec {
+            id,
+            api_port: 5001,
+            cluster_port: 11110,
+        });
+    }
+    let control = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .with_context(|| format!("binding the control address {}", a.listen))?;
+    let control_port = control.local_addr()?.port();
+    let epoch_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+    let opts = ModelOpts {
+        speed: a.speed,
+        epoch_ms,
+        release_style: a.version_style == VersionStyle::Release,
+        token: a.token.clone().filter(|t| !t.is_empty()),
+        slot_count: a.slot_count.max(1),
+        replicas: a.replicas.max(1),
+        host: "127.0.0.1".into(),
+        external: true,
+        addrs: addrs.clone(),
+    };
+    let clock = Clock {
+        start: Instant::now(),
+        speed: a.speed,
+    };
+    let model = Cluster::new(opts, &specs, joined, &version, 0);
+    let shared = Shared::new(model, clock, a.state_dir.join("events.jsonl"))?;
+    Shared::register(&shared);
+    let nodes: Vec<_> = specs
+        .iter()
+        .map(|s| {
+            let (cluster, api) = &addrs[&s.id];
+            json!({"id": s.id, "api": api, "cluster_addr": cluster})
+        })
+        .collect();
+    let control_url = format!("http://127.0.0.1:{control_port}");
+    let doc = json!({"control": control_url, "nodes": nodes, "external": true});
+    write_atomic(
+        &a.state_dir.join("cluster.json"),
+        &serde_json::to_string_pretty(&doc)?,
+    )?;
+    announce(a.nodes, &a.listen);
+    tokio::spawn(Arc::clone(&shared).drive());
+    tokio::spawn(super::agent::watchdog(Arc::clone(&shared)));
+    let app = super::control::router(Arc::clone(&shared))
+        .merge(super::agent::brain_router(Arc::clone(&shared)));
+    axum::serve(control, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn announce(n: usize, listen: &str) {
+    println!("wksim brain: {n} node(s) run by `wksim node` agents; control on {listen}");
 }
 
 #[allow(clippy::print_stdout)]

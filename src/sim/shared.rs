@@ -95,7 +95,11 @@ impl Shared {
             c.advance(now);
             let events = std::mem::take(&mut c.events);
             self.write_events(&events, c.opts.epoch_ms, c.opts.speed);
-            let dirty: Vec<u64> = std::mem::take(&mut c.dirty).into_iter().collect();
+            let mut dirty: Vec<u64> = std::mem::take(&mut c.dirty).into_iter().collect();
+            if c.opts.external {
+                // Agents own the listeners (one container per node).
+                dirty.clear();
+            }
             for id in dirty {
                 if let Some(n) = c.node(id) {
                     self.reconcile(

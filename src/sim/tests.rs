@@ -22,6 +22,8 @@ fn cluster_joined(n: usize, joined: usize, version: &str) -> Cluster {
         slot_count: 8,
         replicas: 3,
         host: "127.0.0.1".into(),
+        external: false,
+        addrs: std::collections::BTreeMap::new(),
     };
     let specs: Vec<NodeSpec> = (0..n)
         .map(|i| NodeSpec {

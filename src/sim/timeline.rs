@@ -221,7 +221,9 @@ impl Cluster {
             e.detail = Some(panic.to_string());
         }
         let g = self.node_mut(id).generation;
-        self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
+        if !self.opts.external {
+            self.schedule(now + timing::CRASH_RESTART, Timer::CrashRestart(id, g));
+        }
     }
 
     /// The process (or its link to the controller) goes away; the view freezes.

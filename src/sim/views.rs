@@ -303,7 +303,7 @@ pub fn varz(
             "tcp_addr": format!("{host}:5100"), "ws_addr": format!("ws://{host}:5200"), "wss_addr": "",
             "manager_addr": format!("{host}:5300"), "manager_on": 1,
             "commit": n.version.commit(), "commit_date": commit_date(&n.version), "tree_state": "clean",
-            "api_url": format!("http://{host}:{}", n.api_port), "manager_uid": "____manager",
+            "api_url": c.opts.addrs.get(&n.id).map_or_else(|| format!("http://{host}:{}", n.api_port), |a| a.1.clone()), "manager_uid": "____manager",
             "manager_token_on": i32::from(c.token_of(n).is_some()), "conversation_cache_count": 0,
         }),
     )
