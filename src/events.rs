@@ -125,6 +125,8 @@ pub struct NodeSummary {
 pub struct Reporter {
     printer: Printer,
     bars: Option<Bars>,
+    /// Events are also handed to the notifier (never blocking, never failing the run).
+    notifier: Option<crate::notify::Notifier>,
 }
 
 /// signal letter → (name, state, reason).
@@ -161,6 +163,7 @@ impl Reporter {
         Reporter {
             printer: printer.clone(),
             bars,
+            notifier: None,
         }
     }
 
@@ -176,6 +179,18 @@ impl Reporter {
         out
     }
 
+    /// Sends every event from now on to `n` too.
+    #[must_use]
+    pub fn with_notifier(mut self, n: Option<crate::notify::Notifier>) -> Self {
+        self.notifier = n;
+        self
+    }
+
+    /// Waits (bounded) for the notifications still queued; their report.
+    pub async fn finish_notifications(&mut self) -> Option<crate::notify::NotifyReport> {
+        Some(self.notifier.take()?.finish().await)
+    }
+
     pub fn printer(&self) -> &Printer {
         &self.printer
     }
@@ -183,6 +198,9 @@ impl Reporter {
     /// Shows one event. JSON write errors (closed stdout) are ignored here; the run goes on
     /// and its state file stays the record.
     pub fn emit(&self, event: &Event) {
+        if let Some(n) = &self.notifier {
+            n.send(event);
+        }
         if self.printer.json {
             let _ = self.printer.json_line(event);
             return;

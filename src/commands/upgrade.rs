@@ -126,7 +126,13 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     if let Some(st) = &previous {
         skip_proven_dev_builds(&mut plan, st, &view);
     }
-    let reporter = Reporter::new(p, plan.nodes.len());
+    let notifier = crate::notify::Notifier::from_manifest(
+        &ctx.manifest.name,
+        ctx.manifest.notify.as_ref(),
+        global.notify.as_deref(),
+        &manifest_dir(&ctx.manifest.path),
+    )?;
+    let mut reporter = Reporter::new(p, plan.nodes.len()).with_notifier(notifier);
     reporter.emit(&Event::CheckFinished {
         ok: plan.ok(),
         findings: plan.findings.clone(),
@@ -202,10 +208,25 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         opts,
     });
     let outcome = runner.run().await?;
+    // The run's record in `history/` (who, when, from → to, per node), whatever its end.
+    if let Ok(Some(st)) = dir.load()
+        && let Err(e) = dir.archive_run(&st)
+    {
+        p.warn(
+            &format!("could not record the run in the history: {e}"),
+            None,
+        );
+    }
     drop(cluster_lock);
     drop(lock);
     if !args.json {
         print_summary(&dir, &plan, outcome, p)?;
+    }
+    // Notifications never change the outcome: failed deliveries are only reported.
+    if let Some(report) = reporter.finish_notifications().await {
+        for line in report.lines() {
+            p.warn(&line, None);
+        }
     }
     Ok(outcome)
 }

@@ -40,6 +40,9 @@ pub struct Rules {
     pub node_timeout: Duration,
     pub poll: Duration,
     pub soak: Duration,
+    /// `policy.accept_stuck_joining`: a node stuck in Joining by upstream #529 but serving
+    /// (evidence: [`crate::checks::joining::stuck_joining_529`]) counts as Joined.
+    pub accept_stuck_joining: bool,
 }
 
 impl Rules {
@@ -49,6 +52,7 @@ impl Rules {
             node_timeout: p.node_timeout,
             poll: p.poll_interval,
             soak: p.soak,
+            accept_stuck_joining: p.accept_stuck_joining,
         }
     }
 }
@@ -296,6 +300,17 @@ impl Tracker {
         {
             return Verdict::Fail(Failure::Auth { node: n.id });
         }
+        // #529 (open upstream: `ProposeJoined` only runs when slots migrate,
+        // pkg/cluster/node/event/handle_node_joining.go): a seed-joined node may stay at
+        // status 2 forever while it serves. Accepted only on evidence, and only when the
+        // operator's policy allows it; a node really still joining never is.
+        let accepted;
+        let view = if self.rules.accept_stuck_joining {
+            accepted = accept_stuck_joining(view);
+            &accepted
+        } else {
+            view
+        };
         let restarted = self.remember(view);
         let verdict = match self.phase.clone() {
             Phase::Idle => Verdict::Ready,
@@ -601,6 +616,25 @@ impl Tracker {
             })
         }
     }
+}
+
+/// `view` with every node that shows #529's evidence counted as Joined.
+fn accept_stuck_joining(view: &ClusterView) -> ClusterView {
+    let stuck: Vec<u64> = view
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .filter(|id| crate::checks::joining::stuck_joining_529(view, *id))
+        .collect();
+    let mut out = view.clone();
+    for n in out.nodes.iter_mut().filter(|n| stuck.contains(&n.id)) {
+        for status in [&mut n.info_status, &mut n.simple_status] {
+            if status.is_some() {
+                *status = Some(NodeStatus::Joined);
+            }
+        }
+    }
+    out
 }
 
 fn reason_of(st: &SignalState) -> String {

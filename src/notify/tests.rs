@@ -86,7 +86,7 @@ fn text_is_one_line_prefixed_with_the_cluster() {
     );
     let failed = Event::NodeFailed {
         node: 1003,
-        step: "wait_ready".into(),
+        step: crate::plan::PlanStepKind::WaitReady,
         reason: "signal B never held".into(),
         signal: None,
         observed: None,

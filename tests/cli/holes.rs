@@ -421,3 +421,36 @@ fn a_dev_target_can_be_resumed() {
     assert_eq!(count(&sim, "stop", 1003), 1);
     crate::harness::rollout_was_safe(&sim.events()).unwrap();
 }
+
+/// Upstream #529 (open): a seed-joined node stays at status 2 (Joining) forever while it
+/// serves. With `policy.accept_stuck_joining` (the default) the evidence-backed state
+/// passes the pre-stop check and the gate; without it, the run refuses.
+#[test]
+fn a_node_stuck_in_joining_by_529_is_accepted_only_on_evidence_and_by_policy() {
+    let sim = Sim::start(SimOpts::default());
+    ctl_ok(&sim, &["fault", "1003", "stuck-joining"]);
+    ctl_ok(&sim, &["restart", "1003"]);
+    sim.wait_until("1003 online, stuck at status 2", RUN_T, |s| {
+        let (_, v) = s.get_json(1001, "/cluster/info");
+        v["nodes"].as_array().is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n["id"] == 1003 && n["online"] == 1 && n["status"] == 2)
+        })
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let strict = Ws::new(
+        &sim,
+        &Opts {
+            policy: format!("{FAST_POLICY}  accept_stuck_joining: false\n"),
+            ..Opts::default()
+        },
+    );
+    let r = strict.run(&UP, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(count(&sim, "stop", 1001), 0, "refused before anything");
+    let ws = Ws::new(&sim, &Opts::default());
+    let r = ws.run(&UP, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.all().contains("stuck_joining_529"), "named: {}", r.all());
+    crate::harness::down_intervals_never_overlap(&sim.events()).unwrap();
+}

@@ -101,7 +101,7 @@ fn run_events() -> Vec<Event> {
         },
         Event::NodeFailed {
             node: 1002,
-            step: "wait_ready".into(),
+            step: wkctl::plan::PlanStepKind::WaitReady,
             reason: "gate timed out".into(),
             signal: Some("B".into()),
             observed: None,

@@ -17,6 +17,7 @@ fn rules() -> Rules {
         node_timeout: Duration::from_mins(1),
         poll: Duration::from_secs(1),
         soak: Duration::from_secs(5),
+        accept_stuck_joining: false,
     }
 }
 
