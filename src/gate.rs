@@ -26,7 +26,7 @@ use signals::{
 pub use stability::Stability;
 pub use tracker::{
     Failure, PEER_DOWN_POLLS, Phase, PhaseKind, Rules, Tracker, Verdict, Waiting,
-    fully_back_problems, soak_problem,
+    fully_back_problems, node_problems, rollback_blockers, soak_problem,
 };
 
 /// One readiness signal (facts §11.2 A–G).
@@ -294,23 +294,6 @@ pub fn runs_new_process(
     target: &GateTarget,
 ) -> bool {
     signals::new_process(before, node, at, target).is_met()
-}
-
-/// Why restarting `node` now (a rollback) would take a second node down, if it would:
-/// another node does not answer or is offline in the controller's view.
-pub fn rollback_blocker(view: &ClusterView, node: u64) -> Option<String> {
-    view.nodes
-        .iter()
-        .find(|n| {
-            n.id != node
-                && (!n.reachable || n.info_online == Some(false) || n.simple_online == Some(false))
-        })
-        .map(|other| {
-            format!(
-                "node {} is down or offline, and restarting node {node} now would take a second node down",
-                other.id
-            )
-        })
 }
 
 /// What `health_cluster_aware` means for A on this version (for messages and plans).

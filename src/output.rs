@@ -74,23 +74,23 @@ impl Printer {
     /// A progress or information line on stderr (hidden with `-q`).
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            err_line(text);
         }
     }
 
     /// Detail shown with `-v`.
     pub fn detail(&self, text: &str) {
         if self.verbose > 0 && !self.quiet {
-            eprintln!("{}", self.dim_err(text));
+            err_line(&self.dim_err(text));
         }
     }
 
     /// A warning on stderr (always shown).
     pub fn warn(&self, text: &str, hint: Option<&str>) {
         let label = self.paint_err("warning", "33;1");
-        eprintln!("{label}: {text}");
+        err_line(&format!("{label}: {text}"));
         if let Some(h) = hint {
-            eprintln!("  hint: {h}");
+            err_line(&format!("  hint: {h}"));
         }
     }
 
@@ -220,12 +220,18 @@ pub fn short_duration(d: std::time::Duration) -> String {
 
 /// Prints a rendered error (from [`crate::error::exit_code`]) to stderr.
 pub fn eprint_error(text: &str) {
-    eprintln!("{text}");
+    err_line(text);
+}
+
+/// One line on stderr. A write error (the pipe closed after a SIGHUP, `| tee` gone) is
+/// ignored: `eprintln!` would panic and kill the run in the middle of a node.
+fn err_line(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
 }
 
 /// Asks a yes/no question on stderr and reads the answer from stdin (`y`/`yes` = yes).
 pub async fn confirm(prompt: &str) -> bool {
-    eprint!("{prompt}");
+    let _ = write!(io::stderr().lock(), "{prompt}");
     let _ = io::stderr().flush();
     tokio::task::spawn_blocking(|| {
         let mut line = String::new();

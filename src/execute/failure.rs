@@ -129,9 +129,19 @@ impl Runner<'_> {
         };
         // A rollback restarts the node: only when no other node is down, or it would
         // take a second node down (the failure may be another node's).
-        let before = self.observe(Scope::Focus(id)).await;
-        if let Some(why) = crate::gate::rollback_blocker(&before, id) {
-            self.rollback_finished(id, false, Some(format!("skipped: {why}")));
+        // A rollback is a stop: every other node must be fully back (A, C, D, E), not
+        // merely answering, and none seen restarting.
+        let before = self.observe(Scope::Settle).await;
+        let blockers = crate::gate::rollback_blockers(&self.tracker, &before, id);
+        if !blockers.is_empty() {
+            self.rollback_finished(
+                id,
+                false,
+                Some(format!(
+                    "skipped: restarting node {id} now could take a second node down: {}",
+                    blockers.join("; ")
+                )),
+            );
             return Ok(());
         }
         let Some(cmd) = step.command.clone() else {

@@ -244,6 +244,19 @@ impl<'a> Runner<'a> {
             Some(NodeStatus::RolledBack) => self.node_run(id).restart_from_scratch(),
             _ => {}
         }
+        if self.state.node(id).is_some_and(NodeRun::stop_began) && self.runs_old_process(id).await {
+            // An earlier run began its stop, but the node answers with its old process
+            // (the stop failed, or the old image came back): it is serving, so it is
+            // planned again from the start, the pre-stop check first.
+            self.emit(&Event::Waiting {
+                node: Some(id),
+                what: format!(
+                    "node {id} still runs its old process: planning it again from the start (pre-stop check first)"
+                ),
+            });
+            self.node_run(id).restart_from_scratch();
+            self.save()?;
+        }
         let node_started = Instant::now();
         self.emit(&Event::NodeStarted {
             node: id,
@@ -390,6 +403,18 @@ impl<'a> Runner<'a> {
         Ok(NodeEnd::Done)
     }
 
+    /// The node answers, and not with a new process on the target (compared with the
+    /// baseline recorded before its stop).
+    async fn runs_old_process(&self, id: u64) -> bool {
+        let view = self.observe(Scope::Focus(id)).await;
+        let Some(n) = view.node(id) else {
+            return false;
+        };
+        n.reachable
+            && n.version.is_some()
+            && !crate::gate::runs_new_process(&self.baseline(id), n, view.observed_at, &self.target)
+    }
+
     /// Runs the plan's once-per-run steps of these kinds on the first node's host.
     /// `Some(outcome)` when one failed (its output is shown as a `run_step_failed` event).
     async fn run_level(&self, kinds: &[PlanStepKind]) -> Option<Outcome> {
@@ -519,13 +544,11 @@ impl<'a> Runner<'a> {
         if !interrupted_here || !matches!(step.kind, PlanStepKind::Stop | PlanStepKind::Start) {
             return Ok(false);
         }
-        // A `start` may still be bringing the node up: give it the time a gate would
-        // (stable_for and a few polls) to answer before deciding to run it again.
+        // A `start` may still be bringing the node up (a real node opens its API only
+        // after loading its slots, facts §4.1): it gets the gate's whole budget to answer
+        // before the step is run again (a second `wukongim -d` is a second instance).
         let rules = self.tracker.rules();
-        let patience = Instant::now()
-            + (rules.stable_for + rules.poll * 3)
-                .max(START_PATIENCE)
-                .min(rules.node_timeout);
+        let patience = Instant::now() + rules.node_timeout;
         let reason = loop {
             let view = self.observe(Scope::Focus(id)).await;
             let Some(n) = view.node(id) else {
@@ -713,9 +736,6 @@ impl<'a> Runner<'a> {
         self.save()
     }
 }
-
-/// How long an interrupted `start` is given to bring its node up before it is run again.
-const START_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What the pre-stop check decided.
 enum PreStop {

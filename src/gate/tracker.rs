@@ -674,56 +674,82 @@ fn peer_down_cause(n: &NodeView, view: &ClusterView) -> Option<String> {
 /// What keeps `view` from being safe to stop a node: every node must be fully back
 /// (A, C, D, E) and the cluster settled (F). Empty when safe.
 pub fn fully_back_problems(view: &ClusterView) -> Vec<String> {
-    let mut out = Vec::new();
-    for n in &view.nodes {
-        if !n.reachable {
-            let why = n
-                .error
-                .as_ref()
-                .map_or_else(|| "no answer".to_string(), ToString::to_string);
-            out.push(format!("node {} does not answer ({why})", n.id));
-            continue;
-        }
-        match &n.health {
-            HealthState::Ok => {}
-            HealthState::Failing(m) => out.push(format!("node {} `/health` is 500 `{m}`", n.id)),
-            HealthState::Unknown => out.push(format!("node {} `/health` unknown", n.id)),
-        }
-        match &n.info_answer {
-            InfoAnswer::Ok => {}
-            InfoAnswer::LeaderNotFound => out.push(format!(
-                "node {} does not know the controller (`/cluster/info` answers `leader not found`)",
-                n.id
-            )),
-            InfoAnswer::Failed(e) => out.push(format!("node {} `/cluster/info`: {e}", n.id)),
-            InfoAnswer::NotAsked => out.push(format!("node {}: `/cluster/info` not asked", n.id)),
-        }
-        match (n.info_online, n.info_status) {
-            (Some(true), Some(NodeStatus::Joined)) => {}
-            (Some(true), s) => out.push(format!(
-                "node {} is online but not Joined in the controller's view (status {s:?})",
-                n.id
-            )),
-            (Some(false), _) => {
-                out.push(format!("node {} is offline in the controller's view", n.id));
-            }
-            (None, _) => out.push(format!("node {} is not in the controller's view", n.id)),
-        }
-        match (n.config_version, view.config_version) {
-            (Some(a), Some(c)) if a >= c => {}
-            (Some(a), Some(c)) => out.push(format!(
-                "node {} config_version {a} is behind the controller's {c}",
-                n.id
-            )),
-            (None, _) => out.push(format!("node {}: config_version unknown", n.id)),
-            (_, None) => out.push("the controller's config version is unknown".into()),
-        }
-    }
+    let mut out: Vec<String> = view
+        .nodes
+        .iter()
+        .flat_map(|n| node_problems(n, view))
+        .collect();
     match super::cluster_settled(view) {
         SignalState::Met => {}
         SignalState::NotYet(r) | SignalState::Unknown(r) => {
             // F repeats per-node problems already listed; keep its cluster-level part.
             out.push(format!("cluster not settled: {r}"));
+        }
+    }
+    out
+}
+
+/// What keeps one node from being fully back (A, C, D, E). Empty when it is.
+pub fn node_problems(n: &NodeView, view: &ClusterView) -> Vec<String> {
+    let mut out = Vec::new();
+    if !n.reachable {
+        let why = n
+            .error
+            .as_ref()
+            .map_or_else(|| "no answer".to_string(), ToString::to_string);
+        out.push(format!("node {} does not answer ({why})", n.id));
+        return out;
+    }
+    match &n.health {
+        HealthState::Ok => {}
+        HealthState::Failing(m) => out.push(format!("node {} `/health` is 500 `{m}`", n.id)),
+        HealthState::Unknown => out.push(format!("node {} `/health` unknown", n.id)),
+    }
+    match &n.info_answer {
+        InfoAnswer::Ok => {}
+        InfoAnswer::LeaderNotFound => out.push(format!(
+            "node {} does not know the controller (`/cluster/info` answers `leader not found`)",
+            n.id
+        )),
+        InfoAnswer::Failed(e) => out.push(format!("node {} `/cluster/info`: {e}", n.id)),
+        InfoAnswer::NotAsked => out.push(format!("node {}: `/cluster/info` not asked", n.id)),
+    }
+    match (n.info_online, n.info_status) {
+        (Some(true), Some(NodeStatus::Joined)) => {}
+        (Some(true), s) => out.push(format!(
+            "node {} is online but not Joined in the controller's view (status {s:?})",
+            n.id
+        )),
+        (Some(false), _) => out.push(format!("node {} is offline in the controller's view", n.id)),
+        (None, _) => out.push(format!("node {} is not in the controller's view", n.id)),
+    }
+    match (n.config_version, view.config_version) {
+        (Some(a), Some(c)) if a >= c => {}
+        (Some(a), Some(c)) => out.push(format!(
+            "node {} config_version {a} is behind the controller's {c}",
+            n.id
+        )),
+        (None, _) => out.push(format!("node {}: config_version unknown", n.id)),
+        (_, None) => out.push("the controller's config version is unknown".into()),
+    }
+    out
+}
+
+/// Why restarting `node` now (a rollback is a stop) would take a second node down: any
+/// other node not fully back (A, C, D, E), or seen restarting by the tracker.
+pub fn rollback_blockers(tracker: &Tracker, view: &ClusterView, node: u64) -> Vec<String> {
+    let mut out: Vec<String> = view
+        .nodes
+        .iter()
+        .filter(|n| n.id != node)
+        .flat_map(|n| node_problems(n, view))
+        .collect();
+    for n in view.nodes.iter().filter(|n| n.id != node) {
+        if let (Some(up), Some(seen)) = (n.uptime, tracker.seen.get(&n.id)) {
+            let elapsed = view.observed_at.duration_since(seen.at).unwrap_or_default();
+            if up + UPTIME_SLACK < seen.uptime || up + UPTIME_SLACK < seen.uptime + elapsed {
+                out.push(format!("node {} restarted since it was last seen", n.id));
+            }
         }
     }
     out
