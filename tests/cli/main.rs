@@ -9,6 +9,7 @@ mod holes;
 mod live;
 mod matrix;
 mod recovery;
+mod review;
 mod sim;
 mod ssh;
 mod support;
