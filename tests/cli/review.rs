@@ -220,6 +220,40 @@ fn resume_does_not_start_a_booting_node_a_second_time() {
     assert_eq!(r.code, 0, "{}", r.all());
 }
 
+/// A gate that failed because the node came back on the old image (`wrong-version`: the
+/// image was not pulled, #310) without `--rollback-on-failure`: wkctl says "fix the cause,
+/// then `wkctl upgrade --resume`". The operator pulls the image and resumes, but the
+/// resumed run only re-gates the node (every step is recorded as done) and never runs
+/// `install`/`start` again, so it waits `node_timeout` for a version that cannot come and
+/// fails again: the same dead end issue 11 hole 3 removed for the rollback case.
+///
+/// At fault: `Runner::node` (`src/execute/mod.rs`) skips every step in `done`; a node
+/// whose gate failed and that still runs its old process (B: version not the target,
+/// or the same uptime/commit as its baseline) must have `install` and `start` run again
+/// on resume (it is down for the cluster already, so no pre-stop is needed; observe first).
+#[test]
+fn resume_after_a_failed_gate_on_the_old_image_starts_the_node_again() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::with_node_timeout(&sim, "4s");
+    ctl_ok(&sim, &["fault", "1002", "wrong-version"]);
+    let r = ws.run(&UP, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_eq!(node_state_of(&ws, 1002)["status"], "failed");
+    assert_eq!(
+        crate::support::varz_version(&sim, 1002, None),
+        "v2.0.10-20241221"
+    );
+    // The cause is fixed: the image is there now.
+    ctl_ok(&sim, &["clear", "1002"]);
+    let r = ws.run(&RESUME, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        crate::support::varz_version(&sim, 1002, None),
+        "v2.1.2-20250120"
+    );
+    down_intervals_never_overlap(&sim.events()).unwrap();
+}
+
 /// SIGHUP from a dropped ssh session also ends the pipeline wkctl writes to
 /// (`wkctl upgrade … 2>&1 | tee upgrade.log`): its stderr and stdout become broken pipes.
 /// wkctl's plain progress lines use `eprintln!`, which panics on a write error, so the
