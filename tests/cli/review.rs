@@ -344,7 +344,7 @@ fn an_absurd_policy_duration_is_an_input_error_not_a_panic() {
 }
 
 /// A node (or anything between wkctl and it) that answers `/varz` with an absurd uptime,
-/// `18446744073709549568s2047s` (u64::MAX seconds), is parsed as a valid `Duration`; the
+/// `18446744073709549568s2047s` (`u64::MAX` seconds), is parsed as a valid `Duration`; the
 /// tracker then adds its 2 s slack to it (`uptime + UPTIME_SLACK`) and panics, and a
 /// baseline taken from it cannot be read back on `--resume` (`from_secs_f64` of the
 /// rounded-up f64). A hostile or broken answer must be "unknown", never a panic.
