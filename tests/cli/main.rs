@@ -14,6 +14,7 @@ mod notify;
 mod operator;
 mod playbooks;
 mod recovery;
+mod review;
 mod sim;
 mod ssh;
 mod support;
