@@ -479,8 +479,11 @@ fn default_api(host: &str) -> String {
     }
 }
 
+/// The longest duration a manifest may give (a run's waits add these to instants).
+const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
 fn duration(s: &Spanned<String>, shown: &str) -> Result<Duration, WkError> {
-    humantime::parse_duration(s.value.trim()).map_err(|e| {
+    let d = humantime::parse_duration(s.value.trim()).map_err(|e| {
         WkError::input(
             format!(
                 "{shown}:{}:{}: invalid duration `{}`: {e}",
@@ -490,7 +493,19 @@ fn duration(s: &Spanned<String>, shown: &str) -> Result<Duration, WkError> {
             ),
             "write durations like `500ms`, `30s`, `10m` or `1h`",
         )
-    })
+    })?;
+    if d > MAX_DURATION {
+        return Err(WkError::input(
+            format!(
+                "{shown}:{}:{}: duration `{}` is longer than 7 days",
+                s.referenced.line(),
+                s.referenced.column(),
+                s.value.trim()
+            ),
+            "use a duration of at most `7d` (a node that needs longer is not coming back)",
+        ));
+    }
+    Ok(d)
 }
 
 /// Lower-case hex of bytes.

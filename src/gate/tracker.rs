@@ -246,7 +246,7 @@ impl Tracker {
     /// Begins a wait at `at`. A gate's deadline runs from `at` (the stop); the others
     /// from `at` too, each bounded by `node_timeout` (a soak by `soak`).
     pub fn begin(&mut self, phase: Phase, at: Instant) {
-        self.deadline = Some(at + self.rules.node_timeout);
+        self.deadline = at.checked_add(self.rules.node_timeout);
         self.phase = phase;
         self.began = Some(at);
         self.peer_misses.clear();
@@ -263,7 +263,13 @@ impl Tracker {
     /// The node's `start` step returned at `at`: the gate always gets at least
     /// `stable_for` plus two polls after it, however long the steps took.
     pub fn start_returned(&mut self, at: Instant) {
-        let floor = at + self.rules.stable_for + self.rules.poll * 2;
+        let Some(floor) = at.checked_add(
+            self.rules
+                .stable_for
+                .saturating_add(self.rules.poll.saturating_mul(2)),
+        ) else {
+            return;
+        };
         self.deadline = Some(self.deadline.map_or(floor, |d| d.max(floor)));
     }
 

@@ -303,8 +303,13 @@ pub fn parse_go_uptime(s: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
         total = total.checked_add(Duration::try_from_secs_f64(value * secs_per_unit).ok()?)?;
     }
-    Some(total)
+    // No process has been up for a century: a larger value is a broken or hostile
+    // answer, unknown rather than a number that overflows the gate's arithmetic.
+    (total <= MAX_UPTIME).then_some(total)
 }
+
+/// The largest uptime taken as real (100 years).
+pub const MAX_UPTIME: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 // ----- lenient field parsers ---------------------------------------------------------
 
