@@ -146,6 +146,10 @@ pub struct TargetArgs {
     /// Accept a downgrade (maintainers advise forward only)
     #[arg(long, env = "WKCTL_ALLOW_DOWNGRADE", value_parser = boolish())]
     pub allow_downgrade: bool,
+    /// Accept a downgrade from v2.1.1+ to v2.1.0 or older (the cluster-layer rewrite): only
+    /// after restoring every node's data directory from a backup taken before the upgrade
+    #[arg(long, requires = "allow_downgrade")]
+    pub allow_downgrade_across_rewrite: bool,
 }
 
 #[derive(Debug, Args)]

@@ -191,6 +191,7 @@ pub enum NodeAction {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RuleOptions {
     pub allow_downgrade: bool,
+    pub allow_downgrade_across_rewrite: bool,
 }
 
 /// One upgrade rule, shown by `wkctl releases`.
@@ -212,6 +213,11 @@ pub const RULES: &[Rule] = &[
         id: "version.downgrade",
         severity: Severity::Block,
         when: "the target is older than the node (maintainers: forward only; `--allow-downgrade`)",
+    },
+    Rule {
+        id: "version.downgrade_across_rewrite",
+        severity: Severity::Block,
+        when: "from ≥ v2.1.1 back to ≤ v2.1.0 (across the cluster-layer rewrite): the data directory must be restored from a backup taken before the upgrade (`--allow-downgrade-across-rewrite`)",
     },
     Rule {
         id: "version.same",
@@ -311,6 +317,25 @@ pub fn evaluate(
         } else {
             f
         });
+        // Facts §8.2: the cluster/raft layer was rewritten between v2.1.0 and v2.1.1
+        // (`pkg/cluster/clusterserver` → `pkg/cluster/cluster`); an older binary cannot be
+        // trusted with the newer node's data, so the only way back is the old data dir.
+        if from.triple() >= (2, 1, 1) && to.triple() <= (2, 1, 0) {
+            let f = Finding::block(
+                "version.downgrade_across_rewrite",
+                Some(node),
+                format!(
+                    "node {node}: {from} → {to} goes back across the cluster-layer rewrite (v2.1.1 → v2.1.0)"
+                ),
+                "restore the node's data directory from a backup taken before the upgrade, then pass `--allow-downgrade-across-rewrite`; the old version cannot be trusted with the newer data",
+            )
+            .allowed_by("--allow-downgrade-across-rewrite");
+            out.push(if opts.allow_downgrade_across_rewrite {
+                f.accepted()
+            } else {
+                f
+            });
+        }
     }
     if from.triple() <= (2, 1, 0) && to.triple() >= (2, 1, 1) {
         out.push(Finding::warn(

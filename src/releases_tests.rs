@@ -86,6 +86,7 @@ fn rules_block_major_and_downgrade_and_skip_same() {
         &to,
         RuleOptions {
             allow_downgrade: true,
+            ..RuleOptions::default()
         },
     );
     assert_eq!(f[0].severity, Severity::Warn);
@@ -161,4 +162,46 @@ fn mixed_versions_are_reported() {
     assert!(mixed_finding(&[(1001, v("v2.1.2")), (1002, v("2.1.2-20250120"))]).is_none());
     let f = mixed_finding(&[(1001, v("v2.1.2-20250120")), (1002, v("v2.0.10-20241221"))]).unwrap();
     assert!(f.message.contains("1001=v2.1.2-20250120"));
+}
+
+#[test]
+fn a_downgrade_across_the_rewrite_is_blocked_even_with_allow_downgrade() {
+    let ids = |opts: RuleOptions| {
+        let (_, f) = evaluate(
+            1001,
+            Some(&v("v2.1.2-20250120")),
+            &v("v2.0.10-20241221"),
+            opts,
+        );
+        f.into_iter()
+            .map(|f| (f.id.to_string(), f.severity))
+            .collect::<Vec<_>>()
+    };
+    let plain = ids(RuleOptions {
+        allow_downgrade: true,
+        ..RuleOptions::default()
+    });
+    assert!(
+        plain.contains(&(
+            "version.downgrade_across_rewrite".to_string(),
+            Severity::Block
+        )),
+        "{plain:?}"
+    );
+    let forced = ids(RuleOptions {
+        allow_downgrade: true,
+        allow_downgrade_across_rewrite: true,
+    });
+    assert!(
+        !forced.iter().any(|(_, s)| *s == Severity::Block),
+        "{forced:?}"
+    );
+    // Within one side of the rewrite: only the generic downgrade rule.
+    let (_, f) = evaluate(
+        1001,
+        Some(&v("v2.2.5-20260422")),
+        &v("v2.1.2-20250120"),
+        RuleOptions::default(),
+    );
+    assert!(!f.iter().any(|f| f.id == "version.downgrade_across_rewrite"));
 }

@@ -106,6 +106,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
             to: Some(args.to.clone()),
             allow_unknown_version: false,
             allow_downgrade: false,
+            allow_downgrade_across_rewrite: false,
         },
         yes: true,
         dry_run: false,

@@ -60,6 +60,7 @@ pub fn target(args: &TargetArgs) -> Result<Target, WkError> {
 pub fn rule_options(args: &TargetArgs) -> RuleOptions {
     RuleOptions {
         allow_downgrade: args.allow_downgrade,
+        allow_downgrade_across_rewrite: args.allow_downgrade_across_rewrite,
     }
 }
 

@@ -123,7 +123,8 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     if let Some(st) = &resume_state {
         relax_for_resume(&mut plan, st);
     }
-    if let Some(st) = &previous {
+    // Not on `--resume`: there, nodes the run upgraded are re-verified with the full gate.
+    if let Some(st) = previous.as_ref().filter(|_| !args.resume) {
         skip_proven_dev_builds(&mut plan, st, &view);
     }
     let notifier = crate::notify::Notifier::from_manifest(
