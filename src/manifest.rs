@@ -480,7 +480,7 @@ fn default_api(host: &str) -> String {
 }
 
 /// The longest duration a manifest may give (a run's waits add these to instants).
-const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+const MAX_DURATION: Duration = Duration::from_hours(7 * 24);
 
 fn duration(s: &Spanned<String>, shown: &str) -> Result<Duration, WkError> {
     let d = humantime::parse_duration(s.value.trim()).map_err(|e| {

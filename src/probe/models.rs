@@ -309,7 +309,7 @@ pub fn parse_go_uptime(s: &str) -> Option<Duration> {
 }
 
 /// The largest uptime taken as real (100 years).
-pub const MAX_UPTIME: Duration = Duration::from_secs(100 * 365 * 86_400);
+pub const MAX_UPTIME: Duration = Duration::from_hours(100 * 365 * 24);
 
 // ----- lenient field parsers ---------------------------------------------------------
 
