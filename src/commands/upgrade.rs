@@ -197,6 +197,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         rollback_on_failure: args.rollback_on_failure,
         resume: args.resume,
         interactive,
+        break_lock: args.break_lock,
     };
     let runner = Runner::new(RunInputs {
         ctx: &ctx,
@@ -221,7 +222,9 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     drop(cluster_lock);
     drop(lock);
     if !args.json {
-        print_summary(&dir, &plan, outcome, p)?;
+        // A closed stdout (the ssh session and its `| tee` gone) must not turn the run's
+        // outcome into a broken-pipe success.
+        let _ = print_summary(&dir, &plan, outcome, p);
     }
     // Notifications never change the outcome: failed deliveries are only reported.
     if let Some(report) = reporter.finish_notifications().await {

@@ -36,6 +36,8 @@ pub struct Options {
     pub resume: bool,
     /// A terminal is attached (canary pause may ask).
     pub interactive: bool,
+    /// `--break-lock`: the playbook's `unlock` runs first, so a stale team lock is taken.
+    pub break_lock: bool,
 }
 
 /// Everything a run needs.

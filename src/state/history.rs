@@ -94,6 +94,18 @@ impl StateDir {
             }
         }
         out.sort_by_key(|h| (h.run.started_at_ms, h.archived_at_ms));
+        // A run archived when it ended and later discarded is one run: keep one entry,
+        // marked discarded.
+        let mut merged: Vec<HistoryEntry> = Vec::with_capacity(out.len());
+        for h in out {
+            match merged.iter_mut().find(|m| {
+                m.run.started_at_ms == h.run.started_at_ms && m.run.cluster == h.run.cluster
+            }) {
+                Some(m) => m.discarded |= h.discarded,
+                None => merged.push(h),
+            }
+        }
+        let out = merged;
         Ok(out)
     }
 }

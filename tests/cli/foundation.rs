@@ -55,6 +55,7 @@ fn plan_orders_nodes_by_id_1001_first() {
     assert_eq!(
         kinds,
         [
+            "prepare",
             "check_settled",
             "stop",
             "backup",
@@ -65,10 +66,10 @@ fn plan_orders_nodes_by_id_1001_first() {
         ]
     );
     assert_eq!(
-        n["steps"][1]["command"],
+        n["steps"][2]["command"],
         "systemctl stop wukongim && ! systemctl is-active --quiet wukongim"
     );
-    assert_eq!(n["steps"][5]["timeout_s"], 600.0);
+    assert_eq!(n["steps"][6]["timeout_s"], 600.0);
     assert!(
         v["findings"]
             .as_array()

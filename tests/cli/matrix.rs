@@ -184,7 +184,7 @@ fn upgrading_the_controller_itself_succeeds() {
     let t0 = now_ms();
     let r = ws.run(&UP, &[]);
     assert_eq!(r.code, 0, "{}", r.all());
-    down_intervals_never_overlap(&sim.events()).unwrap();
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
     // The controller was restarted, and the cluster elected another one meanwhile.
     assert!(
         touched_after(&sim, t0)
@@ -416,7 +416,7 @@ fn kill_at_then_resume(step: &str) {
     );
     let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
     assert_eq!(r.code, 0, "resume after kill at {step}: {}", r.all());
-    down_intervals_never_overlap(&sim.events()).unwrap();
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
     let stops = |n: u64| {
         lifecycle(&sim)
             .iter()

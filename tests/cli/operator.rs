@@ -79,3 +79,43 @@ fn status_shows_an_unfinished_run_and_the_lock_holder() {
         s.all()
     );
 }
+
+/// The team lock (the playbook's `lock`/`unlock`, once per run on the first node's host):
+/// a lock held by another operator refuses the run before anything is touched and names
+/// its owner; `--break-lock` runs `unlock` first and takes it; the lock is released at the
+/// end of the run.
+#[test]
+fn the_team_lock_refuses_then_break_lock_takes_it() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let lock = ws.dir.path().join("team.lock");
+    let q = lock.display().to_string();
+    let pb = include_str!("../../playbooks/sim.yaml")
+        .replace("name: sim", "name: sim-team-lock")
+        .replace(
+            "steps:\n",
+            &format!(
+                "steps:\n  lock: \"mkdir {q} 2>/dev/null || {{ echo another wkctl run holds {q}: $(cat {q}/owner) >&2; exit 1; }}; echo alice@laptop > {q}/owner\"\n  unlock: \"rm -rf {q}\"\n"
+            ),
+        );
+    std::fs::write(ws.dir.path().join("pb.yaml"), pb).unwrap();
+    let m = std::fs::read_to_string(&ws.manifest)
+        .unwrap()
+        .replace("playbook: sim", "playbook: ./pb.yaml");
+    std::fs::write(&ws.manifest, m).unwrap();
+    // Another operator holds it.
+    std::fs::create_dir(&lock).unwrap();
+    std::fs::write(lock.join("owner"), "bob@desk\n").unwrap();
+    let r = ws.run(&UP, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.all().contains("bob@desk"), "names the owner: {}", r.all());
+    assert!(lifecycle(&sim).is_empty(), "nothing touched");
+    let r = ws.run(&["upgrade", "--discard"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let mut args = UP.to_vec();
+    args.push("--break-lock");
+    let r = ws.run(&args, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!lock.exists(), "released at the end of the run");
+    rollout_was_safe(&sim.events()).unwrap();
+}
