@@ -7,7 +7,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
+use crate::harness::{Sim, SimOpts, rollout_was_safe};
 use crate::support::{
     FAST_POLICY, Opts, Streaming, UP_WITH_ROLLBACK, Ws, ctl_ok, lifecycle, node_state_of,
     varz_version,
@@ -51,7 +51,7 @@ fn rollback_on_failure_puts_the_old_version_back() {
     assert_eq!(varz_version(&sim, 1002, None), "v2.0.10-20241221");
     assert_eq!(varz_version(&sim, 1001, None), "v2.1.2-20250120");
     assert_eq!(stops(&sim, 1003), 0, "1003 untouched");
-    crate::harness::rollout_was_safe(&sim.events()).unwrap();
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn first_ctrl_c_brings_the_down_node_back_then_exits_130() {
         (stops(&sim, 1001), stops(&sim, 1002), stops(&sim, 1003)),
         (1, 1, 1)
     );
-    crate::harness::rollout_was_safe(&sim.events()).unwrap();
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]

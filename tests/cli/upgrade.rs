@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
+use crate::harness::{Sim, SimOpts, rollout_was_safe};
 use crate::support::{
     FAST_POLICY, Opts, Run, TOKEN_ENV, Ws, ctl_events, ctl_ok, json_lines, lifecycle,
     node_state_of, varz_version,
@@ -55,7 +55,7 @@ fn happy_path_one_node_at_a_time_1001_first() {
         .map(|(_, _, n)| *n)
         .collect();
     assert_eq!(stops, [1001, 1002, 1003], "{life:?}");
-    crate::harness::rollout_was_safe(&events).unwrap();
+    rollout_was_safe(&events).unwrap();
     // Each node's start came only after the previous node settled on its new process.
     let ids = [1001u64, 1002, 1003];
     for w in ids.windows(2) {
@@ -317,7 +317,7 @@ fn kill9_in_gate_then_resume_finishes_without_restarting_1001() {
     assert_eq!(count("stop", 1001), 1, "1001 restarted again: {life:?}");
     assert_eq!(count("start", 1001), 1, "{life:?}");
     assert_eq!(count("stop", 1003), 1, "{life:?}");
-    crate::harness::rollout_was_safe(&sim.events()).unwrap();
+    rollout_was_safe(&sim.events()).unwrap();
     let lines = r.lines();
     let started = lines
         .iter()
