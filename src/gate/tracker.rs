@@ -187,6 +187,16 @@ struct Seen {
     at: SystemTime,
 }
 
+impl Seen {
+    /// A process reporting `uptime` at `at` started after this one was seen: its uptime
+    /// fell, or is lower than the old one plus the time since (one rule, for the peer
+    /// watch, the pre-stop distrust and the rollback check).
+    fn restarted(&self, uptime: Duration, at: SystemTime) -> bool {
+        let elapsed = at.duration_since(self.at).unwrap_or_default();
+        uptime + UPTIME_SLACK < self.uptime || uptime + UPTIME_SLACK < self.uptime + elapsed
+    }
+}
+
 /// The tracker of one run. See the module doc.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -340,9 +350,7 @@ impl Tracker {
             };
             if let Some(old) = self.seen.get(&n.id) {
                 let elapsed = view.observed_at.duration_since(old.at).unwrap_or_default();
-                if uptime + UPTIME_SLACK < old.uptime
-                    || uptime + UPTIME_SLACK < old.uptime + elapsed
-                {
+                if old.restarted(uptime, view.observed_at) {
                     restarted.push((
                         n.id,
                         format!(
@@ -751,11 +759,10 @@ pub fn rollback_blockers(tracker: &Tracker, view: &ClusterView, node: u64) -> Ve
         .flat_map(|n| node_problems(n, view))
         .collect();
     for n in view.nodes.iter().filter(|n| n.id != node) {
-        if let (Some(up), Some(seen)) = (n.uptime, tracker.seen.get(&n.id)) {
-            let elapsed = view.observed_at.duration_since(seen.at).unwrap_or_default();
-            if up + UPTIME_SLACK < seen.uptime || up + UPTIME_SLACK < seen.uptime + elapsed {
-                out.push(format!("node {} restarted since it was last seen", n.id));
-            }
+        if let (Some(up), Some(seen)) = (n.uptime, tracker.seen.get(&n.id))
+            && seen.restarted(up, view.observed_at)
+        {
+            out.push(format!("node {} restarted since it was last seen", n.id));
         }
     }
     out
