@@ -11,8 +11,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::finding::Finding;
+use crate::gate::{Signal, SignalWord, signal_serde};
 use crate::output::Printer;
 use crate::plan::PlanStepKind;
+use crate::state::{NodeStatus, RunStatus};
 
 /// One thing that happened during a run.
 #[derive(Debug, Clone, Serialize)]
@@ -55,9 +57,10 @@ pub enum Event {
     },
     GateSignal {
         node: u64,
-        signal: String,
-        name: String,
-        state: String,
+        #[serde(serialize_with = "signal_serde::letter")]
+        signal: Signal,
+        name: &'static str,
+        state: SignalWord,
         reason: Option<String>,
     },
     NodeReady {
@@ -82,7 +85,8 @@ pub enum Event {
         node: u64,
         step: PlanStepKind,
         reason: String,
-        signal: Option<String>,
+        #[serde(serialize_with = "signal_serde::label")]
+        signal: Option<Signal>,
         observed: Option<String>,
         logs_tail: Option<String>,
     },
@@ -105,7 +109,7 @@ pub enum Event {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub ok: bool,
-    pub status: String,
+    pub status: RunStatus,
     pub cluster: String,
     pub to: String,
     pub duration_s: f64,
@@ -117,7 +121,8 @@ pub struct NodeSummary {
     pub id: u64,
     pub from: Option<String>,
     pub to: String,
-    pub status: String,
+    #[serde(serialize_with = "NodeStatus::serialize_summary")]
+    pub status: NodeStatus,
     pub duration_s: Option<f64>,
 }
 
@@ -130,7 +135,7 @@ pub struct Reporter {
 }
 
 /// signal letter → (name, state, reason).
-type SignalStates = BTreeMap<String, (String, String, Option<String>)>;
+type SignalStates = BTreeMap<Signal, (&'static str, SignalWord, Option<String>)>;
 
 struct Bars {
     multi: MultiProgress,
@@ -260,14 +265,14 @@ impl Reporter {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let signals = gates.entry(*node).or_default();
-                signals.insert(
-                    signal.clone(),
-                    (name.clone(), state.clone(), reason.clone()),
-                );
-                let waiting = signals.iter().find(|(_, (_, st, _))| st != "met");
+                signals.insert(*signal, (*name, *state, reason.clone()));
+                let waiting = signals
+                    .iter()
+                    .find(|(_, (_, st, _))| *st != SignalWord::Met);
                 let msg = match waiting {
                     Some((sig, (name, _, why))) => format!(
-                        "gate: waiting for {sig} {name}: {}",
+                        "gate: waiting for {} {name}: {}",
+                        sig.letter(),
                         why.as_deref().unwrap_or("")
                     ),
                     None => "gate: all signals met, holding for `stable_for`…".to_string(),
@@ -399,8 +404,10 @@ pub fn plain_line(event: &Event) -> Option<String> {
             state,
             reason,
         } => match reason {
-            Some(r) if state != "met" => format!("node {node}: gate {signal} {name}: {state}: {r}"),
-            _ => format!("node {node}: gate {signal} {name}: {state}"),
+            Some(r) if *state != SignalWord::Met => {
+                format!("node {node}: gate {} {name}: {state}: {r}", signal.letter())
+            }
+            _ => format!("node {node}: gate {} {name}: {state}", signal.letter()),
         },
         Event::NodeReady {
             node,
@@ -429,7 +436,11 @@ pub fn plain_line(event: &Event) -> Option<String> {
         } => {
             let mut s = format!("node {node}: FAILED at {step}: {reason}");
             if let (Some(sig), Some(obs)) = (signal, observed) {
-                let _ = write!(s, "\n  signal {sig} never held; last observed: {obs}");
+                let _ = write!(
+                    s,
+                    "\n  signal {} never held; last observed: {obs}",
+                    sig.label()
+                );
             }
             match logs_tail.as_deref().map(str::trim) {
                 Some(t) if !t.is_empty() => {
@@ -473,6 +484,58 @@ pub fn plain_line(event: &Event) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The typed signal, state and statuses keep the JSON contract (README "JSON events").
+    #[test]
+    fn typed_fields_keep_their_json_forms() {
+        let g = Event::GateSignal {
+            node: 1002,
+            signal: Signal::ConfigCaughtUp,
+            name: Signal::ConfigCaughtUp.name(),
+            state: SignalWord::NotYet,
+            reason: Some("config 7 < 9".into()),
+        };
+        let v = serde_json::to_value(&g).unwrap();
+        assert_eq!(v["data"]["signal"], "E");
+        assert_eq!(v["data"]["name"], "cluster config caught up");
+        assert_eq!(v["data"]["state"], "not_yet");
+        let f = Event::NodeFailed {
+            node: 1002,
+            step: PlanStepKind::WaitReady,
+            reason: "r".into(),
+            signal: Some(Signal::NewProcessOnTarget),
+            observed: None,
+            logs_tail: None,
+        };
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["data"]["signal"], "B new process on target version");
+        let none = Event::NodeFailed {
+            node: 1002,
+            step: PlanStepKind::Stop,
+            reason: "r".into(),
+            signal: None,
+            observed: None,
+            logs_tail: None,
+        };
+        assert!(serde_json::to_value(&none).unwrap()["data"]["signal"].is_null());
+        let s = Event::Summary(Summary {
+            ok: false,
+            status: RunStatus::Interrupted,
+            cluster: "c".into(),
+            to: "t".into(),
+            duration_s: 1.0,
+            nodes: vec![NodeSummary {
+                id: 1001,
+                from: None,
+                to: "t".into(),
+                status: NodeStatus::Ready,
+                duration_s: None,
+            }],
+        });
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["data"]["status"], "interrupted");
+        assert_eq!(v["data"]["nodes"][0]["status"], "upgraded");
+    }
+
     #[test]
     fn events_serialize_as_type_and_data() {
         let e = Event::NodeReady {
@@ -485,7 +548,7 @@ mod tests {
         assert_eq!(v["data"]["node"], 1001);
         let s = Event::Summary(Summary {
             ok: true,
-            status: "completed".into(),
+            status: RunStatus::Completed,
             cluster: "c".into(),
             to: "t".into(),
             duration_s: 1.0,

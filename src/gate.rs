@@ -83,6 +83,31 @@ impl Signal {
             Signal::UptimeGrowing => "uptime growing",
         }
     }
+
+    /// Letter and name, as `node_failed.signal` shows it: `B new process on target version`.
+    pub fn label(self) -> String {
+        format!("{} {}", self.letter(), self.name())
+    }
+}
+
+/// Serde forms of a [`Signal`] in the event stream: `gate_signal.signal` is the letter
+/// (`"B"`), `node_failed.signal` the letter and name (`"B new process on target version"`).
+/// The JSON stays as it was; the Rust side is typed.
+pub mod signal_serde {
+    use serde::Serializer;
+
+    use super::Signal;
+
+    pub fn letter<S: Serializer>(s: &Signal, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_str(&s.letter())
+    }
+
+    pub fn label<S: Serializer>(s: &Option<Signal>, ser: S) -> Result<S::Ok, S::Error> {
+        match s {
+            Some(s) => ser.collect_str(&s.label()),
+            None => ser.serialize_none(),
+        }
+    }
 }
 
 impl fmt::Display for Signal {
@@ -105,6 +130,40 @@ pub enum SignalState {
 impl SignalState {
     pub fn is_met(&self) -> bool {
         matches!(self, SignalState::Met)
+    }
+
+    /// The event form: which of the three states, and the reason when not met.
+    pub fn split(&self) -> (SignalWord, Option<String>) {
+        match self {
+            SignalState::Met => (SignalWord::Met, None),
+            SignalState::NotYet(r) => (SignalWord::NotYet, Some(r.clone())),
+            SignalState::Unknown(r) => (SignalWord::Unknown, Some(r.clone())),
+        }
+    }
+}
+
+/// A signal's state without its reason (`gate_signal.state`: `met`, `not_yet`, `unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalWord {
+    Met,
+    NotYet,
+    Unknown,
+}
+
+impl SignalWord {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalWord::Met => "met",
+            SignalWord::NotYet => "not_yet",
+            SignalWord::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for SignalWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

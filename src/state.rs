@@ -34,6 +34,22 @@ impl RunStatus {
     pub fn unfinished(self) -> bool {
         self != RunStatus::Completed
     }
+
+    /// The serde name (`completed`, …), as the summary event shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +62,25 @@ pub enum NodeStatus {
     Skipped,
     Failed,
     RolledBack,
+}
+
+impl NodeStatus {
+    /// The word a run's summary (and `wkctl history`) uses: a `ready` node is `upgraded`.
+    pub fn summary_word(self) -> &'static str {
+        match self {
+            NodeStatus::Pending => "pending",
+            NodeStatus::InProgress => "in_progress",
+            NodeStatus::Ready => "upgraded",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::Failed => "failed",
+            NodeStatus::RolledBack => "rolled_back",
+        }
+    }
+
+    /// Serializes a status as [`NodeStatus::summary_word`] (`summary.nodes[].status`).
+    pub fn serialize_summary<S: serde::Serializer>(s: &Self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.summary_word())
+    }
 }
 
 /// The node's version and uptime just before it was stopped (gate signal B).

@@ -10,7 +10,7 @@ use crate::commands::manifest_dir;
 use crate::error::Outcome;
 use crate::manifest;
 use crate::output::{Printer, short_duration, table};
-use crate::state::{HistoryEntry, NodeStatus, RunStatus, StateDir};
+use crate::state::{HistoryEntry, RunStatus, StateDir};
 
 pub fn run(global: &Global, args: &HistoryArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let path = manifest::resolve_path(global.manifest.as_deref());
@@ -66,7 +66,7 @@ pub fn run(global: &Global, args: &HistoryArgs, p: &Printer) -> anyhow::Result<O
                 vec![
                     format!("  {}", n.id),
                     n.from.clone().unwrap_or_else(|| "?".into()),
-                    status_word(n.status).to_string(),
+                    n.status.summary_word().to_string(),
                     match (n.started_at_ms, n.finished_at_ms) {
                         (Some(start), Some(end)) => took(start, end).unwrap_or_default(),
                         _ => "-".into(),
@@ -101,7 +101,7 @@ fn entry_json(h: &HistoryEntry) -> Value {
         "nodes": r.nodes.iter().map(|n| json!({
             "id": n.id,
             "from": n.from,
-            "status": status_word(n.status),
+            "status": n.status.summary_word(),
             "duration_s": match (n.started_at_ms, n.finished_at_ms) {
                 (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1000.0),
                 _ => None,
@@ -134,18 +134,6 @@ fn result(h: &HistoryEntry) -> String {
         format!("{s} (discarded)")
     } else {
         s.to_string()
-    }
-}
-
-/// The same words as the run's summary.
-fn status_word(s: NodeStatus) -> &'static str {
-    match s {
-        NodeStatus::Pending => "pending",
-        NodeStatus::InProgress => "in_progress",
-        NodeStatus::Ready => "upgraded",
-        NodeStatus::Skipped => "skipped",
-        NodeStatus::Failed => "failed",
-        NodeStatus::RolledBack => "rolled_back",
     }
 }
 

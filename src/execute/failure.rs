@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{NodeEnd, Runner, WaitEnd};
 use crate::events::Event;
-use crate::gate::{GateTarget, NodeBaseline};
+use crate::gate::{GateTarget, NodeBaseline, Signal};
 use crate::plan::{PlanStepKind, PlannedNode};
 use crate::probe::Scope;
 use crate::state::{NodeStatus, now_ms};
@@ -52,7 +52,7 @@ impl Runner<'_> {
         pn: &PlannedNode,
         step: PlanStepKind,
         reason: &str,
-        signal: Option<String>,
+        signal: Option<Signal>,
         observed: Option<String>,
         touched: bool,
     ) -> anyhow::Result<NodeEnd> {

@@ -3,7 +3,7 @@
 use super::Runner;
 use crate::error::Outcome;
 use crate::events::{Event, NodeSummary, Summary};
-use crate::state::NodeStatus;
+use crate::state::{NodeStatus, RunStatus};
 
 impl Runner<'_> {
     pub(super) fn summary(&self, outcome: Outcome) {
@@ -17,7 +17,7 @@ impl Runner<'_> {
                     id: pn.id,
                     from: st.and_then(|s| s.from.clone()).or_else(|| pn.from.clone()),
                     to: self.plan.to.to_string(),
-                    status: st.map_or("pending", |s| status_word(s.status)).to_string(),
+                    status: st.map_or(NodeStatus::Pending, |s| s.status),
                     duration_s: st.and_then(|s| match (s.started_at_ms, s.finished_at_ms) {
                         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1000.0),
                         _ => None,
@@ -26,28 +26,17 @@ impl Runner<'_> {
             })
             .collect();
         let status = match outcome {
-            Outcome::Success => "completed",
-            Outcome::No => "failed",
-            Outcome::Interrupted => "interrupted",
+            Outcome::Success => RunStatus::Completed,
+            Outcome::No => RunStatus::Failed,
+            Outcome::Interrupted => RunStatus::Interrupted,
         };
         self.emit(&Event::Summary(Summary {
             ok: outcome == Outcome::Success,
-            status: status.to_string(),
+            status,
             cluster: self.plan.cluster.clone(),
             to: self.plan.to.to_string(),
             duration_s: self.started.elapsed().as_secs_f64(),
             nodes,
         }));
-    }
-}
-
-fn status_word(s: NodeStatus) -> &'static str {
-    match s {
-        NodeStatus::Pending => "pending",
-        NodeStatus::InProgress => "in_progress",
-        NodeStatus::Ready => "upgraded",
-        NodeStatus::Skipped => "skipped",
-        NodeStatus::Failed => "failed",
-        NodeStatus::RolledBack => "rolled_back",
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use crate::events::Event;
-use crate::gate::{Failure, GateTarget, NodeBaseline, Phase, SignalState, Verdict};
+use crate::gate::{Failure, GateTarget, NodeBaseline, Phase, Verdict};
 use crate::probe::{self, ClusterView, Scope};
 
 use super::Runner;
@@ -16,14 +16,6 @@ pub enum WaitEnd {
     Failed(Failure),
     /// The operator pressed Ctrl-C a second time (or once, during a soak).
     Interrupted,
-}
-
-fn state_word(s: &SignalState) -> (&'static str, Option<String>) {
-    match s {
-        SignalState::Met => ("met", None),
-        SignalState::NotYet(r) => ("not_yet", Some(r.clone())),
-        SignalState::Unknown(r) => ("unknown", Some(r.clone())),
-    }
 }
 
 impl Runner<'_> {
@@ -42,12 +34,12 @@ impl Runner<'_> {
             let at = Instant::now();
             let verdict = self.tracker.feed(&view, at);
             for (sig, st) in self.tracker.changes() {
-                let (word, reason) = state_word(st);
+                let (state, reason) = st.split();
                 self.reporter.emit(&Event::GateSignal {
                     node,
-                    signal: sig.letter().to_string(),
-                    name: sig.name().to_string(),
-                    state: word.to_string(),
+                    signal: *sig,
+                    name: sig.name(),
+                    state,
                     reason,
                 });
             }

@@ -134,14 +134,14 @@ impl Failure {
     }
 
     /// The gate signal that never held (`"B new process on target version"`), if any.
-    pub fn signal(&self) -> Option<String> {
+    pub fn signal(&self) -> Option<Signal> {
         match self {
             Failure::Timeout {
                 phase: PhaseKind::PreStop,
                 ..
-            } => Some(signal_label(Signal::ClusterSettled)),
-            Failure::Timeout { signal, .. } => signal.map(signal_label),
-            Failure::CrashLoop { .. } => Some(signal_label(Signal::UptimeGrowing)),
+            } => Some(Signal::ClusterSettled),
+            Failure::Timeout { signal, .. } => *signal,
+            Failure::CrashLoop { .. } => Some(Signal::UptimeGrowing),
             _ => None,
         }
     }
@@ -156,10 +156,6 @@ impl Failure {
             Failure::Auth { .. } => None,
         }
     }
-}
-
-fn signal_label(s: Signal) -> String {
-    format!("{} {}", s.letter(), s.name())
 }
 
 /// The answer to one feed.

@@ -340,9 +340,10 @@ pub fn text(cluster: &str, event: &Event) -> String {
             // Node counts per status, in the order statuses first appear.
             let mut counts: Vec<(&str, usize)> = Vec::new();
             for n in &s.nodes {
-                match counts.iter_mut().find(|(st, _)| *st == n.status) {
+                let word = n.status.summary_word();
+                match counts.iter_mut().find(|(st, _)| *st == word) {
                     Some((_, c)) => *c += 1,
-                    None => counts.push((&n.status, 1)),
+                    None => counts.push((word, 1)),
                 }
             }
             let parts: Vec<String> = counts

@@ -1,5 +1,6 @@
 use super::*;
 use crate::events::{NodeSummary, Summary};
+use crate::state::{NodeStatus, RunStatus};
 
 #[test]
 fn redaction_keeps_only_scheme_host_and_port() {
@@ -96,24 +97,24 @@ fn text_is_one_line_prefixed_with_the_cluster() {
         text("prod", &failed),
         "wkctl prod: node 1003: FAILED at wait_ready: signal B never held"
     );
-    let node = |id, status: &str| NodeSummary {
+    let node = |id, status| NodeSummary {
         id,
         from: None,
         to: "v2".into(),
-        status: status.into(),
+        status,
         duration_s: None,
     };
     let summary = Event::Summary(Summary {
         ok: false,
-        status: "failed".into(),
+        status: RunStatus::Failed,
         cluster: "prod".into(),
         to: "v2.1.2-20250120".into(),
         duration_s: 93.6,
         nodes: vec![
-            node(1001, "upgraded"),
-            node(1002, "upgraded"),
-            node(1003, "failed"),
-            node(1004, "rolled_back"),
+            node(1001, NodeStatus::Ready),
+            node(1002, NodeStatus::Ready),
+            node(1003, NodeStatus::Failed),
+            node(1004, NodeStatus::RolledBack),
         ],
     });
     assert_eq!(
