@@ -458,3 +458,135 @@ fn bad_notify_sections_are_refused_with_their_place() {
         assert!(err.contains("hint:"), "{err}");
     }
 }
+
+// ----- end to end: a real upgrade of the simulator, notified ------------------------------
+
+/// A workspace for `sim` whose manifest has `notify_section` appended.
+fn notified_ws(sim: &crate::harness::Sim, notify_section: &str) -> crate::support::Ws {
+    let ws = crate::support::Ws::new(sim, &crate::support::Opts::default());
+    let mut m = std::fs::read_to_string(&ws.manifest).unwrap();
+    m.push_str(notify_section);
+    std::fs::write(&ws.manifest, m).unwrap();
+    ws
+}
+
+/// The webhook server on its own runtime thread (the run itself is a child process).
+fn blocking_server() -> (String, Seen, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (base, seen) = rt.block_on(server());
+    (base, seen, rt)
+}
+
+const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
+
+/// Issue 19.4 end to end: every configured event of a real run reaches the webhook, in
+/// the order the run emitted it, matching what the simulator saw; the URL's secret is
+/// never printed.
+#[test]
+fn a_real_upgrade_notifies_the_webhook_in_order() {
+    let sim = crate::harness::Sim::start(crate::harness::SimOpts::default());
+    let (base, seen, _rt) = blocking_server();
+    let ws = notified_ws(
+        &sim,
+        "notify:\n  url_env: WKTEST_HOOK\n  events: [run_started, node_ready, soak_finished, summary]\n  timeout: 2s\n",
+    );
+    let url = format!("{base}/ok/{SECRET}");
+    let r = ws.run(&UP, &[("WKTEST_HOOK", &url)]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        !r.all().contains("SECRET"),
+        "the webhook secret leaked:\n{}",
+        r.all()
+    );
+
+    let got: Vec<(String, Option<u64>)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, v)| {
+            (
+                v["type"].as_str().unwrap_or("?").to_string(),
+                v["data"]["node"].as_u64(),
+            )
+        })
+        .collect();
+    let mut want = vec![("run_started".to_string(), None)];
+    for id in [1001, 1002, 1003] {
+        want.push(("node_ready".into(), Some(id)));
+        want.push(("soak_finished".into(), Some(id)));
+    }
+    want.push(("summary".into(), None));
+    assert_eq!(got, want);
+    // Each body carries the cluster and a Slack-compatible text.
+    for (_, v) in seen.lock().unwrap().iter() {
+        assert_eq!(v["cluster"], "t", "{v}");
+        assert!(
+            v["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("wkctl t: ")),
+            "{v}"
+        );
+    }
+    // The nodes the webhook heard as ready are the ones the simulator stopped, in order.
+    let stopped: Vec<u64> = crate::support::lifecycle(&sim)
+        .into_iter()
+        .filter(|(_, verb, _)| verb == "stop")
+        .map(|(_, _, n)| n)
+        .collect();
+    assert_eq!(stopped, vec![1001, 1002, 1003]);
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
+}
+
+/// A webhook that fails (500) or a command that fails never changes the run's outcome;
+/// the failed deliveries are reported, without the secret.
+#[test]
+fn a_failing_webhook_never_changes_the_outcome() {
+    let sim = crate::harness::Sim::start(crate::harness::SimOpts::default());
+    let (base, seen, _rt) = blocking_server();
+    let ws = notified_ws(
+        &sim,
+        "notify:\n  url_env: WKTEST_HOOK\n  events: [summary]\n  timeout: 1s\n  retries: 1\n",
+    );
+    let url = format!("{base}/fail/{SECRET}");
+    let r = ws.run(&UP, &[("WKTEST_HOOK", &url)]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(!r.all().contains("SECRET"), "{}", r.all());
+    assert!(
+        r.stderr.contains("warning:") && r.stderr.contains("500"),
+        "the failed delivery is reported:\n{}",
+        r.stderr
+    );
+    // One try plus one retry of the summary.
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    let summary = r
+        .lines()
+        .into_iter()
+        .find(|l| l["type"] == "summary")
+        .unwrap();
+    assert_eq!(summary["data"]["status"], "completed");
+}
+
+/// A command hook runs in the manifest's directory and gets each event's JSON on stdin.
+#[test]
+fn a_command_hook_gets_each_event_as_json_on_stdin() {
+    let sim = crate::harness::Sim::start(crate::harness::SimOpts::default());
+    let ws = notified_ws(
+        &sim,
+        "notify:\n  command: \"cat >> notified.jsonl; echo >> notified.jsonl\"\n  events: [node_ready, summary]\n",
+    );
+    let r = ws.run(&UP, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let text = std::fs::read_to_string(ws.dir.path().join("notified.jsonl")).unwrap();
+    let got: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = got.iter().filter_map(|v| v["type"].as_str()).collect();
+    assert_eq!(kinds, ["node_ready", "node_ready", "node_ready", "summary"]);
+    assert_eq!(got[3]["data"]["nodes"][2]["status"], "upgraded");
+}
