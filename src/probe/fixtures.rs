@@ -91,8 +91,8 @@ pub fn manifest(ids: &[u64]) -> Manifest {
             .iter()
             .map(|id| Node {
                 id: *id,
-                host: format!("10.0.0.{}", id - 1000),
-                api: format!("http://10.0.0.{}:5001", id - 1000),
+                host: format!("10.0.0.{}", id % 1000),
+                api: format!("http://10.0.0.{}:5001", id % 1000),
                 version: None,
                 vars: BTreeMap::default(),
             })
