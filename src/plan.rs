@@ -33,6 +33,9 @@ pub struct PlannedStep {
 pub enum PlanStepKind {
     /// Fetch the new version while the node still serves; a failure leaves it untouched.
     Prepare,
+    /// Take the node out of client traffic (a load balancer, …) before the pre-stop
+    /// check and the stop. A failure leaves the node serving and stops the run.
+    Drain,
     /// Before the stop: every node fully back (A, C, D, E) and the cluster settled (F),
     /// so a degraded cluster is never made worse.
     CheckSettled,
@@ -42,6 +45,9 @@ pub enum PlanStepKind {
     Start,
     /// The readiness gate (signals A–G held for `stable_for`).
     WaitReady,
+    /// Put the node back into client traffic once its gate held (before the soak). A
+    /// failure stops the run (the node is out of rotation); `--resume` runs it again.
+    Undrain,
     /// Watch the whole cluster for `policy.soak`.
     Soak,
     /// `--resume`: re-verify a node an earlier run upgraded (the full gate, no restart).
@@ -64,6 +70,8 @@ impl PlanStepKind {
     pub fn playbook_step(self) -> Option<StepKind> {
         match self {
             PlanStepKind::Prepare => Some(StepKind::Prepare),
+            PlanStepKind::Drain => Some(StepKind::Drain),
+            PlanStepKind::Undrain => Some(StepKind::Undrain),
             PlanStepKind::Lock => Some(StepKind::Lock),
             PlanStepKind::PreRun => Some(StepKind::PreRun),
             PlanStepKind::PostRun => Some(StepKind::PostRun),
@@ -80,6 +88,8 @@ impl PlanStepKind {
     pub fn as_str(self) -> &'static str {
         match self {
             PlanStepKind::Prepare => "prepare",
+            PlanStepKind::Drain => "drain",
+            PlanStepKind::Undrain => "undrain",
             PlanStepKind::Lock => "lock",
             PlanStepKind::PreRun => "pre_run",
             PlanStepKind::PostRun => "post_run",
@@ -292,15 +302,21 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
         let mut steps = Vec::new();
         if action == NodeAction::Upgrade {
             // `prepare` runs while the node still serves (a failure leaves it untouched),
-            // then the pre-stop check right before the stop.
-            if let Some(tpl) = input.playbook.step(StepKind::Prepare) {
-                let command = playbook::render(tpl, &vars)
-                    .map_err(|e| render_error(input, id, StepKind::Prepare, &e))?;
-                steps.push(PlannedStep {
-                    kind: PlanStepKind::Prepare,
-                    command: Some(command),
-                    timeout_s: step_timeout(StepKind::Prepare),
-                });
+            // then `drain` takes it out of client traffic, then the pre-stop check comes
+            // right before the stop (a drain may take long: the check must be fresh).
+            for (kind, plan_kind) in [
+                (StepKind::Prepare, PlanStepKind::Prepare),
+                (StepKind::Drain, PlanStepKind::Drain),
+            ] {
+                if let Some(tpl) = input.playbook.step(kind) {
+                    let command = playbook::render(tpl, &vars)
+                        .map_err(|e| render_error(input, id, kind, &e))?;
+                    steps.push(PlannedStep {
+                        kind: plan_kind,
+                        command: Some(command),
+                        timeout_s: step_timeout(kind),
+                    });
+                }
             }
             steps.push(PlannedStep {
                 kind: PlanStepKind::CheckSettled,
@@ -331,6 +347,17 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
                 command: None,
                 timeout_s: policy.node_timeout.as_secs_f64(),
             });
+            // `undrain` once the gate held: the node is back in the cluster, so it may
+            // take client traffic again; the soak then watches it serving.
+            if let Some(tpl) = input.playbook.step(StepKind::Undrain) {
+                let command = playbook::render(tpl, &vars)
+                    .map_err(|e| render_error(input, id, StepKind::Undrain, &e))?;
+                steps.push(PlannedStep {
+                    kind: PlanStepKind::Undrain,
+                    command: Some(command),
+                    timeout_s: step_timeout(StepKind::Undrain),
+                });
+            }
             if !policy.soak.is_zero() {
                 steps.push(PlannedStep {
                     kind: PlanStepKind::Soak,
@@ -436,6 +463,8 @@ fn budget_finding(nodes: &[PlannedNode], policy: &Policy) -> Option<Finding> {
                 .iter()
                 .skip_while(|s| s.kind != PlanStepKind::Stop)
                 .skip(1)
+                // Up to the gate: `undrain` runs after it, outside `node_timeout`.
+                .take_while(|s| s.kind != PlanStepKind::WaitReady)
                 .filter(|s| s.command.is_some())
                 .map(|s| s.timeout_s)
                 .sum::<f64>()

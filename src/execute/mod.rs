@@ -295,8 +295,15 @@ impl<'a> Runner<'a> {
                 // earlier run (the node may be down; its baseline stays the old process).
                 PlanStepKind::CheckSettled if !stop_began => match self.pre_stop(pn).await? {
                     PreStop::Go => continue,
-                    PreStop::End(end) => return Ok(end),
+                    PreStop::End(end) => {
+                        // Not stopped after all: a node drained for this stop goes back
+                        // into client traffic.
+                        self.undo_drain(pn, &transport).await?;
+                        return Ok(end);
+                    }
                 },
+                // After the gate (below).
+                PlanStepKind::Undrain => continue,
                 _ if step.command.is_none() => continue,
                 _ => {}
             }
@@ -357,6 +364,14 @@ impl<'a> Runner<'a> {
                     )
                     .await;
             }
+        }
+        // Back into client traffic (a failure stops the run: the node is out of
+        // rotation; `--resume` re-gates it and runs `undrain` again).
+        if let Some(step) = pn.steps.iter().find(|s| s.kind == PlanStepKind::Undrain)
+            && !self.state.node(id).is_some_and(|n| n.finished(step.kind))
+            && let Some(end) = self.run_step(pn, step, &transport).await?
+        {
+            return Ok(end);
         }
         if self.interrupt.requested() {
             // Ready, not soaked: a resumed run re-gates it and runs the soak.
@@ -655,6 +670,62 @@ impl<'a> Runner<'a> {
         self.node_run(id).done.push(step.kind);
         self.save()?;
         Ok(None)
+    }
+
+    /// A node drained for a stop that did not happen (the pre-stop check failed, or the
+    /// run was interrupted there) is put back into client traffic, and its `drain` is
+    /// forgotten so that a resumed run drains it again. A failed `undrain` is shown (the
+    /// node stays out of rotation) but does not change how the run ends.
+    async fn undo_drain(&mut self, pn: &PlannedNode, transport: &Transport) -> anyhow::Result<()> {
+        let id = pn.id;
+        let drained = self
+            .state
+            .node(id)
+            .is_some_and(|n| n.finished(PlanStepKind::Drain) && !n.finished(PlanStepKind::Stop));
+        let Some(command) = pn
+            .steps
+            .iter()
+            .find(|s| s.kind == PlanStepKind::Undrain)
+            .and_then(|s| s.command.clone().map(|c| (c, s.timeout_s)))
+            .filter(|_| drained)
+        else {
+            return Ok(());
+        };
+        let (command, timeout_s) = command;
+        self.emit(&Event::StepStarted {
+            node: id,
+            step: PlanStepKind::Undrain,
+            command: Some(command.clone()),
+        });
+        let out = transport::run(transport, &command, Duration::from_secs_f64(timeout_s)).await;
+        let (ok, exit_code, timed_out, duration_s) = match &out {
+            Ok(o) => (
+                o.success(),
+                o.exit_code,
+                o.timed_out,
+                o.duration.as_secs_f64(),
+            ),
+            Err(_) => (false, None, false, 0.0),
+        };
+        self.emit(&Event::StepFinished {
+            node: id,
+            step: PlanStepKind::Undrain,
+            ok,
+            exit_code,
+            timed_out,
+            duration_s,
+        });
+        if ok {
+            self.node_run(id).done.retain(|k| *k != PlanStepKind::Drain);
+        } else {
+            self.emit(&Event::Waiting {
+                node: Some(id),
+                what: format!(
+                    "node {id} stays drained (out of client traffic): its `undrain` failed; run it by hand, or `wkctl upgrade --resume` continues from the drained node"
+                ),
+            });
+        }
+        self.save()
     }
 
     /// `--resume`: a node the earlier run upgraded is re-verified with the full gate

@@ -8,6 +8,7 @@ mod foundation;
 mod harness;
 mod history;
 mod holes;
+mod hooks;
 mod live;
 mod matrix;
 mod notify;
