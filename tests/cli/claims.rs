@@ -326,23 +326,28 @@ fn quiet_and_every_wkctl_env_var_change_behaviour() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("v2.1.2-20250120"), "{out}");
 
-    // -q and WKCTL_QUIET drop the notes on stderr, never the results on stdout.
-    let (_, out_loud, err_loud) = with(&["--to", "v2.1.2"], &[]);
-    assert!(!err_loud.trim().is_empty(), "plan says something on stderr");
-    for (extra, env) in [
-        (&["-q"][..], &[][..]),
-        (&[][..], &[("WKCTL_QUIET", "1")][..]),
+    // -q and WKCTL_QUIET drop the notes on stderr, never the result (`init`: the file).
+    let (code, _, err_loud) = wkctl_env(d, &["init", "-o", "loud.yaml"], &[]);
+    assert_eq!(code, 0, "{err_loud}");
+    assert!(err_loud.contains("wrote `loud.yaml`"), "{err_loud}");
+    for (args, env) in [
+        (&["-q", "init", "-o", "q.yaml"][..], &[][..]),
+        (&["init", "-o", "env.yaml"][..], &[("WKCTL_QUIET", "1")][..]),
     ] {
-        let mut a = vec!["--to", "v2.1.2"];
-        a.extend_from_slice(extra);
-        let (code, out, err) = with(&a, env);
+        let (code, _, err) = wkctl_env(d, args, env);
         assert_eq!(code, 0, "{err}");
-        assert_eq!(out, out_loud, "-q keeps the results");
         assert!(
             err.trim().is_empty(),
-            "{extra:?} {env:?} leaves stderr empty: {err}"
+            "{args:?} {env:?} leaves stderr empty: {err}"
+        );
+        let written = std::fs::read_to_string(d.join(args[args.len() - 1])).unwrap();
+        assert_eq!(
+            written,
+            std::fs::read_to_string(d.join("loud.yaml")).unwrap(),
+            "the same file"
         );
     }
+    let (_, out_loud, err_loud) = with(&["--to", "v2.1.2"], &[]);
 
     // WKCTL_MANIFEST names the manifest when -m is not given.
     let (code, _, err) = wkctl_env(&other, &["plan", "--offline", "--to", "v2.1.2"], &[]);

@@ -46,14 +46,31 @@ fn failed_event(lines: &[Value]) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// The common assertions of a run that must stop at `node`.
-fn assert_stopped_at(sim: &Sim, ws: &Ws, node: u64, code: i32, lines: &[Value]) {
+/// The common assertions of a run that must stop at `node`. `fault_at`: when the test
+/// injected its fault at the node's stop (the fault and wkctl's stop command land together,
+/// so that one stop may find the cluster unsettled by the test itself).
+fn assert_stopped_at(
+    sim: &Sim,
+    ws: &Ws,
+    node: u64,
+    code: i32,
+    lines: &[Value],
+    fault_at: Option<i64>,
+) {
     assert_eq!(code, 1, "{lines:?}");
     let f = failed_event(lines);
     assert_eq!(f["data"]["node"], node, "{f}");
     assert_eq!(lines.last().unwrap()["type"], "summary");
-    // No row stops a node itself: both invariants hold over the whole log.
-    rollout_was_safe(&sim.events()).unwrap();
+    // No row stops a second node itself: both invariants hold over the whole log, or up to
+    // a fault injected at the stop, and never two nodes down after it.
+    let events = sim.events();
+    match fault_at {
+        None => rollout_was_safe(&events).unwrap(),
+        Some(t) => {
+            crate::harness::safe_before(&events, t).unwrap();
+            crate::harness::down_intervals_never_overlap(&events).unwrap();
+        }
+    }
     // Nothing after the failed node was touched.
     let later: Vec<u64> = ORDER.iter().copied().filter(|n| *n > node).collect();
     for (verb, n) in lifecycle(sim).into_iter().map(|(_, v, n)| (v, n)) {
@@ -90,15 +107,17 @@ fn fault_stops_the_run(fault: &[&str], node: u64, expect: &[&str], inject: Injec
         ctl_ok(&sim, &args);
     }
     let mut run = ws.spawn(&UP, &[]);
+    let mut fault_at = None;
     if matches!(inject, Inject::AtStop) {
         run.wait_for("stop step of the node", RUN_T, |v| {
             v["type"] == "step_started" && v["data"]["node"] == node && v["data"]["step"] == "stop"
         });
+        fault_at = Some(now_ms());
         ctl_ok(&sim, &args);
     }
     let (code, err) = run.finish(RUN_T);
     let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
-    assert_stopped_at(&sim, &ws, node, code, &lines);
+    assert_stopped_at(&sim, &ws, node, code, &lines, fault_at);
     let f = failed_event(&lines);
     let said = format!(
         "{} {}",
@@ -162,7 +181,7 @@ fn crash_loop_fails_at_once(node: u64) {
     let (code, err) = run.finish(RUN_T);
     let timed = run.values();
     let lines: Vec<Value> = timed.iter().map(|(_, v)| v.clone()).collect();
-    assert_stopped_at(&sim, &ws, node, code, &lines);
+    assert_stopped_at(&sim, &ws, node, code, &lines, None);
     let reason = failed_event(&lines)["data"]["reason"]
         .as_str()
         .unwrap_or_default()
@@ -535,7 +554,7 @@ fn a_hanging_step_times_out_and_stops_the_run() {
     let mut run = ws.spawn(&UP, &[]);
     let (code, _) = run.finish(RUN_T);
     let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
-    assert_stopped_at(&sim, &ws, 1002, code, &lines);
+    assert_stopped_at(&sim, &ws, 1002, code, &lines, None);
     let step = lines
         .iter()
         .find(|l| {
@@ -563,7 +582,7 @@ fn a_failing_step_stops_the_run_with_its_output() {
     let mut run = ws.spawn(&UP, &[]);
     let (code, _) = run.finish(RUN_T);
     let lines: Vec<Value> = run.values().into_iter().map(|(_, v)| v).collect();
-    assert_stopped_at(&sim, &ws, 1002, code, &lines);
+    assert_stopped_at(&sim, &ws, 1002, code, &lines, None);
     let reason = failed_event(&lines)["data"]["reason"]
         .as_str()
         .unwrap()
