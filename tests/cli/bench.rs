@@ -371,14 +371,14 @@ fn bench_scale_status_and_check() {
         );
     }
     let (s10, c10, _, _) = results[&10];
-    let (s1k, c1k, rs1k, rc1k) = results[&1000];
+    let (s1k, c1k, rss_status, rss_check) = results[&1000];
     println!("targets:");
     let met = [
         target("status at 1000 nodes", s1k.as_secs_f64(), 2.0, " s"),
         target("check at 1000 nodes", c1k.as_secs_f64(), 2.0, " s"),
         target(
             "peak RSS at 1000 nodes",
-            rs1k.max(rc1k) as f64 / 1024.0,
+            rss_status.max(rss_check) as f64 / 1024.0,
             64.0,
             " MiB",
         ),

@@ -3,6 +3,7 @@
 //! stdout, an invalid playbook, the global flags' environment variables, every `demo
 //! --fault`, and the CI recipe run as written.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -272,10 +273,11 @@ fn an_invalid_playbook_exits_2_end_to_end() {
 fn offline_manifest(dir: &Path, version: &str) -> PathBuf {
     let mut s = String::from("name: envs\nplaybook: systemd\nnodes:\n");
     for id in [1001, 1002, 1003] {
-        s.push_str(&format!(
-            "  - {{ id: {id}, host: 10.0.0.{}, version: {version} }}\n",
+        let _ = writeln!(
+            s,
+            "  - {{ id: {id}, host: 10.0.0.{}, version: {version} }}",
             id - 1000
-        ));
+        );
     }
     let p = dir.join("cluster.yaml");
     std::fs::write(&p, s).unwrap();
@@ -305,6 +307,7 @@ fn wkctl_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, S
 
 /// `-q` and each global flag's `WKCTL_*` variable change what wkctl does, not just parse.
 #[test]
+#[allow(clippy::many_single_char_names)] // d(ir), m(anifest), a(rgs), c(ommand), o(utput)
 fn quiet_and_every_wkctl_env_var_change_behaviour() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

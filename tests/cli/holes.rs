@@ -353,8 +353,9 @@ fn a_peer_partitioned_during_a_gate_stops_the_run_within_three_polls() {
         "names the peer and why: {reason}"
     );
     // The controller marks it offline after its ≈ 6 s window (scaled ×20 here), then
-    // 3 polls of 100 ms. Never the 30 s `stable_for` nor the 60 s `node_timeout`.
-    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+    // 3 polls of 100 ms: well under a second. The bound is generous for a loaded shared
+    // machine and still far from the 30 s `stable_for` and the 60 s `node_timeout`.
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
     assert_eq!(count(&sim, "stop", 1002), 0, "nothing more touched");
     // The test cuts 1003 off itself while 1001 is down: checked up to that moment.
     crate::harness::safe_before(&sim.events(), fault_ms).unwrap();

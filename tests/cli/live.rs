@@ -433,7 +433,7 @@ fn status_watch_redraws_until_ctrl_c() {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(chunk) => text.push_str(&String::from_utf8_lossy(&chunk)),
-            Err(_) => panic!("fewer than 3 screens within a minute:\n{text}"),
+            Err(e) => panic!("fewer than 3 screens within a minute ({e}):\n{text}"),
         }
     }
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());

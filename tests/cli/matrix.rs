@@ -191,8 +191,7 @@ fn crash_loop_fails_at_once(node: u64) {
         timed
             .iter()
             .find(|(_, v)| pred(v))
-            .map(|(t, _)| *t)
-            .unwrap_or_else(|| panic!("missing line:\n{}", run.text()))
+            .map_or_else(|| panic!("missing line:\n{}", run.text()), |(t, _)| *t)
     };
     let started = at(&|v| {
         v["type"] == "step_finished" && v["data"]["node"] == node && v["data"]["step"] == "start"
@@ -350,8 +349,7 @@ fn failed_at(run: &crate::support::Streaming) -> i64 {
     run.values()
         .into_iter()
         .find(|(_, v)| v["type"] == "node_failed")
-        .map(|(t, _)| t)
-        .unwrap_or_else(|| panic!("no node_failed:\n{}", run.text()))
+        .map_or_else(|| panic!("no node_failed:\n{}", run.text()), |(t, _)| t)
 }
 
 /// 3 polls of 100 ms (`PEER_DOWN_POLLS`) plus 1 s of slack.

@@ -231,7 +231,7 @@ fn canary_pauses_after_the_first_node_and_asks() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(chunk) => seen.push_str(&String::from_utf8_lossy(&chunk)),
-                Err(_) => panic!("never saw `{what}`:\n{seen}"),
+                Err(e) => panic!("never saw `{what}` ({e}):\n{seen}"),
             }
         }
     };

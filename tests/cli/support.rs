@@ -447,7 +447,7 @@ pub fn demo_with_sim_log(args: &[&str]) -> DemoRun {
         .stderr(out)
         .spawn()
         .expect("spawn wkctl demo");
-    let deadline = t0 + Duration::from_secs(180);
+    let deadline = t0 + Duration::from_mins(3);
     let mut log = None;
     let status = loop {
         if log.is_none()
