@@ -246,7 +246,7 @@ impl<'a> Runner<'a> {
             Some(NodeStatus::RolledBack) => self.node_run(id).restart_from_scratch(),
             _ => {}
         }
-        if self.state.node(id).is_some_and(NodeRun::stop_began) && self.runs_old_process(id).await {
+        if self.state.node(id).is_some_and(NodeRun::stop_began) && self.still_serving(pn).await {
             // An earlier run began its stop, but the node answers with its old process
             // (the stop failed, or the old image came back): it is serving, so it is
             // planned again from the start, the pre-stop check first.
@@ -422,6 +422,46 @@ impl<'a> Runner<'a> {
 
     /// The node answers, and not with a new process on the target (compared with the
     /// baseline recorded before its stop).
+    /// Whether a node whose stop began in an earlier run still serves with its old
+    /// process. A `stop` that run was killed in (`kill -9`) may still be under way: its
+    /// command outlived wkctl, and a node answers during its graceful shutdown. So the
+    /// node is watched, up to the stop step's timeout, for the stop to take effect before
+    /// it counts as serving (and is planned again from the start, pre-stop check first).
+    async fn still_serving(&mut self, pn: &PlannedNode) -> bool {
+        let id = pn.id;
+        // A stop that failed (it exited) left nothing running; one cut short may have.
+        let interrupted_stop = self.state.node(id).is_some_and(|n| {
+            n.status != NodeStatus::Failed
+                && n.step == Some(PlanStepKind::Stop)
+                && !n.finished(PlanStepKind::Stop)
+        });
+        let serving = self.runs_old_process(id).await;
+        if !serving || !interrupted_stop {
+            return serving;
+        }
+        let grace = pn
+            .steps
+            .iter()
+            .find(|s| s.kind == PlanStepKind::Stop)
+            .map_or(Duration::ZERO, |s| Duration::from_secs_f64(s.timeout_s));
+        self.emit(&Event::Waiting {
+            node: Some(id),
+            what: format!(
+                "node {id} still answers after its interrupted `stop`: up to {} for that stop to take effect",
+                humantime::format_duration(grace)
+            ),
+        });
+        let until = Instant::now() + grace;
+        let poll = self.tracker.rules().poll;
+        while Instant::now() < until {
+            tokio::time::sleep(poll).await;
+            if !self.runs_old_process(id).await {
+                return false;
+            }
+        }
+        true
+    }
+
     async fn runs_old_process(&self, id: u64) -> bool {
         let view = self.observe(Scope::Focus(id)).await;
         let Some(n) = view.node(id) else {

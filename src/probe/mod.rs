@@ -36,26 +36,8 @@ use crate::manifest::Manifest;
 /// Requests in flight at most: nodes probed at once × 4 requests each.
 pub const MAX_IN_FLIGHT: usize = 128;
 const REQUESTS_PER_NODE: usize = 4;
-/// Load budget per node (requests per second) the poll loop must respect.
-pub const MAX_REQUESTS_PER_NODE_PER_SEC: u32 = 5;
-/// Floor for any poll interval.
-pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// At most this many nodes are asked for `/cluster/simpleNodes` per poll.
 const SIMPLE_NODES_ATTEMPTS: usize = 2;
-
-/// The shortest poll interval that keeps every node under
-/// [`MAX_REQUESTS_PER_NODE_PER_SEC`]. The busiest node is the controller: its own 4
-/// requests, the `/cluster/info` forwarded by each of the other `nodes - 1`, and
-/// `/cluster/simpleNodes` (worst case) — `nodes + 4` per poll — when every node is asked
-/// everything ([`Scope::All`]). The gate polls with [`Scope::Focus`] instead (≤ 5 requests
-/// per node per poll, see the README's benchmarks), at the operator's `poll_interval`.
-pub fn min_poll_interval(nodes: usize) -> Duration {
-    let per_poll = u64::try_from(nodes + REQUESTS_PER_NODE).unwrap_or(u64::MAX);
-    let millis = per_poll
-        .saturating_mul(1000)
-        .div_ceil(u64::from(MAX_REQUESTS_PER_NODE_PER_SEC));
-    Duration::from_millis(millis).max(MIN_POLL_INTERVAL)
-}
 
 /// What one poll asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,14 +278,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn poll_floor_keeps_the_controller_under_five_requests_per_second() {
-        assert_eq!(min_poll_interval(1), Duration::from_secs(1));
-        assert_eq!(min_poll_interval(3), Duration::from_millis(1400));
-        for n in 1..200 {
-            let per_sec =
-                f64::from(u32::try_from(n + 4).unwrap()) / min_poll_interval(n).as_secs_f64();
-            assert!(per_sec <= 5.0 + 1e-9, "{n} nodes: {per_sec} req/s");
-        }
+    fn cluster_host_port_drops_the_scheme() {
         assert_eq!(
             cluster_host_port("tcp://node1.wk.local:11110"),
             "node1.wk.local:11110"

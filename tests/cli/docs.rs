@@ -188,4 +188,5 @@ fn wkctl_yes_1_confirms_an_upgrade_without_a_terminal() {
     let last = yes.lines().last().cloned().unwrap_or_default();
     assert_eq!(last["type"], "summary");
     assert_eq!(last["data"]["status"], "completed");
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
 }

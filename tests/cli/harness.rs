@@ -352,3 +352,15 @@ pub fn rollout_was_safe(events: &[Value]) -> Result<(), String> {
     down_intervals_never_overlap(events)?;
     every_stop_settled(events)
 }
+
+/// [`rollout_was_safe`] over the events before `ts_ms`: for a test that stops a node itself
+/// at `ts_ms` (a second node down is then the test's doing, not wkctl's). What wkctl did
+/// after that moment is checked by the test (it must touch nothing).
+pub fn safe_before(events: &[Value], ts_ms: i64) -> Result<(), String> {
+    let before: Vec<Value> = events
+        .iter()
+        .filter(|e| e["ts_ms"].as_i64().unwrap_or(i64::MAX) < ts_ms)
+        .cloned()
+        .collect();
+    rollout_was_safe(&before)
+}

@@ -32,6 +32,7 @@ fn a_completed_run_shows_who_when_from_to_and_each_node() {
 
     let r = ws.run(&UP, &[]);
     assert_eq!(r.code, 0, "{}", r.all());
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
     // What the executor does when a run ends (wired by `upgrade`): archive its state.
     let dir = StateDir::new(&ws.state_base(), &ws.name);
     let state = dir.load().unwrap().expect("the run's state");
@@ -106,6 +107,7 @@ fn a_discarded_failed_run_is_listed_with_the_failed_node() {
     ctl_ok(&sim, &["fault", "1002", "never-starts"]);
     let r = ws.run(&UP, &[]);
     assert_eq!(r.code, 1, "{}", r.all());
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
     let d = ws.run(&["upgrade", "--discard"], &[]);
     assert_eq!(d.code, 0, "{}", d.all());
 

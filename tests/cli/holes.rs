@@ -7,7 +7,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::harness::{Sim, SimOpts, down_intervals_never_overlap};
+use crate::harness::{Sim, SimOpts, down_intervals_never_overlap, rollout_was_safe};
 use crate::support::{
     FAST_POLICY, Opts, Streaming, UP_WITH_ROLLBACK, Ws, ctl_ok, lifecycle, node_state_of,
     varz_version,
@@ -73,7 +73,7 @@ fn resume_after_a_rollback_upgrades_the_node_again_from_the_start() {
     assert_eq!(count(&sim, "stop", 1002), stops_before + 1);
     assert_eq!(varz_version(&sim, 1002, None), NEW);
     assert_eq!(varz_version(&sim, 1003, None), NEW);
-    down_intervals_never_overlap(&sim.events()).unwrap();
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 /// Hole 5: a soak that failed leaves the node unverified. The resume re-gates it (a new
@@ -122,6 +122,8 @@ fn resume_after_a_failed_soak_re_gates_the_node() {
         r.all()
     );
     assert_eq!(count(&sim, "stop", 1001), 1, "1001 was not restarted");
+    // The test stops 1003 itself (during 1001's soak, after 1001 rejoined): only the
+    // strict down-interval check applies, not "every stop settled" to its own stop.
     down_intervals_never_overlap(&sim.events()).unwrap();
 }
 
@@ -159,6 +161,9 @@ fn resume_re_verification_of_an_upgraded_node_can_fail() {
     );
     assert_eq!(count(&sim, "stop", 1002), 0, "1002 untouched");
     assert_eq!(count(&sim, "stop", 1003), 0, "1003 untouched");
+    // The test restarts 1001 itself (the old build put back): the strict down-interval
+    // check only; that restart's stop is not wkctl's.
+    down_intervals_never_overlap(&sim.events()).unwrap();
 }
 
 /// Hole 6: an interrupted `start` is not run again when the node already runs a new
@@ -187,7 +192,7 @@ fn an_interrupted_start_is_observed_before_it_is_run_again() {
         .unwrap_or_else(|| panic!("no step_skipped:\n{}", r.all()));
     assert_eq!(skipped["data"]["step"], "start");
     assert_eq!(count(&sim, "start", 1002), starts, "no second start");
-    down_intervals_never_overlap(&sim.events()).unwrap();
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]
@@ -233,6 +238,9 @@ fn an_interrupted_stop_of_a_node_already_down_is_not_run_again() {
     // The hanging stop (30 s) was not run again.
     assert!(t.elapsed() < Duration::from_secs(25), "{:?}", t.elapsed());
     assert_eq!(count(&sim, "stop", 1001), stops, "no second stop");
+    // The test's own stop of 1001 stands in for the hanging step's, after wkctl's
+    // pre-stop check: both invariants hold.
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 /// Hole 8: SIGTERM (a cancelled CI job) and SIGHUP (a dropped ssh session) behave like
@@ -259,7 +267,7 @@ fn sigterm_and_sighup_behave_like_the_first_ctrl_c() {
         );
         assert_eq!(ws.state()["status"], "interrupted", "{sig}");
         assert_eq!(count(&sim, "stop", 1003), 0, "{sig}");
-        down_intervals_never_overlap(&sim.events()).unwrap();
+        rollout_was_safe(&sim.events()).unwrap();
     }
 }
 
@@ -329,6 +337,7 @@ fn a_peer_partitioned_during_a_gate_stops_the_run_within_three_polls() {
             && v["data"]["step"] == "wait_ready"
     });
     let fault_at = std::time::Instant::now();
+    let fault_ms = crate::support::now_ms();
     ctl_ok(&sim, &["fault", "1003", "partition"]);
     let (code, err) = run.finish(RUN_T);
     let took = fault_at.elapsed();
@@ -344,9 +353,12 @@ fn a_peer_partitioned_during_a_gate_stops_the_run_within_three_polls() {
         "names the peer and why: {reason}"
     );
     // The controller marks it offline after its ≈ 6 s window (scaled ×20 here), then
-    // 3 polls of 100 ms. Never the 30 s `stable_for` nor the 60 s `node_timeout`.
-    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+    // 3 polls of 100 ms: well under a second. The bound is generous for a loaded shared
+    // machine and still far from the 30 s `stable_for` and the 60 s `node_timeout`.
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
     assert_eq!(count(&sim, "stop", 1002), 0, "nothing more touched");
+    // The test cuts 1003 off itself while 1001 is down: checked up to that moment.
+    crate::harness::safe_before(&sim.events(), fault_ms).unwrap();
 }
 
 /// Hole 4: a `-dev` target reports the release it builds on. The new build is proven by
@@ -377,7 +389,7 @@ fn a_dev_target_is_proven_by_its_commit_and_a_rerun_restarts_nothing() {
     let again = ws.run(&UP_DEV, &[]);
     assert_eq!(again.code, 0, "{}", again.all());
     assert_eq!(lifecycle(&sim).len(), stops, "the re-run restarted nothing");
-    crate::harness::rollout_was_safe(&sim.events()).unwrap();
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]
@@ -403,6 +415,7 @@ fn a_dev_target_never_passes_when_the_old_image_comes_back() {
         "{f}"
     );
     assert_eq!(count(&sim, "stop", 1003), 0);
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]
@@ -425,7 +438,7 @@ fn a_dev_target_can_be_resumed() {
         "1001 re-verified, not restarted"
     );
     assert_eq!(count(&sim, "stop", 1003), 1);
-    crate::harness::rollout_was_safe(&sim.events()).unwrap();
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 /// Upstream #529 (open): a seed-joined node stays at status 2 (Joining) forever while it
@@ -462,5 +475,5 @@ fn a_node_stuck_in_joining_by_529_is_accepted_only_on_evidence_and_by_policy() {
     let r = ws.run(&up, &[]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.all().contains("stuck_joining_529"), "named: {}", r.all());
-    crate::harness::down_intervals_never_overlap(&sim.events()).unwrap();
+    rollout_was_safe(&sim.events()).unwrap();
 }

@@ -359,14 +359,22 @@ fn check_not_ok_while_a_v2_1_3_node_rejoins() {
     assert!(caught, "never caught node 1002 while stale");
 }
 
-/// For every node, the simulator's `settled` (after its `start`) precedes wkctl's `node_ready`.
+/// For every node, the simulator's `settled` (after its `start`) precedes wkctl's
+/// `node_ready`. With `stable_for` 50 ms, shorter than the simulator's stale → settled
+/// phase (about 150 ms at ×20), only C–F can hold the gate until then.
 #[test]
 fn gate_ready_only_after_simulator_settled() {
     let sim = Sim::start(SimOpts {
         version: "v2.1.3-20250210".into(),
         ..SimOpts::default()
     });
-    let ws = Ws::new(&sim, &Opts::default());
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy: crate::support::FAST_POLICY.replace("stable_for: 400ms", "stable_for: 50ms"),
+            ..Opts::default()
+        },
+    );
     let mut run = ws.spawn(&["upgrade", "--to", "v2.1.4", "--yes", "--json"], &[]);
     let (code, err) = run.finish(Duration::from_secs(90));
     assert_eq!(code, 0, "{err}\n{}", run.text());
@@ -395,6 +403,7 @@ fn gate_ready_only_after_simulator_settled() {
             "node {id}: wkctl said ready at {ready_at}, the simulator settled it at {settled_at}"
         );
     }
+    crate::harness::rollout_was_safe(&events).unwrap();
 }
 
 /// `status --watch` redraws every poll interval until Ctrl-C, then exits 0.
@@ -408,17 +417,32 @@ fn status_watch_redraws_until_ctrl_c() {
         .spawn()
         .unwrap();
     let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut s);
-        s
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
     });
-    // FAST_POLICY polls every 100 ms; the watch redraws at most every 500 ms.
-    std::thread::sleep(Duration::from_millis(1800));
+    // Wait for the third screen (two redraws after the first), however slow the machine.
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    while text.matches("\x1b[2J").count() < 3 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Err(e) => panic!("fewer than 3 screens within a minute ({e}):\n{text}"),
+        }
+    }
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let status = child.wait().unwrap();
-    let text = reader.join().unwrap();
+    reader.join().unwrap();
+    while let Ok(chunk) = rx.try_recv() {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
     assert_eq!(status.code(), Some(0), "{text}");
     let redraws = text.matches("\x1b[2J").count();
     assert!(redraws >= 2, "{redraws} redraws: {text}");

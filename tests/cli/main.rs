@@ -1,6 +1,7 @@
 //! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
 
 mod bench;
+mod claims;
 mod docs;
 mod doctor;
 mod ecosystem;
@@ -16,6 +17,7 @@ mod operator;
 mod playbooks;
 mod recovery;
 mod review;
+mod scale;
 mod sim;
 mod ssh;
 mod support;

@@ -78,6 +78,7 @@ fn status_shows_an_unfinished_run_and_the_lock_holder() {
         "{}",
         s.all()
     );
+    crate::harness::rollout_was_safe(&sim.events()).unwrap();
 }
 
 /// The team lock (the playbook's `lock`/`unlock`, once per run on the first node's host):

@@ -414,3 +414,102 @@ pub fn node_state_of(ws: &Ws, id: u64) -> Value {
         .cloned()
         .unwrap_or(Value::Null)
 }
+
+/// What `wkctl demo` did, with the simulator's own event log as the witness.
+pub struct DemoRun {
+    pub code: Option<i32>,
+    /// stdout and stderr.
+    pub all: String,
+    pub took: Duration,
+    /// The demo's simulator's `events.jsonl`, read after the demo removed its temp dir.
+    pub events: Vec<Value>,
+}
+
+/// Runs `wkctl demo ARGS --no-progress` with `TMPDIR` pointing at a fresh directory, opens
+/// the event log of the simulator the demo starts (`$TMPDIR/wkctl-demo-*/sim/events.jsonl`)
+/// as soon as it exists, and reads it through that open handle after the demo exited (the
+/// demo deletes its temp dir; the open file stays readable).
+pub fn demo_with_sim_log(args: &[&str]) -> DemoRun {
+    use std::io::Read as _;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let out = std::fs::File::create(out_dir.path().join("out")).expect("out");
+    let t0 = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wkctl"))
+        .arg("demo")
+        .args(args)
+        .arg("--no-progress")
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", tmp.path())
+        .env("WKCTL_LOCK_DIR", out_dir.path().join("locks"))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("out"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn wkctl demo");
+    let deadline = t0 + Duration::from_mins(3);
+    let mut log = None;
+    let status = loop {
+        if log.is_none()
+            && let Some(dir) = std::fs::read_dir(tmp.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with("wkctl-demo-"))
+        {
+            log = std::fs::File::open(dir.path().join("sim").join("events.jsonl")).ok();
+        }
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wkctl demo {args:?} did not finish within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let took = t0.elapsed();
+    let mut text = String::new();
+    log.expect("the demo's events.jsonl was never seen")
+        .read_to_string(&mut text)
+        .expect("read events.jsonl");
+    let events = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    DemoRun {
+        code: status.code(),
+        all: std::fs::read_to_string(out_dir.path().join("out")).unwrap_or_default(),
+        took,
+        events,
+    }
+}
+
+/// `stop`/`start`/`restart` commands in an event log, as (verb, node, detail).
+pub fn commands_in(events: &[Value]) -> Vec<(String, u64, String)> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "ctl")
+        .filter_map(|e| {
+            let d = e["detail"].as_str().unwrap_or("").to_string();
+            let verb = d.split_whitespace().next().unwrap_or("").to_string();
+            ["stop", "start", "restart"]
+                .contains(&verb.as_str())
+                .then(|| (verb, e["node"].as_u64().unwrap_or(0), d))
+        })
+        .collect()
+}
+
+/// Whether this is a CI run (`.ci/run` exports `CI=1`).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// A test that cannot run here: under CI a failure (the tool must be there), locally a
+/// visible `skipped: …` line. Written to the process's stderr directly, past the test
+/// harness's capture, so that a skip never looks like a pass.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write as _;
+    assert!(!in_ci(), "{test}: {why}, and CI is set: CI must provide it");
+    let _ = writeln!(std::io::stderr().lock(), "skipped: {test}: {why}");
+}

@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::harness::{Sim, SimOpts, rollout_was_safe};
 use crate::support::{
-    FAST_POLICY, Opts, Run, TOKEN_ENV, Ws, ctl_events, ctl_ok, json_lines, lifecycle,
-    node_state_of, varz_version,
+    FAST_POLICY, Opts, Run, TOKEN_ENV, Ws, commands_in, ctl_events, ctl_ok, demo_with_sim_log,
+    json_lines, lifecycle, node_state_of, varz_version,
 };
 
 const TARGET: &str = "v2.1.2-20250120";
@@ -37,10 +37,19 @@ fn assert_last_is_summary(lines: &[Value], ok: bool) {
     assert_eq!(last["data"]["ok"], ok, "{last}");
 }
 
+/// `stable_for` is 50 ms here, shorter than the simulator's stale → settled phase (about
+/// 150 ms at ×20): a gate that checked only A, B and G would let the next node be stopped
+/// before the previous one settled, and the event-log checks below would fail. C–F decide.
 #[test]
 fn happy_path_one_node_at_a_time_1001_first() {
     let sim = Sim::start(SimOpts::default());
-    let ws = Ws::new(&sim, &Opts::default());
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy: FAST_POLICY.replace("stable_for: 400ms", "stable_for: 50ms"),
+            ..Opts::default()
+        },
+    );
     let r = upgrade(&ws, &[], &[]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_all_on(&sim, TARGET, None);
@@ -135,6 +144,7 @@ fn json_stream_every_line_parses_and_ends_with_summary() {
         .map(|l| l["data"]["node"].as_u64().unwrap())
         .collect();
     assert_eq!(order, [1001, 1002, 1003]);
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 /// Injects `fault` on 1002, runs the upgrade: 1001 done, 1002 failed, 1003 never touched.
@@ -173,6 +183,7 @@ fn fault_on_1002(fault: &[&str], signals: &[&str]) {
     assert_eq!(node_state_of(&ws, 1001)["status"], "ready", "{st}");
     assert_eq!(node_state_of(&ws, 1002)["status"], "failed", "{st}");
     assert_eq!(node_state_of(&ws, 1003)["status"], "pending", "{st}");
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]
@@ -221,9 +232,12 @@ fn fault_blackhole_before_the_run_is_refused() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|f| f["node"] == 1002 && f["severity"] == "block"),
-        "{check}"
+            .any(|f| f["node"] == 1002
+                && f["severity"] == "block"
+                && f["id"] == "node.unreachable"),
+        "the refusal names `node.unreachable` for 1002: {check}"
     );
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 /// `blackhole` hitting 1002 while it is being upgraded: the gate never sees A, the run stops.
@@ -255,6 +269,7 @@ fn fault_blackhole_during_the_run_stops_it() {
     );
     assert!(ctl_events(&sim).iter().all(|(_, _, n)| *n != Some(1003)));
     assert_eq!(node_state_of(&ws, 1002)["status"], "failed");
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]
@@ -360,6 +375,7 @@ fn concurrent_second_run_is_refused_by_the_lock() {
         .filter(|(_, v, _)| v == "stop")
         .count();
     assert!(stops <= 1, "only the first run touched a node");
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]
@@ -378,6 +394,7 @@ fn plain_upgrade_with_an_unfinished_run_points_to_resume_and_discard() {
         r.all()
     );
     assert_eq!(lifecycle(&sim), before, "the refused run touched nothing");
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 #[test]
@@ -407,6 +424,7 @@ fn token_never_appears_in_output_state_or_plan() {
     assert!(files >= 1, "the state dir has files");
     let manifest = std::fs::read_to_string(&ws.manifest).unwrap();
     assert!(!manifest.contains(secret));
+    rollout_was_safe(&sim.events()).unwrap();
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -452,37 +470,49 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert_all_on(&sim, "v2.0.10-20241221", None);
 }
 
-fn demo(args: &[&str]) -> (Option<i32>, String, Duration) {
-    let t0 = std::time::Instant::now();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wkctl"))
-        .arg("demo")
-        .args(args)
-        .arg("--no-progress")
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.code(), all, t0.elapsed())
-}
-
+/// The demo's own simulator is the witness: every node really stopped once and started
+/// once on the target, one at a time, each stop on a settled cluster.
 #[test]
 fn demo_succeeds_in_under_a_minute() {
-    let (code, all, took) = demo(&["--speed", "8"]);
-    assert_eq!(code, Some(0), "{all}");
-    assert!(took < Duration::from_mins(1), "demo took {took:?}");
-    assert!(all.contains("done:"), "{all}");
-    assert!(!all.contains("FAILED"), "{all}");
+    let d = demo_with_sim_log(&["--speed", "8"]);
+    assert_eq!(d.code, Some(0), "{}", d.all);
+    assert!(d.took < Duration::from_mins(1), "demo took {:?}", d.took);
+    assert!(d.all.contains("done:"), "{}", d.all);
+    assert!(!d.all.contains("FAILED"), "{}", d.all);
+    rollout_was_safe(&d.events).unwrap();
+    let cmds = commands_in(&d.events);
+    let stops: Vec<u64> = cmds
+        .iter()
+        .filter(|(v, _, _)| v == "stop")
+        .map(|(_, n, _)| *n)
+        .collect();
+    assert_eq!(stops, [1001, 1002, 1003], "{cmds:?}");
+    for id in [1001u64, 1002, 1003] {
+        assert!(
+            cmds.iter()
+                .any(|(v, n, d)| v == "start" && *n == id && d.contains("v2.1.2")),
+            "node {id} started on v2.1.2: {cmds:?}"
+        );
+    }
 }
 
+/// `demo --fault crash-loop`: the simulator shows 1002 crashing and 1003 never touched
+/// (not wkctl's own "not touched" line).
 #[test]
 fn demo_with_a_crash_loop_fails_and_touches_no_other_node() {
-    let (code, all, _) = demo(&["--speed", "20", "--fault", "crash-loop"]);
-    assert_eq!(code, Some(1), "{all}");
-    assert!(all.contains("node 1002: FAILED"), "{all}");
-    assert!(all.contains("not touched"), "{all}");
+    let d = demo_with_sim_log(&["--speed", "20", "--fault", "crash-loop"]);
+    assert_eq!(d.code, Some(1), "{}", d.all);
+    assert!(d.all.contains("node 1002: FAILED"), "{}", d.all);
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e["kind"] == "state" && e["node"] == 1002 && e["to"] == "crashed"),
+        "the simulator saw 1002 crash"
+    );
+    let cmds = commands_in(&d.events);
+    assert!(
+        cmds.iter().all(|(_, n, _)| *n != 1003),
+        "1003 was touched: {cmds:?}"
+    );
+    rollout_was_safe(&d.events).unwrap();
 }
