@@ -233,6 +233,10 @@ pub fn parse_expected(s: &str) -> Result<String, WkError> {
 /// Why a file could not be used. `Refused` (exit 1): a real plan file of another format
 /// or rules; `Invalid` (exit 2): not a readable plan file.
 fn invalid(name: &str, what: impl std::fmt::Display) -> WkError {
+    let mut what = what.to_string();
+    if what.chars().count() > 300 {
+        what = format!("{}…", what.chars().take(300).collect::<String>());
+    }
     WkError::input(
         format!("`{name}` is not a valid wkctl plan file: {what}"),
         "write it with `wkctl plan --to <VERSION> --out <FILE>`; never edit it by hand",

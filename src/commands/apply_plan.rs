@@ -61,6 +61,16 @@ pub fn read(path: &Path) -> Result<(PlanFile, String), WkError> {
     Ok((file, planfile::digest(&bytes)))
 }
 
+/// A JSON value for a message, at most 120 characters.
+fn clip(v: Option<&serde_json::Value>) -> String {
+    let t = v.map_or("(absent)".into(), ToString::to_string);
+    if t.chars().count() > 120 {
+        format!("{}…", t.chars().take(120).collect::<String>())
+    } else {
+        t
+    }
+}
+
 fn refuse(shown: &str, problems: &[String]) -> anyhow::Error {
     WkError::no(
         format!(
@@ -199,20 +209,22 @@ impl PlanRun {
         if !problems.is_empty() {
             return Err(refuse(&self.shown, &problems));
         }
+        // Rebuilt only from what was checked: the versions the plan observed (held against
+        // the live cluster above) or, offline, the manifest's (held by its digest), never
+        // the file's own `from`s.
         let versions: BTreeMap<u64, Option<WkVersion>> = ctx
             .manifest
             .nodes
             .iter()
             .map(|n| {
-                let from = self
-                    .file
-                    .plan
-                    .nodes
-                    .iter()
-                    .find(|pn| pn.id == n.id)
-                    .and_then(|pn| pn.from.as_deref())
-                    .and_then(|f| WkVersion::parse(f).ok());
-                (n.id, from)
+                let seen = self.file.observed.as_ref().and_then(|o| {
+                    o.nodes
+                        .iter()
+                        .find(|x| x.id == n.id)
+                        .and_then(|x| x.version.as_deref())
+                        .and_then(|v| WkVersion::parse(v).ok())
+                });
+                (n.id, seen.or_else(|| n.version.clone()))
             })
             .collect();
         let mut rebuilt = plan::build(&plan::Input {
@@ -238,8 +250,8 @@ impl PlanRun {
                 .map(|(path, a, b)| {
                     format!(
                         "  {path}: {} (file) vs {} (from the inputs now)",
-                        a.as_ref().map_or("(absent)".into(), ToString::to_string),
-                        b.as_ref().map_or("(absent)".into(), ToString::to_string)
+                        clip(a.as_ref()),
+                        clip(b.as_ref())
                     )
                 })
                 .collect();
