@@ -82,14 +82,14 @@ pub enum Command {
         after_help = "Examples:\n  wkctl check --to v2.1.2\n  wkctl check --to v2.1.2 --offline --json\n\nExit: 0 no blocking finding, 1 blocked, 2 bad input."
     )]
     Check(CheckArgs),
-    /// Print the exact steps `upgrade` would run
+    /// Print the exact steps `upgrade` would run, or write them as a plan file to review
     #[command(
-        after_help = "Examples:\n  wkctl plan --to v2.1.2\n  wkctl plan --to v2.1.2 --offline --json > plan.json"
+        after_help = "Examples:\n  wkctl plan --to v2.1.2\n  wkctl plan --to v2.1.2 --offline --json > plan.json\n  wkctl plan --to v2.1.2 --out plan.json --format md > plan.md\n  wkctl upgrade --plan plan.json --expect-digest sha256:…\n  wkctl plan --diff old.json new.json --format md\n\nExit: 0 no blocking finding, 1 blocked, 2 bad input."
     )]
-    Plan(CheckArgs),
+    Plan(PlanArgs),
     /// Upgrade the cluster, one node at a time
     #[command(
-        after_help = "Examples:\n  wkctl upgrade --to v2.1.2\n  wkctl upgrade --to v2.1.2 --dry-run\n  wkctl upgrade --resume\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
+        after_help = "Examples:\n  wkctl upgrade --to v2.1.2\n  wkctl upgrade --to v2.1.2 --dry-run\n  wkctl upgrade --resume\n  wkctl upgrade --plan plan.json --expect-digest sha256:… --max-age 24h --yes\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
     )]
     Upgrade(UpgradeArgs),
     /// The cluster as it really is, held against the manifest
@@ -128,7 +128,7 @@ pub enum Command {
         after_help = "Examples:\n  wkctl man | man -l -\n  wkctl man upgrade | man -l -\n  wkctl man --all /usr/local/share/man/man1"
     )]
     Man(ManArgs),
-    /// JSON Schema of the manifest or of a playbook
+    /// JSON Schema of the manifest, of a playbook or of a plan file
     #[command(
         after_help = "Examples:\n  wkctl schema manifest > cluster.schema.json\n  wkctl schema playbook\n\nEditors: put `# yaml-language-server: $schema=<url or path>` on the first line of cluster.yaml."
     )]
@@ -164,6 +164,43 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// `plan`: the check's arguments, plus the plan file and its diff.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
+    /// Write the plan file for `upgrade --plan`: the complete plan, the inputs' digests and
+    /// the observed cluster; prints the file's `sha256:…` digest to approve
+    #[arg(long, value_name = "FILE", conflicts_with = "diff")]
+    pub out: Option<PathBuf>,
+    /// What changed between two plan files (no cluster access)
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with = "against")]
+    pub diff: Option<Vec<PathBuf>>,
+    /// Plan now, and show what changed since the plan file OLD
+    #[arg(long, value_name = "OLD")]
+    pub against: Option<PathBuf>,
+    /// Output format: `text`, `json` (as `--json`) or `md` (Markdown for a PR comment)
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<PlanFormat>,
+}
+
+impl PlanArgs {
+    pub fn format(&self) -> PlanFormat {
+        if self.check.json {
+            PlanFormat::Json
+        } else {
+            self.format.unwrap_or(PlanFormat::Text)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Md,
+}
+
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
     #[command(flatten)]
@@ -192,6 +229,23 @@ pub struct UpgradeArgs {
     /// Directory for state and lock [default: .wkctl next to the manifest]
     #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub planned: PlanFileArgs,
+}
+
+/// `upgrade --plan FILE [--expect-digest D] [--max-age AGE]` (issue 17).
+#[derive(Debug, Args, Default)]
+pub struct PlanFileArgs {
+    /// Run exactly this plan file (`wkctl plan --out`); refused, nothing touched, if the
+    /// manifest, the playbook, the nodes or the membership changed since
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "discard"])]
+    pub plan: Option<PathBuf>,
+    /// With `--plan`: refuse unless the plan file's digest is this one (`sha256:…`)
+    #[arg(long, value_name = "DIGEST", requires = "plan")]
+    pub expect_digest: Option<String>,
+    /// With `--plan`: refuse a plan older than this (e.g. `24h`)
+    #[arg(long, value_name = "AGE", requires = "plan", value_parser = humantime::parse_duration)]
+    pub max_age: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -316,7 +370,7 @@ pub struct ManArgs {
 
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
-    /// `manifest` (cluster.yaml) or `playbook`
+    /// `manifest` (cluster.yaml), `playbook` or `plan` (the plan file)
     #[arg(value_enum)]
     pub which: SchemaKind,
 }
@@ -325,4 +379,6 @@ pub struct SchemaArgs {
 pub enum SchemaKind {
     Manifest,
     Playbook,
+    /// The plan file of `plan --out`
+    Plan,
 }

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod notify;
 pub mod output;
 pub mod plan;
+pub mod planfile;
 pub mod playbook;
 pub mod probe;
 pub mod releases;
@@ -45,7 +46,8 @@ pub const VERSION_LINE: &str = concat!(
 /// Runs one `wkctl` command.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let json = match &cli.command {
-        Command::Check(a) | Command::Plan(a) => a.json,
+        Command::Check(a) => a.json,
+        Command::Plan(a) => a.format() == cli::PlanFormat::Json,
         Command::Upgrade(a) => a.json,
         Command::Status(a) => a.json,
         Command::Doctor(a) => a.json,

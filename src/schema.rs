@@ -17,6 +17,7 @@ pub fn file_name(kind: SchemaKind) -> &'static str {
     match kind {
         SchemaKind::Manifest => "cluster.schema.json",
         SchemaKind::Playbook => "playbook.schema.json",
+        SchemaKind::Plan => "plan.schema.json",
     }
 }
 
@@ -36,6 +37,23 @@ pub fn schema(kind: SchemaKind) -> Value {
             }
             if let Some(steps) = v.pointer_mut("/properties/steps") {
                 steps["required"] = json!(["stop", "start"]);
+            }
+            v
+        }
+        SchemaKind::Plan => {
+            let mut v = schemars::schema_for!(crate::planfile::PlanFile).to_value();
+            let kinds: Vec<&str> = crate::planfile::STEP_KINDS
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            if let Some(kind) = v.pointer_mut("/$defs/StepDoc/properties/kind") {
+                *kind = json!({ "type": "string", "enum": kinds });
+            }
+            if let Some(k) = v.pointer_mut("/properties/kind") {
+                *k = json!({ "const": crate::planfile::KIND, "description": "Always `wkctl-plan`." });
+            }
+            if let Some(f) = v.pointer_mut("/properties/format_version") {
+                *f = json!({ "const": crate::planfile::FORMAT, "description": "The plan file format." });
             }
             v
         }

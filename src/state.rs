@@ -162,6 +162,20 @@ pub struct RunState {
     pub started_at_ms: u64,
     pub updated_at_ms: u64,
     pub nodes: Vec<NodeRun>,
+    /// The plan file the run executes (`upgrade --plan`); its copy is `plan.json` here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_file: Option<PlanRef>,
+}
+
+/// Which reviewed plan a run executes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRef {
+    /// `sha256:…` of the plan file's bytes.
+    pub digest: String,
+    /// The path it was applied from.
+    pub file: String,
+    /// When it was planned.
+    pub created_at: String,
 }
 
 impl RunState {

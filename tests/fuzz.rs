@@ -651,3 +651,132 @@ proptest! {
         }
     }
 }
+
+// ----- plan files (issue 17) ------------------------------------------------------------------
+
+/// A valid plan file of the example manifest: live (with a view) or offline.
+fn plan_file_bytes(live: bool) -> Vec<u8> {
+    use wkctl::planfile;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let m = manifest::load(&root.join("examples/cluster.yaml")).unwrap();
+    let pb = wkctl::playbook::load(&m.playbook, &root.join("examples")).unwrap();
+    let target = wkctl::releases::resolve_target("v2.1.2", false).unwrap();
+    let versions: BTreeMap<_, _> = m.nodes.iter().map(|n| (n.id, n.version.clone())).collect();
+    let plan = wkctl::plan::build(&wkctl::plan::Input {
+        manifest: &m,
+        playbook: &pb,
+        target: &target,
+        versions: &versions,
+        controller: None,
+        live,
+        rules: wkctl::releases::RuleOptions::default(),
+    })
+    .unwrap();
+    let view = ClusterView::default();
+    let file = planfile::build(
+        &plan,
+        &planfile::Inputs {
+            manifest_path: "cluster.yaml",
+            manifest_text: "name: im-prod\n",
+            playbook_text: "{}",
+            target: planfile::TargetInfo {
+                to: plan.to.to_string(),
+                allow_unknown_version: false,
+                allow_downgrade: false,
+                allow_downgrade_across_rewrite: false,
+            },
+            view: live.then_some(&view),
+            now: SystemTime::now(),
+        },
+    )
+    .unwrap();
+    planfile::to_bytes(&file)
+}
+
+fn leaves(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    out.push(path.clone());
+    match v {
+        Value::Object(m) => m.iter().for_each(|(k, v)| {
+            path.push(k.clone());
+            leaves(v, path, out);
+            path.pop();
+        }),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| {
+            path.push(i.to_string());
+            leaves(v, path, out);
+            path.pop();
+        }),
+        _ => {}
+    }
+}
+
+fn slot<'v>(v: &'v mut Value, path: &[String]) -> Option<&'v mut Value> {
+    path.iter().try_fold(v, |v, k| match v {
+        Value::Array(a) => a.get_mut(k.parse::<usize>().ok()?),
+        Value::Object(o) => o.get_mut(k),
+        _ => None,
+    })
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    /// Any corrupt or hostile plan file: read, or refused with the file named and a hint;
+    /// what is read renders, diffs and is judged against a cluster without a panic.
+    #[test]
+    fn plan_files_are_read_or_refused_clearly(
+        live in any::<bool>(),
+        how in 0u8..5,
+        at in any::<usize>(),
+        value in json_value(),
+        noise in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        use wkctl::planfile::{self, drift, render};
+        let original = plan_file_bytes(live);
+        let mut doc: Value = serde_json::from_slice(&original).unwrap();
+        let mut paths = Vec::new();
+        leaves(&doc, &mut Vec::new(), &mut paths);
+        let path = paths[at % paths.len()].clone();
+        let bytes = match how {
+            0 => original[..at % original.len()].to_vec(),
+            1 => {
+                if let Some(s) = slot(&mut doc, &path) { *s = value; }
+                serde_json::to_vec(&doc).unwrap()
+            }
+            2 => {
+                if let Some((last, parent)) = path.split_last()
+                    && let Some(p) = slot(&mut doc, parent)
+                {
+                    match p {
+                        Value::Object(o) => { o.remove(last); }
+                        Value::Array(a) => { if let Ok(i) = last.parse::<usize>() { a.remove(i); } }
+                        _ => {}
+                    }
+                }
+                serde_json::to_vec(&doc).unwrap()
+            }
+            3 => {
+                let mut b = original.clone();
+                let i = at % b.len();
+                b.splice(i..i, noise);
+                b
+            }
+            _ => value.to_string().into_bytes(),
+        };
+        let first = planfile::parse("a.json", &original).unwrap();
+        match planfile::parse("f.json", &bytes) {
+            Ok(f) => {
+                let md = render::markdown(&f, Some("sha256:00"), Some("f.json"));
+                prop_assert!(md.starts_with("### wkctl plan"));
+                let _ = render::diff(("a.json", &first, "sha256:a"), ("f.json", &f, "sha256:f"), true);
+                let _ = drift::cluster(&f, &ClusterView::default());
+                let _ = planfile::age("f.json", &f, SystemTime::now());
+            }
+            Err(e) => {
+                prop_assert!(e.message.contains("f.json"), "{}", e.message);
+                prop_assert!(e.hint.as_deref().is_some_and(|h| !h.is_empty()));
+                prop_assert!(e.message.len() < 4096, "bounded message: {}", e.message.len());
+            }
+        }
+    }
+}

@@ -116,6 +116,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         rollback_on_failure: false,
         break_lock: false,
         state_dir: Some(tmp.path().join(".wkctl")),
+        planned: crate::cli::PlanFileArgs::default(),
     };
     let outcome = upgrade::run(&demo_global, &up, p).await?;
     if !args.json {

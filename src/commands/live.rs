@@ -80,7 +80,7 @@ pub fn plan_from_view(
 }
 
 /// Adds live findings, dropping a plan finding that a live one repeats (same id and node).
-fn merge_findings(into: &mut Vec<Finding>, live: Vec<Finding>) {
+pub fn merge_findings(into: &mut Vec<Finding>, live: Vec<Finding>) {
     for f in live {
         if !into.iter().any(|g| g.id == f.id && g.node == f.node) {
             into.push(f);

@@ -1,5 +1,6 @@
 //! One file per command. Shared loading of the manifest, playbook and target lives here.
 
+pub mod apply_plan;
 pub mod check;
 pub mod completions;
 pub mod demo;

@@ -40,8 +40,15 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         dir.ensure_writable()?;
     }
     let previous = dir.load()?;
-    let target = resolve_target(args, previous.as_ref())?;
-    let rules = rule_options(&args.target);
+    // `--plan FILE` (or resuming a run started from one): the target and rules are the plan's.
+    let plan_run = super::apply_plan::load(args, &dir, previous.as_ref(), p)?;
+    let (target, rules) = match &plan_run {
+        Some(pr) => (pr.target.clone(), pr.rules),
+        None => (
+            resolve_target(args, previous.as_ref())?,
+            rule_options(&args.target),
+        ),
+    };
 
     if args.dry_run {
         let (_, view) = live::observe(&ctx).await?;
@@ -119,12 +126,18 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     let versions = resume_state
         .as_ref()
         .map(|st| resume_versions(st, &ctx, &view));
-    let mut plan = live::plan_from_view(&ctx, &view, &target, rules, versions.as_ref())?;
+    let mut plan = match &plan_run {
+        Some(pr) => pr.plan(&ctx, &view, p)?,
+        None => live::plan_from_view(&ctx, &view, &target, rules, versions.as_ref())?,
+    };
     if let Some(st) = &resume_state {
         relax_for_resume(&mut plan, st);
     }
     // Not on `--resume`: there, nodes the run upgraded are re-verified with the full gate.
-    if let Some(st) = previous.as_ref().filter(|_| !args.resume) {
+    if let Some(st) = previous
+        .as_ref()
+        .filter(|_| !args.resume && plan_run.is_none())
+    {
         skip_proven_dev_builds(&mut plan, st, &view);
     }
     let notifier = crate::notify::Notifier::from_manifest(
@@ -182,7 +195,11 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         st
     } else {
         snapshot_inputs(&ctx, &dir)?;
-        new_state(&plan, &ctx)
+        let mut st = new_state(&plan, &ctx);
+        if let Some(pr) = &plan_run {
+            pr.record(&dir, &mut st)?;
+        }
+        st
     };
     reporter.emit(&Event::RunStarted {
         cluster: plan.cluster.clone(),
@@ -525,6 +542,7 @@ fn new_state(plan: &Plan, ctx: &Context) -> RunState {
             .iter()
             .map(|n| NodeRun::new(n.id, n.from.clone()))
             .collect(),
+        plan_file: None,
     }
 }
 

@@ -14,6 +14,7 @@ mod live;
 mod matrix;
 mod notify;
 mod operator;
+mod planfile;
 mod playbooks;
 mod recovery;
 mod review;

@@ -1,0 +1,117 @@
+//! The plan inside a plan file, as read back: mirrors `plan::Plan`'s JSON (a test holds
+//! them equal), strictly (no unknown field), with a JSON Schema.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Order;
+use crate::plan::PlanStepKind;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanDoc {
+    pub format_version: u32,
+    pub cluster: String,
+    pub to: String,
+    pub playbook: String,
+    pub order: Order,
+    pub source: Source,
+    pub policy: PolicyDoc,
+    pub nodes: Vec<NodeDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_steps: Vec<StepDoc>,
+    pub findings: Vec<FindingDoc>,
+    /// sha256 over everything that decides what runs.
+    pub digest: String,
+    pub manifest_digest: String,
+    pub playbook_digest: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Live,
+    Offline,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    pub order: Order,
+    pub canary: bool,
+    pub soak: f64,
+    pub stable_for: f64,
+    pub node_timeout: f64,
+    pub poll_interval: f64,
+    pub step_timeout: f64,
+    pub accept_stuck_joining: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionDoc {
+    Upgrade,
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDoc {
+    pub id: u64,
+    pub host: String,
+    pub api: String,
+    pub from: Option<String>,
+    pub action: ActionDoc,
+    pub steps: Vec<StepDoc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<StepDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepDoc {
+    #[schemars(with = "String")]
+    pub kind: PlanStepKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    pub timeout_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeverityDoc {
+    Info,
+    Warn,
+    Block,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindingDoc {
+    pub id: String,
+    pub severity: SeverityDoc,
+    pub node: Option<u64>,
+    pub message: String,
+    pub hint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_by: Option<String>,
+}
+
+/// Every step kind's JSON name (the schema's enum for `kind`).
+pub const STEP_KINDS: [PlanStepKind; 15] = [
+    PlanStepKind::Prepare,
+    PlanStepKind::CheckSettled,
+    PlanStepKind::Backup,
+    PlanStepKind::Stop,
+    PlanStepKind::Install,
+    PlanStepKind::Start,
+    PlanStepKind::WaitReady,
+    PlanStepKind::Soak,
+    PlanStepKind::Verify,
+    PlanStepKind::Logs,
+    PlanStepKind::Rollback,
+    PlanStepKind::Lock,
+    PlanStepKind::PreRun,
+    PlanStepKind::PostRun,
+    PlanStepKind::Unlock,
+];
