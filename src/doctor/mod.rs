@@ -180,11 +180,18 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
                     port: "cluster",
                     addr: cluster_addr(&view, ctx, m.id, server_addr),
                 });
+                // The API address peers use (`cluster.apiUrl`, what a node forwards to), as
+                // the node's own `config` says; else the manifest's.
+                let api_url = configs
+                    .get(&m.id)
+                    .and_then(|c: &settings::Settings| c.get("clusterapiurl"))
+                    .filter(|u| !u.is_empty())
+                    .map_or(m.api.as_str(), String::as_str);
                 jobs.push(Job::Net {
                     from: n.id,
                     to: m.id,
                     port: "api",
-                    addr: api_addr(&m.api),
+                    addr: api_addr(api_url),
                 });
             }
         }

@@ -8,6 +8,7 @@ mod foundation;
 mod harness;
 mod history;
 mod holes;
+mod hostnet;
 mod live;
 mod matrix;
 mod notify;
