@@ -16,6 +16,7 @@
 #[path = "cli/harness.rs"]
 mod harness;
 
+#[path = "docker/e2e.rs"]
 mod e2e;
 
 use std::io::{Read as _, Write as _};

@@ -249,11 +249,23 @@ fn init_check_upgrade_kill9_resume_and_doctor_on_real_containers() {
     run.child.kill().expect("SIGKILL wkctl"); // std's kill is SIGKILL
     let _ = run.child.wait();
     let killed_lines = run.lines.join("\n");
-    // the orphaned `docker-compose up -d` finishes on its own
-    p.wait("1002 recreated", Duration::from_mins(1), |p| {
-        p.image_of(2).ends_with(TO_TAG)
-    });
     drop(run);
+    // The killed run's team lock is still there: a plain resume is refused, naming it.
+    let o = wkctl(
+        &p,
+        &[
+            "upgrade",
+            "--to",
+            TO,
+            "--yes",
+            "--resume",
+            "-m",
+            &p.manifest_arg(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("another wkctl run holds"), "{}", text(&o));
+    assert!(p.dir.path().join("team.lock").exists(), "left alone");
     let o = wkctl(
         &p,
         &[
@@ -433,6 +445,8 @@ fn missing_image_refused_before_any_stop_and_a_crash_loop_stops_the_run() {
     let crash = format!("wkcrash{}/wukongim", std::process::id());
     p.tag_as(CRASH, &crash);
     p.init_again_with(&[("image", &crash)]);
+    let o = wkctl(&p, &["upgrade", "--discard", "-m", &p.manifest_arg()]);
+    assert!(o.status.success(), "discard the refused run: {}", text(&o));
     let o = wkctl(
         &p,
         &[
