@@ -500,3 +500,53 @@ fn docker(args: &[&str]) {
     let o = Command::new("docker").args(args).output().unwrap();
     assert!(o.status.success(), "docker {args:?}: {}", text(&o));
 }
+
+/// `wkctl demo --docker`: the same upgrade on its own compose project, which it removes.
+#[test]
+fn demo_docker_upgrades_real_containers_and_cleans_up() {
+    if docker_ready().is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_wkctl"))
+        .args(["demo", "--docker", "--json", "--speed", "4"])
+        .env("TMPDIR", tmp.path())
+        .env("NO_COLOR", "1")
+        .env_remove("WKCTL_MANIFEST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    let project = format!("wkctldemo{pid}");
+    let left = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("name={project}_")])
+        .output()
+        .unwrap();
+    let nets = Command::new("docker")
+        .args([
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={project}_"),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let ready: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "node_ready" && v["data"]["version"] == TO_TAG)
+        .filter_map(|v| v["data"]["node"].as_u64())
+        .collect();
+    assert_eq!(ready, [1001, 1002, 1003], "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("playbook `docker-compose`"),
+        "{}",
+        text(&o)
+    );
+    assert!(left.stdout.is_empty(), "containers left: {}", text(&left));
+    assert!(nets.stdout.is_empty(), "networks left: {}", text(&nets));
+}
