@@ -318,6 +318,10 @@ pub struct DemoArgs {
     /// JSON Lines events on stdout
     #[arg(long)]
     pub json: bool,
+    /// Run the demo on real containers: a Docker Engine, Compose and the simulator's
+    /// images (`tests/docker/build-images.sh`; no registry is needed)
+    #[arg(long, conflicts_with = "fault")]
+    pub docker: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

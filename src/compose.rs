@@ -118,6 +118,37 @@ const HINT: &str = "pass a WuKongIM docker-compose file whose services set `WK_C
 
 /// Parses compose text; `origin` (the file's path) names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<ComposeCluster, WkError> {
+    parse_with_env(text, origin, &BTreeMap::new())
+}
+
+/// The variables of a compose project's `.env` file (`KEY=VALUE` lines; `#` comments,
+/// blank lines and an `export ` prefix allowed; one pair of surrounding quotes removed),
+/// which Compose uses for `${VAR}` interpolation.
+pub fn read_dotenv(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let unq = [('"', '"'), ('\'', '\'')]
+                .iter()
+                .find_map(|(a, b)| v.strip_prefix(*a)?.strip_suffix(*b))
+                .unwrap_or(v);
+            Some((k.trim().to_string(), unq.to_string()))
+        })
+        .collect()
+}
+
+/// [`parse`], with `${VAR}` taken from `dotenv` (the project's `.env`, as Compose does)
+/// before the written default: after an upgrade `.env` pins the running tag, and the API
+/// ports may be set there.
+pub fn parse_with_env(
+    text: &str,
+    origin: &str,
+    dotenv: &BTreeMap<String, String>,
+) -> Result<ComposeCluster, WkError> {
     let doc: Value = serde_saphyr::from_str(text).map_err(|e| {
         let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let msg = e.without_snippet().to_string();
@@ -138,7 +169,7 @@ pub fn parse(text: &str, origin: &str) -> Result<ComposeCluster, WkError> {
         let Some(raw_id) = env.get("WK_CLUSTER_NODEID") else {
             continue;
         };
-        let id_text = interpolate(raw_id);
+        let id_text = interpolate_in(raw_id, dotenv);
         let id = id_text
             .trim()
             .parse::<u64>()
@@ -156,7 +187,7 @@ pub fn parse(text: &str, origin: &str) -> Result<ComposeCluster, WkError> {
                 "every WuKongIM node needs its own `WK_CLUSTER_NODEID`",
             ));
         }
-        let node = read_node(service, id, spec, &env, &mut out.warnings);
+        let node = read_node(service, id, spec, &env, dotenv, &mut out.warnings);
         if is_placeholder_host(&node.host) {
             return Err(WkError::input(
                 format!(
@@ -184,11 +215,12 @@ fn read_node(
     id: u64,
     spec: &Value,
     env: &BTreeMap<String, String>,
+    dotenv: &BTreeMap<String, String>,
     warnings: &mut Vec<String>,
 ) -> ComposeNode {
     let get = |k: &str| {
         env.get(k)
-            .map(|v| interpolate(v).trim().to_string())
+            .map(|v| interpolate_in(v, dotenv).trim().to_string())
             .filter(|v| !v.is_empty() && !v.contains('$'))
     };
     let api_url = get("WK_CLUSTER_APIURL").and_then(|u| base_url(&u));
@@ -204,10 +236,34 @@ fn read_node(
         ));
         (service.to_string(), "the service name")
     };
+    let published = published(spec, 5001, dotenv);
+    let alias = network_aliases(spec)
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(&host))
+        || host == service;
+    // A compose network alias (upstream's `nodeN.wk.local`) resolves only inside the
+    // network; with the API port published, the node is reached on this machine, where
+    // its compose file and its steps run (the manifest has no ssh).
+    let (host, host_from, host_is_alias, api_url) = match (&published, alias) {
+        (Some((ip, _)), true) => (
+            ip.clone()
+                .filter(|ip| !matches!(ip.as_str(), "0.0.0.0" | "::" | ""))
+                .unwrap_or_else(|| "127.0.0.1".into()),
+            "the published API port (its own host name resolves only inside the compose network)",
+            false,
+            None,
+        ),
+        _ => (
+            host,
+            host_from,
+            alias && host_from != "the service name",
+            api_url,
+        ),
+    };
     let (api, api_from) = match api_url {
         Some(u) => (Some(u), "WK_CLUSTER_APIURL"),
-        None => match published_port(spec, 5001) {
-            Some(port) => (
+        None => match &published {
+            Some((_, port)) => (
                 Some(format!("http://{}:{port}", bracket(&host))),
                 "the published port of 5001",
             ),
@@ -216,17 +272,14 @@ fn read_node(
     };
     let raw_image = spec.get("image").and_then(Value::as_str).unwrap_or("");
     let image_env = image_variable(raw_image);
-    let image = interpolate(raw_image);
+    let image = interpolate_in(raw_image, dotenv);
     let (image_repo, tag) = split_image(&image);
     let version = tag
         .and_then(|t| WkVersion::parse(t).ok())
         .filter(|v| v.date().is_some());
     let build = spec.get("build").is_some_and(|b| !b.is_null());
-    let data_dir = data_volume(spec, env);
-    let api_published = published_port(spec, 5001).is_some();
-    let host_is_alias = network_aliases(spec)
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case(&host));
+    let data_dir = data_volume(spec, env, dotenv);
+    let api_published = published.is_some();
     ComposeNode {
         service: service.to_string(),
         id,
@@ -293,7 +346,12 @@ pub fn services(text: &str) -> Result<Vec<ServiceImage>, String> {
 }
 
 /// The host side of the volume mounted at the node's root directory.
-fn data_volume(spec: &Value, env: &BTreeMap<String, String>) -> Option<String> {
+fn data_volume(
+    spec: &Value,
+    env: &BTreeMap<String, String>,
+    dotenv: &BTreeMap<String, String>,
+) -> Option<String> {
+    let interpolate = |s: &str| interpolate_in(s, dotenv);
     let root = env
         .get("WK_ROOTDIR")
         .map(|r| interpolate(r).trim().trim_end_matches('/').to_string())
@@ -378,6 +436,13 @@ fn environment(spec: &Value) -> BTreeMap<String, String> {
 /// Compose interpolation: `${VAR:-default}` and `${VAR-default}` become the default,
 /// `$$` becomes `$`; `${VAR}`, `$VAR` and `${VAR:?err}` are left as written.
 pub fn interpolate(s: &str) -> String {
+    interpolate_in(s, &BTreeMap::new())
+}
+
+/// [`interpolate`], where a variable set in `vars` (a project's `.env`) takes its value
+/// (also `${VAR}` and `$VAR`; `${VAR:-d}` uses `d` when the value is empty).
+pub fn interpolate_in(s: &str, vars: &BTreeMap<String, String>) -> String {
+    let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -390,12 +455,21 @@ pub fn interpolate(s: &str) -> String {
             && let Some(end) = closing_brace(body)
         {
             let inner = &body[..end];
-            let default = inner
-                .split_once(":-")
-                .or_else(|| inner.split_once('-'))
-                .filter(|(name, _)| name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-            if let Some((_, d)) = default {
-                out.push_str(&interpolate(d));
+            let name_len = inner.bytes().take_while(|b| is_name(*b)).count();
+            let (name, op) = inner.split_at(name_len);
+            let set = vars.get(name).filter(|_| !name.is_empty());
+            if let Some(d) = op.strip_prefix(":-") {
+                match set.filter(|v| !v.is_empty()) {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&interpolate_in(d, vars)),
+                }
+            } else if let Some(d) = op.strip_prefix('-') {
+                match set {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&interpolate_in(d, vars)),
+                }
+            } else if let Some(v) = set {
+                out.push_str(v);
             } else {
                 out.push_str("${");
                 out.push_str(inner);
@@ -403,8 +477,17 @@ pub fn interpolate(s: &str) -> String {
             }
             rest = &body[end + 1..];
         } else {
-            out.push('$');
-            rest = after;
+            let name_len = after.bytes().take_while(|b| is_name(*b)).count();
+            match vars.get(&after[..name_len]).filter(|_| name_len > 0) {
+                Some(v) => {
+                    out.push_str(v);
+                    rest = &after[name_len..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
         }
     }
     out.push_str(rest);
@@ -460,9 +543,15 @@ fn bracket(host: &str) -> String {
     }
 }
 
-/// The host port publishing container port `target` (`"15001:5001"`, `"127.0.0.1:15001:5001/tcp"`
-/// or the long form `{ target: 5001, published: 15001 }`).
-fn published_port(spec: &Value, target: u16) -> Option<u16> {
+/// The host address and port publishing container port `target` (`"15001:5001"`,
+/// `"127.0.0.1:15001:5001/tcp"` or the long form `{ target: 5001, published: 15001,
+/// host_ip: 127.0.0.1 }`); the address is `None` when not given.
+fn published(
+    spec: &Value,
+    target: u16,
+    dotenv: &BTreeMap<String, String>,
+) -> Option<(Option<String>, u16)> {
+    let interpolate = |s: &str| interpolate_in(s, dotenv);
     let ports = spec.get("ports")?.as_array()?;
     ports.iter().find_map(|p| match p {
         Value::String(s) => {
@@ -470,8 +559,11 @@ fn published_port(spec: &Value, target: u16) -> Option<u16> {
             let s = s.split('/').next().unwrap_or("");
             let fields: Vec<&str> = s.rsplitn(3, ':').collect();
             match fields.as_slice() {
-                [container, host, ..] if container.parse::<u16>().ok() == Some(target) => {
-                    host.parse::<u16>().ok()
+                [container, host, rest @ ..] if container.parse::<u16>().ok() == Some(target) => {
+                    let ip = rest
+                        .first()
+                        .map(|ip| ip.trim_start_matches('[').trim_end_matches(']').to_string());
+                    host.parse::<u16>().ok().map(|port| (ip, port))
                 }
                 _ => None,
             }
@@ -482,8 +574,9 @@ fn published_port(spec: &Value, target: u16) -> Option<u16> {
                 Value::String(s) => interpolate(s).parse().ok(),
                 _ => None,
             };
+            let ip = m.get("host_ip").and_then(Value::as_str).map(interpolate);
             (num(m.get("target")) == Some(target))
-                .then(|| num(m.get("published")))
+                .then(|| num(m.get("published")).map(|port| (ip, port)))
                 .flatten()
         }
         _ => None,

@@ -198,3 +198,85 @@ fn placeholder_hosts_are_rejected() {
         Some("wukongimdata")
     );
 }
+
+#[test]
+fn dotenv_values_win_over_defaults_as_in_compose() {
+    let env = read_dotenv(
+        "# pinned by wkctl\nWK_IMAGE_1001=wukongim/wukongim:v2.1.2-20250120\nexport PORT='25001'\nEMPTY=\n\n",
+    );
+    assert_eq!(env["PORT"], "25001");
+    assert_eq!(
+        interpolate_in("${WK_IMAGE_1001:-wukongim/wukongim:v2.0.10-20241221}", &env),
+        "wukongim/wukongim:v2.1.2-20250120"
+    );
+    assert_eq!(
+        interpolate_in("127.0.0.1:${PORT:-15001}:5001", &env),
+        "127.0.0.1:25001:5001"
+    );
+    assert_eq!(
+        interpolate_in("${EMPTY:-d}|${EMPTY-d}|$PORT|${NOPE}", &env),
+        "d||25001|${NOPE}"
+    );
+}
+
+/// The shape of `tests/docker/cluster/docker-compose.yml` (upstream's cluster file with an
+/// image variable per node and the API ports published on 127.0.0.1): the aliases resolve
+/// only inside the network, so the node is reached on its published port, as written.
+#[test]
+fn aliases_with_a_published_api_port_are_reached_on_this_machine() {
+    let text = r#"
+services:
+  wukongim1:
+    image: ${WK_IMAGE_1001:-wukongim/wukongim:v2.0.10-20241221}
+    environment:
+      - WK_CLUSTER_NODEID=1001
+      - WK_CLUSTER_APIURL=http://node1.wk.local:5001
+    volumes: [./wukongim1_data:/root/wukongim]
+    ports: ["127.0.0.1:${WK_API_PORT_1001:-15001}:5001"]
+    networks: { wukongim: { aliases: [node1.wk.local] } }
+  wukongim2:
+    image: ${WK_IMAGE_1002:-wukongim/wukongim:v2.0.10-20241221}
+    environment:
+      - WK_CLUSTER_NODEID=1002
+      - WK_CLUSTER_APIURL=http://node2.wk.local:5001
+    volumes: [./wukongim2_data:/root/wukongim]
+    ports: [{ target: 5001, published: 15002 }]
+    networks: { wukongim: { aliases: [node2.wk.local] } }
+"#;
+    let env =
+        read_dotenv("WK_API_PORT_1001=25001\nWK_IMAGE_1002=wukongim/wukongim:v2.1.2-20250120\n");
+    let c = parse_with_env(text, "dc.yaml", &env).unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    assert_eq!(
+        (a.host.as_str(), a.api.as_deref()),
+        ("127.0.0.1", Some("http://127.0.0.1:25001"))
+    );
+    assert_eq!(
+        (b.host.as_str(), b.api.as_deref()),
+        ("127.0.0.1", Some("http://127.0.0.1:15002"))
+    );
+    assert!(!a.host_is_alias && a.api_published);
+    assert_eq!(
+        a.version.as_ref().map(ToString::to_string).as_deref(),
+        Some("v2.0.10-20241221")
+    );
+    assert_eq!(
+        b.version.as_ref().map(ToString::to_string).as_deref(),
+        Some("v2.1.2-20250120")
+    );
+    assert_eq!(a.image_env.as_deref(), Some("WK_IMAGE_1001"));
+    // without the published port, the alias stays a thing to change
+    let unpublished = text.replace(
+        "    ports: [\"127.0.0.1:${WK_API_PORT_1001:-15001}:5001\"]\n",
+        "",
+    );
+    let c = parse_with_env(&unpublished, "dc.yaml", &env).unwrap();
+    assert!(c.nodes[0].host_is_alias);
+    assert!(
+        c.warnings.join("\n").contains("do not publish")
+            || c.warnings.join("\n").contains("does not publish"),
+        "{:?}",
+        c.warnings
+    );
+}

@@ -13,7 +13,14 @@
 //! log is `./brain/events.jsonl`. Change a node's build with `WK_IMAGE_1002=… docker-compose
 //! up -d wukongim2`.
 
+#[path = "cli/harness.rs"]
+mod harness;
+
+#[path = "docker/e2e.rs"]
+mod e2e;
+
 use std::io::{Read as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -66,12 +73,17 @@ fn free_port() -> u16 {
 }
 
 /// One compose project in a temp dir; `down -v` on drop, also after a failed assertion.
+/// Its settings (project name, ports) are in the project's `.env` (mode 0600, as when it
+/// holds `WK_MANAGERTOKEN`), so a plain `docker-compose` in the directory (what the
+/// playbook runs) addresses the same project.
 struct Project {
     dir: tempfile::TempDir,
     name: String,
     env: Vec<(String, String)>,
     brain: String,
     api: Vec<String>,
+    /// Image tags the test made; removed on drop.
+    tags: Vec<String>,
 }
 
 impl Project {
@@ -89,12 +101,23 @@ impl Project {
             env.push((format!("WK_API_PORT_{id}"), p.to_string()));
             api.push(format!("127.0.0.1:{p}"));
         }
+        let mut dotenv = format!(
+            "# secrets may live here too (WK_MANAGERTOKEN): 0600\nCOMPOSE_PROJECT_NAME={name}\n"
+        );
+        for (k, v) in &env {
+            dotenv.push_str(&format!("{k}={v}\n"));
+        }
+        let env_file = dir.path().join(".env");
+        std::fs::write(&env_file, dotenv).expect("write .env");
+        std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod .env");
         let p = Project {
             dir,
             name,
-            env,
+            env: Vec::new(),
             brain: format!("127.0.0.1:{brain_port}"),
             api,
+            tags: Vec::new(),
         };
         p.compose(&[], &["up", "-d"]);
         p.wait("cluster settled", Duration::from_mins(2), |p| {
@@ -211,6 +234,9 @@ impl Drop for Project {
             ])
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output();
+        for tag in &self.tags {
+            let _ = Command::new("docker").args(["rmi", tag]).output();
+        }
         // Files written as root inside the containers.
         let _ = std::fs::remove_dir_all(self.dir.path());
     }

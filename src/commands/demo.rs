@@ -15,6 +15,9 @@ use crate::output::Printer;
 const FROM: &str = "v2.0.10-20241221";
 
 pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Result<Outcome> {
+    if args.docker {
+        return super::demo_docker::run(global, args, p).await;
+    }
     let tmp = tempfile::Builder::new()
         .prefix("wkctl-demo-")
         .tempdir()
@@ -61,7 +64,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         notify: global.notify.clone(),
     };
     let ctx = Context::load(&demo_global)?;
-    wait_settled(&ctx).await?;
+    wait_settled(&ctx, Duration::from_secs(30)).await?;
 
     if let Some(fault) = args.fault {
         let mut cmd = std::process::Command::new(&wksim);
@@ -131,7 +134,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
     Ok(outcome)
 }
 
-async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
+pub(super) async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
     let (_, view) = live::observe(ctx).await?;
     let mut f = crate::checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut f);
@@ -201,8 +204,8 @@ async fn wait_cluster_json(
     }
 }
 
-async fn wait_settled(ctx: &Context) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub(super) async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
     let mut since: Option<Instant> = None;
     loop {
         let (_, view) = live::observe(ctx).await?;
@@ -218,7 +221,10 @@ async fn wait_settled(ctx: &Context) -> anyhow::Result<()> {
         }
         if Instant::now() > deadline {
             return Err(WkError::no(
-                format!("the simulated cluster did not settle within 30 s: {settled:?}"),
+                format!(
+                    "the simulated cluster did not settle within {} s: {settled:?}",
+                    within.as_secs()
+                ),
                 "is the machine overloaded?",
             )
             .into());

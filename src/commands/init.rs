@@ -36,10 +36,15 @@ pub fn run(args: &InitArgs, p: &Printer) -> anyhow::Result<Outcome> {
                     "pass the path of your WuKongIM docker-compose file",
                 )
             })?;
-            let cluster = compose::parse(&content, &shown)?;
+            let dir = compose_dir(file);
+            // Compose interpolates `${VAR}` from the project's `.env`: so does init.
+            let dotenv = std::fs::read_to_string(dir.join(".env"))
+                .map(|t| compose::read_dotenv(&t))
+                .unwrap_or_default();
+            let cluster = compose::parse_with_env(&content, &shown, &dotenv)?;
             sources.push(Source {
                 file: file.clone(),
-                dir: compose_dir(file),
+                dir,
                 cluster,
             });
         }

@@ -180,11 +180,18 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
                     port: "cluster",
                     addr: cluster_addr(&view, ctx, m.id, server_addr),
                 });
+                // The API address peers use (`cluster.apiUrl`, what a node forwards to), as
+                // the node's own `config` says; else the manifest's.
+                let api_url = configs
+                    .get(&m.id)
+                    .and_then(|c: &settings::Settings| c.get("clusterapiurl"))
+                    .filter(|u| !u.is_empty())
+                    .map_or(m.api.as_str(), String::as_str);
                 jobs.push(Job::Net {
                     from: n.id,
                     to: m.id,
                     port: "api",
-                    addr: api_addr(&m.api),
+                    addr: api_addr(api_url),
                 });
             }
         }
@@ -295,7 +302,7 @@ async fn run_job(
     };
     let text_of = |id: u64, kind: StepKind| async move {
         let (t, cmd) = render(id, kind, &[])?;
-        let out = transport::run(&t, &cmd, STEP_TIMEOUT)
+        let out = transport::run(&t, &cmd, pb.timeout(kind).unwrap_or(STEP_TIMEOUT))
             .await
             .map_err(|e| e.to_string())?;
         if out.success() {
@@ -320,7 +327,15 @@ async fn run_job(
                 &[("peer", addr.clone()), ("peer_host", h), ("peer_port", p)],
             ) {
                 Err(e) => Reach::Unknown(e),
-                Ok((t, cmd)) => match transport::run(&t, &cmd, NETCHECK_TIMEOUT).await {
+                // A playbook whose tool is slow to start (docker-compose v1: about 1.5 s
+                // alone, 20 s for twelve at once on two cores) sets its own timeout.
+                Ok((t, cmd)) => match transport::run(
+                    &t,
+                    &cmd,
+                    pb.timeout(StepKind::Netcheck).unwrap_or(NETCHECK_TIMEOUT),
+                )
+                .await
+                {
                     Err(e) => Reach::Unknown(e.to_string()),
                     Ok(o) if o.success() => Reach::Ok,
                     // 1: refused/unreachable; 124: `timeout` expired; a killed check timed out.

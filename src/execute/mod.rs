@@ -136,11 +136,21 @@ impl<'a> Runner<'a> {
     pub async fn run(mut self) -> anyhow::Result<Outcome> {
         self.state.status = RunStatus::Running;
         self.save()?;
-        if let Some(outcome) = self
-            .run_level(&[PlanStepKind::Lock, PlanStepKind::PreRun])
-            .await
-        {
-            // The team lock is held elsewhere, or `pre_run` failed: nothing was touched.
+        if self.opts.break_lock {
+            // `--break-lock`: the team lock a killed run left behind is released first.
+            self.run_level(&[PlanStepKind::Unlock]).await;
+        }
+        // The team lock is held elsewhere: nothing was touched, and that lock is not ours
+        // to release (found on real Docker: a resume after kill -9 needs `--break-lock`).
+        let locked = self.run_level(&[PlanStepKind::Lock]).await;
+        if let Some(outcome) = locked {
+            self.state.status = RunStatus::Failed;
+            self.save()?;
+            self.summary(outcome);
+            return Ok(outcome);
+        }
+        if let Some(outcome) = self.run_level(&[PlanStepKind::PreRun]).await {
+            // `pre_run` failed: nothing was touched.
             self.run_level(&[PlanStepKind::Unlock]).await;
             self.state.status = RunStatus::Failed;
             self.save()?;

@@ -254,16 +254,28 @@ async fn check_cluster_ports(view: &mut ClusterView, timeout: Duration) {
         let permits = Arc::clone(&permits);
         set.spawn(async move {
             let _permit = permits.acquire_owned().await;
+            // A name that does not resolve here (a compose network alias such as upstream's
+            // `node1.wk.local`, found on real Docker) says nothing about what the peers
+            // reach: unknown, not unreachable.
+            let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host(addr.as_str()))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|a| a.collect::<Vec<_>>())
+                .filter(|a| !a.is_empty());
+            let Some(addrs) = resolved else {
+                return (idx, None);
+            };
             let ok = matches!(
-                tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
+                tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addrs[..])).await,
                 Ok(Ok(_))
             );
-            (idx, ok)
+            (idx, Some(ok))
         });
     }
     while let Some(joined) = set.join_next().await {
         if let Ok((idx, ok)) = joined {
-            view.nodes[idx].cluster_port_reachable = Some(ok);
+            view.nodes[idx].cluster_port_reachable = ok;
         }
     }
 }

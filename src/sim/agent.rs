@@ -214,7 +214,9 @@ pub async fn run_node(a: NodeArgs) -> anyhow::Result<u8> {
     write_data(&a.data_dir, a.id, &a.version, "start")?;
     // The brain may still be starting (compose starts services in parallel).
     let deadline = Instant::now() + Duration::from_mins(1);
+    let mut printed = Printed::default();
     loop {
+        printed.skip_history(&http, &base, a.id).await;
         match http
             .post(format!("{me}/hello"))
             .header("content-type", "application/json")
@@ -247,9 +249,11 @@ pub async fn run_node(a: NodeArgs) -> anyhow::Result<u8> {
     let mut api: Option<tokio::task::JoinHandle<()>> = None;
     let mut last_cv = 0;
     loop {
+        printed.tick(&http, &base, a.id).await;
         tokio::select! {
             _ = term.recv() => {
                 let _ = http.post(format!("{me}/bye")).send().await;
+                printed.flush(&http, &base, a.id).await;
                 write_data(&a.data_dir, a.id, &a.version, "stop")?;
                 return Ok(0);
             }
@@ -269,6 +273,7 @@ pub async fn run_node(a: NodeArgs) -> anyhow::Result<u8> {
             continue;
         };
         if let Some(code) = st["exit"].as_u64() {
+            printed.flush(&http, &base, a.id).await;
             write_data(
                 &a.data_dir,
                 a.id,
@@ -293,6 +298,60 @@ pub async fn run_node(a: NodeArgs) -> anyhow::Result<u8> {
             }
             _ => {}
         }
+    }
+}
+
+/// The node's log lines (kept by the brain's model) printed on the agent's stdout, as
+/// WuKongIM prints its log: `docker compose logs` shows them. Lines logged before this
+/// process started belong to the previous container and are not repeated.
+#[derive(Default)]
+struct Printed {
+    /// Lines of the brain's log already seen; `None` until the first fetch.
+    seen: Option<usize>,
+    last: Option<Instant>,
+}
+
+impl Printed {
+    /// Marks the lines logged so far (by earlier processes) as seen.
+    async fn skip_history(&mut self, http: &reqwest::Client, base: &str, id: u64) {
+        if let Ok(r) = http.get(format!("{base}/logs/{id}")).send().await
+            && r.status().is_success()
+            && let Ok(text) = r.text().await
+        {
+            self.seen = Some(text.lines().count());
+        }
+    }
+
+    async fn tick(&mut self, http: &reqwest::Client, base: &str, id: u64) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            self.flush(http, base, id).await;
+        }
+    }
+
+    #[allow(clippy::print_stdout)]
+    async fn flush(&mut self, http: &reqwest::Client, base: &str, id: u64) {
+        self.last = Some(Instant::now());
+        let Ok(r) = http.get(format!("{base}/logs/{id}")).send().await else {
+            return;
+        };
+        let Ok(text) = r.text().await else {
+            return;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        // The brain trims a long log; then print from its start again.
+        let from = match self.seen {
+            Some(n) if n <= lines.len() => n,
+            _ => 0,
+        };
+        let mut out = std::io::stdout().lock();
+        for l in &lines[from..] {
+            let _ = writeln!(out, "{l}");
+        }
+        let _ = out.flush();
+        self.seen = Some(lines.len());
     }
 }
 

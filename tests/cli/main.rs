@@ -10,6 +10,7 @@ mod harness;
 mod history;
 mod holes;
 mod hooks;
+mod hostnet;
 mod live;
 mod matrix;
 mod notify;

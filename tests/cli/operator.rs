@@ -111,6 +111,11 @@ fn the_team_lock_refuses_then_break_lock_takes_it() {
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.all().contains("bob@desk"), "names the owner: {}", r.all());
     assert!(lifecycle(&sim).is_empty(), "nothing touched");
+    assert_eq!(
+        std::fs::read_to_string(lock.join("owner")).unwrap(),
+        "bob@desk\n",
+        "the refused run leaves bob's lock alone"
+    );
     let r = ws.run(&["upgrade", "--discard"], &[]);
     assert_eq!(r.code, 0, "{}", r.all());
     let mut args = UP.to_vec();

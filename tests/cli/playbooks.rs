@@ -258,8 +258,16 @@ fn docker_compose_a_failed_pull_leaves_the_node_untouched() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("manifest unknown"));
     assert_eq!(
         b.log(),
-        [format!("docker pull {fail}")],
-        "only the pull ran"
+        [
+            format!("docker image inspect {fail}"),
+            format!("docker pull {fail}")
+        ],
+        "only the look-up and the pull ran"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("docker load"),
+        "{}",
+        text(&o)
     );
     assert_eq!(b.state("wukongim1"), "", "the service was never stopped");
     let env = std::fs::read_to_string(project.join(".env")).unwrap();
