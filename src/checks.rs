@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingId};
 use crate::manifest::Manifest;
 use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
 use crate::releases::{Capabilities, mixed_finding};
@@ -21,7 +21,7 @@ pub fn live_findings(manifest: &Manifest, view: &ClusterView) -> Vec<Finding> {
     for mn in &manifest.nodes {
         let Some(n) = view.node(mn.id) else {
             out.push(Finding::block(
-                "node.unreachable",
+                FindingId::NodeUnreachable,
                 Some(mn.id),
                 format!("node {} was not probed", mn.id),
                 "run the check again",
@@ -54,7 +54,7 @@ fn node_findings(
             None => "the cluster has a managerToken: set `api.token_env` in the manifest to the environment variable holding it".into(),
         };
         out.push(Finding::block(
-            "node.auth_failed",
+            FindingId::NodeAuthFailed,
             Some(id),
             format!("node {id} at {} refused the token (HTTP 401)", n.api),
             hint,
@@ -66,7 +66,7 @@ fn node_findings(
             .error
             .as_ref()
             .map_or_else(|| "no answer".to_string(), ToString::to_string);
-        out.push(Finding::block("node.unreachable", Some(id), format!("node {id} at {} does not answer: {why}", n.api), "check that the node runs and that this machine reaches its API port (`api` in the manifest)"));
+        out.push(Finding::block(FindingId::NodeUnreachable, Some(id), format!("node {id} at {} does not answer: {why}", n.api), "check that the node runs and that this machine reaches its API port (`api` in the manifest)"));
         return;
     }
     let reported = n
@@ -79,7 +79,7 @@ fn node_findings(
     {
         let what = num.map_or_else(|| format!("`{raw}`"), |v| v.to_string());
         out.push(Finding::block(
-            "node.id_mismatch",
+            FindingId::NodeIdMismatch,
             Some(id),
             format!("node {id} at {} reports node id {what}", n.api),
             "fix the manifest: each `api` must point at the node with that id (`cluster.nodeId`)",
@@ -89,7 +89,7 @@ fn node_findings(
         && !want.same_build(live)
     {
         out.push(Finding::warn(
-            "version.manifest_disagrees",
+            FindingId::VersionManifestDisagrees,
             Some(id),
             format!("node {id} runs {live}, the manifest says {want}"),
             format!("update `version` of node {id} in the manifest to {live}"),
@@ -104,7 +104,7 @@ fn node_findings(
                 .map(|c| format!(" ({c} in the cluster config)"))
                 .unwrap_or_default();
             out.push(Finding::block(
-                "cluster.slot_count_mismatch",
+                FindingId::ClusterSlotCountMismatch,
                 Some(id),
                 format!("node {id} `/health` fails: slot count not match: its `cluster.slotCount` differs from the cluster's slots{slots}"),
                 "set the same `cluster.slotCount` on every node (see `wkctl doctor`'s settings table); it cannot change after the cluster is created",
@@ -118,14 +118,14 @@ fn node_findings(
             let msg = format!("node {id} `/health` fails: {m}");
             let hint = "wait for the cluster to settle (slot leaders elected), then check again; see `wkctl doctor`";
             out.push(if aware {
-                Finding::block("cluster.health_failing", Some(id), msg, hint)
+                Finding::block(FindingId::ClusterHealthFailing, Some(id), msg, hint)
             } else {
-                Finding::warn("cluster.health_failing", Some(id), msg, hint)
+                Finding::warn(FindingId::ClusterHealthFailing, Some(id), msg, hint)
             });
         }
         HealthState::Unknown => {
             if let Some(e) = &n.error {
-                out.push(Finding::block("cluster.health_failing", Some(id), format!("node {id} `/health` gives no answer: {e}"), "look at the node's logs (`wkctl doctor`); a 500 without body is a crashed handler"));
+                out.push(Finding::block(FindingId::ClusterHealthFailing, Some(id), format!("node {id} `/health` gives no answer: {e}"), "look at the node's logs (`wkctl doctor`); a 500 without body is a crashed handler"));
             }
         }
         HealthState::Ok => {}
@@ -134,24 +134,24 @@ fn node_findings(
         match (n.info_online, n.info_status) {
             (Some(true), Some(NodeStatus::Joined)) => {}
             (Some(true), Some(NodeStatus::Joining)) => out.push(joining_finding(manifest, view, id)),
-            (Some(true), s) => out.push(Finding::block("cluster.node_offline", Some(id), format!("node {id} is online but not Joined in the controller's view (status {s:?})"), "wait for the join to finish before upgrading")),
-            _ => out.push(Finding::block("cluster.node_offline", Some(id), format!("node {id} is offline in the controller's view"), format!("start node {id} and wait until the controller marks it online; check its port 11110 from the other nodes"))),
+            (Some(true), s) => out.push(Finding::block(FindingId::ClusterNodeOffline, Some(id), format!("node {id} is online but not Joined in the controller's view (status {s:?})"), "wait for the join to finish before upgrading")),
+            _ => out.push(Finding::block(FindingId::ClusterNodeOffline, Some(id), format!("node {id} is offline in the controller's view"), format!("start node {id} and wait until the controller marks it online; check its port 11110 from the other nodes"))),
         }
     }
     // A restarted node answers from its stale persisted view (online, Joined, `/health`
     // ok before v2.1.4) until it knows the controller again (facts §4.3).
     if matches!(n.info_answer, InfoAnswer::LeaderNotFound) && view.controller.is_some() {
-        out.push(Finding::block("cluster.node_rejoining", Some(id), format!("node {id} does not know the controller yet (`/cluster/info` answers 400 `leader not found`): it is still rejoining"), "wait until it has rejoined (`wkctl status`), then check again; if it stays, see `wkctl doctor`"));
+        out.push(Finding::block(FindingId::ClusterNodeRejoining, Some(id), format!("node {id} does not know the controller yet (`/cluster/info` answers 400 `leader not found`): it is still rejoining"), "wait until it has rejoined (`wkctl status`), then check again; if it stays, see `wkctl doctor`"));
     }
     if let (Some(mine), Some(ctl)) = (n.config_version, view.config_version)
         && mine != ctl
         && n.info_online == Some(true)
     {
-        out.push(Finding::warn("cluster.config_lagging", Some(id), format!("node {id} has applied cluster config {mine}, the controller is at {ctl}"), "usually transient after a restart; check again in a few seconds, and look at the node's logs if it stays"));
+        out.push(Finding::warn(FindingId::ClusterConfigLagging, Some(id), format!("node {id} has applied cluster config {mine}, the controller is at {ctl}"), "usually transient after a restart; check again in a few seconds, and look at the node's logs if it stays"));
     }
     if n.cluster_port_reachable == Some(false) {
         let addr = n.cluster_addr.as_deref().unwrap_or("its cluster address");
-        out.push(Finding::block("cluster.cluster_port_unreachable", Some(id), format!("node {id} cluster port {addr} is not reachable from here"), "check the firewall and `cluster.serverAddr`; peers must reach port 11110 of every node (#388)"));
+        out.push(Finding::block(FindingId::ClusterClusterPortUnreachable, Some(id), format!("node {id} cluster port {addr} is not reachable from here"), "check the firewall and `cluster.serverAddr`; peers must reach port 11110 of every node (#388)"));
     }
 }
 
@@ -164,14 +164,14 @@ fn joining_finding(manifest: &Manifest, view: &ClusterView, id: u64) -> Finding 
             );
             if manifest.policy.accept_stuck_joining {
                 Finding::warn(
-                    "cluster.stuck_joining_529",
+                    FindingId::ClusterStuckJoining529,
                     Some(id),
                     msg,
                     "upstream bug #529 (open; fix PR #531 unmerged): the controller never promotes a seed-joined node that already holds its slots; wkctl accepts this node on that evidence (`policy.accept_stuck_joining: false` refuses it)",
                 )
             } else {
                 Finding::block(
-                    "cluster.stuck_joining_529",
+                    FindingId::ClusterStuckJoining529,
                     Some(id),
                     msg,
                     "upstream bug #529: set `policy.accept_stuck_joining: true` to accept a node with this evidence, or run a build with PR #531",
@@ -179,13 +179,13 @@ fn joining_finding(manifest: &Manifest, view: &ClusterView, id: u64) -> Finding 
             }
         }
         joining::JoiningState::StillJoining(why) => Finding::block(
-            "cluster.node_offline",
+            FindingId::ClusterNodeOffline,
             Some(id),
             format!("node {id} is online but still `Joining` in the controller's view: {why}"),
             "wait for the join to finish before upgrading (`wkctl status`)",
         ),
         joining::JoiningState::NotJoining => Finding::block(
-            "cluster.node_offline",
+            FindingId::ClusterNodeOffline,
             Some(id),
             format!("node {id} is online but not Joined in the controller's view"),
             "wait for the join to finish before upgrading",
@@ -238,7 +238,7 @@ fn membership(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
         )
     };
     out.push(Finding::block(
-        "cluster.membership_mismatch",
+        FindingId::ClusterMembershipMismatch,
         None,
         msg,
         hint,
@@ -262,17 +262,17 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
         } else if view.controller_claims.len() > 1 {
             let _ = write!(msg, ": nodes {:?} each claim it", view.controller_claims);
         }
-        out.push(Finding::block("cluster.no_controller", None, msg, "a quorum of nodes must run and reach each other on port 11110; start the missing nodes (1001 first) and wait for the election"));
+        out.push(Finding::block(FindingId::ClusterNoController, None, msg, "a quorum of nodes must run and reach each other on port 11110; start the missing nodes (1001 first) and wait for the election"));
     }
     if let Some(s) = &view.slots {
         let mut bad: Vec<u64> = s.leaderless.iter().chain(&s.candidate).copied().collect();
         bad.sort_unstable();
         bad.dedup();
         if s.total == 0 {
-            out.push(Finding::block("cluster.slots_not_ready", None, "the cluster reports no slots", "the initial config was never proposed: a quorum of `cluster.initNodes` must start (#197)"));
+            out.push(Finding::block(FindingId::ClusterSlotsNotReady, None, "the cluster reports no slots", "the initial config was never proposed: a quorum of `cluster.initNodes` must start (#197)"));
         } else if !bad.is_empty() {
             out.push(Finding::block(
-                "cluster.slots_not_ready",
+                FindingId::ClusterSlotsNotReady,
                 None,
                 format!(
                     "{} of {} slots have no leader or are in election ({})",
@@ -298,7 +298,7 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
                 format!("{} slot(s) migrating ({})", moving.len(), ids(&moving))
             };
             out.push(Finding::block(
-                "cluster.migration_in_progress",
+                FindingId::ClusterMigrationInProgress,
                 None,
                 format!("{what} is in progress"),
                 "wait until the controller finishes rebalancing slot leaders, then check again",
@@ -314,7 +314,7 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
             format!("slotReplicaCount is {}", replicas.unwrap_or_default())
         };
         out.push(Finding::warn(
-            "cluster.not_zero_downtime",
+            FindingId::ClusterNotZeroDowntime,
             None,
             format!("{why}: stopping one node interrupts service"),
             "plan a maintenance window, or run at least 3 nodes with `cluster.slotReplicaCount` 3",

@@ -133,7 +133,11 @@ impl Printer {
         if findings.is_empty() {
             s.push_str("no findings\n");
         }
-        let width = findings.iter().map(|f| f.id.len()).max().unwrap_or(0);
+        let width = findings
+            .iter()
+            .map(|f| f.id.as_str().len())
+            .max()
+            .unwrap_or(0);
         for f in findings {
             let node = f
                 .node

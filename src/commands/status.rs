@@ -7,7 +7,7 @@ use crate::checks;
 use crate::cli::{Global, StatusArgs};
 use crate::commands::{Context, live};
 use crate::error::Outcome;
-use crate::finding::{self, Finding, Severity};
+use crate::finding::{self, Finding, FindingId, Severity};
 use crate::output::{self, Printer};
 use crate::probe::{ClusterView, HealthState};
 
@@ -166,7 +166,7 @@ pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Print
     let mut s = String::new();
     let (first, rest): (Vec<&Finding>, Vec<&Finding>) = findings
         .iter()
-        .partition(|f| f.id == "cluster.membership_mismatch");
+        .partition(|f| f.id == FindingId::ClusterMembershipMismatch);
     for f in &first {
         let _ = writeln!(s, "{} {}", p.red("MEMBERSHIP:"), f.message);
         let _ = writeln!(s, "  hint: {}\n", f.hint);

@@ -9,7 +9,7 @@ use crate::commands::{Context, confirm, live, manifest_dir, rule_options, target
 use crate::error::{Outcome, WkError};
 use crate::events::{Event, Reporter};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
-use crate::finding::{self, Severity};
+use crate::finding::{self, FindingId, Severity};
 use crate::manifest;
 use crate::output::{self, Printer};
 use crate::plan::{Plan, PlanStepKind};
@@ -453,16 +453,16 @@ fn relax_for_resume(plan: &mut Plan, st: &RunState) {
     }
     for f in &mut plan.findings {
         let about_busy = f.node.is_some_and(|n| busy.contains(&n));
-        let cluster_symptom = f.node.is_none() && f.id.starts_with("cluster.");
+        let cluster_symptom = f.node.is_none() && f.id.area() == "cluster";
         if f.severity == Severity::Block
             && (about_busy || cluster_symptom)
-            && !f.id.starts_with("version.")
-            && f.id != "node.auth_failed"
+            && f.id.area() != "version"
+            && f.id != FindingId::NodeAuthFailed
         {
             f.severity = Severity::Warn;
             f.message = format!("{} (node {} is mid-upgrade: resuming)", f.message, busy[0]);
         }
-        if f.id == "version.mixed" {
+        if f.id == FindingId::VersionMixed {
             f.severity = Severity::Info;
         }
     }
@@ -489,7 +489,7 @@ fn skip_proven_dev_builds(plan: &mut Plan, st: &RunState, view: &crate::probe::C
             pn.steps.clear();
             pn.on_failure.clear();
             plan.findings.push(crate::finding::Finding::info(
-                "version.same",
+                FindingId::VersionSame,
                 Some(pn.id),
                 format!(
                     "node {} runs the {} build proven by the earlier run (commit {}); it is skipped",

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::commands::Context;
-use crate::finding::{self, Finding};
+use crate::finding::{self, Finding, FindingId};
 use crate::playbook::{self, StepKind};
 use crate::probe::ClusterView;
 use crate::transport::{self, Transport};
@@ -224,7 +224,7 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
     findings.append(&mut setting_findings);
     for p in &problems {
         findings.push(Finding::warn(
-            "doctor.step_failed",
+            FindingId::DoctorStepFailed,
             Some(p.node),
             format!("node {}: the playbook `{}` step failed: {}", p.node, p.step, p.error.lines().next().unwrap_or_default()),
             "check the node's transport (ssh) and the playbook step; doctor could not see this part",
@@ -354,7 +354,7 @@ async fn run_job(
 
 /// One finding per node and signature, with how often it was seen.
 fn log_findings(logs: &[LogMatch]) -> Vec<Finding> {
-    let mut grouped: BTreeMap<(u64, &str), Vec<&LogMatch>> = BTreeMap::new();
+    let mut grouped: BTreeMap<(u64, FindingId), Vec<&LogMatch>> = BTreeMap::new();
     for m in logs {
         grouped.entry((m.node, m.signature)).or_default().push(m);
     }
@@ -408,14 +408,14 @@ fn network_findings(links: &[Link], view: &ClusterView) -> Vec<Finding> {
         };
         if back.is_some_and(|b| b.reach == Reach::Ok) {
             out.push(Finding::block(
-                "network.one_way",
+                FindingId::NetworkOneWay,
                 Some(l.from),
                 format!("node {} cannot reach node {}'s {port} at {}, but {} reaches {}: a one-way failure", l.from, l.to, l.addr, l.to, l.from),
                 "a one-way failure is the classic cause of a node that never rejoins: check firewalls/security groups and routes in that direction",
             ));
         } else {
             out.push(Finding::block(
-                "network.unreachable",
+                FindingId::NetworkUnreachable,
                 Some(l.from),
                 format!(
                     "node {} cannot reach node {}'s {port} at {}",
@@ -427,7 +427,7 @@ fn network_findings(links: &[Link], view: &ClusterView) -> Vec<Finding> {
     }
     for (id, n) in explained {
         out.push(Finding::info(
-            "network.peer_down",
+            FindingId::NetworkPeerDown,
             Some(id),
             format!("{n} network check(s) to node {id} failed: node {id} itself does not answer"),
             "start the node first (see `node.unreachable`); then run `wkctl doctor` again",

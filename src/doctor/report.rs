@@ -63,7 +63,7 @@ pub fn human(r: &Report, status: &str, p: &Printer) -> String {
             "  node {} {} {}  {}",
             m.node,
             m.time.as_deref().unwrap_or("-"),
-            p.yellow(m.signature),
+            p.yellow(m.signature.as_str()),
             m.line
         );
     }
