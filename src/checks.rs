@@ -17,7 +17,39 @@ pub mod playbook;
 
 /// Every live finding for the cluster.
 pub fn live_findings(manifest: &Manifest, view: &ClusterView) -> Vec<Finding> {
+    findings_with_token(manifest, view, manifest.token().is_some())
+}
+
+/// [`live_findings`], told whether a token was sent (pure).
+pub fn findings_with_token(
+    manifest: &Manifest,
+    view: &ClusterView,
+    token_sent: bool,
+) -> Vec<Finding> {
     let mut out = Vec::new();
+    // The cause first (13.3): a token variable that is not set explains every 401, so
+    // it is said once instead of a refused token per node.
+    let refused: Vec<String> = view
+        .nodes
+        .iter()
+        .filter(|n| n.error == Some(ProbeError::Unauthorized))
+        .map(|n| n.id.to_string())
+        .collect();
+    let token_unset = match &manifest.api.token_env {
+        Some(var) if !refused.is_empty() && !token_sent => {
+            out.push(Finding::block(
+                FindingId::ApiTokenUnset,
+                None,
+                format!(
+                    "`api.token_env` names `{var}`, which is not set (or empty) here, so no token was sent: node(s) {} answered 401",
+                    refused.join(", ")
+                ),
+                format!("export {var}=<the cluster's managerToken> (it must equal `managerToken` on every node), then run again"),
+            ));
+            true
+        }
+        _ => false,
+    };
     for mn in &manifest.nodes {
         let Some(n) = view.node(mn.id) else {
             out.push(Finding::block(
@@ -28,10 +60,26 @@ pub fn live_findings(manifest: &Manifest, view: &ClusterView) -> Vec<Finding> {
             ));
             continue;
         };
+        if token_unset && n.error == Some(ProbeError::Unauthorized) {
+            continue;
+        }
         node_findings(manifest, mn.version.as_ref(), n, view, &mut out);
     }
-    membership(manifest, view, &mut out);
-    cluster_findings(manifest, view, &mut out);
+    // What the cluster says about itself is only known from nodes that answered with the
+    // token: when every answering node refused it, "no controller" or a membership
+    // mismatch would be consequences of the 401s, not causes (13.3).
+    let answering: Vec<&NodeView> = view.nodes.iter().filter(|n| n.reachable).collect();
+    let blind = !answering.is_empty()
+        && answering
+            .iter()
+            .all(|n| n.error == Some(ProbeError::Unauthorized));
+    if !blind {
+        let before = out.len();
+        membership(manifest, view, &mut out);
+        cluster_findings(view, &mut out);
+        mark_consequences(view, &mut out[before..]);
+    }
+    zero_downtime(manifest, view, &mut out);
     let versions: Vec<(u64, WkVersion)> = live_versions(view)
         .into_iter()
         .filter_map(|(id, v)| v.map(|v| (id, v)))
@@ -245,7 +293,7 @@ fn membership(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
     ));
 }
 
-fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
+fn cluster_findings(view: &ClusterView, out: &mut Vec<Finding>) {
     let any_reachable = view.nodes.iter().any(|n| n.reachable);
     if any_reachable && view.controller.is_none() {
         let mut msg = "the cluster has no controller (config-raft leader)".to_string();
@@ -305,8 +353,63 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
             ));
         }
     }
+}
+
+/// Cluster-wide findings seen while some nodes do not answer or refuse the token may be
+/// consequences of that: they say so and point at the cause (13.3).
+fn mark_consequences(view: &ClusterView, found: &mut [Finding]) {
+    let refused: Vec<String> = view
+        .nodes
+        .iter()
+        .filter(|n| n.error == Some(ProbeError::Unauthorized))
+        .map(|n| n.id.to_string())
+        .collect();
+    let silent: Vec<String> = view
+        .nodes
+        .iter()
+        .filter(|n| !n.reachable)
+        .map(|n| n.id.to_string())
+        .collect();
+    if refused.is_empty() && silent.is_empty() {
+        return;
+    }
+    for f in found.iter_mut().filter(|f| {
+        f.node.is_none()
+            && matches!(
+                f.id,
+                FindingId::ClusterNoController
+                    | FindingId::ClusterSlotsNotReady
+                    | FindingId::ClusterMigrationInProgress
+                    | FindingId::ClusterMembershipMismatch
+            )
+    }) {
+        if refused.is_empty() {
+            f.message = format!(
+                "{} (may follow from node(s) {} not answering: see `node.unreachable` first)",
+                f.message,
+                silent.join(", ")
+            );
+        } else {
+            f.message = format!(
+                "{} (seen without node(s) {}, which refused the token)",
+                f.message,
+                refused.join(", ")
+            );
+            f.hint = "fix the token first (`node.auth_failed`): the nodes that refused it could not be asked; then check again".into();
+        }
+    }
+}
+
+/// Stopping one node interrupts service: fewer than 3 nodes or replicas.
+fn zero_downtime(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
     let replicas = view.slot_replica_count.filter(|r| *r > 0);
-    let n = manifest.nodes.len();
+    // The cluster's own member count when known: a manifest that lists fewer nodes is a
+    // membership mismatch, not a small cluster (13.9).
+    let n = view
+        .membership
+        .as_ref()
+        .map_or(0, Vec::len)
+        .max(manifest.nodes.len());
     if n < 3 || replicas.is_some_and(|r| r < 3) {
         let why = if n < 3 {
             format!("the cluster has {n} node{}", plural(n))

@@ -92,6 +92,11 @@ pub enum Command {
         after_help = "Examples:\n  wkctl upgrade --to v2.1.2\n  wkctl upgrade --to v2.1.2 --dry-run\n  wkctl upgrade --resume\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
     )]
     Upgrade(UpgradeArgs),
+    /// Roll back the node an unfinished upgrade failed on (playbook `rollback`, gated)
+    #[command(
+        after_help = "Examples:\n  wkctl rollback --node 1002\n  wkctl rollback --node 1002 --yes --json\n\nRefused while any other node is down. Exit: 0 rolled back, 1 refused or failed, 2 bad input."
+    )]
+    Rollback(RollbackArgs),
     /// The cluster as it really is, held against the manifest
     #[command(
         after_help = "Examples:\n  wkctl status\n  wkctl status --watch\n  wkctl status --json"
@@ -186,6 +191,32 @@ pub struct UpgradeArgs {
     /// On failure, run the playbook's `rollback` for the failed node and gate it back
     #[arg(long)]
     pub rollback_on_failure: bool,
+    /// Take the cluster lock even if another run seems to hold it
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Directory for state and lock [default: .wkctl next to the manifest]
+    #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Only these nodes (comma-separated ids), in the plan's order, with the same gates
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub nodes: Vec<u64>,
+    /// Run by `wkctl demo`: its state directory is deleted afterwards, so the summary
+    /// never points at `--resume`.
+    #[arg(skip)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The node to roll back (the one the run failed on)
+    #[arg(long, value_name = "ID")]
+    pub node: u64,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(short, long, env = "WKCTL_YES", value_parser = boolish())]
+    pub yes: bool,
+    /// JSON Lines events on stdout
+    #[arg(long)]
+    pub json: bool,
     /// Take the cluster lock even if another run seems to hold it
     #[arg(long)]
     pub break_lock: bool,

@@ -57,6 +57,7 @@ finding_ids! {
     VersionManifestDisagrees = "version.manifest_disagrees", "a node runs another version than the manifest says";
     ManifestTooFewNodes = "manifest.too_few_nodes", "the manifest has fewer nodes than the cluster needs";
     PlanOrderFallback = "plan.order_fallback", "the upgrade order fell back to id order";
+    PlanNodeNotSelected = "plan.node_not_selected", "a node left out by `upgrade --nodes`";
     ApiTokenUnset = "api.token_unset", "the variable named by `api.token_env` is not set";
     NodeUnreachable = "node.unreachable", "a node's API does not answer";
     NodeAuthFailed = "node.auth_failed", "a node refused the token (HTTP 401)";
@@ -98,7 +99,6 @@ finding_ids! {
     SettingsDuplicateNodeId = "settings.duplicate_node_id", "two nodes have one node id";
     SettingsNodeIdMismatch = "settings.node_id_mismatch", "a node's `cluster.nodeId` differs from the manifest";
     SettingsAddressNotSelf = "settings.address_not_self", "a node's address points at another host";
-    DoctorStepFailed = "doctor.step_failed", "a playbook step doctor needed failed";
     DoctorCouldNotCheck = "doctor.could_not_check", "doctor could not run a check (a step failed or is missing); that part is not judged";
 }
 
@@ -237,11 +237,26 @@ impl Finding {
     }
 }
 
-/// Sorts findings for display: blocks first, then by node (cluster-wide first), then id.
+impl FindingId {
+    /// Causes before consequences (13.3): an unset token variable explains every 401,
+    /// and a node that refuses the token or does not answer explains the cluster-wide
+    /// symptoms seen without it.
+    pub fn cause_rank(self) -> u8 {
+        match self {
+            FindingId::ApiTokenUnset => 0,
+            FindingId::NodeAuthFailed | FindingId::NodeUnreachable => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Sorts findings for display: blocks first, causes before consequences, then by node
+/// (cluster-wide first), then id.
 pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
+            .then(a.id.cause_rank().cmp(&b.id.cause_rank()))
             .then(a.node.cmp(&b.node))
             .then(a.id.cmp(&b.id))
     });

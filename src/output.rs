@@ -223,6 +223,12 @@ pub fn short_duration(d: std::time::Duration) -> String {
 }
 
 /// Prints a rendered error (from [`crate::error::exit_code`]) to stderr.
+/// One JSON line on stdout outside a command (the `--json` error object). A closed
+/// stdout is ignored.
+pub fn print_json_line(value: &serde_json::Value) {
+    let _ = writeln!(io::stdout().lock(), "{value}");
+}
+
 pub fn eprint_error(text: &str) {
     err_line(text);
 }

@@ -171,12 +171,47 @@ pub fn resolve_target(input: &str, allow_unknown: bool) -> Result<Target, Target
     })
 }
 
-/// The catalog releases closest to `v` (the one just below and the one just above).
+/// The catalog releases closest to `v`: those whose `vX.Y.Z` is one typo away
+/// (`v2.1.12` → `v2.1.2`, 13.9), then the one just below and the one just above.
 pub fn nearest(v: &WkVersion) -> Vec<WkVersion> {
     let cat: Vec<WkVersion> = catalog().into_iter().map(|(c, _)| c).collect();
+    let triple = |w: &WkVersion| {
+        let (a, b, c) = w.triple();
+        format!("{a}.{b}.{c}")
+    };
+    let mine = triple(v);
+    let mut out: Vec<WkVersion> = cat
+        .iter()
+        .filter(|c| one_edit_apart(&triple(c), &mine))
+        .cloned()
+        .collect();
     let below = cat.iter().rev().find(|c| *c <= v).cloned();
     let above = cat.iter().find(|c| *c > v).cloned();
-    below.into_iter().chain(above).collect()
+    for c in below.into_iter().chain(above) {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Exactly one character inserted, deleted or changed.
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    match long.len() - short.len() {
+        0 => a.iter().zip(&b).filter(|(x, y)| x != y).count() == 1,
+        1 => (0..long.len()).any(|i| {
+            let mut l = long.clone();
+            l.remove(i);
+            &l == short
+        }),
+        _ => false,
+    }
 }
 
 /// What to do with one node.
@@ -277,12 +312,21 @@ pub fn evaluate(
             FindingId::VersionFromUnknown,
             Some(node),
             format!("current version of node {node} is not known; it is planned as an upgrade"),
-            "set `version:` for the node in the manifest, or run without `--offline` to read it from the cluster",
+            "the node did not report its version (down or unreachable, or `--offline` without `version:`): check it with `wkctl status`, or set `version:` for the node in the manifest",
         ));
         return (NodeAction::Upgrade, out);
     };
     if from.major() != to.major() {
-        let hint = if from.major() < 2 || to.major() < 2 {
+        // Back to an older major is no migration at all (13.9).
+        let back = format!(
+            "going back from v{} to v{} is not possible in place: the old major cannot read the newer data; pick a v{} release (`wkctl releases`), or restore the old cluster from its backup",
+            from.major(),
+            to.major(),
+            from.major()
+        );
+        let hint = if to.major() < from.major() {
+            back.as_str()
+        } else if from.major() < 2 {
             V1_HINT
         } else {
             V3_HINT

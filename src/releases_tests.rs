@@ -214,3 +214,28 @@ fn a_downgrade_across_the_rewrite_is_blocked_even_with_allow_downgrade() {
             .any(|f| f.id == FindingId::VersionDowngradeAcrossRewrite)
     );
 }
+
+/// 13.9: hints that pointed the wrong way.
+#[test]
+fn hints_point_the_right_way() {
+    // a typo of a catalog release is suggested first
+    let e = resolve_target("v2.1.12", false).unwrap_err();
+    assert!(e.hint.contains("`v2.1.2-20250120`"), "{}", e.hint);
+    // back from v2 to v1 is not the v1 → v2 migration
+    let (_, f) = evaluate(
+        1001,
+        Some(&v("v2.1.2-20250120")),
+        &v("v1.2.6"),
+        RuleOptions::default(),
+    );
+    assert_eq!(f[0].id, FindingId::VersionMajorChange);
+    assert!(
+        f[0].hint.contains("going back from v2 to v1") && !f[0].hint.contains("oldV1Api"),
+        "{}",
+        f[0].hint
+    );
+    // a live check's unknown version does not say "without `--offline`" alone
+    let (_, f) = evaluate(1001, None, &v("v2.1.2-20250120"), RuleOptions::default());
+    assert!(f[0].hint.contains("wkctl status"), "{}", f[0].hint);
+    assert!(!f[0].hint.starts_with("set `version:`"), "{}", f[0].hint);
+}

@@ -127,6 +127,9 @@ pub struct RunState {
     pub started_at_ms: u64,
     pub updated_at_ms: u64,
     pub nodes: Vec<NodeRun>,
+    /// `upgrade --nodes`: the run is limited to these nodes (a resume keeps the limit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_nodes: Vec<u64>,
 }
 
 impl RunState {

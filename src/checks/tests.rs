@@ -20,7 +20,67 @@ fn only<'a>(f: &'a [Finding], id: FindingId) -> &'a Finding {
 fn run(change: impl FnOnce(&mut ClusterView)) -> Vec<Finding> {
     let mut view = settled(V, 0);
     change(&mut view);
-    live_findings(&manifest(&[1001, 1002, 1003]), &view)
+    findings_with_token(&manifest(&[1001, 1002, 1003]), &view, true)
+}
+
+/// 13.3: an unset token variable is said first and once; the 401s it causes are not
+/// reported per node, and nothing the cluster "says" without answers is a cause.
+#[test]
+fn an_unset_token_variable_is_the_cause_not_a_missing_controller() {
+    let mut view = settled(V, 0);
+    for n in &mut view.nodes {
+        (n.reachable, n.error) = (true, Some(ProbeError::Unauthorized));
+        n.health = crate::probe::HealthState::Unknown;
+        n.info_online = None;
+        n.info_status = None;
+    }
+    view.controller = None;
+    view.membership = None;
+    view.slots = None;
+    let mut f = findings_with_token(&manifest(&[1001, 1002, 1003]), &view, false);
+    crate::finding::sort(&mut f);
+    assert_eq!(f[0].id, FindingId::ApiTokenUnset, "{:?}", ids_of(&f));
+    assert!(f[0].message.contains("WK_MANAGER_TOKEN") && f[0].message.contains("1001, 1002, 1003"));
+    assert!(f[0].hint.contains("export WK_MANAGER_TOKEN"));
+    let ids = ids_of(&f);
+    for consequence in [
+        FindingId::ClusterNoController,
+        FindingId::NodeAuthFailed,
+        FindingId::ClusterMembershipMismatch,
+        FindingId::ClusterSlotsNotReady,
+    ] {
+        assert!(!ids.contains(&consequence), "{consequence} in {ids:?}");
+    }
+    // With a token sent but refused, the per-node finding stays and comes first.
+    let f = findings_with_token(&manifest(&[1001, 1002, 1003]), &view, true);
+    assert!(!ids_of(&f).contains(&FindingId::ApiTokenUnset));
+    assert_eq!(
+        f.iter()
+            .filter(|x| x.id == FindingId::NodeAuthFailed)
+            .count(),
+        3
+    );
+}
+
+/// 13.3: causes sort before consequences among blocks; a cluster-wide symptom seen with
+/// a node down says it may follow from it.
+#[test]
+fn consequences_of_a_silent_node_point_at_it() {
+    let mut view = settled(V, 0);
+    {
+        let n = view.node_mut(1002).unwrap();
+        (n.reachable, n.error) = (false, Some(ProbeError::Timeout));
+    }
+    view.controller = None;
+    let mut f = findings_with_token(&manifest(&[1001, 1002, 1003]), &view, true);
+    crate::finding::sort(&mut f);
+    assert_eq!(f[0].id, FindingId::NodeUnreachable, "{:?}", ids_of(&f));
+    let nc = only(&f, FindingId::ClusterNoController);
+    assert!(
+        nc.message.contains("node(s) 1002 not answering"),
+        "{}",
+        nc.message
+    );
 }
 
 #[test]
@@ -227,4 +287,18 @@ fn mixed_versions_and_manifest_disagreement() {
     let d = only(&f, FindingId::VersionManifestDisagrees);
     assert_eq!((d.severity, d.node), (Severity::Warn, Some(1002)));
     assert!(d.message.contains(V) && d.message.contains("v2.1.2-20250120"));
+}
+
+/// 13.9: a 1-node manifest against a 3-node cluster is a membership mismatch, not "a
+/// cluster of 1 node" as well.
+#[test]
+fn a_short_manifest_is_not_called_a_small_cluster() {
+    let view = settled(V, 0);
+    let f = findings_with_token(&manifest(&[1001]), &view, true);
+    let ids = ids_of(&f);
+    assert!(
+        ids.contains(&FindingId::ClusterMembershipMismatch),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&FindingId::ClusterNotZeroDowntime), "{ids:?}");
 }

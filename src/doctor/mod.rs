@@ -70,11 +70,19 @@ pub struct Report {
     pub problems: Vec<StepProblem>,
     #[serde(skip)]
     pub view: Option<ClusterView>,
+    /// How many nodes the manifest has.
+    #[serde(skip)]
+    pub nodes: usize,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
         finding::ok(&self.findings)
+    }
+
+    /// How many nodes doctor looked at.
+    pub fn node_count(&self) -> usize {
+        self.nodes
     }
 }
 
@@ -222,14 +230,26 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         settings::FingerprintKey::random().as_ref(),
     );
     findings.append(&mut setting_findings);
+    // "Could not check, because …" is its own finding, with the error whole (13.5).
     for p in &problems {
+        let what = match p.step {
+            "logs" => "its logs for known failure signatures",
+            "config" => "its settings",
+            _ => "this part",
+        };
         findings.push(Finding::warn(
-            FindingId::DoctorStepFailed,
-            Some(p.node),
-            format!("node {}: the playbook `{}` step failed: {}", p.node, p.step, p.error.lines().next().unwrap_or_default()),
-            "check the node's transport (ssh) and the playbook step; doctor could not see this part",
+            FindingId::DoctorCouldNotCheck,
+            (p.node != 0).then_some(p.node),
+            format!(
+                "node {}: could not check {what}, because the playbook `{}` step failed:\n{}",
+                p.node,
+                p.step,
+                p.error.trim_end()
+            ),
+            "fix the node's transport (ssh) or the playbook step and run `wkctl doctor` again; nothing is known about this part",
         ));
     }
+    findings.extend(could_not_check_network(&network));
     finding::sort(&mut findings);
     Report {
         format_version: 1,
@@ -240,7 +260,37 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         settings: settings_rows,
         problems,
         view: Some(view),
+        nodes: ctx.manifest.nodes.len(),
     }
+}
+
+/// Network checks that could not run (no `netcheck` step, a missing command, ssh down):
+/// one finding per node and port with the errors whole, never `network.unreachable`.
+fn could_not_check_network(links: &[Link]) -> Vec<Finding> {
+    let mut by: BTreeMap<(u64, &str), Vec<String>> = BTreeMap::new();
+    for l in links {
+        if let Reach::Unknown(why) = &l.reach {
+            by.entry((l.from, l.port)).or_default().push(format!(
+                "to node {} ({}): {}",
+                l.to,
+                l.addr,
+                why.trim_end()
+            ));
+        }
+    }
+    by.into_iter()
+        .map(|((from, port), errs)| {
+            Finding::warn(
+                FindingId::DoctorCouldNotCheck,
+                Some(from),
+                format!(
+                    "node {from}: could not check the {port} port of its peers, because the `netcheck` step could not run:\n  {}",
+                    errs.join("\n  ")
+                ),
+                "fix the `netcheck` step (or the transport) and run `wkctl doctor` again; the network from this node is not known",
+            )
+        })
+        .collect()
 }
 
 /// Runs jobs concurrently (at most [`PARALLEL`] at once).
