@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingId};
 use crate::manifest::Manifest;
 use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
 use crate::releases::{Capabilities, mixed_finding};
@@ -17,21 +17,69 @@ pub mod playbook;
 
 /// Every live finding for the cluster.
 pub fn live_findings(manifest: &Manifest, view: &ClusterView) -> Vec<Finding> {
+    findings_with_token(manifest, view, manifest.token().is_some())
+}
+
+/// [`live_findings`], told whether a token was sent (pure).
+pub fn findings_with_token(
+    manifest: &Manifest,
+    view: &ClusterView,
+    token_sent: bool,
+) -> Vec<Finding> {
     let mut out = Vec::new();
+    // The cause first (13.3): a token variable that is not set explains every 401, so
+    // it is said once instead of a refused token per node.
+    let refused: Vec<String> = view
+        .nodes
+        .iter()
+        .filter(|n| n.error == Some(ProbeError::Unauthorized))
+        .map(|n| n.id.to_string())
+        .collect();
+    let token_unset = match &manifest.api.token_env {
+        Some(var) if !refused.is_empty() && !token_sent => {
+            out.push(Finding::block(
+                FindingId::ApiTokenUnset,
+                None,
+                format!(
+                    "`api.token_env` names `{var}`, which is not set (or empty) here, so no token was sent: node(s) {} answered 401",
+                    refused.join(", ")
+                ),
+                format!("export {var}=<the cluster's managerToken> (it must equal `managerToken` on every node), then run again"),
+            ));
+            true
+        }
+        _ => false,
+    };
     for mn in &manifest.nodes {
         let Some(n) = view.node(mn.id) else {
             out.push(Finding::block(
-                "node.unreachable",
+                FindingId::NodeUnreachable,
                 Some(mn.id),
                 format!("node {} was not probed", mn.id),
                 "run the check again",
             ));
             continue;
         };
+        if token_unset && n.error == Some(ProbeError::Unauthorized) {
+            continue;
+        }
         node_findings(manifest, mn.version.as_ref(), n, view, &mut out);
     }
-    membership(manifest, view, &mut out);
-    cluster_findings(manifest, view, &mut out);
+    // What the cluster says about itself is only known from nodes that answered with the
+    // token: when every answering node refused it, "no controller" or a membership
+    // mismatch would be consequences of the 401s, not causes (13.3).
+    let answering: Vec<&NodeView> = view.nodes.iter().filter(|n| n.reachable).collect();
+    let blind = !answering.is_empty()
+        && answering
+            .iter()
+            .all(|n| n.error == Some(ProbeError::Unauthorized));
+    if !blind {
+        let before = out.len();
+        membership(manifest, view, &mut out);
+        cluster_findings(view, &mut out);
+        mark_consequences(view, &mut out[before..]);
+    }
+    zero_downtime(manifest, view, &mut out);
     let versions: Vec<(u64, WkVersion)> = live_versions(view)
         .into_iter()
         .filter_map(|(id, v)| v.map(|v| (id, v)))
@@ -54,7 +102,7 @@ fn node_findings(
             None => "the cluster has a managerToken: set `api.token_env` in the manifest to the environment variable holding it".into(),
         };
         out.push(Finding::block(
-            "node.auth_failed",
+            FindingId::NodeAuthFailed,
             Some(id),
             format!("node {id} at {} refused the token (HTTP 401)", n.api),
             hint,
@@ -66,7 +114,7 @@ fn node_findings(
             .error
             .as_ref()
             .map_or_else(|| "no answer".to_string(), ToString::to_string);
-        out.push(Finding::block("node.unreachable", Some(id), format!("node {id} at {} does not answer: {why}", n.api), "check that the node runs and that this machine reaches its API port (`api` in the manifest)"));
+        out.push(Finding::block(FindingId::NodeUnreachable, Some(id), format!("node {id} at {} does not answer: {why}", n.api), "check that the node runs and that this machine reaches its API port (`api` in the manifest)"));
         return;
     }
     let reported = n
@@ -79,7 +127,7 @@ fn node_findings(
     {
         let what = num.map_or_else(|| format!("`{raw}`"), |v| v.to_string());
         out.push(Finding::block(
-            "node.id_mismatch",
+            FindingId::NodeIdMismatch,
             Some(id),
             format!("node {id} at {} reports node id {what}", n.api),
             "fix the manifest: each `api` must point at the node with that id (`cluster.nodeId`)",
@@ -89,7 +137,7 @@ fn node_findings(
         && !want.same_build(live)
     {
         out.push(Finding::warn(
-            "version.manifest_disagrees",
+            FindingId::VersionManifestDisagrees,
             Some(id),
             format!("node {id} runs {live}, the manifest says {want}"),
             format!("update `version` of node {id} in the manifest to {live}"),
@@ -104,7 +152,7 @@ fn node_findings(
                 .map(|c| format!(" ({c} in the cluster config)"))
                 .unwrap_or_default();
             out.push(Finding::block(
-                "cluster.slot_count_mismatch",
+                FindingId::ClusterSlotCountMismatch,
                 Some(id),
                 format!("node {id} `/health` fails: slot count not match: its `cluster.slotCount` differs from the cluster's slots{slots}"),
                 "set the same `cluster.slotCount` on every node (see `wkctl doctor`'s settings table); it cannot change after the cluster is created",
@@ -118,14 +166,14 @@ fn node_findings(
             let msg = format!("node {id} `/health` fails: {m}");
             let hint = "wait for the cluster to settle (slot leaders elected), then check again; see `wkctl doctor`";
             out.push(if aware {
-                Finding::block("cluster.health_failing", Some(id), msg, hint)
+                Finding::block(FindingId::ClusterHealthFailing, Some(id), msg, hint)
             } else {
-                Finding::warn("cluster.health_failing", Some(id), msg, hint)
+                Finding::warn(FindingId::ClusterHealthFailing, Some(id), msg, hint)
             });
         }
         HealthState::Unknown => {
             if let Some(e) = &n.error {
-                out.push(Finding::block("cluster.health_failing", Some(id), format!("node {id} `/health` gives no answer: {e}"), "look at the node's logs (`wkctl doctor`); a 500 without body is a crashed handler"));
+                out.push(Finding::block(FindingId::ClusterHealthFailing, Some(id), format!("node {id} `/health` gives no answer: {e}"), "look at the node's logs (`wkctl doctor`); a 500 without body is a crashed handler"));
             }
         }
         HealthState::Ok => {}
@@ -134,24 +182,24 @@ fn node_findings(
         match (n.info_online, n.info_status) {
             (Some(true), Some(NodeStatus::Joined)) => {}
             (Some(true), Some(NodeStatus::Joining)) => out.push(joining_finding(manifest, view, id)),
-            (Some(true), s) => out.push(Finding::block("cluster.node_offline", Some(id), format!("node {id} is online but not Joined in the controller's view (status {s:?})"), "wait for the join to finish before upgrading")),
-            _ => out.push(Finding::block("cluster.node_offline", Some(id), format!("node {id} is offline in the controller's view"), format!("start node {id} and wait until the controller marks it online; check its port 11110 from the other nodes"))),
+            (Some(true), s) => out.push(Finding::block(FindingId::ClusterNodeOffline, Some(id), format!("node {id} is online but not Joined in the controller's view (status {s:?})"), "wait for the join to finish before upgrading")),
+            _ => out.push(Finding::block(FindingId::ClusterNodeOffline, Some(id), format!("node {id} is offline in the controller's view"), format!("start node {id} and wait until the controller marks it online; check its port 11110 from the other nodes"))),
         }
     }
     // A restarted node answers from its stale persisted view (online, Joined, `/health`
     // ok before v2.1.4) until it knows the controller again (facts §4.3).
     if matches!(n.info_answer, InfoAnswer::LeaderNotFound) && view.controller.is_some() {
-        out.push(Finding::block("cluster.node_rejoining", Some(id), format!("node {id} does not know the controller yet (`/cluster/info` answers 400 `leader not found`): it is still rejoining"), "wait until it has rejoined (`wkctl status`), then check again; if it stays, see `wkctl doctor`"));
+        out.push(Finding::block(FindingId::ClusterNodeRejoining, Some(id), format!("node {id} does not know the controller yet (`/cluster/info` answers 400 `leader not found`): it is still rejoining"), "wait until it has rejoined (`wkctl status`), then check again; if it stays, see `wkctl doctor`"));
     }
     if let (Some(mine), Some(ctl)) = (n.config_version, view.config_version)
         && mine != ctl
         && n.info_online == Some(true)
     {
-        out.push(Finding::warn("cluster.config_lagging", Some(id), format!("node {id} has applied cluster config {mine}, the controller is at {ctl}"), "usually transient after a restart; check again in a few seconds, and look at the node's logs if it stays"));
+        out.push(Finding::warn(FindingId::ClusterConfigLagging, Some(id), format!("node {id} has applied cluster config {mine}, the controller is at {ctl}"), "usually transient after a restart; check again in a few seconds, and look at the node's logs if it stays"));
     }
     if n.cluster_port_reachable == Some(false) {
         let addr = n.cluster_addr.as_deref().unwrap_or("its cluster address");
-        out.push(Finding::block("cluster.cluster_port_unreachable", Some(id), format!("node {id} cluster port {addr} is not reachable from here"), "check the firewall and `cluster.serverAddr`; peers must reach port 11110 of every node (#388)"));
+        out.push(Finding::block(FindingId::ClusterClusterPortUnreachable, Some(id), format!("node {id} cluster port {addr} is not reachable from here"), "check the firewall and `cluster.serverAddr`; peers must reach port 11110 of every node (#388)"));
     }
 }
 
@@ -164,14 +212,14 @@ fn joining_finding(manifest: &Manifest, view: &ClusterView, id: u64) -> Finding 
             );
             if manifest.policy.accept_stuck_joining {
                 Finding::warn(
-                    "cluster.stuck_joining_529",
+                    FindingId::ClusterStuckJoining529,
                     Some(id),
                     msg,
                     "upstream bug #529 (open; fix PR #531 unmerged): the controller never promotes a seed-joined node that already holds its slots; wkctl accepts this node on that evidence (`policy.accept_stuck_joining: false` refuses it)",
                 )
             } else {
                 Finding::block(
-                    "cluster.stuck_joining_529",
+                    FindingId::ClusterStuckJoining529,
                     Some(id),
                     msg,
                     "upstream bug #529: set `policy.accept_stuck_joining: true` to accept a node with this evidence, or run a build with PR #531",
@@ -179,13 +227,13 @@ fn joining_finding(manifest: &Manifest, view: &ClusterView, id: u64) -> Finding 
             }
         }
         joining::JoiningState::StillJoining(why) => Finding::block(
-            "cluster.node_offline",
+            FindingId::ClusterNodeOffline,
             Some(id),
             format!("node {id} is online but still `Joining` in the controller's view: {why}"),
             "wait for the join to finish before upgrading (`wkctl status`)",
         ),
         joining::JoiningState::NotJoining => Finding::block(
-            "cluster.node_offline",
+            FindingId::ClusterNodeOffline,
             Some(id),
             format!("node {id} is online but not Joined in the controller's view"),
             "wait for the join to finish before upgrading",
@@ -238,14 +286,14 @@ fn membership(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
         )
     };
     out.push(Finding::block(
-        "cluster.membership_mismatch",
+        FindingId::ClusterMembershipMismatch,
         None,
         msg,
         hint,
     ));
 }
 
-fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
+fn cluster_findings(view: &ClusterView, out: &mut Vec<Finding>) {
     let any_reachable = view.nodes.iter().any(|n| n.reachable);
     if any_reachable && view.controller.is_none() {
         let mut msg = "the cluster has no controller (config-raft leader)".to_string();
@@ -262,17 +310,17 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
         } else if view.controller_claims.len() > 1 {
             let _ = write!(msg, ": nodes {:?} each claim it", view.controller_claims);
         }
-        out.push(Finding::block("cluster.no_controller", None, msg, "a quorum of nodes must run and reach each other on port 11110; start the missing nodes (1001 first) and wait for the election"));
+        out.push(Finding::block(FindingId::ClusterNoController, None, msg, "a quorum of nodes must run and reach each other on port 11110; start the missing nodes (1001 first) and wait for the election"));
     }
     if let Some(s) = &view.slots {
         let mut bad: Vec<u64> = s.leaderless.iter().chain(&s.candidate).copied().collect();
         bad.sort_unstable();
         bad.dedup();
         if s.total == 0 {
-            out.push(Finding::block("cluster.slots_not_ready", None, "the cluster reports no slots", "the initial config was never proposed: a quorum of `cluster.initNodes` must start (#197)"));
+            out.push(Finding::block(FindingId::ClusterSlotsNotReady, None, "the cluster reports no slots", "the initial config was never proposed: a quorum of `cluster.initNodes` must start (#197)"));
         } else if !bad.is_empty() {
             out.push(Finding::block(
-                "cluster.slots_not_ready",
+                FindingId::ClusterSlotsNotReady,
                 None,
                 format!(
                     "{} of {} slots have no leader or are in election ({})",
@@ -298,15 +346,70 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
                 format!("{} slot(s) migrating ({})", moving.len(), ids(&moving))
             };
             out.push(Finding::block(
-                "cluster.migration_in_progress",
+                FindingId::ClusterMigrationInProgress,
                 None,
                 format!("{what} is in progress"),
                 "wait until the controller finishes rebalancing slot leaders, then check again",
             ));
         }
     }
+}
+
+/// Cluster-wide findings seen while some nodes do not answer or refuse the token may be
+/// consequences of that: they say so and point at the cause (13.3).
+fn mark_consequences(view: &ClusterView, found: &mut [Finding]) {
+    let refused: Vec<String> = view
+        .nodes
+        .iter()
+        .filter(|n| n.error == Some(ProbeError::Unauthorized))
+        .map(|n| n.id.to_string())
+        .collect();
+    let silent: Vec<String> = view
+        .nodes
+        .iter()
+        .filter(|n| !n.reachable)
+        .map(|n| n.id.to_string())
+        .collect();
+    if refused.is_empty() && silent.is_empty() {
+        return;
+    }
+    for f in found.iter_mut().filter(|f| {
+        f.node.is_none()
+            && matches!(
+                f.id,
+                FindingId::ClusterNoController
+                    | FindingId::ClusterSlotsNotReady
+                    | FindingId::ClusterMigrationInProgress
+                    | FindingId::ClusterMembershipMismatch
+            )
+    }) {
+        if refused.is_empty() {
+            f.message = format!(
+                "{} (may follow from node(s) {} not answering: see `node.unreachable` first)",
+                f.message,
+                silent.join(", ")
+            );
+        } else {
+            f.message = format!(
+                "{} (seen without node(s) {}, which refused the token)",
+                f.message,
+                refused.join(", ")
+            );
+            f.hint = "fix the token first (`node.auth_failed`): the nodes that refused it could not be asked; then check again".into();
+        }
+    }
+}
+
+/// Stopping one node interrupts service: fewer than 3 nodes or replicas.
+fn zero_downtime(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
     let replicas = view.slot_replica_count.filter(|r| *r > 0);
-    let n = manifest.nodes.len();
+    // The cluster's own member count when known: a manifest that lists fewer nodes is a
+    // membership mismatch, not a small cluster (13.9).
+    let n = view
+        .membership
+        .as_ref()
+        .map_or(0, Vec::len)
+        .max(manifest.nodes.len());
     if n < 3 || replicas.is_some_and(|r| r < 3) {
         let why = if n < 3 {
             format!("the cluster has {n} node{}", plural(n))
@@ -314,7 +417,7 @@ fn cluster_findings(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Findi
             format!("slotReplicaCount is {}", replicas.unwrap_or_default())
         };
         out.push(Finding::warn(
-            "cluster.not_zero_downtime",
+            FindingId::ClusterNotZeroDowntime,
             None,
             format!("{why}: stopping one node interrupts service"),
             "plan a maintenance window, or run at least 3 nodes with `cluster.slotReplicaCount` 3",

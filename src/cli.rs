@@ -92,6 +92,11 @@ pub enum Command {
         after_help = "Examples:\n  wkctl upgrade --to v2.1.2\n  wkctl upgrade --to v2.1.2 --dry-run\n  wkctl upgrade --resume\n  wkctl upgrade --plan plan.json --expect-digest sha256:… --max-age 24h --yes\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
     )]
     Upgrade(UpgradeArgs),
+    /// Roll back the node an unfinished upgrade failed on (playbook `rollback`, gated)
+    #[command(
+        after_help = "Examples:\n  wkctl rollback --node 1002\n  wkctl rollback --node 1002 --yes --json\n\nRefused while any other node is down. Exit: 0 rolled back, 1 refused or failed, 2 bad input."
+    )]
+    Rollback(RollbackArgs),
     /// The cluster as it really is, held against the manifest
     #[command(
         after_help = "Examples:\n  wkctl status\n  wkctl status --watch\n  wkctl status --json"
@@ -229,6 +234,13 @@ pub struct UpgradeArgs {
     /// Directory for state and lock [default: .wkctl next to the manifest]
     #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Only these nodes (comma-separated ids), in the plan's order, with the same gates
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub nodes: Vec<u64>,
+    /// Run by `wkctl demo`: its state directory is deleted afterwards, so the summary
+    /// never points at `--resume`.
+    #[arg(skip)]
+    pub demo: bool,
     #[command(flatten)]
     pub planned: PlanFileArgs,
 }
@@ -238,7 +250,7 @@ pub struct UpgradeArgs {
 pub struct PlanFileArgs {
     /// Run exactly this plan file (`wkctl plan --out`); refused, nothing touched, if the
     /// manifest, the playbook, the nodes or the membership changed since
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "discard"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dry_run", "discard", "nodes"])]
     pub plan: Option<PathBuf>,
     /// With `--plan`: refuse unless the plan file's digest is this one (`sha256:…`)
     #[arg(long, value_name = "DIGEST", requires = "plan")]
@@ -246,6 +258,25 @@ pub struct PlanFileArgs {
     /// With `--plan`: refuse a plan older than this (e.g. `24h`)
     #[arg(long, value_name = "AGE", requires = "plan", value_parser = humantime::parse_duration)]
     pub max_age: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The node to roll back (the one the run failed on)
+    #[arg(long, value_name = "ID")]
+    pub node: u64,
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(short, long, env = "WKCTL_YES", value_parser = boolish())]
+    pub yes: bool,
+    /// JSON Lines events on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Take the cluster lock even if another run seems to hold it
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Directory for state and lock [default: .wkctl next to the manifest]
+    #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The name in `--json` error objects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::No => "no",
+            Kind::Input => "input",
+            Kind::Interrupted => "interrupted",
+        }
+    }
+
     pub fn exit_code(self) -> u8 {
         match self {
             Kind::No => 1,
@@ -88,28 +97,56 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> (ExitCode, Option<String>)
             if is_broken_pipe(err) {
                 return (ExitCode::SUCCESS, None);
             }
-            let (kind, hint) = match err.downcast_ref::<WkError>() {
-                Some(wk) => (wk.kind, wk.hint.clone()),
-                None => (Kind::No, None),
-            };
-            let mut text = format!("error: {err}");
-            // Context chain (outermost first), skipping repeats of the message.
-            for cause in err.chain().skip(1) {
-                let c = cause.to_string();
-                if !text.contains(&c) {
-                    let _ = write!(text, ": {c}");
-                }
-            }
-            if let Some(h) = hint.or_else(|| {
-                err.chain()
-                    .find_map(|c| c.downcast_ref::<WkError>())
-                    .and_then(|w| w.hint.clone())
-            }) {
+            let (kind, message, hint) = parts(err);
+            let mut text = format!("error: {message}");
+            if let Some(h) = hint {
                 let _ = write!(text, "\n  hint: {h}");
             }
             (ExitCode::from(kind.exit_code()), Some(text))
         }
     }
+}
+
+/// An error's kind, its message with the context chain (outermost first, repeats
+/// skipped) and its hint.
+pub fn parts(err: &anyhow::Error) -> (Kind, String, Option<String>) {
+    let (kind, hint) = match err.downcast_ref::<WkError>() {
+        Some(wk) => (wk.kind, wk.hint.clone()),
+        None => (Kind::No, None),
+    };
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            let _ = write!(text, ": {c}");
+        }
+    }
+    let hint = hint.or_else(|| {
+        err.chain()
+            .find_map(|c| c.downcast_ref::<WkError>())
+            .and_then(|w| w.hint.clone())
+    });
+    (kind, text, hint)
+}
+
+/// With `--json`, an error is also one JSON object on stdout (issue 13.14), so a script
+/// reading stdout never gets an empty answer: `{"type":"error","data":{"kind","message",
+/// "hint","exit_code"}}`. `None` when the result is not an error (or a closed pipe).
+pub fn json_error(result: &anyhow::Result<Outcome>) -> Option<serde_json::Value> {
+    let err = result.as_ref().err()?;
+    if is_broken_pipe(err) {
+        return None;
+    }
+    let (kind, message, hint) = parts(err);
+    Some(serde_json::json!({
+        "type": "error",
+        "data": {
+            "kind": kind.as_str(),
+            "message": message,
+            "hint": hint,
+            "exit_code": kind.exit_code(),
+        }
+    }))
 }
 
 /// A broken pipe on stdout (e.g. `wkctl releases | head -1`) is not an error (exit 0).
@@ -135,5 +172,12 @@ mod tests {
         let pipe: anyhow::Result<Outcome> =
             Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe).into());
         assert_eq!(exit_code(&pipe).1, None);
+        assert_eq!(json_error(&pipe), None);
+        let j = json_error(&r).unwrap();
+        assert_eq!(j["type"], "error");
+        assert_eq!(j["data"]["kind"], "input");
+        assert_eq!(j["data"]["message"], "bad manifest");
+        assert_eq!(j["data"]["hint"], "fix it");
+        assert_eq!(j["data"]["exit_code"], 2);
     }
 }

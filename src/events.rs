@@ -89,6 +89,9 @@ pub enum Event {
         signal: Option<Signal>,
         observed: Option<String>,
         logs_tail: Option<String>,
+        /// Known failure signatures (`wkctl doctor`'s) the log tail matches (13.10).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        known: Vec<KnownSignature>,
     },
     RollbackFinished {
         node: u64,
@@ -103,7 +106,41 @@ pub enum Event {
         node: Option<u64>,
         message: String,
     },
+    /// The first Ctrl-C (or SIGTERM/SIGHUP): what the run does now (13.4).
+    StopRequested {
+        message: String,
+    },
     Summary(Summary),
+}
+
+/// A known failure signature found in a failed node's log tail.
+#[derive(Debug, Clone, Serialize)]
+pub struct KnownSignature {
+    pub id: crate::finding::FindingId,
+    pub issue: Option<u32>,
+    pub explanation: String,
+    pub hint: String,
+}
+
+impl KnownSignature {
+    /// Every distinct signature in `text`, in the order first seen.
+    pub fn scan(node: u64, text: &str) -> Vec<KnownSignature> {
+        let mut out: Vec<KnownSignature> = Vec::new();
+        for m in crate::doctor::signatures::scan(node, text) {
+            if out.iter().any(|k| k.id == m.signature) {
+                continue;
+            }
+            if let Some(sig) = crate::doctor::signatures::signature(m.signature) {
+                out.push(KnownSignature {
+                    id: sig.id,
+                    issue: sig.issue,
+                    explanation: sig.explanation.to_string(),
+                    hint: sig.hint.to_string(),
+                });
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -308,9 +345,25 @@ impl Reporter {
                     let _ = b.multi.println(line);
                 }
             }
-            Event::Summary(_) => {
+            Event::Summary(s) if s.ok => {
                 // Finished node lines stay on screen as the record of the run.
                 b.overall.finish();
+            }
+            Event::Summary(s) => {
+                // After a failure or an interrupt the bar shows what really happened:
+                // the nodes done, not a full bar (13.4).
+                b.overall.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>8} [{bar:30.red/dim}] {pos}/{len} nodes  {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                b.overall.set_prefix(s.status.as_str());
+                b.overall.abandon_with_message(format!(
+                    "{} of {} nodes done",
+                    b.overall.position(),
+                    b.overall.length().unwrap_or(0)
+                ));
             }
             other => {
                 if let Some(line) = plain_line(other) {
@@ -433,8 +486,20 @@ pub fn plain_line(event: &Event) -> Option<String> {
             signal,
             observed,
             logs_tail,
+            known,
         } => {
             let mut s = format!("node {node}: FAILED at {step}: {reason}");
+            for k in known {
+                let issue = k
+                    .issue
+                    .map(|i| format!(" (WuKongIM #{i})"))
+                    .unwrap_or_default();
+                let _ = write!(
+                    s,
+                    "\n  known failure `{}`{issue}: {}\n    hint: {}",
+                    k.id, k.explanation, k.hint
+                );
+            }
             if let (Some(sig), Some(obs)) = (signal, observed) {
                 let _ = write!(
                     s,
@@ -476,6 +541,7 @@ pub fn plain_line(event: &Event) -> Option<String> {
             None => format!("waiting: {what}"),
         },
         Event::Interrupted { message, .. } => format!("interrupted: {message}"),
+        Event::StopRequested { message } => message.clone(),
         Event::Summary(_) => return None,
     })
 }
@@ -505,6 +571,7 @@ mod tests {
             signal: Some(Signal::NewProcessOnTarget),
             observed: None,
             logs_tail: None,
+            known: Vec::new(),
         };
         let v = serde_json::to_value(&f).unwrap();
         assert_eq!(v["data"]["signal"], "B new process on target version");
@@ -515,6 +582,7 @@ mod tests {
             signal: None,
             observed: None,
             logs_tail: None,
+            known: Vec::new(),
         };
         assert!(serde_json::to_value(&none).unwrap()["data"]["signal"].is_null());
         let s = Event::Summary(Summary {

@@ -43,9 +43,9 @@ pub const VERSION_LINE: &str = concat!(
     ")"
 );
 
-/// Runs one `wkctl` command.
-pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let json = match &cli.command {
+/// The command writes JSON on stdout (`--json`): its errors are JSON objects there too.
+pub fn wants_json(command: &Command) -> bool {
+    match command {
         Command::Check(a) => a.json,
         Command::Plan(a) => a.format() == cli::PlanFormat::Json,
         Command::Upgrade(a) => a.json,
@@ -53,16 +53,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Doctor(a) => a.json,
         Command::Releases(a) => a.json,
         Command::History(a) => a.json,
+        Command::Demo(a) => a.json,
+        Command::Rollback(a) => a.json,
         _ => false,
-    };
+    }
+}
+
+/// Runs one `wkctl` command.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    // `demo --json` builds its own JSON printer for the run it drives.
+    let json = wants_json(&cli.command) && !matches!(cli.command, Command::Demo(_));
     let p = Printer::new(&cli.global, json);
     match &cli.command {
         Command::Check(a) => commands::check::run(&cli.global, a, &p).await,
         Command::Plan(a) => commands::plan::run(&cli.global, a, &p).await,
         Command::Releases(a) => commands::releases::run(a, &p),
         Command::Upgrade(a) => commands::upgrade::run(&cli.global, a, &p).await,
+        Command::Rollback(a) => commands::rollback::run(&cli.global, a, &p).await,
         Command::Status(a) => commands::status::run(&cli.global, a, &p).await,
-        Command::Demo(a) => commands::demo::run(&cli.global, a, &p).await,
+        Command::Demo(a) => Box::pin(commands::demo::run(&cli.global, a, &p)).await,
         Command::Doctor(a) => commands::doctor::run(&cli.global, a, &p).await,
         Command::History(a) => commands::history::run(&cli.global, a, &p),
         Command::Init(a) => commands::init::run(a, &p),

@@ -13,7 +13,11 @@ fn main() -> ExitCode {
     {
         return wkctl::sim::main();
     }
-    let cli = wkctl::cli::Cli::parse();
+    let cli = match wkctl::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_error(&e),
+    };
+    let json = wkctl::wants_json(&cli.command);
     wkctl::init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -31,5 +35,34 @@ fn main() -> ExitCode {
     if let Some(m) = message {
         wkctl::output::eprint_error(&m);
     }
+    if json && let Some(doc) = wkctl::error::json_error(&result) {
+        wkctl::output::print_json_line(&doc);
+    }
     code
+}
+
+/// A command-line error: clap's message on stderr; with `--json` also a JSON error
+/// object on stdout (same exit code).
+fn parse_error(e: &clap::Error) -> ExitCode {
+    let json = std::env::args_os().any(|a| a == "--json");
+    if json && e.use_stderr() {
+        let rendered = e.to_string();
+        let message = rendered
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string();
+        wkctl::output::print_json_line(&serde_json::json!({
+            "type": "error",
+            "data": {
+                "kind": "input",
+                "message": message,
+                "hint": "see `wkctl <command> --help`",
+                "exit_code": e.exit_code(),
+            }
+        }));
+    }
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }

@@ -133,7 +133,11 @@ impl Printer {
         if findings.is_empty() {
             s.push_str("no findings\n");
         }
-        let width = findings.iter().map(|f| f.id.len()).max().unwrap_or(0);
+        let width = findings
+            .iter()
+            .map(|f| f.id.as_str().len())
+            .max()
+            .unwrap_or(0);
         for f in findings {
             let node = f
                 .node
@@ -219,6 +223,12 @@ pub fn short_duration(d: std::time::Duration) -> String {
 }
 
 /// Prints a rendered error (from [`crate::error::exit_code`]) to stderr.
+/// One JSON line on stdout outside a command (the `--json` error object). A closed
+/// stdout is ignored.
+pub fn print_json_line(value: &serde_json::Value) {
+    let _ = writeln!(io::stdout().lock(), "{value}");
+}
+
 pub fn eprint_error(text: &str) {
     err_line(text);
 }

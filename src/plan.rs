@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::WkError;
-use crate::finding::{self, Finding};
+use crate::finding::{self, Finding, FindingId};
 use crate::manifest::{Manifest, Order, Policy};
 use crate::playbook::{self, Playbook, StepKind};
 use crate::releases::{self, NodeAction, RuleOptions, Target};
@@ -209,7 +209,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
 
     if m.nodes.len() < 3 {
         findings.push(Finding::warn(
-            "manifest.too_few_nodes",
+            FindingId::ManifestTooFewNodes,
             None,
             format!(
                 "the manifest lists {} node(s): the upgrade cannot be zero-downtime",
@@ -223,7 +223,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
     // controller marks a silent node offline after ≈ 6 s, facts §4.2).
     if m.policy.stable_for < std::time::Duration::from_secs(6) {
         findings.push(Finding::warn(
-            "policy.stable_for_short",
+            FindingId::PolicyStableForShort,
             None,
             format!(
                 "`policy.stable_for` is {}s: shorter than the ≈ 6 s the controller takes to mark a silent node offline",
@@ -248,7 +248,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
             _ => {
                 order = Order::Id;
                 findings.push(Finding::warn(
-                    "plan.order_fallback",
+                    FindingId::PlanOrderFallback,
                     None,
                     "`order: controller-last` needs the live controller; planned in id order (1001 first)",
                     "run `wkctl plan` without `--offline` to place the controller last",
@@ -474,7 +474,7 @@ fn budget_finding(nodes: &[PlannedNode], policy: &Policy) -> Option<Finding> {
     let budget = policy.node_timeout.as_secs_f64();
     (after_stop + gate_floor > budget).then(|| {
         Finding::warn(
-            "policy.node_timeout_short",
+            FindingId::PolicyNodeTimeoutShort,
             None,
             format!(
                 "the steps after the stop may take {after_stop:.0}s (their timeouts), more than `policy.node_timeout` ({budget:.0}s) leaves for them and the gate",
@@ -582,7 +582,7 @@ mod tests {
         assert!(
             p.findings
                 .iter()
-                .any(|f| f.id == "version.from_unknown" && f.node == Some(1002))
+                .any(|f| f.id == FindingId::VersionFromUnknown && f.node == Some(1002))
         );
         assert_eq!(p.digest.len(), 64);
     }
@@ -596,7 +596,7 @@ mod tests {
             offline
                 .findings
                 .iter()
-                .any(|f| f.id == "plan.order_fallback")
+                .any(|f| f.id == FindingId::PlanOrderFallback)
         );
         let live = build_for(&m, "v2.1.2", Some(1001), true).unwrap();
         assert_eq!(

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, FindingId, Severity};
 use crate::version::{Suffix, WkVersion};
 
 mod catalog;
@@ -171,12 +171,47 @@ pub fn resolve_target(input: &str, allow_unknown: bool) -> Result<Target, Target
     })
 }
 
-/// The catalog releases closest to `v` (the one just below and the one just above).
+/// The catalog releases closest to `v`: those whose `vX.Y.Z` is one typo away
+/// (`v2.1.12` → `v2.1.2`, 13.9), then the one just below and the one just above.
 pub fn nearest(v: &WkVersion) -> Vec<WkVersion> {
     let cat: Vec<WkVersion> = catalog().into_iter().map(|(c, _)| c).collect();
+    let triple = |w: &WkVersion| {
+        let (a, b, c) = w.triple();
+        format!("{a}.{b}.{c}")
+    };
+    let mine = triple(v);
+    let mut out: Vec<WkVersion> = cat
+        .iter()
+        .filter(|c| one_edit_apart(&triple(c), &mine))
+        .cloned()
+        .collect();
     let below = cat.iter().rev().find(|c| *c <= v).cloned();
     let above = cat.iter().find(|c| *c > v).cloned();
-    below.into_iter().chain(above).collect()
+    for c in below.into_iter().chain(above) {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Exactly one character inserted, deleted or changed.
+fn one_edit_apart(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    match long.len() - short.len() {
+        0 => a.iter().zip(&b).filter(|(x, y)| x != y).count() == 1,
+        1 => (0..long.len()).any(|i| {
+            let mut l = long.clone();
+            l.remove(i);
+            &l == short
+        }),
+        _ => false,
+    }
 }
 
 /// What to do with one node.
@@ -197,7 +232,7 @@ pub struct RuleOptions {
 /// One upgrade rule, shown by `wkctl releases`.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Rule {
-    pub id: &'static str,
+    pub id: FindingId,
     pub severity: Severity,
     pub when: &'static str,
 }
@@ -205,57 +240,57 @@ pub struct Rule {
 /// The upgrade rules as data (DESIGN §2). Evaluated by [`evaluate`].
 pub const RULES: &[Rule] = &[
     Rule {
-        id: "version.major_change",
+        id: FindingId::VersionMajorChange,
         severity: Severity::Block,
         when: "the major version changes (v1→v2, v2→v3): needs a migration, not an in-place upgrade",
     },
     Rule {
-        id: "version.downgrade",
+        id: FindingId::VersionDowngrade,
         severity: Severity::Block,
         when: "the target is older than the node (maintainers: forward only; `--allow-downgrade`)",
     },
     Rule {
-        id: "version.downgrade_across_rewrite",
+        id: FindingId::VersionDowngradeAcrossRewrite,
         severity: Severity::Block,
         when: "from ≥ v2.1.1 back to ≤ v2.1.0 (across the cluster-layer rewrite): the data directory must be restored from a backup taken before the upgrade (`--allow-downgrade-across-rewrite`)",
     },
     Rule {
-        id: "version.same",
+        id: FindingId::VersionSame,
         severity: Severity::Info,
         when: "the node already runs the target: it is skipped",
     },
     Rule {
-        id: "version.crosses_cluster_rewrite",
+        id: FindingId::VersionCrossesClusterRewrite,
         severity: Severity::Warn,
         when: "from ≤ v2.1.0 to ≥ v2.1.1 (cluster layer rewrite): strictly one at a time, 1001 first",
     },
     Rule {
-        id: "version.known_issue",
+        id: FindingId::VersionKnownIssue,
         severity: Severity::Warn,
         when: "the target has a known problem; the fixed release is named",
     },
     Rule {
-        id: "version.dev_build",
+        id: FindingId::VersionDevBuild,
         severity: Severity::Warn,
         when: "the target is a `-dev` image tag (a pre-release)",
     },
     Rule {
-        id: "version.unknown",
+        id: FindingId::VersionUnknown,
         severity: Severity::Warn,
         when: "the target is not in the catalog (`--allow-unknown-version`)",
     },
     Rule {
-        id: "version.readiness_quirk",
+        id: FindingId::VersionReadinessQuirk,
         severity: Severity::Info,
         when: "the target's API limits what the gate can observe; the gate adapts",
     },
     Rule {
-        id: "version.from_unknown",
+        id: FindingId::VersionFromUnknown,
         severity: Severity::Info,
         when: "a node's current version is not known (offline, no `version` in the manifest)",
     },
     Rule {
-        id: "version.mixed",
+        id: FindingId::VersionMixed,
         severity: Severity::Warn,
         when: "the nodes run different versions (an upgrade is half done)",
     },
@@ -274,21 +309,30 @@ pub fn evaluate(
     let mut out = Vec::new();
     let Some(from) = from else {
         out.push(Finding::info(
-            "version.from_unknown",
+            FindingId::VersionFromUnknown,
             Some(node),
             format!("current version of node {node} is not known; it is planned as an upgrade"),
-            "set `version:` for the node in the manifest, or run without `--offline` to read it from the cluster",
+            "the node did not report its version (down or unreachable, or `--offline` without `version:`): check it with `wkctl status`, or set `version:` for the node in the manifest",
         ));
         return (NodeAction::Upgrade, out);
     };
     if from.major() != to.major() {
-        let hint = if from.major() < 2 || to.major() < 2 {
+        // Back to an older major is no migration at all (13.9).
+        let back = format!(
+            "going back from v{} to v{} is not possible in place: the old major cannot read the newer data; pick a v{} release (`wkctl releases`), or restore the old cluster from its backup",
+            from.major(),
+            to.major(),
+            from.major()
+        );
+        let hint = if to.major() < from.major() {
+            back.as_str()
+        } else if from.major() < 2 {
             V1_HINT
         } else {
             V3_HINT
         };
         out.push(Finding::block(
-            "version.major_change",
+            FindingId::VersionMajorChange,
             Some(node),
             format!("node {node}: {from} → {to} changes the major version"),
             hint,
@@ -297,7 +341,7 @@ pub fn evaluate(
     }
     if from.same_build(to) {
         out.push(Finding::info(
-            "version.same",
+            FindingId::VersionSame,
             Some(node),
             format!("node {node} already runs {from}; it is skipped"),
             "nothing to do for this node",
@@ -306,7 +350,7 @@ pub fn evaluate(
     }
     if from > to {
         let f = Finding::block(
-            "version.downgrade",
+            FindingId::VersionDowngrade,
             Some(node),
             format!("node {node}: {from} → {to} is a downgrade"),
             "maintainers advise moving forward only (#310); pass `--allow-downgrade` if you must",
@@ -322,7 +366,7 @@ pub fn evaluate(
         // trusted with the newer node's data, so the only way back is the old data dir.
         if from.triple() >= (2, 1, 1) && to.triple() <= (2, 1, 0) {
             let f = Finding::block(
-                "version.downgrade_across_rewrite",
+                FindingId::VersionDowngradeAcrossRewrite,
                 Some(node),
                 format!(
                     "node {node}: {from} → {to} goes back across the cluster-layer rewrite (v2.1.1 → v2.1.0)"
@@ -339,7 +383,7 @@ pub fn evaluate(
     }
     if from.triple() <= (2, 1, 0) && to.triple() >= (2, 1, 1) {
         out.push(Finding::warn(
-            "version.crosses_cluster_rewrite",
+            FindingId::VersionCrossesClusterRewrite,
             Some(node),
             format!("node {node}: {from} → {to} crosses the cluster-layer rewrite (v2.1.0 → v2.1.1)"),
             "upgrade strictly one node at a time, 1001 first, and keep the mixed-version window short (#310)",
@@ -354,13 +398,13 @@ pub fn target_findings(target: &Target) -> Vec<Finding> {
     let mut out = Vec::new();
     match target.source {
         TargetSource::DevBuild => out.push(Finding::warn(
-            "version.dev_build",
+            FindingId::VersionDevBuild,
             None,
             format!("{to} is a development image tag, a pre-release of v{}.{}.{}", to.major(), to.minor(), to.patch()),
             "dev images are handed out to test fixes; prefer a release tag in production",
         )),
         TargetSource::Unknown => out.push(Finding::warn(
-            "version.unknown",
+            FindingId::VersionUnknown,
             None,
             format!("{to} is not in wkctl's release catalog"),
             "check the tag exists in your registry; readiness rules of the nearest release are used",
@@ -376,14 +420,14 @@ pub fn target_findings(target: &Target) -> Vec<Finding> {
                     None => "read the upstream issue before upgrading; have a backup".to_string(),
                 };
                 out.push(Finding::warn(
-                    "version.known_issue",
+                    FindingId::VersionKnownIssue,
                     None,
                     format!("{to}: {}{issue}", note.text),
                     hint,
                 ));
             }
             NoteKind::Readiness => out.push(Finding::info(
-                "version.readiness_quirk",
+                FindingId::VersionReadinessQuirk,
                 None,
                 format!("{to}: {}", note.text),
                 "nothing to do: the readiness gate adapts to it",
@@ -412,7 +456,7 @@ pub fn mixed_finding(versions: &[(u64, WkVersion)]) -> Option<Finding> {
         .collect::<Vec<_>>()
         .join(", ");
     Some(Finding::warn(
-        "version.mixed",
+        FindingId::VersionMixed,
         None,
         format!("nodes run different versions ({list}): the cluster is mid-upgrade"),
         "finish it with `wkctl upgrade --resume` (or `wkctl upgrade --to` the newer version); do not leave a mixed cluster running",

@@ -58,7 +58,7 @@ fn resolves_short_targets_to_full_tags() {
 fn rules_block_major_and_downgrade_and_skip_same() {
     let to = v("v2.1.2-20250120");
     let (_, f) = evaluate(1001, Some(&v("v1.2.6")), &to, RuleOptions::default());
-    assert_eq!(f[0].id, "version.major_change");
+    assert_eq!(f[0].id, FindingId::VersionMajorChange);
     assert_eq!(f[0].severity, Severity::Block);
     assert!(f[0].hint.contains("oldV1Api"));
     let (_, f) = evaluate(
@@ -78,7 +78,7 @@ fn rules_block_major_and_downgrade_and_skip_same() {
     assert_eq!(a, NodeAction::Upgrade);
     assert_eq!(
         (f[0].id, f[0].severity),
-        ("version.downgrade", Severity::Block)
+        (FindingId::VersionDowngrade, Severity::Block)
     );
     let (_, f) = evaluate(
         1002,
@@ -98,7 +98,7 @@ fn rules_block_major_and_downgrade_and_skip_same() {
         RuleOptions::default(),
     );
     assert_eq!(a, NodeAction::Skip);
-    assert_eq!(f[0].id, "version.same");
+    assert_eq!(f[0].id, FindingId::VersionSame);
 
     let (_, f) = evaluate(
         1001,
@@ -108,7 +108,7 @@ fn rules_block_major_and_downgrade_and_skip_same() {
     );
     assert_eq!(
         f.iter().map(|f| f.id).collect::<Vec<_>>(),
-        ["version.crosses_cluster_rewrite"]
+        [FindingId::VersionCrossesClusterRewrite]
     );
     let (_, f) = evaluate(
         1001,
@@ -118,14 +118,20 @@ fn rules_block_major_and_downgrade_and_skip_same() {
     );
     assert!(f.is_empty());
     let (a, f) = evaluate(1001, None, &to, RuleOptions::default());
-    assert_eq!((a, f[0].id), (NodeAction::Upgrade, "version.from_unknown"));
+    assert_eq!(
+        (a, f[0].id),
+        (NodeAction::Upgrade, FindingId::VersionFromUnknown)
+    );
 }
 
 #[test]
 fn known_bad_targets_warn_and_name_the_fix() {
     let t = resolve_target("v2.1.1", false).unwrap();
     let f = target_findings(&t);
-    let k = f.iter().find(|f| f.id == "version.known_issue").unwrap();
+    let k = f
+        .iter()
+        .find(|f| f.id == FindingId::VersionKnownIssue)
+        .unwrap();
     assert!(k.hint.contains("v2.1.2-20250120"));
     let t = resolve_target("v2.2.4", false).unwrap();
     assert!(
@@ -137,7 +143,7 @@ fn known_bad_targets_warn_and_name_the_fix() {
     let t = resolve_target("v2.1.2", false).unwrap();
     let quirks: Vec<_> = target_findings(&t)
         .into_iter()
-        .filter(|f| f.id == "version.readiness_quirk")
+        .filter(|f| f.id == FindingId::VersionReadinessQuirk)
         .collect();
     assert_eq!(quirks.len(), 2);
     assert!(quirks.iter().all(|f| f.severity == Severity::Info));
@@ -183,7 +189,7 @@ fn a_downgrade_across_the_rewrite_is_blocked_even_with_allow_downgrade() {
     });
     assert!(
         plain.contains(&(
-            "version.downgrade_across_rewrite".to_string(),
+            FindingId::VersionDowngradeAcrossRewrite.to_string(),
             Severity::Block
         )),
         "{plain:?}"
@@ -203,5 +209,33 @@ fn a_downgrade_across_the_rewrite_is_blocked_even_with_allow_downgrade() {
         &v("v2.1.2-20250120"),
         RuleOptions::default(),
     );
-    assert!(!f.iter().any(|f| f.id == "version.downgrade_across_rewrite"));
+    assert!(
+        !f.iter()
+            .any(|f| f.id == FindingId::VersionDowngradeAcrossRewrite)
+    );
+}
+
+/// 13.9: hints that pointed the wrong way.
+#[test]
+fn hints_point_the_right_way() {
+    // a typo of a catalog release is suggested first
+    let e = resolve_target("v2.1.12", false).unwrap_err();
+    assert!(e.hint.contains("`v2.1.2-20250120`"), "{}", e.hint);
+    // back from v2 to v1 is not the v1 → v2 migration
+    let (_, f) = evaluate(
+        1001,
+        Some(&v("v2.1.2-20250120")),
+        &v("v1.2.6"),
+        RuleOptions::default(),
+    );
+    assert_eq!(f[0].id, FindingId::VersionMajorChange);
+    assert!(
+        f[0].hint.contains("going back from v2 to v1") && !f[0].hint.contains("oldV1Api"),
+        "{}",
+        f[0].hint
+    );
+    // a live check's unknown version does not say "without `--offline`" alone
+    let (_, f) = evaluate(1001, None, &v("v2.1.2-20250120"), RuleOptions::default());
+    assert!(f[0].hint.contains("wkctl status"), "{}", f[0].hint);
+    assert!(!f[0].hint.starts_with("set `version:`"), "{}", f[0].hint);
 }

@@ -165,6 +165,9 @@ pub struct RunState {
     /// The plan file the run executes (`upgrade --plan`); its copy is `plan.json` here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_file: Option<PlanRef>,
+    /// `upgrade --nodes`: the run is limited to these nodes (a resume keeps the limit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_nodes: Vec<u64>,
 }
 
 /// Which reviewed plan a run executes.

@@ -20,6 +20,7 @@ fn state_round_trips_atomically() {
         updated_at_ms: 1,
         nodes: vec![NodeRun::new(1001, Some("v2.0.10-20241221".into()))],
         plan_file: None,
+        only_nodes: Vec::new(),
     };
     sd.save(&st).unwrap();
     let back = sd.load().unwrap().unwrap();

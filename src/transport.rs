@@ -33,8 +33,11 @@ const SSH_CONNECT_TIMEOUT_SECS: u32 = 10;
 /// Where a step's command runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
-    /// On this machine, with `sh -c`.
+    /// On this machine, with `sh -c`, in the current directory.
     Local,
+    /// On this machine, with `sh -c`, in this directory: the manifest's, so relative
+    /// paths in a playbook mean the same wherever wkctl is started (13.5).
+    LocalIn(std::path::PathBuf),
     /// On the node's host, through the system `ssh` client.
     Ssh(SshTarget),
 }
@@ -66,7 +69,7 @@ impl Transport {
     /// The transport for `node`: ssh when the manifest has an `ssh` section, else local.
     pub fn for_node(manifest: &Manifest, node: &Node) -> Transport {
         match &manifest.ssh {
-            None => Transport::Local,
+            None => Transport::LocalIn(crate::commands::manifest_dir(&manifest.path)),
             Some(ssh) => Transport::Ssh(SshTarget {
                 host: node.host.clone(),
                 user: ssh.user.clone(),
@@ -80,7 +83,7 @@ impl Transport {
     /// For messages: `local`, or `ssh deploy@10.0.0.11:22`.
     pub fn describe(&self) -> String {
         match self {
-            Transport::Local => "local".to_string(),
+            Transport::Local | Transport::LocalIn(_) => "local".to_string(),
             Transport::Ssh(t) => {
                 let user = t.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
                 match t.port {
@@ -99,7 +102,9 @@ impl Transport {
     /// already shell-quoted every substituted value, DESIGN §4).
     pub fn argv(&self, command: &str) -> Vec<String> {
         match self {
-            Transport::Local => vec!["sh".into(), "-c".into(), command.into()],
+            Transport::Local | Transport::LocalIn(_) => {
+                vec!["sh".into(), "-c".into(), command.into()]
+            }
             Transport::Ssh(t) => {
                 let mut argv: Vec<String> = vec![
                     "ssh".into(),
@@ -187,10 +192,18 @@ pub async fn run(
     command: &str,
     timeout: Duration,
 ) -> io::Result<StepOutput> {
-    run_argv(&transport.argv(command), timeout).await
+    let cwd = match transport {
+        Transport::LocalIn(dir) => Some(dir.as_path()),
+        _ => None,
+    };
+    run_argv(&transport.argv(command), cwd, timeout).await
 }
 
-async fn run_argv(argv: &[String], timeout: Duration) -> io::Result<StepOutput> {
+async fn run_argv(
+    argv: &[String],
+    cwd: Option<&std::path::Path>,
+    timeout: Duration,
+) -> io::Result<StepOutput> {
     let Some((program, rest)) = argv.split_first() else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -198,6 +211,9 @@ async fn run_argv(argv: &[String], timeout: Duration) -> io::Result<StepOutput> 
         ));
     };
     let mut cmd = tokio::process::Command::new(program);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     cmd.args(rest)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::compose;
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingId};
 use crate::manifest::Manifest;
 use crate::playbook::{self, Playbook};
 use crate::probe::ClusterView;
@@ -22,7 +22,7 @@ pub fn findings(manifest: &Manifest, pb: &Playbook, view: Option<&ClusterView>) 
     for n in &manifest.nodes {
         if let Some(e) = playbook::preset_error(pb, &manifest.vars, n) {
             out.push(Finding::block(
-                "playbook.unknown_preset",
+                FindingId::PlaybookUnknownPreset,
                 Some(n.id),
                 e,
                 "set `preset:` in the manifest's `vars` to one of the listed names",
@@ -52,7 +52,7 @@ pub fn host_api_findings(manifest: &Manifest) -> Vec<Finding> {
         let host = n.host.trim_matches(['[', ']']).to_ascii_lowercase();
         if api_host != host {
             out.push(Finding::warn(
-                "node.host_api_differ",
+                FindingId::NodeHostApiDiffer,
                 Some(n.id),
                 format!(
                     "node {}: steps run on `{}` but its API is read at `{}`",
@@ -81,7 +81,7 @@ pub fn kubernetes_findings(
     let mut out = Vec::new();
     if get("pv") == "false" {
         out.push(Finding::block(
-            "k8s.no_persistent_volume",
+            FindingId::K8sNoPersistentVolume,
             None,
             format!("StatefulSet `{}` keeps its data in the pod (no persistent volume): deleting a pod to upgrade it wipes that node", get("statefulset")),
             "add a `volumeClaimTemplates` volume mounted at `/root/wukongim` and migrate each node's data first; then set `pv: \"true\"` in the manifest's `vars`",
@@ -117,7 +117,7 @@ pub fn kubernetes_findings(
             )
         };
         out.push(Finding::block(
-            "k8s.pod_ip_cluster_address",
+            FindingId::K8sPodIpClusterAddress,
             None,
             format!("{which}: a recreated pod gets a new IP and cannot rejoin, since v2 pins addresses in its cluster config (WuKongIM #364)"),
             "set `WK_CLUSTER_SERVERADDR` to the pod's stable DNS name (`<pod>.<headless service>:11110`) before upgrading; then set `cluster_address: dns` in the manifest's `vars`",
@@ -125,7 +125,7 @@ pub fn kubernetes_findings(
     }
     if get("liveness_probe") == "health" {
         out.push(Finding::warn(
-            "k8s.liveness_on_health",
+            FindingId::K8sLivenessOnHealth,
             None,
             "the pods have a liveness probe on `/health`: it answers 500 `slot not ready` during every slot re-election (killing healthy pods mid-upgrade) and 401 when a managerToken is set",
             "remove the liveness probe, or point it at a TCP check of port 5001; keep `/health` for readiness only",
@@ -185,7 +185,7 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
     for (id, service, image_env) in nodes {
         let Some(s) = services.iter().find(|s| &s.name == service) else {
             out.push(Finding::block(
-                "playbook.cannot_change_version",
+                FindingId::PlaybookCannotChangeVersion,
                 Some(*id),
                 format!("node {id}: `{origin}` has no service `{service}`"),
                 "set `service:` in the node's `vars` to its compose service",
@@ -195,7 +195,7 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
         let uses_var = s.image_env.as_deref() == Some(image_env.as_str());
         if s.build && !uses_var {
             out.push(Finding::block(
-                "playbook.cannot_change_version",
+                FindingId::PlaybookCannotChangeVersion,
                 Some(*id),
                 format!("node {id}: service `{service}` in `{origin}` is built from source (`build:`), so the playbook cannot change its version"),
                 format!("replace `build:` with `image: ${{{image_env}:-registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:<the running tag>}}`"),
@@ -206,7 +206,7 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
                 .as_deref()
                 .map_or_else(|| "no `image:`".to_string(), |i| format!("`image: {i}`"));
             out.push(Finding::block(
-                "playbook.cannot_change_version",
+                FindingId::PlaybookCannotChangeVersion,
                 Some(*id),
                 format!("node {id}: service `{service}` in `{origin}` has {what}, which the playbook does not set (it writes `{image_env}` in `.env`)"),
                 format!("write `image: ${{{image_env}:-<the current image>}}`, or set `image_env` in the node's `vars` to the variable the service uses"),
@@ -221,7 +221,7 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
     }
     for (env, names) in by_env.into_iter().filter(|(_, v)| v.len() > 1) {
         out.push(Finding::warn(
-            "compose.shared_image_variable",
+            FindingId::ComposeSharedImageVariable,
             None,
             format!("WuKongIM services {} in `{origin}` share the image variable `{env}`: after the first node, a stray `docker compose up -d` would recreate every other node at once", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
             "give each node service its own image variable (e.g. `WK_IMAGE_1001`) and set `image_env` per node",

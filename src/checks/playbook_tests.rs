@@ -59,7 +59,7 @@ fn a_built_service_blocks_with_what_to_change() {
     );
     let blocks: Vec<_> = f
         .iter()
-        .filter(|f| f.id == "playbook.cannot_change_version")
+        .filter(|f| f.id == FindingId::PlaybookCannotChangeVersion)
         .collect();
     assert_eq!(blocks.len(), 2, "{f:?}");
     assert_eq!(blocks[0].severity, Severity::Block);
@@ -86,7 +86,7 @@ fn a_fixed_tag_blocks_and_a_variable_passes() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(
         (f[0].id, f[0].node),
-        ("playbook.cannot_change_version", Some(1001))
+        (FindingId::PlaybookCannotChangeVersion, Some(1001))
     );
     assert!(
         f[0].message
@@ -108,7 +108,7 @@ fn node_services_sharing_one_image_variable_warn() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(
         (f[0].id, f[0].severity),
-        ("compose.shared_image_variable", Severity::Warn)
+        (FindingId::ComposeSharedImageVariable, Severity::Warn)
     );
     assert!(f[0].message.contains("`a`, `b`") && !f[0].message.contains("nginx"));
 }
@@ -121,7 +121,7 @@ fn host_and_api_on_different_machines_warn() {
     let f = host_api_findings(&m);
     assert_eq!(
         (f.len(), f[0].id, f[0].node),
-        (1, "node.host_api_differ", Some(1002))
+        (1, FindingId::NodeHostApiDiffer, Some(1002))
     );
     assert!(f[0].message.contains("10.0.0.2") && f[0].message.contains("10.0.0.9"));
 }
@@ -135,7 +135,10 @@ fn chart_presets_tell_what_blocks() {
         n.vars.insert("pod".into(), format!("wukongim-{i}"));
     }
     let ids = |m: &Manifest, view: Option<&ClusterView>| {
-        let mut v: Vec<&str> = findings(m, &pb, view).iter().map(|f| f.id).collect();
+        let mut v: Vec<&str> = findings(m, &pb, view)
+            .iter()
+            .map(|f| f.id.as_str())
+            .collect();
         v.sort_unstable();
         v
     };
@@ -189,7 +192,8 @@ fn the_local_compose_file_is_read_when_steps_run_here() {
     m.nodes[0].vars.insert("service".into(), "wukongim1".into());
     let f = findings(&m, &pb, None);
     assert!(
-        f.iter().any(|f| f.id == "playbook.cannot_change_version"),
+        f.iter()
+            .any(|f| f.id == FindingId::PlaybookCannotChangeVersion),
         "{f:?}"
     );
     // over ssh the file on this machine is not the one the steps use
@@ -202,7 +206,7 @@ fn the_local_compose_file_is_read_when_steps_run_here() {
     assert!(
         !findings(&m, &pb, None)
             .iter()
-            .any(|f| f.id == "playbook.cannot_change_version")
+            .any(|f| f.id == FindingId::PlaybookCannotChangeVersion)
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,11 +7,11 @@ use crate::probe::{InfoAnswer, SlotSummary};
 
 const V: &str = "v2.2.5-20260422";
 
-fn ids_of(f: &[Finding]) -> Vec<&'static str> {
+fn ids_of(f: &[Finding]) -> Vec<FindingId> {
     f.iter().map(|f| f.id).collect()
 }
 
-fn only<'a>(f: &'a [Finding], id: &str) -> &'a Finding {
+fn only<'a>(f: &'a [Finding], id: FindingId) -> &'a Finding {
     let hits: Vec<&Finding> = f.iter().filter(|x| x.id == id).collect();
     assert_eq!(hits.len(), 1, "{id} in {:?}", ids_of(f));
     hits[0]
@@ -20,7 +20,67 @@ fn only<'a>(f: &'a [Finding], id: &str) -> &'a Finding {
 fn run(change: impl FnOnce(&mut ClusterView)) -> Vec<Finding> {
     let mut view = settled(V, 0);
     change(&mut view);
-    live_findings(&manifest(&[1001, 1002, 1003]), &view)
+    findings_with_token(&manifest(&[1001, 1002, 1003]), &view, true)
+}
+
+/// 13.3: an unset token variable is said first and once; the 401s it causes are not
+/// reported per node, and nothing the cluster "says" without answers is a cause.
+#[test]
+fn an_unset_token_variable_is_the_cause_not_a_missing_controller() {
+    let mut view = settled(V, 0);
+    for n in &mut view.nodes {
+        (n.reachable, n.error) = (true, Some(ProbeError::Unauthorized));
+        n.health = crate::probe::HealthState::Unknown;
+        n.info_online = None;
+        n.info_status = None;
+    }
+    view.controller = None;
+    view.membership = None;
+    view.slots = None;
+    let mut f = findings_with_token(&manifest(&[1001, 1002, 1003]), &view, false);
+    crate::finding::sort(&mut f);
+    assert_eq!(f[0].id, FindingId::ApiTokenUnset, "{:?}", ids_of(&f));
+    assert!(f[0].message.contains("WK_MANAGER_TOKEN") && f[0].message.contains("1001, 1002, 1003"));
+    assert!(f[0].hint.contains("export WK_MANAGER_TOKEN"));
+    let ids = ids_of(&f);
+    for consequence in [
+        FindingId::ClusterNoController,
+        FindingId::NodeAuthFailed,
+        FindingId::ClusterMembershipMismatch,
+        FindingId::ClusterSlotsNotReady,
+    ] {
+        assert!(!ids.contains(&consequence), "{consequence} in {ids:?}");
+    }
+    // With a token sent but refused, the per-node finding stays and comes first.
+    let f = findings_with_token(&manifest(&[1001, 1002, 1003]), &view, true);
+    assert!(!ids_of(&f).contains(&FindingId::ApiTokenUnset));
+    assert_eq!(
+        f.iter()
+            .filter(|x| x.id == FindingId::NodeAuthFailed)
+            .count(),
+        3
+    );
+}
+
+/// 13.3: causes sort before consequences among blocks; a cluster-wide symptom seen with
+/// a node down says it may follow from it.
+#[test]
+fn consequences_of_a_silent_node_point_at_it() {
+    let mut view = settled(V, 0);
+    {
+        let n = view.node_mut(1002).unwrap();
+        (n.reachable, n.error) = (false, Some(ProbeError::Timeout));
+    }
+    view.controller = None;
+    let mut f = findings_with_token(&manifest(&[1001, 1002, 1003]), &view, true);
+    crate::finding::sort(&mut f);
+    assert_eq!(f[0].id, FindingId::NodeUnreachable, "{:?}", ids_of(&f));
+    let nc = only(&f, FindingId::ClusterNoController);
+    assert!(
+        nc.message.contains("node(s) 1002 not answering"),
+        "{}",
+        nc.message
+    );
 }
 
 #[test]
@@ -39,7 +99,7 @@ fn unreachable_and_auth_failed() {
         let n = c.node_mut(1002).unwrap();
         (n.reachable, n.error) = (false, Some(ProbeError::Timeout));
     });
-    let u = only(&f, "node.unreachable");
+    let u = only(&f, FindingId::NodeUnreachable);
     assert_eq!((u.severity, u.node), (Severity::Block, Some(1002)));
     assert!(u.message.contains("1002") && u.message.contains("timeout"));
 
@@ -47,20 +107,20 @@ fn unreachable_and_auth_failed() {
         let n = c.node_mut(1003).unwrap();
         (n.reachable, n.error) = (true, Some(ProbeError::Unauthorized));
     });
-    let a = only(&f, "node.auth_failed");
+    let a = only(&f, FindingId::NodeAuthFailed);
     assert_eq!((a.severity, a.node), (Severity::Block, Some(1003)));
     assert!(
         a.hint.contains("WK_MANAGER_TOKEN") && a.hint.contains("api.token_env"),
         "{}",
         a.hint
     );
-    assert!(!ids_of(&f).contains(&"node.unreachable"));
+    assert!(!ids_of(&f).contains(&FindingId::NodeUnreachable));
 }
 
 #[test]
 fn id_mismatch() {
     let f = run(|c| c.node_mut(1002).unwrap().server_id = Some("1003".into()));
-    let m = only(&f, "node.id_mismatch");
+    let m = only(&f, FindingId::NodeIdMismatch);
     assert!(m.message.contains("1002") && m.message.contains("1003"));
     assert_eq!(m.severity, Severity::Block);
     // No /varz: the id from /cluster/node is used.
@@ -68,7 +128,7 @@ fn id_mismatch() {
         let n = c.node_mut(1002).unwrap();
         (n.server_id, n.self_id) = (None, Some(1001));
     });
-    only(&f, "node.id_mismatch");
+    only(&f, FindingId::NodeIdMismatch);
 }
 
 #[test]
@@ -81,7 +141,7 @@ fn membership_mismatch_says_the_seed_incident_plainly() {
             (n.info_online, n.info_status) = (None, None);
         }
     });
-    let m = only(&f, "cluster.membership_mismatch");
+    let m = only(&f, FindingId::ClusterMembershipMismatch);
     assert_eq!(m.severity, Severity::Block);
     assert!(
         m.message
@@ -99,7 +159,7 @@ fn membership_mismatch_says_the_seed_incident_plainly() {
     // The reverse: the cluster has a node the manifest does not list.
     let f = run(|c| c.membership = Some(vec![1001, 1002, 1003, 1004]));
     assert!(
-        only(&f, "cluster.membership_mismatch")
+        only(&f, FindingId::ClusterMembershipMismatch)
             .message
             .contains("1004 not in the manifest")
     );
@@ -108,12 +168,12 @@ fn membership_mismatch_says_the_seed_incident_plainly() {
 #[test]
 fn node_offline_and_not_joined() {
     let f = run(|c| c.node_mut(1003).unwrap().info_online = Some(false));
-    let o = only(&f, "cluster.node_offline");
+    let o = only(&f, FindingId::ClusterNodeOffline);
     assert_eq!((o.severity, o.node), (Severity::Block, Some(1003)));
     let f =
         run(|c| c.node_mut(1003).unwrap().info_status = Some(crate::probe::NodeStatus::Joining));
     assert!(
-        only(&f, "cluster.node_offline")
+        only(&f, FindingId::ClusterNodeOffline)
             .message
             .contains("not Joined")
     );
@@ -128,7 +188,7 @@ fn no_controller() {
             n.info_answer = InfoAnswer::LeaderNotFound;
         }
     });
-    let n = only(&f, "cluster.no_controller");
+    let n = only(&f, FindingId::ClusterNoController);
     assert_eq!(n.severity, Severity::Block);
     assert!(n.message.contains("leader not found"));
 }
@@ -137,32 +197,32 @@ fn no_controller() {
 fn slots_not_ready_and_migration() {
     let f = run(|c| c.slots.as_mut().unwrap().leaderless = vec![3]);
     assert!(
-        only(&f, "cluster.slots_not_ready")
+        only(&f, FindingId::ClusterSlotsNotReady)
             .message
             .contains("1 of 64")
     );
     let f = run(|c| c.slots.as_mut().unwrap().candidate = vec![4, 5]);
     assert_eq!(
-        only(&f, "cluster.slots_not_ready").severity,
+        only(&f, FindingId::ClusterSlotsNotReady).severity,
         Severity::Block
     );
     let f = run(|c| c.slots = Some(SlotSummary::default()));
     assert!(
-        only(&f, "cluster.slots_not_ready")
+        only(&f, FindingId::ClusterSlotsNotReady)
             .message
             .contains("no slots")
     );
     let f = run(|c| c.slots.as_mut().unwrap().migrating = vec![9]);
-    let m = only(&f, "cluster.migration_in_progress");
+    let m = only(&f, FindingId::ClusterMigrationInProgress);
     assert_eq!(m.severity, Severity::Block);
     assert!(m.message.contains("(9)"));
-    assert!(!ids_of(&f).contains(&"cluster.slots_not_ready"));
+    assert!(!ids_of(&f).contains(&FindingId::ClusterSlotsNotReady));
 }
 
 #[test]
 fn config_lagging_is_a_warning() {
     let f = run(|c| c.node_mut(1002).unwrap().config_version = Some(410));
-    let l = only(&f, "cluster.config_lagging");
+    let l = only(&f, FindingId::ClusterConfigLagging);
     assert_eq!((l.severity, l.node), (Severity::Warn, Some(1002)));
     assert!(l.message.contains("410") && l.message.contains("415"));
 }
@@ -174,19 +234,22 @@ fn health_failing_blocks_only_when_cluster_aware() {
             crate::probe::HealthState::Failing("slot not ready".into());
     };
     let f = run(failing);
-    let h = only(&f, "cluster.health_failing");
+    let h = only(&f, FindingId::ClusterHealthFailing);
     assert_eq!(h.severity, Severity::Block);
     assert!(h.message.contains("slot not ready"));
     let mut view = settled("v2.1.3-20250210", 0);
     failing(&mut view);
     let f = live_findings(&manifest(&[1001, 1002, 1003]), &view);
-    assert_eq!(only(&f, "cluster.health_failing").severity, Severity::Warn);
+    assert_eq!(
+        only(&f, FindingId::ClusterHealthFailing).severity,
+        Severity::Warn
+    );
 }
 
 #[test]
 fn cluster_port_unreachable() {
     let f = run(|c| c.node_mut(1001).unwrap().cluster_port_reachable = Some(false));
-    let p = only(&f, "cluster.cluster_port_unreachable");
+    let p = only(&f, FindingId::ClusterClusterPortUnreachable);
     assert_eq!((p.severity, p.node), (Severity::Block, Some(1001)));
     assert!(p.message.contains("10.0.0.1:11110"));
 }
@@ -195,7 +258,7 @@ fn cluster_port_unreachable() {
 fn not_zero_downtime() {
     let f = run(|c| c.slot_replica_count = Some(1));
     assert_eq!(
-        only(&f, "cluster.not_zero_downtime").severity,
+        only(&f, FindingId::ClusterNotZeroDowntime).severity,
         Severity::Warn
     );
     let mut view = settled(V, 0);
@@ -203,7 +266,7 @@ fn not_zero_downtime() {
     view.membership = Some(vec![1001]);
     let f = live_findings(&manifest(&[1001]), &view);
     assert!(
-        only(&f, "cluster.not_zero_downtime")
+        only(&f, FindingId::ClusterNotZeroDowntime)
             .message
             .contains("1 node")
     );
@@ -215,13 +278,27 @@ fn mixed_versions_and_manifest_disagreement() {
         let n = c.node_mut(1003).unwrap();
         n.version = Some(v("v2.2.4-20260313"));
     });
-    assert_eq!(only(&f, "version.mixed").severity, Severity::Warn);
+    assert_eq!(only(&f, FindingId::VersionMixed).severity, Severity::Warn);
 
     let mut m = manifest(&[1001, 1002, 1003]);
     m.nodes[1].version = Some(v("v2.1.2-20250120"));
     m.nodes[2].version = Some(v("2.2.5")); // same build without the date: agrees
     let f = live_findings(&m, &settled(V, 0));
-    let d = only(&f, "version.manifest_disagrees");
+    let d = only(&f, FindingId::VersionManifestDisagrees);
     assert_eq!((d.severity, d.node), (Severity::Warn, Some(1002)));
     assert!(d.message.contains(V) && d.message.contains("v2.1.2-20250120"));
+}
+
+/// 13.9: a 1-node manifest against a 3-node cluster is a membership mismatch, not "a
+/// cluster of 1 node" as well.
+#[test]
+fn a_short_manifest_is_not_called_a_small_cluster() {
+    let view = settled(V, 0);
+    let f = findings_with_token(&manifest(&[1001]), &view, true);
+    let ids = ids_of(&f);
+    assert!(
+        ids.contains(&FindingId::ClusterMembershipMismatch),
+        "{ids:?}"
+    );
+    assert!(!ids.contains(&FindingId::ClusterNotZeroDowntime), "{ids:?}");
 }

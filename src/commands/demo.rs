@@ -49,7 +49,15 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
 
     let cluster = wait_cluster_json(&sim_dir.join("cluster.json"), &mut child).await?;
     let manifest = tmp.path().join("cluster.yaml");
-    std::fs::write(&manifest, manifest_text(&cluster, &wksim, &sim_dir, args))?;
+    // A fault that acts at once (`blackhole`) would only make the pre-upgrade check
+    // refuse: it is injected when the node's stop step runs, as the tests do (13.11).
+    let at_stop = (args.fault == Some(crate::cli::DemoFault::Blackhole))
+        .then(|| stop_fault_wrapper(tmp.path(), &wksim, &sim_dir, args.fault_node))
+        .transpose()?;
+    std::fs::write(
+        &manifest,
+        manifest_text(&cluster, &wksim, &sim_dir, args, at_stop.as_deref()),
+    )?;
     p.note(&format!(
         "manifest written to `{}` (playbook `sim`)",
         manifest.display()
@@ -66,7 +74,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
     let ctx = Context::load(&demo_global)?;
     wait_settled(&ctx, Duration::from_secs(30)).await?;
 
-    if let Some(fault) = args.fault {
+    if let Some(fault) = args.fault.filter(|_| at_stop.is_none()) {
         let mut cmd = std::process::Command::new(&wksim);
         cmd.arg("ctl").arg("--state-dir").arg(&sim_dir).args([
             "fault",
@@ -87,15 +95,15 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
             )
             .into());
         }
-        let when = if matches!(fault, crate::cli::DemoFault::Blackhole) {
-            "now (it accepts connections and never answers)"
-        } else {
-            "at its next start"
-        };
         p.note(&format!(
-            "fault injected: node {} gets `{}` {when}; watch wkctl stop safely",
+            "fault injected: node {} gets `{}` at its next start; watch wkctl stop safely",
             args.fault_node,
             fault.sim_name()
+        ));
+    } else if at_stop.is_some() {
+        p.note(&format!(
+            "fault armed: node {} gets `blackhole` (accepts connections, never answers) when wkctl stops it; watch wkctl stop safely",
+            args.fault_node
         ));
     }
 
@@ -120,6 +128,8 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         break_lock: false,
         state_dir: Some(tmp.path().join(".wkctl")),
         planned: crate::cli::PlanFileArgs::default(),
+        nodes: Vec::new(),
+        demo: true,
     };
     let outcome = upgrade::run(&demo_global, &up, p).await?;
     if !args.json {
@@ -233,11 +243,33 @@ pub(super) async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Res
     }
 }
 
+/// A `wksim` wrapper for the fault node: runs the real command, and after that node's
+/// `stop` injects `blackhole`, so the node fails its gate after the restart.
+fn stop_fault_wrapper(
+    dir: &Path,
+    wksim: &Path,
+    sim_dir: &Path,
+    node: u64,
+) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let q = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let path = dir.join("wksim-fault-at-stop");
+    let script = format!(
+        "#!/bin/sh\n{w} \"$@\" || exit $?\ncase \" $* \" in *\" stop {node} \"*) exec {w} ctl --state-dir {s} fault {node} blackhole ;; esac\n",
+        w = q(wksim),
+        s = q(sim_dir),
+    );
+    std::fs::write(&path, script)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}
+
 fn manifest_text(
     nodes: &[SimNode],
     wksim: &Path,
     sim_dir: &Path,
     args: &crate::cli::DemoArgs,
+    fault_wrapper: Option<&Path>,
 ) -> String {
     use std::fmt::Write;
     let q = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
@@ -256,6 +288,9 @@ fn manifest_text(
             "  - id: {}\n    host: 127.0.0.1\n    api: {}",
             n.id, n.api
         );
+        if let Some(w) = fault_wrapper.filter(|_| n.id == args.fault_node) {
+            let _ = writeln!(s, "    vars:\n      wksim: {}", q(w));
+        }
     }
     // Timings: the simulator runs ×speed; the gate still waits for real settling.
     let timeout = if args.fault.is_some() { "20s" } else { "60s" };

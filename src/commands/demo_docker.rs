@@ -92,6 +92,9 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         rollback_on_failure: false,
         break_lock: false,
         state_dir: Some(dir.join(".wkctl")),
+        nodes: Vec::new(),
+        demo: true,
+        planned: crate::cli::PlanFileArgs::default(),
     };
     let outcome = upgrade::run(&demo_global, &up, p).await?;
     if !args.json {

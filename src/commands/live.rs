@@ -76,6 +76,16 @@ pub fn plan_from_view(
         Some(view),
     ));
     merge_findings(&mut plan.findings, live);
+    // A manifest listing fewer nodes than the cluster has is the problem to report, not
+    // "a small cluster": `cluster.membership_mismatch` says what to add (13.9).
+    if view
+        .membership
+        .as_ref()
+        .is_some_and(|m| m.len() > ctx.manifest.nodes.len())
+    {
+        plan.findings
+            .retain(|f| f.id != crate::finding::FindingId::ManifestTooFewNodes);
+    }
     Ok(plan)
 }
 

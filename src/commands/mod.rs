@@ -12,6 +12,8 @@ pub mod live;
 pub mod man;
 pub mod plan;
 pub mod releases;
+pub mod rollback;
+pub mod select;
 pub mod status;
 pub mod upgrade;
 

@@ -7,7 +7,7 @@ use crate::checks;
 use crate::cli::{Global, StatusArgs};
 use crate::commands::{Context, live};
 use crate::error::Outcome;
-use crate::finding::{self, Finding, Severity};
+use crate::finding::{self, Finding, FindingId, Severity};
 use crate::output::{self, Printer};
 use crate::probe::{ClusterView, HealthState};
 
@@ -166,7 +166,7 @@ pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Print
     let mut s = String::new();
     let (first, rest): (Vec<&Finding>, Vec<&Finding>) = findings
         .iter()
-        .partition(|f| f.id == "cluster.membership_mismatch");
+        .partition(|f| f.id == FindingId::ClusterMembershipMismatch);
     for f in &first {
         let _ = writeln!(s, "{} {}", p.red("MEMBERSHIP:"), f.message);
         let _ = writeln!(s, "  hint: {}\n", f.hint);
@@ -279,19 +279,59 @@ async fn watch(ctx: &Context, p: &Printer) -> anyhow::Result<Outcome> {
         .policy
         .poll_interval
         .max(std::time::Duration::from_millis(500));
+    // Redraw in place on a terminal; into a pipe or file, frames follow each other with
+    // no escape codes (13.12).
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // Ctrl-C ends the watch like any interrupted command: exit 130.
+    tokio::select! {
+        r = watch_loop(ctx, p, tty, interval) => r,
+        _ = tokio::signal::ctrl_c() => Ok(Outcome::Interrupted),
+    }
+}
+
+async fn watch_loop(
+    ctx: &Context,
+    p: &Printer,
+    tty: bool,
+    interval: std::time::Duration,
+) -> anyhow::Result<Outcome> {
     loop {
         let (_, view) = live::observe(ctx).await?;
         let mut findings = checks::live_findings(&ctx.manifest, &view);
         finding::sort(&mut findings);
-        // Clear the screen and redraw.
-        p.out(&format!(
-            "\x1b[2J\x1b[H{}\n{}",
-            render(ctx, &view, &findings, p),
-            p.dim("watching; Ctrl-C to stop")
+        p.out(&watch_frame(
+            tty,
+            std::time::SystemTime::now(),
+            &render(ctx, &view, &findings, p),
+            &p.dim("watching; Ctrl-C to stop"),
         ))?;
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Success),
-        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// One `--watch` frame: the time it was observed (UTC) above the status.
+fn watch_frame(tty: bool, at: std::time::SystemTime, body: &str, footer: &str) -> String {
+    let stamp = humantime::format_rfc3339_seconds(at);
+    if tty {
+        format!("\x1b[2J\x1b[H{stamp}\n{body}\n{footer}")
+    } else {
+        format!("--- {stamp}\n{body}")
+    }
+}
+
+#[cfg(test)]
+mod watch_tests {
+    use super::watch_frame;
+
+    #[test]
+    fn frames_carry_a_timestamp_and_no_escapes_into_a_pipe() {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_500_000);
+        let piped = watch_frame(false, at, "body", "footer");
+        assert_eq!(piped, "--- 2025-11-30T10:53:20Z\nbody");
+        let tty = watch_frame(true, at, "body", "footer");
+        assert!(
+            tty.starts_with("\x1b[2J\x1b[H2025-11-30T10:53:20Z\nbody"),
+            "{tty:?}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use crate::commands::{Context, confirm, live, manifest_dir, rule_options, target
 use crate::error::{Outcome, WkError};
 use crate::events::{Event, Reporter};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
-use crate::finding::{self, Severity};
+use crate::finding::{self, FindingId, Severity};
 use crate::manifest;
 use crate::output::{self, Printer};
 use crate::plan::{Plan, PlanStepKind};
@@ -49,10 +49,28 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
             rule_options(&args.target),
         ),
     };
+    // `--nodes` (clap refuses it with `--plan`: a reviewed plan is applied whole).
+    let only = selected_nodes(args, previous.as_ref())?;
+    super::select::check_known(&ctx.manifest, &only)?;
 
     if args.dry_run {
         let (_, view) = live::observe(&ctx).await?;
-        let plan = live::plan_from_view(&ctx, &view, &target, rules, None)?;
+        let mut plan = live::plan_from_view(&ctx, &view, &target, rules, None)?;
+        super::select::limit_to_nodes(&mut plan, &only);
+        // A dry run must not promise what the real run would refuse (13.15).
+        if let Some(st) = previous.as_ref().filter(|st| st.status.unfinished())
+            && !args.resume
+        {
+            p.warn(
+                &format!(
+                    "an unfinished upgrade of `{}` to {} exists ({}): a real run would be refused",
+                    st.cluster,
+                    st.to,
+                    describe(st)
+                ),
+                Some("continue it with `wkctl upgrade --resume`, or forget it with `wkctl upgrade --discard`"),
+            );
+        }
         if args.json {
             p.json_doc(&plan)?;
         } else {
@@ -77,7 +95,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         }
         (None, true) => {
             return Err(WkError::no(
-                "there is no run to resume",
+                "no unfinished run to resume",
                 "start one with `wkctl upgrade --to <VERSION>`",
             )
             .into());
@@ -133,6 +151,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     if let Some(st) = &resume_state {
         relax_for_resume(&mut plan, st);
     }
+    super::select::limit_to_nodes(&mut plan, &only);
     // Not on `--resume`: there, nodes the run upgraded are re-verified with the full gate.
     if let Some(st) = previous
         .as_ref()
@@ -170,9 +189,15 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
 
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes {
-        if !interactive {
+        // With `--json` stdout is for a program: no question is asked there (13.14).
+        if !interactive || args.json {
+            let why = if args.json {
+                "`--json` asks no questions"
+            } else {
+                "no terminal to ask on"
+            };
             return Err(WkError::input(
-                "refusing to upgrade without confirmation: no terminal to ask on",
+                format!("refusing to upgrade without confirmation: {why}"),
                 "review `wkctl plan`, then pass `--yes`",
             )
             .into());
@@ -195,7 +220,10 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         st
     } else {
         snapshot_inputs(&ctx, &dir)?;
-        let mut st = new_state(&plan, &ctx);
+        let mut st = RunState {
+            only_nodes: only.clone(),
+            ..new_state(&plan, &ctx)
+        };
         if let Some(pr) = &plan_run {
             pr.record(&dir, &mut st)?;
         }
@@ -241,7 +269,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     if !args.json {
         // A closed stdout (the ssh session and its `| tee` gone) must not turn the run's
         // outcome into a broken-pipe success.
-        let _ = print_summary(&dir, &plan, outcome, p);
+        let _ = print_summary(&dir, &plan, outcome, args.demo, p);
     }
     // Notifications never change the outcome: failed deliveries are only reported.
     if let Some(report) = reporter.finish_notifications().await {
@@ -282,7 +310,12 @@ fn discard(dir: &StateDir, args: &UpgradeArgs, p: &Printer) -> anyhow::Result<Ou
 /// A run in progress (the lock held by a live process) is named first: the unfinished
 /// state is then that run's own, not one to `--resume` or `--discard`.
 fn refuse_if_live_lock(dir: &StateDir, args: &UpgradeArgs) -> anyhow::Result<()> {
-    if args.break_lock {
+    refuse_if_live_lock_pub(dir, args.break_lock)
+}
+
+/// [`refuse_if_live_lock`] for the other commands that take the run's lock.
+pub fn refuse_if_live_lock_pub(dir: &StateDir, break_lock: bool) -> anyhow::Result<()> {
+    if break_lock {
         return Ok(());
     }
     let Some(owner) = state::lock_owner(dir) else {
@@ -434,7 +467,7 @@ pub fn line_diff(old: &str, new: &str) -> String {
 
 /// On resume, plan with each node's version from before the run, so upgraded and
 /// interrupted nodes keep their place (and are re-verified rather than skipped blindly).
-fn resume_versions(
+pub fn resume_versions(
     st: &RunState,
     ctx: &Context,
     view: &crate::probe::ClusterView,
@@ -470,16 +503,16 @@ fn relax_for_resume(plan: &mut Plan, st: &RunState) {
     }
     for f in &mut plan.findings {
         let about_busy = f.node.is_some_and(|n| busy.contains(&n));
-        let cluster_symptom = f.node.is_none() && f.id.starts_with("cluster.");
+        let cluster_symptom = f.node.is_none() && f.id.area() == "cluster";
         if f.severity == Severity::Block
             && (about_busy || cluster_symptom)
-            && !f.id.starts_with("version.")
-            && f.id != "node.auth_failed"
+            && f.id.area() != "version"
+            && f.id != FindingId::NodeAuthFailed
         {
             f.severity = Severity::Warn;
             f.message = format!("{} (node {} is mid-upgrade: resuming)", f.message, busy[0]);
         }
-        if f.id == "version.mixed" {
+        if f.id == FindingId::VersionMixed {
             f.severity = Severity::Info;
         }
     }
@@ -506,7 +539,7 @@ fn skip_proven_dev_builds(plan: &mut Plan, st: &RunState, view: &crate::probe::C
             pn.steps.clear();
             pn.on_failure.clear();
             plan.findings.push(crate::finding::Finding::info(
-                "version.same",
+                FindingId::VersionSame,
                 Some(pn.id),
                 format!(
                     "node {} runs the {} build proven by the earlier run (commit {}); it is skipped",
@@ -543,6 +576,42 @@ fn new_state(plan: &Plan, ctx: &Context) -> RunState {
             .map(|n| NodeRun::new(n.id, n.from.clone()))
             .collect(),
         plan_file: None,
+        only_nodes: Vec::new(),
+    }
+}
+
+/// `--nodes`, or on `--resume` the limit the run started with (a different one is refused).
+fn selected_nodes(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Result<Vec<u64>> {
+    let mut asked = args.nodes.clone();
+    asked.sort_unstable();
+    asked.dedup();
+    match previous.filter(|st| args.resume && st.status.unfinished()) {
+        Some(st) if asked.is_empty() => Ok(st.only_nodes.clone()),
+        Some(st) if asked != st.only_nodes => Err(WkError::input(
+            format!(
+                "the unfinished run was started with {}, not `--nodes {}`",
+                if st.only_nodes.is_empty() {
+                    "every node".to_string()
+                } else {
+                    format!(
+                        "`--nodes {}`",
+                        st.only_nodes
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                },
+                asked
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            "resume without `--nodes` (the run keeps its own), or `--discard` it first",
+        )
+        .into()),
+        _ => Ok(asked),
     }
 }
 
@@ -551,6 +620,7 @@ fn print_summary(
     dir: &StateDir,
     plan: &Plan,
     outcome: Outcome,
+    demo: bool,
     p: &Printer,
 ) -> std::io::Result<()> {
     let st = dir.load().ok().flatten();
@@ -588,10 +658,28 @@ fn print_summary(
             plan.to,
             output::short_duration(std::time::Duration::from_millis(total))
         )),
-        Outcome::No => p.red(&format!(
-            "upgrade stopped: state saved in `{}`; fix the cause, then `wkctl upgrade --resume`",
-            rel(&dir.state_path())
-        )),
+        // The demo's directory is deleted when it ends: no `--resume` into it (13.11).
+        Outcome::No if demo => p.red("upgrade stopped safely; the demo's cluster and state are removed now: run `wkctl demo` again"),
+        Outcome::Interrupted if demo => p.yellow("interrupted; the demo's cluster and state are removed now: run `wkctl demo` again"),
+        Outcome::No => {
+            // The failed node: what to look at and both ways out (13.10).
+            let failed = st
+                .as_ref()
+                .and_then(|s| s.nodes.iter().find(|n| n.status == NodeStatus::Failed));
+            let next = match failed {
+                Some(n) => format!(
+                    "see `wkctl doctor` (logs, network, settings of every node); then fix the cause and `wkctl upgrade --resume`, or take node {} back to {} with `wkctl rollback --node {}`",
+                    n.id,
+                    n.from.as_deref().unwrap_or("its old version"),
+                    n.id
+                ),
+                None => "fix the cause, then `wkctl upgrade --resume`".to_string(),
+            };
+            p.red(&format!(
+                "upgrade stopped: state saved in `{}`; {next}",
+                rel(&dir.state_path())
+            ))
+        }
         Outcome::Interrupted => p.yellow(&format!(
             "interrupted: state saved in `{}`; continue with `wkctl upgrade --resume`",
             rel(&dir.state_path())

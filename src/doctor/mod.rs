@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::commands::Context;
-use crate::finding::{self, Finding};
+use crate::finding::{self, Finding, FindingId};
 use crate::playbook::{self, StepKind};
 use crate::probe::ClusterView;
 use crate::transport::{self, Transport};
@@ -70,11 +70,19 @@ pub struct Report {
     pub problems: Vec<StepProblem>,
     #[serde(skip)]
     pub view: Option<ClusterView>,
+    /// How many nodes the manifest has.
+    #[serde(skip)]
+    pub nodes: usize,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
         finding::ok(&self.findings)
+    }
+
+    /// How many nodes doctor looked at.
+    pub fn node_count(&self) -> usize {
+        self.nodes
     }
 }
 
@@ -229,14 +237,26 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         settings::FingerprintKey::random().as_ref(),
     );
     findings.append(&mut setting_findings);
+    // "Could not check, because …" is its own finding, with the error whole (13.5).
     for p in &problems {
+        let what = match p.step {
+            "logs" => "its logs for known failure signatures",
+            "config" => "its settings",
+            _ => "this part",
+        };
         findings.push(Finding::warn(
-            "doctor.step_failed",
-            Some(p.node),
-            format!("node {}: the playbook `{}` step failed: {}", p.node, p.step, p.error.lines().next().unwrap_or_default()),
-            "check the node's transport (ssh) and the playbook step; doctor could not see this part",
+            FindingId::DoctorCouldNotCheck,
+            (p.node != 0).then_some(p.node),
+            format!(
+                "node {}: could not check {what}, because the playbook `{}` step failed:\n{}",
+                p.node,
+                p.step,
+                p.error.trim_end()
+            ),
+            "fix the node's transport (ssh) or the playbook step and run `wkctl doctor` again; nothing is known about this part",
         ));
     }
+    findings.extend(could_not_check_network(&network));
     finding::sort(&mut findings);
     Report {
         format_version: 1,
@@ -247,7 +267,37 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         settings: settings_rows,
         problems,
         view: Some(view),
+        nodes: ctx.manifest.nodes.len(),
     }
+}
+
+/// Network checks that could not run (no `netcheck` step, a missing command, ssh down):
+/// one finding per node and port with the errors whole, never `network.unreachable`.
+fn could_not_check_network(links: &[Link]) -> Vec<Finding> {
+    let mut by: BTreeMap<(u64, &str), Vec<String>> = BTreeMap::new();
+    for l in links {
+        if let Reach::Unknown(why) = &l.reach {
+            by.entry((l.from, l.port)).or_default().push(format!(
+                "to node {} ({}): {}",
+                l.to,
+                l.addr,
+                why.trim_end()
+            ));
+        }
+    }
+    by.into_iter()
+        .map(|((from, port), errs)| {
+            Finding::warn(
+                FindingId::DoctorCouldNotCheck,
+                Some(from),
+                format!(
+                    "node {from}: could not check the {port} port of its peers, because the `netcheck` step could not run:\n  {}",
+                    errs.join("\n  ")
+                ),
+                "fix the `netcheck` step (or the transport) and run `wkctl doctor` again; the network from this node is not known",
+            )
+        })
+        .collect()
 }
 
 /// Runs jobs concurrently (at most [`PARALLEL`] at once).
@@ -369,7 +419,7 @@ async fn run_job(
 
 /// One finding per node and signature, with how often it was seen.
 fn log_findings(logs: &[LogMatch]) -> Vec<Finding> {
-    let mut grouped: BTreeMap<(u64, &str), Vec<&LogMatch>> = BTreeMap::new();
+    let mut grouped: BTreeMap<(u64, FindingId), Vec<&LogMatch>> = BTreeMap::new();
     for m in logs {
         grouped.entry((m.node, m.signature)).or_default().push(m);
     }
@@ -423,14 +473,14 @@ fn network_findings(links: &[Link], view: &ClusterView) -> Vec<Finding> {
         };
         if back.is_some_and(|b| b.reach == Reach::Ok) {
             out.push(Finding::block(
-                "network.one_way",
+                FindingId::NetworkOneWay,
                 Some(l.from),
                 format!("node {} cannot reach node {}'s {port} at {}, but {} reaches {}: a one-way failure", l.from, l.to, l.addr, l.to, l.from),
                 "a one-way failure is the classic cause of a node that never rejoins: check firewalls/security groups and routes in that direction",
             ));
         } else {
             out.push(Finding::block(
-                "network.unreachable",
+                FindingId::NetworkUnreachable,
                 Some(l.from),
                 format!(
                     "node {} cannot reach node {}'s {port} at {}",
@@ -442,7 +492,7 @@ fn network_findings(links: &[Link], view: &ClusterView) -> Vec<Finding> {
     }
     for (id, n) in explained {
         out.push(Finding::info(
-            "network.peer_down",
+            FindingId::NetworkPeerDown,
             Some(id),
             format!("{n} network check(s) to node {id} failed: node {id} itself does not answer"),
             "start the node first (see `node.unreachable`); then run `wkctl doctor` again",

@@ -54,8 +54,22 @@ pub fn human(r: &Report, status: &str, p: &Printer) -> String {
     let _ = writeln!(s, "{}", p.bold("findings"));
     s.push_str(&p.findings(&r.findings));
     let _ = writeln!(s, "\n{}", p.bold("logs (known signatures)"));
-    if r.logs.is_empty() {
-        s.push_str("no known failure signature in any node's logs\n");
+    // Only logs that were read can be free of known signatures (13.5).
+    let unread: Vec<String> = r
+        .problems
+        .iter()
+        .filter(|pr| pr.step == "logs")
+        .map(|pr| pr.node.to_string())
+        .collect();
+    if !unread.is_empty() {
+        let _ = writeln!(
+            s,
+            "could not check the logs of node(s) {} (see `doctor.could_not_check` above)",
+            unread.join(", ")
+        );
+    }
+    if r.logs.is_empty() && unread.len() < r.node_count() {
+        s.push_str("no known failure signature in the logs that were read\n");
     }
     for m in r.logs.iter().take(60) {
         let _ = writeln!(
@@ -63,7 +77,7 @@ pub fn human(r: &Report, status: &str, p: &Printer) -> String {
             "  node {} {} {}  {}",
             m.node,
             m.time.as_deref().unwrap_or("-"),
-            p.yellow(m.signature),
+            p.yellow(m.signature.as_str()),
             m.line
         );
     }
@@ -134,7 +148,7 @@ pub fn markdown(r: &Report, status: &str) -> String {
     }
     s.push_str("\n## Logs\n\n");
     if r.logs.is_empty() {
-        s.push_str("No known failure signature.\n");
+        s.push_str("No known failure signature in the logs that were read (see `doctor.could_not_check` for those that could not be).\n");
     } else {
         s.push_str("| node | time | signature | line |\n|---|---|---|---|\n");
         for m in &r.logs {

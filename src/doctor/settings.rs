@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::finding::Finding;
+use crate::finding::{Finding, FindingId};
 
 /// A compared setting: display name, normalized key, default, secret?
 struct Key {
@@ -228,7 +228,7 @@ pub fn compare(
                 )
             };
             findings.push(Finding::block(
-                "settings.mismatch",
+                FindingId::SettingsMismatch,
                 None,
                 format!("`{}` differs between nodes: {detail}", key.name),
                 hint,
@@ -252,7 +252,7 @@ pub fn compare(
         let value = nid.trim_start_matches("(default ").trim_end_matches(')');
         if value != id.to_string() {
             findings.push(Finding::block(
-                "settings.node_id_mismatch",
+                FindingId::SettingsNodeIdMismatch,
                 Some(*id),
                 format!("node {id}: its `cluster.nodeId` is {value}"),
                 "each node's `cluster.nodeId` (WK_CLUSTER_NODEID) must be its manifest id and never change for a data dir",
@@ -263,7 +263,7 @@ pub fn compare(
     for (id, v) in &ids {
         if let Some(other) = seen.insert(v, *id) {
             findings.push(Finding::block(
-                "settings.duplicate_node_id",
+                FindingId::SettingsDuplicateNodeId,
                 Some(*id),
                 format!("nodes {other} and {id} both use `cluster.nodeId` {v}"),
                 "node ids must be unique (WK_CLUSTER_NODEID)",
@@ -300,7 +300,7 @@ pub fn compare(
                         format!("is `{v}`, not this node ({host})")
                     };
                     findings.push(Finding::warn(
-                        "settings.address_not_self",
+                        FindingId::SettingsAddressNotSelf,
                         Some(*id),
                         format!("node {id}: `{key}` {what}"),
                         "peers use this address to reach the node; it must be this node's stable intranet address (facts §5.2)",
@@ -432,13 +432,13 @@ mod tests {
             parse("WK_CLUSTER_NODEID=2\nWK_CLUSTER_SERVERADDR=10.9.9.9:11110\n"),
         );
         let (_, findings) = compare(&nodes, &hosts(), FingerprintKey::random().as_ref());
-        let ids: Vec<&str> = findings.iter().map(|f| f.id).collect();
-        assert!(ids.contains(&"settings.node_id_mismatch"));
-        assert!(ids.contains(&"settings.duplicate_node_id"));
+        let ids: Vec<FindingId> = findings.iter().map(|f| f.id).collect();
+        assert!(ids.contains(&FindingId::SettingsNodeIdMismatch));
+        assert!(ids.contains(&FindingId::SettingsDuplicateNodeId));
         assert!(
             findings
                 .iter()
-                .any(|f| f.id == "settings.address_not_self" && f.node == Some(3))
+                .any(|f| f.id == FindingId::SettingsAddressNotSelf && f.node == Some(3))
         );
     }
 }

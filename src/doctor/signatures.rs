@@ -17,10 +17,12 @@
 
 use serde::Serialize;
 
+use crate::finding::FindingId;
+
 /// One known signature.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Signature {
-    pub id: &'static str,
+    pub id: FindingId,
     /// Alternatives; a line matches when it contains (case-insensitively) every
     /// substring of one alternative.
     #[serde(skip)]
@@ -33,7 +35,7 @@ pub struct Signature {
 /// Most specific first: a line is attributed to the first signature that matches.
 pub const SIGNATURES: &[Signature] = &[
     Signature {
-        id: "logs.slots_ready_timeout",
+        id: FindingId::LogsSlotsReadyTimeout,
         // `s.Panic("wait all slots ready timeout")`, pkg/cluster/slot/iserver.go (and
         // pkg/cluster/clusterserver/server_wait.go before v2.1.1, #197).
         patterns: &[&["wait all slots ready timeout"]],
@@ -42,7 +44,7 @@ pub const SIGNATURES: &[Signature] = &[
         issue: Some(197),
     },
     Signature {
-        id: "logs.applied_index_panic",
+        id: FindingId::LogsAppliedIndexPanic,
         // `n.Panic("applied index > last log index")`, pkg/raft/raft/node.go:62, every tag
         // from v2.1.1; for slots v2.2.4 repairs the state first (commit 9fc693d5 "fix: #509").
         patterns: &[&["applied index > last log index"]],
@@ -51,7 +53,7 @@ pub const SIGNATURES: &[Signature] = &[
         issue: Some(509),
     },
     Signature {
-        id: "logs.applied_index_repaired",
+        id: FindingId::LogsAppliedIndexRepaired,
         // `p.Warn("detected inconsistent state: appliedIndex > lastLogIndex, auto-fixing")`,
         // pkg/cluster/slot/storage_pebble.go:167, v2.2.4+.
         patterns: &[&["detected inconsistent state: appliedindex > lastlogindex"]],
@@ -60,7 +62,7 @@ pub const SIGNATURES: &[Signature] = &[
         issue: Some(509),
     },
     Signature {
-        id: "logs.catch_up_crash_loop",
+        id: FindingId::LogsCatchUpCrashLoop,
         // `s.Panic("apply slot logs failed", …, zap.Error(err))`, pkg/cluster/cluster/server.go,
         // every tag from v2.1.1, with err = context deadline exceeded (#545, #546).
         patterns: &[&["apply slot logs failed", "context deadline exceeded"]],
@@ -69,7 +71,7 @@ pub const SIGNATURES: &[Signature] = &[
         issue: Some(546),
     },
     Signature {
-        id: "logs.apply_log_err",
+        id: FindingId::LogsApplyLogErr,
         // `s.Panic("apply log err", …)`, pkg/cluster/store/store_apply.go:40; #522 shows it
         // under `【RaftGroup[slot]】raftgroup:go pool panic` when upgrading to v2.2.4.
         patterns: &[&["【store】apply log err"], &["panic: apply log err"]],
@@ -78,7 +80,7 @@ pub const SIGNATURES: &[Signature] = &[
         issue: Some(522),
     },
     Signature {
-        id: "logs.apply_slot_logs_failed",
+        id: FindingId::LogsApplySlotLogsFailed,
         // The same panic as #546 with another error.
         patterns: &[&["apply slot logs failed"]],
         explanation: "the node could not apply a slot's raft log and panicked",
@@ -86,7 +88,7 @@ pub const SIGNATURES: &[Signature] = &[
         issue: None,
     },
     Signature {
-        id: "logs.peer_unreachable",
+        id: FindingId::LogsPeerUnreachable,
         // `c.Error("connect not authed", zap.String("addr", …))`, pkg/wkserver/client/client.go:195.
         // Expected for a few seconds while a peer restarts; many lines mean it stays unreachable.
         patterns: &[&["connect not authed"]],
@@ -95,7 +97,7 @@ pub const SIGNATURES: &[Signature] = &[
         issue: Some(388),
     },
     Signature {
-        id: "logs.address_changed",
+        id: FindingId::LogsAddressChanged,
         // `Error("Send event to node is nil")`, pkg/cluster/cluster/transport_{node,slot,channel}.go;
         // #363/#364 (pod IP changed on a k8s restart).
         patterns: &[&["send event to node is nil"]],
@@ -104,7 +106,7 @@ pub const SIGNATURES: &[Signature] = &[
         issue: Some(364),
     },
     Signature {
-        id: "logs.panic",
+        id: FindingId::LogsPanic,
         // Go's runtime output (`panic: …`) and zap's panic level (`"level":"panic"`).
         patterns: &[&["panic:"], &["\"level\":\"panic\""]],
         explanation: "the process panicked",
@@ -117,7 +119,7 @@ pub const SIGNATURES: &[Signature] = &[
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogMatch {
     pub node: u64,
-    pub signature: &'static str,
+    pub signature: FindingId,
     /// The line's timestamp, when it starts with one.
     pub time: Option<String>,
     pub line: String,
@@ -183,7 +185,7 @@ fn timestamp(line: &str) -> Option<String> {
     Some(token)
 }
 
-pub fn signature(id: &str) -> Option<&'static Signature> {
+pub fn signature(id: FindingId) -> Option<&'static Signature> {
     SIGNATURES.iter().find(|s| s.id == id)
 }
 
@@ -192,64 +194,64 @@ mod tests {
     use super::*;
 
     /// Lines each signature must recognise, from upstream's source strings and issue threads.
-    const POSITIVE: &[(&str, &str)] = &[
+    const POSITIVE: &[(&str, FindingId)] = &[
         // #197 (v2.0.x, clusterserver) and Mininglamp-OSS/octo-deployment#106 (v2.2.5).
         (
             r#"{"level":"panic","msg":"【cluster[1]】wait all slots ready timeout","stacktrace":"…"}"#,
-            "logs.slots_ready_timeout",
+            FindingId::LogsSlotsReadyTimeout,
         ),
         (
             "panic: 【slot.Server】wait all slots ready timeout",
-            "logs.slots_ready_timeout",
+            FindingId::LogsSlotsReadyTimeout,
         ),
         // #509 (the thread's fields, joined as zap writes them).
         (
             r#"{"level":"panic","linenum":"/go/release/pkg/raft/raft/node.go:62","msg":"【raft.node[16]】applied index > last log index","appliedIndex":1776018,"lastLogIndex":1776008}"#,
-            "logs.applied_index_panic",
+            FindingId::LogsAppliedIndexPanic,
         ),
         // pkg/cluster/slot/storage_pebble.go:167 (v2.2.4+).
         (
             r#"{"level":"warn","time":"2026-04-22T10:00:00.1+08:00","msg":"【PebbleShardLogStorage[/root/wukongim/data/slots]】detected inconsistent state: appliedIndex > lastLogIndex, auto-fixing","shardNo":"16","appliedIndex":1776018,"lastLogIndex":1776008}"#,
-            "logs.applied_index_repaired",
+            FindingId::LogsAppliedIndexRepaired,
         ),
         // #546 (JSON line) and #545 (console form).
         (
             r#"{"level":"panic","msg":"【cluster】apply slot logs failed","slotId":18,"error":"context deadline exceeded"}"#,
-            "logs.catch_up_crash_loop",
+            FindingId::LogsCatchUpCrashLoop,
         ),
         (
             r#"PANIC   apply slot logs failed {"slotId": 7, "error": "context deadline exceeded"}"#,
-            "logs.catch_up_crash_loop",
+            FindingId::LogsCatchUpCrashLoop,
         ),
         // #522: `panic: "【store】apply log err"` under the go pool panic.
         (
             r#"{"level":"panic","msg":"【store】apply log err","error":"key not found","cmd":"CMDAddOrUpdateConversations","index":88213}"#,
-            "logs.apply_log_err",
+            FindingId::LogsApplyLogErr,
         ),
-        ("panic: 【store】apply log err", "logs.apply_log_err"),
+        ("panic: 【store】apply log err", FindingId::LogsApplyLogErr),
         // server.go's panic with another error (#482's stack runs through it).
         (
             r#"{"level":"panic","msg":"【cluster】apply slot logs failed","slotId":3,"error":"shardId key is empty"}"#,
-            "logs.apply_slot_logs_failed",
+            FindingId::LogsApplySlotLogsFailed,
         ),
         // pkg/wkserver/client/client.go:195.
         (
             r#"{"level":"error","msg":"【Client[10.0.0.12:11110]】connect not authed","addr":"10.0.0.12:11110","path":"/rpc/cluster/join"}"#,
-            "logs.peer_unreachable",
+            FindingId::LogsPeerUnreachable,
         ),
         // #363.
         (
             r#"{"level":"error","time":"2025-05-13T13:12:44.638365024+08:00","msg":"【slotTransport】Send event to node is nil","key":"11","to":5}"#,
-            "logs.address_changed",
+            FindingId::LogsAddressChanged,
         ),
         // #26 (Go runtime) and #398 (zap panic level).
         (
             "panic: runtime error: slice bounds out of range [:-217]",
-            "logs.panic",
+            FindingId::LogsPanic,
         ),
         (
             r#"{"level":"panic","time":"2025-07-06T23:38:45.80317805+08:00","msg":"【wukongDB】shardId key is empty"}"#,
-            "logs.panic",
+            FindingId::LogsPanic,
         ),
     ];
 
@@ -292,14 +294,14 @@ mod tests {
         for line in NEGATIVE {
             assert_eq!(classify(line).map(|s| s.id), None, "{line}");
         }
-        assert!(signature("logs.leader_not_found").is_none());
-        assert!(signature("logs.slot_count_mismatch").is_none());
+        assert!(FindingId::from_name("logs.leader_not_found").is_none());
+        assert!(FindingId::from_name("logs.slot_count_mismatch").is_none());
     }
 
     #[test]
     fn no_hint_claims_a_fix_for_an_open_issue() {
         // #522 and #546 are open in v2.2.5 (issue 14 §2).
-        for id in ["logs.apply_log_err", "logs.catch_up_crash_loop"] {
+        for id in [FindingId::LogsApplyLogErr, FindingId::LogsCatchUpCrashLoop] {
             let s = signature(id).unwrap();
             assert!(
                 !s.hint.contains("upgrade to v2.2.5") && s.hint.contains("open upstream"),

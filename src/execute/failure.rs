@@ -58,6 +58,10 @@ impl Runner<'_> {
     ) -> anyhow::Result<NodeEnd> {
         let id = pn.id;
         let logs_tail = self.node_logs(pn).await;
+        let known = logs_tail
+            .as_deref()
+            .map(|t| crate::events::KnownSignature::scan(id, t))
+            .unwrap_or_default();
         self.emit(&Event::NodeFailed {
             node: id,
             step,
@@ -65,6 +69,7 @@ impl Runner<'_> {
             signal,
             observed,
             logs_tail: logs_tail.clone(),
+            known,
         });
         {
             let n = self.node_run(id);
@@ -77,6 +82,25 @@ impl Runner<'_> {
             self.rollback(pn).await?;
         }
         Ok(NodeEnd::Failed)
+    }
+
+    /// `wkctl rollback --node N`: the rollback of a node an earlier run failed on.
+    /// Success when the node is back on its old version (and marked rolled back).
+    pub async fn rollback_after_the_fact(
+        mut self,
+        pn: &PlannedNode,
+    ) -> anyhow::Result<crate::error::Outcome> {
+        self.rollback(pn).await?;
+        let ok = self
+            .state
+            .node(pn.id)
+            .is_some_and(|n| n.status == NodeStatus::RolledBack);
+        self.save()?;
+        Ok(if ok {
+            crate::error::Outcome::Success
+        } else {
+            crate::error::Outcome::No
+        })
     }
 
     /// The plan's `logs` command for the node, its output's tail.

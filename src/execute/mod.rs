@@ -132,8 +132,25 @@ impl<'a> Runner<'a> {
         order
     }
 
-    /// Runs every node of the plan in order.
-    pub async fn run(mut self) -> anyhow::Result<Outcome> {
+    /// Runs every node of the plan in order. The first interrupt is announced at once
+    /// with what it does (13.4).
+    pub async fn run(self) -> anyhow::Result<Outcome> {
+        let reporter = self.reporter;
+        let interrupt = self.interrupt.clone();
+        let announce = async move {
+            interrupt.reached(1).await;
+            reporter.emit(&Event::StopRequested {
+                message: "stopping after the current step (a node that is down is first brought back through its gate); state is saved. Press Ctrl-C again to stop now".into(),
+            });
+            std::future::pending::<anyhow::Result<Outcome>>().await
+        };
+        tokio::select! {
+            r = self.run_nodes() => r,
+            r = announce => r,
+        }
+    }
+
+    async fn run_nodes(mut self) -> anyhow::Result<Outcome> {
         self.state.status = RunStatus::Running;
         self.save()?;
         if self.opts.break_lock {
@@ -241,10 +258,12 @@ impl<'a> Runner<'a> {
     ) -> anyhow::Result<NodeEnd> {
         let id = pn.id;
         if pn.action == NodeAction::Skip {
-            self.emit(&Event::NodeSkipped {
-                node: id,
-                reason: format!("already on {}", self.plan.to),
-            });
+            let reason = if crate::commands::select::not_selected(self.plan, id) {
+                "not in `--nodes`".to_string()
+            } else {
+                format!("already on {}", self.plan.to)
+            };
+            self.emit(&Event::NodeSkipped { node: id, reason });
             self.node_run(id).status = NodeStatus::Skipped;
             self.save()?;
             return Ok(NodeEnd::Skipped);
@@ -485,7 +504,12 @@ impl<'a> Runner<'a> {
     /// Runs the plan's once-per-run steps of these kinds on the first node's host.
     /// `Some(outcome)` when one failed (its output is shown as a `run_step_failed` event).
     async fn run_level(&self, kinds: &[PlanStepKind]) -> Option<Outcome> {
-        let first = self.plan.upgrades().next()?;
+        // The node the run steps were rendered for: the first to upgrade before
+        // `--nodes` left some out.
+        let first = self.plan.nodes.iter().find(|n| {
+            n.action == NodeAction::Upgrade
+                || crate::commands::select::not_selected(self.plan, n.id)
+        })?;
         let node = self.ctx.manifest.node(first.id)?;
         let transport = Transport::for_node(&self.ctx.manifest, node);
         for step in self

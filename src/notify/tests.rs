@@ -92,6 +92,7 @@ fn text_is_one_line_prefixed_with_the_cluster() {
         signal: None,
         observed: None,
         logs_tail: Some("line 1\nline 2".into()),
+        known: Vec::new(),
     };
     assert_eq!(
         text("prod", &failed),

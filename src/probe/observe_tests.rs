@@ -87,8 +87,10 @@ async fn observe_builds_the_view_from_real_answers() {
         let paths = seen.lock().unwrap().clone();
         assert_eq!(paths.len(), 4, "{paths:?}");
         assert!(!paths.iter().any(|p| p == "/cluster/nodes" || p == "/cluster/simpleNodes"));
-        let ids: Vec<&str> = crate::checks::live_findings(&m, &view).iter().map(|f| f.id).collect();
-        for want in ["node.unreachable", "cluster.health_failing", "cluster.slots_not_ready", "cluster.not_zero_downtime"] {
+        use crate::finding::FindingId;
+        let ids: Vec<FindingId> = crate::checks::live_findings(&m, &view).iter().map(|f| f.id).collect();
+        for want in [
+        FindingId::NodeUnreachable, FindingId::ClusterHealthFailing, FindingId::ClusterSlotsNotReady, FindingId::ClusterNotZeroDowntime] {
             assert!(ids.contains(&want), "{want} in {ids:?}");
         }
         drop(cluster_port);

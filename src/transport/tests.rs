@@ -162,8 +162,24 @@ fn for_node_follows_the_manifest_ssh_section() {
     assert_eq!(t.describe(), "ssh deploy@10.0.0.11:22");
 
     let without = "name: a\nnodes:\n  - id: 1001\n    host: 10.0.0.11\n";
-    let m = crate::manifest::parse(without, Path::new("cluster.yaml")).expect("manifest");
-    assert_eq!(Transport::for_node(&m, &m.nodes[0]), Transport::Local);
+    let m = crate::manifest::parse(without, Path::new("/srv/wk/cluster.yaml")).expect("manifest");
+    assert_eq!(
+        Transport::for_node(&m, &m.nodes[0]),
+        Transport::LocalIn("/srv/wk".into())
+    );
+}
+
+/// Local steps run in the manifest's directory, wherever wkctl was started (13.5).
+#[tokio::test]
+async fn local_steps_run_in_the_manifest_directory() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("marker"), "here").unwrap();
+    let t = Transport::LocalIn(d.path().to_path_buf());
+    let out = run(&t, "cat ./marker", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout.trim(), "here");
 }
 
 #[tokio::test]
@@ -311,7 +327,7 @@ async fn a_daemon_holding_the_pipes_does_not_block_the_step() {
 #[tokio::test]
 async fn a_missing_program_is_a_spawn_error_naming_it() {
     let argv = ["wkctl-test-no-such-program".to_string(), "x".to_string()];
-    let err = run_argv(&argv, Duration::from_secs(1))
+    let err = run_argv(&argv, None, Duration::from_secs(1))
         .await
         .expect_err("must not spawn");
     assert_eq!(err.kind(), io::ErrorKind::NotFound);

@@ -1,0 +1,178 @@
+//! `wkctl rollback --node N` (issue 13.18): rolls back the failed node of the unfinished
+//! run after the fact, with the plan's `rollback` command and the gate against the old
+//! version, exactly as `--rollback-on-failure` does at the time of the failure. It is a
+//! restart, so it is refused while any other node is down (or not fully back). It takes
+//! the same locks as `upgrade`, saves the same state and emits the same events; a later
+//! `wkctl upgrade --resume` plans the node again from the start.
+
+use crate::cli::{Global, RollbackArgs, UpgradeArgs};
+use crate::commands::{Context, confirm, live, rule_options, upgrade};
+use crate::error::{Outcome, WkError};
+use crate::events::Reporter;
+use crate::execute::{Interrupt, Options, RunInputs, Runner};
+use crate::output::Printer;
+use crate::releases;
+use crate::state::{self, NodeStatus, Takeover};
+
+pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::Result<Outcome> {
+    let ctx = Context::load(global)?;
+    let up = UpgradeArgs {
+        target: crate::cli::TargetArgs {
+            to: None,
+            allow_unknown_version: false,
+            allow_downgrade: false,
+            allow_downgrade_across_rewrite: false,
+        },
+        yes: args.yes,
+        dry_run: false,
+        resume: true,
+        discard: false,
+        json: args.json,
+        rollback_on_failure: true,
+        break_lock: args.break_lock,
+        state_dir: args.state_dir.clone(),
+        nodes: Vec::new(),
+        demo: false,
+        planned: crate::cli::PlanFileArgs::default(),
+    };
+    let dir = upgrade::state_dir(global, &up, &ctx.manifest.name);
+    let id = args.node;
+    if ctx.manifest.node(id).is_none() {
+        return Err(WkError::input(
+            format!(
+                "node {id} is not in the manifest `{}`",
+                ctx.manifest.path.display()
+            ),
+            "pass the id of the failed node (`wkctl status` shows the unfinished run)",
+        )
+        .into());
+    }
+    let Some(st) = dir.load()?.filter(|st| st.status.unfinished()) else {
+        return Err(WkError::no(
+            format!("there is no unfinished run of `{}` to roll a node back in", ctx.manifest.name),
+            "`wkctl rollback` takes back the node an upgrade failed on; without a run, use the playbook yourself",
+        )
+        .into());
+    };
+    let Some(nr) = st.node(id) else {
+        return Err(WkError::no(
+            format!("node {id} is not part of the unfinished run"),
+            "pass the id of the failed node (`wkctl status`)",
+        )
+        .into());
+    };
+    let from = nr.from.clone();
+    if !matches!(nr.status, NodeStatus::Failed | NodeStatus::InProgress) || !nr.stop_began() {
+        return Err(WkError::no(
+            format!(
+                "node {id} is {:?} in the unfinished run, not a node whose upgrade failed after its stop",
+                nr.status
+            )
+            .to_lowercase(),
+            "roll back only the node the run failed on (`wkctl status`); continue the run with `wkctl upgrade --resume`",
+        )
+        .into());
+    }
+    let Some(from) = from else {
+        return Err(WkError::no(
+            format!("the old version of node {id} is not known: nothing to roll back to"),
+            "restore the node by hand with the playbook's `rollback` step",
+        )
+        .into());
+    };
+
+    upgrade::refuse_if_live_lock_pub(&dir, args.break_lock)?;
+    let takeover = if args.break_lock {
+        Takeover::Force
+    } else {
+        Takeover::Stale
+    };
+    let lock = state::acquire(&dir, takeover)?;
+    let cluster_lock = state::acquire_as(
+        &upgrade::cluster_lock_dir(&ctx)?,
+        takeover,
+        state::LockOwner {
+            state_dir: Some(dir.root.display().to_string()),
+            ..state::LockOwner::me()
+        },
+    )?;
+
+    let target =
+        releases::resolve_target(&st.to, true).map_err(|e| WkError::input(e.message, e.hint))?;
+    let (client, view) = live::observe(&ctx).await?;
+    let versions = upgrade::resume_versions(&st, &ctx, &view);
+    let plan = live::plan_from_view(
+        &ctx,
+        &view,
+        &target,
+        rule_options(&up.target),
+        Some(&versions),
+    )?;
+    let Some(pn) = plan.nodes.iter().find(|n| n.id == id).cloned() else {
+        return Err(WkError::no(
+            format!("node {id} is not in the plan"),
+            "check the manifest",
+        )
+        .into());
+    };
+    if pn.step(crate::plan::PlanStepKind::Rollback).is_none() {
+        return Err(WkError::input(
+            format!("playbook `{}` has no `rollback` step", ctx.playbook.name),
+            "add a `rollback` step to the playbook (it gets `{{from}}`, the old version)",
+        )
+        .into());
+    }
+
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !args.yes {
+        if !interactive || args.json {
+            return Err(WkError::input(
+                "refusing to roll back without confirmation",
+                "pass `--yes`",
+            )
+            .into());
+        }
+        if !confirm(&format!(
+            "roll node {id} of `{}` back to {from}? [y/N] ",
+            plan.cluster
+        ))
+        .await
+        {
+            p.note("nothing was changed");
+            return Ok(Outcome::No);
+        }
+    }
+    let reporter = Reporter::new(p, 1);
+    let runner = Runner::new(RunInputs {
+        ctx: &ctx,
+        plan: &plan,
+        client,
+        reporter: &reporter,
+        dir: dir.clone(),
+        state: st,
+        interrupt: Interrupt::install(),
+        opts: Options {
+            yes: true,
+            rollback_on_failure: true,
+            resume: true,
+            interactive: false,
+            break_lock: args.break_lock,
+        },
+    });
+    let outcome = runner.rollback_after_the_fact(&pn).await?;
+    drop(cluster_lock);
+    drop(lock);
+    if !args.json {
+        let line = match outcome {
+            Outcome::Success => p.green(&format!(
+                "node {id} is back on {from}; `wkctl upgrade --resume` plans it again from the start"
+            )),
+            _ => p.red(&format!(
+                "node {id} was not rolled back: the reason is above; the state is unchanged"
+            )),
+        };
+        let _ = p.out(&line);
+    }
+    Ok(outcome)
+}
