@@ -115,14 +115,14 @@ fn would_migrate(view: &ClusterView, slot_total: u64, first_slot_replicas: u64) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::probe::fixtures::settled;
     use crate::probe::{MemberView, NodeStatus};
 
     /// #529's cluster: 3 nodes, 64 slots × 3 replicas, evenly spread (every node holds a
     /// replica of every slot); 1002 and 1003 rejoined through the seed and stay Joining.
-    fn issue_529() -> ClusterView {
+    pub(crate) fn issue_529() -> ClusterView {
         let mut v = settled("v2.2.4-20260313", 0);
         v.slots.as_mut().unwrap().first_slot_replicas = 3;
         v.members = [1001, 1002, 1003]

@@ -330,3 +330,68 @@ pub(super) fn uptime_growing(
         (_, None) => SignalState::Unknown(format!("node {} reports no uptime", node.id)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::ProbeError;
+    use crate::probe::fixtures::{at, node, v};
+
+    const NEW: &str = "v2.1.2-20250120";
+
+    /// B's uptime rule, with a baseline of 100 s seen at t=0 (its version unknown, so only
+    /// the uptimes decide), judged `secs` later with the node reporting `uptime`.
+    fn b(uptime: Duration, secs_ms: u64) -> SignalState {
+        let before = NodeBaseline {
+            id: 1002,
+            version: None,
+            commit: None,
+            uptime: Some(Duration::from_secs(100)),
+            observed_at: at(0),
+        };
+        let mut n = node(1002, NEW, 0);
+        n.uptime = Some(uptime);
+        let now = at(0) + Duration::from_millis(secs_ms);
+        new_process(&before, &n, now, &GateTarget::new(v(NEW)))
+    }
+
+    #[test]
+    fn b_sees_a_new_process_by_its_uptime_with_two_resolutions_of_slack() {
+        let s = Duration::from_secs;
+        // Lower than the old uptime, right away: new.
+        assert!(b(s(99), 0).is_met());
+        // The same uptime at the same moment: the old process.
+        assert!(!b(s(100), 0).is_met());
+        // Grew less than the time passed (100 → 120 s in 60 s): new.
+        assert!(b(s(120), 60_000).is_met());
+        // Grew with the clock: old.
+        assert!(!b(s(160), 60_000).is_met());
+        // The edge: uptime + 2 s == old + elapsed is still the old process; 1 ms less is new.
+        assert!(!b(s(108), 10_000).is_met());
+        assert!(b(s(108) - Duration::from_millis(1), 10_000).is_met());
+    }
+
+    #[test]
+    fn only_a_node_without_an_answer_is_not_yet_up_other_errors_are_unknown() {
+        let mut n = node(1002, NEW, 10);
+        n.reachable = false;
+        n.error = Some(ProbeError::Refused);
+        assert!(matches!(unreachable_state(&n, "x"), SignalState::NotYet(_)));
+        n.error = Some(ProbeError::ServerError(500));
+        assert!(matches!(
+            unreachable_state(&n, "x"),
+            SignalState::Unknown(_)
+        ));
+        n.reachable = true;
+        n.error = Some(ProbeError::Timeout);
+        assert!(matches!(
+            unreachable_state(&n, "x"),
+            SignalState::Unknown(_)
+        ));
+        n.error = None;
+        assert!(matches!(
+            unreachable_state(&n, "x"),
+            SignalState::Unknown(_)
+        ));
+    }
+}

@@ -188,8 +188,9 @@ impl Seen {
     /// fell, or is lower than the old one plus the time since (one rule, for the peer
     /// watch, the pre-stop distrust and the rollback check).
     fn restarted(&self, uptime: Duration, at: SystemTime) -> bool {
+        // (A fall below the old uptime is the case `elapsed` = 0 of this one rule.)
         let elapsed = at.duration_since(self.at).unwrap_or_default();
-        uptime + UPTIME_SLACK < self.uptime || uptime + UPTIME_SLACK < self.uptime + elapsed
+        uptime + UPTIME_SLACK < self.uptime + elapsed
     }
 }
 

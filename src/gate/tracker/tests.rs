@@ -558,3 +558,226 @@ fn the_last_poll_lands_when_stable_for_ends() {
         Duration::from_secs(1)
     );
 }
+
+// ---- edges found by cargo-mutants (MUTANTS.md) -----------------------------------------
+
+#[test]
+fn failures_say_what_happened_and_name_the_signal() {
+    let obs = || "node 1002 down".to_string();
+    let pre = Failure::Timeout {
+        phase: PhaseKind::PreStop,
+        signal: None,
+        observed: obs(),
+    };
+    assert_eq!(
+        pre.reason(),
+        "the cluster never became safe to stop the next node: node 1002 down"
+    );
+    assert_eq!(pre.signal(), Some(Signal::ClusterSettled));
+    assert_eq!(pre.observed(), Some(obs()));
+    let b = Failure::Timeout {
+        phase: PhaseKind::Gate,
+        signal: Some(Signal::NewProcessOnTarget),
+        observed: obs(),
+    };
+    assert_eq!(
+        b.reason(),
+        "gate signal B (new process on target version) never held: node 1002 down"
+    );
+    assert_eq!(b.signal(), Some(Signal::NewProcessOnTarget));
+    let plain = Failure::Timeout {
+        phase: PhaseKind::Gate,
+        signal: None,
+        observed: obs(),
+    };
+    assert_eq!(plain.reason(), "timed out: node 1002 down");
+    assert_eq!(plain.signal(), None);
+    let crash = Failure::CrashLoop {
+        node: 1002,
+        observed: obs(),
+    };
+    assert_eq!(crash.reason(), "crash loop: node 1002 down");
+    assert_eq!(crash.signal(), Some(Signal::UptimeGrowing));
+    assert_eq!(crash.observed(), Some(obs()));
+    let peer = Failure::PeerDown {
+        node: 1003,
+        observed: obs(),
+    };
+    assert!(
+        peer.reason().starts_with("node 1003 went down"),
+        "{}",
+        peer.reason()
+    );
+    assert_eq!(peer.signal(), None);
+    assert_eq!(peer.observed(), Some(obs()));
+    let auth = Failure::Auth { node: 1001 };
+    assert!(auth.reason().contains("401"), "{}", auth.reason());
+    assert_eq!((auth.signal(), auth.observed()), (None, None));
+}
+
+/// The one restart rule: a process started after the last sighting has an uptime below
+/// the old one plus the time since (with [`UPTIME_SLACK`] for clock and poll skew).
+#[test]
+fn a_restart_is_an_uptime_below_the_old_one_plus_the_time_since() {
+    let seen = Seen {
+        uptime: Duration::from_secs(100),
+        at: at(0),
+    };
+    let slack = UPTIME_SLACK;
+    // Grew less than the time passed (100 s → 120 s in 60 s): a new process.
+    assert!(seen.restarted(Duration::from_secs(120), at(60)));
+    // Fell: a new process.
+    assert!(seen.restarted(Duration::from_secs(5), at(1)));
+    // Exactly at the slack's edge: still the same process; one millisecond below: not.
+    let edge = Duration::from_secs(110) - slack;
+    assert!(!seen.restarted(edge, at(10)));
+    assert!(seen.restarted(edge - Duration::from_millis(1), at(10)));
+    // Grew with the clock: the same process.
+    assert!(!seen.restarted(Duration::from_secs(160), at(60)));
+}
+
+#[test]
+fn the_soak_sleeps_only_until_it_ends() {
+    let t0 = Instant::now();
+    let mut tr = Tracker::new(rules());
+    tr.begin(Phase::Soak { node: 1002 }, t0);
+    // Soak 5 s, poll 1 s: at 4.5 s the last sleep is the 0.5 s that is left.
+    assert_eq!(
+        tr.next_poll(t0 + Duration::from_millis(4500)),
+        Duration::from_millis(500)
+    );
+    assert_eq!(tr.next_poll(t0 + Duration::from_secs(1)), rules().poll);
+    assert_eq!(tr.next_poll(t0 + Duration::from_secs(9)), MIN_PAUSE);
+}
+
+/// The gate on 1002, with its new process's uptime set by hand (started at t=0).
+fn gate_feeds(tr: &mut Tracker, t0: Instant, feeds: &[(u64, Option<Duration>)]) -> Verdict {
+    let mut last = Verdict::Ready;
+    for (secs, up) in feeds {
+        let mut view = settled(NEW, *secs);
+        let n = view.node_mut(1002).unwrap();
+        match up {
+            Some(u) => n.uptime = Some(*u),
+            None => {
+                n.reachable = false;
+                n.error = Some(ProbeError::Refused);
+                n.uptime = None;
+            }
+        }
+        last = tr.feed(&view, t0 + Duration::from_secs(*secs));
+        if matches!(last, Verdict::Fail(_)) {
+            return last;
+        }
+    }
+    last
+}
+
+#[test]
+fn a_node_refused_while_it_boots_is_no_crash_loop() {
+    let t0 = Instant::now();
+    let mut tr = Tracker::new(rules());
+    tr.feed(&settled(OLD, 0), t0);
+    tr.begin(gate(), t0);
+    let secs = Duration::from_secs;
+    // Refused for 3 polls (booting, never seen up), then up and growing.
+    let got = gate_feeds(
+        &mut tr,
+        t0,
+        &[
+            (1, None),
+            (2, None),
+            (3, None),
+            (4, Some(secs(1))),
+            (5, Some(secs(2))),
+        ],
+    );
+    assert!(matches!(got, Verdict::Wait(_)), "{got:?}");
+}
+
+#[test]
+fn a_stuck_joining_node_is_counted_joined_only_with_the_evidence() {
+    let view = crate::checks::joining::tests::issue_529();
+    let accepted = accept_stuck_joining(&view);
+    assert_eq!(accepted.nodes.len(), 3);
+    for id in [1002, 1003] {
+        let n = accepted.node(id).unwrap();
+        assert_eq!(n.info_status, Some(crate::probe::NodeStatus::Joined));
+        assert_eq!(n.simple_status, Some(crate::probe::NodeStatus::Joined));
+    }
+    // Without the evidence (slots still migrating to it), nothing changes.
+    let mut migrating = view.clone();
+    migrating.cluster_migrating = true;
+    let same = accept_stuck_joining(&migrating);
+    assert_eq!(
+        same.node(1002).unwrap().info_status,
+        Some(crate::probe::NodeStatus::Joining)
+    );
+}
+
+#[test]
+fn a_wait_carries_the_reason_of_the_missing_signal() {
+    let t0 = Instant::now();
+    let mut tr = Tracker::new(rules());
+    tr.feed(&settled(OLD, 0), t0);
+    tr.begin(gate(), t0);
+    let mut view = settled(NEW, 1);
+    view.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(1));
+    view.node_mut(1002).unwrap().config_version = Some(400);
+    let Verdict::Wait(w) = tr.feed(&view, t0 + Duration::from_secs(1)) else {
+        panic!("waits on E");
+    };
+    assert_eq!(w.signal, Some(Signal::ConfigCaughtUp));
+    assert!(w.reason.contains("400"), "{}", w.reason);
+    assert_eq!(reason_of(&SignalState::Met), "");
+    assert_eq!(reason_of(&SignalState::Unknown("why".into())), "why");
+}
+
+/// An HTTP error is an answer: only a node that does not answer at all is down by this
+/// rule (the controller's view decides for the rest).
+#[test]
+fn only_no_answer_counts_as_a_peer_not_answering() {
+    let mut view = settled(OLD, 0);
+    let n = view.node_mut(1003).unwrap();
+    n.reachable = false;
+    n.error = Some(ProbeError::ServerError(500));
+    let n = view.node(1003).unwrap().clone();
+    assert_eq!(peer_down_cause(&n, &view), None);
+    let mut n = n;
+    n.error = Some(ProbeError::Refused);
+    assert!(peer_down_cause(&n, &view).is_some_and(|c| c.contains("connection refused")));
+}
+
+#[test]
+fn rollback_is_blocked_by_any_other_node_not_fully_back_but_not_by_itself() {
+    let mut tr = Tracker::new(rules());
+    let t0 = Instant::now();
+    tr.feed(&settled(OLD, 0), t0);
+    // The node rolled back is down: that is what a rollback is for.
+    let mut view = settled(OLD, 1);
+    let n = view.node_mut(1002).unwrap();
+    n.reachable = false;
+    n.error = Some(ProbeError::Refused);
+    assert_eq!(rollback_blockers(&tr, &view, 1002), Vec::<String>::new());
+    // Another node down blocks it, by name.
+    let blockers = rollback_blockers(&tr, &view, 1001);
+    assert!(!blockers.is_empty());
+    assert!(blockers.iter().all(|b| b.contains("1002")), "{blockers:?}");
+    // Another node that restarted since it was last seen blocks it too.
+    let mut view = settled(OLD, 1);
+    view.node_mut(1003).unwrap().uptime = Some(Duration::from_secs(1));
+    assert_eq!(
+        rollback_blockers(&tr, &view, 1002),
+        ["node 1003 restarted since it was last seen"]
+    );
+    // …but its own restart does not.
+    assert_eq!(rollback_blockers(&tr, &view, 1003), Vec::<String>::new());
+}
+
+#[test]
+fn a_soak_needs_a_controller_only_when_the_slots_are_unknown_too() {
+    let mut view = settled(NEW, 0);
+    view.controller = None;
+    assert_eq!(soak_problem(&view), None, "slots known and led: fine");
+    view.slots = None;
+    assert_eq!(soak_problem(&view).as_deref(), Some("no controller known"));
+}
