@@ -42,8 +42,10 @@ fn lock_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Starts an upgrade, kills it with SIGKILL during 1002's gate (its locks stay behind,
-/// owned by a dead pid on this host) and returns that pid.
-fn killed_run(ws: &Ws) -> u32 {
+/// owned by a dead pid on this host) and returns that pid once the cluster settled again
+/// (1002 was started: it comes up by itself; a resume's pre-check would otherwise refuse a
+/// cluster still electing a controller).
+fn killed_run(sim: &Sim, ws: &Ws) -> u32 {
     let mut run = ws.spawn(&UP, &[]);
     run.wait_for("gate of 1002", RUN_T, |v| {
         v["type"] == "step_started"
@@ -53,6 +55,7 @@ fn killed_run(ws: &Ws) -> u32 {
     let pid = run.child.id();
     run.kill9();
     assert_eq!(lock_files(ws.dir.path()).len(), 2, "both locks stay behind");
+    sim.wait_settled(1002, RUN_T);
     pid
 }
 
@@ -71,7 +74,7 @@ fn assert_finished_once_each(sim: &Sim, ws: &Ws) {
 fn resume_takes_over_a_stale_lock_and_says_so() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::new(&sim, &Opts::default());
-    let pid = killed_run(&ws);
+    let pid = killed_run(&sim, &ws);
     // A plain run is refused and pointed at --resume.
     let r = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &[]);
     assert_eq!(r.code, 1, "{}", r.all());
@@ -94,7 +97,7 @@ fn resume_takes_over_a_stale_lock_and_says_so() {
 fn break_lock_takes_a_foreign_lock_and_the_refusal_names_host_and_pid() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::new(&sim, &Opts::default());
-    let pid = killed_run(&ws);
+    let pid = killed_run(&sim, &ws);
     for lock in lock_files(ws.dir.path()) {
         let mut owner: Value = serde_json::from_str(&std::fs::read_to_string(&lock).unwrap())
             .expect("the lock is JSON");
@@ -133,7 +136,7 @@ fn break_lock_takes_a_foreign_lock_and_the_refusal_names_host_and_pid() {
 fn two_resumes_racing_for_one_stale_lock() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::new(&sim, &Opts::default());
-    killed_run(&ws);
+    killed_run(&sim, &ws);
     let mut a = ws.spawn(&RESUME, &[]);
     let mut b = ws.spawn(&RESUME, &[]);
     let (code_a, err_a) = a.finish(RUN_T);
