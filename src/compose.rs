@@ -478,15 +478,12 @@ pub fn interpolate_in(s: &str, vars: &BTreeMap<String, String>) -> String {
             rest = &body[end + 1..];
         } else {
             let name_len = after.bytes().take_while(|b| is_name(*b)).count();
-            match vars.get(&after[..name_len]).filter(|_| name_len > 0) {
-                Some(v) => {
-                    out.push_str(v);
-                    rest = &after[name_len..];
-                }
-                None => {
-                    out.push('$');
-                    rest = after;
-                }
+            if let Some(v) = vars.get(&after[..name_len]).filter(|_| name_len > 0) {
+                out.push_str(v);
+                rest = &after[name_len..];
+            } else {
+                out.push('$');
+                rest = after;
             }
         }
     }

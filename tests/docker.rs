@@ -105,7 +105,7 @@ impl Project {
             "# secrets may live here too (WK_MANAGERTOKEN): 0600\nCOMPOSE_PROJECT_NAME={name}\n"
         );
         for (k, v) in &env {
-            dotenv.push_str(&format!("{k}={v}\n"));
+            std::fmt::Write::write_fmt(&mut dotenv, format_args!("{k}={v}\n")).expect("write");
         }
         let env_file = dir.path().join(".env");
         std::fs::write(&env_file, dotenv).expect("write .env");

@@ -261,7 +261,7 @@ async fn check_cluster_ports(view: &mut ClusterView, timeout: Duration) {
                 .await
                 .ok()
                 .and_then(Result::ok)
-                .map(|a| a.collect::<Vec<_>>())
+                .map(Iterator::collect::<Vec<_>>)
                 .filter(|a| !a.is_empty());
             let Some(addrs) = resolved else {
                 return (idx, None);

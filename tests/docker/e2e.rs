@@ -374,8 +374,10 @@ fn init_check_upgrade_kill9_resume_and_doctor_on_real_containers() {
         links
             .iter()
             .find(|l| l["from"] == from && l["to"] == to && l["port"] == port)
-            .map(|l| l["reach"]["state"].as_str().unwrap_or("").to_string())
-            .unwrap_or_else(|| panic!("no link {from}->{to} {port}: {links:?}"))
+            .map_or_else(
+                || panic!("no link {from}->{to} {port}: {links:?}"),
+                |l| l["reach"]["state"].as_str().unwrap_or("").to_string(),
+            )
     };
     assert_eq!(reach(1001, 1002, "cluster"), "ok", "{links:?}");
     assert_eq!(reach(1002, 1001, "api"), "ok", "{links:?}");
@@ -509,7 +511,7 @@ fn demo_docker_upgrades_real_containers_and_cleans_up() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_wkctl"))
-        .args(["demo", "--docker", "--json", "--speed", "4"])
+        .args(["demo", "--docker", "--speed", "4"])
         .env("TMPDIR", tmp.path())
         .env("NO_COLOR", "1")
         .env_remove("WKCTL_MANIFEST")
@@ -535,13 +537,21 @@ fn demo_docker_upgrades_real_containers_and_cleans_up() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let ready: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+    let err = String::from_utf8_lossy(&o.stderr);
+    for id in 1001..=1003 {
+        assert!(
+            err.contains(&format!("node {id}: ready on {TO_TAG}")),
+            "{}",
+            text(&o)
+        );
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    let after = out.rsplit_once("\nafter").map_or("", |(_, a)| a);
+    let rows = after
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["type"] == "node_ready" && v["data"]["version"] == TO_TAG)
-        .filter_map(|v| v["data"]["node"].as_u64())
-        .collect();
-    assert_eq!(ready, [1001, 1002, 1003], "{}", text(&o));
+        .filter(|l| l.starts_with("100") && l.contains(TO_TAG))
+        .count();
+    assert_eq!(rows, 3, "every node on the target after: {}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("playbook `docker-compose`"),
         "{}",
