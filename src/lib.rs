@@ -26,6 +26,7 @@ pub mod probe;
 pub mod releases;
 pub mod schema;
 pub mod sim;
+pub mod smoke;
 pub mod state;
 pub mod transport;
 pub mod version;
@@ -48,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Check(a) | Command::Plan(a) => a.json,
         Command::Upgrade(a) => a.json,
         Command::Status(a) => a.json,
+        Command::Smoke(a) => a.json,
         Command::Doctor(a) => a.json,
         Command::Releases(a) => a.json,
         Command::History(a) => a.json,
@@ -60,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Releases(a) => commands::releases::run(a, &p),
         Command::Upgrade(a) => commands::upgrade::run(&cli.global, a, &p).await,
         Command::Status(a) => commands::status::run(&cli.global, a, &p).await,
+        Command::Smoke(a) => commands::smoke::run(&cli.global, a, &p).await,
         Command::Demo(a) => commands::demo::run(&cli.global, a, &p).await,
         Command::Doctor(a) => commands::doctor::run(&cli.global, a, &p).await,
         Command::History(a) => commands::history::run(&cli.global, a, &p),

@@ -10,6 +10,7 @@ pub mod live;
 pub mod man;
 pub mod plan;
 pub mod releases;
+pub mod smoke;
 pub mod status;
 pub mod upgrade;
 
