@@ -15,6 +15,7 @@ mod operator;
 mod playbooks;
 mod recovery;
 mod review;
+mod service;
 mod sim;
 mod ssh;
 mod support;
