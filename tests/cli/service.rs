@@ -369,8 +369,11 @@ fn status_shows_the_clients_of_every_node() {
 }
 
 /// Requests per node and path, from the simulator's counters.
-fn requests(sim: &Sim) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> {
-    let (_, body) = crate::harness::http_get(&sim.control, "/requests", None, Duration::from_secs(5));
+fn requests(
+    sim: &Sim,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> {
+    let (_, body) =
+        crate::harness::http_get(&sim.control, "/requests", None, Duration::from_secs(5));
     serde_json::from_str(&body).unwrap()
 }
 
@@ -385,7 +388,13 @@ fn the_service_level_adds_no_poll_requests_and_three_per_node_for_the_smoke() {
     let (code, _, err) = run_upgrade(&ws);
     assert_eq!(code, 0, "{err}");
     let req = requests(&sim);
-    let polled = ["/health", "/varz", "/cluster/node", "/cluster/info", "/cluster/simpleNodes"];
+    let polled = [
+        "/health",
+        "/varz",
+        "/cluster/node",
+        "/cluster/info",
+        "/cluster/simpleNodes",
+    ];
     for (node, paths) in &req {
         let extra: Vec<(&String, &u64)> = paths
             .iter()
