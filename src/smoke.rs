@@ -16,6 +16,7 @@
 //! Only the configured probe channel is ever written. The token travels as the `token`
 //! header of every request ([`Client`]) and is never printed.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -54,7 +55,7 @@ fn encode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out

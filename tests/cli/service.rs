@@ -31,6 +31,11 @@ fn sim_with_clients(per_node: u64) -> Sim {
     sim
 }
 
+/// [`ws`], for tests that shadow the name with a workspace.
+fn ws_for(sim: &Sim, extra_policy: &str) -> Ws {
+    ws(sim, extra_policy)
+}
+
 fn ws(sim: &Sim, extra_policy: &str) -> Ws {
     Ws::new(
         sim,
@@ -71,7 +76,7 @@ fn a_happy_upgrade_with_traffic_waits_for_the_clients_and_reports_the_simulators
     let ws = ws(&sim, "");
     let (code, lines, err) = run_upgrade(&ws);
     assert_eq!(code, 0, "{err}\n{lines:#?}");
-    let moves = sim_moves(&sim);
+    let sim_log = sim_moves(&sim);
     let soaks = of_type(&lines, "soak_finished");
     assert_eq!(soaks.len(), 3);
     for s in &soaks {
@@ -83,10 +88,10 @@ fn a_happy_upgrade_with_traffic_waits_for_the_clients_and_reports_the_simulators
         assert_eq!(c["recovered_pct"], 100);
         assert_eq!(c["required_pct"], 90);
         let moved = c["moved_off"].as_u64().unwrap();
-        let (_, sim_moved, sim_total) = *moves
+        let (_, sim_moved, sim_total) = *sim_log
             .iter()
             .find(|(n, _, _)| *n == node)
-            .unwrap_or_else(|| panic!("sim moved no clients off {node}: {moves:?}"));
+            .unwrap_or_else(|| panic!("sim moved no clients off {node}: {sim_log:?}"));
         assert_eq!(sim_total, 4800);
         assert!(
             moved.abs_diff(sim_moved) <= 48,
@@ -226,6 +231,21 @@ fn below_the_floor_the_client_check_is_skipped_and_says_so() {
     }
     let warnings = of_type(&lines, "warning");
     assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    // The plain output says so too.
+    let sim2 = Sim::start(SimOpts::default());
+    let ws2 = ws_for(&sim2, "");
+    let r = ws2.run(
+        &["upgrade", "--to", "v2.1.2", "--yes", "--no-progress"],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.all().contains(
+            "— 42 connections before the stop, below policy.clients.min 50: client check skipped"
+        ),
+        "{}",
+        r.all()
+    );
     assert!(warnings[0]["data"]["message"].as_str().unwrap().contains(
         "42 connections before the stop, below policy.clients.min 50: client check skipped"
     ));

@@ -81,11 +81,16 @@ impl Summary {
         match (self.moved_off, self.back) {
             (Some(m), Some(b)) => {
                 let pct = (b * 100).checked_div(m).unwrap_or(100);
-                format!(
+                let mut s = format!(
                     "{} clients moved off; {} back ({pct}%)",
                     thousands(m),
                     thousands(b)
-                )
+                );
+                if let (Check::Skipped | Check::Shortfall, Some(n)) = (self.check, &self.note) {
+                    s.push_str(" — ");
+                    s.push_str(n);
+                }
+                s
             }
             _ => self
                 .note
@@ -251,10 +256,9 @@ impl Clients {
         let total = sum(view, |n| n.service.connections);
         if self.skip_reason().is_none()
             && let (Some(b), Some(t)) = (self.baseline.as_ref().and_then(|b| b.total), total)
+            && t.saturating_mul(100) >= self.policy.recover_pct.saturating_mul(b)
         {
-            if t.saturating_mul(100) >= self.policy.recover_pct.saturating_mul(b) {
-                self.recovered = true;
-            }
+            self.recovered = true;
         }
         let within = self.policy.within.unwrap_or(soak);
         if self.skip_reason().is_none() && !self.recovered && elapsed >= within {
