@@ -102,6 +102,11 @@ pub enum Command {
         after_help = "Examples:\n  wkctl status\n  wkctl status --watch\n  wkctl status --json"
     )]
     Status(StatusArgs),
+    /// End-to-end smoke test on every node: /route, a probe message, read back elsewhere
+    #[command(
+        after_help = "Needs `policy.smoke` (the probe channel and uid) in the manifest.\n\nExamples:\n  wkctl smoke\n  wkctl smoke --json\n\nExit: 0 passed on every node, 1 failed somewhere, 2 bad input."
+    )]
+    Smoke(SmokeArgs),
     /// Logs, network and settings of every node, checked at once
     #[command(after_help = "Examples:\n  wkctl doctor\n  wkctl doctor --output report.md")]
     Doctor(DoctorArgs),
@@ -287,6 +292,13 @@ pub struct StatusArgs {
     /// Redraw every poll interval until Ctrl-C
     #[arg(long, conflicts_with = "json")]
     pub watch: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// One JSON document on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

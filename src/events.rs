@@ -11,6 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::finding::Finding;
+use crate::gate::clients::Summary as ClientsSummary;
 use crate::gate::{Signal, SignalWord, signal_serde};
 use crate::output::Printer;
 use crate::plan::PlanStepKind;
@@ -67,11 +68,30 @@ pub enum Event {
         node: u64,
         version: String,
         duration_s: f64,
+        /// Client connections moved off and back (issue #18); `null` when unknown.
+        clients: Option<ClientsSummary>,
     },
     SoakFinished {
         node: u64,
         ok: bool,
         duration_s: f64,
+        reason: Option<String>,
+        /// The service-level check of the soak (issue #18).
+        clients: Option<ClientsSummary>,
+    },
+    /// Reported, not fatal: a service-level shortfall under `on_shortfall: warn`, a
+    /// sharp rise of `slow_clients` / `retry_queue`, a skipped client check.
+    Warning {
+        node: Option<u64>,
+        message: String,
+    },
+    /// The opt-in end-to-end smoke test (`policy.smoke`) of one node.
+    SmokeFinished {
+        node: u64,
+        ok: bool,
+        /// The node the probe message was read back through.
+        read_via: Option<u64>,
+        client_msg_no: String,
         reason: Option<String>,
     },
     /// An interrupted step was not run again: observing the node showed it had taken
@@ -317,18 +337,27 @@ impl Reporter {
                 Self::node_bar(b, *node).set_message(msg);
             }
             Event::StepFinished { ok: true, .. } => {}
-            Event::NodeReady { node, .. } => {
-                Self::node_bar(b, *node).set_message("ready, soaking…".to_string());
+            Event::NodeReady { node, clients, .. } => {
+                let msg = match clients.as_ref().filter(|c| c.moved_off.is_some()) {
+                    Some(c) => format!("ready, soaking… {}", c.line()),
+                    None => "ready, soaking…".to_string(),
+                };
+                Self::node_bar(b, *node).set_message(msg);
             }
             Event::SoakFinished {
                 node,
                 ok: true,
                 duration_s,
+                clients,
                 ..
             } => {
                 let bar = Self::node_bar(b, *node);
+                let extra = clients
+                    .as_ref()
+                    .map(|c| format!("; {}", c.line()))
+                    .unwrap_or_default();
                 bar.finish_with_message(
-                    p.paint_err(&format!("✓ upgraded ({duration_s:.1}s soak)"), "32"),
+                    p.paint_err(&format!("✓ upgraded ({duration_s:.1}s soak){extra}"), "32"),
                 );
                 b.overall.inc(1);
             }
@@ -466,17 +495,50 @@ pub fn plain_line(event: &Event) -> Option<String> {
             node,
             version,
             duration_s,
-        } => format!("node {node}: ready on {version} after {duration_s:.1}s"),
+            clients,
+        } => {
+            let mut s = format!("node {node}: ready on {version} after {duration_s:.1}s");
+            if let Some(c) = clients.as_ref().filter(|c| c.moved_off.is_some()) {
+                let _ = write!(s, "\n{node}: {}", c.line());
+            }
+            s
+        }
         Event::SoakFinished {
             node,
             ok,
             duration_s,
             reason,
-        } => match (ok, reason) {
-            (true, _) => format!("node {node}: soak passed ({duration_s:.1}s)"),
-            (false, r) => format!(
-                "node {node}: soak failed: {}",
-                r.as_deref().unwrap_or("unknown")
+            clients,
+        } => {
+            let mut s = match (ok, reason) {
+                (true, _) => format!("node {node}: soak passed ({duration_s:.1}s)"),
+                (false, r) => format!(
+                    "node {node}: soak failed: {}",
+                    r.as_deref().unwrap_or("unknown")
+                ),
+            };
+            if let Some(c) = clients {
+                let _ = write!(s, "\n{node}: {}", c.line());
+            }
+            s
+        }
+        Event::Warning { node, message } => match node {
+            Some(n) => format!("node {n}: warning: {message}"),
+            None => format!("warning: {message}"),
+        },
+        Event::SmokeFinished {
+            node,
+            ok,
+            read_via,
+            client_msg_no,
+            reason,
+        } => match (ok, read_via) {
+            (true, Some(via)) => format!(
+                "node {node}: smoke test passed (message {client_msg_no} sent through {node}, read back through {via})"
+            ),
+            _ => format!(
+                "node {node}: smoke test FAILED: {}",
+                reason.as_deref().unwrap_or("unknown")
             ),
         },
         Event::NodeFailed {
@@ -610,6 +672,7 @@ mod tests {
             node: 1001,
             version: "v2.1.2-20250120".into(),
             duration_s: 1.5,
+            clients: None,
         };
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["type"], "node_ready");

@@ -24,6 +24,7 @@ use signals::{
     uptime_growing,
 };
 pub use stability::Stability;
+pub use tracker::clients;
 pub use tracker::{
     Failure, PEER_DOWN_POLLS, Phase, PhaseKind, Rules, Tracker, Verdict, Waiting,
     fully_back_problems, node_problems, rollback_blockers, soak_problem,

@@ -27,6 +27,7 @@ pub mod probe;
 pub mod releases;
 pub mod schema;
 pub mod sim;
+pub mod smoke;
 pub mod state;
 pub mod transport;
 pub mod version;
@@ -50,6 +51,7 @@ pub fn wants_json(command: &Command) -> bool {
         Command::Plan(a) => a.format() == cli::PlanFormat::Json,
         Command::Upgrade(a) => a.json,
         Command::Status(a) => a.json,
+        Command::Smoke(a) => a.json,
         Command::Doctor(a) => a.json,
         Command::Releases(a) => a.json,
         Command::History(a) => a.json,
@@ -68,9 +70,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Check(a) => commands::check::run(&cli.global, a, &p).await,
         Command::Plan(a) => commands::plan::run(&cli.global, a, &p).await,
         Command::Releases(a) => commands::releases::run(a, &p),
-        Command::Upgrade(a) => commands::upgrade::run(&cli.global, a, &p).await,
+        Command::Upgrade(a) => Box::pin(commands::upgrade::run(&cli.global, a, &p)).await,
         Command::Rollback(a) => commands::rollback::run(&cli.global, a, &p).await,
         Command::Status(a) => commands::status::run(&cli.global, a, &p).await,
+        Command::Smoke(a) => commands::smoke::run(&cli.global, a, &p).await,
         Command::Demo(a) => Box::pin(commands::demo::run(&cli.global, a, &p)).await,
         Command::Doctor(a) => commands::doctor::run(&cli.global, a, &p).await,
         Command::History(a) => commands::history::run(&cli.global, a, &p),

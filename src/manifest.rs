@@ -50,6 +50,53 @@ pub struct Policy {
     /// Accept a node stuck in `Joining` by upstream bug #529 when the evidence holds
     /// (`checks::joining::stuck_joining_529`). Default `true`; `false` refuses it.
     pub accept_stuck_joining: bool,
+    /// Service-level gate of the soak (issue #18): client connections come back.
+    pub clients: ClientsPolicy,
+    /// Opt-in end-to-end smoke test after each node (and `wkctl smoke`).
+    pub smoke: Option<SmokePolicy>,
+}
+
+/// `policy.clients` (issue #18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ClientsPolicy {
+    /// Cluster-wide connections must come back to this percent of the baseline.
+    pub recover_pct: u64,
+    /// Within this long after the node is ready (`None`: the soak).
+    #[serde(with = "opt_secs")]
+    pub within: Option<Duration>,
+    /// Below this many connections at baseline the check is skipped.
+    pub min: u64,
+    pub on_shortfall: OnShortfall,
+}
+
+impl Default for ClientsPolicy {
+    fn default() -> Self {
+        ClientsPolicy {
+            recover_pct: 90,
+            within: None,
+            min: 50,
+            on_shortfall: OnShortfall::Fail,
+        }
+    }
+}
+
+/// What a service-level shortfall does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnShortfall {
+    /// Stop the run at that node.
+    #[default]
+    Fail,
+    /// Report it and go on.
+    Warn,
+}
+
+/// `policy.smoke`: the probe channel and uid (wkctl never writes to another channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmokePolicy {
+    pub channel: String,
+    pub channel_type: u8,
+    pub uid: String,
 }
 
 impl Default for Policy {
@@ -63,6 +110,8 @@ impl Default for Policy {
             poll_interval: Duration::from_secs(1),
             step_timeout: Duration::from_mins(5),
             accept_stuck_joining: true,
+            clients: ClientsPolicy::default(),
+            smoke: None,
         }
     }
 }
@@ -350,6 +399,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         set(&mut policy.node_timeout, &p.node_timeout)?;
         set(&mut policy.poll_interval, &p.poll_interval)?;
         set(&mut policy.step_timeout, &p.step_timeout)?;
+        if let Some(c) = &p.clients {
+            policy.clients = clients_policy(c, &shown)?;
+        }
+        if let Some(sm) = &p.smoke {
+            policy.smoke = Some(smoke_policy(sm)?);
+        }
         // Only a value written in the file can be zero, so the error points at it.
         let zero = [
             ("poll_interval", policy.poll_interval, &p.poll_interval),
@@ -520,6 +575,75 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Serializes a `Duration` as fractional seconds.
+/// `policy.clients` from the file: `recover` as `0.9`, `90` or `"90%"`.
+fn clients_policy(c: &raw::RawClients, shown: &str) -> Result<ClientsPolicy, WkError> {
+    let mut out = ClientsPolicy::default();
+    if let Some(r) = &c.recover {
+        let pct = match r {
+            raw::RawRatio::Num(f) if *f > 0.0 && *f <= 1.0 => Some(f * 100.0),
+            raw::RawRatio::Num(f) if *f > 1.0 && *f <= 100.0 => Some(*f),
+            raw::RawRatio::Str(s) => s
+                .trim()
+                .trim_end_matches('%')
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| *f > 0.0 && *f <= 100.0),
+            raw::RawRatio::Num(_) => None,
+        };
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        match pct {
+            Some(p) => out.recover_pct = p.round().max(1.0) as u64,
+            None => {
+                return Err(WkError::input(
+                    format!(
+                        "{shown}: `policy.clients.recover` must be a share of the baseline between 0 and 100%"
+                    ),
+                    "e.g. `recover: 90%` or `recover: 0.9`",
+                ));
+            }
+        }
+    }
+    if let Some(w) = &c.within {
+        out.within = Some(duration(w, shown)?);
+    }
+    if let Some(m) = c.min {
+        out.min = m;
+    }
+    if let Some(o) = c.on_shortfall {
+        out.on_shortfall = o;
+    }
+    Ok(out)
+}
+
+fn smoke_policy(s: &raw::RawSmoke) -> Result<SmokePolicy, WkError> {
+    let channel = s.channel.trim().to_string();
+    let uid = s.uid.trim().to_string();
+    if channel.is_empty() || uid.is_empty() {
+        return Err(WkError::input(
+            "`policy.smoke` needs a non-empty `channel` and `uid`".to_string(),
+            "name a dedicated probe channel and uid, e.g. `smoke: { channel: wkctl-probe, uid: wkctl-probe }`",
+        ));
+    }
+    Ok(SmokePolicy {
+        channel,
+        channel_type: s.channel_type.unwrap_or(2),
+        uid,
+    })
+}
+
+mod opt_secs {
+    use serde::Serializer;
+    use std::time::Duration;
+    #[allow(clippy::ref_option)]
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 mod secs {
     use serde::Serializer;
     use std::time::Duration;

@@ -16,7 +16,7 @@ const FROM: &str = "v2.0.10-20241221";
 
 pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Result<Outcome> {
     if args.docker {
-        return super::demo_docker::run(global, args, p).await;
+        return Box::pin(super::demo_docker::run(global, args, p)).await;
     }
     let tmp = tempfile::Builder::new()
         .prefix("wkctl-demo-")
@@ -131,7 +131,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         nodes: Vec::new(),
         demo: true,
     };
-    let outcome = upgrade::run(&demo_global, &up, p).await?;
+    let outcome = Box::pin(upgrade::run(&demo_global, &up, p)).await?;
     if !args.json {
         p.out(&p.bold("\nafter"))?;
         print_status(&ctx, p).await?;

@@ -96,7 +96,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         demo: true,
         planned: crate::cli::PlanFileArgs::default(),
     };
-    let outcome = upgrade::run(&demo_global, &up, p).await?;
+    let outcome = Box::pin(upgrade::run(&demo_global, &up, p)).await?;
     if !args.json {
         p.out(&p.bold("\nafter"))?;
         demo::print_status(&ctx, p).await?;

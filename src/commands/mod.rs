@@ -14,6 +14,7 @@ pub mod plan;
 pub mod releases;
 pub mod rollback;
 pub mod select;
+pub mod smoke;
 pub mod status;
 pub mod upgrade;
 

@@ -90,6 +90,8 @@ pub struct NodeRow {
     pub health: String,
     pub uptime_s: Option<f64>,
     pub config_version: Option<u64>,
+    /// Client connections (`/varz.connections`, issue #18); `null` when unknown.
+    pub connections: Option<u64>,
 }
 
 /// The rows of the status table, one per manifest node.
@@ -117,6 +119,7 @@ pub fn rows(view: &ClusterView) -> Vec<NodeRow> {
             },
             uptime_s: n.uptime.map(|u| u.as_secs_f64()),
             config_version: n.config_version,
+            connections: n.service.connections.filter(|_| n.reachable),
         })
         .collect()
 }
@@ -252,12 +255,16 @@ pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Print
                     .map(|u| output::short_duration(std::time::Duration::from_secs_f64(u)))
                     .unwrap_or_default(),
                 r.config_version.map(|c| c.to_string()).unwrap_or_default(),
+                r.connections
+                    .map(crate::gate::clients::thousands)
+                    .unwrap_or_default(),
             ]
         })
         .collect();
     s.push_str(&output::table(
         &[
             "ID", "API", "VERSION", "ONLINE", "CTRL", "SLOTS", "HEALTH", "UPTIME", "CONFIG",
+            "CLIENTS",
         ],
         &table_rows,
     ));

@@ -10,10 +10,12 @@
 
 mod failure;
 mod interrupt;
+mod smoke;
 mod summary;
 mod watch;
 
 pub use interrupt::Interrupt;
+pub use smoke::read_via as smoke_read_via;
 pub use watch::WaitEnd;
 
 use std::time::{Duration, Instant};
@@ -64,6 +66,8 @@ pub struct Runner<'a> {
     pub opts: Options,
     tracker: Tracker,
     started: Instant,
+    /// The last observation of a wait (for the `clients` summary of a failed soak).
+    last_view: Option<ClusterView>,
 }
 
 /// How one node ended.
@@ -87,8 +91,10 @@ impl<'a> Runner<'a> {
             state: inputs.state,
             interrupt: inputs.interrupt,
             opts: inputs.opts,
-            tracker: Tracker::new(Rules::from_policy(&inputs.ctx.manifest.policy)),
+            tracker: Tracker::new(Rules::from_policy(&inputs.ctx.manifest.policy))
+                .with_clients(inputs.ctx.manifest.policy.clients),
             started: Instant::now(),
+            last_view: None,
         }
     }
 
@@ -371,6 +377,7 @@ impl<'a> Runner<'a> {
                     node: id,
                     version: self.plan.to.to_string(),
                     duration_s: node_started.elapsed().as_secs_f64(),
+                    clients: Some(self.tracker.clients_summary(&view)),
                 });
                 let commit = view.node(id).and_then(|n| n.commit.clone());
                 let n = self.node_run(id);
@@ -410,12 +417,17 @@ impl<'a> Runner<'a> {
         if pn.steps.iter().any(|s| s.kind == PlanStepKind::Soak) {
             self.step_started(id, PlanStepKind::Soak, None)?;
             match self.soak(id).await {
-                Ok(d) => self.emit(&Event::SoakFinished {
-                    node: id,
-                    ok: true,
-                    duration_s: d.as_secs_f64(),
-                    reason: None,
-                }),
+                Ok(d) => {
+                    let clients = self.clients_summary();
+                    self.emit(&Event::SoakFinished {
+                        node: id,
+                        ok: true,
+                        duration_s: d.as_secs_f64(),
+                        reason: None,
+                        clients: clients.clone(),
+                    });
+                    self.service_warnings(id, clients.as_ref());
+                }
                 Err(WaitEnd::Interrupted) => return self.interrupted(id, false),
                 Err(WaitEnd::Failed(f)) => {
                     self.emit(&Event::SoakFinished {
@@ -423,6 +435,7 @@ impl<'a> Runner<'a> {
                         ok: false,
                         duration_s: 0.0,
                         reason: Some(f.reason()),
+                        clients: self.clients_summary(),
                     });
                     return self
                         .fail(
@@ -443,10 +456,47 @@ impl<'a> Runner<'a> {
                 ok: true,
                 duration_s: 0.0,
                 reason: None,
+                clients: None,
             });
+        }
+        // The opt-in smoke test (`policy.smoke`), with the cluster soaked.
+        if let Some(end) = self.smoke(pn).await? {
+            return Ok(end);
         }
         self.finish_node(id, NodeStatus::Ready)?;
         Ok(NodeEnd::Done)
+    }
+
+    /// The `clients` summary on the last observation of a wait.
+    fn clients_summary(&self) -> Option<crate::gate::clients::Summary> {
+        self.last_view
+            .as_ref()
+            .map(|v| self.tracker.clients_summary(v))
+    }
+
+    /// Warnings of a soak that passed: a shortfall under `on_shortfall: warn`, sharp
+    /// rises of `slow_clients` / `retry_queue`, a skipped client check.
+    fn service_warnings(&self, id: u64, clients: Option<&crate::gate::clients::Summary>) {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(w) = self.tracker.service_warning() {
+            out.push(format!(
+                "{w} (policy.clients.on_shortfall: warn, so the run goes on)"
+            ));
+        }
+        if let Some(c) = clients {
+            if c.check == crate::gate::clients::Check::Skipped
+                && let Some(n) = &c.note
+            {
+                out.push(n.clone());
+            }
+            out.extend(c.warnings.iter().cloned());
+        }
+        for message in out {
+            self.emit(&Event::Warning {
+                node: Some(id),
+                message,
+            });
+        }
     }
 
     /// The node answers, and not with a new process on the target (compared with the

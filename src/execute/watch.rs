@@ -33,6 +33,7 @@ impl Runner<'_> {
             let view = self.observe(scope).await;
             let at = Instant::now();
             let verdict = self.tracker.feed(&view, at);
+            self.last_view = Some(view.clone());
             for (sig, st) in self.tracker.changes() {
                 let (state, reason) = st.split();
                 self.reporter.emit(&Event::GateSignal {

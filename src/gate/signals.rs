@@ -368,7 +368,7 @@ mod tests {
         assert!(!b(s(160), 60_000).is_met());
         // The edge: uptime + 2 s == old + elapsed is still the old process; 1 ms less is new.
         assert!(!b(s(108), 10_000).is_met());
-        assert!(b(s(108) - Duration::from_millis(1), 10_000).is_met());
+        assert!(b(Duration::from_millis(107_999), 10_000).is_met());
     }
 
     #[test]

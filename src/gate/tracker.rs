@@ -17,6 +17,9 @@
 //!   controller marks offline, that answers `leader not found` while others know the
 //!   controller, or that restarted, is a second node down: the run stops.
 //!
+//! - the **service level** of the soak ([`clients`], issue #18): client connections come
+//!   back, message counters keep growing.
+//!
 //! The resume verification of an already-upgraded node is a [`Phase::Gate`] with the
 //! baseline the earlier run recorded: the same rules, the same `stable_for`.
 
@@ -24,6 +27,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{GateState, GateTarget, NodeBaseline, Signal, SignalState, Stability, evaluate};
+use crate::manifest::ClientsPolicy;
 use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
 
 /// A peer that is down for this many polls in a row stops the run (never two nodes down).
@@ -99,6 +103,8 @@ pub enum Failure {
     Auth { node: u64 },
     /// The cluster got worse during the soak.
     Unhealthy { node: u64, observed: String },
+    /// The clients or the messages did not come back after the node (issue #18).
+    Service { node: u64, observed: String },
 }
 
 impl Failure {
@@ -130,6 +136,9 @@ impl Failure {
             Failure::Unhealthy { node, observed } => {
                 format!("cluster unhealthy while soaking node {node}: {observed}")
             }
+            Failure::Service { node, observed } => {
+                format!("service-level shortfall after node {node}: {observed}")
+            }
         }
     }
 
@@ -152,7 +161,8 @@ impl Failure {
             Failure::Timeout { observed, .. }
             | Failure::CrashLoop { observed, .. }
             | Failure::PeerDown { observed, .. }
-            | Failure::Unhealthy { observed, .. } => Some(observed.clone()),
+            | Failure::Unhealthy { observed, .. }
+            | Failure::Service { observed, .. } => Some(observed.clone()),
             Failure::Auth { .. } => None,
         }
     }
@@ -220,6 +230,10 @@ pub struct Tracker {
     /// Signal states reported so far in this phase, and those that changed in the last feed.
     reported: BTreeMap<Signal, SignalState>,
     changes: Vec<(Signal, SignalState)>,
+    /// Service-level memory (baseline before each stop, counters, the soak's check).
+    clients: clients::Clients,
+    /// A shortfall reported under `on_shortfall: warn` in the last soak.
+    service_warning: Option<String>,
 }
 
 impl Tracker {
@@ -239,7 +253,26 @@ impl Tracker {
             proven: false,
             reported: BTreeMap::new(),
             changes: Vec::new(),
+            clients: clients::Clients::new(ClientsPolicy::default()),
+            service_warning: None,
         }
+    }
+
+    /// The service-level policy (`policy.clients`).
+    #[must_use]
+    pub fn with_clients(mut self, policy: ClientsPolicy) -> Tracker {
+        self.clients = clients::Clients::new(policy);
+        self
+    }
+
+    /// The `clients` summary of the node being watched, on `view`.
+    pub fn clients_summary(&self, view: &ClusterView) -> clients::Summary {
+        self.clients.summary(view)
+    }
+
+    /// The shortfall the last soak reported instead of failing (`on_shortfall: warn`).
+    pub fn service_warning(&self) -> Option<&str> {
+        self.service_warning.as_deref()
     }
 
     pub fn rules(&self) -> Rules {
@@ -265,6 +298,10 @@ impl Tracker {
         self.proven = false;
         self.reported.clear();
         self.changes.clear();
+        if matches!(self.phase, Phase::Soak { .. }) {
+            self.clients.soak_begin();
+            self.service_warning = None;
+        }
     }
 
     /// The node's `start` step returned at `at`: the gate always gets at least
@@ -292,7 +329,11 @@ impl Tracker {
         match &self.phase {
             Phase::Soak { .. } => {
                 let end = self.began.map_or(at, |b| b + self.rules.soak);
-                poll.min(end.saturating_duration_since(at)).max(MIN_PAUSE)
+                match end.saturating_duration_since(at) {
+                    // Past the soak: waiting for the clients, at the poll interval.
+                    left if left.is_zero() => poll,
+                    left => poll.min(left).max(MIN_PAUSE),
+                }
             }
             _ => self.stability.held_for(at).map_or(poll, |held| {
                 self.rules
@@ -325,9 +366,16 @@ impl Tracker {
             view
         };
         let restarted = self.remember(view);
+        self.clients.observe(view);
         let verdict = match self.phase.clone() {
             Phase::Idle => Verdict::Ready,
-            Phase::PreStop { node } => self.pre_stop(node, view, at, &restarted),
+            Phase::PreStop { node } => {
+                let v = self.pre_stop(node, view, at, &restarted);
+                if v == Verdict::Ready {
+                    self.clients.record_baseline(node, view);
+                }
+                v
+            }
             Phase::Gate { baseline, target } => self.gate(&baseline, &target, view, at, &restarted),
             Phase::Soak { node } => self.soak(node, view, at, &restarted),
         };
@@ -618,13 +666,24 @@ impl Tracker {
             });
         }
         let began = self.began.unwrap_or(at);
-        if at.saturating_duration_since(began) >= self.rules.soak {
-            Verdict::Ready
-        } else {
-            Verdict::Wait(Waiting {
+        let elapsed = at.saturating_duration_since(began);
+        match self.clients.soak(view, elapsed, self.rules.soak) {
+            clients::Soak::Done => Verdict::Ready,
+            clients::Soak::Pending(why) if elapsed < self.rules.soak => Verdict::Wait(Waiting {
                 signal: None,
-                reason: format!("soaking node {node}"),
-            })
+                reason: format!("soaking node {node}; {why}"),
+            }),
+            clients::Soak::Pending(why) => Verdict::Wait(Waiting {
+                signal: None,
+                reason: why,
+            }),
+            clients::Soak::Shortfall(why) if self.clients.warn_only() => {
+                self.service_warning = Some(why);
+                Verdict::Ready
+            }
+            clients::Soak::Shortfall(observed) => {
+                Verdict::Fail(Failure::Service { node, observed })
+            }
         }
     }
 }
@@ -793,6 +852,8 @@ pub fn soak_problem(view: &ClusterView) -> Option<String> {
     }
     None
 }
+
+pub mod clients;
 
 #[cfg(test)]
 mod tests;

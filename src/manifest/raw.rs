@@ -170,6 +170,57 @@ pub(super) struct RawPolicy {
     /// migrate (default `true`). `false` makes such a node block `check` and the gate.
     #[serde(default)]
     pub(super) accept_stuck_joining: Option<bool>,
+    /// Service-level gate of the soak: client connections come back after each node
+    /// (WuKongIM's upgrade guide asks to verify them after each node).
+    #[serde(default)]
+    pub(super) clients: Option<RawClients>,
+    /// Opt-in end-to-end smoke test after each node: `/route`, `/message/send` to the
+    /// probe channel through the upgraded node, read back through another node.
+    #[serde(default)]
+    pub(super) smoke: Option<RawSmoke>,
+}
+
+/// `policy.clients`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "ClientsPolicy")]
+pub(super) struct RawClients {
+    /// Cluster-wide connections must come back to this share of the count before the
+    /// stop: `90%` (default), `0.9` or `90`.
+    #[serde(default)]
+    pub(super) recover: Option<RawRatio>,
+    /// Within this long after the node is ready (default: the soak).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub(super) within: Option<Spanned<String>>,
+    /// Below this many connections before the stop the check is skipped (default 50).
+    #[serde(default)]
+    pub(super) min: Option<u64>,
+    /// `fail` (default) stops the run; `warn` reports the shortfall and goes on.
+    #[serde(default)]
+    pub(super) on_shortfall: Option<super::OnShortfall>,
+}
+
+/// A share: a number (`0.9`, `90`) or a percentage string (`"90%"`).
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(super) enum RawRatio {
+    Num(f64),
+    Str(String),
+}
+
+/// `policy.smoke`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "SmokePolicy")]
+pub(super) struct RawSmoke {
+    /// The dedicated probe channel (the only channel wkctl ever writes to).
+    pub(super) channel: String,
+    /// Its channel type (default 2, group).
+    #[serde(default)]
+    pub(super) channel_type: Option<u8>,
+    /// The probe uid (`/route`, `from_uid`, `login_uid` of the read-back).
+    pub(super) uid: String,
 }
 
 /// A template variable value: YAML strings, numbers and booleans are all accepted.

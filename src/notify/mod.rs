@@ -46,6 +46,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "rollback_finished",
     "waiting",
     "interrupted",
+    "warning",
+    "smoke_finished",
     "summary",
 ];
 

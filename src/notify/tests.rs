@@ -48,6 +48,11 @@ fn every_event_type_name_is_one_the_events_module_emits() {
             node: 1,
             version: "v".into(),
             duration_s: 0.0,
+            clients: None,
+        },
+        Event::Warning {
+            node: None,
+            message: "w".into(),
         },
         Event::NodeSkipped {
             node: 1,
@@ -80,6 +85,7 @@ fn text_is_one_line_prefixed_with_the_cluster() {
         node: 1002,
         version: "v2.1.2-20250120".into(),
         duration_s: 12.34,
+        clients: None,
     };
     assert_eq!(
         text("prod", &ready),

@@ -181,8 +181,37 @@ impl Client {
         result
     }
 
+    /// `POST path` with a JSON body (the smoke test's `/message/send` and
+    /// `/channel/messagesync`): status and capped body. The token is a header, as for GET.
+    pub async fn post_raw(
+        &self,
+        base: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, Vec<u8>), ProbeError> {
+        let url = format!("{}{}", base.trim_end_matches('/'), path);
+        let req = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let result = match tokio::time::timeout(self.timeout, self.send(req)).await {
+            Ok(r) => r,
+            Err(_) => Err(ProbeError::Timeout),
+        };
+        match &result {
+            Ok((status, body)) => tracing::debug!(%url, status, bytes = body.len(), "POST"),
+            Err(e) => tracing::debug!(%url, error = e.kind(), "POST failed"),
+        }
+        result
+    }
+
     async fn fetch(&self, url: &str) -> Result<(u16, Vec<u8>), ProbeError> {
-        let mut req = self.http.get(url);
+        self.send(self.http.get(url)).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), ProbeError> {
+        let mut req = req;
         if let Some(t) = &self.token {
             req = req.header("token", t.clone());
         }

@@ -45,6 +45,7 @@ pub fn node(id: u64, version: &str, uptime_secs: u64) -> NodeView {
         info_answer: InfoAnswer::Ok,
         cluster_addr: Some(format!("10.0.0.{}:11110", id - 1000)),
         cluster_port_reachable: Some(true),
+        service: super::Service::default(),
     }
 }
 

@@ -27,7 +27,7 @@ pub use models::{
     SlotStatus, Varz, parse_go_uptime,
 };
 pub use view::{
-    ClusterView, HealthState, InfoAnswer, MemberView, NodeAnswers, NodeView, SlotSummary,
+    ClusterView, HealthState, InfoAnswer, MemberView, NodeAnswers, NodeView, Service, SlotSummary,
     VersionSource, assemble,
 };
 

@@ -51,8 +51,19 @@ pub struct Varz {
     /// Go `myUptime` format: `45s`, `3m12s`, `1d2h3m4s`; see [`parse_go_uptime`].
     #[serde(default, deserialize_with = "lenient_string")]
     pub uptime: String,
-    #[serde(default)]
-    pub connections: i64,
+    /// Client connections (issue #18, facts §3.2). `None` when missing or not a count:
+    /// unknown, never a failed parse.
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub connections: Option<u64>,
+    /// Messages in/out since the process started (`internal/api/varz.go` v2.2.5-20260422).
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub in_msgs: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub out_msgs: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub slow_clients: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub retry_queue: Option<u64>,
     #[serde(default, deserialize_with = "lenient_string")]
     pub commit: String,
     /// Unix seconds as a string.
@@ -320,6 +331,24 @@ fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
         Some(Value::String(s)) => matches!(s.as_str(), "1" | "true"),
         _ => false,
+    })
+}
+
+/// A non-negative count (a number, or a number written as a string); anything else,
+/// negative or missing = unknown (`None`), never an error.
+fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e18)
+                .map(|f| {
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let u = f as u64;
+                    u
+                })
+        }),
+        Some(Value::String(s)) => s.trim().parse().ok(),
+        _ => None,
     })
 }
 

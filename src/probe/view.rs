@@ -87,6 +87,18 @@ pub struct NodeView {
     pub info_answer: InfoAnswer,
     pub cluster_addr: Option<String>,
     pub cluster_port_reachable: Option<bool>,
+    // ---- service level (`/varz`, issue #18): `None` = unknown
+    pub service: Service,
+}
+
+/// A node's service counters from `/varz` (facts §3.2); each `None` when unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub connections: Option<u64>,
+    pub in_msgs: Option<u64>,
+    pub out_msgs: Option<u64>,
+    pub slow_clients: Option<u64>,
+    pub retry_queue: Option<u64>,
 }
 
 impl NodeView {
@@ -272,6 +284,13 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
             v.server_id = Some(z.server_id.clone()).filter(|s| !s.is_empty());
             v.commit = Some(z.commit.trim().to_string()).filter(|s| !s.is_empty());
             v.uptime = parse_go_uptime(&z.uptime).or(node_uptime);
+            v.service = Service {
+                connections: z.connections,
+                in_msgs: z.in_msgs,
+                out_msgs: z.out_msgs,
+                slow_clients: z.slow_clients,
+                retry_queue: z.retry_queue,
+            };
             if !z.version.trim().is_empty() {
                 v.version_raw = Some(z.version.clone());
                 v.version_source = VersionSource::Varz;

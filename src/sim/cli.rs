@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Time acceleration: every simulated duration is divided by this (e.g. 20 = 20× faster)
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
+    /// Clients per member node (`/varz.connections`); they reconnect to the other nodes
+    /// when theirs stops, and some rebalance back.
+    #[arg(long, default_value_t = 14)]
+    pub clients: u64,
     /// First port to use (node i gets API BASE+2i and cluster BASE+2i+1, control BASE+2N);
     /// 0 picks free ports
     #[arg(long, default_value_t = 0)]

@@ -4,7 +4,8 @@
 //! `slow-rejoin`, `slow-catch-up`, `slow-migrate`, `slow-join`) are read when the node next
 //! boots or rejoins; the others act immediately. Each one reproduces a failure seen upstream
 //! (facts §4.5, §8.3, §12): #197 slot-ready panic, #545/#546 crash loop, #388 `connect not
-//! authed`, #310 "image not pulled", #529 a node stuck in Joining.
+//! authed`, #310 "image not pulled", #529 a node stuck in Joining. The service-level faults
+//! (`clients-stuck` #397/#683, `traffic-stops`, `no-replicate`) act in `clients.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +35,13 @@ pub struct Faults {
     pub slow_join_secs: Option<f64>,
     /// Upstream #529: stays Joining (2) although online, caught up and holding replicas.
     pub stuck_joining: bool,
+    /// Upstream #397/#683: after a peer restarts, this node's clients are not counted
+    /// online and do not come back (`clients.rs`).
+    pub clients_stuck: bool,
+    /// After this node restarts, every message counter of the cluster freezes.
+    pub traffic_stops: bool,
+    /// Messages sent through this node are readable only on it.
+    pub no_replicate: bool,
 }
 
 /// Simulated ms of an optional seconds value.
@@ -55,6 +63,9 @@ impl Faults {
             (self.http500, "http500"),
             (self.partition, "partition"),
             (self.stuck_joining, "stuck-joining"),
+            (self.clients_stuck, "clients-stuck"),
+            (self.traffic_stops, "traffic-stops"),
+            (self.no_replicate, "no-replicate"),
         ];
         out.extend(
             flags
@@ -102,6 +113,9 @@ pub enum FaultKind {
     SlowMigrate(f64),
     SlowJoin(f64),
     StuckJoining,
+    ClientsStuck,
+    TrafficStops,
+    NoReplicate,
 }
 
 impl FaultKind {
@@ -128,6 +142,9 @@ impl FaultKind {
             "http500" => none(FaultKind::Http500),
             "partition" => none(FaultKind::Partition),
             "stuck-joining" => none(FaultKind::StuckJoining),
+            "clients-stuck" => none(FaultKind::ClientsStuck),
+            "traffic-stops" => none(FaultKind::TrafficStops),
+            "no-replicate" => none(FaultKind::NoReplicate),
             "slow-start" | "slow-rejoin" | "slow-catch-up" | "slow-migrate" | "slow-join" => {
                 let s = one("SECS")?;
                 let secs: f64 = s
@@ -160,7 +177,7 @@ impl FaultKind {
             other => Err(format!(
                 "unknown fault `{other}` (expected never-starts, crash-loop, wrong-version, slow-start, no-rejoin, \
                  slow-rejoin, slow-catch-up, slow-migrate, slow-join, stuck-joining, \
-                 blackhole, http500, partition, token, log, config, netsplit)"
+                 clients-stuck, traffic-stops, no-replicate, blackhole, http500, partition, token, log, config, netsplit)"
             )),
         }
     }
@@ -178,6 +195,8 @@ impl FaultKind {
                 | FaultKind::SlowCatchUp(_)
                 | FaultKind::SlowMigrate(_)
                 | FaultKind::SlowJoin(_)
+                | FaultKind::ClientsStuck
+                | FaultKind::TrafficStops
         )
     }
 
@@ -201,6 +220,9 @@ impl FaultKind {
             FaultKind::SlowMigrate(s) => format!("slow-migrate {s}"),
             FaultKind::SlowJoin(s) => format!("slow-join {s}"),
             FaultKind::StuckJoining => "stuck-joining".into(),
+            FaultKind::ClientsStuck => "clients-stuck".into(),
+            FaultKind::TrafficStops => "traffic-stops".into(),
+            FaultKind::NoReplicate => "no-replicate".into(),
         }
     }
 }

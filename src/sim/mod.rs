@@ -17,6 +17,7 @@ use clap::Parser as _;
 pub mod agent;
 pub mod builds;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod control;
 pub mod ctl;
@@ -31,6 +32,7 @@ pub mod shared;
 mod timeline;
 pub mod views;
 pub mod views_cluster;
+mod views_service;
 
 #[cfg(test)]
 mod tests;

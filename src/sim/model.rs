@@ -96,6 +96,8 @@ pub(super) enum Timer {
     SlotWait(u64, u64),
     MarkOffline(u64),
     JoinStep(u64, u64),
+    /// Client movement and counter integration (`clients.rs`).
+    Clients,
     SlotElect,
     ControllerElect,
 }
@@ -132,6 +134,8 @@ pub struct Cluster {
     pub dirty: BTreeSet<u64>,
     /// `/cluster/info` body for one config version (serialized once, facts §3.6).
     pub(super) info_cache: Option<(u64, Arc<str>)>,
+    /// Clients, message counters and stored messages (`clients.rs`, issue #18).
+    pub traffic: super::clients::Traffic,
 }
 
 /// Identity of one node given to `Cluster::new`.
@@ -186,7 +190,9 @@ impl Cluster {
             events: Vec::new(),
             dirty: BTreeSet::new(),
             info_cache: None,
+            traffic: super::clients::Traffic::default(),
         };
+        c.traffic.pending = c.traffic.per_node * joined.min(specs.len()) as u64;
         let created = c.wall_secs(now);
         c.config.nodes = specs[..joined.min(specs.len())]
             .iter()
@@ -384,6 +390,7 @@ impl Cluster {
         if from.api_open() != to.api_open() || from.running() != to.running() {
             self.dirty.insert(id);
         }
+        self.clients_on_phase(id, from, to, now);
         let v = self.version_string(&version);
         let e = self.emit(now, Some(id), "state");
         e.from = Some(from.name().into());

@@ -30,6 +30,9 @@ impl Cluster {
                 }
             }
             FaultKind::NoRejoin => f.no_rejoin = true,
+            FaultKind::ClientsStuck => f.clients_stuck = true,
+            FaultKind::TrafficStops => f.traffic_stops = true,
+            FaultKind::NoReplicate => f.no_replicate = true,
             FaultKind::Blackhole => f.blackhole = true,
             FaultKind::Http500 => f.http500 = true,
             FaultKind::Token(t) => f.token = Some(t),

@@ -82,7 +82,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         start: Instant::now(),
         speed: a.speed,
     };
-    let model = Cluster::new(opts, &specs, joined, &version, 0);
+    let mut model = Cluster::new(opts, &specs, joined, &version, 0);
+    model.set_clients(a.clients, 0);
     let shared = Shared::new(model, clock, a.state_dir.join("events.jsonl"))?;
     Shared::register(&shared);
     shared.apply(|c, _| {

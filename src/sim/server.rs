@@ -211,6 +211,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let path = uri.path().to_string();
     shared.count(id, &path);
@@ -219,6 +220,12 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let q = query(&uri);
+    if method == Method::POST {
+        // Through `apply`: a send's `message_sent` event reaches events.jsonl at once.
+        let r = shared
+            .apply(|c, now| super::views_service::post(c, id, &path, &body, token.as_deref(), now));
+        return finish(&shared, r).await;
+    }
     let now = shared.clock.now();
     let r = {
         let mut c = shared.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere

@@ -40,6 +40,7 @@ impl Cluster {
             }
             Timer::MarkOffline(id) => self.mark_offline(id, now),
             Timer::JoinStep(id, g) if current(self, id, g) => self.join_step(id, now),
+            Timer::Clients => self.clients_tick(now),
             Timer::SlotElect => self.elect_slots(now),
             Timer::ControllerElect => self.elect_controller(now),
             _ => {}

@@ -214,21 +214,10 @@ pub fn answer(
     token: Option<&str>,
     now: u64,
 ) -> Reply {
-    let Some(n) = c.node(id) else {
-        return Reply::not_found();
-    };
-    if n.faults.blackhole {
-        let mut r = Reply::empty(503);
-        r.hang = Some((id, n.generation));
+    if let Some(r) = middleware(c, id, token) {
         return r;
     }
-    if c.token_of(n).is_some_and(|t| token != Some(t.as_str())) {
-        // facts §2.1: every path, /health included, 401 with an empty body.
-        return Reply::empty(401);
-    }
-    if n.faults.http500 {
-        return Reply::empty(500);
-    }
+    let n = c.node(id).expect("middleware checked it"); // ok: internal invariant
     if !get {
         return Reply::not_found();
     }
@@ -242,8 +231,30 @@ pub fn answer(
         "/cluster/allslot" => views_cluster::allslot(c, id, q, token, now),
         "/cluster/slots" => views_cluster::slots(c, n, q),
         "/cluster/logs" => views_cluster::cluster_logs(c, id, q, token, now),
+        "/route" => super::views_service::route(c, n, q),
         _ => Reply::not_found(),
     }
+}
+
+/// Upstream `server_http.go` middleware in front of every route: black hole, token check
+/// (401, empty), injected 500. `None` = the request reaches the handler.
+pub(super) fn middleware(c: &Cluster, id: u64, token: Option<&str>) -> Option<Reply> {
+    let Some(n) = c.node(id) else {
+        return Some(Reply::not_found());
+    };
+    if n.faults.blackhole {
+        let mut r = Reply::empty(503);
+        r.hang = Some((id, n.generation));
+        return Some(r);
+    }
+    if c.token_of(n).is_some_and(|t| token != Some(t.as_str())) {
+        // facts §2.1: every path, /health included, 401 with an empty body.
+        return Some(Reply::empty(401));
+    }
+    if n.faults.http500 {
+        return Some(Reply::empty(500));
+    }
+    None
 }
 
 pub fn health(c: &Cluster, n: &Node) -> Reply {
@@ -289,8 +300,9 @@ pub fn varz(
         }
         return forward(c, t, "/varz", q, token, now);
     }
+    let (conns, in_msgs, out_msgs, slow_clients, retry_queue) = c.service_varz(id, now);
+    let n = c.node(id).expect("caller checked"); // ok: internal invariant
     let host = &c.opts.host;
-    let conns = 10 + n.id % 7;
     Reply::json(
         200,
         &json!({
@@ -298,8 +310,8 @@ pub fn varz(
             "version": c.version_string(&n.version), "connections": conns,
             "user_handler_count": conns, "user_handler_conn_count": conns,
             "uptime": logs::my_uptime(c.uptime_secs(n, now)), "goroutine": 1532, "mem": 412_345_678, "cpu": 3.5,
-            "in_msgs": 1200, "out_msgs": 1300, "in_bytes": 123_456, "out_bytes": 234_567,
-            "slow_clients": 0, "retry_queue": 0,
+            "in_msgs": in_msgs, "out_msgs": out_msgs, "in_bytes": in_msgs * 96, "out_bytes": out_msgs * 96,
+            "slow_clients": slow_clients, "retry_queue": retry_queue,
             "tcp_addr": format!("{host}:5100"), "ws_addr": format!("ws://{host}:5200"), "wss_addr": "",
             "manager_addr": format!("{host}:5300"), "manager_on": 1,
             "commit": n.version.commit(), "commit_date": commit_date(&n.version), "tree_state": "clean",

@@ -193,7 +193,8 @@ fn status_shows_membership_mismatch_first() {
                 "slots_led",
                 "health",
                 "uptime_s",
-                "config_version"
+                "config_version",
+                "connections"
             ]),
             "{row}"
         );

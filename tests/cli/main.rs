@@ -20,6 +20,7 @@ mod playbooks;
 mod recovery;
 mod review;
 mod scale;
+mod service;
 mod sim;
 mod ssh;
 mod support;

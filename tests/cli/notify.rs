@@ -88,12 +88,14 @@ fn run_events() -> Vec<Event> {
             node: 1001,
             version: "v2.1.2-20250120".into(),
             duration_s: 3.0,
+            clients: None,
         },
         Event::SoakFinished {
             node: 1001,
             ok: true,
             duration_s: 1.0,
             reason: None,
+            clients: None,
         },
         Event::Waiting {
             node: Some(1002),

@@ -1,0 +1,392 @@
+//! Service-level rules of the soak (issue #18): the node is back for the clients, not only
+//! for the cluster. Pure, like the rest of the tracker.
+//!
+//! Upstream's own upgrade guide (docs-site v2.2.5, `operations/{docker,linux,kubernetes}/
+//! upgrade.mdx`, facts §12) asks to verify client connections after each node; #397/#683
+//! show why (clients of an untouched node treated as offline after a serial restart, every
+//! cluster-level signal green).
+//!
+//! - **Baseline**, recorded from the observation that allowed a stop: per-node and
+//!   cluster-wide `/varz.connections`, and whether `in_msgs + out_msgs` was growing
+//!   cluster-wide (compared with the previous observation; per-process counters, so a
+//!   counter that fell is a restart and counts from 0).
+//! - **Clients come back**: during the soak, cluster-wide connections must reach
+//!   `recover` × baseline within `within` (default: the soak); the soak waits for it.
+//!   Below `min` connections at baseline the check is skipped, and says so.
+//! - **Messages keep flowing**: counters that were growing before the stop must grow
+//!   during the soak; no growth over the whole soak is a shortfall.
+//! - A shortfall stops the run (`on_shortfall: fail`) or is reported (`warn`).
+//! - `slow_clients` / `retry_queue` rising sharply is reported, never fatal.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::manifest::{ClientsPolicy, OnShortfall};
+use crate::probe::ClusterView;
+
+/// The outcome of the service-level check of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// Still waiting for the clients (node_ready) or not judged yet.
+    Waiting,
+    Passed,
+    /// Below `policy.clients.min` at baseline, or the counts were unknown.
+    Skipped,
+    Shortfall,
+}
+
+/// Message flow during the soak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Counters grew (during the soak).
+    Flowing,
+    /// They were growing before the stop and did not grow during the soak.
+    Stopped,
+    /// They were not growing before the stop (idle cluster): nothing to compare.
+    Idle,
+    /// Counters unknown (no `/varz` counters, or no earlier observation).
+    Unknown,
+}
+
+/// The `clients` field of `node_ready` and `soak_finished` events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub check: Check,
+    /// Cluster-wide connections right before the stop.
+    pub baseline: Option<u64>,
+    /// The node's own connections right before its stop.
+    pub moved_off: Option<u64>,
+    /// Cluster-wide connections now.
+    pub connections: Option<u64>,
+    /// How many of the moved-off clients are counted again somewhere.
+    pub back: Option<u64>,
+    /// `connections` / `baseline`, in percent (floor).
+    pub recovered_pct: Option<u64>,
+    /// `policy.clients.recover` in percent.
+    pub required_pct: u64,
+    pub messages: Flow,
+    /// Why the check was skipped, or what fell short.
+    pub note: Option<String>,
+    /// Reported, not fatal: `slow_clients` / `retry_queue` rising sharply.
+    pub warnings: Vec<String>,
+}
+
+impl Summary {
+    /// "4,812 clients moved off; 4,790 back (99%)", or why there is no number.
+    pub fn line(&self) -> String {
+        match (self.moved_off, self.back) {
+            (Some(m), Some(b)) => {
+                let pct = (b * 100).checked_div(m).unwrap_or(100);
+                let mut s = format!(
+                    "{} clients moved off; {} back ({pct}%)",
+                    thousands(m),
+                    thousands(b)
+                );
+                if let (Check::Skipped | Check::Shortfall, Some(n)) = (self.check, &self.note) {
+                    s.push_str(" — ");
+                    s.push_str(n);
+                }
+                s
+            }
+            _ => self
+                .note
+                .clone()
+                .unwrap_or_else(|| "client connections unknown".into()),
+        }
+    }
+}
+
+/// `4812` → `4,812`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What the soak's service check says now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Soak {
+    /// Everything service-level holds (or is skipped).
+    Done,
+    /// Keep soaking: the clients are not back yet (within `within`).
+    Pending(String),
+    /// Fell short (the run stops under `on_shortfall: fail`).
+    Shortfall(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Baseline {
+    node: u64,
+    moved_off: Option<u64>,
+    total: Option<u64>,
+    growing: Option<bool>,
+    slow: Option<u64>,
+    retry: Option<u64>,
+}
+
+/// The service-level memory of a run.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    policy: ClientsPolicy,
+    /// Per-node `in_msgs + out_msgs` at the last observation that had them.
+    last: Option<BTreeMap<u64, u64>>,
+    /// Whether the counters grew between the last two observations.
+    growing: Option<bool>,
+    baseline: Option<Baseline>,
+    /// Soak: counter growth summed since it began; clients seen back; peaks.
+    growth: u64,
+    recovered: bool,
+    peak_slow: Option<u64>,
+    peak_retry: Option<u64>,
+    shortfall: Option<String>,
+}
+
+/// Cluster-wide sum of one counter, `None` when any node's is unknown.
+fn sum(view: &ClusterView, f: impl Fn(&crate::probe::NodeView) -> Option<u64>) -> Option<u64> {
+    view.nodes
+        .iter()
+        .map(|n| f(n).filter(|_| n.reachable))
+        .sum()
+}
+
+fn messages(view: &ClusterView) -> BTreeMap<u64, u64> {
+    view.nodes
+        .iter()
+        .filter(|n| n.reachable)
+        .filter_map(|n| {
+            let s = n.service;
+            Some((n.id, s.in_msgs?.saturating_add(s.out_msgs?)))
+        })
+        .collect()
+}
+
+impl Clients {
+    pub fn new(policy: ClientsPolicy) -> Clients {
+        Clients {
+            policy,
+            last: None,
+            growing: None,
+            baseline: None,
+            growth: 0,
+            recovered: false,
+            peak_slow: None,
+            peak_retry: None,
+            shortfall: None,
+        }
+    }
+
+    /// Every observation: the message counters' growth since the previous one.
+    pub fn observe(&mut self, view: &ClusterView) {
+        let now = messages(view);
+        if now.is_empty() {
+            return;
+        }
+        if let Some(prev) = &self.last {
+            // Per process: a counter that fell is a new process counting from 0.
+            let delta: u64 = now
+                .iter()
+                .map(|(id, c)| match prev.get(id) {
+                    Some(p) if c >= p => c - p,
+                    Some(_) => *c,
+                    None => 0,
+                })
+                .sum();
+            self.growing = Some(delta > 0);
+            self.growth = self.growth.saturating_add(delta);
+        }
+        let mut merged = self.last.take().unwrap_or_default();
+        merged.extend(now);
+        self.last = Some(merged);
+        self.peak_slow = max_opt(self.peak_slow, sum(view, |n| n.service.slow_clients));
+        self.peak_retry = max_opt(self.peak_retry, sum(view, |n| n.service.retry_queue));
+    }
+
+    /// Right before `node` is stopped: the baseline, from the observation that allowed it.
+    pub fn record_baseline(&mut self, node: u64, view: &ClusterView) {
+        self.baseline = Some(Baseline {
+            node,
+            moved_off: view
+                .node(node)
+                .and_then(|n| n.service.connections.filter(|_| n.reachable)),
+            total: sum(view, |n| n.service.connections),
+            growing: self.growing,
+            slow: sum(view, |n| n.service.slow_clients),
+            retry: sum(view, |n| n.service.retry_queue),
+        });
+    }
+
+    /// The soak of the node begins (after its gate).
+    pub fn soak_begin(&mut self) {
+        self.growth = 0;
+        self.recovered = false;
+        self.peak_slow = None;
+        self.peak_retry = None;
+        self.shortfall = None;
+    }
+
+    fn skip_reason(&self) -> Option<String> {
+        let Some(b) = &self.baseline else {
+            return Some("no baseline before the stop: client check skipped".into());
+        };
+        match b.total {
+            None => Some(
+                "client connections unknown (`/varz.connections` missing): client check skipped"
+                    .into(),
+            ),
+            Some(t) if t < self.policy.min => Some(format!(
+                "{t} connections before the stop, below policy.clients.min {}: client check skipped",
+                self.policy.min
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// The service-level state of the soak `elapsed` after it began.
+    pub fn soak(&mut self, view: &ClusterView, elapsed: Duration, soak: Duration) -> Soak {
+        let total = sum(view, |n| n.service.connections);
+        if self.skip_reason().is_none()
+            && let (Some(b), Some(t)) = (self.baseline.as_ref().and_then(|b| b.total), total)
+            && t.saturating_mul(100) >= self.policy.recover_pct.saturating_mul(b)
+        {
+            self.recovered = true;
+        }
+        let within = self.policy.within.unwrap_or(soak);
+        if self.skip_reason().is_none() && !self.recovered && elapsed >= within {
+            let s = self.summary_with(total);
+            let why = format!(
+                "clients did not come back: {} cluster-wide connections, {}% of the {} before the stop (policy.clients.recover {}%) {:.1}s after the node was ready",
+                total.map_or_else(|| "unknown".into(), thousands),
+                s.recovered_pct
+                    .map_or_else(|| "?".into(), |p| p.to_string()),
+                s.baseline.map_or_else(|| "?".into(), thousands),
+                s.required_pct,
+                elapsed.as_secs_f64()
+            );
+            return self.fall_short(why);
+        }
+        if elapsed < soak {
+            return Soak::Pending("soaking".into());
+        }
+        if self.flow() == Flow::Stopped {
+            return self.fall_short(format!(
+                "messages stopped flowing: in_msgs/out_msgs were growing before node {} was stopped and did not grow during its {:.1}s soak",
+                self.baseline.as_ref().map_or(0, |b| b.node),
+                elapsed.as_secs_f64()
+            ));
+        }
+        if self.skip_reason().is_none() && !self.recovered {
+            let s = self.summary_with(total);
+            return Soak::Pending(format!(
+                "waiting for the clients: {} of {} connections back ({}%, need {}%)",
+                total.map_or_else(|| "unknown".into(), thousands),
+                s.baseline.map_or_else(|| "?".into(), thousands),
+                s.recovered_pct
+                    .map_or_else(|| "?".into(), |p| p.to_string()),
+                s.required_pct
+            ));
+        }
+        Soak::Done
+    }
+
+    fn fall_short(&mut self, why: String) -> Soak {
+        self.shortfall = Some(why.clone());
+        Soak::Shortfall(why)
+    }
+
+    /// `on_shortfall: warn`.
+    pub fn warn_only(&self) -> bool {
+        self.policy.on_shortfall == OnShortfall::Warn
+    }
+
+    fn flow(&self) -> Flow {
+        match self.baseline.as_ref().and_then(|b| b.growing) {
+            None => Flow::Unknown,
+            Some(false) => Flow::Idle,
+            Some(true) if self.growth > 0 => Flow::Flowing,
+            Some(true) => Flow::Stopped,
+        }
+    }
+
+    /// The `clients` summary for an event, from `view`.
+    pub fn summary(&self, view: &ClusterView) -> Summary {
+        self.summary_with(sum(view, |n| n.service.connections))
+    }
+
+    fn summary_with(&self, total: Option<u64>) -> Summary {
+        let b = self.baseline.as_ref();
+        let baseline = b.and_then(|b| b.total);
+        let moved_off = b.and_then(|b| b.moved_off);
+        let back = match (total, baseline, moved_off) {
+            (Some(t), Some(base), Some(m)) => Some(t.saturating_sub(base - m.min(base)).min(m)),
+            _ => None,
+        };
+        let recovered_pct = match (total, baseline) {
+            (Some(t), Some(base)) if base > 0 => Some(t * 100 / base),
+            _ => None,
+        };
+        let skip = self.skip_reason();
+        let check = if self.shortfall.is_some() {
+            Check::Shortfall
+        } else if skip.is_some() {
+            Check::Skipped
+        } else if self.recovered {
+            Check::Passed
+        } else {
+            Check::Waiting
+        };
+        let mut warnings = Vec::new();
+        for (name, before, peak) in [
+            ("slow_clients", b.and_then(|b| b.slow), self.peak_slow),
+            ("retry_queue", b.and_then(|b| b.retry), self.peak_retry),
+        ] {
+            if let (Some(before), Some(peak)) = (before, peak)
+                && sharp_rise(before, peak)
+            {
+                warnings.push(format!(
+                    "{name} rose sharply cluster-wide: {} before the stop, up to {} during the soak",
+                    thousands(before),
+                    thousands(peak)
+                ));
+            }
+        }
+        let required_pct = self.policy.recover_pct;
+        Summary {
+            check,
+            baseline,
+            moved_off,
+            connections: total,
+            back,
+            recovered_pct,
+            required_pct,
+            messages: self.flow(),
+            note: self.shortfall.clone().or(skip),
+            warnings,
+        }
+    }
+}
+
+/// "Sharply": at least 100 more and at least three times as many.
+fn sharp_rise(before: u64, peak: u64) -> bool {
+    peak >= before.saturating_add(100) && peak >= before.saturating_mul(3)
+}
+
+fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+#[cfg(test)]
+#[path = "clients_tests.rs"]
+mod tests;
