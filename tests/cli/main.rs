@@ -12,6 +12,7 @@ mod live;
 mod matrix;
 mod notify;
 mod operator;
+mod operator2;
 mod playbooks;
 mod recovery;
 mod review;

@@ -106,6 +106,7 @@ fn run_events() -> Vec<Event> {
             signal: Some("B".into()),
             observed: None,
             logs_tail: None,
+            known: Vec::new(),
         },
         Event::Summary(Summary {
             ok: false,
