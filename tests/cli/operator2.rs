@@ -509,3 +509,16 @@ fn demo_blackhole_fails_a_node_and_never_points_into_its_deleted_dir() {
     assert!(!all.contains("--resume"), "{all}");
     assert!(all.contains("run `wkctl demo` again"), "{all}");
 }
+
+/// 13.22: the README's finding-id list names every id of the catalog.
+#[test]
+fn the_readme_lists_every_finding_id() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let missing: Vec<&str> = wkctl::finding::FindingId::ALL
+        .iter()
+        .map(|i| i.as_str())
+        .filter(|id| !readme.contains(&format!("`{id}`")))
+        .collect();
+    assert!(missing.is_empty(), "not in the README: {missing:?}");
+}
