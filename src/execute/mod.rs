@@ -153,11 +153,19 @@ impl<'a> Runner<'a> {
     async fn run_nodes(mut self) -> anyhow::Result<Outcome> {
         self.state.status = RunStatus::Running;
         self.save()?;
-        if let Some(outcome) = self
-            .run_level(&[PlanStepKind::Lock, PlanStepKind::PreRun])
-            .await
-        {
-            // The team lock is held elsewhere, or `pre_run` failed: nothing was touched.
+        if self.opts.break_lock {
+            // `--break-lock` takes the team lock too: its `unlock` runs first (13.1).
+            self.run_level(&[PlanStepKind::Unlock]).await;
+        }
+        if let Some(outcome) = self.run_level(&[PlanStepKind::Lock]).await {
+            // The team lock is held elsewhere: nothing was touched, that lock included.
+            self.state.status = RunStatus::Failed;
+            self.save()?;
+            self.summary(outcome);
+            return Ok(outcome);
+        }
+        if let Some(outcome) = self.run_level(&[PlanStepKind::PreRun]).await {
+            // `pre_run` failed: nothing was touched; the lock this run took is released.
             self.run_level(&[PlanStepKind::Unlock]).await;
             self.state.status = RunStatus::Failed;
             self.save()?;

@@ -522,3 +522,64 @@ fn the_readme_lists_every_finding_id() {
         .collect();
     assert!(missing.is_empty(), "not in the README: {missing:?}");
 }
+
+/// 13.1, the team lock: the playbook's `lock` runs once on the first node's host and
+/// `unlock` at the end; a lock held by someone else stops the run before anything is
+/// touched (their lock included); `--break-lock` runs `unlock` first and takes it.
+#[test]
+fn the_team_lock_excludes_a_second_operator_and_break_lock_takes_it() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let lock_dir = ws.dir.path().join("team.lock");
+    let q = lock_dir.display().to_string();
+    with_playbook(&ws, |t| {
+        t.replace(
+            "steps:\n",
+            &format!(
+                "steps:\n  lock: 'mkdir {q} 2>/dev/null || {{ echo held by $(cat {q}/owner) >&2; exit 1; }}; echo user=me > {q}/owner'\n  unlock: 'rm -rf {q}'\n"
+            ),
+        )
+    });
+    // Someone else holds it.
+    std::fs::create_dir(&lock_dir).unwrap();
+    std::fs::write(lock_dir.join("owner"), "user=bob host=ops-2\n").unwrap();
+    let r = ws.run(&UP, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stdout.contains("held by user=bob"), "{}", r.all());
+    assert!(stops(&sim).is_empty(), "nothing touched");
+    assert!(
+        lock_dir.join("owner").exists(),
+        "the other operator's lock is left alone"
+    );
+    assert!(
+        !r.lines()
+            .iter()
+            .any(|l| l["type"] == "step_started" && l["data"]["step"] == "unlock")
+    );
+    // `--discard` the refused run, then take the lock by force: `unlock` runs first.
+    assert_eq!(ws.run(&["upgrade", "--discard"], &[]).code, 0);
+    let mut args = UP.to_vec();
+    args.push("--break-lock");
+    let r = ws.run(&args, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let steps: Vec<String> = r
+        .lines()
+        .iter()
+        .filter(|l| l["type"] == "step_started")
+        .filter_map(|l| l["data"]["step"].as_str().map(String::from))
+        .collect();
+    assert_eq!(
+        steps.first().map(String::as_str),
+        Some("unlock"),
+        "{steps:?}"
+    );
+    assert_eq!(steps.get(1).map(String::as_str), Some("lock"), "{steps:?}");
+    assert_eq!(
+        steps.last().map(String::as_str),
+        Some("unlock"),
+        "{steps:?}"
+    );
+    assert!(!lock_dir.exists(), "released at the end");
+    assert_eq!(stops(&sim), [1001, 1002, 1003]);
+    rollout_was_safe(&sim.events()).unwrap();
+}
