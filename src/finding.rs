@@ -262,6 +262,36 @@ pub fn sort(findings: &mut [Finding]) {
     });
 }
 
+/// Said once for the cluster instead of once per node (13.13): the per-node findings of
+/// `id` become one cluster-wide finding naming the nodes, with the first one's hint.
+pub fn merge_nodes(findings: &mut Vec<Finding>, id: FindingId) {
+    let nodes: Vec<u64> = findings
+        .iter()
+        .filter(|f| f.id == id)
+        .filter_map(|f| f.node)
+        .collect();
+    if nodes.len() < 2 {
+        return;
+    }
+    let Some(first) = findings.iter().position(|f| f.id == id) else {
+        return;
+    };
+    let mut merged = findings[first].clone();
+    let list: Vec<String> = nodes.iter().map(ToString::to_string).collect();
+    let prefix = format!("node {}: ", nodes[0]);
+    merged.message = format!(
+        "nodes {}: {}",
+        list.join(", "),
+        merged
+            .message
+            .strip_prefix(&prefix)
+            .unwrap_or(&merged.message)
+    );
+    merged.node = None;
+    findings.retain(|f| f.id != id);
+    findings.push(merged);
+}
+
 /// True when no finding blocks.
 pub fn ok(findings: &[Finding]) -> bool {
     findings.iter().all(|f| f.severity != Severity::Block)
@@ -292,6 +322,36 @@ mod tests {
         let accepted = v[0].clone().accepted();
         assert_eq!(accepted.severity, Severity::Warn);
         assert!(accepted.message.contains("--allow-downgrade"));
+    }
+
+    #[test]
+    fn a_per_node_finding_is_said_once() {
+        let f = |n| {
+            Finding::warn(
+                FindingId::VersionCrossesClusterRewrite,
+                Some(n),
+                format!("node {n}: v2.0.10 → v2.1.2 crosses the rewrite"),
+                "one at a time",
+            )
+        };
+        let mut v = vec![
+            f(1001),
+            Finding::info(FindingId::VersionSame, Some(1004), "s", "h"),
+            f(1002),
+            f(1003),
+        ];
+        merge_nodes(&mut v, FindingId::VersionCrossesClusterRewrite);
+        let merged: Vec<&Finding> = v
+            .iter()
+            .filter(|x| x.id == FindingId::VersionCrossesClusterRewrite)
+            .collect();
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].node, None);
+        assert_eq!(
+            merged[0].message,
+            "nodes 1001, 1002, 1003: v2.0.10 → v2.1.2 crosses the rewrite"
+        );
+        assert_eq!(v.len(), 2);
     }
 
     #[test]

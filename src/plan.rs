@@ -384,6 +384,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
     if let Some(f) = budget_finding(&nodes, policy) {
         findings.push(f);
     }
+    finding::merge_nodes(&mut findings, FindingId::VersionCrossesClusterRewrite);
     finding::sort(&mut findings);
 
     let mut plan = Plan {

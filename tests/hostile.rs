@@ -327,7 +327,7 @@ async fn observe_turns_every_hostile_node_into_a_clear_finding() {
             let findings = checks::live_findings(&m, &view);
             let f = findings
                 .iter()
-                .find(|f| f.id == id && f.node == Some(1001))
+                .find(|f| f.id.as_str() == id && f.node == Some(1001))
                 .unwrap_or_else(|| panic!("no `{id}` finding for {says}: {findings:#?}"));
             assert!(f.message.contains(says), "{}", f.message);
             if id == "node.unreachable" {

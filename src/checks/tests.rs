@@ -11,7 +11,7 @@ fn ids_of(f: &[Finding]) -> Vec<FindingId> {
     f.iter().map(|f| f.id).collect()
 }
 
-fn only<'a>(f: &'a [Finding], id: FindingId) -> &'a Finding {
+fn only(f: &[Finding], id: FindingId) -> &Finding {
     let hits: Vec<&Finding> = f.iter().filter(|x| x.id == id).collect();
     assert_eq!(hits.len(), 1, "{id} in {:?}", ids_of(f));
     hits[0]

@@ -148,8 +148,9 @@ pub(super) async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<(
     let (_, view) = live::observe(ctx).await?;
     let mut f = crate::checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut f);
-    f.retain(|f| f.severity != finding::Severity::Info);
-    p.out(&status::render(ctx, &view, &f, p))?;
+    // Nothing here points at `--resume`: the demo's state goes with its directory.
+    f.retain(|f| f.severity != finding::Severity::Info && f.id != finding::FindingId::VersionMixed);
+    p.out(&status::render_with(ctx, &view, &f, p, false))?;
     Ok(())
 }
 

@@ -165,6 +165,17 @@ pub fn doc<'a>(ctx: &'a Context, view: &'a ClusterView, findings: &'a [Finding])
 
 /// The human status: membership problems first, then the table, then other findings.
 pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Printer) -> String {
+    render_with(ctx, view, findings, p, true)
+}
+
+/// [`render`]; `show_run: false` leaves out the unfinished run (the demo deletes it).
+pub fn render_with(
+    ctx: &Context,
+    view: &ClusterView,
+    findings: &[Finding],
+    p: &Printer,
+    show_run: bool,
+) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let (first, rest): (Vec<&Finding>, Vec<&Finding>) = findings
@@ -174,7 +185,7 @@ pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Print
         let _ = writeln!(s, "{} {}", p.red("MEMBERSHIP:"), f.message);
         let _ = writeln!(s, "  hint: {}\n", f.hint);
     }
-    if let Some(r) = run_doc(ctx) {
+    if let Some(r) = run_doc(ctx).filter(|_| show_run) {
         if let (Some(to), Some(status)) = (&r.to, &r.status) {
             let _ = writeln!(
                 s,

@@ -345,6 +345,12 @@ pub fn cluster_lock_dir(ctx: &Context) -> Result<StateDir, WkError> {
 
 fn resolve_target(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Result<Target> {
     match (args.resume, previous, &args.target.to) {
+        // After `--discard` (or before any run): said plainly, before asking for `--to`.
+        (true, None, _) => Err(WkError::no(
+            "no unfinished run to resume",
+            "start one with `wkctl upgrade --to <VERSION>`",
+        )
+        .into()),
         (true, Some(st), None) => Ok(releases::resolve_target(&st.to, true)
             .map_err(|e| WkError::input(e.message, e.hint))?),
         (true, Some(st), Some(_)) => {

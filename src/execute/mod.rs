@@ -160,20 +160,18 @@ impl<'a> Runner<'a> {
         self.state.status = RunStatus::Running;
         self.save()?;
         if self.opts.break_lock {
-            // `--break-lock`: the team lock a killed run left behind is released first.
+            // `--break-lock` takes the team lock too: its `unlock` runs first (13.1).
             self.run_level(&[PlanStepKind::Unlock]).await;
         }
-        // The team lock is held elsewhere: nothing was touched, and that lock is not ours
-        // to release (found on real Docker: a resume after kill -9 needs `--break-lock`).
-        let locked = self.run_level(&[PlanStepKind::Lock]).await;
-        if let Some(outcome) = locked {
+        if let Some(outcome) = self.run_level(&[PlanStepKind::Lock]).await {
+            // The team lock is held elsewhere: nothing was touched, that lock included.
             self.state.status = RunStatus::Failed;
             self.save()?;
             self.summary(outcome);
             return Ok(outcome);
         }
         if let Some(outcome) = self.run_level(&[PlanStepKind::PreRun]).await {
-            // `pre_run` failed: nothing was touched.
+            // `pre_run` failed: nothing was touched; the lock this run took is released.
             self.run_level(&[PlanStepKind::Unlock]).await;
             self.state.status = RunStatus::Failed;
             self.save()?;

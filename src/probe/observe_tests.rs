@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use super::fixtures::manifest;
 use super::*;
+use crate::finding::FindingId;
 
 /// Serves `routes` (path → status line, body) and counts requests per path.
 async fn fake_node(
@@ -87,7 +88,6 @@ async fn observe_builds_the_view_from_real_answers() {
         let paths = seen.lock().unwrap().clone();
         assert_eq!(paths.len(), 4, "{paths:?}");
         assert!(!paths.iter().any(|p| p == "/cluster/nodes" || p == "/cluster/simpleNodes"));
-        use crate::finding::FindingId;
         let ids: Vec<FindingId> = crate::checks::live_findings(&m, &view).iter().map(|f| f.id).collect();
         for want in [
         FindingId::NodeUnreachable, FindingId::ClusterHealthFailing, FindingId::ClusterSlotsNotReady, FindingId::ClusterNotZeroDowntime] {

@@ -16,6 +16,7 @@ mod matrix;
 mod notify;
 mod operator;
 mod planfile;
+mod operator2;
 mod playbooks;
 mod recovery;
 mod review;
