@@ -289,11 +289,6 @@ fn each_drift_is_refused_with_its_own_message_and_nothing_touched() {
     sim.wait_settled(1002, RUN_T);
     let r = apply(&ws, &path, &["--expect-digest", &digest, "--max-age", "1h"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stderr.contains("node 1002 restarted since the plan"),
-        "{}",
-        r.all()
-    );
     rollout_was_safe(&sim.events()).unwrap();
 }
 
