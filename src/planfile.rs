@@ -267,8 +267,10 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<PlanFile, WkError> {
         .get("wkctl")
         .and_then(|w| w.get("version"))
         .and_then(Value::as_str)
-        .map(|s| s.chars().take(60).collect::<String>())
-        .unwrap_or_else(|| "an unknown wkctl".into());
+        .map_or_else(
+            || "an unknown wkctl".into(),
+            |s| s.chars().take(60).collect::<String>(),
+        );
     match obj.get("format_version").and_then(Value::as_u64) {
         Some(f) if f == u64::from(FORMAT) => {}
         Some(f) => {
@@ -328,7 +330,7 @@ pub fn age(name: &str, f: &PlanFile, now: SystemTime) -> Result<Duration, WkErro
     let at = created_at(name, f)?;
     match now.duration_since(at) {
         Ok(d) => Ok(d),
-        Err(e) if e.duration() <= Duration::from_secs(60) => Ok(Duration::ZERO),
+        Err(e) if e.duration() <= Duration::from_mins(1) => Ok(Duration::ZERO),
         Err(e) => Err(WkError::no(
             format!(
                 "`{name}` was created {} in the future ({})",

@@ -71,7 +71,7 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
                 "ok": ok,
             }))?,
             PlanFormat::Md => {
-                p.out(render::markdown(&file, Some(&digest), shown.as_deref()).trim_end())?
+                p.out(render::markdown(&file, Some(&digest), shown.as_deref()).trim_end())?;
             }
             PlanFormat::Text => {
                 print_plan(&plan, p)?;

@@ -105,6 +105,11 @@ pub fn cluster(file: &PlanFile, view: &ClusterView) -> Report {
         }
         return r;
     };
+    // The process uptime grows with the time since the plan; less means a restart.
+    let since = humantime::parse_rfc3339(&obs.at)
+        .ok()
+        .and_then(|at| view.observed_at.duration_since(at).ok())
+        .map_or(0.0, |d| d.as_secs_f64());
     for o in &obs.nodes {
         let Some(now) = view.node(o.id) else { continue };
         let now_version = now.version.as_ref().map(ToString::to_string);
@@ -123,7 +128,7 @@ pub fn cluster(file: &PlanFile, view: &ClusterView) -> Report {
                 show(now.commit.as_deref())
             ));
         } else if let (Some(then), Some(up)) = (o.uptime_s, now.uptime)
-            && up.as_secs_f64() + 1.0 < then
+            && up.as_secs_f64() + 2.0 < then + since
         {
             r.notes.push(format!(
                 "node {} restarted since the plan (same build)",

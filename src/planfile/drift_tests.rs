@@ -30,6 +30,7 @@ fn now() -> ClusterView {
 }
 
 #[test]
+#[allow(clippy::type_complexity)]
 fn cluster_drift_rows() {
     type Edit = fn(&mut ClusterView);
     let rows: [(&str, &str, Edit, &[&str], &[&str]); 9] = [
@@ -165,7 +166,7 @@ fn inputs_wkctl_digest_and_age() {
             .unwrap()
             .starts_with("the plan file's digest changed")
     );
-    let h = std::time::Duration::from_secs(3600);
+    let h = std::time::Duration::from_hours(1);
     assert!(max_age(h, 2 * h, "t").is_none());
     assert_eq!(
         max_age(3 * h, 2 * h, "t").unwrap(),

@@ -43,7 +43,7 @@ fn file_for(plan: &Plan) -> PlanFile {
                 allow_downgrade_across_rewrite: false,
             },
             view: Some(&view),
-            now: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            now: SystemTime::UNIX_EPOCH + Duration::from_hours(500_000),
         },
     )
     .unwrap()
@@ -104,7 +104,7 @@ fn other_formats_and_non_plans_are_refused_with_their_reason() {
         (
             "step kind",
             edited(&file, |v| {
-                v["plan"]["nodes"][0]["steps"][0]["kind"] = json!("reboot")
+                v["plan"]["nodes"][0]["steps"][0]["kind"] = json!("reboot");
             }),
         ),
         (
@@ -151,11 +151,12 @@ fn expected_digests_and_ages() {
         age("p", &file, at - Duration::from_secs(30)).unwrap(),
         Duration::ZERO
     );
-    let e = age("p", &file, at - Duration::from_secs(3600)).unwrap_err();
+    let e = age("p", &file, at - Duration::from_hours(1)).unwrap_err();
     assert!(e.message.contains("1h in the future"), "{}", e.message);
 }
 
 #[test]
+#[allow(clippy::many_single_char_names)]
 fn the_diff_is_keyed_by_node_and_step() {
     let a = serde_json::to_value(example_plan("v2.1.2")).unwrap();
     let b = serde_json::to_value(example_plan("v2.1.3")).unwrap();
