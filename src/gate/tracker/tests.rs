@@ -624,7 +624,7 @@ fn a_restart_is_an_uptime_below_the_old_one_plus_the_time_since() {
         at: at(0),
     };
     // Grew less than the time passed (100 s → 120 s in 60 s): a new process.
-    assert!(seen.restarted(Duration::from_secs(120), at(60)));
+    assert!(seen.restarted(Duration::from_mins(2), at(60)));
     // Fell: a new process.
     assert!(seen.restarted(Duration::from_secs(5), at(1)));
     // Exactly at the slack's edge: still the same process; one millisecond below: not.
