@@ -394,4 +394,91 @@ mod tests {
             SignalState::Unknown(_)
         ));
     }
+
+    #[test]
+    fn a_dev_build_without_an_old_commit_is_proven_only_by_a_version_change() {
+        let before = |version: &str| NodeBaseline {
+            id: 1002,
+            version: Some(v(version)),
+            commit: None,
+            uptime: Some(Duration::from_secs(100)),
+            observed_at: at(0),
+        };
+        let n = node(1002, NEW, 1);
+        assert!(dev_build_proven(&before("v2.0.10-20241221"), &n).is_met());
+        assert!(matches!(
+            dev_build_proven(&before(NEW), &n),
+            SignalState::Unknown(_)
+        ));
+    }
+
+    #[test]
+    fn the_same_dev_build_is_the_same_commit_on_a_dev_target_only() {
+        let before = NodeBaseline {
+            id: 1002,
+            version: Some(v(NEW)),
+            commit: Some("abc".into()),
+            uptime: None,
+            observed_at: at(0),
+        };
+        let mut n = node(1002, NEW, 1);
+        n.commit = Some("abc".into());
+        let dev = GateTarget::new(v("v2.1.3-dev"));
+        assert!(dev.is_dev());
+        assert!(same_dev_build(&before, &n, &dev));
+        assert!(!same_dev_build(&before, &n, &GateTarget::new(v(NEW))));
+        n.commit = Some("def".into());
+        assert!(!same_dev_build(&before, &n, &dev));
+    }
+
+    #[test]
+    fn an_unreachable_node_is_not_yet_a_failed_answer_is_unknown() {
+        let mut n = node(1002, NEW, 1);
+        n.info_answer = InfoAnswer::Failed("connection refused".into());
+        n.reachable = false;
+        assert!(matches!(knows_controller(&n), SignalState::NotYet(_)));
+        n.reachable = true;
+        assert!(matches!(knows_controller(&n), SignalState::Unknown(_)));
+
+        let mut view = crate::probe::fixtures::settled(NEW, 0);
+        let n = view.node_mut(1003).unwrap();
+        n.health = HealthState::Unknown;
+        n.reachable = false;
+        let SignalState::NotYet(why) = cluster_settled(&view) else {
+            panic!("not yet");
+        };
+        assert_eq!(why, "node 1003 does not answer");
+        view.node_mut(1003).unwrap().reachable = true;
+        assert_eq!(
+            cluster_settled(&view),
+            SignalState::Unknown("node 1003 `/health` unknown".into())
+        );
+    }
+
+    #[test]
+    fn long_id_lists_are_cut_after_eight() {
+        assert_eq!(short_ids(&[1, 2, 3]), "1, 2, 3");
+        assert_eq!(
+            short_ids(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            "1, 2, 3, 4, 5, 6, 7, 8"
+        );
+        assert_eq!(
+            short_ids(&[1, 2, 3, 4, 5, 6, 7, 8, 9]),
+            "1, 2, 3, 4, 5, 6, 7, 8, …"
+        );
+    }
+
+    #[test]
+    fn an_uptime_that_stays_the_same_across_one_resolution_is_growing() {
+        let prev_view = crate::probe::fixtures::settled(NEW, 0);
+        let now_view = crate::probe::fixtures::settled(NEW, 1);
+        let mut p = node(1002, NEW, 5);
+        let n = node(1002, NEW, 5);
+        assert!(uptime_growing(Some((&prev_view, &p)), &now_view, &n).is_met());
+        p.uptime = Some(Duration::from_secs(6));
+        assert!(matches!(
+            uptime_growing(Some((&prev_view, &p)), &now_view, &n),
+            SignalState::NotYet(_)
+        ));
+    }
 }

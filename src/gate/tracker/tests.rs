@@ -646,7 +646,10 @@ fn the_soak_sleeps_only_until_it_ends() {
         Duration::from_secs(1) / 2
     );
     assert_eq!(tr.next_poll(t0 + Duration::from_secs(1)), rules().poll);
-    assert_eq!(tr.next_poll(t0 + Duration::from_secs(9)), MIN_PAUSE);
+    // The last moments of the soak: never a busy loop.
+    assert_eq!(tr.next_poll(t0 + Duration::from_millis(4995)), MIN_PAUSE);
+    // Past its end (waiting for the clients to come back, #18): at the poll interval.
+    assert_eq!(tr.next_poll(t0 + Duration::from_secs(9)), rules().poll);
 }
 
 /// The gate on 1002, with its new process's uptime set by hand (started at t=0).
