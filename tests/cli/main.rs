@@ -1,5 +1,6 @@
 //! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
 
+mod attack;
 mod bench;
 mod claims;
 mod docs;
