@@ -81,6 +81,19 @@ impl Runner<'_> {
         if self.opts.rollback_on_failure && touched {
             self.rollback(pn).await?;
         }
+        // Never hidden: a node left out of client traffic says so.
+        if self
+            .state
+            .node(id)
+            .is_some_and(|n| n.finished(PlanStepKind::Drain) && !n.finished(PlanStepKind::Undrain))
+        {
+            self.emit(&Event::Waiting {
+                node: Some(id),
+                what: format!(
+                    "node {id} stays drained (out of client traffic): `wkctl upgrade --resume` runs its `undrain` once its gate holds"
+                ),
+            });
+        }
         Ok(NodeEnd::Failed)
     }
 
@@ -90,12 +103,22 @@ impl Runner<'_> {
         mut self,
         pn: &PlannedNode,
     ) -> anyhow::Result<crate::error::Outcome> {
+        // The team lock, as for `upgrade`: another operator's run excludes this one
+        // (found by the outsider attack: the rollback ignored it).
+        if self.opts.break_lock {
+            self.run_level(&[PlanStepKind::Unlock]).await;
+        }
+        if let Some(outcome) = self.run_level(&[PlanStepKind::Lock]).await {
+            self.save()?;
+            return Ok(outcome);
+        }
         self.rollback(pn).await?;
         let ok = self
             .state
             .node(pn.id)
             .is_some_and(|n| n.status == NodeStatus::RolledBack);
         self.save()?;
+        self.run_level(&[PlanStepKind::Unlock]).await;
         Ok(if ok {
             crate::error::Outcome::Success
         } else {
@@ -203,6 +226,15 @@ impl Runner<'_> {
         {
             Ok(_) => {
                 self.rollback_finished(id, true, None);
+                // Back in service on the old version: a node drained for the upgrade
+                // goes back into client traffic (found by the outsider attack).
+                let drained = self.state.node(id).is_some_and(|n| {
+                    n.finished(PlanStepKind::Drain) && !n.finished(PlanStepKind::Undrain)
+                });
+                if drained {
+                    let transport = Transport::for_node(&self.ctx.manifest, node);
+                    self.undrain_now(pn, &transport).await?;
+                }
                 let n = self.node_run(id);
                 n.status = NodeStatus::RolledBack;
                 n.restart_from_scratch();

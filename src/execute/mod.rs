@@ -799,17 +799,30 @@ impl<'a> Runner<'a> {
     /// forgotten so that a resumed run drains it again. A failed `undrain` is shown (the
     /// node stays out of rotation) but does not change how the run ends.
     async fn undo_drain(&mut self, pn: &PlannedNode, transport: &Transport) -> anyhow::Result<()> {
-        let id = pn.id;
         let drained = self
             .state
-            .node(id)
+            .node(pn.id)
             .is_some_and(|n| n.finished(PlanStepKind::Drain) && !n.finished(PlanStepKind::Stop));
+        if drained {
+            self.undrain_now(pn, transport).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the node's `undrain` (best effort, shown as a step): after a drain whose stop
+    /// did not happen, or after a rollback put the old version back in service. On
+    /// success the drain is forgotten (a resumed run drains it again).
+    pub(super) async fn undrain_now(
+        &mut self,
+        pn: &PlannedNode,
+        transport: &Transport,
+    ) -> anyhow::Result<()> {
+        let id = pn.id;
         let Some(command) = pn
             .steps
             .iter()
             .find(|s| s.kind == PlanStepKind::Undrain)
             .and_then(|s| s.command.clone().map(|c| (c, s.timeout_s)))
-            .filter(|_| drained)
         else {
             return Ok(());
         };
@@ -838,7 +851,9 @@ impl<'a> Runner<'a> {
             duration_s,
         });
         if ok {
-            self.node_run(id).done.retain(|k| *k != PlanStepKind::Drain);
+            self.node_run(id)
+                .done
+                .retain(|k| !matches!(k, PlanStepKind::Drain | PlanStepKind::Undrain));
         } else {
             self.emit(&Event::Waiting {
                 node: Some(id),

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::Order;
+use crate::manifest::{OnShortfall, Order};
 use crate::plan::PlanStepKind;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -45,6 +45,43 @@ pub struct PolicyDoc {
     pub poll_interval: f64,
     pub step_timeout: f64,
     pub accept_stuck_joining: bool,
+    /// `policy.clients` (issue #18).
+    #[serde(default)]
+    pub clients: ClientsDoc,
+    /// `policy.smoke` (issue #18).
+    #[serde(default)]
+    pub smoke: Option<SmokeDoc>,
+}
+
+/// The mirror of `manifest::ClientsPolicy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientsDoc {
+    pub recover_pct: u64,
+    pub within: Option<f64>,
+    pub min: u64,
+    pub on_shortfall: OnShortfall,
+}
+
+impl Default for ClientsDoc {
+    fn default() -> Self {
+        let d = crate::manifest::ClientsPolicy::default();
+        ClientsDoc {
+            recover_pct: d.recover_pct,
+            within: d.within.map(|w| w.as_secs_f64()),
+            min: d.min,
+            on_shortfall: d.on_shortfall,
+        }
+    }
+}
+
+/// The mirror of `manifest::SmokePolicy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeDoc {
+    pub channel: String,
+    pub channel_type: u8,
+    pub uid: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
