@@ -112,25 +112,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         print_status(&ctx, p).await?;
         p.out("")?;
     }
-    let up = UpgradeArgs {
-        target: TargetArgs {
-            to: Some(args.to.clone()),
-            allow_unknown_version: false,
-            allow_downgrade: false,
-            allow_downgrade_across_rewrite: false,
-        },
-        yes: true,
-        dry_run: false,
-        resume: false,
-        discard: false,
-        json: args.json,
-        rollback_on_failure: false,
-        break_lock: false,
-        state_dir: Some(tmp.path().join(".wkctl")),
-        planned: crate::cli::PlanFileArgs::default(),
-        nodes: Vec::new(),
-        demo: true,
-    };
+    let up = upgrade_args(args, tmp.path().join(".wkctl"));
     let outcome = Box::pin(upgrade::run(&demo_global, &up, p)).await?;
     if !args.json {
         p.out(&p.bold("\nafter"))?;
@@ -300,4 +282,27 @@ fn manifest_text(
         "policy:\n  order: id\n  canary: false\n  soak: 2s\n  stable_for: 2s\n  node_timeout: {timeout}\n  poll_interval: 250ms\n  step_timeout: 30s"
     );
     s
+}
+
+/// The `upgrade` a demo runs: `--to`, `--yes`, its own state dir, no resume hint.
+pub(super) fn upgrade_args(args: &DemoArgs, state_dir: std::path::PathBuf) -> UpgradeArgs {
+    UpgradeArgs {
+        target: TargetArgs {
+            to: Some(args.to.clone()),
+            allow_unknown_version: false,
+            allow_downgrade: false,
+            allow_downgrade_across_rewrite: false,
+        },
+        yes: true,
+        dry_run: false,
+        resume: false,
+        discard: false,
+        json: args.json,
+        rollback_on_failure: false,
+        break_lock: false,
+        state_dir: Some(state_dir),
+        planned: crate::cli::PlanFileArgs::default(),
+        nodes: Vec::new(),
+        demo: true,
+    }
 }

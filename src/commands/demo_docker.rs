@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::{DemoArgs, Global, TargetArgs, UpgradeArgs};
+use crate::cli::{DemoArgs, Global};
 use crate::commands::{Context, demo, init, upgrade};
 use crate::compose;
 use crate::error::{Outcome, WkError};
@@ -77,25 +77,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         demo::print_status(&ctx, p).await?;
         p.out("")?;
     }
-    let up = UpgradeArgs {
-        target: TargetArgs {
-            to: Some(args.to.clone()),
-            allow_unknown_version: false,
-            allow_downgrade: false,
-            allow_downgrade_across_rewrite: false,
-        },
-        yes: true,
-        dry_run: false,
-        resume: false,
-        discard: false,
-        json: args.json,
-        rollback_on_failure: false,
-        break_lock: false,
-        state_dir: Some(dir.join(".wkctl")),
-        nodes: Vec::new(),
-        demo: true,
-        planned: crate::cli::PlanFileArgs::default(),
-    };
+    let up = demo::upgrade_args(args, dir.join(".wkctl"));
     let outcome = Box::pin(upgrade::run(&demo_global, &up, p)).await?;
     if !args.json {
         p.out(&p.bold("\nafter"))?;
