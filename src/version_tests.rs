@@ -150,3 +150,87 @@ fn semver_view_keeps_date_as_build_metadata() {
     assert_eq!(p.semver().build.as_str(), "20250210");
     assert!(v("v2.1.2-20250120").semver().pre.is_empty());
 }
+
+// ---- edges found by cargo-mutants (MUTANTS.md) ----------------------------------------
+
+#[test]
+fn each_number_is_one_to_nine_ascii_digits() {
+    // Nine digits parse; ten do not (u64 would take them: the length rule decides).
+    assert_eq!(v("v2.1.123456789").patch(), 123_456_789);
+    assert_eq!(v("v123456789.0.0").major(), 123_456_789);
+    for bad in ["v2.1.1234567890", "v2.+1.2", "v+2.1.2", "v2..2", "v2.1."] {
+        let e = WkVersion::parse(bad).unwrap_err();
+        assert!(e.reason.contains("number"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn suffix_fields_are_alphanumeric_dots_and_underscores_only() {
+    assert_eq!(
+        v("v2.2.3-dev-pebble.v2").suffix(),
+        &Suffix::Dev("dev-pebble.v2".into())
+    );
+    assert_eq!(
+        v("v2.2.4-fix_529").suffix(),
+        &Suffix::Other("fix_529".into())
+    );
+    // semver's pre-release has no `_`: it is written as `-` there.
+    assert_eq!(v("v2.2.4-fix_529").semver().pre.as_str(), "fix-529");
+    for bad in ["v2.1.2-a+b", "v2.1.2-a/b", "v2.1.2-ä", "v2.1.2-a b"] {
+        let e = WkVersion::parse(bad).unwrap_err();
+        assert!(e.reason.contains("invalid field"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn an_eight_digit_field_is_a_date_with_a_real_month_and_day() {
+    for bad in [
+        "v2.1.2-20250132",
+        "v2.1.2-20250100",
+        "v2.1.2-20251301",
+        "v2.1.2-20250015",
+    ] {
+        let e = WkVersion::parse(bad).unwrap_err();
+        assert!(e.reason.contains("is not a YYYYMMDD date"), "{bad}: {e}");
+    }
+    assert_eq!(v("v2.1.2-20251231").date(), Some(20_251_231));
+    assert_eq!(v("v2.1.2-20250101").date(), Some(20_250_101));
+    // Seven or nine digits are no date: a pre-release suffix.
+    assert_eq!(v("v2.1.2-2025012").date(), None);
+    assert_eq!(
+        v("v2.1.2-202501201").suffix(),
+        &Suffix::Other("202501201".into())
+    );
+}
+
+#[test]
+fn a_describe_suffix_needs_a_hex_hash_of_four_and_at_most_dirty_after_it() {
+    let describe = |commits, hash: &str, dirty| Suffix::Describe {
+        commits,
+        hash: hash.into(),
+        dirty,
+    };
+    assert_eq!(v("v2.2.5-3-gabc1").suffix(), &describe(3, "abc1", false));
+    // Too short, or not hex: a third-party suffix, a pre-release.
+    assert_eq!(v("v2.2.5-3-gab1").suffix(), &Suffix::Other("3-gab1".into()));
+    assert_eq!(
+        v("v2.2.5-3-gxyz12").suffix(),
+        &Suffix::Other("3-gxyz12".into())
+    );
+    // `-dirty` only as the last field.
+    assert_eq!(
+        v("v2.2.5-3-gabc1234-dirty-x").suffix(),
+        &Suffix::Other("3-gabc1234-dirty-x".into())
+    );
+    assert_eq!(
+        v("v2.2.5-3-gabc1234-clean").suffix(),
+        &Suffix::Other("3-gabc1234-clean".into())
+    );
+}
+
+#[test]
+fn describe_builds_order_by_commit_count_as_a_number() {
+    // As text `10-g…` sorts before `9-g…`; as commits after the tag it is later.
+    assert!(v("v2.2.5-20260422-9-gabc1234") < v("v2.2.5-20260422-10-gabc1234"));
+    assert!(v("v2.2.5-20260422-10-gabc1234") > v("v2.2.5-20260422-9-gfff1234"));
+}
