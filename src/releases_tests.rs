@@ -339,7 +339,7 @@ fn nearest_is_the_typos_then_the_release_below_and_above() {
     let names = |s: &str| {
         nearest(&v(s))
             .iter()
-            .map(|n| n.to_string())
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
     };
     // v2.1.9: no typo of a catalog triple (2.1.0–2.1.5 differ in one char!) …
