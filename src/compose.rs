@@ -112,6 +112,10 @@ pub struct ComposeCluster {
     pub nodes: Vec<ComposeNode>,
     /// Things the operator should look at (one line each).
     pub warnings: Vec<String>,
+    /// Services that run nginx (image or name), a load balancer in front of the nodes as
+    /// in upstream's `docker/cluster/docker-compose.yaml` (facts §12): `init` writes
+    /// commented `drain`/`undrain` examples for them (issue 19.3).
+    pub nginx: Vec<String>,
 }
 
 const HINT: &str = "pass a WuKongIM docker-compose file whose services set `WK_CLUSTER_NODEID`, or run `wkctl init` without `--from-compose` for a starter manifest";
@@ -167,6 +171,9 @@ pub fn parse_with_env(
     for (service, spec) in services {
         let env = environment(spec);
         let Some(raw_id) = env.get("WK_CLUSTER_NODEID") else {
+            if is_nginx(service, spec) {
+                out.nginx.push(service.clone());
+            }
             continue;
         };
         let id_text = interpolate_in(raw_id, dotenv);
@@ -599,3 +606,12 @@ fn split_image(image: &str) -> (Option<String>, Option<&str>) {
 #[cfg(test)]
 #[path = "compose_tests.rs"]
 mod tests;
+
+/// A service that runs nginx: its image is `nginx` (any registry or tag), or it builds
+/// one and is named so (upstream's cluster recipe: service `nginx`, image `nginx:latest`).
+fn is_nginx(service: &str, spec: &Value) -> bool {
+    let image = spec.get("image").and_then(Value::as_str).unwrap_or("");
+    let repo = image.split(['@', ':']).next().unwrap_or("");
+    let last = repo.rsplit('/').next().unwrap_or("");
+    last.starts_with("nginx") || (image.is_empty() && service.contains("nginx"))
+}

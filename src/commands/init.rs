@@ -306,6 +306,13 @@ pub fn from_compose_files(m: &Merged, sources: &[Source]) -> String {
         }
         let _ = writeln!(s, "    vars: {{ {} }}", vars.join(", "));
     }
+    let nginx: Vec<&str> = sources
+        .iter()
+        .flat_map(|src| src.cluster.nginx.iter().map(String::as_str))
+        .collect();
+    if let Some(lb) = nginx.first() {
+        s.push_str(&drain_examples(lb));
+    }
     s.push_str(
         "policy:
   order: id                         # 1001 first (maintainers' advice, WuKongIM #310)
@@ -315,6 +322,36 @@ pub fn from_compose_files(m: &Merged, sources: &[Source]) -> String {
   node_timeout: 10m
   poll_interval: 1s
 ",
+    );
+    s
+}
+
+/// Commented `drain`/`undrain` examples for a compose project with an nginx service in
+/// front of the nodes (issue 19.3; upstream's `docker/cluster/docker-compose.yaml` has one,
+/// facts §12). They mark the node's `server` line `down` in nginx's config and reload it,
+/// so clients leave the node before its stop and come back once its gate held. Hook steps
+/// live in a playbook file, so the example says how to get one.
+fn drain_examples(lb: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Drain hooks: the compose project has an nginx service (`{lb}`) in front of the nodes."
+    );
+    s.push_str(
+        "# To take each node out of nginx before its stop and back in once its gate held, copy
+# the built-in playbook (`playbooks/docker-compose.yaml`) next to this file, set
+# `playbook: ./docker-compose.yaml` above, and add under its `steps:` (adjust the config
+# path to where your nginx.conf lists the nodes, one `server <host>:<port>;` line each):
+",
+    );
+    let conf = "/etc/nginx/nginx.conf";
+    let _ = writeln!(
+        s,
+        "#   drain: cd {{{{compose_dir}}}} && dc exec -T {lb} sh -c \"sed -i '/server {{{{node.host}}}}:/s/;$/ down;/' {conf} && nginx -s reload\""
+    );
+    let _ = writeln!(
+        s,
+        "#   undrain: cd {{{{compose_dir}}}} && dc exec -T {lb} sh -c \"sed -i '/server {{{{node.host}}}}:/s/ down;$/;/' {conf} && nginx -s reload\""
     );
     s
 }
@@ -465,5 +502,50 @@ mod tests {
             "my-cluster"
         );
         assert_eq!(cluster_name(Some(".."), Path::new("/")), "wukongim");
+    }
+
+    /// Upstream's cluster recipe (facts §12): three nodes behind an `nginx` service. The
+    /// manifest gets commented `drain`/`undrain` examples naming that service, which,
+    /// uncommented into the built-in playbook, are valid steps (issue 19.3).
+    #[test]
+    fn an_nginx_service_gets_commented_drain_examples() {
+        let node = |i: u64| {
+            format!(
+                "  wukongim{i}:\n    image: ${{WK_IMAGE_{i}:-wukongim/wukongim:v2.2.5-20260422}}\n    environment: [WK_CLUSTER_NODEID=100{i}, WK_CLUSTER_APIURL=http://10.0.0.{i}:5001]\n"
+            )
+        };
+        let base = format!("services:\n{}{}{}", node(1), node(2), node(3));
+        let with = format!("{base}  nginx:\n    image: nginx:latest\n    ports: ['15001:15001']\n");
+        let write = |text: &str| {
+            let c = compose::parse(text, "dc.yaml").unwrap();
+            from_compose(&c, Path::new("/p/docker-compose.yaml"), Path::new("/p"))
+        };
+        let out = write(&with);
+        crate::manifest::parse(&out, Path::new("cluster.yaml")).unwrap();
+        let examples: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("#   "))
+            .filter(|l| l.starts_with("drain:") || l.starts_with("undrain:"))
+            .collect();
+        assert_eq!(examples.len(), 2, "{out}");
+        assert!(
+            examples.iter().all(|l| l.contains("exec -T nginx ")),
+            "{out}"
+        );
+        assert!(out.contains("(`nginx`)"), "{out}");
+        let pb = include_str!("../../playbooks/docker-compose.yaml").replacen(
+            "\nsteps:\n",
+            &format!("\nsteps:\n  {}\n  {}\n", examples[0], examples[1]),
+            1,
+        );
+        let pb = crate::playbook::parse(&pb, "pb.yaml").unwrap();
+        let drain = &pb.steps[&crate::playbook::StepKind::Drain];
+        assert!(drain.contains("/ down;/"), "{drain}");
+        assert!(pb.steps[&crate::playbook::StepKind::Undrain].contains("/ down;$/;/"));
+        // Without nginx: no drain examples.
+        assert!(!write(&base).contains("drain:"));
+        // An nginx service with a registry and a digest is nginx too; a node is not.
+        let other = format!("{base}  lb:\n    image: docker.io/library/nginx@sha256:abc\n");
+        assert!(compose::parse(&other, "dc.yaml").unwrap().nginx == ["lb"]);
     }
 }
