@@ -274,10 +274,18 @@ fn smoke_never_reads_back_through_the_node_it_wrote_to() {
     );
     std::fs::write(&ws.manifest, text).unwrap();
     ctl_ok(&sim, &["fault", "1001", "no-replicate"]);
-    let r = ws.run(&["smoke"], &[]);
+    let r = ws.run(&["smoke", "--json"], &[]);
+    // A refusal (two nodes with one API) would do; a ✓ for 1001 must not happen.
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    let n1001 = doc["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["node"] == 1001))
+        .cloned()
+        .unwrap_or(Value::Null);
     assert_ne!(
-        r.code, 0,
-        "smoke passed although 1001's messages are readable only on 1001:\n{}",
+        n1001["ok"],
+        true,
+        "1001's probe was \"read back through 1002\", i.e. through 1001 itself, although 1001 replicates nothing:\n{}",
         r.all()
     );
 }
@@ -577,4 +585,61 @@ fn a_node_answering_varz_with_a_failing_health_blocks_the_run() {
         .filter(|(_, v, _)| v == "stop")
         .count();
     assert_eq!(stops, 0, "nothing stopped ({:?})", t0.elapsed());
+}
+
+/// Held: `upgrade` itself never runs on a manifest whose two nodes share one API (the
+/// pre-check sees 1001 answering as "1002"), so the smoke hole above is `wkctl smoke`'s.
+#[test]
+fn an_upgrade_with_two_nodes_on_one_api_is_refused_before_any_stop() {
+    let sim = sim_with_clients(100);
+    let ws = ws(&sim, SMOKE);
+    let text = std::fs::read_to_string(&ws.manifest).unwrap().replace(
+        &format!("api: {}\n", sim.api(1002)),
+        &format!("api: {}\n", sim.api(1001)),
+    );
+    std::fs::write(&ws.manifest, text).unwrap();
+    let r = ws.run(&UP, &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(crate::support::lifecycle(&sim).is_empty(), "{}", r.all());
+}
+
+// ---- drain hooks across a kill and `--nodes` -----------------------------------------
+
+/// Held: killed during 1002's gate, the resumed run neither drains 1002 again nor drains
+/// an upgraded node (1001 is only re-verified): every node is drained and undrained
+/// exactly once, on itself, in order; never two nodes down.
+#[test]
+fn a_resumed_run_drains_and_undrains_each_node_exactly_once() {
+    use crate::hooks::{hooks, log_line};
+    let sim = crate::harness::Sim::start(crate::harness::SimOpts::default());
+    let ws = ws_with_hooks(&sim, &log_line("drain"), &log_line("undrain"));
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1002's gate", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "wait_ready"
+    });
+    run.kill9();
+    let r = ws.run(&RESUME, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let order: Vec<(String, u64)> = hooks(&sim).into_iter().map(|(k, n, _)| (k, n)).collect();
+    let want: Vec<(String, u64)> = [1001, 1002, 1003]
+        .into_iter()
+        .flat_map(|id| [("drain".to_string(), id), ("undrain".to_string(), id)])
+        .collect();
+    assert_eq!(order, want);
+    rollout_was_safe(&sim.events()).unwrap();
+}
+
+/// Held: `--nodes 1002` drains only 1002.
+#[test]
+fn nodes_limits_the_drain_hooks_to_the_selected_node() {
+    use crate::hooks::{hooks, log_line};
+    let sim = crate::harness::Sim::start(crate::harness::SimOpts::default());
+    let ws = ws_with_hooks(&sim, &log_line("drain"), &log_line("undrain"));
+    let r = ws.run(&[&UP[..], &["--nodes", "1002"]].concat(), &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let order: Vec<(String, u64)> = hooks(&sim).into_iter().map(|(k, n, _)| (k, n)).collect();
+    assert_eq!(
+        order,
+        [("drain".to_string(), 1002), ("undrain".to_string(), 1002)]
+    );
 }
