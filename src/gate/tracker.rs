@@ -677,9 +677,19 @@ impl Tracker {
                 signal: None,
                 reason: why,
             }),
+            // Reported, but the soak still runs its whole length: a shortfall found at
+            // `policy.clients.within` (shorter than the soak) must not end the
+            // whole-cluster watch after the node early.
             clients::Soak::Shortfall(why) if self.clients.warn_only() => {
-                self.service_warning = Some(why);
-                Verdict::Ready
+                self.service_warning = Some(why.clone());
+                if elapsed < self.rules.soak {
+                    Verdict::Wait(Waiting {
+                        signal: None,
+                        reason: format!("soaking node {node}; {why} (on_shortfall: warn)"),
+                    })
+                } else {
+                    Verdict::Ready
+                }
             }
             clients::Soak::Shortfall(observed) => {
                 Verdict::Fail(Failure::Service { node, observed })

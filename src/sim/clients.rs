@@ -187,6 +187,16 @@ impl Cluster {
         }
     }
 
+    /// `clients-drop` (a hostile knob of the attack tests): node `id`'s counted clients
+    /// disconnect now and are lost (never pending, never counted again).
+    pub(super) fn drop_clients(&mut self, id: u64, now: u64) {
+        self.traffic_advance(now);
+        let gone = self.traffic.conns.get_mut(&id).map_or(0, std::mem::take);
+        self.traffic.lost += gone;
+        self.emit(now, Some(id), "clients_dropped").detail =
+            Some(format!("{gone} clients of node {id} dropped for good"));
+    }
+
     /// One tick: pending clients reconnect (about half of them), some rebalance to nodes
     /// that came back.
     pub(super) fn clients_tick(&mut self, now: u64) {

@@ -116,6 +116,10 @@ pub enum FaultKind {
     ClientsStuck,
     TrafficStops,
     NoReplicate,
+    /// Hostile knob (attack tests): the node's counted clients disconnect now and never
+    /// reconnect anywhere (a drain that drops them, clients that give up). Not a fault flag:
+    /// it acts once.
+    ClientsDrop,
 }
 
 impl FaultKind {
@@ -145,6 +149,7 @@ impl FaultKind {
             "clients-stuck" => none(FaultKind::ClientsStuck),
             "traffic-stops" => none(FaultKind::TrafficStops),
             "no-replicate" => none(FaultKind::NoReplicate),
+            "clients-drop" => none(FaultKind::ClientsDrop),
             "slow-start" | "slow-rejoin" | "slow-catch-up" | "slow-migrate" | "slow-join" => {
                 let s = one("SECS")?;
                 let secs: f64 = s
@@ -177,7 +182,7 @@ impl FaultKind {
             other => Err(format!(
                 "unknown fault `{other}` (expected never-starts, crash-loop, wrong-version, slow-start, no-rejoin, \
                  slow-rejoin, slow-catch-up, slow-migrate, slow-join, stuck-joining, \
-                 clients-stuck, traffic-stops, no-replicate, blackhole, http500, partition, token, log, config, netsplit)"
+                 clients-stuck, traffic-stops, no-replicate, clients-drop, blackhole, http500, partition, token, log, config, netsplit)"
             )),
         }
     }
@@ -223,6 +228,7 @@ impl FaultKind {
             FaultKind::ClientsStuck => "clients-stuck".into(),
             FaultKind::TrafficStops => "traffic-stops".into(),
             FaultKind::NoReplicate => "no-replicate".into(),
+            FaultKind::ClientsDrop => "clients-drop".into(),
         }
     }
 }

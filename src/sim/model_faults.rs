@@ -33,6 +33,7 @@ impl Cluster {
             FaultKind::ClientsStuck => f.clients_stuck = true,
             FaultKind::TrafficStops => f.traffic_stops = true,
             FaultKind::NoReplicate => f.no_replicate = true,
+            FaultKind::ClientsDrop => self.drop_clients(id, now),
             FaultKind::Blackhole => f.blackhole = true,
             FaultKind::Http500 => f.http500 = true,
             FaultKind::Token(t) => f.token = Some(t),

@@ -14,7 +14,7 @@ const RESUME: [&str; 4] = ["upgrade", "--resume", "--yes", "--json"];
 /// A workspace whose playbook is the sim's plus `drain`/`undrain` steps (shell text, with
 /// `{{node.id}}` and `{{state_dir}}` available). Each hook appends `<kind> <id> <ms>` to
 /// `hooks.log` in the simulator's state dir unless its text says otherwise.
-fn ws_with_hooks(sim: &Sim, drain: &str, undrain: &str) -> Ws {
+pub(crate) fn ws_with_hooks(sim: &Sim, drain: &str, undrain: &str) -> Ws {
     let pb = format!(
         "{}  drain: {}\n  undrain: {}\n",
         include_str!("../../playbooks/sim.yaml").replace("name: sim", "name: sim-hooks"),
@@ -30,12 +30,12 @@ fn ws_with_hooks(sim: &Sim, drain: &str, undrain: &str) -> Ws {
     ws
 }
 
-fn log_line(kind: &str) -> String {
+pub(crate) fn log_line(kind: &str) -> String {
     format!("echo \"{kind} {{{{node.id}}}} $(date +%s%3N)\" >> {{{{state_dir}}}}/hooks.log")
 }
 
 /// `(kind, node, ms)` of every hook that ran, in order.
-fn hooks(sim: &Sim) -> Vec<(String, u64, i64)> {
+pub(crate) fn hooks(sim: &Sim) -> Vec<(String, u64, i64)> {
     std::fs::read_to_string(sim.state_dir().join("hooks.log"))
         .unwrap_or_default()
         .lines()

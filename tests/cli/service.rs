@@ -8,12 +8,12 @@ use serde_json::Value;
 use crate::harness::{Sim, SimOpts, rollout_was_safe};
 use crate::support::{FAST_POLICY, Opts, Ws, ctl_ok};
 
-const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
-const RUN_T: Duration = Duration::from_secs(90);
-const SMOKE: &str = "  smoke:\n    channel: wkctl-probe\n    uid: wkctl-probe\n";
+pub(crate) const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
+pub(crate) const RUN_T: Duration = Duration::from_secs(90);
+pub(crate) const SMOKE: &str = "  smoke:\n    channel: wkctl-probe\n    uid: wkctl-probe\n";
 
 /// A simulator with `per_node` clients per node, once all of them are connected.
-fn sim_with_clients(per_node: u64) -> Sim {
+pub(crate) fn sim_with_clients(per_node: u64) -> Sim {
     let sim = Sim::start(SimOpts {
         extra_args: vec!["--clients".into(), per_node.to_string()],
         ..SimOpts::default()
@@ -36,7 +36,7 @@ fn ws_for(sim: &Sim, extra_policy: &str) -> Ws {
     ws(sim, extra_policy)
 }
 
-fn ws(sim: &Sim, extra_policy: &str) -> Ws {
+pub(crate) fn ws(sim: &Sim, extra_policy: &str) -> Ws {
     Ws::new(
         sim,
         &Opts {
@@ -46,11 +46,11 @@ fn ws(sim: &Sim, extra_policy: &str) -> Ws {
     )
 }
 
-fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
+pub(crate) fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
     lines.iter().filter(|l| l["type"] == t).collect()
 }
 
-fn run_upgrade(ws: &Ws) -> (i32, Vec<Value>, String) {
+pub(crate) fn run_upgrade(ws: &Ws) -> (i32, Vec<Value>, String) {
     let mut run = ws.spawn(&UP, &[]);
     let (code, err) = run.finish(RUN_T);
     let lines = run.values().into_iter().map(|(_, v)| v).collect();
@@ -252,7 +252,7 @@ fn below_the_floor_the_client_check_is_skipped_and_says_so() {
 }
 
 /// Every `message_sent` of the sim's log went to the probe channel.
-fn probe_channel_only(sim: &Sim) -> usize {
+pub(crate) fn probe_channel_only(sim: &Sim) -> usize {
     let sent: Vec<String> = sim
         .events()
         .iter()
@@ -389,7 +389,7 @@ fn status_shows_the_clients_of_every_node() {
 }
 
 /// Requests per node and path, from the simulator's counters.
-fn requests(
+pub(crate) fn requests(
     sim: &Sim,
 ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>> {
     let (_, body) =

@@ -782,3 +782,56 @@ fn a_soak_needs_a_controller_only_when_the_slots_are_unknown_too() {
     view.slots = None;
     assert_eq!(soak_problem(&view).as_deref(), Some("no controller known"));
 }
+
+/// `on_shortfall: warn` reports a client shortfall found at `within` but keeps the soak
+/// going to its end (the attack test
+/// `attack_service::a_warned_shortfall_does_not_cut_the_soak_short`).
+#[test]
+fn a_warned_client_shortfall_keeps_soaking_until_the_soak_ends() {
+    use crate::manifest::{ClientsPolicy, OnShortfall};
+    let policy = ClientsPolicy {
+        within: Some(Duration::from_secs(1)),
+        on_shortfall: OnShortfall::Warn,
+        ..ClientsPolicy::default()
+    };
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let with = |secs: u64, conns: u64| {
+        let mut v = settled(NEW, secs);
+        for n in &mut v.nodes {
+            n.service.connections = Some(conns);
+        }
+        v
+    };
+    let mut tr = Tracker::new(rules()).with_clients(policy);
+    tr.begin(Phase::PreStop { node: 1002 }, t0);
+    assert_eq!(tr.feed(&with(0, 1000), t0), Verdict::Ready);
+    tr.begin(Phase::Soak { node: 1002 }, t0);
+    // Past `within` (1 s), at half the baseline: warned, still soaking (soak 5 s).
+    let v = tr.feed(&with(2, 500), t0 + s(2));
+    assert!(matches!(v, Verdict::Wait(_)), "{v:?}");
+    assert!(
+        tr.service_warning()
+            .is_some_and(|w| w.contains("clients did not come back")),
+        "{:?}",
+        tr.service_warning()
+    );
+    // A peer that goes down in the rest of the soak still stops the run.
+    let mut peer_down = tr.clone();
+    let mut last = Verdict::Ready;
+    for secs in 3..=5 {
+        let mut view = with(secs, 500);
+        down(&mut view, 1003);
+        last = peer_down.feed(&view, t0 + s(secs));
+        if matches!(last, Verdict::Fail(_)) {
+            break;
+        }
+    }
+    assert!(
+        matches!(&last, Verdict::Fail(f) if f.reason().contains("node 1003")),
+        "{last:?}"
+    );
+    // At the soak's end: ready, the warning kept.
+    assert_eq!(tr.feed(&with(5, 500), t0 + s(5)), Verdict::Ready);
+    assert!(tr.service_warning().is_some());
+}
