@@ -24,11 +24,11 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use client::{Client, MAX_BODY_BYTES, ProbeError};
-pub use turns::Turns;
 pub use models::{
     ClusterInfo, ClusterLogs, Health, InfoNode, InfoSlot, NodeConfig, NodeList, NodeStatus,
     SlotStatus, Varz, parse_go_uptime,
 };
+pub use turns::Turns;
 pub use view::{
     ClusterView, HealthState, InfoAnswer, MemberView, NodeAnswers, NodeView, Service, SlotSummary,
     VersionSource, assemble,
@@ -122,12 +122,7 @@ pub async fn observe_turns(
 
 /// A focused poll's `/cluster/info` of other nodes: every node to re-check, then the
 /// rotation's nodes until one knows the controller (at most [`SIMPLE_NODES_ATTEMPTS`]).
-async fn ask_cluster_view(
-    client: &Client,
-    answers: &mut [NodeAnswers],
-    focus: u64,
-    turns: &Turns,
-) {
+async fn ask_cluster_view(client: &Client, answers: &mut [NodeAnswers], focus: u64, turns: &Turns) {
     let others: Vec<u64> = answers
         .iter()
         .filter(|a| a.id != focus && a.health.is_ok())

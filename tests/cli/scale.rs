@@ -137,7 +137,6 @@ fn requests_per_node_while_gating_stay_within_five_per_poll() {
             - before.get(&id).map_or(0, |p| p.values().sum::<u64>());
         let per_poll = f64::from(u32::try_from(total).unwrap()) / polls;
         busiest = busiest.max(per_poll);
-        eprintln!("node {id}: {total} requests, {per_poll:.2} per poll");
         assert!(
             per_poll <= 5.0,
             "node {id}: {total} requests in {elapsed_ms:.0} ms = {per_poll:.2} per 200 ms poll"
