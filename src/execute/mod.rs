@@ -66,8 +66,11 @@ pub struct Runner<'a> {
     pub opts: Options,
     tracker: Tracker,
     started: Instant,
-    /// The last observation of a wait (for the `clients` summary of a failed soak).
+    /// The last observation of a wait (for the `clients` summary of a failed soak, and
+    /// carried from a gate into its soak).
     last_view: Option<ClusterView>,
+    /// Which other node serves the cluster view of the next focused poll.
+    turns: crate::probe::Turns,
 }
 
 /// How one node ended.
@@ -95,6 +98,7 @@ impl<'a> Runner<'a> {
                 .with_clients(inputs.ctx.manifest.policy.clients),
             started: Instant::now(),
             last_view: None,
+            turns: crate::probe::Turns::default(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! [`Tracker`] → emit what changed → sleep. Every rule that decides wait, go on or stop
 //! lives in [`crate::gate::tracker`]; nothing here judges a view.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crate::events::Event;
 use crate::gate::{Failure, GateTarget, NodeBaseline, Phase, Verdict};
@@ -21,18 +21,29 @@ pub enum WaitEnd {
 impl Runner<'_> {
     /// One poll, asking what `scope` needs.
     pub(super) async fn observe(&self, scope: Scope) -> ClusterView {
-        probe::observe_scoped(&self.client, &self.ctx.manifest, scope).await
+        probe::observe_turns(&self.client, &self.ctx.manifest, scope, &self.turns).await
     }
 
     /// Runs the tracker's current phase to its end. `node` is the node the wait is about
-    /// (for events); `soak` waits end early on the first Ctrl-C.
-    async fn run_phase(&mut self, node: u64, scope: Scope) -> Result<ClusterView, WaitEnd> {
+    /// (for events); `soak` waits end early on the first Ctrl-C. `carried`: the previous
+    /// phase's last observation, judged first instead of an immediate poll.
+    async fn run_phase(
+        &mut self,
+        node: u64,
+        scope: Scope,
+        mut carried: Option<ClusterView>,
+    ) -> Result<ClusterView, WaitEnd> {
         let soak = matches!(self.tracker.phase(), Phase::Soak { .. });
         let mut announced = None::<String>;
         loop {
-            let view = self.observe(scope).await;
-            let at = Instant::now();
-            let verdict = self.tracker.feed(&view, at);
+            let (view, verdict) = if let Some(view) = carried.take() {
+                let verdict = self.tracker.carry(&view, Instant::now());
+                (view, verdict)
+            } else {
+                let view = self.observe(scope).await;
+                let verdict = self.tracker.feed(&view, Instant::now());
+                (view, verdict)
+            };
             self.last_view = Some(view.clone());
             for (sig, st) in self.tracker.changes() {
                 let (state, reason) = st.split();
@@ -76,7 +87,7 @@ impl Runner<'_> {
     /// Returns the observation that allowed the stop (the baseline is taken from it).
     pub(super) async fn wait_safe_to_stop(&mut self, node: u64) -> Result<ClusterView, WaitEnd> {
         self.tracker.begin(Phase::PreStop { node }, Instant::now());
-        self.run_phase(node, Scope::Settle).await
+        self.run_phase(node, Scope::Settle, None).await
     }
 
     /// The readiness gate: A–G met continuously for `stable_for`. The deadline runs from
@@ -99,14 +110,24 @@ impl Runner<'_> {
         if let Some(at) = start_returned {
             self.tracker.start_returned(at);
         }
-        self.run_phase(baseline.id, Scope::Focus(baseline.id)).await
+        self.run_phase(baseline.id, Scope::Focus(baseline.id), None)
+            .await
     }
 
-    /// Watches the whole cluster for `policy.soak`.
+    /// Watches the whole cluster for `policy.soak`. It opens on the gate's last
+    /// observation when that is less than one poll old (no second poll at the same
+    /// moment; after a slow `undrain` hook, a fresh poll).
     pub(super) async fn soak(&mut self, node: u64) -> Result<std::time::Duration, WaitEnd> {
         let began = Instant::now();
         self.tracker.begin(Phase::Soak { node }, began);
-        self.run_phase(node, Scope::Focus(node)).await?;
+        let poll = self.tracker.rules().poll;
+        let carried = self.last_view.clone().filter(|v| {
+            v.node(node).is_some()
+                && SystemTime::now()
+                    .duration_since(v.observed_at)
+                    .is_ok_and(|age| age < poll)
+        });
+        self.run_phase(node, Scope::Focus(node), carried).await?;
         Ok(began.elapsed())
     }
 }

@@ -346,6 +346,17 @@ impl Tracker {
 
     /// Feeds one observation taken at `at` (the instant matching `view.observed_at`).
     pub fn feed(&mut self, view: &ClusterView, at: Instant) -> Verdict {
+        self.judge(view, at, true)
+    }
+
+    /// Judges the new phase on the observation that ended the previous one, already fed
+    /// (a gate's last poll opens its soak, instead of a second poll at the same moment):
+    /// the phase's rules apply to it, the memory of uptimes and counters is not fed twice.
+    pub fn carry(&mut self, view: &ClusterView, at: Instant) -> Verdict {
+        self.judge(view, at, false)
+    }
+
+    fn judge(&mut self, view: &ClusterView, at: Instant, fresh: bool) -> Verdict {
         self.changes.clear();
         if let Some(n) = view
             .nodes
@@ -365,8 +376,12 @@ impl Tracker {
         } else {
             view
         };
-        let restarted = self.remember(view);
-        self.clients.observe(view);
+        let restarted = if fresh {
+            self.clients.observe(view);
+            self.remember(view)
+        } else {
+            Vec::new()
+        };
         let verdict = match self.phase.clone() {
             Phase::Idle => Verdict::Ready,
             Phase::PreStop { node } => {

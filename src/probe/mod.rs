@@ -6,10 +6,12 @@
 //! per-node answers also give the cluster config (no extra request). Then one
 //! `/cluster/simpleNodes` from a healthy node that knows the controller (never
 //! `/cluster/nodes`: it fans out and fails while a peer is down, facts §3.4), and a TCP
-//! connect to every node's cluster port.
+//! connect to every node's cluster port. A focused poll (one node's gate or soak) asks
+//! less, and the other node that serves its cluster view takes turns ([`turns`]).
 
 pub mod client;
 pub mod models;
+pub mod turns;
 pub mod view;
 
 #[cfg(test)]
@@ -26,6 +28,7 @@ pub use models::{
     ClusterInfo, ClusterLogs, Health, InfoNode, InfoSlot, NodeConfig, NodeList, NodeStatus,
     SlotStatus, Varz, parse_go_uptime,
 };
+pub use turns::Turns;
 pub use view::{
     ClusterView, HealthState, InfoAnswer, MemberView, NodeAnswers, NodeView, Service, SlotSummary,
     VersionSource, assemble,
@@ -44,10 +47,12 @@ const SIMPLE_NODES_ATTEMPTS: usize = 2;
 pub enum Scope {
     /// Every request of every node (`status`, `check`, `doctor`).
     All,
-    /// The gate of one node: that node gets every request; the others only `/health`
-    /// and `/varz` (their uptime: a peer that restarted is caught), except the first
-    /// other node, which also answers `/cluster/info` (the cluster view); no cluster-port
-    /// checks. Keeps the load per node low while polling.
+    /// The gate or soak of one node: that node gets every request; the others only
+    /// `/health` and `/varz` (their uptime: a peer that restarted is caught), except the
+    /// one whose turn it is ([`Turns`]), which also answers `/cluster/info` and
+    /// `/cluster/simpleNodes` (the cluster view from another node), and any whose last
+    /// `/cluster/info` was not 200; no cluster-port checks. Keeps the load per node low
+    /// while polling (≤ 4 requests per poll on any node).
     Focus(u64),
     /// The pre-stop check: every request of every node (each node's own `/cluster/info`
     /// and config version: signals C, D, E for all), without the cluster-port checks.
@@ -60,25 +65,23 @@ pub async fn observe(client: &Client, manifest: &Manifest) -> ClusterView {
     observe_scoped(client, manifest, Scope::All).await
 }
 
-/// [`observe`], asking only what `scope` needs.
+/// [`observe`], asking only what `scope` needs (a focused poll without a rotation: the
+/// first other node serves the cluster view).
 pub async fn observe_scoped(client: &Client, manifest: &Manifest, scope: Scope) -> ClusterView {
+    observe_turns(client, manifest, scope, &Turns::default()).await
+}
+
+/// [`observe_scoped`], the cluster view of a focused poll served by whoever's turn it is.
+pub async fn observe_turns(
+    client: &Client,
+    manifest: &Manifest,
+    scope: Scope,
+    turns: &Turns,
+) -> ClusterView {
     let observed_at = SystemTime::now();
     let mut answers = probe_nodes(client, manifest, scope).await;
     match scope {
-        Scope::Focus(focus) => {
-            // The cluster view comes from the first other node that knows the controller.
-            let mut tried = 0;
-            for a in answers
-                .iter_mut()
-                .filter(|a| a.id != focus && a.health.is_ok())
-            {
-                a.info = client.cluster_info(&a.api).await;
-                tried += 1;
-                if a.info.is_ok() || tried >= SIMPLE_NODES_ATTEMPTS {
-                    break;
-                }
-            }
-        }
+        Scope::Focus(focus) => ask_cluster_view(client, &mut answers, focus, turns).await,
         Scope::All if answers.len() > ASK_EVERY_NODE_UP_TO => {
             ask_cluster_info_at_scale(client, &mut answers).await;
         }
@@ -91,7 +94,13 @@ pub async fn observe_scoped(client: &Client, manifest: &Manifest, scope: Scope) 
         .iter()
         .filter(|a| a.health.as_ref().is_ok_and(|h| h.ok) && a.info.is_ok())
         .collect();
-    candidates.sort_by_key(|a| !a.node.as_ref().is_ok_and(|n| n.is_leader));
+    match scope {
+        // From another node (signal D counts only that), the one whose turn it is.
+        Scope::Focus(focus) => candidates.sort_by_key(|a| a.id == focus),
+        Scope::All | Scope::Settle => {
+            candidates.sort_by_key(|a| !a.node.as_ref().is_ok_and(|n| n.is_leader));
+        }
+    }
     let mut simple = None;
     for a in candidates.into_iter().take(SIMPLE_NODES_ATTEMPTS) {
         if let Ok(list) = client.simple_nodes(&a.api).await {
@@ -109,6 +118,35 @@ pub async fn observe_scoped(client: &Client, manifest: &Manifest, scope: Scope) 
         check_cluster_ports(&mut view, client.timeout()).await;
     }
     view
+}
+
+/// A focused poll's `/cluster/info` of other nodes: every node to re-check, then the
+/// rotation's nodes until one knows the controller (at most [`SIMPLE_NODES_ATTEMPTS`]).
+async fn ask_cluster_view(client: &Client, answers: &mut [NodeAnswers], focus: u64, turns: &Turns) {
+    let others: Vec<u64> = answers
+        .iter()
+        .filter(|a| a.id != focus && a.health.is_ok())
+        .map(|a| a.id)
+        .collect();
+    let order = turns.order(&others);
+    for id in &order.recheck {
+        ask_info(client, answers, *id, turns).await;
+    }
+    for id in order.rotation.iter().take(SIMPLE_NODES_ATTEMPTS) {
+        if ask_info(client, answers, *id, turns).await {
+            break;
+        }
+    }
+}
+
+/// Asks `id` for `/cluster/info`, remembers whether it answered 200, and says so.
+async fn ask_info(client: &Client, answers: &mut [NodeAnswers], id: u64, turns: &Turns) -> bool {
+    let Some(a) = answers.iter_mut().find(|a| a.id == id) else {
+        return false;
+    };
+    a.info = client.cluster_info(&a.api).await;
+    turns.answered(id, a.info.is_ok());
+    a.info.is_ok()
 }
 
 /// Up to this many nodes, `status`/`check` ask every node's `/cluster/info` (each is

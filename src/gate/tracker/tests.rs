@@ -835,3 +835,37 @@ fn a_warned_client_shortfall_keeps_soaking_until_the_soak_ends() {
     assert_eq!(tr.feed(&with(5, 500), t0 + s(5)), Verdict::Ready);
     assert!(tr.service_warning().is_some());
 }
+
+#[test]
+fn a_carried_observation_is_judged_by_the_soak_but_not_remembered_twice() {
+    let t0 = Instant::now();
+    let mut tr = Tracker::new(rules());
+    let mut seen = settled(OLD, 100);
+    seen.observed_at = at(10);
+    assert_eq!(tr.feed(&seen, t0), Verdict::Ready);
+    // The soak opens on an observation: an unhealthy one fails it, carried or not.
+    tr.begin(Phase::Soak { node: 1002 }, t0);
+    let mut sick = seen.clone();
+    down(&mut sick, 1003);
+    assert!(matches!(tr.carry(&sick, t0), Verdict::Fail(_)));
+    // Carried, the uptimes are not fed again (`feed` would remember these, and the next
+    // fresh poll, compared with them, would look like every node restarted).
+    tr.begin(Phase::Soak { node: 1002 }, t0);
+    let mut carried = seen.clone();
+    for n in &mut carried.nodes {
+        n.uptime = Some(Duration::from_secs(1000));
+    }
+    assert!(matches!(tr.carry(&carried, t0), Verdict::Wait(_)));
+    let mut next = seen.clone();
+    next.observed_at = at(11);
+    for n in &mut next.nodes {
+        n.uptime = n.uptime.map(|u| u + Duration::from_secs(1));
+    }
+    assert!(
+        matches!(
+            tr.feed(&next, t0 + Duration::from_secs(1)),
+            Verdict::Wait(_)
+        ),
+        "compared with the last fed observation, nothing restarted"
+    );
+}
