@@ -235,6 +235,10 @@ impl Reporter {
         let Some(b) = &self.bars else {
             return f.await;
         };
+        // Clear what the bars drew first: a hidden target forgets the drawn lines, so
+        // without this the bars were drawn again below the question and every finished
+        // node line showed twice (13.13).
+        let _ = b.multi.clear();
         b.multi.set_draw_target(ProgressDrawTarget::hidden());
         let out = f.await;
         b.multi.set_draw_target(ProgressDrawTarget::stderr());
@@ -298,6 +302,20 @@ impl Reporter {
                 pb
             })
             .clone()
+    }
+
+    /// Prints `line` above the bars, wrapped to the terminal's width. indicatif counts a
+    /// printed line as one row; a longer one wraps on screen, the next redraw then moved
+    /// the cursor up one row too few and left the old bars behind: every finished node
+    /// line showed again below each long warning (13.13).
+    fn println(b: &Bars, line: &str) {
+        let width = terminal_size::terminal_size_of(std::io::stderr())
+            .map_or(usize::MAX, |(w, _)| usize::from(w.0).max(20));
+        let wrapped = textwrap::wrap(
+            line,
+            textwrap::Options::new(width.saturating_sub(1)).subsequent_indent("  "),
+        );
+        let _ = b.multi.println(wrapped.join("\n"));
     }
 
     fn draw(&self, b: &Bars, event: &Event) {
@@ -371,7 +389,7 @@ impl Reporter {
                 Self::node_bar(b, *node)
                     .abandon_with_message(p.paint_err(&format!("✗ {first}"), "31;1"));
                 if let Some(line) = plain_line(event) {
-                    let _ = b.multi.println(line);
+                    Self::println(b, &line);
                 }
             }
             Event::Summary(s) if s.ok => {
@@ -396,7 +414,7 @@ impl Reporter {
             }
             other => {
                 if let Some(line) = plain_line(other) {
-                    let _ = b.multi.println(line);
+                    Self::println(b, &line);
                 }
             }
         }

@@ -583,3 +583,79 @@ fn the_team_lock_excludes_a_second_operator_and_break_lock_takes_it() {
     assert_eq!(stops(&sim), [1001, 1002, 1003]);
     rollout_was_safe(&sim.events()).unwrap();
 }
+
+/// 13.13 (first half) on a real terminal: each finished node's `✓ upgraded` line is on
+/// the screen exactly once. The canary question hides the bars while it waits; when they
+/// came back, indicatif drew every finished node line again below the question (so node
+/// 1001's line showed twice, three times after a second prompt). The terminal output is
+/// replayed through a VT100 emulator, so what is counted is what the operator saw,
+/// scrollback included, not the raw redraw frames.
+#[test]
+fn on_a_terminal_each_finished_node_is_shown_once() {
+    if !has_script() {
+        return;
+    }
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(
+        &sim,
+        &Opts {
+            policy: crate::support::FAST_POLICY.replace("canary: false", "canary: true"),
+            ..Opts::default()
+        },
+    );
+    let cmd = format!(
+        "stty cols 100 rows 200; {} upgrade --to v2.1.2 -m {} --state-dir {}",
+        env!("CARGO_BIN_EXE_wkctl"),
+        ws.manifest.display(),
+        ws.state_base().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("WKCTL_LOCK_DIR", ws.dir.path().join("locks"))
+        .env_remove("WKCTL_NO_PROGRESS")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut so = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = so.read_to_end(&mut out);
+        out
+    });
+    // "y" to the run's question, then to the canary question once node 1001 is done.
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    std::io::Write::write_all(&mut stdin, b"y\n").unwrap();
+    let deadline = std::time::Instant::now() + RUN_T;
+    while !lifecycle(&sim)
+        .iter()
+        .any(|(_, v, n)| v == "start" && *n == 1001)
+    {
+        assert!(std::time::Instant::now() < deadline, "1001 never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    std::io::Write::write_all(&mut stdin, b"y\n").unwrap();
+    drop(stdin);
+    let code = child.wait().unwrap().code();
+    let raw = reader.join().unwrap();
+    // The terminal is tall enough that nothing scrolls off: the screen is the whole run.
+    let size = |n: u16| std::num::NonZeroU16::new(n).unwrap();
+    let mut term = vt100::Parser::new(size(200), size(100), 0);
+    term.process(&raw);
+    let screen: Vec<String> = term.screen().rows(0, 100).collect();
+    let text = screen.join("\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("canary: node 1001"), "no canary prompt:\n{text}");
+    for node in [1001, 1002, 1003] {
+        let shown = screen
+            .iter()
+            .filter(|l| l.contains(&format!("node {node}")) && l.contains("✓ upgraded"))
+            .count();
+        assert_eq!(shown, 1, "node {node}'s line shown {shown} times:\n{text}");
+    }
+    rollout_was_safe(&sim.events()).unwrap();
+}
