@@ -97,6 +97,11 @@ pub enum Command {
         after_help = "Examples:\n  wkctl rollback --node 1002\n  wkctl rollback --node 1002 --yes --json\n\nRefused while any other node is down. Exit: 0 rolled back, 1 refused or failed, 2 bad input."
     )]
     Rollback(RollbackArgs),
+    /// Ordered cold start of a broken cluster (#310): stop all, start 1001 alone, then one at a time
+    #[command(
+        after_help = "Only for a cluster `check` shows broken (membership mismatch, no controller, nodes that do not see each other); a healthy cluster is restarted with `wkctl restart`.\n\nExamples:\n  wkctl recover --dry-run\n  wkctl recover --yes-full-outage\n  wkctl recover --resume --yes-full-outage\n\nExit: 0 recovered, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
+    )]
+    Recover(RecoverArgs),
     /// The cluster as it really is, held against the manifest
     #[command(
         after_help = "Examples:\n  wkctl status\n  wkctl status --watch\n  wkctl status --json"
@@ -273,6 +278,31 @@ pub struct RollbackArgs {
     /// Do not ask for confirmation (required without a terminal)
     #[arg(short, long, env = "WKCTL_YES", value_parser = boolish())]
     pub yes: bool,
+    /// JSON Lines events on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Take the cluster lock even if another run seems to hold it
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Directory for state and lock [default: .wkctl next to the manifest]
+    #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Accept the full outage: every node is stopped (required without a terminal)
+    #[arg(long)]
+    pub yes_full_outage: bool,
+    /// Print the ordered plan and touch nothing
+    #[arg(long, conflicts_with_all = ["resume", "discard"])]
+    pub dry_run: bool,
+    /// Continue the unfinished recover run from its step
+    #[arg(long)]
+    pub resume: bool,
+    /// Forget the unfinished recover run (its state is kept aside)
+    #[arg(long, conflicts_with = "resume")]
+    pub discard: bool,
     /// JSON Lines events on stdout
     #[arg(long)]
     pub json: bool,
