@@ -224,13 +224,14 @@ impl Cluster {
         });
         if all {
             self.split = None;
-            let e = self.emit(now, None, "split");
-            e.to = Some("healed".into());
-            e.detail = Some(format!(
+            let detail = format!(
                 "{} of {} nodes in one cluster",
                 self.config.nodes.len(),
                 self.nodes.len()
-            ));
+            );
+            let e = self.emit(now, None, "split");
+            e.to = Some("healed".into());
+            e.detail = Some(detail);
         }
     }
 }
