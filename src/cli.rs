@@ -98,6 +98,17 @@ pub enum Command {
     )]
     Rollback(RollbackArgs),
     /// Ordered cold start of a broken cluster (#310): stop all, start 1001 alone, then one at a time
+    ///
+    /// The maintainers' procedure for a cluster whose nodes no longer see each other (the
+    /// console shows 1 node of 3 after every node was restarted at once, upstream #310, #408):
+    /// doctor's report is saved beside the state, every node is stopped in reverse id order,
+    /// the lowest id is started alone until its API answers, the next until a controller is
+    /// elected and both are Joined, each other one at a time until it is online, Joined and
+    /// caught up (gate signals D and E), and the run ends when the cluster is settled (F)
+    /// with every manifest node a member. It is a full outage: it names every node, asks on
+    /// a terminal, and needs `--yes-full-outage` otherwise. Refused on a healthy cluster and
+    /// while an unfinished upgrade exists; takes the upgrade's locks; `--resume` continues
+    /// from the saved step, observing a node before re-running its interrupted step.
     #[command(
         after_help = "Only for a cluster `check` shows broken (membership mismatch, no controller, nodes that do not see each other); a healthy cluster is restarted with `wkctl restart`.\n\nExamples:\n  wkctl recover --dry-run\n  wkctl recover --yes-full-outage\n  wkctl recover --resume --yes-full-outage\n\nExit: 0 recovered, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
     )]

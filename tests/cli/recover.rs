@@ -79,6 +79,9 @@ fn assert_maintainers_order(events: &[Value]) {
     let seeded = position(events, "1001 seeding", |e| {
         is(e, "split", 1001, Some("seeded"))
     });
+    let api_1001 = position(events, "1001's API open", |e| {
+        is(e, "state", 1001, Some("stale"))
+    });
     let back_1001 = position(events, "1001 rejoined", |e| is(e, "rejoined", 1001, None));
     let boot_1002 = position(events, "1002 start", |e| {
         is(e, "state", 1002, Some("booting"))
@@ -93,12 +96,25 @@ fn assert_maintainers_order(events: &[Value]) {
     let healed = position(events, "the split healed", |e| {
         e["kind"] == "split" && e["to"] == "healed"
     });
-    assert!(seeded < back_1001 && back_1001 < boot_1002, "1002 after 1001 was back");
+    let log = || {
+        events
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Step 3 waits for 1001's API only; step 4 for the controller and both Joined.
+    assert!(
+        seeded < api_1001 && api_1001 < boot_1002 && back_1001 < joined_1002,
+        "1002 started after 1001's API answered:\n{}",
+        log()
+    );
     assert!(
         joined_1002 < boot_1003 && back_1002 < boot_1003,
-        "1003 after 1002 joined and caught up"
+        "1003 after 1002 joined and caught up:\n{}",
+        log()
     );
-    assert!(boot_1003 < healed);
+    assert!(boot_1003 < healed, "{}", log());
     assert!(
         !events.iter().any(|e| e["kind"] == "split" && e["to"] == "island"),
         "no node came up alone during the recovery"
@@ -119,6 +135,16 @@ fn three_of_three(sim: &Sim) {
 #[test]
 fn recovers_the_310_state_to_three_of_three_in_the_maintainers_order() {
     let (sim, ws) = broken();
+    // What `upgrade` refuses: the live check blocks on the membership mismatch.
+    let check = ws.run(&["check", "--to", "v2.1.2", "--json"], &[]);
+    assert_eq!(check.code, 1, "{}", check.all());
+    assert!(
+        crate::support::finding_ids(&check.json())
+            .iter()
+            .any(|(id, _)| id == "cluster.membership_mismatch"),
+        "{}",
+        check.all()
+    );
     let mark = sim.events().len();
     let r = ws.run(&["recover", "--yes-full-outage", "--json"], &[]);
     assert_eq!(r.code, 0, "{}", r.all());
