@@ -262,8 +262,8 @@ impl RecoverRun<'_> {
     async fn took_effect(&self, id: u64, kind: PlanStepKind) -> Option<String> {
         let poll = self.ctx.manifest.policy.poll_interval;
         for _ in 0..START_PATIENCE_POLLS {
-            let view = probe::observe_scoped(&self.client, &self.ctx.manifest, Scope::Focus(id))
-                .await;
+            let view =
+                probe::observe_scoped(&self.client, &self.ctx.manifest, Scope::Focus(id)).await;
             let n = view.node(id)?;
             match kind {
                 PlanStepKind::Stop if gate::is_down(n) => {
@@ -292,12 +292,7 @@ impl RecoverRun<'_> {
         let mut last: Option<(Option<Signal>, String)> = None;
         loop {
             let view = self.observe().await;
-            match wait_state(
-                step.wait,
-                &view,
-                &self.ctx.manifest,
-                &self.plan.versions,
-            ) {
+            match wait_state(step.wait, &view, &self.ctx.manifest, &self.plan.versions) {
                 Ok(()) => {
                     if step.kind == RecoverStepKind::Start
                         && let Some(id) = step.node
@@ -400,7 +395,11 @@ impl RecoverRun<'_> {
         Ok(Outcome::No)
     }
 
-    async fn interrupted(&mut self, step: &RecoverStep, started: Instant) -> anyhow::Result<Outcome> {
+    async fn interrupted(
+        &mut self,
+        step: &RecoverStep,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
         self.state.status = RecoverStatus::Interrupted;
         self.save()?;
         self.emit(&Event::Interrupted {

@@ -265,10 +265,7 @@ pub fn versions(
     for v in live.values().flatten() {
         *count.entry(v.to_string()).or_default() += 1;
     }
-    let common = count
-        .into_iter()
-        .max_by_key(|(_, n)| *n)
-        .map(|(v, _)| v);
+    let common = count.into_iter().max_by_key(|(_, n)| *n).map(|(v, _)| v);
     manifest
         .nodes
         .iter()

@@ -106,10 +106,7 @@ impl Cluster {
         match split.stage {
             SplitStage::Broken => {
                 let lowest = split.members.iter().min().copied() == Some(id);
-                let alone = self
-                    .nodes
-                    .iter()
-                    .all(|n| n.id == id || !n.phase.running());
+                let alone = self.nodes.iter().all(|n| n.id == id || !n.phase.running());
                 if lowest && alone {
                     SplitRole::Seed
                 } else {

@@ -123,7 +123,11 @@ fn ordered_cold_start_brings_it_back_to_three_of_three() {
     let now = stop_all(&mut c, now);
     c.start(1001, None, now).unwrap();
     let now = run_for(&mut c, now, 10_000);
-    assert_eq!(c.controller(), Some(1001), "the seed leads the rebuilt cluster");
+    assert_eq!(
+        c.controller(),
+        Some(1001),
+        "the seed leads the rebuilt cluster"
+    );
     assert_eq!(seen_by(&c, 1001, now), vec![1001]);
     c.start(1002, None, now).unwrap();
     let now = run_for(&mut c, now, 15_000);

@@ -116,7 +116,9 @@ fn assert_maintainers_order(events: &[Value]) {
     );
     assert!(boot_1003 < healed, "{}", log());
     assert!(
-        !events.iter().any(|e| e["kind"] == "split" && e["to"] == "island"),
+        !events
+            .iter()
+            .any(|e| e["kind"] == "split" && e["to"] == "island"),
         "no node came up alone during the recovery"
     );
 }
@@ -169,7 +171,9 @@ fn recovers_the_310_state_to_three_of_three_in_the_maintainers_order() {
         .collect();
     assert_eq!(
         steps,
-        ["doctor", "stop", "stop", "stop", "start", "start", "start", "settle"]
+        [
+            "doctor", "stop", "stop", "stop", "start", "start", "start", "settle"
+        ]
     );
 
     // Step 1's doctor report, beside the state, read on the broken cluster.
@@ -232,9 +236,17 @@ fn refuses_the_full_outage_without_confirmation_off_a_terminal() {
     let mark = ctl_events(&sim).len();
     let r = ws.run(&["recover"], &[]);
     assert_eq!(r.code, 2, "{}", r.all());
-    let lines: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
     assert_eq!(lines.len(), 1, "{}", r.all());
-    assert!(lines[0].contains("1001, 1002, 1003"), "names every node: {}", lines[0]);
+    assert!(
+        lines[0].contains("1001, 1002, 1003"),
+        "names every node: {}",
+        lines[0]
+    );
     assert!(r.stderr.contains("hint:") && r.stderr.contains("--yes-full-outage"));
     assert_eq!(ctl_events(&sim).len(), mark, "nothing touched");
     assert!(!ws.state_base().join("t").join("recover.json").exists());
@@ -301,7 +313,9 @@ fn kill_9_mid_recover_then_resume_finishes_without_a_second_start() {
     assert_eq!(r.code, 0, "{}", r.all());
     let lines = r.lines();
     assert!(
-        lines.iter().any(|l| l["type"] == "step_skipped" && l["data"]["node"] == 1002),
+        lines
+            .iter()
+            .any(|l| l["type"] == "step_skipped" && l["data"]["node"] == 1002),
         "the interrupted start was observed, not re-run:\n{}",
         r.all()
     );
@@ -311,7 +325,9 @@ fn kill_9_mid_recover_then_resume_finishes_without_a_second_start() {
     let starts_1002 = events
         .iter()
         .filter(|e| {
-            e["kind"] == "ctl" && e["node"] == 1002 && e["detail"].as_str().is_some_and(|d| d.starts_with("start"))
+            e["kind"] == "ctl"
+                && e["node"] == 1002
+                && e["detail"].as_str().is_some_and(|d| d.starts_with("start"))
         })
         .count();
     assert_eq!(starts_1002, 1, "1002 started once");
