@@ -4,6 +4,7 @@
 //! `--yes-full-outage`; the team lock and the state directory of `upgrade`, its own state
 //! file (`recover.json`) with a step cursor for `--resume`.
 
+use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -233,9 +234,9 @@ fn print_plan(plan: &RecoverPlan, p: &Printer, json: bool) -> anyhow::Result<()>
         list(&plan.nodes)
     );
     for (i, s) in plan.steps.iter().enumerate() {
-        out.push_str(&format!("  {}. {}\n", i + 1, s.what));
+        let _ = writeln!(out, "  {}. {}", i + 1, s.what);
         if let Some(c) = &s.command {
-            out.push_str(&format!("       $ {c}\n"));
+            let _ = writeln!(out, "       $ {c}");
         }
     }
     p.out(out.trim_end())?;

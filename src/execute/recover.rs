@@ -26,7 +26,7 @@ use crate::transport::{self, Transport};
 
 /// A resumed `start` gets this many polls for the node to answer before it is run again.
 const START_PATIENCE_POLLS: u32 = 5;
-const RUN_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+const RUN_STEP_TIMEOUT: Duration = Duration::from_mins(1);
 
 /// How a step ended when it did not succeed.
 enum End {
@@ -352,19 +352,18 @@ impl RecoverRun<'_> {
         started: Instant,
     ) -> anyhow::Result<Outcome> {
         // A step of the whole cluster shows the logs of the first node not back in it.
-        let id = match step.node {
-            Some(id) => id,
-            None => {
-                let view = self.observe().await;
-                let members = view.membership.clone().unwrap_or_default();
-                self.plan
-                    .nodes
-                    .iter()
-                    .copied()
-                    .find(|id| !members.contains(id))
-                    .or_else(|| self.plan.nodes.first().copied())
-                    .unwrap_or_default()
-            }
+        let id = if let Some(id) = step.node {
+            id
+        } else {
+            let view = self.observe().await;
+            let members = view.membership.clone().unwrap_or_default();
+            self.plan
+                .nodes
+                .iter()
+                .copied()
+                .find(|id| !members.contains(id))
+                .or_else(|| self.plan.nodes.first().copied())
+                .unwrap_or_default()
         };
         let logs = match self.plan.logs.get(&id) {
             Some(cmd) => logs_tail(&self.ctx.manifest, id, cmd).await,

@@ -433,6 +433,15 @@ impl RecoverState {
     }
 }
 
+/// The unfinished `wkctl recover` run of a state directory, if any: `upgrade` does not
+/// start while one exists (its nodes may be stopped).
+pub fn unfinished(dir: &crate::state::StateDir) -> Option<RecoverState> {
+    let text = std::fs::read_to_string(dir.root.join(STATE_FILE)).ok()?;
+    serde_json::from_str::<RecoverState>(&text)
+        .ok()
+        .filter(|s| s.status.unfinished())
+}
+
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;

@@ -49,11 +49,11 @@ fn a_settled_cluster_is_not_broken_and_the_310_view_is() {
 
 #[test]
 fn the_plan_stops_in_reverse_and_starts_1001_first_one_at_a_time() {
+    use RecoverStepKind::{Doctor, Settle, Start, Stop};
     let m = manifest(&[1002, 1003, 1001]);
     let plan = build(&m, &sim_playbook(), &versions()).unwrap();
     let order: Vec<(RecoverStepKind, Option<u64>)> =
         plan.steps.iter().map(|s| (s.kind, s.node)).collect();
-    use RecoverStepKind::{Doctor, Settle, Start, Stop};
     assert_eq!(
         order,
         vec![

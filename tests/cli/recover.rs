@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::harness::{Sim, SimOpts};
 use crate::support::{Opts, Ws, ctl_events, ctl_ok};
 
-const T: Duration = Duration::from_secs(60);
+const T: Duration = Duration::from_mins(1);
 const IDS: [u64; 3] = [1001, 1002, 1003];
 const TO: &str = "v2.1.2-20250120";
 
@@ -308,6 +308,13 @@ fn kill_9_mid_recover_then_resume_finishes_without_a_second_start() {
     let plain = ws.run(&["recover", "--yes-full-outage"], &[]);
     assert_eq!(plain.code, 1, "{}", plain.all());
     assert!(plain.stderr.contains("--resume"), "{}", plain.all());
+    let up = ws.run(&["upgrade", "--to", "v2.1.2", "--yes"], &[]);
+    assert_eq!(up.code, 1, "{}", up.all());
+    assert!(
+        up.stderr.contains("`wkctl recover --resume`"),
+        "{}",
+        up.all()
+    );
 
     let r = ws.run(&["recover", "--resume", "--yes-full-outage", "--json"], &[]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -332,4 +339,24 @@ fn kill_9_mid_recover_then_resume_finishes_without_a_second_start() {
         .count();
     assert_eq!(starts_1002, 1, "1002 started once");
     three_of_three(&sim);
+}
+
+#[test]
+fn refuses_while_an_unfinished_upgrade_run_exists() {
+    let sim = Sim::start(SimOpts::default());
+    sim.wait_until("the cluster settles", T, |s| {
+        s.state()["cluster_settled"] == true
+    });
+    let ws = Ws::new(&sim, &Opts::default());
+    let mut up = ws.spawn(&["upgrade", "--to", "v2.1.2", "--yes", "--json"], &[]);
+    up.wait_for("1001's stop", T, |v| {
+        v["type"] == "step_finished" && v["data"]["step"] == "stop"
+    });
+    up.kill9();
+    let mark = ctl_events(&sim).len();
+    let r = ws.run(&["recover", "--yes-full-outage"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("unfinished upgrade run"), "{}", r.all());
+    assert!(r.stderr.contains("`wkctl upgrade --resume`"), "{}", r.all());
+    assert_eq!(ctl_events(&sim).len(), mark, "nothing touched");
 }
