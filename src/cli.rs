@@ -97,6 +97,22 @@ pub enum Command {
         after_help = "Examples:\n  wkctl rollback --node 1002\n  wkctl rollback --node 1002 --yes --json\n\nRefused while any other node is down. Exit: 0 rolled back, 1 refused or failed, 2 bad input."
     )]
     Rollback(RollbackArgs),
+    /// Ordered cold start of a broken cluster (#310): stop all, start 1001 alone, then one at a time
+    ///
+    /// The maintainers' procedure for a cluster whose nodes no longer see each other (the
+    /// console shows 1 node of 3 after every node was restarted at once, upstream #310, #408):
+    /// doctor's report is saved beside the state, every node is stopped in reverse id order,
+    /// the lowest id is started alone until its API answers, the next until a controller is
+    /// elected and both are Joined, each other one at a time until it is online, Joined and
+    /// caught up (gate signals D and E), and the run ends when the cluster is settled (F)
+    /// with every manifest node a member. It is a full outage: it names every node, asks on
+    /// a terminal, and needs `--yes-full-outage` otherwise. Refused on a healthy cluster and
+    /// while an unfinished upgrade exists; takes the upgrade's locks; `--resume` continues
+    /// from the saved step, observing a node before re-running its interrupted step.
+    #[command(
+        after_help = "Only for a cluster `check` shows broken (membership mismatch, no controller, nodes that do not see each other); a healthy cluster is restarted with `wkctl restart`.\n\nExamples:\n  wkctl recover --dry-run\n  wkctl recover --yes-full-outage\n  wkctl recover --resume --yes-full-outage\n\nExit: 0 recovered, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
+    )]
+    Recover(RecoverArgs),
     /// The cluster as it really is, held against the manifest
     #[command(
         after_help = "Examples:\n  wkctl status\n  wkctl status --watch\n  wkctl status --json"
@@ -273,6 +289,31 @@ pub struct RollbackArgs {
     /// Do not ask for confirmation (required without a terminal)
     #[arg(short, long, env = "WKCTL_YES", value_parser = boolish())]
     pub yes: bool,
+    /// JSON Lines events on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Take the cluster lock even if another run seems to hold it
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Directory for state and lock [default: .wkctl next to the manifest]
+    #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Accept the full outage: every node is stopped (required without a terminal)
+    #[arg(long)]
+    pub yes_full_outage: bool,
+    /// Print the ordered plan and touch nothing
+    #[arg(long, conflicts_with_all = ["resume", "discard"])]
+    pub dry_run: bool,
+    /// Continue the unfinished recover run from its step
+    #[arg(long)]
+    pub resume: bool,
+    /// Forget the unfinished recover run (its state is kept aside)
+    #[arg(long, conflicts_with = "resume")]
+    pub discard: bool,
     /// JSON Lines events on stdout
     #[arg(long)]
     pub json: bool,

@@ -130,6 +130,25 @@ pub enum Event {
     StopRequested {
         message: String,
     },
+    /// `wkctl recover`: one step of the ordered cold start begins (issue #19).
+    RecoverStep {
+        index: usize,
+        total: usize,
+        step: crate::recover::RecoverStepKind,
+        node: Option<u64>,
+        what: String,
+    },
+    /// `wkctl recover`: the end of the run (its last event, instead of `summary`).
+    RecoverFinished {
+        ok: bool,
+        status: crate::recover::RecoverStatus,
+        cluster: String,
+        /// Nodes the cluster reports at the end, of the manifest's `nodes`.
+        members: usize,
+        nodes: usize,
+        duration_s: f64,
+        doctor_report: Option<String>,
+    },
     Summary(Summary),
 }
 
@@ -622,6 +641,29 @@ pub fn plain_line(event: &Event) -> Option<String> {
         },
         Event::Interrupted { message, .. } => format!("interrupted: {message}"),
         Event::StopRequested { message } => message.clone(),
+        Event::RecoverStep {
+            index,
+            total,
+            node,
+            what,
+            ..
+        } => match node {
+            Some(n) => format!("[{index}/{total}] node {n}: {what}"),
+            None => format!("[{index}/{total}] {what}"),
+        },
+        Event::RecoverFinished {
+            ok,
+            members,
+            nodes,
+            cluster,
+            ..
+        } => {
+            if *ok {
+                format!("recovered `{cluster}`: {members} of {nodes} nodes in one cluster")
+            } else {
+                format!("`{cluster}` not recovered: {members} of {nodes} nodes seen")
+            }
+        }
         Event::Summary(_) => return None,
     })
 }

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod planfile;
 pub mod playbook;
 pub mod probe;
+pub mod recover;
 pub mod releases;
 pub mod schema;
 pub mod sim;
@@ -57,6 +58,7 @@ pub fn wants_json(command: &Command) -> bool {
         Command::History(a) => a.json,
         Command::Demo(a) => a.json,
         Command::Rollback(a) => a.json,
+        Command::Recover(a) => a.json,
         _ => false,
     }
 }
@@ -72,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Releases(a) => commands::releases::run(a, &p),
         Command::Upgrade(a) => Box::pin(commands::upgrade::run(&cli.global, a, &p)).await,
         Command::Rollback(a) => commands::rollback::run(&cli.global, a, &p).await,
+        Command::Recover(a) => Box::pin(commands::recover::run(&cli.global, a, &p)).await,
         Command::Status(a) => commands::status::run(&cli.global, a, &p).await,
         Command::Smoke(a) => commands::smoke::run(&cli.global, a, &p).await,
         Command::Demo(a) => Box::pin(commands::demo::run(&cli.global, a, &p)).await,

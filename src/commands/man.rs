@@ -208,6 +208,20 @@ fn files(s: &mut String, sub: Option<&str>) {
     ] {
         let _ = writeln!(s, ".TP\n\\fI{}\\fR\n{}", esc(path), esc(what));
     }
+    if sub == Some("recover") {
+        for (path, what) in [
+            (
+                ".wkctl/<name>/recover.json",
+                "The recover run: the versions the nodes are started with and the step cursor --resume continues from.",
+            ),
+            (
+                ".wkctl/<name>/doctor-<ms>.json",
+                "The doctor report (JSON) collected by step 1, before anything is stopped.",
+            ),
+        ] {
+            let _ = writeln!(s, ".TP\n\\fI{}\\fR\n{}", esc(path), esc(what));
+        }
+    }
 }
 
 /// Escapes text for roff: backslashes, hyphens (so they stay ASCII) and a leading dot.

@@ -11,6 +11,7 @@ pub mod init;
 pub mod live;
 pub mod man;
 pub mod plan;
+pub mod recover;
 pub mod releases;
 pub mod rollback;
 pub mod select;

@@ -40,6 +40,17 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         dir.ensure_writable()?;
     }
     let previous = dir.load()?;
+    if let Some(r) = crate::recover::unfinished(&dir).filter(|_| !args.dry_run) {
+        return Err(WkError::no(
+            format!(
+                "an unfinished `wkctl recover` run of `{}` exists (stopped before step {} of its cold start)",
+                ctx.manifest.name,
+                r.cursor + 1
+            ),
+            "finish it with `wkctl recover --resume` or drop it with `wkctl recover --discard`, then upgrade",
+        )
+        .into());
+    }
     // `--plan FILE` (or resuming a run started from one): the target and rules are the plan's.
     let plan_run = super::apply_plan::load(args, &dir, previous.as_ref(), p)?;
     let (target, rules) = match &plan_run {

@@ -18,6 +18,20 @@ const LOG_TAIL_LINES: usize = 40;
 /// The `logs` step gets this long.
 const LOGS_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Runs a node's rendered `logs` command on its host; the tail of its output (also used
+/// by `wkctl recover`).
+pub(crate) async fn logs_tail(
+    manifest: &crate::manifest::Manifest,
+    id: u64,
+    cmd: &str,
+) -> Option<String> {
+    let node = manifest.node(id)?;
+    let out = transport::run(&Transport::for_node(manifest, node), cmd, LOGS_TIMEOUT)
+        .await
+        .ok()?;
+    Some(out.tail(LOG_TAIL_LINES))
+}
+
 impl Runner<'_> {
     pub(super) fn interrupted(
         &mut self,
@@ -128,16 +142,8 @@ impl Runner<'_> {
 
     /// The plan's `logs` command for the node, its output's tail.
     async fn node_logs(&self, pn: &PlannedNode) -> Option<String> {
-        let node = self.ctx.manifest.node(pn.id)?;
         let cmd = pn.step(PlanStepKind::Logs)?.command.as_deref()?;
-        let out = transport::run(
-            &Transport::for_node(&self.ctx.manifest, node),
-            cmd,
-            LOGS_TIMEOUT,
-        )
-        .await
-        .ok()?;
-        Some(out.tail(LOG_TAIL_LINES))
+        logs_tail(&self.ctx.manifest, pn.id, cmd).await
     }
 
     fn rollback_finished(&self, id: u64, ok: bool, reason: Option<String>) {

@@ -10,6 +10,7 @@
 
 mod failure;
 mod interrupt;
+pub mod recover;
 mod smoke;
 mod summary;
 mod watch;

@@ -150,6 +150,12 @@ pub enum CtlCmd {
         #[arg(long)]
         version: Option<String>,
     },
+    /// Stop every node at once, then start them all together (optionally on VERSION): across
+    /// the v2.1.0/v2.1.1 rewrite this leaves each node in a cluster of its own (#310)
+    RestartAll {
+        #[arg(long)]
+        version: Option<String>,
+    },
     /// Inject a fault: never-starts | crash-loop | wrong-version | slow-start SECS | no-rejoin |
     /// slow-rejoin SECS | slow-catch-up SECS | slow-migrate SECS | slow-join SECS (these act at
     /// the next start) | stuck-joining | blackhole | http500 | partition | token NEWTOKEN |

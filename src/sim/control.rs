@@ -86,6 +86,12 @@ pub struct CtlReq {
 }
 
 async fn ctl(State(s): St, axum::Json(req): axum::Json<CtlReq>) -> Response {
+    if req.cmd == "restart-all" {
+        return match restart_all(&s, req.version.as_deref()).await {
+            Ok(()) => ok(""),
+            Err(e) => fail(StatusCode::BAD_REQUEST, &e),
+        };
+    }
     let node = req.node;
     if s.model.lock().expect("model lock").node(node).is_none() {
         // ok: poisoned only after a panic elsewhere
@@ -129,9 +135,39 @@ async fn ctl(State(s): St, axum::Json(req): axum::Json<CtlReq>) -> Response {
     }
 }
 
+/// `restart-all`: every node stopped at once (graceful), then all started together on
+/// `version` (#310: "all down, then up" after editing the image tag; `split.rs`).
+async fn restart_all(s: &Arc<Shared>, version: Option<&str>) -> Result<(), String> {
+    let version = version.map(Build::parse).transpose()?;
+    let detail = version
+        .as_ref()
+        .map_or_else(|| "restart-all".to_string(), |v| format!("restart-all {v}"));
+    s.apply(|c, now| c.record_ctl(now, None, &detail));
+    let ids: Vec<u64> = s
+        .model
+        .lock()
+        .expect("model lock") // ok: poisoned only after a panic elsewhere
+        .nodes
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    for id in &ids {
+        s.apply(|c, now| c.stop(*id, now))?;
+    }
+    for id in &ids {
+        wait_down(s, *id).await?;
+    }
+    s.apply(|c, now| c.start_all(version.as_ref(), now))
+}
+
 /// Graceful stop; returns once the model says stopped and the API port refuses connections.
 async fn stop(s: &Arc<Shared>, node: u64) -> Result<(), String> {
     s.apply(|c, now| c.stop(node, now))?;
+    wait_down(s, node).await
+}
+
+/// Returns once the model says `node` is down and its API port refuses connections.
+async fn wait_down(s: &Arc<Shared>, node: u64) -> Result<(), String> {
     let down = |c: &super::model::Cluster| {
         c.node(node)
             .is_some_and(|n| matches!(n.phase, Phase::Stopped | Phase::Crashed))

@@ -72,6 +72,11 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<String> {
                 .await
                 .map(|_| String::new())?
         }
+        CtlCmd::RestartAll { version } => {
+            send(command("restart-all", 0, json!({"version": version})))
+                .await
+                .map(|_| String::new())?
+        }
         CtlCmd::Fault { node, kind, args } => {
             send(command("fault", node, json!({"kind": kind, "args": args})))
                 .await

@@ -29,6 +29,7 @@ mod model_faults;
 pub mod serve;
 pub mod server;
 pub mod shared;
+pub mod split;
 mod timeline;
 pub mod views;
 pub mod views_cluster;

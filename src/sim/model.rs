@@ -56,6 +56,8 @@ pub struct Node {
     pub disconnected_since: Option<u64>,
     pub faults: Faults,
     pub log: Vec<String>,
+    /// Answers from a cluster of its own, reaching no peer (the #310 state, `split.rs`).
+    pub island: bool,
 }
 
 impl Node {
@@ -65,7 +67,7 @@ impl Node {
     }
     /// Process up, API open and able to talk to peers: counts for a config-raft quorum.
     pub fn alive(&self) -> bool {
-        self.phase.api_open() && !self.faults.partition && !self.faults.no_rejoin
+        self.phase.api_open() && !self.faults.partition && !self.faults.no_rejoin && !self.island
     }
 }
 
@@ -136,6 +138,10 @@ pub struct Cluster {
     pub(super) info_cache: Option<(u64, Arc<str>)>,
     /// Clients, message counters and stored messages (`clients.rs`, issue #18).
     pub traffic: super::clients::Traffic,
+    /// The #310 state and its recovery (`split.rs`); `None` = one cluster.
+    pub split: Option<super::split::Split>,
+    /// `start_all` is starting every node at once.
+    pub(super) together: bool,
 }
 
 /// Identity of one node given to `Cluster::new`.
@@ -173,6 +179,7 @@ impl Cluster {
                 disconnected_since: None,
                 faults: Faults::default(),
                 log: Vec::new(),
+                island: false,
             })
             .collect();
         let mut c = Cluster {
@@ -191,6 +198,8 @@ impl Cluster {
             dirty: BTreeSet::new(),
             info_cache: None,
             traffic: super::clients::Traffic::default(),
+            split: None,
+            together: false,
         };
         c.traffic.pending = c.traffic.per_node * joined.min(specs.len()) as u64;
         let created = c.wall_secs(now);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::faults::ms;
 use super::model::{Build, Cluster, Phase, Timer, View, node_status, timing};
+use super::split::SplitRole;
 
 impl Cluster {
     pub(super) fn fire(&mut self, t: Timer, now: u64) {
@@ -151,8 +152,14 @@ impl Cluster {
         n.stopping = false;
         n.started_at = now;
         let (g, faults) = (n.generation, n.faults.clone());
+        n.island = false;
         let version = n.version.clone();
         self.set_phase(id, Phase::Booting, now);
+        match self.split_role_at_boot(id) {
+            SplitRole::Seed => self.seed(id, now),
+            SplitRole::Island => self.become_island(id, now),
+            SplitRole::Normal => {}
+        }
         let v = self.version_string(&version);
         self.log(id, now, "INFO", "【Server】WuKongIM is Starting...");
         self.log(id, now, "INFO", &format!("Version: {v}"));
@@ -190,6 +197,10 @@ impl Cluster {
         }
         if faults.crash_loop {
             self.schedule(now + timing::CRASH_AFTER_API, Timer::Crash(id, g));
+        }
+        if self.node(id).is_some_and(|n| n.island) {
+            // #310: it believes it is the whole cluster and never looks for its peers.
+            return;
         }
         if faults.no_rejoin || faults.partition {
             self.log(id, now, "WARN", "connect not authed");
@@ -349,6 +360,12 @@ impl Cluster {
             self.schedule(now + timing::RETRY * 2, Timer::Rejoin(id, g));
             return;
         }
+        if self.split_role_at_rejoin(id) == SplitRole::Island {
+            // #408: it reached the rebuilt cluster while another node was joining.
+            self.node_mut(id).connected = false;
+            self.become_island(id, now);
+            return;
+        }
         let n = self.node_mut(id);
         n.knows_controller = true;
         n.disconnected_since = None;
@@ -506,6 +523,7 @@ impl Cluster {
         if self.rejoined(id) {
             self.emit(now, Some(id), "rejoined").detail =
                 Some(format!("config_version {}", self.config.version));
+            self.check_split_healed(now);
         }
         let balance = self
             .config

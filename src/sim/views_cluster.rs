@@ -21,6 +21,23 @@ fn via_controller(
     local: impl FnOnce(&mut Cluster) -> Reply,
 ) -> Reply {
     let n = c.node(id).expect("caller checked"); // ok: internal invariant
+    if n.island {
+        // #310: an island is its own controller and answers from its own config.
+        return match (&n.view, path) {
+            (super::model::View::Frozen(own), "/cluster/info") => Reply {
+                status: 200,
+                body: info_json(own),
+                json: true,
+                delay: 0,
+                hang: None,
+            },
+            (super::model::View::Frozen(own), "/cluster/allslot") => {
+                let data: Vec<Value> = own.slots.iter().map(slot_resp).collect();
+                Reply::json(200, &json!({"total": data.len(), "data": data}))
+            }
+            _ => Reply::err("leader not found"),
+        };
+    }
     match c.controller() {
         Some(ctrl) if n.knows_controller && n.connected => {
             if ctrl == id {

@@ -20,6 +20,7 @@ mod operator;
 mod operator2;
 mod planfile;
 mod playbooks;
+mod recover;
 mod recovery;
 mod review;
 mod scale;

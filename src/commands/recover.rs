@@ -1,0 +1,265 @@
+//! `wkctl recover` (issue #19 point 2): the maintainers' ordered cold start of a cluster
+//! that is already broken (#310, #408; facts §4, §5.4, §12). Only when `check`'s
+//! observation shows it broken; a deliberate full outage, confirmed on a terminal or with
+//! `--yes-full-outage`; the team lock and the state directory of `upgrade`, its own state
+//! file (`recover.json`) with a step cursor for `--resume`.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::checks;
+use crate::cli::{Global, RecoverArgs};
+use crate::commands::{Context, confirm, live, manifest_dir, status, upgrade};
+use crate::error::{Outcome, WkError};
+use crate::events::Reporter;
+use crate::execute::Interrupt;
+use crate::execute::recover::{RecoverRun, state_path};
+use crate::manifest;
+use crate::output::Printer;
+use crate::recover::{self, RecoverPlan, RecoverState};
+use crate::state::{self, StateDir, Takeover, now_ms};
+
+fn state_dir(global: &Global, explicit: Option<&PathBuf>, cluster: &str) -> StateDir {
+    let base = explicit.cloned().unwrap_or_else(|| {
+        let m = manifest::resolve_path(global.manifest.as_deref());
+        manifest_dir(&m).join(".wkctl")
+    });
+    StateDir::new(&base, cluster)
+}
+
+fn load_state(dir: &StateDir) -> Result<Option<RecoverState>, WkError> {
+    let path = state_path(dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(WkError::input(
+                format!("cannot read `{}`: {e}", path.display()),
+                "check the file's permissions",
+            ));
+        }
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        WkError::input(
+            format!(
+                "`{}` is not a valid wkctl recover state file: {e}",
+                path.display()
+            ),
+            "move it away to start over (`wkctl recover --discard` keeps a copy)",
+        )
+    })
+}
+
+fn list(ids: &[u64]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Result<Outcome> {
+    let ctx = Context::load(global)?;
+    let dir = state_dir(global, args.state_dir.as_ref(), &ctx.manifest.name);
+    if args.discard {
+        return discard(&dir, args, p);
+    }
+    if !args.dry_run {
+        dir.ensure_writable()?;
+    }
+    // One run at a time: an unfinished upgrade owns the cluster until it is resumed or
+    // discarded (its nodes may be half way).
+    if let Some(st) = dir.load()?.filter(|st| st.status.unfinished()) {
+        return Err(WkError::no(
+            format!(
+                "an unfinished upgrade run of `{}` to {} exists",
+                ctx.manifest.name, st.to
+            ),
+            "finish it with `wkctl upgrade --resume` or drop it with `wkctl upgrade --discard`, then recover",
+        )
+        .into());
+    }
+    let previous = load_state(&dir)?.filter(|st| st.status.unfinished());
+    match (&previous, args.resume) {
+        (None, true) => {
+            return Err(WkError::no(
+                "no unfinished recover run to resume",
+                "start one with `wkctl recover --yes-full-outage`",
+            )
+            .into());
+        }
+        (Some(st), false) if !args.dry_run => {
+            return Err(WkError::no(
+                format!(
+                    "an unfinished recover run of `{}` exists (stopped at step {}, {:?})",
+                    ctx.manifest.name,
+                    st.cursor + 1,
+                    st.status
+                )
+                .to_lowercase(),
+                "continue it with `wkctl recover --resume`, or drop it with `wkctl recover --discard`",
+            )
+            .into());
+        }
+        _ => {}
+    }
+
+    let (client, view) = live::observe(&ctx).await?;
+    let resumed = previous.filter(|_| args.resume);
+    let versions = match &resumed {
+        Some(st) => st.versions.clone(),
+        None => recover::versions(&ctx.manifest, &live::versions(&ctx, &view)),
+    };
+    if resumed.is_none() {
+        let findings = checks::live_findings(&ctx.manifest, &view);
+        let why = recover::broken_reasons(&view, &findings);
+        if why.is_empty() {
+            return Err(WkError::no(
+                format!(
+                    "the cluster `{}` is not broken (its nodes see each other, one controller, every manifest node a member): `recover` would stop every node for nothing",
+                    ctx.manifest.name
+                ),
+                "restart nodes one at a time, gated, with `wkctl restart`; `wkctl check` shows what wkctl sees",
+            )
+            .into());
+        }
+        for r in &why {
+            p.note(&format!("broken: {r}"));
+        }
+    }
+    let plan = recover::build(&ctx.manifest, &ctx.playbook, &versions)?;
+    if args.dry_run {
+        print_plan(&plan, p, args.json)?;
+        p.note("dry run: nothing was touched");
+        return Ok(Outcome::Success);
+    }
+
+    if !args.yes_full_outage {
+        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if !interactive || args.json {
+            return Err(WkError::input(
+                format!(
+                    "refusing a full outage without confirmation: every node of `{}` ({}) would be stopped",
+                    ctx.manifest.name,
+                    list(&plan.nodes)
+                ),
+                "review `wkctl recover --dry-run`, then pass `--yes-full-outage`",
+            )
+            .into());
+        }
+        print_plan(&plan, p, false)?;
+        let question = format!(
+            "stop every node of `{}` ({}) for an ordered cold start? this is a FULL OUTAGE [y/N] ",
+            plan.cluster,
+            list(&plan.nodes)
+        );
+        if !confirm(&question).await {
+            p.note("nothing was changed");
+            return Ok(Outcome::No);
+        }
+    }
+
+    // The locks of `upgrade`: one run per cluster wherever it is started.
+    upgrade::refuse_if_live_lock_pub(&dir, args.break_lock)?;
+    let takeover = if args.break_lock {
+        Takeover::Force
+    } else if args.resume {
+        Takeover::Stale
+    } else {
+        Takeover::Never
+    };
+    let lock = state::acquire(&dir, takeover)?;
+    let cluster_lock = state::acquire_as(
+        &upgrade::cluster_lock_dir(&ctx)?,
+        takeover,
+        state::LockOwner {
+            state_dir: Some(dir.root.display().to_string()),
+            ..state::LockOwner::me()
+        },
+    )?;
+    if let Some(o) = lock.took_over.as_ref().or(cluster_lock.took_over.as_ref()) {
+        p.note(&format!("took over the lock of {}", o.describe()));
+    }
+    p.note(&format!(
+        "full outage: stopping nodes {} of `{}`, then starting {} first",
+        list(&plan.nodes.iter().rev().copied().collect::<Vec<_>>()),
+        plan.cluster,
+        plan.nodes.first().copied().unwrap_or_default()
+    ));
+
+    let state = resumed.unwrap_or_else(|| RecoverState::new(&ctx.manifest.name, versions));
+    let reporter = Reporter::new(p, plan.nodes.len());
+    let outcome = RecoverRun {
+        ctx: &ctx,
+        plan: &plan,
+        client: client.clone(),
+        reporter: &reporter,
+        dir: dir.clone(),
+        state,
+        interrupt: Interrupt::install(),
+        break_lock: args.break_lock,
+    }
+    .run()
+    .await?;
+    drop(cluster_lock);
+    drop(lock);
+    if !args.json {
+        match outcome {
+            Outcome::Success => {
+                let view = crate::probe::observe(&client, &ctx.manifest).await;
+                p.out(&status::render(&ctx, &view, &[], p))?;
+                p.out(&p.green(&format!(
+                    "`{}` recovered: {} of {} nodes in one cluster",
+                    plan.cluster,
+                    view.membership.as_ref().map_or(0, Vec::len),
+                    plan.nodes.len()
+                )))?;
+            }
+            _ => p.out(&p.red(
+                "not recovered: the reason is above; state saved: fix the cause, then `wkctl recover --resume`",
+            ))?,
+        }
+    }
+    Ok(outcome)
+}
+
+fn print_plan(plan: &RecoverPlan, p: &Printer, json: bool) -> anyhow::Result<()> {
+    if json {
+        p.json_doc(plan)?;
+        return Ok(());
+    }
+    let mut out = format!(
+        "ordered cold start of `{}`: a FULL OUTAGE, every node is stopped ({})\n",
+        plan.cluster,
+        list(&plan.nodes)
+    );
+    for (i, s) in plan.steps.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {}", i + 1, s.what);
+        if let Some(c) = &s.command {
+            let _ = writeln!(out, "       $ {c}");
+        }
+    }
+    p.out(out.trim_end())?;
+    Ok(())
+}
+
+fn discard(dir: &StateDir, args: &RecoverArgs, p: &Printer) -> anyhow::Result<Outcome> {
+    upgrade::refuse_if_live_lock_pub(dir, args.break_lock)?;
+    let path = state_path(dir);
+    if !path.exists() {
+        p.note("no recover run to discard");
+        return Ok(Outcome::Success);
+    }
+    let kept = dir.root.join(format!("recover-{}.json", now_ms()));
+    std::fs::rename(&path, &kept).map_err(|e| {
+        WkError::no(
+            format!("cannot move `{}` aside: {e}", path.display()),
+            "check permissions",
+        )
+    })?;
+    p.note(&format!(
+        "discarded the recover run; its state is kept at `{}`",
+        kept.display()
+    ));
+    Ok(Outcome::Success)
+}

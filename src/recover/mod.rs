@@ -1,0 +1,447 @@
+//! `wkctl recover`, the pure part: when a cluster counts as broken, the ordered cold
+//! start as a plan value, its state file (`recover.json`, a step cursor) and what each
+//! wait needs to see (issue #19 point 2).
+//!
+//! The procedure is the maintainers': after all nodes were restarted at once and the
+//! console showed 1 node of 3, "先启动1001节点，再启动其他两个节点" (start 1001 first, then
+//! the other two; #310, facts §5.4), and one at a time, the next only once the previous
+//! finished starting (#408). Waits use the gate's signals (facts §11.2): C for a
+//! controller, D for "online and Joined in the controller's view", E for a config that
+//! caught up, F for the settled cluster.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::WkError;
+use crate::finding::{Finding, FindingId};
+use crate::gate::{self, GateTarget, NodeBaseline, Signal, SignalState};
+use crate::manifest::Manifest;
+use crate::playbook::{self, Playbook, StepKind};
+use crate::probe::ClusterView;
+use crate::version::WkVersion;
+
+pub const FORMAT_VERSION: u32 = 1;
+/// `recover.json` in the cluster's state directory.
+pub const STATE_FILE: &str = "recover.json";
+
+/// Why the cluster counts as broken: the findings of `check` that an ordered cold start
+/// is for (membership mismatch, no controller, a node that answers but the controller does
+/// not see), plus several nodes each claiming the controller. Empty = not broken.
+pub fn broken_reasons(view: &ClusterView, findings: &[Finding]) -> Vec<String> {
+    let mut out: Vec<String> = findings
+        .iter()
+        .filter(|f| match f.id {
+            FindingId::ClusterMembershipMismatch | FindingId::ClusterNoController => true,
+            // Answers, yet the controller does not count it: they do not see each other.
+            FindingId::ClusterNodeOffline => f
+                .node
+                .and_then(|id| view.node(id))
+                .is_some_and(|n| n.reachable),
+            _ => false,
+        })
+        .map(|f| format!("{}: {}", f.id, f.message))
+        .collect();
+    if view.controller_claims.len() > 1 {
+        out.push(format!(
+            "nodes {} each claim to be the controller",
+            ids(&view.controller_claims)
+        ));
+    }
+    out
+}
+
+fn ids(ids: &[u64]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a step waits for before the next one begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "until", content = "nodes")]
+pub enum WaitFor {
+    /// Nothing (the doctor report).
+    Nothing,
+    /// The node's API refuses connections.
+    Down(u64),
+    /// The node's API answers (step 3: the first node).
+    ApiAnswers(u64),
+    /// A controller is elected and both nodes are online and Joined in its view (step 4).
+    ControllerAndJoined(u64, u64),
+    /// D and E of the node (step 5).
+    JoinedAndCaughtUp(u64),
+    /// F, and every manifest node a member: N of N (step 6).
+    Settled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoverStepKind {
+    /// Run doctor's collection and keep its report beside the state.
+    Doctor,
+    Stop,
+    Start,
+    /// Wait for F and N of N.
+    Settle,
+}
+
+impl RecoverStepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoverStepKind::Doctor => "doctor",
+            RecoverStepKind::Stop => "stop",
+            RecoverStepKind::Start => "start",
+            RecoverStepKind::Settle => "settle",
+        }
+    }
+}
+
+/// One step of the cold start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecoverStep {
+    pub kind: RecoverStepKind,
+    pub node: Option<u64>,
+    /// The rendered playbook command (`stop`/`start`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    pub timeout_s: f64,
+    pub wait: WaitFor,
+    /// One line for the operator.
+    pub what: String,
+}
+
+/// The whole cold start, built before anything is touched (printed by `--dry-run`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecoverPlan {
+    pub format_version: u32,
+    pub cluster: String,
+    /// Every node that will be stopped, ascending.
+    pub nodes: Vec<u64>,
+    /// The version each node is started with (what it runs now).
+    pub versions: BTreeMap<u64, String>,
+    pub steps: Vec<RecoverStep>,
+    /// The playbook's `logs` command per node (shown on failure).
+    #[serde(skip)]
+    pub logs: BTreeMap<u64, String>,
+    /// The playbook's team lock (`lock`/`unlock`, on the first node's host), as for `upgrade`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unlock: Option<String>,
+}
+
+/// Builds the plan: doctor, stop every node in reverse id order, start the lowest id and
+/// wait until its API answers, the next until a controller is elected and both are
+/// Joined, each other one at a time until D and E, then F with N of N.
+pub fn build(
+    manifest: &Manifest,
+    playbook: &Playbook,
+    versions: &BTreeMap<u64, String>,
+) -> Result<RecoverPlan, WkError> {
+    let mut ids: Vec<u64> = manifest.nodes.iter().map(|n| n.id).collect();
+    ids.sort_unstable();
+    let timeout = |k: StepKind| {
+        playbook
+            .timeout(k)
+            .unwrap_or(manifest.policy.step_timeout)
+            .as_secs_f64()
+    };
+    let mut logs = BTreeMap::new();
+    let mut render = |id: u64, kind: StepKind| -> Result<Option<String>, WkError> {
+        let Some(node) = manifest.node(id) else {
+            return Ok(None);
+        };
+        let Some(version) = versions.get(&id) else {
+            return Err(WkError::input(
+                format!("the version node {id} runs is not known (it does not answer)"),
+                format!(
+                    "declare it as `version:` of node {id} in the manifest, so `start` can start it on that version"
+                ),
+            ));
+        };
+        let vars = playbook::node_vars(playbook, &manifest.vars, node, Some(version), version);
+        if let Some(tpl) = playbook.step(StepKind::Logs)
+            && let Ok(cmd) = playbook::render(tpl, &vars)
+        {
+            logs.insert(id, cmd);
+        }
+        playbook
+            .step(kind)
+            .map(|tpl| playbook::render(tpl, &vars))
+            .transpose()
+            .map_err(|e| {
+                WkError::input(
+                    format!(
+                        "playbook `{}`, step `{}` for node {id}: {e}",
+                        playbook.name,
+                        kind.as_str()
+                    ),
+                    "define the variable under `vars:` in the manifest (cluster-wide) or under the node",
+                )
+            })
+    };
+    let mut steps = vec![RecoverStep {
+        kind: RecoverStepKind::Doctor,
+        node: None,
+        command: None,
+        timeout_s: 0.0,
+        wait: WaitFor::Nothing,
+        what: "run doctor's collection and save its report beside the state".into(),
+    }];
+    for &id in ids.iter().rev() {
+        steps.push(RecoverStep {
+            kind: RecoverStepKind::Stop,
+            node: Some(id),
+            command: render(id, StepKind::Stop)?,
+            timeout_s: timeout(StepKind::Stop),
+            wait: WaitFor::Down(id),
+            what: format!("stop node {id} and wait until its API refuses connections"),
+        });
+    }
+    for (i, &id) in ids.iter().enumerate() {
+        let (wait, what) = match i {
+            0 => (
+                WaitFor::ApiAnswers(id),
+                format!("start node {id} alone and wait until its API answers"),
+            ),
+            1 => (
+                WaitFor::ControllerAndJoined(ids[0], id),
+                format!(
+                    "start node {id} and wait until a controller is elected and nodes {} and {id} are Joined",
+                    ids[0]
+                ),
+            ),
+            _ => (
+                WaitFor::JoinedAndCaughtUp(id),
+                format!(
+                    "start node {id} and wait until it is online and Joined (D) and its config caught up (E)"
+                ),
+            ),
+        };
+        steps.push(RecoverStep {
+            kind: RecoverStepKind::Start,
+            node: Some(id),
+            command: render(id, StepKind::Start)?,
+            timeout_s: timeout(StepKind::Start),
+            wait,
+            what,
+        });
+    }
+    let lock = render(ids[0], StepKind::Lock)?;
+    let unlock = render(ids[0], StepKind::Unlock)?;
+    steps.push(RecoverStep {
+        kind: RecoverStepKind::Settle,
+        node: None,
+        command: None,
+        timeout_s: 0.0,
+        wait: WaitFor::Settled,
+        what: format!(
+            "wait until the cluster is settled (F) with {0} of {0} nodes",
+            ids.len()
+        ),
+    });
+    Ok(RecoverPlan {
+        format_version: FORMAT_VERSION,
+        cluster: manifest.name.clone(),
+        nodes: ids,
+        versions: versions.clone(),
+        steps,
+        logs,
+        lock,
+        unlock,
+    })
+}
+
+/// The version to start each node with: what it reports now, else what the manifest
+/// declares, else the version most other nodes report (the cluster runs one version
+/// after the incident). A node whose version stays unknown is left out (`build` says so).
+pub fn versions(
+    manifest: &Manifest,
+    live: &BTreeMap<u64, Option<WkVersion>>,
+) -> BTreeMap<u64, String> {
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for v in live.values().flatten() {
+        *count.entry(v.to_string()).or_default() += 1;
+    }
+    let common = count.into_iter().max_by_key(|(_, n)| *n).map(|(v, _)| v);
+    manifest
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let v = live
+                .get(&n.id)
+                .cloned()
+                .flatten()
+                .map(|v| v.to_string())
+                .or_else(|| n.version.as_ref().map(ToString::to_string))
+                .or_else(|| common.clone())?;
+            Some((n.id, v))
+        })
+        .collect()
+}
+
+/// Where a wait stands in one observation: `Ok(())` when it holds, else what is missing
+/// (the "last seen" shown when it times out), with the gate signal it waits on.
+pub fn wait_state(
+    wait: WaitFor,
+    view: &ClusterView,
+    manifest: &Manifest,
+    versions: &BTreeMap<u64, String>,
+) -> Result<(), (Option<Signal>, String)> {
+    let signal = |id: u64, s: Signal| -> SignalState {
+        let Some(version) = versions.get(&id).and_then(|v| WkVersion::parse(v).ok()) else {
+            return SignalState::Unknown(format!("node {id}: version unknown"));
+        };
+        let st = gate::evaluate(
+            &NodeBaseline::from_view(view, id),
+            None,
+            view,
+            &GateTarget::new(version),
+        );
+        st.state(s)
+            .cloned()
+            .unwrap_or_else(|| SignalState::Unknown("not evaluated".into()))
+    };
+    let need = |id: u64, s: Signal| -> Result<(), (Option<Signal>, String)> {
+        match signal(id, s) {
+            SignalState::Met => Ok(()),
+            other => Err((Some(s), other.split().1.unwrap_or_default())),
+        }
+    };
+    match wait {
+        WaitFor::Nothing => Ok(()),
+        WaitFor::Down(id) => match view.node(id) {
+            Some(n) if gate::is_down(n) => Ok(()),
+            _ => Err((None, format!("node {id} still answers"))),
+        },
+        WaitFor::ApiAnswers(id) => match view.node(id) {
+            Some(n) if n.reachable => Ok(()),
+            Some(n) => Err((
+                Some(Signal::ApiHealthy),
+                format!(
+                    "node {id} does not answer: {}",
+                    n.error
+                        .as_ref()
+                        .map_or_else(|| "no answer".into(), ToString::to_string)
+                ),
+            )),
+            None => Err((None, format!("node {id} was not observed"))),
+        },
+        WaitFor::ControllerAndJoined(a, b) => {
+            if view.controller.is_none() {
+                return Err((
+                    Some(Signal::KnowsController),
+                    "no controller is elected yet".into(),
+                ));
+            }
+            need(a, Signal::OnlineInControllerView)?;
+            need(b, Signal::OnlineInControllerView)
+        }
+        WaitFor::JoinedAndCaughtUp(id) => {
+            need(id, Signal::OnlineInControllerView)?;
+            need(id, Signal::ConfigCaughtUp)
+        }
+        WaitFor::Settled => {
+            match gate::cluster_settled(view) {
+                SignalState::Met => {}
+                other => {
+                    return Err((
+                        Some(Signal::ClusterSettled),
+                        other.split().1.unwrap_or_default(),
+                    ));
+                }
+            }
+            let members = view.membership.clone().unwrap_or_default();
+            let missing: Vec<u64> = manifest
+                .nodes
+                .iter()
+                .map(|n| n.id)
+                .filter(|id| !members.contains(id))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err((
+                    Some(Signal::ClusterSettled),
+                    format!(
+                        "the cluster reports {} of {} nodes ({} missing)",
+                        members.len(),
+                        manifest.nodes.len(),
+                        ids(&missing)
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// How a recover run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoverStatus {
+    InProgress,
+    Failed,
+    Interrupted,
+    Done,
+}
+
+impl RecoverStatus {
+    pub fn unfinished(self) -> bool {
+        self != RecoverStatus::Done
+    }
+}
+
+/// `recover.json`: the run's inputs and its step cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoverState {
+    pub format_version: u32,
+    pub cluster: String,
+    pub status: RecoverStatus,
+    pub started_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// The versions the nodes are started with (kept, so a resumed run plans the same).
+    pub versions: BTreeMap<u64, String>,
+    /// Index of the first step not finished.
+    pub cursor: usize,
+    /// The step begun and not finished (a kill or Ctrl-C in it): observed before re-run.
+    pub in_step: Option<usize>,
+    /// The doctor report written by step 1.
+    pub doctor_report: Option<String>,
+    pub error: Option<String>,
+    /// What the last observation showed when it failed.
+    pub last_seen: Option<String>,
+}
+
+impl RecoverState {
+    pub fn new(cluster: &str, versions: BTreeMap<u64, String>) -> Self {
+        let now = crate::state::now_ms();
+        RecoverState {
+            format_version: FORMAT_VERSION,
+            cluster: cluster.to_string(),
+            status: RecoverStatus::InProgress,
+            started_at_ms: now,
+            updated_at_ms: now,
+            versions,
+            cursor: 0,
+            in_step: None,
+            doctor_report: None,
+            error: None,
+            last_seen: None,
+        }
+    }
+}
+
+/// The unfinished `wkctl recover` run of a state directory, if any: `upgrade` does not
+/// start while one exists (its nodes may be stopped).
+pub fn unfinished(dir: &crate::state::StateDir) -> Option<RecoverState> {
+    let text = std::fs::read_to_string(dir.root.join(STATE_FILE)).ok()?;
+    serde_json::from_str::<RecoverState>(&text)
+        .ok()
+        .filter(|s| s.status.unfinished())
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
