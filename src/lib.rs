@@ -26,6 +26,7 @@ pub mod playbook;
 pub mod probe;
 pub mod releases;
 pub mod schema;
+pub mod scrub;
 pub mod sim;
 pub mod smoke;
 pub mod state;
