@@ -309,7 +309,7 @@ fn service_level_table() {
 /// A baseline set from the run state (a resumed run) is used as recorded.
 #[test]
 fn a_baseline_set_from_the_run_state_is_checked() {
-    let mut c = Clients::new(ClientsPolicy::default());
+    let c = Clients::new(ClientsPolicy::default());
     let before = view(c3(1600, 1600, 1600), [10, 10, 10]);
     let saved = c.baseline_from(&before);
     assert_eq!(saved.connections.len(), 3);
