@@ -361,10 +361,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         if let Some((other, other_line)) = apis.insert(api_key(&api), (id, api_line)) {
             return Err(at(
                 api_line,
-                rn.api.as_ref().map_or(loc.column(), |a| a.referenced.column()),
-                format!(
-                    "nodes {other} (line {other_line}) and {id} have the same API `{api}`"
-                ),
+                rn.api
+                    .as_ref()
+                    .map_or(loc.column(), |a| a.referenced.column()),
+                format!("nodes {other} (line {other_line}) and {id} have the same API `{api}`"),
                 "give every node its own `api` (host and port of that node's HTTP API, 5001 by default)",
             ));
         }

@@ -68,7 +68,11 @@ fn two_nodes_with_one_api_are_refused_naming_both() {
     // The default API of the same host, and a spelling that differs only in case or in
     // the scheme's own port, are one API too.
     let text = "name: a\nnodes:\n  - id: 1001\n    host: a\n  - id: 1002\n    host: b\n    api: http://A:5001\n";
-    assert!(err(text).contains("nodes 1001 (line 3) and 1002 have the same API"), "{}", err(text));
+    assert!(
+        err(text).contains("nodes 1001 (line 3) and 1002 have the same API"),
+        "{}",
+        err(text)
+    );
     let text = "name: a\nnodes:\n  - id: 1001\n    host: a\n    api: http://a\n  - id: 1002\n    host: b\n    api: http://a:80\n";
     assert!(err(text).contains("have the same API"), "{}", err(text));
     // Same host, other ports: fine.

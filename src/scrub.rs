@@ -79,7 +79,10 @@ mod tests {
         assert_eq!(scrub("abc", &secrets), "abc");
         assert!(!holds_secret("nothing here", &secrets));
         let quoted = vec![r#"to"k\en"#.to_string()];
-        assert_eq!(scrub(r#"{"msg":"to\"k\\en"}"#, &quoted), r#"{"msg":"<redacted>"}"#);
+        assert_eq!(
+            scrub(r#"{"msg":"to\"k\\en"}"#, &quoted),
+            r#"{"msg":"<redacted>"}"#
+        );
         let mut v = serde_json::json!({"msg": "x s3cr3t-token", "n": [1, "s3cr3t-token"], "s3cr3t-token": 2});
         scrub_json(&mut v, &secrets);
         assert_eq!(

@@ -101,7 +101,10 @@ fn the_client_baseline_is_saved_and_older_state_files_still_load() {
         at_ms: 42,
     });
     let json = serde_json::to_string(&n).unwrap();
-    assert!(json.contains(r#""connections":{"1001":1600,"1002":1600,"1003":1600}"#), "{json}");
+    assert!(
+        json.contains(r#""connections":{"1001":1600,"1002":1600,"1003":1600}"#),
+        "{json}"
+    );
     let back: NodeRun = serde_json::from_str(&json).unwrap();
     assert_eq!(back, n);
     let old = r#"{"id":1001,"from":null,"status":"in_progress","step":"wait_ready","done":["check_settled","stop"],"baseline":{"version":"2.0.10","uptime_s":5.0,"at_ms":1},"started_at_ms":1,"finished_at_ms":null,"error":null}"#;

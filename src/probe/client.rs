@@ -125,16 +125,16 @@ impl Client {
         Client::build(manifest.api.timeout, manifest.token(), keep_alive)
             .map(|c| c.with_secrets(webhook))
             .map_err(|reason| {
-            let var = manifest
-                .api
-                .token_env
-                .as_deref()
-                .unwrap_or("the token variable");
-            WkError::input(
-                format!("cannot use the managerToken from `{var}`: {reason}"),
-                "the token must be printable ASCII without line breaks",
-            )
-        })
+                let var = manifest
+                    .api
+                    .token_env
+                    .as_deref()
+                    .unwrap_or("the token variable");
+                WkError::input(
+                    format!("cannot use the managerToken from `{var}`: {reason}"),
+                    "the token must be printable ASCII without line breaks",
+                )
+            })
     }
 
     /// A client with an explicit timeout and token. The error never contains the token.

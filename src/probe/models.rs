@@ -348,7 +348,10 @@ pub const MAX_COUNTER: u64 = 1_000_000_000_000_000;
 /// A gauge (`connections`, `slow_clients`, `retry_queue`): see [`count_at_most`], up to
 /// [`MAX_COUNT`].
 fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(count_at_most(Option::<Value>::deserialize(d)?.as_ref(), MAX_COUNT))
+    Ok(count_at_most(
+        Option::<Value>::deserialize(d)?.as_ref(),
+        MAX_COUNT,
+    ))
 }
 
 /// A cumulative counter (`in_msgs`, `out_msgs`): see [`count_at_most`], up to

@@ -312,7 +312,11 @@ impl Clients {
                 Skip::Unknown,
                 format!(
                     "client connections unknown (`/varz.connections` missing or not a count on {} of the nodes before the stop; the check needs at least two): client check skipped",
-                    if b.connections.is_empty() { "all" } else { "all but one" }
+                    if b.connections.is_empty() {
+                        "all"
+                    } else {
+                        "all but one"
+                    }
                 ),
             ));
         }
@@ -353,7 +357,8 @@ impl Clients {
         let within = self.policy.within.unwrap_or(soak);
         // Never back by `within`: a shortfall now. Back once but gone again: the soak
         // goes on, and its end decides.
-        let short = judged && !self.back_now && elapsed >= within && (!self.ever_back || elapsed >= soak);
+        let short =
+            judged && !self.back_now && elapsed >= within && (!self.ever_back || elapsed >= soak);
         if short {
             let s = self.summary_with(total);
             let why = format!(
@@ -465,8 +470,16 @@ impl Clients {
         };
         let mut warnings = Vec::new();
         for (name, before, peak) in [
-            ("slow_clients", b.and_then(|b| b.slow_clients), self.peak_slow),
-            ("retry_queue", b.and_then(|b| b.retry_queue), self.peak_retry),
+            (
+                "slow_clients",
+                b.and_then(|b| b.slow_clients),
+                self.peak_slow,
+            ),
+            (
+                "retry_queue",
+                b.and_then(|b| b.retry_queue),
+                self.peak_retry,
+            ),
         ] {
             if let (Some(before), Some(peak)) = (before, peak)
                 && sharp_rise(before, peak)
@@ -489,7 +502,9 @@ impl Clients {
             required_pct,
             messages: self.flow(),
             note: self.shortfall.clone().or(skip),
-            nodes: b.map(|b| b.connections.keys().copied().collect()).unwrap_or_default(),
+            nodes: b
+                .map(|b| b.connections.keys().copied().collect())
+                .unwrap_or_default(),
             warnings,
         }
     }

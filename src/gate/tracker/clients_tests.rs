@@ -241,7 +241,11 @@ fn service_level_table() {
                 view([Some(1000), Some(1000), None], [20, 20, 20]),
             ],
             soak: vec![
-                (1, view([Some(1000), Some(0), None], [30, 0, 30]), Want::Pending),
+                (
+                    1,
+                    view([Some(1000), Some(0), None], [30, 0, 30]),
+                    Want::Pending,
+                ),
                 (
                     10,
                     view([Some(1000), Some(0), None], [40, 0, 40]),
@@ -258,7 +262,11 @@ fn service_level_table() {
                 view([Some(1000), Some(1000), None], [10, 10, 10]),
                 view([Some(1000), Some(1000), None], [20, 20, 20]),
             ],
-            soak: vec![(10, view([Some(1900), Some(100), None], [40, 1, 40]), Want::Done)],
+            soak: vec![(
+                10,
+                view([Some(1900), Some(100), None], [40, 1, 40]),
+                Want::Done,
+            )],
             check: Check::Passed,
             flow: Flow::Flowing,
         },
