@@ -41,11 +41,7 @@ pub fn holds_secret(text: &str, secrets: &[String]) -> bool {
 /// Every string (and object key) of `v`, scrubbed in place.
 pub fn scrub_json(v: &mut Value, secrets: &[String]) {
     match v {
-        Value::String(s) => {
-            if holds_secret(s, secrets) {
-                *s = scrub(s, secrets);
-            }
-        }
+        Value::String(s) if holds_secret(s, secrets) => *s = scrub(s, secrets),
         Value::Array(a) => a.iter_mut().for_each(|x| scrub_json(x, secrets)),
         Value::Object(m) => {
             let keys: Vec<String> = m.keys().cloned().collect();
