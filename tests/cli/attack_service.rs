@@ -293,6 +293,53 @@ fn smoke_never_reads_back_through_the_node_it_wrote_to() {
     );
 }
 
+/// The same slip spelled so that the manifest cannot see it (`localhost` for 1001's
+/// `127.0.0.1`): `wkctl smoke` compares `/varz.server_id` of writer and reader and refuses
+/// to read 1001's probe back through 1001 itself, before anything is written.
+#[test]
+fn smoke_refuses_a_reader_that_is_the_writers_server() {
+    let sim = sim_with_clients(100);
+    let ws = ws(&sim, SMOKE);
+    let alias = sim.api(1001).replace("127.0.0.1", "localhost");
+    assert_ne!(alias, sim.api(1001));
+    let text = std::fs::read_to_string(&ws.manifest).unwrap().replace(
+        &format!("api: {}\n", sim.api(1002)),
+        &format!("api: {alias}\n"),
+    );
+    std::fs::write(&ws.manifest, text).unwrap();
+    ctl_ok(&sim, &["fault", "1001", "no-replicate"]);
+    let r = ws.run(&["smoke", "--json"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    let n1001 = doc["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["node"] == 1001))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(n1001["ok"], false, "{}", r.all());
+    let reason = n1001["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("node 1001 and node 1002 answer as one server (`/varz.server_id` `1001`)"),
+        "{}",
+        r.all()
+    );
+    // Refused before writing: the simulator saw no probe message of 1001's smoke (its
+    // `client_msg_no` names the manifest node), while 1002's (reader 1003) was sent.
+    let sent = |prefix: &str| {
+        sim.events()
+            .iter()
+            .filter(|e| {
+                e["kind"] == "message_sent"
+                    && e["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&format!("client_msg_no={prefix}")))
+            })
+            .count()
+    };
+    assert_eq!(sent("wkctl-smoke-1001-"), 0, "{:#?}", sim.events());
+    assert_eq!(sent("wkctl-smoke-1002-"), 1, "{:#?}", sim.events());
+}
+
 /// The smoke test of the interrupted node is not skipped by `--resume`: killed during
 /// 1002's soak (smoke not run yet), the resumed run re-soaks 1002 and runs its smoke, which
 /// fails under `no-replicate`; still only the probe channel was written.
