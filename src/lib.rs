@@ -27,6 +27,7 @@ pub mod probe;
 pub mod recover;
 pub mod releases;
 pub mod schema;
+pub mod scrub;
 pub mod sim;
 pub mod smoke;
 pub mod state;

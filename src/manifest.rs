@@ -306,6 +306,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
     }
     let mut nodes: Vec<Node> = Vec::with_capacity(raw.nodes.value.len());
     let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+    // Each node's API, normalised (`scheme://host:port`), with the node and its line:
+    // two nodes on one API would have wkctl judge (and smoke-test "through another node")
+    // one process as two.
+    let mut apis: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for rn in raw.nodes.value {
         let loc = &rn.id.referenced;
         let id = u64::try_from(rn.id.value).unwrap_or(0);
@@ -331,7 +335,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
                 "give a host name or IP address",
             ));
         }
-        let api = match rn.api {
+        let api = match &rn.api {
             Some(a) => {
                 let url = a.value.trim().trim_end_matches('/').to_string();
                 let parsed = reqwest::Url::parse(&url);
@@ -353,6 +357,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
             }
             None => default_api(&host),
         };
+        let api_line = rn.api.as_ref().map_or(loc.line(), |a| a.referenced.line());
+        if let Some((other, other_line)) = apis.insert(api_key(&api), (id, api_line)) {
+            return Err(at(
+                api_line,
+                rn.api
+                    .as_ref()
+                    .map_or(loc.column(), |a| a.referenced.column()),
+                format!("nodes {other} (line {other_line}) and {id} have the same API `{api}`"),
+                "give every node its own `api` (host and port of that node's HTTP API, 5001 by default)",
+            ));
+        }
         let version = match rn.version {
             Some(v) => Some(WkVersion::parse(&v.value).map_err(|e| {
                 span_err(
@@ -523,6 +538,22 @@ fn notify_config(n: raw::RawNotify, shown: &str) -> Result<NotifyConfig, WkError
         config.retries = r.value;
     }
     Ok(config)
+}
+
+/// `scheme://host:port` of an API base URL (lowercase host, the scheme's port when none is
+/// written), to tell whether two nodes name one API.
+fn api_key(api: &str) -> String {
+    reqwest::Url::parse(api).map_or_else(
+        |_| api.to_ascii_lowercase(),
+        |u| {
+            format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap_or("").to_ascii_lowercase(),
+                u.port_or_known_default().unwrap_or(0)
+            )
+        },
+    )
 }
 
 /// `http://<host>:5001`, bracketing IPv6 literals.

@@ -56,6 +56,30 @@ fn duplicate_ids_name_the_line() {
     );
 }
 
+/// Two nodes on one API would be judged (and smoke-tested "through another node") as
+/// two while they are one process (issue #18).
+#[test]
+fn two_nodes_with_one_api_are_refused_naming_both() {
+    let text = "name: a\nnodes:\n  - id: 1001\n    host: a\n    api: http://10.0.0.1:5001\n  - id: 1002\n    host: b\n    api: http://10.0.0.1:5001/\n";
+    assert_eq!(
+        err(text),
+        "cluster.yaml:8:10: nodes 1001 (line 5) and 1002 have the same API `http://10.0.0.1:5001`"
+    );
+    // The default API of the same host, and a spelling that differs only in case or in
+    // the scheme's own port, are one API too.
+    let text = "name: a\nnodes:\n  - id: 1001\n    host: a\n  - id: 1002\n    host: b\n    api: http://A:5001\n";
+    assert!(
+        err(text).contains("nodes 1001 (line 3) and 1002 have the same API"),
+        "{}",
+        err(text)
+    );
+    let text = "name: a\nnodes:\n  - id: 1001\n    host: a\n    api: http://a\n  - id: 1002\n    host: b\n    api: http://a:80\n";
+    assert!(err(text).contains("have the same API"), "{}", err(text));
+    // Same host, other ports: fine.
+    let text = "name: a\nnodes:\n  - id: 1001\n    host: a\n    api: http://a:5001\n  - id: 1002\n    host: a\n    api: http://a:5002\n";
+    assert!(parse(text, Path::new("cluster.yaml")).is_ok());
+}
+
 #[test]
 fn ids_out_of_range_are_rejected() {
     assert!(

@@ -117,6 +117,15 @@ fn answer_error(status: u16, body: &[u8]) -> String {
     }
 }
 
+/// The `server_id` both APIs report, when they report the same one (facts §3.2: the
+/// node id as a string). Either unknown: `None` (the read-back then shows what it shows).
+async fn same_server(client: &Client, writer: &str, reader: &str) -> Option<String> {
+    let (w, r) = tokio::join!(client.varz(writer), client.varz(reader));
+    let (w, r) = (w.ok()?.server_id, r.ok()?.server_id);
+    let w = w.trim();
+    (!w.is_empty() && w == r.trim()).then(|| format!("`{w}`"))
+}
+
 /// Whether a `/channel/messagesync` answer holds the probe message.
 pub fn holds(body: &[u8], client_msg_no: &str) -> Result<bool, String> {
     let v: Value =
@@ -147,6 +156,16 @@ pub async fn run(
         failure: None,
     };
     let e = |what: &str, err: &ProbeError| format!("{what} on node {node}: {err}");
+    // 0. The reader is another server: a manifest whose two nodes reach one process
+    //    would read the message back through the node it was written to.
+    if let Some((via_id, via_api)) = via
+        && let Some(server) = same_server(client, api, via_api).await
+    {
+        out.failure = Some(format!(
+            "node {node} and node {via_id} answer as one server (`/varz.server_id` {server}): reading the probe message back through it would prove nothing; nothing was sent"
+        ));
+        return out;
+    }
     // 1. /route answers for the probe uid.
     match client
         .get_raw(api, &format!("/route?uid={}", encode(&policy.uid)))

@@ -94,6 +94,27 @@ pub struct Baseline {
     pub at_ms: u64,
 }
 
+/// The service-level baseline of a node's stop (issue #18), recorded before its `drain`
+/// (or, without one, from the observation that allowed the stop) and kept here so that a
+/// resumed run checks the clients against it, not against a cluster that already lost
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientBaseline {
+    /// `/varz.connections` of every node that reported a count (reachable, a plausible
+    /// number); the client check compares these same nodes later.
+    #[serde(default)]
+    pub connections: std::collections::BTreeMap<u64, u64>,
+    /// Whether `in_msgs + out_msgs` was growing cluster-wide (unknown: one observation).
+    #[serde(default)]
+    pub growing: Option<bool>,
+    #[serde(default)]
+    pub slow_clients: Option<u64>,
+    #[serde(default)]
+    pub retry_queue: Option<u64>,
+    #[serde(default)]
+    pub at_ms: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeRun {
     pub id: u64,
@@ -104,6 +125,9 @@ pub struct NodeRun {
     /// Steps that finished successfully, in order.
     pub done: Vec<PlanStepKind>,
     pub baseline: Option<Baseline>,
+    /// The client/message baseline of its stop (absent in state files of older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<ClientBaseline>,
     /// The `/varz.commit` the node ran when its gate passed: a later run to the same
     /// `-dev` target recognises the build by it (a `-dev` image reports a release tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +146,7 @@ impl NodeRun {
             step: None,
             done: Vec::new(),
             baseline: None,
+            clients: None,
             proven_commit: None,
             started_at_ms: None,
             finished_at_ms: None,
@@ -143,6 +168,7 @@ impl NodeRun {
         self.step = None;
         self.done.clear();
         self.baseline = None;
+        self.clients = None;
         self.proven_commit = None;
         self.error = None;
     }

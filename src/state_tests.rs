@@ -87,3 +87,29 @@ fn unwritable_state_dir_is_refused() {
             .contains("not writable")
     );
 }
+
+/// The client baseline (issue #18) round-trips, and a state file written before it
+/// existed still loads (no `clients`: the check says it has no baseline).
+#[test]
+fn the_client_baseline_is_saved_and_older_state_files_still_load() {
+    let mut n = NodeRun::new(1001, None);
+    n.clients = Some(ClientBaseline {
+        connections: [(1001, 1600), (1002, 1600), (1003, 1600)].into(),
+        growing: Some(true),
+        slow_clients: Some(0),
+        retry_queue: None,
+        at_ms: 42,
+    });
+    let json = serde_json::to_string(&n).unwrap();
+    assert!(
+        json.contains(r#""connections":{"1001":1600,"1002":1600,"1003":1600}"#),
+        "{json}"
+    );
+    let back: NodeRun = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, n);
+    let old = r#"{"id":1001,"from":null,"status":"in_progress","step":"wait_ready","done":["check_settled","stop"],"baseline":{"version":"2.0.10","uptime_s":5.0,"at_ms":1},"started_at_ms":1,"finished_at_ms":null,"error":null}"#;
+    let old: NodeRun = serde_json::from_str(old).unwrap();
+    assert_eq!(old.clients, None);
+    let partial: ClientBaseline = serde_json::from_str(r#"{"connections":{"1001":3}}"#).unwrap();
+    assert_eq!((partial.growing, partial.at_ms), (None, 0));
+}

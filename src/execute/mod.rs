@@ -72,6 +72,8 @@ pub struct Runner<'a> {
     last_view: Option<ClusterView>,
     /// Which other node serves the cluster view of the next focused poll.
     turns: crate::probe::Turns,
+    /// The kinds of "client check skipped" already said in this run (each said once).
+    skips_said: std::collections::BTreeSet<crate::gate::clients::Skip>,
 }
 
 /// How one node ended.
@@ -100,6 +102,7 @@ impl<'a> Runner<'a> {
             started: Instant::now(),
             last_view: None,
             turns: crate::probe::Turns::default(),
+            skips_said: std::collections::BTreeSet::new(),
         }
     }
 
@@ -357,6 +360,10 @@ impl<'a> Runner<'a> {
             if self.already_done(pn, step).await? {
                 continue;
             }
+            if step.kind == PlanStepKind::Drain {
+                // Before the drain: clients a drain disconnects are counted as moved off.
+                self.record_client_baseline(id).await?;
+            }
             if let Some(end) = self.run_step(pn, step, &transport).await? {
                 return Ok(end);
             }
@@ -368,6 +375,10 @@ impl<'a> Runner<'a> {
         // The gate, always: on a resumed run too, since the node may have changed while
         // wkctl was not watching.
         self.step_started(id, PlanStepKind::WaitReady, None)?;
+        // The clients are checked against the baseline of this node's stop, as saved
+        // (also by the earlier run on `--resume`), never against a later cluster.
+        let clients = self.state.node(id).and_then(|n| n.clients.clone());
+        self.tracker.set_client_baseline(id, clients);
         let baseline = self.baseline(id);
         let target = self.target.clone();
         let from = stopped_at.unwrap_or_else(Instant::now);
@@ -478,8 +489,9 @@ impl<'a> Runner<'a> {
     }
 
     /// Warnings of a soak that passed: a shortfall under `on_shortfall: warn`, sharp
-    /// rises of `slow_clients` / `retry_queue`, a skipped client check.
-    fn service_warnings(&self, id: u64, clients: Option<&crate::gate::clients::Summary>) {
+    /// rises of `slow_clients` / `retry_queue`, a skipped client check (once per run for
+    /// each reason: a tiny cluster is below the floor at every node).
+    fn service_warnings(&mut self, id: u64, clients: Option<&crate::gate::clients::Summary>) {
         let mut out: Vec<String> = Vec::new();
         if let Some(w) = self.tracker.service_warning() {
             out.push(format!(
@@ -489,6 +501,10 @@ impl<'a> Runner<'a> {
         if let Some(c) = clients {
             if c.check == crate::gate::clients::Check::Skipped
                 && let Some(n) = &c.note
+                && self
+                    .tracker
+                    .client_skip()
+                    .is_none_or(|(kind, _)| self.skips_said.insert(kind))
             {
                 out.push(n.clone());
             }
@@ -651,12 +667,32 @@ impl<'a> Runner<'a> {
             return Ok(PreStop::End(NodeEnd::Skipped));
         }
         self.record_baseline(id, &view);
+        let at_stop = self.tracker.client_baseline().cloned();
+        let n = self.node_run(id);
+        n.clients = match (n.clients.take(), at_stop) {
+            // Taken before the drain: its counts stand; message growth, unknown from one
+            // observation then, is known now.
+            (Some(mut before), at_stop) if n.finished(PlanStepKind::Drain) => {
+                before.growing = before.growing.or(at_stop.and_then(|b| b.growing));
+                Some(before)
+            }
+            (_, at_stop) => at_stop,
+        };
         self.node_run(id).done.push(PlanStepKind::CheckSettled);
         self.save()?;
         if self.interrupt.requested() {
             return self.interrupted(id, false).map(PreStop::End);
         }
         Ok(PreStop::Go)
+    }
+
+    /// The client baseline of `id`'s stop, right before its `drain` (one focused poll:
+    /// every node's `/varz`), saved with the run state.
+    async fn record_client_baseline(&mut self, id: u64) -> anyhow::Result<()> {
+        let view = self.observe(Scope::Focus(id)).await;
+        let b = self.tracker.client_baseline_from(&view);
+        self.node_run(id).clients = Some(b);
+        self.save()
     }
 
     fn record_baseline(&mut self, id: u64, view: &ClusterView) {
@@ -856,9 +892,11 @@ impl<'a> Runner<'a> {
             duration_s,
         });
         if ok {
-            self.node_run(id)
-                .done
+            let n = self.node_run(id);
+            n.done
                 .retain(|k| !matches!(k, PlanStepKind::Drain | PlanStepKind::Undrain));
+            // Drained again next time, and its client baseline taken again before that.
+            n.clients = None;
         } else {
             self.emit(&Event::Waiting {
                 node: Some(id),

@@ -270,6 +270,30 @@ impl Tracker {
         self.clients.summary(view)
     }
 
+    /// The client baseline of the last stop (recorded when its pre-stop check passed, or
+    /// set with [`Tracker::set_client_baseline`]).
+    pub fn client_baseline(&self) -> Option<&clients::ClientBaseline> {
+        self.clients.baseline()
+    }
+
+    /// The client baseline of `node`'s stop: one recorded before its `drain`, or by an
+    /// earlier run (`--resume`). `None`: no baseline (the check says it is skipped).
+    pub fn set_client_baseline(&mut self, node: u64, baseline: Option<clients::ClientBaseline>) {
+        self.clients.set_baseline(node, baseline);
+    }
+
+    /// A client baseline from `view`, an observation taken outside any wait (right before
+    /// a `drain`): its counters are remembered too, so message growth stays known.
+    pub fn client_baseline_from(&mut self, view: &ClusterView) -> clients::ClientBaseline {
+        self.clients.observe(view);
+        self.clients.baseline_from(view)
+    }
+
+    /// Why the client check of the node being watched is skipped, if it is.
+    pub fn client_skip(&self) -> Option<(clients::Skip, String)> {
+        self.clients.skip()
+    }
+
     /// The shortfall the last soak reported instead of failing (`on_shortfall: warn`).
     pub fn service_warning(&self) -> Option<&str> {
         self.service_warning.as_deref()

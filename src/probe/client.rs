@@ -98,6 +98,9 @@ pub struct Client {
     http: reqwest::Client,
     token: Option<HeaderValue>,
     timeout: Duration,
+    /// The token and any other secret in scope (the webhook URL), scrubbed from every
+    /// answer a node gives ([`crate::scrub`]).
+    secrets: std::sync::Arc<Vec<String>>,
 }
 
 impl fmt::Debug for Client {
@@ -115,17 +118,23 @@ impl Client {
         // Keep-alive pays off when the same few nodes are polled every interval (the
         // gate); for a large cluster probed once, idle connections only cost memory.
         let keep_alive = manifest.nodes.len() <= super::ASK_EVERY_NODE_UP_TO;
-        Client::build(manifest.api.timeout, manifest.token(), keep_alive).map_err(|reason| {
-            let var = manifest
-                .api
-                .token_env
-                .as_deref()
-                .unwrap_or("the token variable");
-            WkError::input(
-                format!("cannot use the managerToken from `{var}`: {reason}"),
-                "the token must be printable ASCII without line breaks",
-            )
-        })
+        let webhook = match manifest.notify.as_ref().and_then(|n| n.target.as_ref()) {
+            Some(crate::notify::NotifyTarget::UrlEnv(var)) => std::env::var(var).ok(),
+            _ => None,
+        };
+        Client::build(manifest.api.timeout, manifest.token(), keep_alive)
+            .map(|c| c.with_secrets(webhook))
+            .map_err(|reason| {
+                let var = manifest
+                    .api
+                    .token_env
+                    .as_deref()
+                    .unwrap_or("the token variable");
+                WkError::input(
+                    format!("cannot use the managerToken from `{var}`: {reason}"),
+                    "the token must be printable ASCII without line breaks",
+                )
+            })
     }
 
     /// A client with an explicit timeout and token. The error never contains the token.
@@ -150,11 +159,73 @@ impl Client {
             .pool_max_idle_per_host(if keep_alive { usize::MAX } else { 0 })
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", innermost(&e)))?;
+        let secrets = token
+            .as_ref()
+            .and_then(|t| t.to_str().ok())
+            .map(str::to_string)
+            .into_iter()
+            .collect();
         Ok(Client {
             http,
             token,
             timeout,
+            secrets: std::sync::Arc::new(secrets),
         })
+    }
+
+    /// Also scrubs these secrets (and the webhook URL's path, its secret part) from what
+    /// nodes answer.
+    #[must_use]
+    pub fn with_secrets(mut self, extra: impl IntoIterator<Item = String>) -> Client {
+        let mut all = (*self.secrets).clone();
+        for s in extra.into_iter().map(|s| s.trim().to_string()) {
+            if let Ok(u) = reqwest::Url::parse(&s)
+                && u.path().len() > 1
+            {
+                all.push(u.path().to_string());
+            }
+            all.push(s);
+        }
+        all.retain(|s| !s.is_empty());
+        self.secrets = std::sync::Arc::new(all);
+        self
+    }
+
+    /// `text` (node-supplied) without any secret wkctl knows ([`crate::scrub::scrub`]).
+    pub fn scrub(&self, text: &str) -> String {
+        crate::scrub::scrub(text, &self.secrets)
+    }
+
+    /// A node's answer without the secrets: a JSON body has its strings scrubbed (its
+    /// numbers stay intact), any other body its text.
+    fn scrub_body(&self, body: Vec<u8>) -> Vec<u8> {
+        if self.secrets.is_empty() {
+            return body;
+        }
+        let text = String::from_utf8_lossy(&body);
+        if !crate::scrub::holds_secret(&text, &self.secrets) {
+            return body;
+        }
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(mut v) => {
+                crate::scrub::scrub_json(&mut v, &self.secrets);
+                v.to_string().into_bytes()
+            }
+            Err(_) => self.scrub(&text).into_bytes(),
+        }
+    }
+
+    /// An error without the secrets (a reqwest error may quote what the node sent).
+    fn scrub_error(&self, e: ProbeError) -> ProbeError {
+        match e {
+            ProbeError::ApiError { status, msg } => ProbeError::ApiError {
+                status,
+                msg: self.scrub(&msg),
+            },
+            ProbeError::BadBody(m) => ProbeError::BadBody(self.scrub(&m)),
+            ProbeError::Network(m) => ProbeError::Network(self.scrub(&m)),
+            e => e,
+        }
     }
 
     pub fn timeout(&self) -> Duration {
@@ -210,7 +281,18 @@ impl Client {
         self.send(self.http.get(url)).await
     }
 
+    /// Every answer of a node enters wkctl here, and leaves it without the secrets.
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(u16, Vec<u8>), ProbeError> {
+        self.send_unscrubbed(req)
+            .await
+            .map(|(status, body)| (status, self.scrub_body(body)))
+            .map_err(|e| self.scrub_error(e))
+    }
+
+    async fn send_unscrubbed(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), ProbeError> {
         let mut req = req;
         if let Some(t) = &self.token {
             req = req.header("token", t.clone());

@@ -56,9 +56,9 @@ pub struct Varz {
     #[serde(default, deserialize_with = "lenient_count")]
     pub connections: Option<u64>,
     /// Messages in/out since the process started (`internal/api/varz.go` v2.2.5-20260422).
-    #[serde(default, deserialize_with = "lenient_count")]
+    #[serde(default, deserialize_with = "lenient_counter")]
     pub in_msgs: Option<u64>,
-    #[serde(default, deserialize_with = "lenient_count")]
+    #[serde(default, deserialize_with = "lenient_counter")]
     pub out_msgs: Option<u64>,
     #[serde(default, deserialize_with = "lenient_count")]
     pub slow_clients: Option<u64>,
@@ -334,22 +334,65 @@ fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     })
 }
 
-/// A non-negative count (a number, or a number written as a string); anything else,
-/// negative or missing = unknown (`None`), never an error.
+/// The largest gauge taken as a count: more than 10^9 connections (or slow clients, or
+/// retry-queue entries) on one node is no real node's number (a WuKongIM node serves up
+/// to a few million connections); a larger value is a broken or hostile counter, unknown
+/// (issue #18: one node's 10^17 made the cluster-wide sum meaningless).
+pub const MAX_COUNT: u64 = 1_000_000_000;
+
+/// The largest cumulative counter (`in_msgs` / `out_msgs` since the process started)
+/// taken as real: 10^15 is a million messages a second for 30 years, and still below
+/// 2^53, so a float form of it is exact.
+pub const MAX_COUNTER: u64 = 1_000_000_000_000_000;
+
+/// A gauge (`connections`, `slow_clients`, `retry_queue`): see [`count_at_most`], up to
+/// [`MAX_COUNT`].
 fn lenient_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        Some(Value::Number(n)) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e18)
-                .map(|f| {
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    let u = f as u64;
-                    u
-                })
-        }),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
-    })
+    Ok(count_at_most(
+        Option::<Value>::deserialize(d)?.as_ref(),
+        MAX_COUNT,
+    ))
+}
+
+/// A cumulative counter (`in_msgs`, `out_msgs`): see [`count_at_most`], up to
+/// [`MAX_COUNTER`].
+fn lenient_counter<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(count_at_most(
+        Option::<Value>::deserialize(d)?.as_ref(),
+        MAX_COUNTER,
+    ))
+}
+
+/// A non-negative count up to `max`: an integer, a whole float (`12.0`), or either written
+/// as a string. Anything else (negative, fractional, above `max`, bool, null, missing) is
+/// unknown (`None`), never an error and never a number that overflows a sum.
+pub(crate) fn count_at_most(v: Option<&Value>, max: u64) -> Option<u64> {
+    let n = match v? {
+        Value::Number(n) => number_count(n)?,
+        Value::String(s) => {
+            let s = s.trim();
+            match s.parse::<u64>() {
+                Ok(n) => n,
+                Err(_) => number_count(&s.parse::<serde_json::Number>().ok()?)?,
+            }
+        }
+        _ => return None,
+    };
+    (n <= max).then_some(n)
+}
+
+fn number_count(n: &serde_json::Number) -> Option<u64> {
+    if let Some(u) = n.as_u64() {
+        return Some(u);
+    }
+    // Floats: only whole, non-negative, exactly representable ones (< 2^53).
+    n.as_f64()
+        .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 9.007_199_254_740_992e15)
+        .map(|f| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let u = f as u64;
+            u
+        })
 }
 
 /// A string, or a number written as one (`server_id`), or null = empty.

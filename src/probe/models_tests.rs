@@ -224,3 +224,69 @@ fn go_uptime_formats() {
         assert_eq!(parse_go_uptime(bad), None, "{bad:?}");
     }
 }
+
+/// The lenient `/varz` counters (issue #18), one row per shape a node (or a proxy) may
+/// write: `connections` and `slow_clients` are gauges capped at [`MAX_COUNT`]; `in_msgs`
+/// is a cumulative counter capped at [`MAX_COUNTER`]. Everything that is not a plausible
+/// count is unknown (`None`), never a parse error and never a pass.
+#[test]
+fn varz_counter_table() {
+    let rows: &[(&str, &str, Option<u64>, Option<u64>)] = &[
+        // (name, JSON value, as a gauge, as a cumulative counter)
+        ("int", "12", Some(12), Some(12)),
+        ("zero", "0", Some(0), Some(0)),
+        ("int as string", r#""1600""#, Some(1600), Some(1600)),
+        ("string with spaces", r#"" 7 ""#, Some(7), Some(7)),
+        ("whole float", "12.0", Some(12), Some(12)),
+        ("whole float as string", r#""12.0""#, Some(12), Some(12)),
+        ("exponent float", "1e3", Some(1000), Some(1000)),
+        ("fractional float", "12.5", None, None),
+        ("negative int", "-1", None, None),
+        ("negative as string", r#""-1""#, None, None),
+        ("negative float", "-0.5", None, None),
+        (
+            "the gauge cap",
+            "1000000000",
+            Some(MAX_COUNT),
+            Some(MAX_COUNT),
+        ),
+        (
+            "above the gauge cap",
+            "1000000001",
+            None,
+            Some(1_000_000_001),
+        ),
+        ("huge: 10^17", "100000000000000000", None, None),
+        (
+            "the counter cap",
+            "1000000000000000",
+            None,
+            Some(MAX_COUNTER),
+        ),
+        ("u64::MAX", "18446744073709551615", None, None),
+        ("beyond u64", "18446744073709551616", None, None),
+        ("huge float", "1e300", None, None),
+        ("huge as string", r#""100000000000000000""#, None, None),
+        ("null", "null", None, None),
+        ("bool true", "true", None, None),
+        ("bool false", "false", None, None),
+        ("not a number", r#""many""#, None, None),
+        ("empty string", r#""""#, None, None),
+        ("array", "[1]", None, None),
+        ("object", r#"{"n":1}"#, None, None),
+    ];
+    for (name, json, gauge, counter) in rows {
+        let body = format!(r#"{{"connections":{json},"slow_clients":{json},"in_msgs":{json}}}"#);
+        let v: Varz = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(v.connections, *gauge, "{name}: connections");
+        assert_eq!(v.slow_clients, *gauge, "{name}: slow_clients");
+        assert_eq!(v.in_msgs, *counter, "{name}: in_msgs");
+    }
+    // Missing: unknown, the other fields still parse.
+    let v: Varz = serde_json::from_str(r#"{"server_id":"1001"}"#).unwrap();
+    assert_eq!(
+        (v.connections, v.in_msgs, v.out_msgs, v.retry_queue),
+        (None, None, None, None)
+    );
+    assert_eq!(v.server_id_num(), Some(1001));
+}

@@ -1,10 +1,10 @@
 //! An outsider's attack on the service-level gate (issue #18: clients come back, messages
 //! keep flowing, the smoke test) and on the run-wide safety of the drain hooks.
 //!
-//! Each `#[ignore = "hole: …"]` test reproduces a real hole: it asserts what wkctl *should*
-//! do and fails today (run it with `--ignored`). The other tests show an attack that held
-//! and guard it. Hostile answers come from the simulator's own faults, its one hostile knob
-//! `clients-drop` (a node's counted clients disconnect now and never come back), and a tiny
+//! Most tests reproduced a real hole (each was `#[ignore]`d while wkctl failed it, until
+//! issue #18's follow-up closed it) and now guard the fix; those marked "Held" show an
+//! attack that held. Hostile answers come from the simulator's own faults, its one
+//! hostile knob `clients-drop` (a node's counted clients disconnect now and never come back), and a tiny
 //! `/varz`-rewriting proxy in front of one node ([`VarzProxy`]).
 
 use std::io::{Read as _, Write as _};
@@ -55,7 +55,6 @@ fn lines_of(r: &crate::support::Run) -> Vec<Value> {
 /// clients still gone. The later nodes then take their baselines from the shrunken
 /// cluster, so the whole run completes (exit 0) while #397/#683 is in effect.
 #[test]
-#[ignore = "hole: --resume after a client shortfall re-soaks the node without a baseline and passes it"]
 fn resume_after_a_client_shortfall_still_checks_the_clients() {
     let sim = sim_with_clients(1600);
     let ws = ws(&sim, "");
@@ -85,7 +84,6 @@ fn resume_after_a_client_shortfall_still_checks_the_clients() {
 /// clients of 1003. The resumed run skips the client check of the node it was interrupted
 /// on, and of every later one in effect (their baselines already lack the lost clients).
 #[test]
-#[ignore = "hole: a run killed during the gate and resumed skips the client check of the interrupted node"]
 fn resume_after_a_kill_during_the_gate_still_checks_the_clients() {
     let sim = sim_with_clients(1600);
     let ws = ws(&sim, "");
@@ -127,7 +125,6 @@ fn resume_after_a_kill_during_the_gate_still_checks_the_clients() {
 /// clients the check exists to count: the node then reports "0 clients moved off; 0 back
 /// (100%)" and passes while a third of the cluster's clients are gone.
 #[test]
-#[ignore = "hole: the client baseline is taken after `drain`, so clients a drain dropped are never missed"]
 fn clients_dropped_by_the_drain_count_in_the_baseline() {
     let sim = sim_with_clients(1600);
     let drain = "if [ {{node.id}} = 1002 ]; then {{wksim}} ctl --state-dir {{state_dir}} fault 1002 clients-drop; fi";
@@ -163,7 +160,6 @@ fn clients_dropped_by_the_drain_count_in_the_baseline() {
 /// moved to drops them) pass, and `soak_finished` says `check: passed` next to
 /// `connections` at two thirds of the baseline.
 #[test]
-#[ignore = "hole: client recovery is latched at one poll; clients lost again later in the soak pass"]
 fn clients_that_come_back_then_drop_during_the_soak_fail_it() {
     let sim = sim_with_clients(1600);
     let policy = FAST_POLICY.replace("soak: 300ms", "soak: 4s");
@@ -272,7 +268,6 @@ fn on_shortfall_warn_does_not_hide_a_peer_going_down_in_the_soak() {
 /// rejects two nodes with one `api`) reads 1001's probe message back through 1001 itself:
 /// "✓ node 1001 … read back through 1002" although 1001 replicates nothing.
 #[test]
-#[ignore = "hole: `wkctl smoke` reads back through the same node when two manifest nodes share an api URL"]
 fn smoke_never_reads_back_through_the_node_it_wrote_to() {
     let sim = sim_with_clients(100);
     let ws = ws(&sim, SMOKE);
@@ -296,6 +291,53 @@ fn smoke_never_reads_back_through_the_node_it_wrote_to() {
         "1001's probe was \"read back through 1002\", i.e. through 1001 itself, although 1001 replicates nothing:\n{}",
         r.all()
     );
+}
+
+/// The same slip spelled so that the manifest cannot see it (`localhost` for 1001's
+/// `127.0.0.1`): `wkctl smoke` compares `/varz.server_id` of writer and reader and refuses
+/// to read 1001's probe back through 1001 itself, before anything is written.
+#[test]
+fn smoke_refuses_a_reader_that_is_the_writers_server() {
+    let sim = sim_with_clients(100);
+    let ws = ws(&sim, SMOKE);
+    let alias = sim.api(1001).replace("127.0.0.1", "localhost");
+    assert_ne!(alias, sim.api(1001));
+    let text = std::fs::read_to_string(&ws.manifest).unwrap().replace(
+        &format!("api: {}\n", sim.api(1002)),
+        &format!("api: {alias}\n"),
+    );
+    std::fs::write(&ws.manifest, text).unwrap();
+    ctl_ok(&sim, &["fault", "1001", "no-replicate"]);
+    let r = ws.run(&["smoke", "--json"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap_or(Value::Null);
+    let n1001 = doc["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["node"] == 1001))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(n1001["ok"], false, "{}", r.all());
+    let reason = n1001["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("node 1001 and node 1002 answer as one server (`/varz.server_id` `1001`)"),
+        "{}",
+        r.all()
+    );
+    // Refused before writing: the simulator saw no probe message of 1001's smoke (its
+    // `client_msg_no` names the manifest node), while 1002's (reader 1003) was sent.
+    let sent = |prefix: &str| {
+        sim.events()
+            .iter()
+            .filter(|e| {
+                e["kind"] == "message_sent"
+                    && e["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&format!("client_msg_no={prefix}")))
+            })
+            .count()
+    };
+    assert_eq!(sent("wkctl-smoke-1001-"), 0, "{:#?}", sim.events());
+    assert_eq!(sent("wkctl-smoke-1002-"), 1, "{:#?}", sim.events());
 }
 
 /// The smoke test of the interrupted node is not skipped by `--resume`: killed during
@@ -540,7 +582,6 @@ fn upgrade_1001(ws: &Ws) -> (i32, Vec<Value>, String) {
 /// 1002 passes. (`lenient_count` rejects a float ≥ 1e18 but takes any integer up to
 /// `u64::MAX`; the release build's sum then wraps silently, a debug build panics.)
 #[test]
-#[ignore = "hole: one node reporting an absurd connection count makes the client check pass"]
 fn an_absurd_connection_count_on_one_node_does_not_pass_the_check() {
     let sim = sim_with_clients(1600);
     let proxy = VarzProxy::start(sim.api(1003));
@@ -565,7 +606,6 @@ fn an_absurd_connection_count_on_one_node_does_not_pass_the_check() {
 /// are unknown: the client check is skipped"), but it is the one place where unknown
 /// passes: the other nodes' counts alone show the loss.
 #[test]
-#[ignore = "hole: one node's missing/negative /varz.connections skips the client check cluster-wide and passes"]
 fn one_node_without_a_connection_count_does_not_turn_the_check_off() {
     let sim = sim_with_clients(1600);
     let proxy = VarzProxy::start(sim.api(1003));
@@ -618,8 +658,8 @@ fn a_node_answering_varz_with_a_failing_health_blocks_the_run() {
     assert_eq!(stops, 0, "nothing stopped ({:?})", t0.elapsed());
 }
 
-/// Held: `upgrade` itself never runs on a manifest whose two nodes share one API (the
-/// pre-check sees 1001 answering as "1002"), so the smoke hole above is `wkctl smoke`'s.
+/// Held: `upgrade` itself never runs on a manifest whose two nodes share one API: the
+/// manifest is refused at load (before that, the pre-check saw 1001 answering as "1002").
 #[test]
 fn an_upgrade_with_two_nodes_on_one_api_is_refused_before_any_stop() {
     let sim = sim_with_clients(100);
@@ -630,7 +670,14 @@ fn an_upgrade_with_two_nodes_on_one_api_is_refused_before_any_stop() {
     );
     std::fs::write(&ws.manifest, text).unwrap();
     let r = ws.run(&UP, &[]);
-    assert_eq!(r.code, 1, "{}", r.all());
+    // Refused when the manifest loads (an input error), naming both nodes.
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("nodes 1001") && r.stderr.contains("and 1002 have the same API"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stderr.contains("hint:"), "{}", r.all());
     assert!(crate::support::lifecycle(&sim).is_empty(), "{}", r.all());
 }
 
@@ -682,7 +729,6 @@ fn nodes_limits_the_drain_hooks_to_the_selected_node() {
 /// managerToken lands on stdout. wkctl knows the token and could scrub it from any text a
 /// node hands it.
 #[test]
-#[ignore = "hole: a node error that echoes the token header is printed verbatim (managerToken on stdout)"]
 fn a_node_echoing_the_token_in_an_error_never_gets_it_printed() {
     const TOKEN: &str = "s3cr3t-token-echoed";
     let sim = crate::harness::Sim::start(crate::harness::SimOpts {

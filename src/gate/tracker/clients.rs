@@ -6,13 +6,19 @@
 //! show why (clients of an untouched node treated as offline after a serial restart, every
 //! cluster-level signal green).
 //!
-//! - **Baseline**, recorded from the observation that allowed a stop: per-node and
-//!   cluster-wide `/varz.connections`, and whether `in_msgs + out_msgs` was growing
-//!   cluster-wide (compared with the previous observation; per-process counters, so a
-//!   counter that fell is a restart and counts from 0).
-//! - **Clients come back**: during the soak, cluster-wide connections must reach
-//!   `recover` × baseline within `within` (default: the soak); the soak waits for it.
-//!   Below `min` connections at baseline the check is skipped, and says so.
+//! - **Baseline** ([`ClientBaseline`], kept in the run state so `--resume` has it),
+//!   recorded before the node's `drain` (or, without one, from the observation that
+//!   allowed the stop): the `/varz.connections` of every node that reported a count, and
+//!   whether `in_msgs + out_msgs` was growing cluster-wide (compared with the previous
+//!   observation; per-process counters, so a counter that fell is a restart and counts
+//!   from 0).
+//! - **Clients come back**: during the soak, the connections of the nodes that reported
+//!   at the baseline (the same nodes, summed with checked adds) must reach `recover` ×
+//!   baseline within `within` (default: the soak), and still be there at the soak's end:
+//!   every poll re-checks, the last observation decides. A node that reported at the
+//!   baseline and does not now is unknown: not back. The soak waits for the clients.
+//!   Below `min` connections at baseline, or with fewer than two nodes reporting a count,
+//!   the check is skipped, and says so.
 //! - **Messages keep flowing**: counters that were growing before the stop must grow
 //!   during the soak; no growth over the whole soak is a shortfall.
 //! - A shortfall stops the run (`on_shortfall: fail`) or is reported (`warn`).
@@ -25,6 +31,7 @@ use serde::Serialize;
 
 use crate::manifest::{ClientsPolicy, OnShortfall};
 use crate::probe::ClusterView;
+pub use crate::state::ClientBaseline;
 
 /// The outcome of the service-level check of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,6 +78,8 @@ pub struct Summary {
     pub messages: Flow,
     /// Why the check was skipped, or what fell short.
     pub note: Option<String>,
+    /// The nodes whose connections are compared (those that reported at the baseline).
+    pub nodes: Vec<u64>,
     /// Reported, not fatal: `slow_clients` / `retry_queue` rising sharply.
     pub warnings: Vec<String>,
 }
@@ -124,14 +133,12 @@ pub enum Soak {
     Shortfall(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Baseline {
-    node: u64,
-    moved_off: Option<u64>,
-    total: Option<u64>,
-    growing: Option<bool>,
-    slow: Option<u64>,
-    retry: Option<u64>,
+/// Why a client check is skipped (each said once per run, see [`Skip::kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Skip {
+    NoBaseline,
+    Unknown,
+    BelowFloor,
 }
 
 /// The service-level memory of a run.
@@ -142,21 +149,47 @@ pub struct Clients {
     last: Option<BTreeMap<u64, u64>>,
     /// Whether the counters grew between the last two observations.
     growing: Option<bool>,
-    baseline: Option<Baseline>,
-    /// Soak: counter growth summed since it began; clients seen back; peaks.
+    /// The node whose stop the baseline is of, and the baseline.
+    baseline: Option<(u64, ClientBaseline)>,
+    /// Soak: counter growth summed since it began; peaks.
     growth: u64,
-    recovered: bool,
+    /// The clients are back in the last observation of the soak (re-checked every poll).
+    back_now: bool,
+    /// They were back at least once in this soak (before `within`).
+    ever_back: bool,
     peak_slow: Option<u64>,
     peak_retry: Option<u64>,
     shortfall: Option<String>,
 }
 
-/// Cluster-wide sum of one counter, `None` when any node's is unknown.
+/// Cluster-wide sum of one counter, `None` when any node's is unknown or the sum
+/// overflows.
 fn sum(view: &ClusterView, f: impl Fn(&crate::probe::NodeView) -> Option<u64>) -> Option<u64> {
     view.nodes
         .iter()
         .map(|n| f(n).filter(|_| n.reachable))
-        .sum()
+        .try_fold(0u64, |acc, c| acc.checked_add(c?))
+}
+
+/// Every reachable node's `/varz.connections`, for those that report one.
+fn connections(view: &ClusterView) -> BTreeMap<u64, u64> {
+    view.nodes
+        .iter()
+        .filter(|n| n.reachable)
+        .filter_map(|n| Some((n.id, n.service.connections?)))
+        .collect()
+}
+
+/// The connections of `nodes` in `view`, summed with checked adds: `None` (unknown) when
+/// one of them does not report a count now, or the sum overflows.
+fn sum_of(view: &ClusterView, nodes: impl Iterator<Item = u64>) -> Option<u64> {
+    nodes
+        .map(|id| {
+            view.node(id)
+                .filter(|n| n.reachable)
+                .and_then(|n| n.service.connections)
+        })
+        .try_fold(0u64, |acc, c| acc.checked_add(c?))
 }
 
 fn messages(view: &ClusterView) -> BTreeMap<u64, u64> {
@@ -178,7 +211,8 @@ impl Clients {
             growing: None,
             baseline: None,
             growth: 0,
-            recovered: false,
+            back_now: false,
+            ever_back: false,
             peak_slow: None,
             peak_retry: None,
             shortfall: None,
@@ -211,67 +245,137 @@ impl Clients {
         self.peak_retry = max_opt(self.peak_retry, sum(view, |n| n.service.retry_queue));
     }
 
+    /// The baseline of `node`'s stop, from `view` (and the counters' growth so far).
+    pub fn baseline_from(&self, view: &ClusterView) -> ClientBaseline {
+        ClientBaseline {
+            connections: connections(view),
+            growing: self.growing,
+            slow_clients: sum(view, |n| n.service.slow_clients),
+            retry_queue: sum(view, |n| n.service.retry_queue),
+            at_ms: u64::try_from(
+                view.observed_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis(),
+            )
+            .unwrap_or(u64::MAX),
+        }
+    }
+
     /// Right before `node` is stopped: the baseline, from the observation that allowed it.
     pub fn record_baseline(&mut self, node: u64, view: &ClusterView) {
-        self.baseline = Some(Baseline {
-            node,
-            moved_off: view
-                .node(node)
-                .and_then(|n| n.service.connections.filter(|_| n.reachable)),
-            total: sum(view, |n| n.service.connections),
-            growing: self.growing,
-            slow: sum(view, |n| n.service.slow_clients),
-            retry: sum(view, |n| n.service.retry_queue),
-        });
+        self.baseline = Some((node, self.baseline_from(view)));
+    }
+
+    /// The baseline the checks compare with (one recorded earlier, or by an earlier run).
+    pub fn set_baseline(&mut self, node: u64, baseline: Option<ClientBaseline>) {
+        self.baseline = baseline.map(|b| (node, b));
+    }
+
+    /// The baseline recorded last (of the node being stopped).
+    pub fn baseline(&self) -> Option<&ClientBaseline> {
+        self.baseline.as_ref().map(|(_, b)| b)
     }
 
     /// The soak of the node begins (after its gate).
     pub fn soak_begin(&mut self) {
         self.growth = 0;
-        self.recovered = false;
+        self.back_now = false;
+        self.ever_back = false;
         self.peak_slow = None;
         self.peak_retry = None;
         self.shortfall = None;
     }
 
-    fn skip_reason(&self) -> Option<String> {
-        let Some(b) = &self.baseline else {
-            return Some("no baseline before the stop: client check skipped".into());
+    /// The baseline's node and cluster-wide total (checked sum; `None` on overflow).
+    fn base(&self) -> (Option<u64>, Option<u64>) {
+        let Some((node, b)) = &self.baseline else {
+            return (None, None);
         };
-        match b.total {
-            None => Some(
-                "client connections unknown (`/varz.connections` missing): client check skipped"
-                    .into(),
-            ),
-            Some(t) if t < self.policy.min => Some(format!(
-                "{t} connections before the stop, below policy.clients.min {}: client check skipped",
-                self.policy.min
+        let total = b
+            .connections
+            .values()
+            .try_fold(0u64, |acc, c| acc.checked_add(*c));
+        (b.connections.get(node).copied(), total)
+    }
+
+    /// Why the check is skipped, if it is, and the kind of reason.
+    pub fn skip(&self) -> Option<(Skip, String)> {
+        let Some((_, b)) = &self.baseline else {
+            return Some((
+                Skip::NoBaseline,
+                "no baseline before the stop: client check skipped".into(),
+            ));
+        };
+        if b.connections.len() < 2 {
+            return Some((
+                Skip::Unknown,
+                format!(
+                    "client connections unknown (`/varz.connections` missing or not a count on {} of the nodes before the stop; the check needs at least two): client check skipped",
+                    if b.connections.is_empty() {
+                        "all"
+                    } else {
+                        "all but one"
+                    }
+                ),
+            ));
+        }
+        match self.base().1 {
+            Some(t) if t < self.policy.min => Some((
+                Skip::BelowFloor,
+                format!(
+                    "{t} connections before the stop, below policy.clients.min {}: client check skipped",
+                    self.policy.min
+                ),
             )),
-            Some(_) => None,
+            // An overflowing baseline is unknown: never skipped, never back.
+            _ => None,
         }
     }
 
-    /// The service-level state of the soak `elapsed` after it began.
+    fn skip_reason(&self) -> Option<String> {
+        self.skip().map(|(_, why)| why)
+    }
+
+    /// Connections now of the nodes compared (those that reported at the baseline).
+    fn total_now(&self, view: &ClusterView) -> Option<u64> {
+        let (_, b) = self.baseline.as_ref()?;
+        sum_of(view, b.connections.keys().copied())
+    }
+
+    /// The service-level state of the soak `elapsed` after it began. Every call re-checks
+    /// the clients on `view`: those that came back and left again are not back.
     pub fn soak(&mut self, view: &ClusterView, elapsed: Duration, soak: Duration) -> Soak {
-        let total = sum(view, |n| n.service.connections);
-        if self.skip_reason().is_none()
-            && let (Some(b), Some(t)) = (self.baseline.as_ref().and_then(|b| b.total), total)
-            && t.saturating_mul(100) >= self.policy.recover_pct.saturating_mul(b)
-        {
-            self.recovered = true;
-        }
+        let total = self.total_now(view);
+        let judged = self.skip_reason().is_none();
+        self.back_now = judged
+            && matches!(
+                (self.base().1, total),
+                (Some(b), Some(t)) if t.saturating_mul(100) >= self.policy.recover_pct.saturating_mul(b)
+            );
+        self.ever_back |= self.back_now;
         let within = self.policy.within.unwrap_or(soak);
-        if self.skip_reason().is_none() && !self.recovered && elapsed >= within {
+        // Never back by `within`: a shortfall now. Back once but gone again: the soak
+        // goes on, and its end decides.
+        let short =
+            judged && !self.back_now && elapsed >= within && (!self.ever_back || elapsed >= soak);
+        if short {
             let s = self.summary_with(total);
             let why = format!(
-                "clients did not come back: {} cluster-wide connections, {}% of the {} before the stop (policy.clients.recover {}%) {:.1}s after the node was ready",
+                "clients did not come back: {} cluster-wide connections, {}% of the {} before the stop (policy.clients.recover {}%) {:.1}s after the node was ready{}",
                 total.map_or_else(|| "unknown".into(), thousands),
                 s.recovered_pct
                     .map_or_else(|| "?".into(), |p| p.to_string()),
                 s.baseline.map_or_else(|| "?".into(), thousands),
                 s.required_pct,
-                elapsed.as_secs_f64()
+                elapsed.as_secs_f64(),
+                self.unknown_nodes(view),
             );
+            let why = if self.ever_back {
+                format!("{why}; they were back earlier in the soak and left again")
+            } else {
+                why
+            };
             return self.fall_short(why);
         }
         if elapsed < soak {
@@ -280,11 +384,11 @@ impl Clients {
         if self.flow() == Flow::Stopped {
             return self.fall_short(format!(
                 "messages stopped flowing: in_msgs/out_msgs were growing before node {} was stopped and did not grow during its {:.1}s soak",
-                self.baseline.as_ref().map_or(0, |b| b.node),
+                self.baseline.as_ref().map_or(0, |b| b.0),
                 elapsed.as_secs_f64()
             ));
         }
-        if self.skip_reason().is_none() && !self.recovered {
+        if judged && !self.back_now {
             let s = self.summary_with(total);
             return Soak::Pending(format!(
                 "waiting for the clients: {} of {} connections back ({}%, need {}%)",
@@ -298,6 +402,27 @@ impl Clients {
         Soak::Done
     }
 
+    /// " (node 1003 reported a count before the stop and does not now)", or "".
+    fn unknown_nodes(&self, view: &ClusterView) -> String {
+        let Some((_, b)) = &self.baseline else {
+            return String::new();
+        };
+        let missing: Vec<String> = b
+            .connections
+            .keys()
+            .filter(|id| sum_of(view, std::iter::once(**id)).is_none())
+            .map(ToString::to_string)
+            .collect();
+        match missing.as_slice() {
+            [] => String::new(),
+            [one] => format!(" (node {one} reported a count before the stop and does not now)"),
+            many => format!(
+                " (nodes {} reported a count before the stop and do not now)",
+                many.join(", ")
+            ),
+        }
+    }
+
     fn fall_short(&mut self, why: String) -> Soak {
         self.shortfall = Some(why.clone());
         Soak::Shortfall(why)
@@ -309,7 +434,7 @@ impl Clients {
     }
 
     fn flow(&self) -> Flow {
-        match self.baseline.as_ref().and_then(|b| b.growing) {
+        match self.baseline.as_ref().and_then(|b| b.1.growing) {
             None => Flow::Unknown,
             Some(false) => Flow::Idle,
             Some(true) if self.growth > 0 => Flow::Flowing,
@@ -319,19 +444,18 @@ impl Clients {
 
     /// The `clients` summary for an event, from `view`.
     pub fn summary(&self, view: &ClusterView) -> Summary {
-        self.summary_with(sum(view, |n| n.service.connections))
+        self.summary_with(self.total_now(view))
     }
 
     fn summary_with(&self, total: Option<u64>) -> Summary {
-        let b = self.baseline.as_ref();
-        let baseline = b.and_then(|b| b.total);
-        let moved_off = b.and_then(|b| b.moved_off);
+        let b = self.baseline.as_ref().map(|(_, b)| b);
+        let (moved_off, baseline) = self.base();
         let back = match (total, baseline, moved_off) {
             (Some(t), Some(base), Some(m)) => Some(t.saturating_sub(base - m.min(base)).min(m)),
             _ => None,
         };
         let recovered_pct = match (total, baseline) {
-            (Some(t), Some(base)) if base > 0 => Some(t * 100 / base),
+            (Some(t), Some(base)) if base > 0 => Some(t.saturating_mul(100) / base),
             _ => None,
         };
         let skip = self.skip_reason();
@@ -339,15 +463,23 @@ impl Clients {
             Check::Shortfall
         } else if skip.is_some() {
             Check::Skipped
-        } else if self.recovered {
+        } else if self.back_now {
             Check::Passed
         } else {
             Check::Waiting
         };
         let mut warnings = Vec::new();
         for (name, before, peak) in [
-            ("slow_clients", b.and_then(|b| b.slow), self.peak_slow),
-            ("retry_queue", b.and_then(|b| b.retry), self.peak_retry),
+            (
+                "slow_clients",
+                b.and_then(|b| b.slow_clients),
+                self.peak_slow,
+            ),
+            (
+                "retry_queue",
+                b.and_then(|b| b.retry_queue),
+                self.peak_retry,
+            ),
         ] {
             if let (Some(before), Some(peak)) = (before, peak)
                 && sharp_rise(before, peak)
@@ -370,6 +502,9 @@ impl Clients {
             required_pct,
             messages: self.flow(),
             note: self.shortfall.clone().or(skip),
+            nodes: b
+                .map(|b| b.connections.keys().copied().collect())
+                .unwrap_or_default(),
             warnings,
         }
     }

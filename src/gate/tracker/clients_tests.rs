@@ -205,10 +205,136 @@ fn service_level_table() {
             check: Check::Passed,
             flow: Flow::Idle,
         },
+        Row {
+            name: "back, then gone again before the soak's end: the last observation decides",
+            policy: pol(),
+            before: base(),
+            soak: vec![
+                (2, view(c3(1500, 0, 1500), [30, 0, 30]), Want::Pending),
+                (5, view(c3(1000, 0, 1000), [40, 0, 40]), Want::Pending),
+                (
+                    10,
+                    view(c3(1000, 0, 1000), [50, 0, 50]),
+                    Want::Short("left again"),
+                ),
+            ],
+            check: Check::Shortfall,
+            flow: Flow::Flowing,
+        },
+        Row {
+            name: "a dip in the middle of the soak that is back by its end passes",
+            policy: pol(),
+            before: base(),
+            soak: vec![
+                (2, view(c3(1500, 0, 1500), [30, 0, 30]), Want::Pending),
+                (5, view(c3(1000, 0, 1000), [40, 0, 40]), Want::Pending),
+                (10, view(c3(1400, 200, 1400), [50, 1, 50]), Want::Done),
+            ],
+            check: Check::Passed,
+            flow: Flow::Flowing,
+        },
+        Row {
+            name: "one node without a count: the others are still compared",
+            policy: pol(),
+            before: [
+                view([Some(1000), Some(1000), None], [10, 10, 10]),
+                view([Some(1000), Some(1000), None], [20, 20, 20]),
+            ],
+            soak: vec![
+                (
+                    1,
+                    view([Some(1000), Some(0), None], [30, 0, 30]),
+                    Want::Pending,
+                ),
+                (
+                    10,
+                    view([Some(1000), Some(0), None], [40, 0, 40]),
+                    Want::Short("1,000 cluster-wide connections, 50% of the 2,000"),
+                ),
+            ],
+            check: Check::Shortfall,
+            flow: Flow::Flowing,
+        },
+        Row {
+            name: "one node without a count, the others back: passed",
+            policy: pol(),
+            before: [
+                view([Some(1000), Some(1000), None], [10, 10, 10]),
+                view([Some(1000), Some(1000), None], [20, 20, 20]),
+            ],
+            soak: vec![(
+                10,
+                view([Some(1900), Some(100), None], [40, 1, 40]),
+                Want::Done,
+            )],
+            check: Check::Passed,
+            flow: Flow::Flowing,
+        },
+        Row {
+            name: "a node that reported at the baseline and no longer does is not back",
+            policy: pol(),
+            before: base(),
+            soak: vec![(
+                10,
+                view([Some(1500), Some(1500), None], [40, 1, 40]),
+                Want::Short("node 1003 reported a count before the stop and does not now"),
+            )],
+            check: Check::Shortfall,
+            flow: Flow::Flowing,
+        },
+        Row {
+            name: "only one node reports a count: skipped",
+            policy: pol(),
+            before: [
+                view([Some(5000), None, None], [10, 10, 10]),
+                view([Some(5000), None, None], [20, 20, 20]),
+            ],
+            soak: vec![(10, view([Some(0), None, None], [30, 30, 30]), Want::Done)],
+            check: Check::Skipped,
+            flow: Flow::Flowing,
+        },
+        Row {
+            name: "counts whose sum overflows are unknown, never back",
+            policy: pol(),
+            before: [
+                view(c3(u64::MAX / 2, u64::MAX / 2, 1000), [10, 10, 10]),
+                view(c3(u64::MAX / 2, u64::MAX / 2, 1000), [20, 20, 20]),
+            ],
+            soak: vec![(
+                10,
+                view(c3(u64::MAX / 2, u64::MAX / 2, 1000), [30, 30, 30]),
+                Want::Short("unknown cluster-wide connections"),
+            )],
+            check: Check::Shortfall,
+            flow: Flow::Flowing,
+        },
     ];
     for row in &rows {
         run(row);
     }
+}
+
+/// A baseline set from the run state (a resumed run) is used as recorded.
+#[test]
+fn a_baseline_set_from_the_run_state_is_checked() {
+    let c = Clients::new(ClientsPolicy::default());
+    let before = view(c3(1600, 1600, 1600), [10, 10, 10]);
+    let saved = c.baseline_from(&before);
+    assert_eq!(saved.connections.len(), 3);
+    // A new process: no observation before the stop, only the saved baseline.
+    let mut c = Clients::new(ClientsPolicy::default());
+    c.set_baseline(1001, Some(saved));
+    c.soak_begin();
+    let now = view(c3(800, 1600, 0), [20, 20, 20]);
+    c.observe(&now);
+    let got = c.soak(&now, SOAK, SOAK);
+    assert!(
+        matches!(&got, Soak::Shortfall(w) if w.contains("of the 4,800 before the stop")),
+        "{got:?}"
+    );
+    let mut c = Clients::new(ClientsPolicy::default());
+    c.set_baseline(1001, None);
+    assert_eq!(c.skip().map(|s| s.0), Some(Skip::NoBaseline));
 }
 
 #[test]
