@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::WkError;
-use crate::plan::PlanStepKind;
+use crate::plan::{PlanKind, PlanStepKind};
 
 pub const STATE_FORMAT: u32 = 1;
 
@@ -104,6 +104,10 @@ pub struct NodeRun {
     /// Steps that finished successfully, in order.
     pub done: Vec<PlanStepKind>,
     pub baseline: Option<Baseline>,
+    /// When wkctl issued the node's `stop` (ms since the epoch): a restart's new process
+    /// must have started after it (gate signal B of `wkctl restart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_issued_at_ms: Option<u64>,
     /// The `/varz.commit` the node ran when its gate passed: a later run to the same
     /// `-dev` target recognises the build by it (a `-dev` image reports a release tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +126,7 @@ impl NodeRun {
             step: None,
             done: Vec::new(),
             baseline: None,
+            stop_issued_at_ms: None,
             proven_commit: None,
             started_at_ms: None,
             finished_at_ms: None,
@@ -143,6 +148,7 @@ impl NodeRun {
         self.step = None;
         self.done.clear();
         self.baseline = None;
+        self.stop_issued_at_ms = None;
         self.proven_commit = None;
         self.error = None;
     }
@@ -152,6 +158,9 @@ impl NodeRun {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub format_version: u32,
+    /// `upgrade` or `restart` (issue 19); a state file from before restarts is an upgrade.
+    #[serde(default)]
+    pub kind: PlanKind,
     pub cluster: String,
     pub to: String,
     pub plan_digest: String,

@@ -12,6 +12,7 @@ pub mod live;
 pub mod man;
 pub mod plan;
 pub mod releases;
+pub mod restart;
 pub mod rollback;
 pub mod select;
 pub mod smoke;

@@ -10,6 +10,7 @@
 
 mod failure;
 mod interrupt;
+mod restart;
 mod smoke;
 mod summary;
 mod watch;
@@ -204,7 +205,7 @@ impl<'a> Runner<'a> {
                 }
             }
             let more = order[i + 1..].iter().any(|n| {
-                n.action == NodeAction::Upgrade
+                n.action.acts()
                     && self
                         .state
                         .node(n.id)
@@ -219,8 +220,9 @@ impl<'a> Runner<'a> {
                 self.emit(&Event::Interrupted {
                     node: None,
                     message: format!(
-                        "canary: stopped after node {}; continue with `wkctl upgrade --resume`",
-                        pn.id
+                        "canary: stopped after node {}; continue with {}",
+                        pn.id,
+                        self.resume_cmd()
                     ),
                 });
                 outcome = Outcome::Interrupted;
@@ -269,7 +271,7 @@ impl<'a> Runner<'a> {
             let reason = if crate::commands::select::not_selected(self.plan, id) {
                 "not in `--nodes`".to_string()
             } else {
-                format!("already on {}", self.plan.to)
+                format!("already on {}", self.node_version(id))
             };
             self.emit(&Event::NodeSkipped { node: id, reason });
             self.node_run(id).status = NodeStatus::Skipped;
@@ -300,7 +302,7 @@ impl<'a> Runner<'a> {
         self.emit(&Event::NodeStarted {
             node: id,
             from: pn.from.clone(),
-            to: self.plan.to.to_string(),
+            to: self.node_version(id).to_string(),
             index,
             total,
         });
@@ -356,6 +358,9 @@ impl<'a> Runner<'a> {
             if self.already_done(pn, step).await? {
                 continue;
             }
+            if step.kind == PlanStepKind::Stop {
+                self.stop_issued(id);
+            }
             if let Some(end) = self.run_step(pn, step, &transport).await? {
                 return Ok(end);
             }
@@ -368,7 +373,7 @@ impl<'a> Runner<'a> {
         // wkctl was not watching.
         self.step_started(id, PlanStepKind::WaitReady, None)?;
         let baseline = self.baseline(id);
-        let target = self.target.clone();
+        let target = self.gate_target(id);
         let from = stopped_at.unwrap_or_else(Instant::now);
         match self
             .wait_ready(&baseline, &target, from, start_returned)
@@ -377,7 +382,7 @@ impl<'a> Runner<'a> {
             Ok(view) => {
                 self.emit(&Event::NodeReady {
                     node: id,
-                    version: self.plan.to.to_string(),
+                    version: self.node_version(id).to_string(),
                     duration_s: node_started.elapsed().as_secs_f64(),
                     clients: Some(self.tracker.clients_summary(&view)),
                 });
@@ -550,7 +555,12 @@ impl<'a> Runner<'a> {
         };
         n.reachable
             && n.version.is_some()
-            && !crate::gate::runs_new_process(&self.baseline(id), n, view.observed_at, &self.target)
+            && !crate::gate::runs_new_process(
+                &self.baseline(id),
+                n,
+                view.observed_at,
+                &self.gate_target(id),
+            )
     }
 
     /// Runs the plan's once-per-run steps of these kinds on the first node's host.
@@ -559,7 +569,7 @@ impl<'a> Runner<'a> {
         // The node the run steps were rendered for: the first to upgrade before
         // `--nodes` left some out.
         let first = self.plan.nodes.iter().find(|n| {
-            n.action == NodeAction::Upgrade
+            n.action.acts()
                 || crate::commands::select::not_selected(self.plan, n.id)
         })?;
         let node = self.ctx.manifest.node(first.id)?;
@@ -633,7 +643,9 @@ impl<'a> Runner<'a> {
                     .map(PreStop::End);
             }
         };
+        // A restart restarts a node on the version it runs: there is nothing to skip.
         if let Some(n) = view.node(id)
+            && self.plan.kind.is_upgrade()
             && !self.target.is_dev()
             && n.version
                 .as_ref()
@@ -711,7 +723,7 @@ impl<'a> Runner<'a> {
                         &self.baseline(id),
                         n,
                         view.observed_at,
-                        &self.target,
+                        &self.gate_target(id),
                     ) =>
                 {
                     break format!(
@@ -862,7 +874,8 @@ impl<'a> Runner<'a> {
             self.emit(&Event::Waiting {
                 node: Some(id),
                 what: format!(
-                    "node {id} stays drained (out of client traffic): its `undrain` failed; run it by hand, or `wkctl upgrade --resume` continues from the drained node"
+                    "node {id} stays drained (out of client traffic): its `undrain` failed; run it by hand, or {} continues from the drained node",
+                    self.resume_cmd()
                 ),
             });
         }
@@ -876,7 +889,7 @@ impl<'a> Runner<'a> {
         let id = pn.id;
         self.step_started(id, PlanStepKind::Verify, None)?;
         let baseline = self.baseline(id);
-        let target = self.target.clone();
+        let target = self.gate_target(id);
         match self
             .wait_ready(&baseline, &target, Instant::now(), None)
             .await

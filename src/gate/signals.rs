@@ -56,6 +56,9 @@ pub(super) fn new_process(
             node.id
         ));
     }
+    if let Some(stop) = target.restarted_after {
+        return restarted_since(before, node, now_at, stop);
+    }
     if target.is_dev() {
         return dev_build_proven(before, node);
     }
@@ -92,6 +95,44 @@ pub(super) fn new_process(
             node.id,
             uptime.as_secs(),
             old.as_secs()
+        ))
+    }
+}
+
+/// B for a restart (same version): the process started after wkctl issued the stop, i.e.
+/// its uptime is shorter than the time since then. Go's uptime is whole seconds, rounded
+/// down (facts §3.2), so an old process that started less than a second before the stop
+/// could look new; the baseline rules that out when it reported an uptime of at least
+/// 1 s before the stop (that process then started ≥ 1 s before the stop, and reports at
+/// least the elapsed time plus 1 s). Without such a baseline a full second of slack is
+/// required. Unknown uptime is not ready.
+fn restarted_since(
+    before: &NodeBaseline,
+    node: &NodeView,
+    now_at: SystemTime,
+    stop: SystemTime,
+) -> SignalState {
+    let Some(uptime) = node.uptime else {
+        return SignalState::Unknown(format!(
+            "node {} reports no uptime: cannot prove a new process",
+            node.id
+        ));
+    };
+    let since_stop = now_at.duration_since(stop).unwrap_or_default();
+    let old_ran_long = before.uptime.is_some_and(|u| u >= UPTIME_RESOLUTION);
+    let new = if old_ran_long {
+        uptime < since_stop
+    } else {
+        uptime + UPTIME_RESOLUTION <= since_stop
+    };
+    if new {
+        SignalState::Met
+    } else {
+        SignalState::NotYet(format!(
+            "node {} uptime {}s is not shorter than the {}s since its stop: still the old process (it never restarted)",
+            node.id,
+            uptime.as_secs(),
+            since_stop.as_secs()
         ))
     }
 }
@@ -369,6 +410,54 @@ mod tests {
         // The edge: uptime + 2 s == old + elapsed is still the old process; 1 ms less is new.
         assert!(!b(s(108), 10_000).is_met());
         assert!(b(Duration::from_millis(107_999), 10_000).is_met());
+    }
+
+    /// B of a restart: same version, and an uptime shorter than the time since the stop
+    /// (issued at t=10 s here; the baseline at t=9 s saw `old_uptime`).
+    fn b_restart(old_uptime: Option<u64>, version: &str, uptime: Option<u64>, at_ms: u64) -> SignalState {
+        let before = NodeBaseline {
+            id: 1002,
+            version: Some(v(OLD)),
+            commit: None,
+            uptime: old_uptime.map(Duration::from_secs),
+            observed_at: at(9),
+        };
+        let mut n = node(1002, version, 0);
+        n.uptime = uptime.map(Duration::from_secs);
+        let target = GateTarget::restart(v(OLD), at(10));
+        new_process(&before, &n, at(0) + Duration::from_millis(at_ms), &target)
+    }
+
+    const OLD: &str = "v2.0.10-20241221";
+
+    #[test]
+    fn b_of_a_restart_needs_the_same_version_and_a_process_younger_than_the_stop() {
+        // 3 s after the stop, uptime 2 s: a new process.
+        assert!(b_restart(Some(100), OLD, Some(2), 13_000).is_met());
+        // The old process never went away: its uptime kept growing past the stop.
+        let SignalState::NotYet(why) = b_restart(Some(100), OLD, Some(104), 13_000) else {
+            panic!("old process");
+        };
+        assert!(why.contains("still the old process"), "{why}");
+        // Same uptime as the time since the stop: not proven.
+        assert!(!b_restart(Some(100), OLD, Some(3), 13_000).is_met());
+        // Another version is not a restart of this one.
+        assert!(matches!(
+            b_restart(Some(100), NEW, Some(1), 13_000),
+            SignalState::NotYet(_)
+        ));
+        // Unknown uptime is not ready.
+        assert!(matches!(
+            b_restart(Some(100), OLD, None, 13_000),
+            SignalState::Unknown(_)
+        ));
+        // An old process that was under a second old at the baseline: a full second of
+        // slack (uptime 2 s at 2.5 s after the stop is not proof; at 3 s it is).
+        assert!(!b_restart(Some(0), OLD, Some(2), 12_500).is_met());
+        assert!(b_restart(Some(0), OLD, Some(2), 13_000).is_met());
+        assert!(!b_restart(None, OLD, Some(2), 12_500).is_met());
+        // A restart target is never a `-dev` one, even for a `-dev` version string.
+        assert!(!GateTarget::restart(v("v2.1.3-dev"), at(0)).is_dev());
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod operator2;
 mod planfile;
 mod playbooks;
 mod recovery;
+mod restart;
 mod review;
 mod scale;
 mod service;
