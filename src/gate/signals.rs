@@ -106,6 +106,11 @@ pub(super) fn new_process(
 /// 1 s before the stop (that process then started ≥ 1 s before the stop, and reports at
 /// least the elapsed time plus 1 s). Without such a baseline a full second of slack is
 /// required. Unknown uptime is not ready.
+///
+/// The uptime is read some time after the observation's timestamp (the probe's latency),
+/// so a restart quicker than that latency cannot be told by the stop alone; the upgrade's
+/// baseline rule also proves it then: an uptime below the one the old process reported
+/// before the stop, or one that grew less than the clock since (that process only ages).
 fn restarted_since(
     before: &NodeBaseline,
     node: &NodeView,
@@ -120,11 +125,18 @@ fn restarted_since(
     };
     let since_stop = now_at.duration_since(stop).unwrap_or_default();
     let old_ran_long = before.uptime.is_some_and(|u| u >= UPTIME_RESOLUTION);
-    let new = if old_ran_long {
+    let after_stop = if old_ran_long {
         uptime < since_stop
     } else {
         uptime + UPTIME_RESOLUTION <= since_stop
     };
+    let not_the_baselines = before.uptime.is_some_and(|old| {
+        let elapsed = now_at
+            .duration_since(before.observed_at)
+            .unwrap_or_default();
+        uptime < old || uptime + UPTIME_RESOLUTION * 2 < old + elapsed
+    });
+    let new = after_stop || not_the_baselines;
     if new {
         SignalState::Met
     } else {
@@ -439,8 +451,9 @@ mod tests {
             panic!("old process");
         };
         assert!(why.contains("still the old process"), "{why}");
-        // Same uptime as the time since the stop: not proven.
-        assert!(!b_restart(Some(100), OLD, Some(3), 13_000).is_met());
+        // What the old process (2 s old at the baseline) would report 2.5 s after the
+        // stop: not proven.
+        assert!(!b_restart(Some(2), OLD, Some(5), 12_500).is_met());
         // Another version is not a restart of this one.
         assert!(matches!(
             b_restart(Some(100), NEW, Some(1), 13_000),
@@ -456,6 +469,11 @@ mod tests {
         assert!(!b_restart(Some(0), OLD, Some(2), 12_500).is_met());
         assert!(b_restart(Some(0), OLD, Some(2), 13_000).is_met());
         assert!(!b_restart(None, OLD, Some(2), 12_500).is_met());
+        // A restart quicker than the probe's latency (uptime 3 s, 3.05 s after the stop):
+        // below the old process's 100 s, so a new one.
+        assert!(b_restart(Some(100), OLD, Some(3), 13_050).is_met());
+        // …and what a young old process (2 s at the baseline) reports then is not.
+        assert!(!b_restart(Some(2), OLD, Some(6), 13_050).is_met());
         // A restart target is never a `-dev` one, even for a `-dev` version string.
         assert!(!GateTarget::restart(v("v2.1.3-dev"), at(0)).is_dev());
     }

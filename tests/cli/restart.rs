@@ -27,7 +27,8 @@ fn uptime(sim: &Sim, id: u64) -> Option<Duration> {
 }
 
 /// Waits (with a deadline) until every node reports at least `secs` of uptime, so that a
-/// reset is visible.
+/// reset is visible (a freshly started simulator's processes are under a second old, and
+/// its restarts take a tenth of one: too close for whole-second uptimes to tell apart).
 fn wait_uptimes(sim: &Sim, secs: u64) {
     sim.wait_until("every node up for a while", RUN_T, |s| {
         IDS.iter()
@@ -152,6 +153,7 @@ fn restart_each_node_once_in_order_on_its_own_version_with_a_new_process() {
 fn restart_nodes_1002_restarts_only_1002() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::new(&sim, &Opts::default());
+    wait_uptimes(&sim, 3);
     let r = restart(&ws, &["--nodes", "1002"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(
@@ -213,6 +215,7 @@ fn dry_run_json_prints_the_restart_plan_and_touches_nothing() {
 fn a_crash_loop_during_the_restart_stops_at_that_node() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::with_node_timeout(&sim, "4s");
+    wait_uptimes(&sim, 3);
     ctl_ok(&sim, &["fault", "1002", "crash-loop"]);
     let r = restart(&ws, &[]);
     assert_eq!(r.code, 1, "{}", r.all());
@@ -290,6 +293,7 @@ fn a_start_that_does_not_restart_the_process_fails_the_gate_on_b() {
 fn kill_9_mid_restart_then_restart_resume_finishes_with_exact_counts() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::new(&sim, &Opts::default());
+    wait_uptimes(&sim, 3);
     let mut run = ws.spawn(&["restart", "--yes", "--json"], &[]);
     run.wait_for("gate of 1002", RUN_T, |v| {
         v["type"] == "step_started"
