@@ -404,7 +404,10 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
                 (StepKind::Install, PlanStepKind::Install),
                 (StepKind::Start, PlanStepKind::Start),
             ] {
-                let Some(tpl) = input.playbook.step(kind).filter(|_| input.kind.uses(plan_kind))
+                let Some(tpl) = input
+                    .playbook
+                    .step(kind)
+                    .filter(|_| input.kind.uses(plan_kind))
                 else {
                     continue;
                 };

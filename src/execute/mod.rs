@@ -568,10 +568,10 @@ impl<'a> Runner<'a> {
     async fn run_level(&self, kinds: &[PlanStepKind]) -> Option<Outcome> {
         // The node the run steps were rendered for: the first to upgrade before
         // `--nodes` left some out.
-        let first = self.plan.nodes.iter().find(|n| {
-            n.action.acts()
-                || crate::commands::select::not_selected(self.plan, n.id)
-        })?;
+        let first =
+            self.plan.nodes.iter().find(|n| {
+                n.action.acts() || crate::commands::select::not_selected(self.plan, n.id)
+            })?;
         let node = self.ctx.manifest.node(first.id)?;
         let transport = Transport::for_node(&self.ctx.manifest, node);
         for step in self

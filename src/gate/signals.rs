@@ -123,19 +123,23 @@ fn restarted_since(
             node.id
         ));
     };
+    let Some(old) = before.uptime else {
+        // As for an upgrade: no old uptime means the old process was already gone at the
+        // baseline, or B was proven earlier in this gate (the tracker then stops comparing
+        // with the clock; a later restart is a crash loop, signal G).
+        return SignalState::Met;
+    };
     let since_stop = now_at.duration_since(stop).unwrap_or_default();
-    let old_ran_long = before.uptime.is_some_and(|u| u >= UPTIME_RESOLUTION);
+    let old_ran_long = old >= UPTIME_RESOLUTION;
     let after_stop = if old_ran_long {
         uptime < since_stop
     } else {
         uptime + UPTIME_RESOLUTION <= since_stop
     };
-    let not_the_baselines = before.uptime.is_some_and(|old| {
-        let elapsed = now_at
-            .duration_since(before.observed_at)
-            .unwrap_or_default();
-        uptime < old || uptime + UPTIME_RESOLUTION * 2 < old + elapsed
-    });
+    let elapsed = now_at
+        .duration_since(before.observed_at)
+        .unwrap_or_default();
+    let not_the_baselines = uptime < old || uptime + UPTIME_RESOLUTION * 2 < old + elapsed;
     let new = after_stop || not_the_baselines;
     if new {
         SignalState::Met
@@ -426,7 +430,12 @@ mod tests {
 
     /// B of a restart: same version, and an uptime shorter than the time since the stop
     /// (issued at t=10 s here; the baseline at t=9 s saw `old_uptime`).
-    fn b_restart(old_uptime: Option<u64>, version: &str, uptime: Option<u64>, at_ms: u64) -> SignalState {
+    fn b_restart(
+        old_uptime: Option<u64>,
+        version: &str,
+        uptime: Option<u64>,
+        at_ms: u64,
+    ) -> SignalState {
         let before = NodeBaseline {
             id: 1002,
             version: Some(v(OLD)),
@@ -468,7 +477,9 @@ mod tests {
         // slack (uptime 2 s at 2.5 s after the stop is not proof; at 3 s it is).
         assert!(!b_restart(Some(0), OLD, Some(2), 12_500).is_met());
         assert!(b_restart(Some(0), OLD, Some(2), 13_000).is_met());
-        assert!(!b_restart(None, OLD, Some(2), 12_500).is_met());
+        // No old uptime (gone at the baseline, or B proven earlier in the gate): as for
+        // an upgrade, the version decides.
+        assert!(b_restart(None, OLD, Some(2), 12_500).is_met());
         // A restart quicker than the probe's latency (uptime 3 s, 3.05 s after the stop):
         // below the old process's 100 s, so a new one.
         assert!(b_restart(Some(100), OLD, Some(3), 13_050).is_met());

@@ -54,20 +54,14 @@ mod tests {
         WkVersion::parse(s).unwrap()
     }
 
-    fn plan(
-        playbook: &str,
-        versions: &[(u64, Option<&str>)],
-        kind: PlanKind,
-    ) -> crate::plan::Plan {
+    fn plan(playbook: &str, versions: &[(u64, Option<&str>)], kind: PlanKind) -> crate::plan::Plan {
         let text = format!(
             "name: t\nplaybook: {playbook}\nvars: {{ wksim: /bin/wksim, state_dir: /tmp/s }}\nnodes:\n  - {{ id: 1003, host: c }}\n  - {{ id: 1001, host: a }}\n  - {{ id: 1002, host: b }}\n"
         );
         let m = crate::manifest::parse(&text, Path::new("t.yaml")).unwrap();
         let pb = crate::playbook::load(&m.playbook, Path::new(".")).unwrap();
-        let versions: BTreeMap<u64, Option<WkVersion>> = versions
-            .iter()
-            .map(|(id, s)| (*id, s.map(v)))
-            .collect();
+        let versions: BTreeMap<u64, Option<WkVersion>> =
+            versions.iter().map(|(id, s)| (*id, s.map(v))).collect();
         let to = match kind {
             PlanKind::Restart => cluster_version(&versions).unwrap().to_string(),
             PlanKind::Upgrade => "v2.1.2".into(),
@@ -119,7 +113,13 @@ mod tests {
             );
             assert_eq!(
                 n.step(PlanStepKind::Start).unwrap().command.as_deref(),
-                Some(format!("/bin/wksim ctl --state-dir /tmp/s start {} --version {OLD}", n.id).as_str())
+                Some(
+                    format!(
+                        "/bin/wksim ctl --state-dir /tmp/s start {} --version {OLD}",
+                        n.id
+                    )
+                    .as_str()
+                )
             );
         }
         assert!(p.ok(), "{:?}", p.findings);
@@ -169,9 +169,14 @@ mod tests {
         let text = "name: t\nplaybook: docker-compose\nvars: { compose_dir: /opt/wk }\nnodes:\n  - { id: 1001, host: a, vars: { service: wk1 } }\n";
         let m = crate::manifest::parse(text, Path::new("t.yaml")).unwrap();
         let mut pb = crate::playbook::load(&m.playbook, Path::new(".")).unwrap();
-        pb.steps.insert(crate::playbook::StepKind::Drain, "echo drain".into());
-        pb.steps.insert(crate::playbook::StepKind::Undrain, "echo undrain".into());
-        pb.steps.insert(crate::playbook::StepKind::Prepare, "echo prepare {{to}}".into());
+        pb.steps
+            .insert(crate::playbook::StepKind::Drain, "echo drain".into());
+        pb.steps
+            .insert(crate::playbook::StepKind::Undrain, "echo undrain".into());
+        pb.steps.insert(
+            crate::playbook::StepKind::Prepare,
+            "echo prepare {{to}}".into(),
+        );
         let versions = BTreeMap::from([(1001, Some(v(OLD)))]);
         let p = build(&Input {
             manifest: &m,
@@ -187,7 +192,15 @@ mod tests {
         let kinds: Vec<&str> = p.nodes[0].steps.iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            ["drain", "check_settled", "stop", "start", "wait_ready", "undrain", "soak"]
+            [
+                "drain",
+                "check_settled",
+                "stop",
+                "start",
+                "wait_ready",
+                "undrain",
+                "soak"
+            ]
         );
         assert!(p.nodes[0].step(PlanStepKind::Rollback).is_none());
     }

@@ -161,9 +161,7 @@ fn restart_nodes_1002_restarts_only_1002() {
         [("stop".to_string(), 1002), ("start".to_string(), 1002)]
     );
     assert!(
-        ctl_events(&sim)
-            .iter()
-            .all(|(_, _, n)| *n == Some(1002)),
+        ctl_events(&sim).iter().all(|(_, _, n)| *n == Some(1002)),
         "{:?}",
         ctl_events(&sim)
     );
@@ -184,7 +182,10 @@ fn dry_run_json_prints_the_restart_plan_and_touches_nothing() {
     assert_eq!(plan["to"], OLD);
     let nodes = plan["nodes"].as_array().expect("nodes");
     assert_eq!(
-        nodes.iter().map(|n| n["id"].as_u64().unwrap()).collect::<Vec<_>>(),
+        nodes
+            .iter()
+            .map(|n| n["id"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
         IDS
     );
     for n in nodes {
@@ -365,7 +366,12 @@ fn restart_resume_on_an_unfinished_upgrade_is_refused() {
         "{}",
         r.all()
     );
-    assert_eq!(r.stderr.lines().filter(|l| !l.trim().is_empty()).count(), 2, "{}", r.all());
+    assert_eq!(
+        r.stderr.lines().filter(|l| !l.trim().is_empty()).count(),
+        2,
+        "{}",
+        r.all()
+    );
     let r = ws.run(&["restart", "--yes"], &[]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stderr.contains("an unfinished upgrade"), "{}", r.all());
