@@ -28,7 +28,7 @@ pub fn state_dir(global: &Global, args: &UpgradeArgs, cluster: &str) -> StateDir
 }
 
 pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    run_kind(global, args, PlanKind::Upgrade, p).await
+    Box::pin(run_kind(global, args, PlanKind::Upgrade, p)).await
 }
 
 /// An upgrade, or a restart (same state, lock, plan, executor and gate; its plan keeps
