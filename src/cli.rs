@@ -92,6 +92,11 @@ pub enum Command {
         after_help = "Examples:\n  wkctl upgrade --to v2.1.2\n  wkctl upgrade --to v2.1.2 --dry-run\n  wkctl upgrade --resume\n  wkctl upgrade --plan plan.json --expect-digest sha256:… --max-age 24h --yes\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
     )]
     Upgrade(UpgradeArgs),
+    /// Restart the cluster one node at a time on the version it runs, with the same gate
+    #[command(
+        after_help = "Examples:\n  wkctl restart --dry-run\n  wkctl restart --nodes 1002,1003 --yes\n  wkctl restart --resume\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
+    )]
+    Restart(RestartArgs),
     /// Roll back the node an unfinished upgrade failed on (playbook `rollback`, gated)
     #[command(
         after_help = "Examples:\n  wkctl rollback --node 1002\n  wkctl rollback --node 1002 --yes --json\n\nRefused while any other node is down. Exit: 0 rolled back, 1 refused or failed, 2 bad input."
@@ -264,6 +269,35 @@ pub struct UpgradeArgs {
     pub demo: bool,
     #[command(flatten)]
     pub planned: PlanFileArgs,
+}
+
+/// `restart` (issue 19): `upgrade`'s flags that apply to a run with no version change.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(short, long, env = "WKCTL_YES", value_parser = boolish())]
+    pub yes: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue the unfinished restart of this cluster
+    #[arg(long)]
+    pub resume: bool,
+    /// Forget the unfinished run of this cluster (its state is kept as a backup file)
+    #[arg(long, conflicts_with = "resume")]
+    pub discard: bool,
+    /// JSON Lines events on stdout, ending with `summary` (with `--dry-run`: the plan)
+    #[arg(long)]
+    pub json: bool,
+    /// Take the cluster lock even if another run seems to hold it
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Directory for state and lock [default: .wkctl next to the manifest]
+    #[arg(long, env = "WKCTL_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Only these nodes (comma-separated ids), in the plan's order, with the same gates
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub nodes: Vec<u64>,
 }
 
 /// `upgrade --plan FILE [--expect-digest D] [--max-age AGE]` (issue 17).

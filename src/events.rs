@@ -14,7 +14,7 @@ use crate::finding::Finding;
 use crate::gate::clients::Summary as ClientsSummary;
 use crate::gate::{Signal, SignalWord, signal_serde};
 use crate::output::Printer;
-use crate::plan::PlanStepKind;
+use crate::plan::{PlanKind, PlanStepKind};
 use crate::state::{NodeStatus, RunStatus};
 
 /// One thing that happened during a run.
@@ -22,6 +22,9 @@ use crate::state::{NodeStatus, RunStatus};
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
     RunStarted {
+        /// `restart`; absent for an upgrade (its events are as they were).
+        #[serde(skip_serializing_if = "PlanKind::is_upgrade")]
+        kind: PlanKind,
         cluster: String,
         to: String,
         nodes: Vec<u64>,
@@ -445,6 +448,7 @@ pub fn plain_line(event: &Event) -> Option<String> {
     use std::fmt::Write;
     Some(match event {
         Event::RunStarted {
+            kind,
             cluster,
             to,
             nodes,
@@ -456,10 +460,16 @@ pub fn plain_line(event: &Event) -> Option<String> {
                 .map(u64::to_string)
                 .collect::<Vec<_>>()
                 .join(", ");
-            format!(
-                "{} {cluster} → {to}: nodes {ids}",
-                if *resume { "resuming" } else { "upgrading" }
-            )
+            match (kind, resume) {
+                (PlanKind::Restart, true) => {
+                    format!("resuming the restart of {cluster} ({to}): nodes {ids}")
+                }
+                (PlanKind::Restart, false) => format!("restarting {cluster} ({to}): nodes {ids}"),
+                (PlanKind::Upgrade, r) => format!(
+                    "{} {cluster} → {to}: nodes {ids}",
+                    if *r { "resuming" } else { "upgrading" }
+                ),
+            }
         }
         Event::CheckFinished { ok, findings } => {
             let blocks = findings

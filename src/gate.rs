@@ -200,16 +200,26 @@ impl NodeBaseline {
 /// report exactly that release (`dev_base`: the newest catalog release older than the
 /// target) and a `/varz.commit` other than the old process's: an old image that came
 /// back reports its old commit and never passes.
+///
+/// A restart (`wkctl restart`, issue 19) has its own target per node: the version it ran
+/// before the stop, exactly, and a process started after `restarted_after` (when wkctl
+/// issued the stop), since the version alone cannot tell the new process from the old.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateTarget {
     pub version: WkVersion,
     pub dev_base: Option<WkVersion>,
+    /// Restart only: the new process must have started after this moment.
+    pub restarted_after: Option<SystemTime>,
 }
 
 impl GateTarget {
     pub fn new(version: WkVersion) -> GateTarget {
         let dev_base = version.is_dev().then(|| dev_base(&version)).flatten();
-        GateTarget { version, dev_base }
+        GateTarget {
+            version,
+            dev_base,
+            restarted_after: None,
+        }
     }
 
     /// A target that a node reports as itself (a rollback to a release).
@@ -217,11 +227,24 @@ impl GateTarget {
         GateTarget {
             version,
             dev_base: None,
+            restarted_after: None,
         }
     }
 
+    /// Same version, new process: the node reports exactly `version` (what it ran before
+    /// its stop) from a process started after `stop_issued` (signal B of a restart).
+    pub fn restart(version: WkVersion, stop_issued: SystemTime) -> GateTarget {
+        GateTarget {
+            version,
+            dev_base: None,
+            restarted_after: Some(stop_issued),
+        }
+    }
+
+    /// A `-dev` upgrade target (proven by a new commit). A restart never is one: it keeps
+    /// the build, commit included.
     pub fn is_dev(&self) -> bool {
-        self.version.is_dev()
+        self.restarted_after.is_none() && self.version.is_dev()
     }
 
     /// The version the node reports is what a process of the target reports.
@@ -250,6 +273,9 @@ impl GateTarget {
 
 impl fmt::Display for GateTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.restarted_after.is_some() {
+            return write!(f, "{} (unchanged)", self.version);
+        }
         match &self.dev_base {
             Some(b) => write!(f, "{} (reports {b})", self.version),
             None => write!(f, "{}", self.version),

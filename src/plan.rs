@@ -1,6 +1,7 @@
 //! The plan: a pure function from (manifest, playbook, observed versions, target) to the
 //! exact ordered steps `upgrade` runs (DESIGN §2 "plan, then execute"). `plan` prints it,
-//! `upgrade --dry-run` prints it, `upgrade` executes exactly it.
+//! `upgrade --dry-run` prints it, `upgrade` executes exactly it. A `restart` (issue 19) is
+//! the same plan with no version change: see [`PlanKind`] and `plan/restart.rs`.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,56 @@ use crate::playbook::{self, Playbook, StepKind};
 use crate::releases::{self, NodeAction, RuleOptions, Target};
 use crate::version::WkVersion;
 
+mod restart;
+
+pub use restart::cluster_version;
+
 pub const FORMAT_VERSION: u32 = 1;
+
+/// What a run does to each node it touches (issue 19). One executor runs both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// A new version: prepare, backup, install, rollback as the playbook has them.
+    #[default]
+    Upgrade,
+    /// A new process on the same version (`wkctl restart`): only drain, stop, start, the
+    /// gate, undrain and the soak.
+    Restart,
+}
+
+impl PlanKind {
+    #[allow(clippy::trivially_copy_pass_by_ref)] // serde's `skip_serializing_if` passes a reference
+    pub fn is_upgrade(&self) -> bool {
+        *self == PlanKind::Upgrade
+    }
+    /// Also the subcommand that runs and resumes this kind of run.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanKind::Upgrade => "upgrade",
+            PlanKind::Restart => "restart",
+        }
+    }
+    /// The playbook steps a node of this kind of run may use.
+    pub fn uses(self, step: PlanStepKind) -> bool {
+        match self {
+            PlanKind::Upgrade => true,
+            PlanKind::Restart => !matches!(
+                step,
+                PlanStepKind::Prepare
+                    | PlanStepKind::Backup
+                    | PlanStepKind::Install
+                    | PlanStepKind::Rollback
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for PlanKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One step of one node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -153,6 +203,10 @@ impl PlannedNode {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub format_version: u32,
+    /// `restart`, or absent for an upgrade (so an upgrade's plan JSON and digest are as
+    /// they always were).
+    #[serde(skip_serializing_if = "PlanKind::is_upgrade")]
+    pub kind: PlanKind,
     pub cluster: String,
     pub to: WkVersion,
     pub playbook: String,
@@ -180,10 +234,9 @@ impl Plan {
     pub fn redigest(&mut self) {
         self.digest = digest(self);
     }
+    /// The nodes the run acts on (upgrades, or restarts for a `restart` plan).
     pub fn upgrades(&self) -> impl Iterator<Item = &PlannedNode> {
-        self.nodes
-            .iter()
-            .filter(|n| n.action == NodeAction::Upgrade)
+        self.nodes.iter().filter(|n| n.action.acts())
     }
 }
 
@@ -198,6 +251,8 @@ pub struct Input<'a> {
     pub controller: Option<u64>,
     pub live: bool,
     pub rules: RuleOptions,
+    /// `restart`: the target is each node's own version ([`cluster_version`] for the plan).
+    pub kind: PlanKind,
 }
 
 /// Builds the plan. Fails only on input errors (a template with an unknown variable).
@@ -205,14 +260,18 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
     let m = input.manifest;
     let to = &input.target.version;
     let to_s = to.to_string();
-    let mut findings = releases::target_findings(input.target);
+    let kind = input.kind;
+    let mut findings = match kind {
+        PlanKind::Upgrade => releases::target_findings(input.target),
+        PlanKind::Restart => Vec::new(),
+    };
 
     if m.nodes.len() < 3 {
         findings.push(Finding::warn(
             FindingId::ManifestTooFewNodes,
             None,
             format!(
-                "the manifest lists {} node(s): the upgrade cannot be zero-downtime",
+                "the manifest lists {} node(s): the {kind} cannot be zero-downtime",
                 m.nodes.len()
             ),
             "with fewer than 3 nodes a restart loses quorum or service; plan a maintenance window",
@@ -278,10 +337,18 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
     for id in ids {
         let Some(node) = m.node(id) else { continue };
         let from = input.versions.get(&id).cloned().flatten();
-        let (action, mut node_findings) = releases::evaluate(id, from.as_ref(), to, input.rules);
+        let (action, mut node_findings) = match kind {
+            PlanKind::Upgrade => releases::evaluate(id, from.as_ref(), to, input.rules),
+            PlanKind::Restart => restart::evaluate(id, from.as_ref()),
+        };
         findings.append(&mut node_findings);
         let from_s = from.as_ref().map(ToString::to_string);
-        let vars = playbook::node_vars(input.playbook, &m.vars, node, from_s.as_deref(), &to_s);
+        // A restart starts the version the node runs: `{{to}}` is its own.
+        let node_to = match kind {
+            PlanKind::Restart => from_s.clone().unwrap_or_else(|| to_s.clone()),
+            PlanKind::Upgrade => to_s.clone(),
+        };
+        let vars = playbook::node_vars(input.playbook, &m.vars, node, from_s.as_deref(), &node_to);
         // Every step the run may need is rendered now, so an unknown variable is a
         // plan-time error and the on-failure commands are part of the reviewed plan.
         let mut on_failure = Vec::new();
@@ -289,6 +356,9 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
             (StepKind::Logs, PlanStepKind::Logs),
             (StepKind::Rollback, PlanStepKind::Rollback),
         ] {
+            if !input.kind.uses(plan_kind) {
+                continue;
+            }
             if let Some(tpl) = input.playbook.step(kind) {
                 let command =
                     playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
@@ -300,7 +370,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
             }
         }
         let mut steps = Vec::new();
-        if action == NodeAction::Upgrade {
+        if action.acts() {
             // `prepare` runs while the node still serves (a failure leaves it untouched),
             // then `drain` takes it out of client traffic, then the pre-stop check comes
             // right before the stop (a drain may take long: the check must be fresh).
@@ -308,6 +378,9 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
                 (StepKind::Prepare, PlanStepKind::Prepare),
                 (StepKind::Drain, PlanStepKind::Drain),
             ] {
+                if !input.kind.uses(plan_kind) {
+                    continue;
+                }
                 if let Some(tpl) = input.playbook.step(kind) {
                     let command = playbook::render(tpl, &vars)
                         .map_err(|e| render_error(input, id, kind, &e))?;
@@ -331,7 +404,11 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
                 (StepKind::Install, PlanStepKind::Install),
                 (StepKind::Start, PlanStepKind::Start),
             ] {
-                let Some(tpl) = input.playbook.step(kind) else {
+                let Some(tpl) = input
+                    .playbook
+                    .step(kind)
+                    .filter(|_| input.kind.uses(plan_kind))
+                else {
                     continue;
                 };
                 let command =
@@ -373,7 +450,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
             from: from_s,
             action,
             steps,
-            on_failure: if action == NodeAction::Upgrade {
+            on_failure: if action.acts() {
                 on_failure
             } else {
                 Vec::new()
@@ -389,6 +466,7 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
 
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
+        kind,
         cluster: m.name.clone(),
         to: to.clone(),
         playbook: input.playbook.name.clone(),
@@ -416,7 +494,7 @@ fn run_steps(
 ) -> Result<Vec<PlannedStep>, WkError> {
     let Some(first) = nodes
         .iter()
-        .find(|n| n.action == NodeAction::Upgrade)
+        .find(|n| n.action.acts())
         .and_then(|n| input.manifest.node(n.id))
     else {
         return Ok(Vec::new());
@@ -503,6 +581,10 @@ fn render_error(input: &Input<'_>, id: u64, kind: StepKind, e: &str) -> WkError 
 fn digest(plan: &Plan) -> String {
     let mut h = Sha256::new();
     h.update(plan.cluster.as_bytes());
+    // Only a restart adds its kind: an upgrade's digest is what it always was.
+    if !plan.kind.is_upgrade() {
+        h.update(plan.kind.as_str().as_bytes());
+    }
     h.update(plan.to.to_string().as_bytes());
     h.update(plan.manifest_digest.as_bytes());
     h.update(plan.playbook_digest.as_bytes());
@@ -550,6 +632,7 @@ mod tests {
             controller,
             live,
             rules: RuleOptions::default(),
+            kind: PlanKind::Upgrade,
         })
     }
 

@@ -219,7 +219,16 @@ fn one_edit_apart(a: &str, b: &str) -> bool {
 #[serde(rename_all = "snake_case")]
 pub enum NodeAction {
     Upgrade,
+    /// A new process on the same version (`wkctl restart`, issue 19).
+    Restart,
     Skip,
+}
+
+impl NodeAction {
+    /// The run acts on the node (upgrades or restarts it).
+    pub fn acts(self) -> bool {
+        self != NodeAction::Skip
+    }
 }
 
 /// Options that accept otherwise blocking rules.

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::WkError;
-use crate::plan::PlanStepKind;
+use crate::plan::{PlanKind, PlanStepKind};
 
 pub const STATE_FORMAT: u32 = 1;
 
@@ -128,6 +128,10 @@ pub struct NodeRun {
     /// The client/message baseline of its stop (absent in state files of older runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients: Option<ClientBaseline>,
+    /// When wkctl issued the node's `stop` (ms since the epoch): a restart's new process
+    /// must have started after it (gate signal B of `wkctl restart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_issued_at_ms: Option<u64>,
     /// The `/varz.commit` the node ran when its gate passed: a later run to the same
     /// `-dev` target recognises the build by it (a `-dev` image reports a release tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,6 +151,7 @@ impl NodeRun {
             done: Vec::new(),
             baseline: None,
             clients: None,
+            stop_issued_at_ms: None,
             proven_commit: None,
             started_at_ms: None,
             finished_at_ms: None,
@@ -169,6 +174,7 @@ impl NodeRun {
         self.done.clear();
         self.baseline = None;
         self.clients = None;
+        self.stop_issued_at_ms = None;
         self.proven_commit = None;
         self.error = None;
     }
@@ -178,6 +184,9 @@ impl NodeRun {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
     pub format_version: u32,
+    /// `upgrade` or `restart` (issue 19); a state file from before restarts is an upgrade.
+    #[serde(default)]
+    pub kind: PlanKind,
     pub cluster: String,
     pub to: String,
     pub plan_digest: String,

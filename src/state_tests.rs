@@ -21,6 +21,7 @@ fn state_round_trips_atomically() {
         nodes: vec![NodeRun::new(1001, Some("v2.0.10-20241221".into()))],
         plan_file: None,
         only_nodes: Vec::new(),
+        kind: PlanKind::Upgrade,
     };
     sd.save(&st).unwrap();
     let back = sd.load().unwrap().unwrap();
@@ -112,4 +113,26 @@ fn the_client_baseline_is_saved_and_older_state_files_still_load() {
     assert_eq!(old.clients, None);
     let partial: ClientBaseline = serde_json::from_str(r#"{"connections":{"1001":3}}"#).unwrap();
     assert_eq!((partial.growing, partial.at_ms), (None, 0));
+}
+
+/// A state file written before `wkctl restart` existed has no `kind`: it is an upgrade.
+/// A restart's state says so, and its nodes keep when their stop was issued.
+#[test]
+fn a_state_file_without_a_kind_is_an_upgrade() {
+    let old = r#"{"format_version":1,"cluster":"c","to":"v2.1.2-20250120","plan_digest":"p",
+        "manifest_digest":"m","playbook_digest":"b","playbook":"sim","status":"failed",
+        "started_at_ms":1,"updated_at_ms":2,"nodes":[{"id":1001,"from":null,"status":"pending",
+        "step":null,"done":[],"baseline":null,"started_at_ms":null,"finished_at_ms":null,
+        "error":null}]}"#;
+    let st: RunState = serde_json::from_str(old).unwrap();
+    assert_eq!(st.kind, PlanKind::Upgrade);
+    assert_eq!(st.nodes[0].stop_issued_at_ms, None);
+    let mut restart = st.clone();
+    restart.kind = PlanKind::Restart;
+    restart.nodes[0].stop_issued_at_ms = Some(5);
+    let text = serde_json::to_string(&restart).unwrap();
+    assert!(text.contains(r#""kind":"restart""#), "{text}");
+    let back: RunState = serde_json::from_str(&text).unwrap();
+    assert_eq!(back.kind, PlanKind::Restart);
+    assert_eq!(back.nodes[0].stop_issued_at_ms, Some(5));
 }

@@ -670,6 +670,7 @@ fn plan_file_bytes(live: bool) -> Vec<u8> {
         controller: None,
         live,
         rules: wkctl::releases::RuleOptions::default(),
+        kind: wkctl::plan::PlanKind::Upgrade,
     })
     .unwrap();
     let view = ClusterView::default();

@@ -235,6 +235,7 @@ impl PlanRun {
             controller: self.file.observed.as_ref().and_then(|o| o.controller),
             live: self.file.observed.is_some(),
             rules: self.rules,
+            kind: plan::PlanKind::Upgrade,
         })?;
         let filed = serde_json::to_value(&self.file.plan).unwrap_or_default();
         let mine = serde_json::to_value(&rebuilt).unwrap_or_default();

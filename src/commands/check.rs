@@ -57,6 +57,7 @@ pub async fn observe_and_plan(
             controller: None,
             live: false,
             rules,
+            kind: plan::PlanKind::Upgrade,
         })?;
         plan.findings.extend(checks::playbook::findings(
             &ctx.manifest,

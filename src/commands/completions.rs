@@ -45,6 +45,7 @@ mod tests {
         "check",
         "plan",
         "upgrade",
+        "restart",
         "status",
         "doctor",
         "releases",

@@ -60,14 +60,57 @@ pub fn plan_from_view(
     let versions = versions_override
         .cloned()
         .unwrap_or_else(|| versions(ctx, view));
+    plan_with(ctx, view, target, rules, &versions, plan::PlanKind::Upgrade)
+}
+
+/// `wkctl restart`'s plan for one observation (issue 19): every node on the version it
+/// runs (`versions_override` as for [`plan_from_view`]), the same live findings.
+pub fn restart_plan_from_view(
+    ctx: &Context,
+    view: &ClusterView,
+    versions_override: Option<&BTreeMap<u64, Option<WkVersion>>>,
+) -> anyhow::Result<plan::Plan> {
+    let versions = versions_override
+        .cloned()
+        .unwrap_or_else(|| versions(ctx, view));
+    let Some(version) = plan::cluster_version(&versions) else {
+        return Err(crate::error::WkError::no(
+            "no node of the cluster reports its version: a restart could not prove any node came back",
+            "check that the nodes answer (`wkctl status`); a restart needs each node's `/varz.version`",
+        )
+        .into());
+    };
+    let target = Target {
+        version,
+        source: crate::releases::TargetSource::Catalog,
+    };
+    plan_with(
+        ctx,
+        view,
+        &target,
+        RuleOptions::default(),
+        &versions,
+        plan::PlanKind::Restart,
+    )
+}
+
+fn plan_with(
+    ctx: &Context,
+    view: &ClusterView,
+    target: &Target,
+    rules: RuleOptions,
+    versions: &BTreeMap<u64, Option<WkVersion>>,
+    kind: plan::PlanKind,
+) -> anyhow::Result<plan::Plan> {
     let mut plan = plan::build(&plan::Input {
         manifest: &ctx.manifest,
         playbook: &ctx.playbook,
         target,
-        versions: &versions,
+        versions,
         controller: checks::controller(view),
         live: true,
         rules,
+        kind,
     })?;
     let mut live: Vec<Finding> = checks::live_findings(&ctx.manifest, view);
     live.extend(checks::playbook::findings(

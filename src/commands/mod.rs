@@ -13,6 +13,7 @@ pub mod man;
 pub mod plan;
 pub mod recover;
 pub mod releases;
+pub mod restart;
 pub mod rollback;
 pub mod select;
 pub mod smoke;

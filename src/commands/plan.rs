@@ -170,13 +170,19 @@ fn print_diff(
 /// The human rendering of a plan (also used by `upgrade --dry-run` and before confirming).
 pub fn print_plan(plan: &Plan, p: &Printer) -> std::io::Result<()> {
     let ups = plan.upgrades().count();
+    let restart = plan.kind == crate::plan::PlanKind::Restart;
     p.out(&format!(
-        "{} {} → {}  ({} of {} nodes to upgrade, playbook `{}`, {} data, order {})",
-        p.bold("plan"),
+        "{} {} {}  ({} of {} nodes to {}, playbook `{}`, {} data, order {})",
+        p.bold(if restart { "restart" } else { "plan" }),
         plan.cluster,
-        p.bold(&plan.to.to_string()),
+        if restart {
+            format!("on {}", p.bold(&plan.to.to_string()))
+        } else {
+            format!("→ {}", p.bold(&plan.to.to_string()))
+        },
         ups,
         plan.nodes.len(),
+        plan.kind,
         plan.playbook,
         plan.source,
         match plan.order {
@@ -187,6 +193,13 @@ pub fn print_plan(plan: &Plan, p: &Printer) -> std::io::Result<()> {
     for (i, n) in plan.nodes.iter().enumerate() {
         let from = n.from.as_deref().unwrap_or("unknown");
         match n.action {
+            NodeAction::Skip if restart => p.out(&format!(
+                "{}. node {} ({}) on {from}: {}",
+                i + 1,
+                n.id,
+                n.host,
+                p.dim("not restarted (not in `--nodes`)")
+            ))?,
             NodeAction::Skip => p.out(&format!(
                 "{}. node {} ({}) already on {from}: {}",
                 i + 1,
@@ -194,14 +207,23 @@ pub fn print_plan(plan: &Plan, p: &Printer) -> std::io::Result<()> {
                 n.host,
                 p.dim("skip")
             ))?,
-            NodeAction::Upgrade => {
-                p.out(&format!(
-                    "{}. node {} ({}) {from} → {}",
-                    i + 1,
-                    p.bold(&n.id.to_string()),
-                    n.host,
-                    plan.to
-                ))?;
+            NodeAction::Upgrade | NodeAction::Restart => {
+                p.out(&if n.action == NodeAction::Restart {
+                    format!(
+                        "{}. node {} ({}) restart on {from}",
+                        i + 1,
+                        p.bold(&n.id.to_string()),
+                        n.host
+                    )
+                } else {
+                    format!(
+                        "{}. node {} ({}) {from} → {}",
+                        i + 1,
+                        p.bold(&n.id.to_string()),
+                        n.host,
+                        plan.to
+                    )
+                })?;
                 for s in &n.steps {
                     let what = match &s.command {
                         Some(c) => c.clone(),

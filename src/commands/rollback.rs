@@ -54,6 +54,16 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
         )
         .into());
     };
+    if st.kind == crate::plan::PlanKind::Restart {
+        return Err(WkError::no(
+            format!(
+                "the unfinished run of `{}` is a restart: it changed no version, so there is nothing to roll back to",
+                st.cluster
+            ),
+            "fix the node's cause (`wkctl doctor`), then `wkctl restart --resume`",
+        )
+        .into());
+    }
     let Some(nr) = st.node(id) else {
         return Err(WkError::no(
             format!("node {id} is not part of the unfinished run"),

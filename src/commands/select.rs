@@ -38,7 +38,7 @@ pub fn limit_to_nodes(plan: &mut Plan, ids: &[u64]) {
     }
     let mut changed = false;
     for pn in &mut plan.nodes {
-        if pn.action != NodeAction::Upgrade || ids.contains(&pn.id) {
+        if !pn.action.acts() || ids.contains(&pn.id) {
             continue;
         }
         pn.action = NodeAction::Skip;
@@ -48,7 +48,10 @@ pub fn limit_to_nodes(plan: &mut Plan, ids: &[u64]) {
             FindingId::PlanNodeNotSelected,
             Some(pn.id),
             format!("node {} is not in `--nodes`: it is left as it is", pn.id),
-            "upgrade it in a later run (`wkctl upgrade --nodes …` or without `--nodes`)",
+            format!(
+                "{k} it in a later run (`wkctl {k} --nodes …` or without `--nodes`)",
+                k = plan.kind
+            ),
         ));
         changed = true;
     }
@@ -96,6 +99,7 @@ mod tests {
             controller: None,
             live: true,
             rules: RuleOptions::default(),
+            kind: crate::plan::PlanKind::Upgrade,
         })
         .unwrap();
         let ids: Vec<u64> = plan.nodes.iter().map(|n| n.id).collect();

@@ -1,4 +1,5 @@
-//! `wkctl upgrade`: check → plan → confirm → execute (DESIGN §1, §6).
+//! `wkctl upgrade`: check → plan → confirm → execute (DESIGN §1, §6). `wkctl restart`
+//! (issue 19) runs through here too, with a restart plan ([`PlanKind::Restart`]).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -12,7 +13,7 @@ use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::finding::{self, FindingId, Severity};
 use crate::manifest;
 use crate::output::{self, Printer};
-use crate::plan::{Plan, PlanStepKind};
+use crate::plan::{Plan, PlanKind, PlanStepKind};
 use crate::releases::{self, Target};
 use crate::state::{self, NodeRun, NodeStatus, RunState, RunStatus, StateDir, Takeover};
 use crate::version::WkVersion;
@@ -27,6 +28,18 @@ pub fn state_dir(global: &Global, args: &UpgradeArgs, cluster: &str) -> StateDir
 }
 
 pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Result<Outcome> {
+    Box::pin(run_kind(global, args, PlanKind::Upgrade, p)).await
+}
+
+/// An upgrade, or a restart (same state, lock, plan, executor and gate; its plan keeps
+/// every node on its version).
+#[allow(clippy::too_many_lines)]
+pub async fn run_kind(
+    global: &Global,
+    args: &UpgradeArgs,
+    kind: PlanKind,
+    p: &Printer,
+) -> anyhow::Result<Outcome> {
     let ctx = Context::load(global)?;
     let dir = state_dir(global, args, &ctx.manifest.name);
 
@@ -47,16 +60,37 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
                 ctx.manifest.name,
                 r.cursor + 1
             ),
-            "finish it with `wkctl recover --resume` or drop it with `wkctl recover --discard`, then upgrade",
+            "finish it with `wkctl recover --resume` or drop it with `wkctl recover --discard`, then run this again",
+        )
+        .into());
+    }
+    // An unfinished run is resumed by its own command only (issue 19).
+    if let Some(st) = previous
+        .as_ref()
+        .filter(|st| args.resume && st.status.unfinished() && st.kind != kind)
+    {
+        return Err(WkError::no(
+            format!(
+                "the unfinished run of `{}` is {}, not {}: `wkctl {kind} --resume` cannot continue it",
+                st.cluster,
+                a_run(st.kind),
+                a_run(kind)
+            ),
+            format!(
+                "continue it with `wkctl {k} --resume`, or forget it with `wkctl {k} --discard`",
+                k = st.kind
+            ),
         )
         .into());
     }
     // `--plan FILE` (or resuming a run started from one): the target and rules are the plan's.
     let plan_run = super::apply_plan::load(args, &dir, previous.as_ref(), p)?;
-    let (target, rules) = match &plan_run {
-        Some(pr) => (pr.target.clone(), pr.rules),
-        None => (
-            resolve_target(args, previous.as_ref())?,
+    let (target, rules) = match (&plan_run, kind) {
+        (Some(pr), _) => (Some(pr.target.clone()), pr.rules),
+        // A restart's target is each node's own version, read from the cluster.
+        (None, PlanKind::Restart) => (None, rule_options(&args.target)),
+        (None, PlanKind::Upgrade) => (
+            Some(resolve_target(args, previous.as_ref())?),
             rule_options(&args.target),
         ),
     };
@@ -66,7 +100,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
 
     if args.dry_run {
         let (_, view) = live::observe(&ctx).await?;
-        let mut plan = live::plan_from_view(&ctx, &view, &target, rules, None)?;
+        let mut plan = plan_for(&ctx, &view, target.as_ref(), rules, None)?;
         super::select::limit_to_nodes(&mut plan, &only);
         // A dry run must not promise what the real run would refuse (13.15).
         if let Some(st) = previous.as_ref().filter(|st| st.status.unfinished())
@@ -74,12 +108,10 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         {
             p.warn(
                 &format!(
-                    "an unfinished upgrade of `{}` to {} exists ({}): a real run would be refused",
-                    st.cluster,
-                    st.to,
-                    describe(st)
+                    "{}: a real run would be refused",
+                    unfinished(st)
                 ),
-                Some("continue it with `wkctl upgrade --resume`, or forget it with `wkctl upgrade --discard`"),
+                Some(&format!("continue it with `wkctl {k} --resume`, or forget it with `wkctl {k} --discard`", k = st.kind)),
             );
         }
         if args.json {
@@ -99,22 +131,22 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     match (&previous, args.resume) {
         (Some(st), false) if st.status.unfinished() => {
             return Err(WkError::no(
-                format!("an unfinished upgrade of `{}` to {} exists ({})", st.cluster, st.to, describe(st)),
-                "continue it with `wkctl upgrade --resume`, or forget it with `wkctl upgrade --discard`",
+                unfinished(st),
+                format!("continue it with `wkctl {k} --resume`, or forget it with `wkctl {k} --discard`", k = st.kind),
             )
             .into());
         }
         (None, true) => {
             return Err(WkError::no(
                 "no unfinished run to resume",
-                "start one with `wkctl upgrade --to <VERSION>`",
+                format!("start one with {}", start_cmd(kind)),
             )
             .into());
         }
         (Some(st), true) if !st.status.unfinished() => {
             return Err(WkError::no(
                 format!("the last run to {} completed; nothing to resume", st.to),
-                "start a new one with `wkctl upgrade --to <VERSION>`",
+                format!("start a new one with {}", start_cmd(kind)),
             )
             .into());
         }
@@ -157,7 +189,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         .map(|st| resume_versions(st, &ctx, &view));
     let mut plan = match &plan_run {
         Some(pr) => pr.plan(&ctx, &view, p)?,
-        None => live::plan_from_view(&ctx, &view, &target, rules, versions.as_ref())?,
+        None => plan_for(&ctx, &view, target.as_ref(), rules, versions.as_ref())?,
     };
     if let Some(st) = &resume_state {
         relax_for_resume(&mut plan, st);
@@ -166,7 +198,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     // Not on `--resume`: there, nodes the run upgraded are re-verified with the full gate.
     if let Some(st) = previous
         .as_ref()
-        .filter(|_| !args.resume && plan_run.is_none())
+        .filter(|_| !args.resume && plan_run.is_none() && kind.is_upgrade())
     {
         skip_proven_dev_builds(&mut plan, st, &view);
     }
@@ -184,17 +216,17 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
     if !plan.ok() {
         if !args.json {
             p.out(p.findings(&plan.findings).trim_end())?;
-            p.out(&p.red(
-                "refused: the pre-upgrade check found blocking problems; nothing was changed",
-            ))?;
+            p.out(&p.red(&format!(
+                "refused: the pre-{kind} check found blocking problems; nothing was changed"
+            )))?;
         }
         return Ok(Outcome::No);
     }
     if plan.upgrades().count() == 0 && resume_state.is_none() {
-        p.note(&format!(
-            "every node already runs {}; nothing to do",
-            plan.to
-        ));
+        p.note(&match kind {
+            PlanKind::Upgrade => format!("every node already runs {}; nothing to do", plan.to),
+            PlanKind::Restart => "no node to restart; nothing to do".to_string(),
+        });
         return Ok(Outcome::Success);
     }
 
@@ -208,18 +240,28 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
                 "no terminal to ask on"
             };
             return Err(WkError::input(
-                format!("refusing to upgrade without confirmation: {why}"),
-                "review `wkctl plan`, then pass `--yes`",
+                format!("refusing to {kind} without confirmation: {why}"),
+                match kind {
+                    PlanKind::Upgrade => "review `wkctl plan`, then pass `--yes`",
+                    PlanKind::Restart => "review `wkctl restart --dry-run`, then pass `--yes`",
+                },
             )
             .into());
         }
         super::plan::print_plan(&plan, p)?;
-        let question = format!(
-            "upgrade {} node(s) of `{}` to {}? [y/N] ",
-            plan.upgrades().count(),
-            plan.cluster,
-            plan.to
-        );
+        let question = match kind {
+            PlanKind::Upgrade => format!(
+                "upgrade {} node(s) of `{}` to {}? [y/N] ",
+                plan.upgrades().count(),
+                plan.cluster,
+                plan.to
+            ),
+            PlanKind::Restart => format!(
+                "restart {} node(s) of `{}`, one at a time? [y/N] ",
+                plan.upgrades().count(),
+                plan.cluster
+            ),
+        };
         if !reporter.suspend_for(confirm(&question)).await {
             p.note("nothing was changed");
             return Ok(Outcome::No);
@@ -241,6 +283,7 @@ pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Re
         st
     };
     reporter.emit(&Event::RunStarted {
+        kind,
         cluster: plan.cluster.clone(),
         to: plan.to.to_string(),
         nodes: plan.upgrades().map(|n| n.id).collect(),
@@ -379,6 +422,52 @@ fn resolve_target(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Re
     }
 }
 
+/// The plan of this kind for one observation.
+fn plan_for(
+    ctx: &Context,
+    view: &crate::probe::ClusterView,
+    target: Option<&Target>,
+    rules: crate::releases::RuleOptions,
+    versions: Option<&BTreeMap<u64, Option<WkVersion>>>,
+) -> anyhow::Result<Plan> {
+    match target {
+        Some(t) => live::plan_from_view(ctx, view, t, rules, versions),
+        None => live::restart_plan_from_view(ctx, view, versions),
+    }
+}
+
+/// "an upgrade" / "a restart".
+fn a_run(kind: PlanKind) -> &'static str {
+    match kind {
+        PlanKind::Upgrade => "an upgrade",
+        PlanKind::Restart => "a restart",
+    }
+}
+
+fn start_cmd(kind: PlanKind) -> &'static str {
+    match kind {
+        PlanKind::Upgrade => "`wkctl upgrade --to <VERSION>`",
+        PlanKind::Restart => "`wkctl restart`",
+    }
+}
+
+/// The refusal's first line for an unfinished run, naming its kind.
+fn unfinished(st: &RunState) -> String {
+    match st.kind {
+        PlanKind::Upgrade => format!(
+            "an unfinished upgrade of `{}` to {} exists ({})",
+            st.cluster,
+            st.to,
+            describe(st)
+        ),
+        PlanKind::Restart => format!(
+            "an unfinished restart of `{}` exists ({})",
+            st.cluster,
+            describe(st)
+        ),
+    }
+}
+
 fn describe(st: &RunState) -> String {
     let done = st
         .nodes
@@ -456,7 +545,10 @@ fn check_drift(st: &RunState, ctx: &Context, dir: &StateDir) -> anyhow::Result<(
             "refusing to resume: the inputs changed since the run started\n{}",
             diffs.join("\n")
         ),
-        "restore the files, or `wkctl upgrade --discard` and plan again",
+        format!(
+            "restore the files, or `wkctl {} --discard` and plan again",
+            st.kind
+        ),
     )
     .into())
 }
@@ -578,6 +670,7 @@ fn skip_proven_dev_builds(plan: &mut Plan, st: &RunState, view: &crate::probe::C
 fn new_state(plan: &Plan, ctx: &Context) -> RunState {
     RunState {
         format_version: state::STATE_FORMAT,
+        kind: plan.kind,
         cluster: plan.cluster.clone(),
         to: plan.to.to_string(),
         plan_digest: plan.digest.clone(),
@@ -649,6 +742,7 @@ fn print_summary(
         let took = n.and_then(|n| Some(n.finished_at_ms?.saturating_sub(n.started_at_ms?)));
         total += took.unwrap_or(0);
         let shown = match status {
+            NodeStatus::Ready if plan.kind == PlanKind::Restart => p.green("restarted"),
             NodeStatus::Ready => p.green("upgraded"),
             NodeStatus::Skipped => p.dim("skipped"),
             NodeStatus::Failed => p.red("FAILED"),
@@ -661,14 +755,25 @@ fn print_summary(
             n.and_then(|n| n.from.clone())
                 .or_else(|| pn.from.clone())
                 .unwrap_or_else(|| "?".into()),
-            plan.to.to_string(),
+            match plan.kind {
+                // A restart keeps each node's version.
+                PlanKind::Restart => pn.from.clone().unwrap_or_else(|| "?".into()),
+                PlanKind::Upgrade => plan.to.to_string(),
+            },
             shown,
             took.map(|ms| output::short_duration(std::time::Duration::from_millis(ms)))
                 .unwrap_or_default(),
         ]);
     }
     p.out(output::table(&["NODE", "FROM", "TO", "RESULT", "TIME"], &rows).trim_end())?;
+    let kind = plan.kind;
     let verdict = match outcome {
+        Outcome::Success if kind == PlanKind::Restart => p.green(&format!(
+            "done: {} node(s) of `{}` restarted, one at a time, each on its own version ({} in node work)",
+            plan.upgrades().count(),
+            plan.cluster,
+            output::short_duration(std::time::Duration::from_millis(total))
+        )),
         Outcome::Success => p.green(&format!(
             "done: `{}` is on {} ({} in node work)",
             plan.cluster,
@@ -684,21 +789,25 @@ fn print_summary(
                 .as_ref()
                 .and_then(|s| s.nodes.iter().find(|n| n.status == NodeStatus::Failed));
             let next = match failed {
+                // A restart changed no version: there is nothing to roll back to.
+                Some(_) if kind == PlanKind::Restart => {
+                    "see `wkctl doctor` (logs, network, settings of every node); then fix the cause and `wkctl restart --resume`".to_string()
+                }
                 Some(n) => format!(
                     "see `wkctl doctor` (logs, network, settings of every node); then fix the cause and `wkctl upgrade --resume`, or take node {} back to {} with `wkctl rollback --node {}`",
                     n.id,
                     n.from.as_deref().unwrap_or("its old version"),
                     n.id
                 ),
-                None => "fix the cause, then `wkctl upgrade --resume`".to_string(),
+                None => format!("fix the cause, then `wkctl {kind} --resume`"),
             };
             p.red(&format!(
-                "upgrade stopped: state saved in `{}`; {next}",
+                "{kind} stopped: state saved in `{}`; {next}",
                 rel(&dir.state_path())
             ))
         }
         Outcome::Interrupted => p.yellow(&format!(
-            "interrupted: state saved in `{}`; continue with `wkctl upgrade --resume`",
+            "interrupted: state saved in `{}`; continue with `wkctl {kind} --resume`",
             rel(&dir.state_path())
         )),
     };

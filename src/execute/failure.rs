@@ -45,11 +45,13 @@ impl Runner<'_> {
             .map_or_else(|| "start".to_string(), |s| s.to_string());
         let message = if node_may_be_down {
             format!(
-                "node {id} may be DOWN (interrupted during `{step}`); state saved: continue with `wkctl upgrade --resume`"
+                "node {id} may be DOWN (interrupted during `{step}`); state saved: continue with {}",
+                self.resume_cmd()
             )
         } else {
             format!(
-                "stopped before touching more nodes (node {id}, after `{step}`); state saved: continue with `wkctl upgrade --resume`"
+                "stopped before touching more nodes (node {id}, after `{step}`); state saved: continue with {}",
+                self.resume_cmd()
             )
         };
         self.emit(&Event::Interrupted {
@@ -104,7 +106,8 @@ impl Runner<'_> {
             self.emit(&Event::Waiting {
                 node: Some(id),
                 what: format!(
-                    "node {id} stays drained (out of client traffic): `wkctl upgrade --resume` runs its `undrain` once its gate holds"
+                    "node {id} stays drained (out of client traffic): {} runs its `undrain` once its gate holds",
+                    self.resume_cmd()
                 ),
             });
         }

@@ -11,6 +11,7 @@
 mod failure;
 mod interrupt;
 pub mod recover;
+mod restart;
 mod smoke;
 mod summary;
 mod watch;
@@ -208,7 +209,7 @@ impl<'a> Runner<'a> {
                 }
             }
             let more = order[i + 1..].iter().any(|n| {
-                n.action == NodeAction::Upgrade
+                n.action.acts()
                     && self
                         .state
                         .node(n.id)
@@ -223,8 +224,9 @@ impl<'a> Runner<'a> {
                 self.emit(&Event::Interrupted {
                     node: None,
                     message: format!(
-                        "canary: stopped after node {}; continue with `wkctl upgrade --resume`",
-                        pn.id
+                        "canary: stopped after node {}; continue with {}",
+                        pn.id,
+                        self.resume_cmd()
                     ),
                 });
                 outcome = Outcome::Interrupted;
@@ -273,7 +275,7 @@ impl<'a> Runner<'a> {
             let reason = if crate::commands::select::not_selected(self.plan, id) {
                 "not in `--nodes`".to_string()
             } else {
-                format!("already on {}", self.plan.to)
+                format!("already on {}", self.node_version(id))
             };
             self.emit(&Event::NodeSkipped { node: id, reason });
             self.node_run(id).status = NodeStatus::Skipped;
@@ -304,7 +306,7 @@ impl<'a> Runner<'a> {
         self.emit(&Event::NodeStarted {
             node: id,
             from: pn.from.clone(),
-            to: self.plan.to.to_string(),
+            to: self.node_version(id).to_string(),
             index,
             total,
         });
@@ -364,6 +366,9 @@ impl<'a> Runner<'a> {
                 // Before the drain: clients a drain disconnects are counted as moved off.
                 self.record_client_baseline(id).await?;
             }
+            if step.kind == PlanStepKind::Stop {
+                self.stop_issued(id);
+            }
             if let Some(end) = self.run_step(pn, step, &transport).await? {
                 return Ok(end);
             }
@@ -380,7 +385,7 @@ impl<'a> Runner<'a> {
         let clients = self.state.node(id).and_then(|n| n.clients.clone());
         self.tracker.set_client_baseline(id, clients);
         let baseline = self.baseline(id);
-        let target = self.target.clone();
+        let target = self.gate_target(id);
         let from = stopped_at.unwrap_or_else(Instant::now);
         match self
             .wait_ready(&baseline, &target, from, start_returned)
@@ -389,7 +394,7 @@ impl<'a> Runner<'a> {
             Ok(view) => {
                 self.emit(&Event::NodeReady {
                     node: id,
-                    version: self.plan.to.to_string(),
+                    version: self.node_version(id).to_string(),
                     duration_s: node_started.elapsed().as_secs_f64(),
                     clients: Some(self.tracker.clients_summary(&view)),
                 });
@@ -567,7 +572,12 @@ impl<'a> Runner<'a> {
         };
         n.reachable
             && n.version.is_some()
-            && !crate::gate::runs_new_process(&self.baseline(id), n, view.observed_at, &self.target)
+            && !crate::gate::runs_new_process(
+                &self.baseline(id),
+                n,
+                view.observed_at,
+                &self.gate_target(id),
+            )
     }
 
     /// Runs the plan's once-per-run steps of these kinds on the first node's host.
@@ -575,10 +585,10 @@ impl<'a> Runner<'a> {
     async fn run_level(&self, kinds: &[PlanStepKind]) -> Option<Outcome> {
         // The node the run steps were rendered for: the first to upgrade before
         // `--nodes` left some out.
-        let first = self.plan.nodes.iter().find(|n| {
-            n.action == NodeAction::Upgrade
-                || crate::commands::select::not_selected(self.plan, n.id)
-        })?;
+        let first =
+            self.plan.nodes.iter().find(|n| {
+                n.action.acts() || crate::commands::select::not_selected(self.plan, n.id)
+            })?;
         let node = self.ctx.manifest.node(first.id)?;
         let transport = Transport::for_node(&self.ctx.manifest, node);
         for step in self
@@ -650,7 +660,9 @@ impl<'a> Runner<'a> {
                     .map(PreStop::End);
             }
         };
+        // A restart restarts a node on the version it runs: there is nothing to skip.
         if let Some(n) = view.node(id)
+            && self.plan.kind.is_upgrade()
             && !self.target.is_dev()
             && n.version
                 .as_ref()
@@ -748,7 +760,7 @@ impl<'a> Runner<'a> {
                         &self.baseline(id),
                         n,
                         view.observed_at,
-                        &self.target,
+                        &self.gate_target(id),
                     ) =>
                 {
                     break format!(
@@ -901,7 +913,8 @@ impl<'a> Runner<'a> {
             self.emit(&Event::Waiting {
                 node: Some(id),
                 what: format!(
-                    "node {id} stays drained (out of client traffic): its `undrain` failed; run it by hand, or `wkctl upgrade --resume` continues from the drained node"
+                    "node {id} stays drained (out of client traffic): its `undrain` failed; run it by hand, or {} continues from the drained node",
+                    self.resume_cmd()
                 ),
             });
         }
@@ -915,7 +928,7 @@ impl<'a> Runner<'a> {
         let id = pn.id;
         self.step_started(id, PlanStepKind::Verify, None)?;
         let baseline = self.baseline(id);
-        let target = self.target.clone();
+        let target = self.gate_target(id);
         match self
             .wait_ready(&baseline, &target, Instant::now(), None)
             .await

@@ -16,7 +16,7 @@ impl Runner<'_> {
                 NodeSummary {
                     id: pn.id,
                     from: st.and_then(|s| s.from.clone()).or_else(|| pn.from.clone()),
-                    to: self.plan.to.to_string(),
+                    to: self.node_version(pn.id).to_string(),
                     status: st.map_or(NodeStatus::Pending, |s| s.status),
                     duration_s: st.and_then(|s| match (s.started_at_ms, s.finished_at_ms) {
                         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1000.0),

@@ -56,6 +56,9 @@ pub(super) fn new_process(
             node.id
         ));
     }
+    if let Some(stop) = target.restarted_after {
+        return restarted_since(before, node, now_at, stop);
+    }
     if target.is_dev() {
         return dev_build_proven(before, node);
     }
@@ -92,6 +95,60 @@ pub(super) fn new_process(
             node.id,
             uptime.as_secs(),
             old.as_secs()
+        ))
+    }
+}
+
+/// B for a restart (same version): the process started after wkctl issued the stop, i.e.
+/// its uptime is shorter than the time since then. Go's uptime is whole seconds, rounded
+/// down (facts §3.2), so an old process that started less than a second before the stop
+/// could look new; the baseline rules that out when it reported an uptime of at least
+/// 1 s before the stop (that process then started ≥ 1 s before the stop, and reports at
+/// least the elapsed time plus 1 s). Without such a baseline a full second of slack is
+/// required. Unknown uptime is not ready.
+///
+/// The uptime is read some time after the observation's timestamp (the probe's latency),
+/// so a restart quicker than that latency cannot be told by the stop alone; the upgrade's
+/// baseline rule also proves it then: an uptime below the one the old process reported
+/// before the stop, or one that grew less than the clock since (that process only ages).
+fn restarted_since(
+    before: &NodeBaseline,
+    node: &NodeView,
+    now_at: SystemTime,
+    stop: SystemTime,
+) -> SignalState {
+    let Some(uptime) = node.uptime else {
+        return SignalState::Unknown(format!(
+            "node {} reports no uptime: cannot prove a new process",
+            node.id
+        ));
+    };
+    let Some(old) = before.uptime else {
+        // As for an upgrade: no old uptime means the old process was already gone at the
+        // baseline, or B was proven earlier in this gate (the tracker then stops comparing
+        // with the clock; a later restart is a crash loop, signal G).
+        return SignalState::Met;
+    };
+    let since_stop = now_at.duration_since(stop).unwrap_or_default();
+    let old_ran_long = old >= UPTIME_RESOLUTION;
+    let after_stop = if old_ran_long {
+        uptime < since_stop
+    } else {
+        uptime + UPTIME_RESOLUTION <= since_stop
+    };
+    let elapsed = now_at
+        .duration_since(before.observed_at)
+        .unwrap_or_default();
+    let not_the_baselines = uptime < old || uptime + UPTIME_RESOLUTION * 2 < old + elapsed;
+    let new = after_stop || not_the_baselines;
+    if new {
+        SignalState::Met
+    } else {
+        SignalState::NotYet(format!(
+            "node {} uptime {}s is not shorter than the {}s since its stop: still the old process (it never restarted)",
+            node.id,
+            uptime.as_secs(),
+            since_stop.as_secs()
         ))
     }
 }
@@ -369,6 +426,67 @@ mod tests {
         // The edge: uptime + 2 s == old + elapsed is still the old process; 1 ms less is new.
         assert!(!b(s(108), 10_000).is_met());
         assert!(b(Duration::from_millis(107_999), 10_000).is_met());
+    }
+
+    /// B of a restart: same version, and an uptime shorter than the time since the stop
+    /// (issued at t=10 s here; the baseline at t=9 s saw `old_uptime`).
+    fn b_restart(
+        old_uptime: Option<u64>,
+        version: &str,
+        uptime: Option<u64>,
+        at_ms: u64,
+    ) -> SignalState {
+        let before = NodeBaseline {
+            id: 1002,
+            version: Some(v(OLD)),
+            commit: None,
+            uptime: old_uptime.map(Duration::from_secs),
+            observed_at: at(9),
+        };
+        let mut n = node(1002, version, 0);
+        n.uptime = uptime.map(Duration::from_secs);
+        let target = GateTarget::restart(v(OLD), at(10));
+        new_process(&before, &n, at(0) + Duration::from_millis(at_ms), &target)
+    }
+
+    const OLD: &str = "v2.0.10-20241221";
+
+    #[test]
+    fn b_of_a_restart_needs_the_same_version_and_a_process_younger_than_the_stop() {
+        // 3 s after the stop, uptime 2 s: a new process.
+        assert!(b_restart(Some(100), OLD, Some(2), 13_000).is_met());
+        // The old process never went away: its uptime kept growing past the stop.
+        let SignalState::NotYet(why) = b_restart(Some(100), OLD, Some(104), 13_000) else {
+            panic!("old process");
+        };
+        assert!(why.contains("still the old process"), "{why}");
+        // What the old process (2 s old at the baseline) would report 2.5 s after the
+        // stop: not proven.
+        assert!(!b_restart(Some(2), OLD, Some(5), 12_500).is_met());
+        // Another version is not a restart of this one.
+        assert!(matches!(
+            b_restart(Some(100), NEW, Some(1), 13_000),
+            SignalState::NotYet(_)
+        ));
+        // Unknown uptime is not ready.
+        assert!(matches!(
+            b_restart(Some(100), OLD, None, 13_000),
+            SignalState::Unknown(_)
+        ));
+        // An old process that was under a second old at the baseline: a full second of
+        // slack (uptime 2 s at 2.5 s after the stop is not proof; at 3 s it is).
+        assert!(!b_restart(Some(0), OLD, Some(2), 12_500).is_met());
+        assert!(b_restart(Some(0), OLD, Some(2), 13_000).is_met());
+        // No old uptime (gone at the baseline, or B proven earlier in the gate): as for
+        // an upgrade, the version decides.
+        assert!(b_restart(None, OLD, Some(2), 12_500).is_met());
+        // A restart quicker than the probe's latency (uptime 3 s, 3.05 s after the stop):
+        // below the old process's 100 s, so a new one.
+        assert!(b_restart(Some(100), OLD, Some(3), 13_050).is_met());
+        // …and what a young old process (2 s at the baseline) reports then is not.
+        assert!(!b_restart(Some(2), OLD, Some(6), 13_050).is_met());
+        // A restart target is never a `-dev` one, even for a `-dev` version string.
+        assert!(!GateTarget::restart(v("v2.1.3-dev"), at(0)).is_dev());
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn example_plan(to: &str) -> Plan {
         controller: Some(1002),
         live: true,
         rules: RuleOptions::default(),
+        kind: plan::PlanKind::Upgrade,
     })
     .unwrap()
 }

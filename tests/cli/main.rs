@@ -22,6 +22,7 @@ mod planfile;
 mod playbooks;
 mod recover;
 mod recovery;
+mod restart;
 mod review;
 mod scale;
 mod service;

@@ -71,6 +71,7 @@ fn fast(events: &[&str]) -> NotifyConfig {
 fn run_events() -> Vec<Event> {
     vec![
         Event::RunStarted {
+            kind: wkctl::plan::PlanKind::Upgrade,
             cluster: "prod".into(),
             to: "v2.1.2-20250120".into(),
             nodes: vec![1001, 1002],

@@ -125,7 +125,7 @@ impl Ws {
         serde_json::from_str(&text).expect("state.json is JSON")
     }
 
-    /// `wkctl ARGS -m cluster.yaml` (and `--state-dir` for `upgrade`), env applied.
+    /// `wkctl ARGS -m cluster.yaml` (and `--state-dir` for `upgrade` and `restart`), env applied.
     pub fn cmd(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_wkctl"));
         c.env_remove("WKCTL_MANIFEST")
@@ -133,7 +133,7 @@ impl Ws {
             .env("NO_COLOR", "1")
             .env("WKCTL_LOCK_DIR", self.dir.path().join("locks"));
         c.args(args).arg("-m").arg(&self.manifest);
-        if args.first() == Some(&"upgrade") {
+        if matches!(args.first(), Some(&"upgrade" | &"restart")) {
             c.arg("--state-dir").arg(self.state_base());
         }
         for (k, v) in env {
