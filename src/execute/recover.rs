@@ -214,6 +214,9 @@ impl RecoverRun<'_> {
         let Some(node) = self.ctx.manifest.node(id) else {
             return Ok(());
         };
+        if kind == PlanStepKind::Start {
+            self.later_nodes_down(id).await?;
+        }
         self.emit(&Event::StepStarted {
             node: id,
             step: kind,
@@ -255,6 +258,36 @@ impl RecoverRun<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Before `start` of `id`: every node started after it is still down. One that came
+    /// back meanwhile (a resumed run, a supervisor, a colleague) would come up in a cluster
+    /// of its own beside the one this start seeds (#310).
+    async fn later_nodes_down(&self, id: u64) -> Result<(), End> {
+        let view = self.observe().await;
+        let up: Vec<u64> = self
+            .plan
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| *n > id)
+            .filter(|n| view.node(*n).is_some_and(|v| !gate::is_down(v)))
+            .collect();
+        if up.is_empty() {
+            return Ok(());
+        }
+        let list = up
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(End::Failed {
+            reason: format!(
+                "node(s) {list} answer though this run stopped them and starts them only after node {id}: starting {id} now could leave them in a cluster of their own; stop them, then `wkctl recover --resume`"
+            ),
+            signal: None,
+            observed: Some(format!("node(s) {list} answer")),
+        })
     }
 
     /// Whether an interrupted `stop`/`start` of `id` already took effect: the node is
