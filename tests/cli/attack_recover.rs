@@ -246,6 +246,15 @@ fn kill_then_resume(kill_after: (&str, u64)) {
         }
     }
     three_of_three(&sim);
+    // Done: nothing to resume, and the healed cluster is refused a second cold start.
+    let mark = sim.events().len();
+    let again = ws.run(&["recover", "--resume", "--yes-full-outage"], &[]);
+    assert_eq!(again.code, 1, "{}", again.all());
+    assert!(again.stderr.contains("no unfinished"), "{}", again.all());
+    let fresh = ws.run(&["recover", "--yes-full-outage"], &[]);
+    assert_eq!(fresh.code, 1, "{}", fresh.all());
+    assert!(fresh.stderr.contains("is not broken"), "{}", fresh.all());
+    assert!(touched(&sim, mark).is_empty(), "{:?}", touched(&sim, mark));
 }
 
 #[test]
@@ -345,4 +354,39 @@ fn attack_recover_slow_first_start_and_slow_join_hold_back_the_next_node() {
     assert_eq!(r.code, 0, "{}", r.all());
     assert_maintainers_order(&sim.events()[mark..]);
     three_of_three(&sim);
+}
+
+#[test]
+fn attack_recover_resume_does_not_adopt_a_foreign_version_process_as_its_start() {
+    let (sim, ws) = broken();
+    let mut run = ws.spawn(&["recover", "--yes-full-outage", "--json"], &[]);
+    run.wait_for("1001's start", T, |v| {
+        v["type"] == "step_finished" && v["data"]["step"] == "start" && v["data"]["node"] == 1001
+    });
+    run.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    let st: Value =
+        serde_json::from_str(&std::fs::read_to_string(recover_json(&ws)).unwrap()).unwrap();
+    assert_eq!(st["in_step"], 4, "killed inside `start 1001`: {st}");
+    // A colleague "fixes" it by hand with the old binary: 1001 answers, on v2.0.10.
+    ctl_ok(&sim, &["stop", "1001"]);
+    ctl_ok(&sim, &["start", "1001", "--version", "v2.0.10-20241221"]);
+    sim.wait_until("1001 answers", T, |s| seen_by(s, 1001).is_some());
+    let r = ws.run(&["recover", "--resume", "--yes-full-outage", "--json"], &[]);
+    let on_old = crate::support::varz_version(&sim, 1001, None).starts_with("v2.0.10");
+    assert!(
+        r.code != 0 || !on_old,
+        "recover adopted 1001 on v2.0.10 as its own start and went on: {}",
+        r.all()
+    );
+    if r.code != 0 {
+        assert!(r.stdout.contains("v2.0.10"), "says why: {}", r.all());
+        assert!(
+            !r.lines()
+                .iter()
+                .any(|l| l["type"] == "step_started" && l["data"]["node"] == 1002),
+            "went on to 1002: {}",
+            r.all()
+        );
+    }
 }
