@@ -128,6 +128,18 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         }
     }
     let plan = recover::build(&ctx.manifest, &ctx.playbook, &versions)?;
+    if let Some(st) = &resumed
+        && let Err(why) = recover::resumable(st, &plan)
+    {
+        return Err(WkError::input(
+            format!(
+                "cannot resume the recover run in `{}`: {why}",
+                state_path(&dir).display()
+            ),
+            "check the cluster with `wkctl status`, then drop the run with `wkctl recover --discard` and start over",
+        )
+        .into());
+    }
     if args.dry_run {
         print_plan(&plan, p, args.json)?;
         p.note("dry run: nothing was touched");

@@ -53,7 +53,9 @@ pub async fn run_kind(
         dir.ensure_writable()?;
     }
     let previous = dir.load()?;
-    if let Some(r) = crate::recover::unfinished(&dir).filter(|_| !args.dry_run) {
+    if !args.dry_run
+        && let Some(r) = crate::recover::unfinished(&dir)?
+    {
         return Err(WkError::no(
             format!(
                 "an unfinished `wkctl recover` run of `{}` exists (stopped before step {} of its cold start)",

@@ -203,7 +203,7 @@ impl RecoverRun<'_> {
             RecoverStepKind::Stop => PlanStepKind::Stop,
             _ => PlanStepKind::Start,
         };
-        if interrupted_here && let Some(reason) = self.took_effect(id, kind).await {
+        if interrupted_here && let Some(reason) = self.took_effect(id, kind).await? {
             self.emit(&Event::StepSkipped {
                 node: id,
                 step: kind,
@@ -214,6 +214,9 @@ impl RecoverRun<'_> {
         let Some(node) = self.ctx.manifest.node(id) else {
             return Ok(());
         };
+        if kind == PlanStepKind::Start {
+            self.later_nodes_down(id).await?;
+        }
         self.emit(&Event::StepStarted {
             node: id,
             step: kind,
@@ -257,28 +260,75 @@ impl RecoverRun<'_> {
         Ok(())
     }
 
+    /// Before `start` of `id`: every node started after it is still down. One that came
+    /// back meanwhile (a resumed run, a supervisor, a colleague) would come up in a cluster
+    /// of its own beside the one this start seeds (#310).
+    async fn later_nodes_down(&self, id: u64) -> Result<(), End> {
+        let view = self.observe().await;
+        let up: Vec<u64> = self
+            .plan
+            .nodes
+            .iter()
+            .copied()
+            .filter(|n| *n > id)
+            .filter(|n| view.node(*n).is_some_and(|v| !gate::is_down(v)))
+            .collect();
+        if up.is_empty() {
+            return Ok(());
+        }
+        let list = up
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(End::Failed {
+            reason: format!(
+                "node(s) {list} answer though this run stopped them and starts them only after node {id}: starting {id} now could leave them in a cluster of their own; stop them, then `wkctl recover --resume`"
+            ),
+            signal: None,
+            observed: Some(format!("node(s) {list} answer")),
+        })
+    }
+
     /// Whether an interrupted `stop`/`start` of `id` already took effect: the node is
     /// down, or it answers (a start gets a few polls to open its API first).
-    async fn took_effect(&self, id: u64, kind: PlanStepKind) -> Option<String> {
+    /// A node that answers on another version than the plan's is not this run's start
+    /// (a stale or foreign process): an error, neither skipped nor started a second time.
+    async fn took_effect(&self, id: u64, kind: PlanStepKind) -> Result<Option<String>, End> {
         let poll = self.ctx.manifest.policy.poll_interval;
+        let planned = self.plan.versions.get(&id);
         for _ in 0..START_PATIENCE_POLLS {
             let view =
                 probe::observe_scoped(&self.client, &self.ctx.manifest, Scope::Focus(id)).await;
-            let n = view.node(id)?;
+            let Some(n) = view.node(id) else {
+                return Ok(None);
+            };
             match kind {
                 PlanStepKind::Stop if gate::is_down(n) => {
-                    return Some(format!("node {id} is already down"));
+                    return Ok(Some(format!("node {id} is already down")));
                 }
-                PlanStepKind::Stop => return None,
+                PlanStepKind::Stop => return Ok(None),
                 _ if n.reachable => {
-                    return Some(format!(
+                    let want = planned.and_then(|v| crate::version::WkVersion::parse(v).ok());
+                    if let (Some(want), Some(got)) = (want, n.version.as_ref())
+                        && *got != want
+                    {
+                        return Err(End::Failed {
+                            reason: format!(
+                                "node {id} answers on {got}, not on {want} this run starts it with: a process the interrupted run did not start; stop it, then `wkctl recover --resume`"
+                            ),
+                            signal: None,
+                            observed: Some(format!("node {id} runs {got}")),
+                        });
+                    }
+                    return Ok(Some(format!(
                         "node {id} already answers (started by the interrupted run)"
-                    ));
+                    )));
                 }
                 _ => tokio::time::sleep(poll).await,
             }
         }
-        None
+        Ok(None)
     }
 
     /// Polls until the step's wait holds, up to `policy.node_timeout`.

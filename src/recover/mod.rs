@@ -434,12 +434,64 @@ impl RecoverState {
 }
 
 /// The unfinished `wkctl recover` run of a state directory, if any: `upgrade` does not
-/// start while one exists (its nodes may be stopped).
-pub fn unfinished(dir: &crate::state::StateDir) -> Option<RecoverState> {
-    let text = std::fs::read_to_string(dir.root.join(STATE_FILE)).ok()?;
+/// start while one exists (its nodes may be stopped). A `recover.json` that cannot be
+/// read is an error, not "no run": the cold start it records may have left nodes down.
+pub fn unfinished(dir: &crate::state::StateDir) -> Result<Option<RecoverState>, WkError> {
+    let path = dir.root.join(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(WkError::input(
+                format!("cannot read `{}`: {e}", path.display()),
+                "check the file's permissions",
+            ));
+        }
+    };
     serde_json::from_str::<RecoverState>(&text)
-        .ok()
-        .filter(|s| s.status.unfinished())
+        .map(|s| Some(s).filter(|s| s.status.unfinished()))
+        .map_err(|e| {
+            WkError::input(
+                format!(
+                    "`{}` is not a valid wkctl recover state file: {e}",
+                    path.display()
+                ),
+                "a recover run may have left nodes down: check with `wkctl status`, then `wkctl recover --discard` (keeps a copy)",
+            )
+        })
+}
+
+/// Whether a saved run can be resumed with `plan`: same cluster, same format, the same
+/// nodes (a manifest edited since would shift the step cursor), a cursor inside it.
+pub fn resumable(state: &RecoverState, plan: &RecoverPlan) -> Result<(), String> {
+    if state.format_version != FORMAT_VERSION {
+        return Err(format!(
+            "it has format version {}, this wkctl writes {FORMAT_VERSION}",
+            state.format_version
+        ));
+    }
+    if state.cluster != plan.cluster {
+        return Err(format!(
+            "it is a run of cluster `{}`, the manifest names `{}`",
+            state.cluster, plan.cluster
+        ));
+    }
+    let saved: Vec<u64> = state.versions.keys().copied().collect();
+    if saved != plan.nodes {
+        return Err(format!(
+            "it was started for nodes {}, the manifest now has {}",
+            ids(&saved),
+            ids(&plan.nodes)
+        ));
+    }
+    let total = plan.steps.len();
+    if state.cursor > total || state.in_step.is_some_and(|i| i >= total) {
+        return Err(format!(
+            "its step cursor ({}, in step {:?}) is outside the {total} steps of the plan",
+            state.cursor, state.in_step
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,12 +9,12 @@ use serde_json::Value;
 use crate::harness::{Sim, SimOpts};
 use crate::support::{Opts, Ws, ctl_events, ctl_ok};
 
-const T: Duration = Duration::from_mins(1);
-const IDS: [u64; 3] = [1001, 1002, 1003];
-const TO: &str = "v2.1.2-20250120";
+pub const T: Duration = Duration::from_mins(1);
+pub const IDS: [u64; 3] = [1001, 1002, 1003];
+pub const TO: &str = "v2.1.2-20250120";
 
 /// Node ids the node's own `/cluster/simpleNodes` lists (what the console shows on it).
-fn seen_by(sim: &Sim, id: u64) -> Option<Vec<u64>> {
+pub fn seen_by(sim: &Sim, id: u64) -> Option<Vec<u64>> {
     let (status, v) = sim.get_json(id, "/cluster/simpleNodes");
     (status == 200).then(|| {
         v["data"]
@@ -28,7 +28,7 @@ fn seen_by(sim: &Sim, id: u64) -> Option<Vec<u64>> {
 
 /// A settled v2.0.10 cluster, then `docker compose down && up` on every host with the
 /// v2.1.2 image (#310): every node answers and lists only itself.
-fn broken() -> (Sim, Ws) {
+pub fn broken() -> (Sim, Ws) {
     let sim = Sim::start(SimOpts::default());
     sim.wait_until("the cluster settles", T, |s| {
         s.state()["cluster_settled"] == true
@@ -56,7 +56,7 @@ fn is(e: &Value, kind: &str, node: u64, to: Option<&str>) -> bool {
 /// every stop in reverse id order and every node down before any start; 1001 started
 /// first; 1002 only after 1001 was back in the (rebuilt) cluster; 1003 only after 1002
 /// joined; the split healed at the end.
-fn assert_maintainers_order(events: &[Value]) {
+pub fn assert_maintainers_order(events: &[Value]) {
     let stops: Vec<u64> = events
         .iter()
         .filter(|e| e["kind"] == "stop")
@@ -123,7 +123,7 @@ fn assert_maintainers_order(events: &[Value]) {
     );
 }
 
-fn three_of_three(sim: &Sim) {
+pub fn three_of_three(sim: &Sim) {
     for id in IDS {
         assert_eq!(seen_by(sim, id), Some(IDS.to_vec()), "node {id} sees all");
     }
