@@ -35,6 +35,9 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         .arg("--state-dir")
         .arg(&sim_dir)
         .args(["--speed", &args.speed.to_string()])
+        // Enough clients (1,200) to be over `policy.clients.min`, so the demo shows the
+        // client check at work rather than "skipped".
+        .args(["--clients", "400"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -360,3 +360,61 @@ fn refuses_while_an_unfinished_upgrade_run_exists() {
     assert!(r.stderr.contains("`wkctl upgrade --resume`"), "{}", r.all());
     assert_eq!(ctl_events(&sim).len(), mark, "nothing touched");
 }
+
+/// On a terminal (`script(1)`), `recover` names every node it will stop and asks; "n"
+/// stops nothing (the simulator logs no stop), "y" runs the cold start to 3 of 3.
+#[test]
+fn on_a_terminal_the_full_outage_is_asked_naming_every_node() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var_os("CI").is_none(), "`script` is needed in CI");
+        return;
+    }
+    let (sim, ws) = broken();
+    let pty = |answer: &[u8]| {
+        let cmd = format!(
+            "{} recover -m {} --state-dir {}",
+            env!("CARGO_BIN_EXE_wkctl"),
+            ws.manifest.display(),
+            ws.state_base().display()
+        );
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("WKCTL_LOCK_DIR", ws.dir.path().join("locks"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        std::io::Write::write_all(&mut stdin, answer).unwrap();
+        drop(stdin);
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out);
+        (child.wait().unwrap().code(), out)
+    };
+    let stops = |sim: &Sim| sim.events().iter().filter(|e| e["kind"] == "stop").count();
+    let before = stops(&sim);
+    let (code, out) = pty(b"n\n");
+    assert_eq!(code, Some(1), "{out}");
+    let asked = out
+        .lines()
+        .find(|l| l.contains("FULL OUTAGE [y/N]"))
+        .unwrap_or_else(|| panic!("no question:\n{out}"));
+    for id in IDS {
+        assert!(asked.contains(&id.to_string()), "{id} not named: {asked}");
+    }
+    assert!(out.contains("nothing was changed"), "{out}");
+    assert_eq!(stops(&sim), before, "a stop after \"n\":\n{out}");
+
+    let (code, out) = pty(b"y\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(stops(&sim), before + 3, "{out}");
+    for id in IDS {
+        assert_eq!(seen_by(&sim, id), Some(IDS.to_vec()), "{out}");
+    }
+}

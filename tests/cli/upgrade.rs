@@ -479,6 +479,17 @@ fn demo_succeeds_in_under_a_minute() {
     assert!(d.took < Duration::from_mins(1), "demo took {:?}", d.took);
     assert!(d.all.contains("done:"), "{}", d.all);
     assert!(!d.all.contains("FAILED"), "{}", d.all);
+    // The client check runs (over the floor) and reports the movement.
+    assert!(!d.all.contains("client check skipped"), "{}", d.all);
+    for id in [1001u64, 1002, 1003] {
+        assert!(
+            d.all
+                .lines()
+                .any(|l| l.starts_with(&format!("{id}: ")) && l.contains("clients moved off")),
+            "no client movement shown for {id}:\n{}",
+            d.all
+        );
+    }
     rollout_was_safe(&d.events).unwrap();
     let cmds = commands_in(&d.events);
     let stops: Vec<u64> = cmds
