@@ -165,6 +165,7 @@ impl Client {
             .map(str::to_string)
             .into_iter()
             .collect();
+        crate::scrub::remember(&secrets);
         Ok(Client {
             http,
             token,
@@ -187,6 +188,7 @@ impl Client {
             all.push(s);
         }
         all.retain(|s| !s.is_empty());
+        crate::scrub::remember(&all);
         self.secrets = std::sync::Arc::new(all);
         self
     }
