@@ -159,7 +159,7 @@ impl Client {
             .pool_max_idle_per_host(if keep_alive { usize::MAX } else { 0 })
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", innermost(&e)))?;
-        let secrets = token
+        let secrets: Vec<String> = token
             .as_ref()
             .and_then(|t| t.to_str().ok())
             .map(str::to_string)

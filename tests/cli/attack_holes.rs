@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::attack_service::{VarzProxy, sim_connections, upgrade_1001, ws_through};
 use crate::harness::{Sim, SimOpts};
-use crate::service::{RUN_T, UP, of_type, sim_with_clients, ws};
+use crate::service::{UP, of_type, sim_with_clients, ws};
 use crate::support::{FAST_POLICY, Opts, TOKEN_ENV, Ws, ctl_ok, lifecycle};
 
 const RESUME: [&str; 4] = ["upgrade", "--resume", "--yes", "--json"];
@@ -42,6 +42,19 @@ fn token_ws_with_playbook(token: &str, edit: impl Fn(String) -> String) -> (Sim,
         .unwrap()
         .replace("playbook: sim", "playbook: ./pb.yaml");
     std::fs::write(&ws.manifest, m).unwrap();
+    // What the host holds: its config, its logs, a load balancer's answer (the commands
+    // `cat` them, so the token never appears in a rendered command).
+    for (file, text) in [
+        ("wk.env", format!("managerToken: {token}\n")),
+        ("wk.err", format!("WK_MANAGERTOKEN={token}\n")),
+        (
+            "wk.log",
+            format!("level=error msg='auth failed' token={token}\n"),
+        ),
+        ("lb.txt", format!("lb rejected: token={token}\n")),
+    ] {
+        std::fs::write(sim.state_dir().join(file), text).unwrap();
+    }
     (sim, ws)
 }
 
@@ -64,14 +77,9 @@ fn a_failing_step_and_its_logs_never_print_the_token() {
     let (sim, ws) = token_ws_with_playbook(TOKEN, |pb| {
         pb.replace(
             STOP_LINE,
-            &format!(
-                "  stop: \"echo managerToken: {TOKEN}; echo WK_MANAGERTOKEN={TOKEN} >&2; exit 3\""
-            ),
+            "  stop: \"cat {{state_dir}}/wk.env; cat {{state_dir}}/wk.err >&2; exit 3\"",
         )
-        .replace(
-            LOGS_LINE,
-            &format!("  logs: \"echo level=error msg='auth failed' token={TOKEN}\""),
-        )
+        .replace(LOGS_LINE, "  logs: \"cat {{state_dir}}/wk.log\"")
     });
     let r = ws.run(&UP, &[(TOKEN_ENV, TOKEN)]);
     assert_eq!(r.code, 1, "{}", r.all());
@@ -103,7 +111,7 @@ fn a_failing_step_and_its_logs_never_print_the_token() {
 fn a_failing_drain_hook_never_prints_the_token() {
     const TOKEN: &str = "s3cr3t-token-of-the-lb";
     let (sim, ws) = token_ws_with_playbook(TOKEN, |pb| {
-        format!("{pb}  drain: \"echo lb rejected: token={TOKEN} >&2; exit 4\"\n  undrain: \"true\"\n")
+        format!("{pb}  drain: \"cat {{{{state_dir}}}}/lb.txt >&2; exit 4\"\n  undrain: \"true\"\n")
     });
     let r = ws.run(&UP, &[(TOKEN_ENV, TOKEN)]);
     assert_ne!(r.code, 0, "{}", r.all());
@@ -125,9 +133,7 @@ fn doctor_never_prints_a_token_found_in_the_logs() {
     let (_sim, ws) = token_ws_with_playbook(TOKEN, |pb| {
         pb.replace(
             LOGS_LINE,
-            &format!(
-                "  logs: \"echo level=warn msg='rejected request' token={TOKEN}; {{{{wksim}}}} ctl --state-dir {{{{state_dir}}}} logs {{{{node.id}}}}\""
-            ),
+            "  logs: \"cat {{state_dir}}/wk.log; {{wksim}} ctl --state-dir {{state_dir}} logs {{node.id}}\"",
         )
     });
     let report = ws.dir.path().join("report.md");
@@ -170,7 +176,11 @@ fn duplicate_apis_spelled_differently_are_refused_at_load() {
         std::fs::write(&ws.manifest, text).unwrap();
         let r = ws.run(&UP, &[]);
         assert_eq!(r.code, 2, "{alias}: {}", r.all());
-        assert!(r.stderr.contains("have the same API"), "{alias}: {}", r.all());
+        assert!(
+            r.stderr.contains("have the same API"),
+            "{alias}: {}",
+            r.all()
+        );
     }
     assert!(lifecycle(&sim).is_empty());
 }

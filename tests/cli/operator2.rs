@@ -649,7 +649,10 @@ fn on_a_terminal_each_finished_node_is_shown_once() {
     let screen: Vec<String> = term.screen().rows(0, 100).collect();
     let text = screen.join("\n");
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("canary: node 1001"), "no canary prompt:\n{text}");
+    assert!(
+        text.contains("canary: node 1001"),
+        "no canary prompt:\n{text}"
+    );
     for node in [1001, 1002, 1003] {
         let shown = screen
             .iter()
