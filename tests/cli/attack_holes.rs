@@ -52,6 +52,12 @@ fn token_ws_with_playbook(token: &str, edit: impl Fn(String) -> String) -> (Sim,
             format!("level=error msg='auth failed' token={token}\n"),
         ),
         ("lb.txt", format!("lb rejected: token={token}\n")),
+        (
+            "wk-panic.log",
+            format!(
+                "{{\"level\":\"panic\",\"msg\":\"applied index > last log index\",\"token\":\"{token}\"}}\n"
+            ),
+        ),
     ] {
         std::fs::write(sim.state_dir().join(file), text).unwrap();
     }
@@ -133,7 +139,7 @@ fn doctor_never_prints_a_token_found_in_the_logs() {
     let (_sim, ws) = token_ws_with_playbook(TOKEN, |pb| {
         pb.replace(
             LOGS_LINE,
-            "  logs: \"cat {{state_dir}}/wk.log; {{wksim}} ctl --state-dir {{state_dir}} logs {{node.id}}\"",
+            "  logs: \"cat {{state_dir}}/wk-panic.log; {{wksim}} ctl --state-dir {{state_dir}} logs {{node.id}}\"",
         )
     });
     let report = ws.dir.path().join("report.md");
@@ -151,6 +157,11 @@ fn doctor_never_prints_a_token_found_in_the_logs() {
     }
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     assert!(!text.contains(TOKEN), "the report holds the token:\n{text}");
+    // The log line was read and quoted (as a known signature), only without the token.
+    assert!(
+        text.contains("applied index > last log index"),
+        "the signature line is in the report:\n{text}"
+    );
 }
 
 // ---- duplicate APIs spelled differently -------------------------------------------------
