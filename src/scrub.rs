@@ -15,6 +15,30 @@ pub const REDACTED: &str = "<redacted>";
 /// garble it without protecting anything (a 3-character token is guessable anyway).
 pub const MIN_SECRET_LEN: usize = 4;
 
+/// Every secret this process knows (registered by each probe client it builds, see
+/// [`remember`]): text that does not come through the probe client (a playbook step's
+/// or a hook's output, a host's logs) is scrubbed with these ([`scrub_known`]).
+static KNOWN: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds `secrets` to the ones [`scrub_known`] removes.
+pub fn remember(secrets: &[String]) {
+    if let Ok(mut known) = KNOWN.write() {
+        for s in secrets.iter().filter(|s| s.len() >= MIN_SECRET_LEN) {
+            if !known.contains(s) {
+                known.push(s.clone());
+            }
+        }
+    }
+}
+
+/// `text` without any secret this process knows ([`remember`]).
+pub fn scrub_known(text: &str) -> String {
+    match KNOWN.read() {
+        Ok(known) if !known.is_empty() => scrub(text, &known),
+        _ => text.to_string(),
+    }
+}
+
 /// `text` with every occurrence of each secret (and of its JSON-escaped form) replaced
 /// by [`REDACTED`].
 pub fn scrub(text: &str, secrets: &[String]) -> String {

@@ -276,8 +276,10 @@ async fn run_argv(
         exit_code,
         signal,
         timed_out,
-        stdout: take_text(&stdout),
-        stderr: take_text(&stderr),
+        // A host's output may hold the managerToken (a printed config, an echoing
+        // proxy): scrubbed like every node answer (issue #18).
+        stdout: crate::scrub::scrub_known(&take_text(&stdout)),
+        stderr: crate::scrub::scrub_known(&take_text(&stderr)),
         duration,
     })
 }

@@ -40,6 +40,10 @@ impl Context {
         let manifest = manifest::load(&path)?;
         let dir = manifest_dir(&path);
         let playbook = playbook::load(&manifest.playbook, &dir)?;
+        // Registers the manifest's secrets (token, webhook URL) for the scrub of host
+        // output ([`crate::scrub::scrub_known`]) in every command, probing or not; a bad
+        // token is reported where the client is used.
+        let _ = crate::probe::Client::from_manifest(&manifest);
         Ok(Context { manifest, playbook })
     }
 }

@@ -159,12 +159,13 @@ impl Client {
             .pool_max_idle_per_host(if keep_alive { usize::MAX } else { 0 })
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {}", innermost(&e)))?;
-        let secrets = token
+        let secrets: Vec<String> = token
             .as_ref()
             .and_then(|t| t.to_str().ok())
             .map(str::to_string)
             .into_iter()
             .collect();
+        crate::scrub::remember(&secrets);
         Ok(Client {
             http,
             token,
@@ -187,6 +188,7 @@ impl Client {
             all.push(s);
         }
         all.retain(|s| !s.is_empty());
+        crate::scrub::remember(&all);
         self.secrets = std::sync::Arc::new(all);
         self
     }

@@ -25,7 +25,7 @@ use crate::support::{FAST_POLICY, Opts, Ws, ctl_ok};
 const RESUME: [&str; 4] = ["upgrade", "--resume", "--yes", "--json"];
 
 /// Cluster-wide `/varz.connections`, straight from the simulator.
-fn sim_connections(sim: &Sim) -> u64 {
+pub(crate) fn sim_connections(sim: &Sim) -> u64 {
     (1001..=1003)
         .map(|id| {
             sim.get_json(id, "/varz").1["connections"]
@@ -384,8 +384,8 @@ fn resume_runs_the_smoke_test_of_the_interrupted_node() {
 /// A blocking HTTP/1.1 proxy in front of one simulator node that sets (or, with `null`,
 /// removes) fields of its `/varz` answers. Every request is answered and closed
 /// (`Connection: close`); everything but `/varz` passes through unchanged.
-struct VarzProxy {
-    url: String,
+pub(crate) struct VarzProxy {
+    pub(crate) url: String,
     set: Arc<Mutex<serde_json::Map<String, Value>>>,
     /// Paths answered `500 {"status":"error","msg":"… (token: <the request's token>)"}` by
     /// the proxy itself.
@@ -394,7 +394,7 @@ struct VarzProxy {
 }
 
 impl VarzProxy {
-    fn start(upstream: &str) -> VarzProxy {
+    pub(crate) fn start(upstream: &str) -> VarzProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -422,8 +422,13 @@ impl VarzProxy {
         }
     }
 
-    fn set(&self, field: &str, v: Value) {
+    pub(crate) fn set(&self, field: &str, v: Value) {
         self.set.lock().unwrap().insert(field.into(), v);
+    }
+
+    /// Stops rewriting `field`: upstream's own value passes through again.
+    pub(crate) fn unset(&self, field: &str) {
+        self.set.lock().unwrap().remove(field);
     }
 
     fn fail(&self, path: &str) {
@@ -550,7 +555,7 @@ fn proxy_one(
 }
 
 /// A manifest for `sim` whose node `via` is reached through `proxy`.
-fn ws_through(sim: &Sim, via: u64, proxy: &VarzProxy, policy: &str) -> Ws {
+pub(crate) fn ws_through(sim: &Sim, via: u64, proxy: &VarzProxy, policy: &str) -> Ws {
     let ws = Ws::new(
         sim,
         &Opts {
@@ -567,7 +572,7 @@ fn ws_through(sim: &Sim, via: u64, proxy: &VarzProxy, policy: &str) -> Ws {
 }
 
 /// Only 1001 is upgraded (`--nodes 1001`), so the proxied 1003 never restarts.
-fn upgrade_1001(ws: &Ws) -> (i32, Vec<Value>, String) {
+pub(crate) fn upgrade_1001(ws: &Ws) -> (i32, Vec<Value>, String) {
     let mut run = ws.spawn(&[&UP[..], &["--nodes", "1001"]].concat(), &[]);
     let (code, err) = run.finish(RUN_T);
     (

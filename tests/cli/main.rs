@@ -1,6 +1,7 @@
 //! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
 
 mod attack;
+mod attack_holes;
 mod attack_recover;
 mod attack_service;
 mod bench;
