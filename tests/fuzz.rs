@@ -513,10 +513,12 @@ fn cluster_view(at_secs: u64) -> impl Strategy<Value = ClusterView> {
 
 fn one_node_manifest(ids: &[u64]) -> manifest::Manifest {
     let mut text = String::from("name: fuzz\nnodes:\n");
-    for id in ids {
+    // Each node its own API port: a manifest with two nodes on one API is refused (#18).
+    for (i, id) in ids.iter().enumerate() {
         let _ = write!(
             text,
-            "  - id: {id}\n    host: 127.0.0.1\n    version: v2.1.2-20250120\n"
+            "  - id: {id}\n    host: 127.0.0.1\n    api: http://127.0.0.1:{}\n    version: v2.1.2-20250120\n",
+            10_000 + i
         );
     }
     manifest::parse(&text, Path::new("fuzz.yaml")).expect("the fuzz manifest is valid")
