@@ -181,14 +181,7 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         Takeover::Never
     };
     let lock = state::acquire(&dir, takeover)?;
-    let cluster_lock = state::acquire_as(
-        &upgrade::cluster_lock_dir(&ctx)?,
-        takeover,
-        state::LockOwner {
-            state_dir: Some(dir.root.display().to_string()),
-            ..state::LockOwner::me()
-        },
-    )?;
+    let cluster_lock = upgrade::acquire_cluster_lock(&ctx, &dir, takeover)?;
     if let Some(o) = lock.took_over.as_ref().or(cluster_lock.took_over.as_ref()) {
         p.note(&format!("took over the lock of {}", o.describe()));
     }

@@ -98,14 +98,7 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
         Takeover::Stale
     };
     let lock = state::acquire(&dir, takeover)?;
-    let cluster_lock = state::acquire_as(
-        &upgrade::cluster_lock_dir(&ctx)?,
-        takeover,
-        state::LockOwner {
-            state_dir: Some(dir.root.display().to_string()),
-            ..state::LockOwner::me()
-        },
-    )?;
+    let cluster_lock = upgrade::acquire_cluster_lock(&ctx, &dir, takeover)?;
 
     let target =
         releases::resolve_target(&st.to, true).map_err(|e| WkError::input(e.message, e.hint))?;

@@ -175,14 +175,7 @@ pub async fn run_kind(
     }
     // One run per cluster, wherever it is started: a per-user lock keyed by the cluster's
     // identity (name + API URLs), not by the directory the manifest is in.
-    let cluster_lock = state::acquire_as(
-        &cluster_lock_dir(&ctx)?,
-        takeover,
-        state::LockOwner {
-            state_dir: Some(dir.root.display().to_string()),
-            ..state::LockOwner::me()
-        },
-    )?;
+    let cluster_lock = acquire_cluster_lock(&ctx, &dir, takeover)?;
 
     // Live check and plan.
     let (client, view) = live::observe(&ctx).await?;
@@ -394,6 +387,23 @@ pub fn refuse_if_live_lock_pub(dir: &StateDir, break_lock: bool) -> anyhow::Resu
 }
 
 /// The per-user lock directory of this cluster (see [`state::cluster_identity`]).
+/// The cluster's team lock, owned by this process and naming `dir`: one run per cluster
+/// wherever it is started (`upgrade`, `restart`, `rollback` and `recover` share it).
+pub fn acquire_cluster_lock(
+    ctx: &Context,
+    dir: &StateDir,
+    takeover: state::Takeover,
+) -> Result<state::LockGuard, WkError> {
+    state::acquire_as(
+        &cluster_lock_dir(ctx)?,
+        takeover,
+        state::LockOwner {
+            state_dir: Some(dir.root.display().to_string()),
+            ..state::LockOwner::me()
+        },
+    )
+}
+
 pub fn cluster_lock_dir(ctx: &Context) -> Result<StateDir, WkError> {
     let apis: Vec<&str> = ctx.manifest.nodes.iter().map(|n| n.api.as_str()).collect();
     state::cluster_lock_dir(&ctx.manifest.name, &apis)
