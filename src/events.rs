@@ -155,6 +155,20 @@ pub enum Event {
     Summary(Summary),
 }
 
+impl Event {
+    /// `step_started` for `command` as it is shown: without any secret this process knows
+    /// ([`crate::scrub::scrub_known`]). A token or webhook URL written literally into a
+    /// playbook command or a manifest `vars` entry is run as written but never printed,
+    /// put in JSON or sent to a webhook.
+    pub fn step_started(node: u64, step: PlanStepKind, command: Option<&str>) -> Event {
+        Event::StepStarted {
+            node,
+            step,
+            command: command.map(crate::scrub::scrub_known),
+        }
+    }
+}
+
 /// A known failure signature found in a failed node's log tail.
 #[derive(Debug, Clone, Serialize)]
 pub struct KnownSignature {

@@ -598,11 +598,7 @@ impl<'a> Runner<'a> {
             .filter(|s| kinds.contains(&s.kind))
         {
             let command = step.command.clone()?;
-            self.emit(&Event::StepStarted {
-                node: first.id,
-                step: step.kind,
-                command: Some(command.clone()),
-            });
+            self.emit(&Event::step_started(first.id, step.kind, Some(&command)));
             let out = transport::run(
                 &transport,
                 &command,
@@ -880,11 +876,11 @@ impl<'a> Runner<'a> {
             return Ok(());
         };
         let (command, timeout_s) = command;
-        self.emit(&Event::StepStarted {
-            node: id,
-            step: PlanStepKind::Undrain,
-            command: Some(command.clone()),
-        });
+        self.emit(&Event::step_started(
+            id,
+            PlanStepKind::Undrain,
+            Some(&command),
+        ));
         let out = transport::run(transport, &command, Duration::from_secs_f64(timeout_s)).await;
         let (ok, exit_code, timed_out, duration_s) = match &out {
             Ok(o) => (
@@ -987,11 +983,7 @@ impl<'a> Runner<'a> {
         // Saved before it is announced: an event seen means the state knows the step.
         self.node_run(id).step = Some(kind);
         self.save()?;
-        self.emit(&Event::StepStarted {
-            node: id,
-            step: kind,
-            command,
-        });
+        self.emit(&Event::step_started(id, kind, command.as_deref()));
         Ok(())
     }
 

@@ -83,11 +83,7 @@ impl RecoverRun<'_> {
         ) else {
             return true;
         };
-        self.emit(&Event::StepStarted {
-            node: node.id,
-            step: kind,
-            command: Some(cmd.to_string()),
-        });
+        self.emit(&Event::step_started(node.id, kind, Some(cmd)));
         let out = transport::run(
             &Transport::for_node(&self.ctx.manifest, node),
             cmd,
@@ -217,11 +213,7 @@ impl RecoverRun<'_> {
         if kind == PlanStepKind::Start {
             self.later_nodes_down(id).await?;
         }
-        self.emit(&Event::StepStarted {
-            node: id,
-            step: kind,
-            command: Some(cmd.clone()),
-        });
+        self.emit(&Event::step_started(id, kind, Some(&cmd)));
         let out = transport::run(
             &Transport::for_node(&self.ctx.manifest, node),
             &cmd,

@@ -349,3 +349,66 @@ fn clients_claimed_by_a_node_absent_from_the_baseline_do_not_count() {
         of_type(&lines, "soak_finished")
     );
 }
+
+/// A token written literally into a playbook command (`stop`) and into a manifest `vars`
+/// entry the `start` command uses (an operator's `curl -H "token: …"` drain, a wrapper
+/// that needs it): the command runs as written, so the upgrade succeeds, but
+/// `step_started.command` (JSON and human output) shows it redacted.
+#[test]
+fn a_token_written_into_a_playbook_command_or_vars_is_never_printed() {
+    const TOKEN: &str = "s3cr3t-token-in-the-playbook";
+    let (sim, ws) = token_ws_with_playbook(TOKEN, |pb| {
+        pb.replace(
+            STOP_LINE,
+            &format!(
+                "  stop: \"test x{TOKEN} = x{TOKEN} && {{{{wksim}}}} ctl --state-dir {{{{state_dir}}}} stop {{{{node.id}}}}\""
+            ),
+        )
+        .replace(
+            "  start: \"{{wksim}}",
+            "  start: \"test x{{wk_token}} = x{{wk_token}} && {{wksim}}",
+        )
+    });
+    let m = std::fs::read_to_string(&ws.manifest)
+        .unwrap()
+        .replace("vars:\n", &format!("vars:\n  wk_token: {TOKEN}\n"));
+    std::fs::write(&ws.manifest, m).unwrap();
+    let pb = std::fs::read_to_string(ws.dir.path().join("pb.yaml")).unwrap();
+    assert!(pb.contains("{{wk_token}}") && pb.contains(TOKEN), "{pb}");
+
+    let r = ws.run(&UP, &[(TOKEN_ENV, TOKEN)]);
+    assert_eq!(r.code, 0, "the commands ran as written: {}", r.all());
+    assert_eq!(
+        stops(&sim),
+        3,
+        "every node was stopped by the token-bearing stop"
+    );
+    let lines: Vec<Value> = r.lines();
+    let commands: Vec<&str> = of_type(&lines, "step_started")
+        .iter()
+        .filter(|l| l["data"]["step"] == "stop" || l["data"]["step"] == "start")
+        .filter_map(|l| l["data"]["command"].as_str())
+        .collect();
+    assert_eq!(commands.len(), 6, "{}", r.all());
+    assert!(
+        commands
+            .iter()
+            .all(|c| c.contains("x<redacted> = x<redacted>")),
+        "{commands:?}"
+    );
+    assert!(
+        !r.all().contains(TOKEN),
+        "the token was printed:\n{}",
+        r.all()
+    );
+    assert!(!state_text(&ws).contains(TOKEN), "{}", state_text(&ws));
+
+    // A restart, in human mode with -v, neither.
+    let r = ws.run(&["restart", "--yes", "-v"], &[(TOKEN_ENV, TOKEN)]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        !r.all().contains(TOKEN),
+        "the token was printed:\n{}",
+        r.all()
+    );
+}
