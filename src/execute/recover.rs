@@ -129,6 +129,10 @@ impl RecoverRun<'_> {
         let total = self.plan.steps.len();
         for i in self.state.cursor..total {
             let step = self.plan.steps[i].clone();
+            let interrupted_here = self.state.in_step == Some(i);
+            // Saved before it is announced: a `recover_step` seen means the state knows it.
+            self.state.in_step = Some(i);
+            self.save()?;
             self.emit(&Event::RecoverStep {
                 index: i + 1,
                 total,
@@ -136,9 +140,6 @@ impl RecoverRun<'_> {
                 node: step.node,
                 what: step.what.clone(),
             });
-            let interrupted_here = self.state.in_step == Some(i);
-            self.state.in_step = Some(i);
-            self.save()?;
             let done = match step.kind {
                 RecoverStepKind::Doctor => {
                     self.doctor().await?;

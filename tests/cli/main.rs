@@ -15,6 +15,7 @@ mod history;
 mod holes;
 mod hooks;
 mod hostnet;
+mod lifecycle;
 mod live;
 mod matrix;
 mod notify;

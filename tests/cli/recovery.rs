@@ -16,7 +16,7 @@ use crate::support::{
 const RUN_T: Duration = Duration::from_secs(90);
 const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
 
-fn sigint(run: &Streaming) {
+pub fn sigint(run: &Streaming) {
     let pid = i32::try_from(run.child.id()).unwrap();
     kill(Pid::from_raw(pid), Signal::SIGINT).unwrap();
 }
