@@ -4,8 +4,25 @@
 //! The crate is a library with two binaries: `wkctl` (the tool) and `wksim` (a
 //! simulator of a WuKongIM v2 cluster, used by `wkctl demo` and the tests).
 //!
-//! Pure modules (`version`, `releases`, `manifest`, `playbook`, `plan`, `finding`) decide;
-//! the commands observe and print.
+//! # Module map
+//!
+//! - **Decide (pure, no I/O):** `version`, `releases` (catalog and upgrade rules),
+//!   `manifest` and `playbook` (parsed inputs), `plan` (what will run), `gate` (the
+//!   readiness signals and the [`gate::Tracker`] that says wait, go on or stop),
+//!   `checks` (findings from inputs and observations), `finding`.
+//!   `tests/cli/architecture.rs` fails when one of them names `tokio`,
+//!   `std::process`, `reqwest` or a module below that acts.
+//! - **Change the cluster:** `execute` only: it runs a plan's steps on the nodes' hosts
+//!   (through `transport`), saving state after each.
+//! - **Other I/O:** `probe` (reads the nodes' HTTP APIs), `transport` (runs commands,
+//!   locally or over ssh), `state` (the run state and lock on disk), `doctor` (collects
+//!   logs and network checks), `notify` (webhooks and hook commands), `smoke` (a message
+//!   round trip), `recover` (the recovery plan and its `recover.json`), `planfile` and
+//!   `compose` (files), `sim` (the `wksim` simulator).
+//! - **Talk to the operator:** `cli` (flags), `commands` (one module per command: load
+//!   inputs, observe, call the deciders and the executor), `events` (the JSON event
+//!   contract and the progress display), `output` (lines, colours, questions), `schema`,
+//!   `error` (exit codes).
 
 pub mod checks;
 pub mod cli;

@@ -338,7 +338,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, WkError> {
         let api = match &rn.api {
             Some(a) => {
                 let url = a.value.trim().trim_end_matches('/').to_string();
-                let parsed = reqwest::Url::parse(&url);
+                let parsed = url::Url::parse(&url);
                 let valid = parsed.as_ref().is_ok_and(|u| {
                     matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
                 });
@@ -543,7 +543,7 @@ fn notify_config(n: raw::RawNotify, shown: &str) -> Result<NotifyConfig, WkError
 /// `scheme://host:port` of an API base URL (lowercase host, the scheme's port when none is
 /// written), to tell whether two nodes name one API.
 fn api_key(api: &str) -> String {
-    reqwest::Url::parse(api).map_or_else(
+    url::Url::parse(api).map_or_else(
         |_| api.to_ascii_lowercase(),
         |u| {
             format!(
@@ -667,7 +667,7 @@ mod opt_secs {
     use serde::Serializer;
     use std::time::Duration;
     #[allow(clippy::ref_option)]
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_f64(d.as_secs_f64()),
             None => s.serialize_none(),
@@ -679,7 +679,7 @@ mod secs {
     use serde::Serializer;
     use std::time::Duration;
     #[allow(clippy::trivially_copy_pass_by_ref)]
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
     }
 }

@@ -78,13 +78,6 @@ impl Printer {
         }
     }
 
-    /// Detail shown with `-v`.
-    pub fn detail(&self, text: &str) {
-        if self.verbose > 0 && !self.quiet {
-            err_line(&self.dim_err(text));
-        }
-    }
-
     /// A warning on stderr (always shown).
     pub fn warn(&self, text: &str, hint: Option<&str>) {
         let label = self.paint_err("warning", "33;1");

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::finding::{Finding, FindingId, Severity};
-use crate::version::{Suffix, WkVersion};
+use crate::version::WkVersion;
 
 mod catalog;
 
@@ -470,11 +470,6 @@ pub fn mixed_finding(versions: &[(u64, WkVersion)]) -> Option<Finding> {
         format!("nodes run different versions ({list}): the cluster is mid-upgrade"),
         "finish it with `wkctl upgrade --resume` (or `wkctl upgrade --to` the newer version); do not leave a mixed cluster running",
     ))
-}
-
-/// Is the suffix a git-describe build (custom binary)? Used in messages.
-pub fn is_custom_build(v: &WkVersion) -> bool {
-    matches!(v.suffix(), Suffix::Describe { .. } | Suffix::Other(_))
 }
 
 #[cfg(test)]

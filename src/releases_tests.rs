@@ -471,14 +471,6 @@ fn mixed_needs_two_builds_and_lists_every_node() {
 }
 
 #[test]
-fn custom_builds_are_describe_and_unknown_suffixes() {
-    assert!(is_custom_build(&v("v2.2.5-20260422-3-gabc1234")));
-    assert!(is_custom_build(&v("v2.2.4-fix529")));
-    assert!(!is_custom_build(&v("v2.2.5-20260422")));
-    assert!(!is_custom_build(&v("v2.1.3-20250210-dev")));
-}
-
-#[test]
 fn find_is_the_same_build_only() {
     assert_eq!(find(&v("v2.1.2")).map(|r| r.tag), Some("v2.1.2-20250120"));
     assert!(find(&v("v2.1.2-20250120-dev")).is_none());

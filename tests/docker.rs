@@ -13,6 +13,9 @@
 //! log is `./brain/events.jsonl`. Change a node's build with `WK_IMAGE_1002=… docker-compose
 //! up -d wukongim2`.
 
+// One test binary: `pub` only shares helpers between its modules.
+#![allow(unreachable_pub)]
+
 #[path = "cli/harness.rs"]
 mod harness;
 

@@ -43,7 +43,7 @@ pub fn findings(manifest: &Manifest, pb: &Playbook, view: Option<&ClusterView>) 
 pub fn host_api_findings(manifest: &Manifest) -> Vec<Finding> {
     let mut out = Vec::new();
     for n in &manifest.nodes {
-        let Some(api_host) = reqwest::Url::parse(&n.api).ok().and_then(|u| {
+        let Some(api_host) = url::Url::parse(&n.api).ok().and_then(|u| {
             u.host_str()
                 .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
         }) else {

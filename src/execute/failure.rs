@@ -203,7 +203,7 @@ impl Runner<'_> {
         let Some(cmd) = step.command.clone() else {
             return Ok(());
         };
-        self.step_started(id, PlanStepKind::Rollback, Some(cmd.clone()))?;
+        self.step_started(id, PlanStepKind::Rollback, Some(&cmd))?;
         let out = transport::run(
             &Transport::for_node(&self.ctx.manifest, node),
             &cmd,

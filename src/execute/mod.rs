@@ -791,7 +791,7 @@ impl<'a> Runner<'a> {
         let Some(command) = step.command.clone() else {
             return Ok(None);
         };
-        self.step_started(id, step.kind, Some(command.clone()))?;
+        self.step_started(id, step.kind, Some(&command))?;
         let timeout = Duration::from_secs_f64(step.timeout_s);
         let out = tokio::select! {
             r = transport::run(transport, &command, timeout) => r,
@@ -978,12 +978,12 @@ impl<'a> Runner<'a> {
         &mut self,
         id: u64,
         kind: PlanStepKind,
-        command: Option<String>,
+        command: Option<&str>,
     ) -> anyhow::Result<()> {
         // Saved before it is announced: an event seen means the state knows the step.
         self.node_run(id).step = Some(kind);
         self.save()?;
-        self.emit(&Event::step_started(id, kind, command.as_deref()));
+        self.emit(&Event::step_started(id, kind, command));
         Ok(())
     }
 

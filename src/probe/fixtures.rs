@@ -9,16 +9,16 @@ use super::{
 use crate::manifest::{ApiConfig, Manifest, Node, Policy};
 use crate::version::WkVersion;
 
-pub fn v(s: &str) -> WkVersion {
+pub(crate) fn v(s: &str) -> WkVersion {
     WkVersion::parse(s).unwrap()
 }
 
-pub fn at(secs: u64) -> SystemTime {
+pub(crate) fn at(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
 }
 
 /// A healthy, joined, caught-up node.
-pub fn node(id: u64, version: &str, uptime_secs: u64) -> NodeView {
+pub(crate) fn node(id: u64, version: &str, uptime_secs: u64) -> NodeView {
     NodeView {
         id,
         api: format!("http://10.0.0.{}:5001", id - 1000),
@@ -50,7 +50,7 @@ pub fn node(id: u64, version: &str, uptime_secs: u64) -> NodeView {
 }
 
 /// A settled 3-node cluster on `version`, controller 1001, config version 415, observed at `secs`.
-pub fn settled(version: &str, secs: u64) -> ClusterView {
+pub(crate) fn settled(version: &str, secs: u64) -> ClusterView {
     ClusterView {
         observed_at: at(secs),
         nodes: vec![
@@ -77,7 +77,7 @@ pub fn settled(version: &str, secs: u64) -> ClusterView {
     }
 }
 
-pub fn manifest(ids: &[u64]) -> Manifest {
+pub(crate) fn manifest(ids: &[u64]) -> Manifest {
     Manifest {
         path: "cluster.yaml".into(),
         name: "test".into(),

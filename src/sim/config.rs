@@ -29,9 +29,6 @@ impl Phase {
             Phase::Crashed => "crashed",
         }
     }
-    pub fn is_down(self) -> bool {
-        matches!(self, Phase::Stopped | Phase::Booting | Phase::Crashed)
-    }
     pub fn api_open(self) -> bool {
         matches!(self, Phase::Stale | Phase::Online | Phase::Settled)
     }

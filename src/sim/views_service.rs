@@ -12,7 +12,7 @@ use super::views::{Reply, middleware};
 
 /// `GET /route` (`routeUserIMAddr`): the node's own client addresses; `intranet=1` gives
 /// only the intranet TCP address. Upstream does not look at `uid`.
-pub fn route(c: &Cluster, n: &Node, q: &BTreeMap<String, String>) -> Reply {
+pub(crate) fn route(c: &Cluster, n: &Node, q: &BTreeMap<String, String>) -> Reply {
     let host = &c.opts.host;
     let tcp = format!("{host}:{}", 5100 + n.id % 1000);
     if q.get("intranet").is_some_and(|v| v == "1") {
@@ -29,7 +29,7 @@ pub fn route(c: &Cluster, n: &Node, q: &BTreeMap<String, String>) -> Reply {
 
 /// A POST to node `id`: middleware, then the route. A body that is not JSON is upstream's
 /// `BindJSON` error (400 `{"msg"}`).
-pub fn post(
+pub(crate) fn post(
     c: &mut Cluster,
     id: u64,
     path: &str,

@@ -1,5 +1,9 @@
 //! Integration tests: the real `wkctl` binary against the real `wksim` simulator.
 
+// One test binary: `pub` only shares helpers between its modules.
+#![allow(unreachable_pub)]
+
+mod architecture;
 mod attack;
 mod attack_holes;
 mod attack_recover;

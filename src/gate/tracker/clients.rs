@@ -27,11 +27,31 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::{ClientsPolicy, OnShortfall};
 use crate::probe::ClusterView;
-pub use crate::state::ClientBaseline;
+
+/// The service-level baseline of a node's stop (issue #18), recorded before its `drain`
+/// (or, without one, from the observation that allowed the stop) and kept here so that a
+/// resumed run checks the clients against it, not against a cluster that already lost
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientBaseline {
+    /// `/varz.connections` of every node that reported a count (reachable, a plausible
+    /// number); the client check compares these same nodes later.
+    #[serde(default)]
+    pub connections: BTreeMap<u64, u64>,
+    /// Whether `in_msgs + out_msgs` was growing cluster-wide (unknown: one observation).
+    #[serde(default)]
+    pub growing: Option<bool>,
+    #[serde(default)]
+    pub slow_clients: Option<u64>,
+    #[serde(default)]
+    pub retry_queue: Option<u64>,
+    #[serde(default)]
+    pub at_ms: u64,
+}
 
 /// The outcome of the service-level check of one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
