@@ -604,7 +604,6 @@ fn split_image(image: &str) -> (Option<String>, Option<&str>) {
 }
 
 #[cfg(test)]
-#[path = "compose_tests.rs"]
 mod tests;
 
 /// A service that runs nginx: its image is `nginx` (any registry or tag), or it builds

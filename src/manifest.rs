@@ -685,5 +685,4 @@ mod secs {
 }
 
 #[cfg(test)]
-#[path = "manifest_tests.rs"]
 mod tests;

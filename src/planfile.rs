@@ -352,5 +352,4 @@ pub fn comparable(plan: &Value) -> Value {
 }
 
 #[cfg(test)]
-#[path = "planfile/tests.rs"]
 mod tests;

@@ -473,5 +473,4 @@ pub fn mixed_finding(versions: &[(u64, WkVersion)]) -> Option<Finding> {
 }
 
 #[cfg(test)]
-#[path = "releases_tests.rs"]
 mod tests;

@@ -562,5 +562,4 @@ mod history;
 pub use history::{HistoryEntry, operator};
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;

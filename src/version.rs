@@ -318,5 +318,4 @@ impl<'de> serde::Deserialize<'de> for WkVersion {
 }
 
 #[cfg(test)]
-#[path = "version_tests.rs"]
 mod tests;

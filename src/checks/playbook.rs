@@ -231,5 +231,4 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
 }
 
 #[cfg(test)]
-#[path = "playbook_tests.rs"]
 mod tests;

@@ -185,5 +185,4 @@ pub fn cluster(file: &PlanFile, view: &ClusterView) -> Report {
 }
 
 #[cfg(test)]
-#[path = "drift_tests.rs"]
 mod tests;

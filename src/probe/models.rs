@@ -430,5 +430,4 @@ fn null_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
 }
 
 #[cfg(test)]
-#[path = "models_tests.rs"]
 mod tests;

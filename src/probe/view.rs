@@ -456,5 +456,4 @@ fn controller_of(view: &ClusterView, simple: Option<&NodeList>) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[path = "view_tests.rs"]
 mod tests;

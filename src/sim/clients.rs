@@ -400,5 +400,4 @@ impl Cluster {
 }
 
 #[cfg(test)]
-#[path = "clients_tests.rs"]
 mod tests;

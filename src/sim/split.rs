@@ -234,5 +234,4 @@ impl Cluster {
 }
 
 #[cfg(test)]
-#[path = "split_tests.rs"]
 mod tests;

@@ -48,11 +48,11 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Test code is allowed to spawn a shell or make a temp dir: a `tests.rs` / `*_tests.rs`
-/// file, and everything from a file's `#[cfg(test)]` on.
+/// Test code is allowed to spawn a shell or make a temp dir: a `tests.rs` file (or the
+/// test-only `fixtures.rs`), and everything from a file's `#[cfg(test)]` on.
 fn is_test_file(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name == "tests.rs" || name.ends_with("_tests.rs") || name == "fixtures.rs"
+    name == "tests.rs" || name == "fixtures.rs"
 }
 
 fn non_test_code(text: &str) -> String {
@@ -220,9 +220,8 @@ fn every_test_file_is_compiled_by_its_test_binary() {
     );
 }
 
-/// `src/x_tests.rs` is pulled in by a `#[path = "x_tests.rs"]`; `src/x/tests.rs` by a
-/// `mod tests;` in `src/x.rs` or `src/x/mod.rs`. A unit-test file nobody includes is a
-/// suite that silently stopped running.
+/// `src/x/tests.rs` is included by a `mod tests;` in `src/x.rs`. A unit-test file nobody
+/// includes is a suite that silently stopped running.
 #[test]
 fn every_unit_test_file_in_src_is_included() {
     let src = root().join("src");
@@ -232,21 +231,9 @@ fn every_unit_test_file_in_src_is_included() {
     for f in &files {
         let name = f.file_name().unwrap().to_str().unwrap();
         let dir = f.parent().unwrap();
-        let included = if name == "tests.rs" {
-            let parent_mod = [dir.join("mod.rs"), dir.with_extension("rs")];
-            parent_mod.iter().any(|p| {
-                std::fs::read_to_string(p)
-                    .is_ok_and(|t| t.lines().any(|l| l.trim() == "mod tests;"))
-            })
-        } else if name.ends_with("_tests.rs") {
-            let attr = format!("#[path = \"{name}\"]");
-            files
-                .iter()
-                .filter(|g| g.parent() == Some(dir))
-                .any(|g| std::fs::read_to_string(g).is_ok_and(|t| t.contains(&attr)))
-        } else {
-            true
-        };
+        let included = name != "tests.rs"
+            || std::fs::read_to_string(dir.with_extension("rs"))
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == "mod tests;"));
         if !included {
             forgotten.push(f.strip_prefix(root()).unwrap().display().to_string());
         }
@@ -255,4 +242,23 @@ fn every_unit_test_file_in_src_is_included() {
         forgotten.is_empty(),
         "unit-test files never compiled: {forgotten:?}"
     );
+}
+
+/// One convention each (issue #16 point 6): a module with children is `x.rs` beside `x/`
+/// (never `x/mod.rs`), and a unit-test suite is inline (`mod tests { … }`) or, when large,
+/// `x/tests.rs` (never a sibling `x_tests.rs` pulled in by `#[path]`).
+#[test]
+fn modules_and_unit_tests_follow_one_layout() {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let odd: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            name == "mod.rs" || name.ends_with("_tests.rs") || text.contains("#[path = ")
+        })
+        .map(|f| f.strip_prefix(root()).unwrap().display().to_string())
+        .collect();
+    assert!(odd.is_empty(), "off the layout: {odd:?}");
 }

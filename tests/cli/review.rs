@@ -54,7 +54,7 @@ fn with_stop_step(ws: &Ws, name: &str, stop: &str) {
 /// 1003 came back but has not caught up on the config (signal E false; the pre-upgrade
 /// check only warns about that), and the resumed run stops 1002 next to it.
 ///
-/// At fault: `Runner::node` (`src/execute/mod.rs`) skips `pre_stop` whenever
+/// At fault: `Runner::node` (`src/execute.rs`) skips `pre_stop` whenever
 /// `stop_began()`, and `already_done` falls through to running the stop when the node is
 /// not down. A node found still up must go through the pre-stop check (keeping its
 /// recorded baseline) before its stop is run again.
@@ -181,7 +181,7 @@ fn a_rollback_never_restarts_the_node_while_a_peer_is_not_rejoined() {
 /// boots for ~10 s real (`slow-start`), the run is killed while its `start` step is still
 /// running, and the resume starts it again.
 ///
-/// At fault: `Runner::already_done` (`src/execute/mod.rs`): a node that is down after an
+/// At fault: `Runner::already_done` (`src/execute.rs`): a node that is down after an
 /// interrupted `start` should be given the gate's whole budget (`node_timeout` from the
 /// resume) to come up, and only then be reported, not started again blindly.
 #[test]
@@ -232,7 +232,7 @@ fn resume_does_not_start_a_booting_node_a_second_time() {
 /// `install`/`start` again, so it waits `node_timeout` for a version that cannot come and
 /// fails again: the same dead end issue 11 hole 3 removed for the rollback case.
 ///
-/// At fault: `Runner::node` (`src/execute/mod.rs`) skips every step in `done`; a node
+/// At fault: `Runner::node` (`src/execute.rs`) skips every step in `done`; a node
 /// whose gate failed and that still runs its old process (B: version not the target,
 /// or the same uptime/commit as its baseline) must have `install` and `start` run again
 /// on resume (it is down for the cluster already, so no pre-stop is needed; observe first).

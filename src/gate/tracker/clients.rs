@@ -543,5 +543,4 @@ fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 }
 
 #[cfg(test)]
-#[path = "clients_tests.rs"]
 mod tests;

@@ -1,4 +1,5 @@
-//! `observe` end to end against fake nodes on loopback: one answering, one down.
+//! `observe` end to end against fake nodes on loopback (one answering, one down), and
+//! the address helpers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -97,4 +98,12 @@ async fn observe_builds_the_view_from_real_answers() {
     })
     .await
     .expect("test deadline");
+}
+
+#[test]
+fn cluster_host_port_drops_the_scheme() {
+    assert_eq!(
+        cluster_host_port("tcp://node1.wk.local:11110"),
+        "node1.wk.local:11110"
+    );
 }

@@ -495,5 +495,4 @@ pub fn resumable(state: &RecoverState, plan: &RecoverPlan) -> Result<(), String>
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

@@ -324,18 +324,4 @@ fn cluster_host_port(addr: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_host_port_drops_the_scheme() {
-        assert_eq!(
-            cluster_host_port("tcp://node1.wk.local:11110"),
-            "node1.wk.local:11110"
-        );
-    }
-}
-
-#[cfg(test)]
-#[path = "observe_tests.rs"]
-mod observe_tests;
+mod tests;
