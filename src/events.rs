@@ -167,6 +167,22 @@ impl Event {
             command: command.map(crate::scrub::scrub_known),
         }
     }
+
+    /// `step_finished` for a step's output; `None`: it could not run at all.
+    pub fn step_finished(
+        node: u64,
+        step: PlanStepKind,
+        out: Option<&crate::transport::StepOutput>,
+    ) -> Event {
+        Event::StepFinished {
+            node,
+            step,
+            ok: out.is_some_and(crate::transport::StepOutput::success),
+            exit_code: out.and_then(|o| o.exit_code),
+            timed_out: out.is_some_and(|o| o.timed_out),
+            duration_s: out.map_or(0.0, |o| o.duration.as_secs_f64()),
+        }
+    }
 }
 
 /// A known failure signature found in a failed node's log tail.

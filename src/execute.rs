@@ -606,14 +606,11 @@ impl<'a> Runner<'a> {
             )
             .await;
             let ok = out.as_ref().is_ok_and(transport::StepOutput::success);
-            self.emit(&Event::StepFinished {
-                node: first.id,
-                step: step.kind,
-                ok,
-                exit_code: out.as_ref().ok().and_then(|o| o.exit_code),
-                timed_out: out.as_ref().is_ok_and(|o| o.timed_out),
-                duration_s: out.as_ref().map_or(0.0, |o| o.duration.as_secs_f64()),
-            });
+            self.emit(&Event::step_finished(
+                first.id,
+                step.kind,
+                out.as_ref().ok(),
+            ));
             if !ok {
                 let detail = match &out {
                     Ok(o) => indent(&o.tail(10)),
@@ -810,27 +807,12 @@ impl<'a> Runner<'a> {
                     .map(Some);
             }
         };
-        self.emit(&Event::StepFinished {
-            node: id,
-            step: step.kind,
-            ok: out.success(),
-            exit_code: out.exit_code,
-            timed_out: out.timed_out,
-            duration_s: out.duration.as_secs_f64(),
-        });
+        self.emit(&Event::step_finished(id, step.kind, Some(&out)));
         if !out.success() {
-            let how = if out.timed_out {
-                format!("timed out after {}s", step.timeout_s)
-            } else {
-                format!(
-                    "exited with {}",
-                    out.exit_code
-                        .map_or_else(|| "a signal".into(), |c| c.to_string())
-                )
-            };
             let reason = format!(
-                "step `{}` {how}; last output:\n{}",
+                "step `{}` {}; last output:\n{}",
                 step.kind,
+                out.how_it_ended(step.timeout_s),
                 indent(&out.tail(10))
             );
             return self
@@ -882,23 +864,12 @@ impl<'a> Runner<'a> {
             Some(&command),
         ));
         let out = transport::run(transport, &command, Duration::from_secs_f64(timeout_s)).await;
-        let (ok, exit_code, timed_out, duration_s) = match &out {
-            Ok(o) => (
-                o.success(),
-                o.exit_code,
-                o.timed_out,
-                o.duration.as_secs_f64(),
-            ),
-            Err(_) => (false, None, false, 0.0),
-        };
-        self.emit(&Event::StepFinished {
-            node: id,
-            step: PlanStepKind::Undrain,
-            ok,
-            exit_code,
-            timed_out,
-            duration_s,
-        });
+        let ok = out.as_ref().is_ok_and(transport::StepOutput::success);
+        self.emit(&Event::step_finished(
+            id,
+            PlanStepKind::Undrain,
+            out.as_ref().ok(),
+        ));
         if ok {
             let n = self.node_run(id);
             n.done

@@ -18,6 +18,7 @@ pub mod agent;
 pub mod builds;
 pub mod cli;
 pub mod clients;
+pub mod cluster_file;
 pub mod config;
 pub mod control;
 pub mod ctl;

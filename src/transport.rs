@@ -151,6 +151,20 @@ impl StepOutput {
         self.exit_code == Some(0) && !self.timed_out
     }
 
+    /// How a step that did not succeed ended: `timed out after 20s`, `exited with 3`,
+    /// `exited with a signal`.
+    pub fn how_it_ended(&self, timeout_s: f64) -> String {
+        if self.timed_out {
+            format!("timed out after {timeout_s}s")
+        } else {
+            format!(
+                "exited with {}",
+                self.exit_code
+                    .map_or_else(|| "a signal".into(), |c| c.to_string())
+            )
+        }
+    }
+
     /// The last `lines` lines of stdout, then of stderr, each under a label; empty streams
     /// are left out. The two streams were captured separately, so their interleaving is lost.
     pub fn tail(&self, lines: usize) -> String {

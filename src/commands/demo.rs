@@ -11,6 +11,7 @@ use crate::error::{Outcome, WkError};
 use crate::finding;
 use crate::gate;
 use crate::output::Printer;
+use crate::sim::cluster_file::{ClusterFile, NodeAddrs};
 
 const FROM: &str = "v2.0.10-20241221";
 
@@ -50,7 +51,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
             )
         })?;
 
-    let cluster = wait_cluster_json(&sim_dir.join("cluster.json"), &mut child).await?;
+    let cluster = wait_cluster_json(&sim_dir, &mut child).await?;
     let manifest = tmp.path().join("cluster.yaml");
     // A fault that acts at once (`blackhole`) would only make the pre-upgrade check
     // refuse: it is injected when the node's stop step runs, as the tests do (13.11).
@@ -154,33 +155,15 @@ fn locate_wksim(tmp: &Path) -> anyhow::Result<PathBuf> {
     Ok(link)
 }
 
-struct SimNode {
-    id: u64,
-    api: String,
-}
-
+/// The simulator's `cluster.json` once it is written (atomically: whole or absent).
 async fn wait_cluster_json(
-    path: &Path,
+    sim_dir: &Path,
     child: &mut tokio::process::Child,
-) -> anyhow::Result<Vec<SimNode>> {
+) -> anyhow::Result<Vec<NodeAddrs>> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            let v: serde_json::Value = serde_json::from_str(&text)?;
-            let nodes = v["nodes"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|n| {
-                            Some(SimNode {
-                                id: n["id"].as_u64()?,
-                                api: n["api"].as_str()?.to_string(),
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            return Ok(nodes);
+        if ClusterFile::path(sim_dir).exists() {
+            return Ok(ClusterFile::read(sim_dir)?.nodes);
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(WkError::no(
@@ -200,20 +183,18 @@ async fn wait_cluster_json(
     }
 }
 
+/// How long the fresh simulated cluster must stay settled before the demo upgrades it.
+const SETTLED_FOR: Duration = Duration::from_millis(1500);
+
 pub(super) async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
-    let mut since: Option<Instant> = None;
+    // Settled, and still settled a moment later (slot leaders balance after boot).
+    let mut stable = gate::Stability::new(SETTLED_FOR);
     loop {
         let (_, view) = live::observe(ctx).await?;
         let settled = gate::cluster_settled(&view);
-        if settled.is_met() {
-            // Settled, and still settled a moment later (slot leaders balance after boot).
-            let s = *since.get_or_insert_with(Instant::now);
-            if s.elapsed() >= Duration::from_millis(1500) {
-                return Ok(());
-            }
-        } else {
-            since = None;
+        if stable.hold(settled.is_met(), Instant::now()) {
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(WkError::no(
@@ -251,7 +232,7 @@ fn stop_fault_wrapper(
 }
 
 fn manifest_text(
-    nodes: &[SimNode],
+    nodes: &[NodeAddrs],
     wksim: &Path,
     sim_dir: &Path,
     args: &crate::cli::DemoArgs,

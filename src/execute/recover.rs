@@ -91,14 +91,7 @@ impl RecoverRun<'_> {
         )
         .await;
         let ok = out.as_ref().is_ok_and(transport::StepOutput::success);
-        self.emit(&Event::StepFinished {
-            node: node.id,
-            step: kind,
-            ok,
-            exit_code: out.as_ref().ok().and_then(|o| o.exit_code),
-            timed_out: out.as_ref().is_ok_and(|o| o.timed_out),
-            duration_s: out.as_ref().map_or(0.0, |o| o.duration.as_secs_f64()),
-        });
+        self.emit(&Event::step_finished(node.id, kind, out.as_ref().ok()));
         ok
     }
 
@@ -226,26 +219,14 @@ impl RecoverRun<'_> {
             signal: None,
             observed: None,
         })?;
-        self.emit(&Event::StepFinished {
-            node: id,
-            step: kind,
-            ok: out.success(),
-            exit_code: out.exit_code,
-            timed_out: out.timed_out,
-            duration_s: out.duration.as_secs_f64(),
-        });
+        self.emit(&Event::step_finished(id, kind, Some(&out)));
         if !out.success() {
-            let how = if out.timed_out {
-                format!("timed out after {}s", step.timeout_s)
-            } else {
-                format!(
-                    "exited with {}",
-                    out.exit_code
-                        .map_or_else(|| "a signal".into(), |c| c.to_string())
-                )
-            };
             return Err(End::Failed {
-                reason: format!("step `{kind}` {how}; last output:\n{}", out.tail(10)),
+                reason: format!(
+                    "step `{kind}` {}; last output:\n{}",
+                    out.how_it_ended(step.timeout_s),
+                    out.tail(10)
+                ),
                 signal: None,
                 observed: None,
             });

@@ -21,7 +21,13 @@ impl Stability {
 
     /// Feeds one evaluation taken at `at`; true when the node is ready.
     pub fn update(&mut self, state: &GateState, at: Instant) -> bool {
-        if !state.ready_now() {
+        self.hold(state.ready_now(), at)
+    }
+
+    /// Feeds one yes/no observation taken at `at`; true once it has been yes, without a
+    /// no in between, for `stable_for`.
+    pub fn hold(&mut self, met: bool, at: Instant) -> bool {
+        if !met {
             self.since = None;
             return false;
         }

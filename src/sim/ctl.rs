@@ -10,15 +10,7 @@ use serde_json::{Value, json};
 use super::cli::{CtlArgs, CtlCmd};
 
 fn control_url(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("cluster.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading `{}` (is `wksim serve` running?)", path.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing `{}`", path.display()))?;
-    v["control"]
-        .as_str()
-        .map(str::to_string)
-        .context("`cluster.json` has no `control` URL")
+    Ok(super::cluster_file::ClusterFile::read(dir)?.control)
 }
 
 async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<String> {

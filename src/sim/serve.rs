@@ -1,15 +1,14 @@
 //! `wksim serve`: builds the model, binds the ports, writes `cluster.json`, runs the time driver
 //! and the control server until SIGTERM/SIGINT.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use serde_json::json;
 
 use super::builds::Build;
 use super::cli::{ServeArgs, VersionStyle};
+use super::cluster_file::{ClusterFile, NodeAddrs};
 use super::model::{Cluster, ModelOpts, NodeSpec};
 use super::server;
 use super::shared::{Clock, Shared};
@@ -27,13 +26,6 @@ fn port(base: u16, offset: usize, held: &mut Vec<TcpSocket>) -> anyhow::Result<u
     let (p, sock) = server::reserve(wanted).with_context(|| format!("reserving port {wanted}"))?;
     held.push(sock);
     Ok(p)
-}
-
-/// Writes `path` atomically (temporary file + rename).
-fn write_atomic(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))
 }
 
 pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
@@ -89,16 +81,20 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     shared.apply(|c, _| {
         c.dirty.extend(specs.iter().map(|s| s.id));
     });
-    let nodes: Vec<_> = specs
-        .iter()
-        .map(|s| json!({"id": s.id, "api": format!("http://127.0.0.1:{}", s.api_port), "cluster_addr": format!("127.0.0.1:{}", s.cluster_port)}))
-        .collect();
     let control_url = format!("http://127.0.0.1:{control_port}");
-    let doc = json!({"control": control_url, "nodes": nodes});
-    write_atomic(
-        &a.state_dir.join("cluster.json"),
-        &serde_json::to_string_pretty(&doc)?,
-    )?;
+    ClusterFile {
+        control: control_url.clone(),
+        nodes: specs
+            .iter()
+            .map(|s| NodeAddrs {
+                id: s.id,
+                api: format!("http://127.0.0.1:{}", s.api_port),
+                cluster_addr: format!("127.0.0.1:{}", s.cluster_port),
+            })
+            .collect(),
+        external: false,
+    }
+    .write(&a.state_dir)?;
     print_table(&specs, joined, &control_url, &version);
     tokio::spawn(Arc::clone(&shared).drive());
     let app = super::control::router(Arc::clone(&shared));
@@ -149,19 +145,24 @@ async fn run_external(a: ServeArgs, version: Build, joined: usize) -> anyhow::Re
     let model = Cluster::new(opts, &specs, joined, &version, 0);
     let shared = Shared::new(model, clock, a.state_dir.join("events.jsonl"))?;
     Shared::register(&shared);
-    let nodes: Vec<_> = specs
+    let nodes = specs
         .iter()
         .map(|s| {
             let (cluster, api) = &addrs[&s.id];
-            json!({"id": s.id, "api": api, "cluster_addr": cluster})
+            NodeAddrs {
+                id: s.id,
+                api: api.clone(),
+                cluster_addr: cluster.clone(),
+            }
         })
         .collect();
     let control_url = format!("http://127.0.0.1:{control_port}");
-    let doc = json!({"control": control_url, "nodes": nodes, "external": true});
-    write_atomic(
-        &a.state_dir.join("cluster.json"),
-        &serde_json::to_string_pretty(&doc)?,
-    )?;
+    ClusterFile {
+        control: control_url,
+        nodes,
+        external: true,
+    }
+    .write(&a.state_dir)?;
     announce(a.nodes, &a.listen);
     tokio::spawn(Arc::clone(&shared).drive());
     tokio::spawn(super::agent::watchdog(Arc::clone(&shared)));
