@@ -45,6 +45,14 @@ impl PlanKind {
             PlanKind::Restart => "restart",
         }
     }
+    /// What a node this kind of run finished is: `upgraded` / `restarted` (the summary's,
+    /// `history`'s and the notifications' word for a `ready` node).
+    pub fn past(self) -> &'static str {
+        match self {
+            PlanKind::Upgrade => "upgraded",
+            PlanKind::Restart => "restarted",
+        }
+    }
     /// The playbook steps a node of this kind of run may use.
     pub fn uses(self, step: PlanStepKind) -> bool {
         match self {
