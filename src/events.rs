@@ -439,11 +439,7 @@ impl Reporter {
                     .as_ref()
                     .map(|c| format!("; {}", c.line()))
                     .unwrap_or_default();
-                let done = b
-                    .kind
-                    .lock()
-                    .map_or(PlanKind::Upgrade, |k| *k)
-                    .past();
+                let done = b.kind.lock().map_or(PlanKind::Upgrade, |k| *k).past();
                 bar.finish_with_message(
                     p.paint_err(&format!("✓ {done} ({duration_s:.1}s soak){extra}"), "32"),
                 );

@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{GateState, GateTarget, NodeBaseline, Signal, SignalState, Stability, evaluate};
-use crate::plan::PlanKind;
 use crate::manifest::ClientsPolicy;
+use crate::plan::PlanKind;
 use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
 
 /// A peer that is down for this many polls in a row stops the run (never two nodes down).
