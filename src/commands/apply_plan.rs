@@ -150,8 +150,11 @@ pub fn load(
     if file.plan.kind != kind {
         return Err(WkError::input(
             format!(
-                "`{shown}` is a {} plan: `wkctl {kind} --plan` does not apply it; nothing was touched",
-                file.plan.kind
+                "`{shown}` is {} plan: `wkctl {kind} --plan` does not apply it; nothing was touched",
+                match file.plan.kind {
+                    plan::PlanKind::Upgrade => "an upgrade",
+                    plan::PlanKind::Restart => "a restart",
+                }
             ),
             format!(
                 "apply it with `wkctl {} --plan {shown}`, or plan the {kind} with `{}`",
