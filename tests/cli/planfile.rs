@@ -1178,3 +1178,36 @@ fn restart_plans_are_refused_when_tampered_drifted_or_of_the_other_kind() {
     assert_eq!(r.lines().last().unwrap()["data"]["kind"], "upgrade");
     assert_eq!(ws.state()["kind"], "upgrade");
 }
+
+/// `plan --nodes` limits an upgrade plan as it limits a restart plan: recorded, the other
+/// nodes skipped, and `upgrade --plan` touches only the planned node.
+#[test]
+fn plan_nodes_limits_an_upgrade_plan_file() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let (_, path) = plan_out(&ws, "one.json", &["--nodes", "1002"]);
+    let file = plan_json(&path);
+    assert_eq!(file["only_nodes"], serde_json::json!([1002]));
+    assert!(file["plan"].get("kind").is_none(), "{}", file["plan"]);
+    let actions: Vec<&str> = file["plan"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["skip", "upgrade", "skip"]);
+    let r = apply(&ws, &path, &["--expect-digest", &sha(&path)]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let verbs: Vec<(String, u64)> = lifecycle(&sim)
+        .into_iter()
+        .map(|(_, v, n)| (v, n))
+        .collect();
+    assert_eq!(
+        verbs,
+        [("stop".to_string(), 1002), ("start".to_string(), 1002)]
+    );
+    rollout_was_safe(&sim.events()).unwrap();
+    assert_eq!(varz_version(&sim, 1001, None), OLD);
+    assert_eq!(varz_version(&sim, 1002, None), NEW);
+    assert_eq!(varz_version(&sim, 1003, None), OLD);
+}
