@@ -84,7 +84,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the exact steps `upgrade` would run, or write them as a plan file to review
     #[command(
-        after_help = "Examples:\n  wkctl plan --to v2.1.2\n  wkctl plan --to v2.1.2 --offline --json > plan.json\n  wkctl plan --to v2.1.2 --out plan.json --format md > plan.md\n  wkctl upgrade --plan plan.json --expect-digest sha256:…\n  wkctl plan --diff old.json new.json --format md\n\nExit: 0 no blocking finding, 1 blocked, 2 bad input."
+        after_help = "Examples:\n  wkctl plan --to v2.1.2\n  wkctl plan --to v2.1.2 --offline --json > plan.json\n  wkctl plan --to v2.1.2 --out plan.json --format md > plan.md\n  wkctl upgrade --plan plan.json --expect-digest sha256:…\n  wkctl plan --restart --nodes 1002,1003 --out restart.json\n  wkctl plan --diff old.json new.json --format md\n\nExit: 0 no blocking finding, 1 blocked, 2 bad input."
     )]
     Plan(PlanArgs),
     /// Upgrade the cluster, one node at a time
@@ -94,7 +94,7 @@ pub enum Command {
     Upgrade(UpgradeArgs),
     /// Restart the cluster one node at a time on the version it runs, with the same gate
     #[command(
-        after_help = "Examples:\n  wkctl restart --dry-run\n  wkctl restart --nodes 1002,1003 --yes\n  wkctl restart --resume\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
+        after_help = "Examples:\n  wkctl restart --dry-run\n  wkctl restart --nodes 1002,1003 --yes\n  wkctl restart --resume\n  wkctl plan --restart --out restart.json\n  wkctl restart --plan restart.json --expect-digest sha256:… --yes\n\nExit: 0 done, 1 refused or failed (state saved), 2 bad input, 130 interrupted."
     )]
     Restart(RestartArgs),
     /// Roll back the node an unfinished upgrade failed on (playbook `rollback`, gated)
@@ -210,6 +210,21 @@ pub struct PlanArgs {
     /// Plan now, and show what changed since the plan file OLD
     #[arg(long, value_name = "OLD")]
     pub against: Option<PathBuf>,
+    /// Plan a rolling restart on the version each node runs (`wkctl restart`'s plan;
+    /// with `--out`, the plan file `restart --plan` applies)
+    #[arg(
+        long,
+        conflicts_with_all = ["to", "allow_unknown_version", "allow_downgrade", "offline", "diff"]
+    )]
+    pub restart: bool,
+    /// Only these nodes (comma-separated ids), in the plan's order: the others are skipped
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "IDS",
+        conflicts_with = "diff"
+    )]
+    pub nodes: Vec<u64>,
     /// Output format: `text`, `json` (as `--json`) or `md` (Markdown for a PR comment)
     #[arg(long, value_enum, conflicts_with = "json")]
     pub format: Option<PlanFormat>,
@@ -298,10 +313,13 @@ pub struct RestartArgs {
     /// Only these nodes (comma-separated ids), in the plan's order, with the same gates
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub nodes: Vec<u64>,
+    #[command(flatten)]
+    pub planned: PlanFileArgs,
 }
 
-/// `upgrade --plan FILE [--expect-digest D] [--max-age AGE]` (issue 17).
-#[derive(Debug, Args, Default)]
+/// `upgrade --plan FILE [--expect-digest D] [--max-age AGE]` (issue 17), and
+/// `restart --plan FILE …` for a restart plan (`plan --restart --out`).
+#[derive(Debug, Args, Default, Clone)]
 pub struct PlanFileArgs {
     /// Run exactly this plan file (`wkctl plan --out`); refused, nothing touched, if the
     /// manifest, the playbook, the nodes or the membership changed since

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::finding::Finding;
 use crate::gate::clients::Summary as ClientsSummary;
-use crate::gate::{Signal, SignalWord, signal_serde};
+use crate::gate::{Signal, SignalIn, SignalWord, signal_serde};
 use crate::output::Printer;
 use crate::plan::{PlanKind, PlanStepKind};
 use crate::state::{NodeStatus, RunStatus};
@@ -22,8 +22,7 @@ use crate::state::{NodeStatus, RunStatus};
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
     RunStarted {
-        /// `restart`; absent for an upgrade (its events are as they were).
-        #[serde(skip_serializing_if = "PlanKind::is_upgrade")]
+        /// `upgrade` or `restart`.
         kind: PlanKind,
         cluster: String,
         to: String,
@@ -109,7 +108,7 @@ pub enum Event {
         step: PlanStepKind,
         reason: String,
         #[serde(serialize_with = "signal_serde::label")]
-        signal: Option<Signal>,
+        signal: Option<SignalIn>,
         observed: Option<String>,
         logs_tail: Option<String>,
         /// Known failure signatures (`wkctl doctor`'s) the log tail matches (13.10).
@@ -217,6 +216,8 @@ impl KnownSignature {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// `upgrade` or `restart` (issue 19).
+    pub kind: PlanKind,
     pub ok: bool,
     pub status: RunStatus,
     pub cluster: String,
@@ -225,14 +226,45 @@ pub struct Summary {
     pub nodes: Vec<NodeSummary>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One node of the `summary`: its `status` is the summary's word for the run's kind
+/// (`upgraded`, or `restarted` in a restart).
+#[derive(Debug, Clone)]
 pub struct NodeSummary {
     pub id: u64,
     pub from: Option<String>,
     pub to: String,
-    #[serde(serialize_with = "NodeStatus::serialize_summary")]
     pub status: NodeStatus,
     pub duration_s: Option<f64>,
+    /// The run's kind (not serialized: it names `status`).
+    pub kind: PlanKind,
+}
+
+impl NodeSummary {
+    /// `status` as the summary says it.
+    pub fn word(&self) -> &'static str {
+        self.status.summary_word_in(self.kind)
+    }
+}
+
+impl Serialize for NodeSummary {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            id: u64,
+            from: &'a Option<String>,
+            to: &'a str,
+            status: &'static str,
+            duration_s: Option<f64>,
+        }
+        Out {
+            id: self.id,
+            from: &self.from,
+            to: &self.to,
+            status: self.word(),
+            duration_s: self.duration_s,
+        }
+        .serialize(ser)
+    }
 }
 
 /// Renders events for the chosen output mode.
@@ -252,6 +284,8 @@ struct Bars {
     nodes: Mutex<BTreeMap<u64, ProgressBar>>,
     /// Latest state of each gate signal per node: signal → (name, state, reason).
     gates: Mutex<BTreeMap<u64, SignalStates>>,
+    /// The run's kind, from `run_started` (a finished node is `upgraded` or `restarted`).
+    kind: Mutex<PlanKind>,
 }
 
 impl Reporter {
@@ -272,6 +306,7 @@ impl Reporter {
                 overall,
                 nodes: Mutex::new(BTreeMap::new()),
                 gates: Mutex::new(BTreeMap::new()),
+                kind: Mutex::new(PlanKind::Upgrade),
             }
         });
         Reporter {
@@ -373,6 +408,14 @@ impl Reporter {
     fn draw(&self, b: &Bars, event: &Event) {
         let p = &self.printer;
         match event {
+            Event::RunStarted { kind, .. } => {
+                if let Ok(mut k) = b.kind.lock() {
+                    *k = *kind;
+                }
+                if let Some(line) = plain_line(event) {
+                    Self::println(b, &line);
+                }
+            }
             Event::NodeStarted { node, from, to, .. } => {
                 Self::node_bar(b, *node)
                     .set_message(format!("{} → {to}", from.as_deref().unwrap_or("?")));
@@ -426,8 +469,9 @@ impl Reporter {
                     .as_ref()
                     .map(|c| format!("; {}", c.line()))
                     .unwrap_or_default();
+                let done = b.kind.lock().map_or(PlanKind::Upgrade, |k| *k).past();
                 bar.finish_with_message(
-                    p.paint_err(&format!("✓ upgraded ({duration_s:.1}s soak){extra}"), "32"),
+                    p.paint_err(&format!("✓ {done} ({duration_s:.1}s soak){extra}"), "32"),
                 );
                 b.overall.inc(1);
             }
@@ -730,13 +774,43 @@ mod tests {
             node: 1002,
             step: PlanStepKind::WaitReady,
             reason: "r".into(),
-            signal: Some(Signal::NewProcessOnTarget),
+            signal: Some(SignalIn {
+                signal: Signal::NewProcessOnTarget,
+                kind: PlanKind::Upgrade,
+            }),
             observed: None,
             logs_tail: None,
             known: Vec::new(),
         };
         let v = serde_json::to_value(&f).unwrap();
         assert_eq!(v["data"]["signal"], "B new process on target version");
+        // A restart's B is a new process on the same version; the letter stays.
+        let Event::NodeFailed { signal, .. } = &f else {
+            unreachable!()
+        };
+        let restart = Event::NodeFailed {
+            node: 1002,
+            step: PlanStepKind::WaitReady,
+            reason: "r".into(),
+            signal: signal.map(|s| SignalIn {
+                kind: PlanKind::Restart,
+                ..s
+            }),
+            observed: None,
+            logs_tail: None,
+            known: Vec::new(),
+        };
+        let v = serde_json::to_value(&restart).unwrap();
+        assert_eq!(v["data"]["signal"], "B new process on the same version");
+        // Only B's name depends on the kind.
+        for sig in Signal::ALL {
+            assert_eq!(sig.label_in(PlanKind::Upgrade), sig.label(), "{sig}");
+            assert_eq!(
+                sig.label_in(PlanKind::Restart) == sig.label(),
+                sig != Signal::NewProcessOnTarget,
+                "{sig}"
+            );
+        }
         let none = Event::NodeFailed {
             node: 1002,
             step: PlanStepKind::Stop,
@@ -747,23 +821,42 @@ mod tests {
             known: Vec::new(),
         };
         assert!(serde_json::to_value(&none).unwrap()["data"]["signal"].is_null());
-        let s = Event::Summary(Summary {
-            ok: false,
-            status: RunStatus::Interrupted,
-            cluster: "c".into(),
-            to: "t".into(),
-            duration_s: 1.0,
-            nodes: vec![NodeSummary {
-                id: 1001,
-                from: None,
+        let summary = |kind| {
+            Event::Summary(Summary {
+                kind,
+                ok: false,
+                status: RunStatus::Interrupted,
+                cluster: "c".into(),
                 to: "t".into(),
-                status: NodeStatus::Ready,
-                duration_s: None,
-            }],
-        });
-        let v = serde_json::to_value(&s).unwrap();
+                duration_s: 1.0,
+                nodes: [NodeStatus::Ready, NodeStatus::Failed]
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, status)| NodeSummary {
+                        id: 1001 + i as u64,
+                        from: None,
+                        to: "t".into(),
+                        status,
+                        duration_s: None,
+                        kind,
+                    })
+                    .collect(),
+            })
+        };
+        let v = serde_json::to_value(summary(PlanKind::Upgrade)).unwrap();
         assert_eq!(v["data"]["status"], "interrupted");
+        assert_eq!(v["data"]["kind"], "upgrade");
         assert_eq!(v["data"]["nodes"][0]["status"], "upgraded");
+        assert_eq!(v["data"]["nodes"][1]["status"], "failed");
+        // The node's fields are what they were: no `kind` inside.
+        assert_eq!(
+            v["data"]["nodes"][0],
+            serde_json::json!({"id": 1001, "from": null, "to": "t", "status": "upgraded", "duration_s": null})
+        );
+        let v = serde_json::to_value(summary(PlanKind::Restart)).unwrap();
+        assert_eq!(v["data"]["kind"], "restart");
+        assert_eq!(v["data"]["nodes"][0]["status"], "restarted");
+        assert_eq!(v["data"]["nodes"][1]["status"], "failed");
     }
 
     #[test]
@@ -778,6 +871,7 @@ mod tests {
         assert_eq!(v["type"], "node_ready");
         assert_eq!(v["data"]["node"], 1001);
         let s = Event::Summary(Summary {
+            kind: PlanKind::Upgrade,
             ok: true,
             status: RunStatus::Completed,
             cluster: "c".into(),

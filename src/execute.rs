@@ -412,7 +412,7 @@ impl<'a> Runner<'a> {
                     .fail(
                         pn,
                         PlanStepKind::WaitReady,
-                        &f.reason(),
+                        &f.reason_in(self.plan.kind),
                         f.signal(),
                         f.observed(),
                         true,
@@ -453,14 +453,14 @@ impl<'a> Runner<'a> {
                         node: id,
                         ok: false,
                         duration_s: 0.0,
-                        reason: Some(f.reason()),
+                        reason: Some(f.reason_in(self.plan.kind)),
                         clients: self.clients_summary(),
                     });
                     return self
                         .fail(
                             pn,
                             PlanStepKind::Soak,
-                            &f.reason(),
+                            &f.reason_in(self.plan.kind),
                             f.signal(),
                             f.observed(),
                             false,
@@ -644,7 +644,7 @@ impl<'a> Runner<'a> {
                     .fail(
                         pn,
                         PlanStepKind::CheckSettled,
-                        &f.reason(),
+                        &f.reason_in(self.plan.kind),
                         f.signal(),
                         f.observed(),
                         false,
@@ -910,8 +910,9 @@ impl<'a> Runner<'a> {
             Err(WaitEnd::Interrupted) => self.interrupted(id, false),
             Err(WaitEnd::Failed(f)) => {
                 let reason = format!(
-                    "node {id}, upgraded by the earlier run, failed re-verification: {}",
-                    f.reason()
+                    "node {id}, {} by the earlier run, failed re-verification: {}",
+                    self.plan.kind.past(),
+                    f.reason_in(self.plan.kind)
                 );
                 self.fail(
                     pn,

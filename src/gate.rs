@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::plan::PlanKind;
 use crate::probe::{ClusterView, NodeView, ProbeError};
 use crate::releases::Capabilities;
 use crate::version::WkVersion;
@@ -89,6 +90,39 @@ impl Signal {
     pub fn label(self) -> String {
         format!("{} {}", self.letter(), self.name())
     }
+
+    /// The name in a run of `kind`: a restart's B is a new process on the *same* version
+    /// (issue 19); every other name, and an upgrade's B, is [`Signal::name`].
+    pub fn name_in(self, kind: PlanKind) -> &'static str {
+        match (self, kind) {
+            (Signal::NewProcessOnTarget, PlanKind::Restart) => "new process on the same version",
+            _ => self.name(),
+        }
+    }
+
+    /// [`Signal::label`] in a run of `kind`.
+    pub fn label_in(self, kind: PlanKind) -> String {
+        format!("{} {}", self.letter(), self.name_in(kind))
+    }
+
+    /// `B (new process on the same version)`: the [`fmt::Display`] form in a run of `kind`.
+    pub fn display_in(self, kind: PlanKind) -> String {
+        format!("{} ({})", self.letter(), self.name_in(kind))
+    }
+}
+
+/// A signal as a run of one kind names it (`node_failed.signal`): the letter stays, the
+/// name of B follows the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalIn {
+    pub signal: Signal,
+    pub kind: PlanKind,
+}
+
+impl SignalIn {
+    pub fn label(self) -> String {
+        self.signal.label_in(self.kind)
+    }
 }
 
 /// Serde forms of a [`Signal`] in the event stream: `gate_signal.signal` is the letter
@@ -97,13 +131,13 @@ impl Signal {
 pub mod signal_serde {
     use serde::Serializer;
 
-    use super::Signal;
+    use super::{Signal, SignalIn};
 
     pub fn letter<S: Serializer>(s: &Signal, ser: S) -> Result<S::Ok, S::Error> {
         ser.collect_str(&s.letter())
     }
 
-    pub fn label<S: Serializer>(s: &Option<Signal>, ser: S) -> Result<S::Ok, S::Error> {
+    pub fn label<S: Serializer>(s: &Option<SignalIn>, ser: S) -> Result<S::Ok, S::Error> {
         match s {
             Some(s) => ser.collect_str(&s.label()),
             None => ser.serialize_none(),

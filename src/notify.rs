@@ -342,7 +342,7 @@ pub fn text(cluster: &str, event: &Event) -> String {
             // Node counts per status, in the order statuses first appear.
             let mut counts: Vec<(&str, usize)> = Vec::new();
             for n in &s.nodes {
-                let word = n.status.summary_word();
+                let word = n.word();
                 match counts.iter_mut().find(|(st, _)| *st == word) {
                     Some((_, c)) => *c += 1,
                     None => counts.push((word, 1)),
@@ -357,10 +357,16 @@ pub fn text(cluster: &str, event: &Event) -> String {
             } else {
                 format!(" ({})", parts.join(", "))
             };
-            format!(
-                "run to {} {} after {:.0}s{nodes}",
-                s.to, s.status, s.duration_s
-            )
+            match s.kind {
+                crate::plan::PlanKind::Upgrade => format!(
+                    "run to {} {} after {:.0}s{nodes}",
+                    s.to, s.status, s.duration_s
+                ),
+                crate::plan::PlanKind::Restart => format!(
+                    "restart on {} {} after {:.0}s{nodes}",
+                    s.to, s.status, s.duration_s
+                ),
+            }
         }
         other => plain_line(other)
             .unwrap_or_default()

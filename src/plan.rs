@@ -22,7 +22,9 @@ pub use restart::cluster_version;
 pub const FORMAT_VERSION: u32 = 1;
 
 /// What a run does to each node it touches (issue 19). One executor runs both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanKind {
     /// A new version: prepare, backup, install, rollback as the playbook has them.
@@ -43,6 +45,14 @@ impl PlanKind {
         match self {
             PlanKind::Upgrade => "upgrade",
             PlanKind::Restart => "restart",
+        }
+    }
+    /// What a node this kind of run finished is: `upgraded` / `restarted` (the summary's,
+    /// `history`'s and the notifications' word for a `ready` node).
+    pub fn past(self) -> &'static str {
+        match self {
+            PlanKind::Upgrade => "upgraded",
+            PlanKind::Restart => "restarted",
         }
     }
     /// The playbook steps a node of this kind of run may use.

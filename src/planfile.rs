@@ -63,6 +63,9 @@ pub struct PlanFile {
     pub observed: Option<Observed>,
     /// The complete plan: every command the run can execute (`plan --json`).
     pub plan: PlanDoc,
+    /// The `--nodes` it was planned with: every other node is skipped (absent: all nodes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_nodes: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -135,6 +138,8 @@ pub struct Inputs<'a> {
     /// `None` for an offline plan.
     pub view: Option<&'a ClusterView>,
     pub now: SystemTime,
+    /// `plan --nodes` (empty: all nodes).
+    pub only_nodes: &'a [u64],
 }
 
 pub fn rfc3339(t: SystemTime) -> String {
@@ -196,6 +201,7 @@ pub fn build(plan: &Plan, inputs: &Inputs<'_>) -> Result<PlanFile, WkError> {
         },
         observed: inputs.view.map(observed),
         plan: doc,
+        only_nodes: inputs.only_nodes.to_vec(),
     })
 }
 

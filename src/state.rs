@@ -65,21 +65,22 @@ pub enum NodeStatus {
 }
 
 impl NodeStatus {
-    /// The word a run's summary (and `wkctl history`) uses: a `ready` node is `upgraded`.
+    /// The word an upgrade's summary (and `wkctl history`) uses: a `ready` node is `upgraded`.
     pub fn summary_word(self) -> &'static str {
+        self.summary_word_in(PlanKind::Upgrade)
+    }
+
+    /// The word the summary of a run of `kind` uses: a `ready` node is `upgraded`, or
+    /// `restarted` in a restart (issue 19).
+    pub fn summary_word_in(self, kind: PlanKind) -> &'static str {
         match self {
             NodeStatus::Pending => "pending",
             NodeStatus::InProgress => "in_progress",
-            NodeStatus::Ready => "upgraded",
+            NodeStatus::Ready => kind.past(),
             NodeStatus::Skipped => "skipped",
             NodeStatus::Failed => "failed",
             NodeStatus::RolledBack => "rolled_back",
         }
-    }
-
-    /// Serializes a status as [`NodeStatus::summary_word`] (`summary.nodes[].status`).
-    pub fn serialize_summary<S: serde::Serializer>(s: &Self, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.summary_word())
     }
 }
 

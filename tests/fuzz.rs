@@ -690,6 +690,7 @@ fn plan_file_bytes(live: bool) -> Vec<u8> {
             },
             view: live.then_some(&view),
             now: SystemTime::now(),
+            only_nodes: &[],
         },
     )
     .unwrap();

@@ -88,8 +88,11 @@ fn refuse(shown: &str, problems: &[String]) -> anyhow::Error {
 }
 
 /// The plan to run: `--plan FILE`, or the plan of the unfinished run on `--resume`.
+/// `kind` is the command's: an upgrade plan is applied by `upgrade`, a restart plan by
+/// `restart`, never the other way round.
 pub fn load(
     args: &UpgradeArgs,
+    kind: plan::PlanKind,
     dir: &StateDir,
     previous: Option<&RunState>,
     p: &Printer,
@@ -102,7 +105,7 @@ pub fn load(
         (Some(_), None) if args.resume => {
             return Err(WkError::no(
                 "the unfinished run was not started from a plan file",
-                "resume it without `--plan`, or `wkctl upgrade --discard` it first",
+                format!("resume it without `--plan`, or `wkctl {kind} --discard` it first"),
             )
             .into());
         }
@@ -144,6 +147,26 @@ pub fn load(
         }
     }
     let file = planfile::parse(&shown, &bytes)?;
+    if file.plan.kind != kind {
+        return Err(WkError::input(
+            format!(
+                "`{shown}` is {} plan: `wkctl {kind} --plan` does not apply it; nothing was touched",
+                match file.plan.kind {
+                    plan::PlanKind::Upgrade => "an upgrade",
+                    plan::PlanKind::Restart => "a restart",
+                }
+            ),
+            format!(
+                "apply it with `wkctl {} --plan {shown}`, or plan the {kind} with `{}`",
+                file.plan.kind,
+                match kind {
+                    plan::PlanKind::Upgrade => "wkctl plan --to <VERSION> --out <FILE>",
+                    plan::PlanKind::Restart => "wkctl plan --restart --out <FILE>",
+                }
+            ),
+        )
+        .into());
+    }
     let mut problems = Vec::new();
     let who = drift::wkctl(&file, crate::VERSION_LINE, planfile::RULES);
     problems.extend(who.refusals);
@@ -151,8 +174,19 @@ pub fn load(
         let age = planfile::age(&shown, &file, SystemTime::now())?;
         problems.extend(drift::max_age(age, max, &file.created_at));
     }
-    let target = releases::resolve_target(&file.target.to, file.target.allow_unknown_version)
-        .map_err(|e| WkError::no(format!("plan `{shown}`: target {}", e.message), e.hint))?;
+    let target = match kind {
+        plan::PlanKind::Upgrade => {
+            releases::resolve_target(&file.target.to, file.target.allow_unknown_version)
+                .map_err(|e| WkError::no(format!("plan `{shown}`: target {}", e.message), e.hint))?
+        }
+        // A restart's `to` is the version the cluster ran (`parse` checked it), catalogued
+        // or not: as `restart` itself plans it.
+        plan::PlanKind::Restart => Target {
+            version: WkVersion::parse(&file.target.to)
+                .map_err(|e| WkError::no(format!("plan `{shown}`: target {e}"), "plan again"))?,
+            source: releases::TargetSource::Catalog,
+        },
+    };
     if let Some(to) = &args.target.to {
         let given = crate::commands::target(&args.target)?;
         if given.version != target.version {
@@ -235,8 +269,11 @@ impl PlanRun {
             controller: self.file.observed.as_ref().and_then(|o| o.controller),
             live: self.file.observed.is_some(),
             rules: self.rules,
-            kind: plan::PlanKind::Upgrade,
+            kind: self.file.plan.kind,
         })?;
+        // The nodes it was planned for (`plan --nodes`), the others skipped as planned.
+        crate::commands::select::check_known(&ctx.manifest, &self.file.only_nodes)?;
+        crate::commands::select::limit_to_nodes(&mut rebuilt, &self.file.only_nodes);
         let filed = serde_json::to_value(&self.file.plan).unwrap_or_default();
         let mine = serde_json::to_value(&rebuilt).unwrap_or_default();
         let diffs = planfile::changes(

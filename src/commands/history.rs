@@ -10,6 +10,7 @@ use crate::commands::manifest_dir;
 use crate::error::Outcome;
 use crate::manifest;
 use crate::output::{Printer, short_duration, table};
+use crate::plan::PlanKind;
 use crate::state::{HistoryEntry, RunStatus, StateDir};
 
 pub fn run(global: &Global, args: &HistoryArgs, p: &Printer) -> anyhow::Result<Outcome> {
@@ -47,13 +48,15 @@ pub fn run(global: &Global, args: &HistoryArgs, p: &Printer) -> anyhow::Result<O
             p.out("")?;
         }
         let run = &h.run;
+        let what = match run.kind {
+            PlanKind::Upgrade => format!("{} → {}", from_versions(h).join(", "), run.to),
+            PlanKind::Restart => format!("restart on {}", from_versions(h).join(", ")),
+        };
         p.out(&format!(
-            "{}  {}  {}  {} → {}  {}{}",
+            "{}  {}  {}  {what}  {}{}",
             when(run.started_at_ms),
             h.who,
             run.cluster,
-            from_versions(h).join(", "),
-            run.to,
             result(h),
             took(run.started_at_ms, run.updated_at_ms)
                 .map(|d| format!(" in {d}"))
@@ -66,7 +69,7 @@ pub fn run(global: &Global, args: &HistoryArgs, p: &Printer) -> anyhow::Result<O
                 vec![
                     format!("  {}", n.id),
                     n.from.clone().unwrap_or_else(|| "?".into()),
-                    n.status.summary_word().to_string(),
+                    n.status.summary_word_in(run.kind).to_string(),
                     match (n.started_at_ms, n.finished_at_ms) {
                         (Some(start), Some(end)) => took(start, end).unwrap_or_default(),
                         _ => "-".into(),
@@ -94,6 +97,7 @@ fn entry_json(h: &HistoryEntry) -> Value {
         "ended_at_ms": r.updated_at_ms,
         "duration_s": r.updated_at_ms.saturating_sub(r.started_at_ms) as f64 / 1000.0,
         "cluster": r.cluster,
+        "kind": r.kind,
         "from": from_versions(h),
         "to": r.to,
         "status": r.status,
@@ -101,7 +105,7 @@ fn entry_json(h: &HistoryEntry) -> Value {
         "nodes": r.nodes.iter().map(|n| json!({
             "id": n.id,
             "from": n.from,
-            "status": n.status.summary_word(),
+            "status": n.status.summary_word_in(r.kind),
             "duration_s": match (n.started_at_ms, n.finished_at_ms) {
                 (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1000.0),
                 _ => None,

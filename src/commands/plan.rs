@@ -30,7 +30,7 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
         print_diff((old, &of, &od), (new, &nf, &nd), format, p)?;
         return Ok(Outcome::Success);
     }
-    let (ctx, plan, view) = observe(global, &args.check).await?;
+    let (ctx, plan, view) = observe(global, args).await?;
     let ok = plan.ok();
     let outcome = if ok { Outcome::Success } else { Outcome::No };
     if args.out.is_none() && args.against.is_none() && format != PlanFormat::Md {
@@ -41,7 +41,7 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
         }
         return Ok(outcome);
     }
-    let file = plan_file(&ctx, &plan, &args.check, view.as_ref())?;
+    let file = plan_file(&ctx, &plan, args, view.as_ref())?;
     let bytes = planfile::to_bytes(&file);
     let digest = planfile::digest(&bytes);
     if let Some(out) = &args.out {
@@ -83,7 +83,8 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
     }
     if let Some(out) = &shown {
         p.note(&format!(
-            "plan written to `{out}`; apply exactly it with `wkctl upgrade --plan {out} --expect-digest {digest}`"
+            "plan written to `{out}`; apply exactly it with `wkctl {} --plan {out} --expect-digest {digest}`",
+            plan.kind
         ));
         if format == PlanFormat::Text {
             p.out(&digest)?;
@@ -93,28 +94,46 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
 }
 
 /// Loads, observes (unless `--offline`) and plans: the context, the plan and the view.
+/// `--restart` plans a restart (always live: it needs each node's version); `--nodes`
+/// skips every other node, as `upgrade`/`restart --nodes` would.
 async fn observe(
     global: &Global,
-    args: &CheckArgs,
+    args: &PlanArgs,
 ) -> anyhow::Result<(Context, Plan, Option<ClusterView>)> {
-    if args.offline {
+    let check: &CheckArgs = &args.check;
+    let (ctx, mut plan, view) = if check.offline {
         let Observed { ctx, plan } =
-            check::observe_and_plan(global, args, &Printer::plain(true)).await?;
-        return Ok((ctx, plan, None));
-    }
-    let ctx = Context::load(global)?;
-    let target = target(&args.target)?;
-    let (_, view) = live::observe(&ctx).await?;
-    let plan = live::plan_from_view(&ctx, &view, &target, rule_options(&args.target), None)?;
-    Ok((ctx, plan, Some(view)))
+            check::observe_and_plan(global, check, &Printer::plain(true)).await?;
+        (ctx, plan, None)
+    } else {
+        let ctx = Context::load(global)?;
+        // Bad input is refused before the cluster is asked anything.
+        let target = if args.restart {
+            None
+        } else {
+            Some(target(&check.target)?)
+        };
+        super::select::check_known(&ctx.manifest, &args.nodes)?;
+        let (_, view) = live::observe(&ctx).await?;
+        let plan = match &target {
+            Some(t) => live::plan_from_view(&ctx, &view, t, rule_options(&check.target), None)?,
+            None => live::restart_plan_from_view(&ctx, &view, None)?,
+        };
+        (ctx, plan, Some(view))
+    };
+    super::select::check_known(&ctx.manifest, &args.nodes)?;
+    super::select::limit_to_nodes(&mut plan, &args.nodes);
+    Ok((ctx, plan, view))
 }
 
 fn plan_file(
     ctx: &Context,
     plan: &Plan,
-    args: &CheckArgs,
+    args: &PlanArgs,
     view: Option<&ClusterView>,
 ) -> anyhow::Result<PlanFile> {
+    let only: &[u64] = &args.nodes;
+    let args = &args.check;
     let text = std::fs::read_to_string(&ctx.manifest.path).unwrap_or_default();
     let pb = serde_json::to_string_pretty(&ctx.playbook).unwrap_or_default();
     Ok(planfile::build(
@@ -131,6 +150,7 @@ fn plan_file(
             },
             view,
             now: SystemTime::now(),
+            only_nodes: only,
         },
     )?)
 }

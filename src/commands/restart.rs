@@ -4,7 +4,7 @@
 //! check, gate, soak, state, locks, `--resume` and Ctrl-C; only the target differs: each
 //! node must come back on the version it ran, from a process started after its stop.
 
-use crate::cli::{Global, PlanFileArgs, RestartArgs, TargetArgs, UpgradeArgs};
+use crate::cli::{Global, RestartArgs, TargetArgs, UpgradeArgs};
 use crate::error::Outcome;
 use crate::output::Printer;
 use crate::plan::PlanKind;
@@ -19,7 +19,8 @@ pub async fn run(global: &Global, args: &RestartArgs, p: &Printer) -> anyhow::Re
     .await
 }
 
-/// The upgrade arguments a restart runs with: no target, no rollback, no plan file.
+/// The upgrade arguments a restart runs with: no target, no rollback; `--plan` a restart
+/// plan file (`wkctl plan --restart --out`).
 fn as_upgrade(args: &RestartArgs) -> UpgradeArgs {
     UpgradeArgs {
         target: TargetArgs {
@@ -38,6 +39,6 @@ fn as_upgrade(args: &RestartArgs) -> UpgradeArgs {
         state_dir: args.state_dir.clone(),
         nodes: args.nodes.clone(),
         demo: false,
-        planned: PlanFileArgs::default(),
+        planned: args.planned.clone(),
     }
 }

@@ -86,7 +86,7 @@ pub async fn run_kind(
         .into());
     }
     // `--plan FILE` (or resuming a run started from one): the target and rules are the plan's.
-    let plan_run = super::apply_plan::load(args, &dir, previous.as_ref(), p)?;
+    let plan_run = super::apply_plan::load(args, kind, &dir, previous.as_ref(), p)?;
     let (target, rules) = match (&plan_run, kind) {
         (Some(pr), _) => (Some(pr.target.clone()), pr.rules),
         // A restart's target is each node's own version, read from the cluster.
@@ -96,8 +96,12 @@ pub async fn run_kind(
             rule_options(&args.target),
         ),
     };
-    // `--nodes` (clap refuses it with `--plan`: a reviewed plan is applied whole).
-    let only = selected_nodes(args, previous.as_ref())?;
+    // `--nodes` (clap refuses it with `--plan`: a reviewed plan is applied whole, with the
+    // `--nodes` it was planned with).
+    let only = match &plan_run {
+        Some(pr) => pr.file.only_nodes.clone(),
+        None => selected_nodes(args, previous.as_ref())?,
+    };
     super::select::check_known(&ctx.manifest, &only)?;
 
     if args.dry_run {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{NodeEnd, Runner, WaitEnd};
 use crate::events::Event;
-use crate::gate::{GateTarget, NodeBaseline, Signal};
+use crate::gate::{GateTarget, NodeBaseline, Signal, SignalIn};
 use crate::plan::{PlanStepKind, PlannedNode};
 use crate::probe::Scope;
 use crate::state::{NodeStatus, now_ms};
@@ -82,7 +82,10 @@ impl Runner<'_> {
             node: id,
             step,
             reason: reason.to_string(),
-            signal,
+            signal: signal.map(|signal| SignalIn {
+                signal,
+                kind: self.plan.kind,
+            }),
             observed,
             logs_tail: logs_tail.clone(),
             known,

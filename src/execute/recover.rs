@@ -405,7 +405,11 @@ impl RecoverRun<'_> {
                 _ => PlanStepKind::WaitReady,
             },
             reason: reason.clone(),
-            signal,
+            // A cold start names its signals as an upgrade does.
+            signal: signal.map(|signal| crate::gate::SignalIn {
+                signal,
+                kind: crate::plan::PlanKind::Upgrade,
+            }),
             observed: observed.clone(),
             logs_tail: logs,
             known,

@@ -22,6 +22,7 @@ impl Runner<'_> {
                         (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / 1000.0),
                         _ => None,
                     }),
+                    kind: self.plan.kind,
                 }
             })
             .collect();
@@ -31,6 +32,7 @@ impl Runner<'_> {
             Outcome::Interrupted => RunStatus::Interrupted,
         };
         self.emit(&Event::Summary(Summary {
+            kind: self.plan.kind,
             ok: outcome == Outcome::Success,
             status,
             cluster: self.plan.cluster.clone(),

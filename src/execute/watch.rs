@@ -50,7 +50,7 @@ impl Runner<'_> {
                 self.reporter.emit(&Event::GateSignal {
                     node,
                     signal: *sig,
-                    name: sig.name(),
+                    name: sig.name_in(self.plan.kind),
                     state,
                     reason,
                 });

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{GateState, GateTarget, NodeBaseline, Signal, SignalState, Stability, evaluate};
 use crate::manifest::ClientsPolicy;
+use crate::plan::PlanKind;
 use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
 
 /// A peer that is down for this many polls in a row stops the run (never two nodes down).
@@ -108,8 +109,13 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// One line for the operator.
+    /// One line for the operator (an upgrade's words).
     pub fn reason(&self) -> String {
+        self.reason_in(PlanKind::Upgrade)
+    }
+
+    /// One line for the operator of a run of `kind` (a restart's B is named as such).
+    pub fn reason_in(&self, kind: PlanKind) -> String {
         match self {
             Failure::Timeout {
                 phase: PhaseKind::PreStop,
@@ -120,7 +126,7 @@ impl Failure {
                 signal: Some(s),
                 observed,
                 ..
-            } => format!("gate signal {s} never held: {observed}"),
+            } => format!("gate signal {} never held: {observed}", s.display_in(kind)),
             Failure::Timeout {
                 signal: None,
                 observed,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::events::{NodeSummary, Summary};
+use crate::plan::PlanKind;
 use crate::state::{NodeStatus, RunStatus};
 
 #[test]
@@ -110,8 +111,10 @@ fn text_is_one_line_prefixed_with_the_cluster() {
         to: "v2".into(),
         status,
         duration_s: None,
+        kind: PlanKind::Upgrade,
     };
     let summary = Event::Summary(Summary {
+        kind: PlanKind::Upgrade,
         ok: false,
         status: RunStatus::Failed,
         cluster: "prod".into(),
@@ -127,6 +130,26 @@ fn text_is_one_line_prefixed_with_the_cluster() {
     assert_eq!(
         text("prod", &summary),
         "wkctl prod: run to v2.1.2-20250120 failed after 94s (2 upgraded, 1 failed, 1 rolled back)"
+    );
+    // A restart says so, and its nodes were restarted, not upgraded.
+    let restart = Event::Summary(Summary {
+        kind: PlanKind::Restart,
+        ok: true,
+        status: RunStatus::Completed,
+        cluster: "prod".into(),
+        to: "v2.1.2-20250120".into(),
+        duration_s: 41.2,
+        nodes: [1001, 1002, 1003]
+            .into_iter()
+            .map(|id| NodeSummary {
+                kind: PlanKind::Restart,
+                ..node(id, NodeStatus::Ready)
+            })
+            .collect(),
+    });
+    assert_eq!(
+        text("prod", &restart),
+        "wkctl prod: restart on v2.1.2-20250120 completed after 41s (3 restarted)"
     );
 }
 

@@ -5,12 +5,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{OnShortfall, Order};
-use crate::plan::PlanStepKind;
+use crate::plan::{PlanKind, PlanStepKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanDoc {
     pub format_version: u32,
+    /// `restart` for a restart plan (`wkctl plan --restart`, applied by `restart --plan`);
+    /// absent for an upgrade, so an upgrade plan file is byte for byte what it was.
+    #[serde(default, skip_serializing_if = "PlanKind::is_upgrade")]
+    pub kind: PlanKind,
     pub cluster: String,
     pub to: String,
     pub playbook: String,
@@ -88,6 +92,8 @@ pub struct SmokeDoc {
 #[serde(rename_all = "snake_case")]
 pub enum ActionDoc {
     Upgrade,
+    /// A node of a restart plan.
+    Restart,
     Skip,
 }
 

@@ -27,12 +27,14 @@ pub fn markdown(file: &PlanFile, digest: Option<&str>, file_name: Option<&str>) 
     let ups = p
         .nodes
         .iter()
-        .filter(|n| n.action == ActionDoc::Upgrade)
+        .filter(|n| n.action != ActionDoc::Skip)
         .count();
+    let restart = p.kind == crate::plan::PlanKind::Restart;
     let _ = writeln!(
         s,
-        "### wkctl plan: `{}` → `{}`\n",
+        "### wkctl plan: `{}` {} `{}`\n",
         md_escape(&p.cluster),
+        if restart { "restart on" } else { "→" },
         md_escape(&p.to)
     );
     if let Some(d) = digest {
@@ -40,8 +42,9 @@ pub fn markdown(file: &PlanFile, digest: Option<&str>, file_name: Option<&str>) 
     }
     let _ = writeln!(
         s,
-        "{ups} of {} node(s) to upgrade · playbook `{}` · order {} · planned {} by wkctl {} (plan format {}, gate rules {})\n",
+        "{ups} of {} node(s) to {} · playbook `{}` · order {} · planned {} by wkctl {} (plan format {}, gate rules {})\n",
         p.nodes.len(),
+        p.kind,
         md_escape(&p.playbook),
         serde_json::to_value(p.order)
             .ok()
@@ -84,6 +87,7 @@ pub fn markdown(file: &PlanFile, digest: Option<&str>, file_name: Option<&str>) 
             md_escape(n.from.as_deref().unwrap_or("unknown")),
             match n.action {
                 ActionDoc::Upgrade => "**upgrade**",
+                ActionDoc::Restart => "**restart**",
                 ActionDoc::Skip => "skip",
             },
             md_escape(o.and_then(|o| o.commit.as_deref()).unwrap_or("")),
@@ -118,7 +122,8 @@ pub fn markdown(file: &PlanFile, digest: Option<&str>, file_name: Option<&str>) 
     if let Some(d) = digest {
         let _ = writeln!(
             s,
-            "\nApply exactly this plan: `wkctl upgrade --plan {} --expect-digest {d}`",
+            "\nApply exactly this plan: `wkctl {} --plan {} --expect-digest {d}`",
+            p.kind,
             file_name.unwrap_or("plan.json")
         );
     }
@@ -140,7 +145,7 @@ pub fn commands_text(file: &PlanFile) -> String {
         }
     };
     run(&mut s, &p.run_steps, true);
-    for n in p.nodes.iter().filter(|n| n.action == ActionDoc::Upgrade) {
+    for n in p.nodes.iter().filter(|n| n.action != ActionDoc::Skip) {
         let _ = writeln!(s, "# node {} ({})", n.id, n.host.replace('\n', " "));
         for st in &n.steps {
             match &st.command {

@@ -12,6 +12,10 @@ use crate::probe::fixtures;
 use crate::releases::{RuleOptions, resolve_target};
 
 fn example_plan(to: &str) -> Plan {
+    example_plan_of(to, plan::PlanKind::Upgrade)
+}
+
+fn example_plan_of(to: &str, kind: plan::PlanKind) -> Plan {
     let m = crate::manifest::load(Path::new("examples/cluster.yaml")).unwrap();
     let pb = crate::playbook::load(&m.playbook, Path::new("examples")).unwrap();
     let target = resolve_target(to, false).unwrap();
@@ -24,12 +28,16 @@ fn example_plan(to: &str) -> Plan {
         controller: Some(1002),
         live: true,
         rules: RuleOptions::default(),
-        kind: plan::PlanKind::Upgrade,
+        kind,
     })
     .unwrap()
 }
 
 fn file_for(plan: &Plan) -> PlanFile {
+    file_for_nodes(plan, &[])
+}
+
+fn file_for_nodes(plan: &Plan, only_nodes: &[u64]) -> PlanFile {
     let view = fixtures::settled("v2.0.10-20241221", 100);
     build(
         plan,
@@ -45,6 +53,7 @@ fn file_for(plan: &Plan) -> PlanFile {
             },
             view: Some(&view),
             now: SystemTime::UNIX_EPOCH + Duration::from_hours(500_000),
+            only_nodes,
         },
     )
     .unwrap()
@@ -68,6 +77,46 @@ fn the_mirror_reads_back_exactly_what_the_plan_writes() {
     assert_eq!(obs.nodes.len(), 3);
     assert_eq!(obs.nodes[0].version.as_deref(), Some("v2.0.10-20241221"));
     assert!(digest(&bytes).starts_with("sha256:") && digest(&bytes).len() == 71);
+}
+
+/// A restart plan file (issue 19) reads back with its kind and node limit; an upgrade plan
+/// file has neither key, so its bytes (and digest) are what they were; a file without
+/// `kind` reads as an upgrade.
+#[test]
+fn restart_plan_files_carry_their_kind_and_upgrade_files_do_not() {
+    let mut plan = example_plan_of("v2.0.10-20241221", plan::PlanKind::Restart);
+    crate::commands::select::limit_to_nodes(&mut plan, &[1002]);
+    let file = file_for_nodes(&plan, &[1002]);
+    let bytes = to_bytes(&file);
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(v["plan"]["kind"], "restart");
+    assert_eq!(v["only_nodes"], json!([1002]));
+    let actions: Vec<&str> = v["plan"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["skip", "restart", "skip"]);
+    let back = parse("r.json", &bytes).unwrap();
+    assert_eq!(back.plan.kind, plan::PlanKind::Restart);
+    assert_eq!(back.only_nodes, [1002]);
+    assert_eq!(to_bytes(&back), bytes);
+
+    let up = file_for(&example_plan("v2.1.2"));
+    let ub = to_bytes(&up);
+    let uv: serde_json::Value = serde_json::from_slice(&ub).unwrap();
+    assert!(uv["plan"].get("kind").is_none(), "{}", uv["plan"]);
+    assert!(uv.get("only_nodes").is_none());
+    assert_eq!(
+        parse("u.json", &ub).unwrap().plan.kind,
+        plan::PlanKind::Upgrade
+    );
+    // An explicit `"kind": "upgrade"` is the same plan; an unknown kind is refused.
+    let explicit = edited(&up, |v| v["plan"]["kind"] = "upgrade".into());
+    assert_eq!(parse("u.json", &explicit).unwrap(), up);
+    let bad = edited(&up, |v| v["plan"]["kind"] = "reboot".into());
+    assert!(parse("u.json", &bad).is_err());
 }
 
 fn edited(file: &PlanFile, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {

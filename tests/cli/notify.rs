@@ -106,12 +106,16 @@ fn run_events() -> Vec<Event> {
             node: 1002,
             step: wkctl::plan::PlanStepKind::WaitReady,
             reason: "gate timed out".into(),
-            signal: Some(wkctl::gate::Signal::NewProcessOnTarget),
+            signal: Some(wkctl::gate::SignalIn {
+                signal: wkctl::gate::Signal::NewProcessOnTarget,
+                kind: wkctl::plan::PlanKind::Upgrade,
+            }),
             observed: None,
             logs_tail: None,
             known: Vec::new(),
         },
         Event::Summary(Summary {
+            kind: wkctl::plan::PlanKind::Upgrade,
             ok: false,
             status: wkctl::state::RunStatus::Failed,
             cluster: "prod".into(),
@@ -123,6 +127,7 @@ fn run_events() -> Vec<Event> {
                 to: "v2.1.2-20250120".into(),
                 status: wkctl::state::NodeStatus::Ready,
                 duration_s: Some(4.0),
+                kind: wkctl::plan::PlanKind::Upgrade,
             }],
         }),
     ]
@@ -593,4 +598,35 @@ fn a_command_hook_gets_each_event_as_json_on_stdin() {
     let kinds: Vec<&str> = got.iter().filter_map(|v| v["type"].as_str()).collect();
     assert_eq!(kinds, ["node_ready", "node_ready", "node_ready", "summary"]);
     assert_eq!(got[3]["data"]["nodes"][2]["status"], "upgraded");
+    assert_eq!(got[3]["data"]["kind"], "upgrade");
+}
+
+/// A restart's hook hears a restart (issue 19): `run_started` and `summary` say
+/// `kind: restart` and each node `restarted`.
+#[test]
+fn a_command_hook_of_a_restart_gets_kind_restart() {
+    let sim = crate::harness::Sim::start(crate::harness::SimOpts::default());
+    let ws = notified_ws(
+        &sim,
+        "notify:\n  command: \"cat >> notified.jsonl; echo >> notified.jsonl\"\n  events: [run_started, summary]\n",
+    );
+    let r = ws.run(&["restart", "--yes"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let text = std::fs::read_to_string(ws.dir.path().join("notified.jsonl")).unwrap();
+    let got: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = got.iter().filter_map(|v| v["type"].as_str()).collect();
+    assert_eq!(kinds, ["run_started", "summary"]);
+    assert_eq!(got[0]["data"]["kind"], "restart", "{}", got[0]);
+    assert_eq!(got[1]["data"]["kind"], "restart", "{}", got[1]);
+    let words: Vec<&str> = got[1]["data"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(words, ["restarted", "restarted", "restarted"], "{}", got[1]);
 }

@@ -1000,3 +1000,214 @@ fn a_fuzzed_plan_file_is_refused_whole_never_run_in_part() {
         tried.get()
     );
 }
+
+// ----- restart plans (issue 19) -----------------------------------------------------------
+
+/// `plan --restart --out FILE` (plus `extra`): the run and the file's path.
+fn restart_plan_out(ws: &Ws, name: &str, extra: &[&str]) -> (Run, PathBuf) {
+    let out = ws.dir.path().join(name);
+    let o = out.display().to_string();
+    let mut args = vec!["plan", "--restart", "--out", o.as_str()];
+    args.extend(extra);
+    let r = ws.run(&args, &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    (r, out)
+}
+
+fn apply_restart(ws: &Ws, plan: &Path, extra: &[&str]) -> Run {
+    let p = plan.display().to_string();
+    let mut args = vec!["restart", "--plan", p.as_str(), "--yes", "--json"];
+    args.extend(extra);
+    ws.run(&args, &[])
+}
+
+/// A reviewed restart plan limited to two nodes: `restart --plan` restarts exactly those,
+/// in the plan's order, one stop and one start each (the simulator's log), on their version.
+#[test]
+fn a_restart_plan_restarts_exactly_its_nodes_in_order() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let (r, path) = restart_plan_out(&ws, "restart.json", &["--nodes", "1003,1001"]);
+    let digest = sha(&path);
+    assert_eq!(
+        r.stdout.lines().last(),
+        Some(digest.as_str()),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("wkctl restart --plan {}", path.display())),
+        "{}",
+        r.all()
+    );
+    let file = plan_json(&path);
+    assert_eq!(file["plan"]["kind"], "restart", "{}", file["plan"]);
+    assert_eq!(file["plan"]["to"], OLD);
+    assert_eq!(file["only_nodes"], serde_json::json!([1003, 1001]));
+    let actions: Vec<(u64, &str)> = file["plan"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_u64().unwrap(), n["action"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [(1001, "restart"), (1002, "skip"), (1003, "restart")]
+    );
+    assert!(lifecycle(&sim).is_empty(), "planning touches nothing");
+
+    let r = apply_restart(&ws, &path, &["--expect-digest", &digest, "--max-age", "1h"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let verbs: Vec<(String, u64)> = lifecycle(&sim)
+        .into_iter()
+        .map(|(_, v, n)| (v, n))
+        .collect();
+    assert_eq!(
+        verbs,
+        [
+            ("stop".to_string(), 1001),
+            ("start".to_string(), 1001),
+            ("stop".to_string(), 1003),
+            ("start".to_string(), 1003)
+        ]
+    );
+    rollout_was_safe(&sim.events()).unwrap();
+    for id in [1001, 1002, 1003] {
+        assert_eq!(varz_version(&sim, id, None), OLD, "node {id}");
+    }
+    let lines = r.lines();
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["data"]["kind"], "restart", "{summary}");
+    let statuses: Vec<&str> = summary["data"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["restarted", "skipped", "restarted"]);
+    let st = ws.state();
+    assert_eq!(st["kind"], "restart");
+    assert_eq!(st["plan_file"]["digest"], digest.as_str());
+    assert_eq!(st["plan_digest"], file["plan"]["digest"]);
+}
+
+/// A restart plan edited by hand, or whose inputs drifted, is refused before anything is
+/// touched; a restart plan is not an upgrade plan, nor the other way round; and an upgrade
+/// plan file (no `kind`, as every plan file before restarts) still applies as an upgrade.
+#[test]
+fn restart_plans_are_refused_when_tampered_drifted_or_of_the_other_kind() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let (_, path) = restart_plan_out(&ws, "restart.json", &[]);
+    let before = lifecycle(&sim).len();
+    // One command changed.
+    let mut v = plan_json(&path);
+    assert_eq!(v["plan"]["nodes"][1]["steps"][1]["kind"], "stop");
+    v["plan"]["nodes"][1]["steps"][1]["command"] = Value::String("echo hacked".into());
+    let hacked = ws.dir.path().join("hacked.json");
+    std::fs::write(&hacked, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let r = apply_restart(&ws, &hacked, &[]);
+    refused(
+        &sim,
+        &ws,
+        &r,
+        before,
+        "the plan in the file is not the plan its inputs give",
+    );
+    assert!(r.stderr.contains("echo hacked"), "{}", r.all());
+    // The node limit edited, the plan left as it was.
+    let mut v = plan_json(&path);
+    v["only_nodes"] = serde_json::json!([1002]);
+    std::fs::write(&hacked, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let r = apply_restart(&ws, &hacked, &[]);
+    refused(
+        &sim,
+        &ws,
+        &r,
+        before,
+        "the plan in the file is not the plan its inputs give",
+    );
+    // The manifest drifted since the plan.
+    edit(&ws.manifest, "soak: 300ms", "soak: 400ms");
+    let r = apply_restart(&ws, &path, &[]);
+    refused(&sim, &ws, &r, before, "changed since the plan:");
+    edit(&ws.manifest, "soak: 400ms", "soak: 300ms");
+
+    // A restart plan given to `upgrade`, an upgrade plan given to `restart`: one line, a
+    // hint, nothing touched.
+    let (_, up) = plan_out(&ws, "upgrade.json", &[]);
+    for (r, is, other) in [
+        (
+            apply(&ws, &path, &[]),
+            "a restart plan",
+            "wkctl restart --plan",
+        ),
+        (
+            apply_restart(&ws, &up, &[]),
+            "an upgrade plan",
+            "wkctl upgrade --plan",
+        ),
+    ] {
+        assert_eq!(r.code, 2, "{}", r.all());
+        let first = r.stderr.lines().next().unwrap_or_default();
+        assert!(first.contains(&format!("is {is}")), "{}", r.all());
+        assert!(
+            r.stderr.contains("hint:") && r.stderr.contains(other),
+            "{}",
+            r.all()
+        );
+        assert!(!r.stderr.contains("panicked"), "{}", r.all());
+        assert_eq!(
+            lifecycle(&sim).len(),
+            before,
+            "nothing touched: {}",
+            r.all()
+        );
+        assert!(!ws.state_file().exists());
+    }
+    // The upgrade plan has no `kind` (its bytes are as before restarts) and applies as one.
+    let file = plan_json(&up);
+    assert!(file["plan"].get("kind").is_none(), "{}", file["plan"]);
+    assert!(file.get("only_nodes").is_none());
+    let r = apply(&ws, &up, &["--expect-digest", &sha(&up)]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for id in [1001, 1002, 1003] {
+        assert_eq!(varz_version(&sim, id, None), NEW, "node {id}");
+    }
+    assert_eq!(r.lines().last().unwrap()["data"]["kind"], "upgrade");
+    assert_eq!(ws.state()["kind"], "upgrade");
+}
+
+/// `plan --nodes` limits an upgrade plan as it limits a restart plan: recorded, the other
+/// nodes skipped, and `upgrade --plan` touches only the planned node.
+#[test]
+fn plan_nodes_limits_an_upgrade_plan_file() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = Ws::new(&sim, &Opts::default());
+    let (_, path) = plan_out(&ws, "one.json", &["--nodes", "1002"]);
+    let file = plan_json(&path);
+    assert_eq!(file["only_nodes"], serde_json::json!([1002]));
+    assert!(file["plan"].get("kind").is_none(), "{}", file["plan"]);
+    let actions: Vec<&str> = file["plan"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["skip", "upgrade", "skip"]);
+    let r = apply(&ws, &path, &["--expect-digest", &sha(&path)]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let verbs: Vec<(String, u64)> = lifecycle(&sim)
+        .into_iter()
+        .map(|(_, v, n)| (v, n))
+        .collect();
+    assert_eq!(
+        verbs,
+        [("stop".to_string(), 1002), ("start".to_string(), 1002)]
+    );
+    rollout_was_safe(&sim.events()).unwrap();
+    assert_eq!(varz_version(&sim, 1001, None), OLD);
+    assert_eq!(varz_version(&sim, 1002, None), NEW);
+    assert_eq!(varz_version(&sim, 1003, None), OLD);
+}

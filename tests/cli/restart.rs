@@ -139,6 +139,54 @@ fn restart_each_node_once_in_order_on_its_own_version_with_a_new_process() {
     assert_eq!(summary["type"], "summary");
     assert_eq!(summary["data"]["ok"], true, "{summary}");
     assert_eq!(summary["data"]["to"], OLD);
+    // A restart's vocabulary (issue 19): its kind, and each node restarted, not upgraded.
+    assert_eq!(summary["data"]["kind"], "restart", "{summary}");
+    let statuses: Vec<(u64, &str)> = summary["data"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_u64().unwrap(), n["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (1001, "restarted"),
+            (1002, "restarted"),
+            (1003, "restarted")
+        ]
+    );
+    // The gate's B, as a restart names it.
+    assert!(
+        lines.iter().any(|l| l["type"] == "gate_signal"
+            && l["data"]["signal"] == "B"
+            && l["data"]["name"] == "new process on the same version"),
+        "no restart-named B"
+    );
+    assert!(
+        !r.stdout.contains("new process on target version"),
+        "an upgrade's B in a restart"
+    );
+    // `wkctl history` says restarted too, in JSON and text.
+    let h = ws.run(&["history", "--json"], &[]);
+    assert_eq!(h.code, 0, "{}", h.all());
+    let run = &h.json()["runs"][0];
+    assert_eq!(run["kind"], "restart", "{run}");
+    let words: Vec<&str> = run["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(words, ["restarted", "restarted", "restarted"], "{run}");
+    let h = ws.run(&["history"], &[]);
+    assert_eq!(h.code, 0, "{}", h.all());
+    assert!(
+        h.stdout.contains(&format!("restart on {OLD}")),
+        "{}",
+        h.stdout
+    );
+    assert_eq!(h.stdout.matches("restarted").count(), 3, "{}", h.stdout);
+    assert!(!h.stdout.contains("upgraded"), "{}", h.stdout);
     let st = ws.state();
     assert_eq!(st["kind"], "restart", "{st}");
     assert_eq!(st["status"], "completed");
@@ -272,10 +320,21 @@ fn a_start_that_does_not_restart_the_process_fails_the_gate_on_b() {
     let failed = node_failed(&lines);
     assert_eq!(failed["data"]["node"], 1001, "{failed}");
     assert_eq!(failed["data"]["step"], "wait_ready", "{failed}");
-    let signal = failed["data"]["signal"].as_str().unwrap_or("");
-    assert!(signal.starts_with("B "), "{failed}");
+    // B as a restart names it (issue 19): a new process on the same version.
+    assert_eq!(
+        failed["data"]["signal"], "B new process on the same version",
+        "{failed}"
+    );
     let reason = failed["data"]["reason"].as_str().unwrap_or("");
     assert!(reason.contains("still the old process"), "{reason}");
+    assert!(
+        reason.contains("gate signal B (new process on the same version) never held"),
+        "{reason}"
+    );
+    assert!(!r.all().contains("on target version"), "{}", r.all());
+    let summary = last(&lines);
+    assert_eq!(summary["data"]["kind"], "restart", "{summary}");
+    assert_eq!(summary["data"]["nodes"][0]["status"], "failed", "{summary}");
     // The simulator's witness: the node never went down, nothing else was touched.
     assert!(
         !sim.events()

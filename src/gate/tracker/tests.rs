@@ -584,6 +584,12 @@ fn failures_say_what_happened_and_name_the_signal() {
         b.reason(),
         "gate signal B (new process on target version) never held: node 1002 down"
     );
+    assert_eq!(b.reason_in(crate::plan::PlanKind::Upgrade), b.reason());
+    // A restart's B: a new process on the same version (issue 19).
+    assert_eq!(
+        b.reason_in(crate::plan::PlanKind::Restart),
+        "gate signal B (new process on the same version) never held: node 1002 down"
+    );
     assert_eq!(b.signal(), Some(Signal::NewProcessOnTarget));
     let plain = Failure::Timeout {
         phase: PhaseKind::Gate,
