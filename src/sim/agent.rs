@@ -42,7 +42,7 @@ const LOST_AFTER: Duration = Duration::from_millis(1500);
 static BEATS: Mutex<Option<HashMap<u64, Instant>>> = Mutex::new(None);
 
 fn beat(id: u64) {
-    let mut b = BEATS.lock().expect("beats lock"); // ok: poisoned only after a panic elsewhere
+    let mut b = super::shared::locked(&BEATS);
     b.get_or_insert_with(HashMap::new)
         .insert(id, Instant::now());
 }
@@ -59,7 +59,7 @@ pub fn brain_router(shared: Arc<Shared>) -> Router {
 }
 
 fn known(s: &Shared, id: u64) -> bool {
-    s.model.lock().expect("model lock").node(id).is_some() // ok: poisoned only after a panic elsewhere
+    s.model().node(id).is_some()
 }
 
 async fn hello(State(s): St, UrlPath(id): UrlPath<u64>, body: Bytes) -> Response {
@@ -107,7 +107,7 @@ async fn hello(State(s): St, UrlPath(id): UrlPath<u64>, body: Bytes) -> Response
 
 async fn beat_route(State(s): St, UrlPath(id): UrlPath<u64>) -> Response {
     beat(id);
-    let c = s.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
+    let c = s.model();
     let Some(n) = c.node(id) else {
         return (StatusCode::NOT_FOUND, format!("unknown node {id}")).into_response();
     };
@@ -159,7 +159,7 @@ async fn api(
         .map(str::to_string);
     let now = s.clock.now();
     let r = {
-        let mut c = s.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
+        let mut c = s.model();
         if c.node(id).is_none() {
             return StatusCode::NOT_FOUND.into_response();
         }
@@ -180,13 +180,9 @@ async fn api(
 pub async fn watchdog(s: Arc<Shared>) {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let beats = BEATS
-            .lock()
-            .expect("beats lock")
-            .clone()
-            .unwrap_or_default(); // ok: poisoned only after a panic elsewhere
+        let beats = super::shared::locked(&BEATS).clone().unwrap_or_default();
         let running: Vec<(u64, bool)> = {
-            let c = s.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
+            let c = s.model();
             c.nodes
                 .iter()
                 .filter(|n| n.phase.running())

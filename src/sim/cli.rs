@@ -7,13 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// A simulated WuKongIM v2 cluster on 127.0.0.1, for testing `wkctl` (and people) against
 /// realistic restart timelines, version quirks and faults.
 #[derive(Debug, Parser)]
-#[command(
-    name = "wksim",
-    bin_name = "wksim",
-    version,
-    about,
-    max_term_width = 100
-)]
+#[command(name = "wksim", bin_name = "wksim", version, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub cmd: Cmd,

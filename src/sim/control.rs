@@ -45,7 +45,7 @@ fn ok(output: &str) -> Response {
 /// Node table, also the readiness source of the test harness.
 pub fn state_json(shared: &Shared) -> Value {
     let now = shared.clock.now();
-    let c = shared.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
+    let c = shared.model();
     let nodes: Vec<Value> = c
         .nodes
         .iter()
@@ -93,8 +93,7 @@ async fn ctl(State(s): St, axum::Json(req): axum::Json<CtlReq>) -> Response {
         };
     }
     let node = req.node;
-    if s.model.lock().expect("model lock").node(node).is_none() {
-        // ok: poisoned only after a panic elsewhere
+    if s.model().node(node).is_none() {
         return fail(StatusCode::NOT_FOUND, &format!("unknown node {node}"));
     }
     let version = match req.version.as_deref().map(Build::parse).transpose() {
@@ -146,7 +145,7 @@ async fn restart_all(s: &Arc<Shared>, version: Option<&str>) -> Result<(), Strin
     let ids: Vec<u64> = s
         .model
         .lock()
-        .expect("model lock") // ok: poisoned only after a panic elsewhere
+        .expect("model lock")
         .nodes
         .iter()
         .map(|n| n.id)
@@ -204,14 +203,14 @@ async fn events(State(s): St) -> Response {
 }
 
 async fn requests(State(s): St) -> Response {
-    let r = s.requests.lock().expect("requests lock"); // ok: poisoned only after a panic elsewhere
+    let r = super::shared::locked(&s.requests);
     let out: BTreeMap<String, &BTreeMap<String, u64>> =
         r.iter().map(|(k, v)| (k.to_string(), v)).collect();
     axum::Json(json!(out)).into_response()
 }
 
 async fn node_logs(State(s): St, Path(id): Path<u64>) -> Response {
-    let c = s.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
+    let c = s.model();
     match c.node(id) {
         Some(n) => n
             .log
@@ -226,7 +225,7 @@ async fn node_logs(State(s): St, Path(id): Path<u64>) -> Response {
 }
 
 async fn node_config(State(s): St, Path(id): Path<u64>) -> Response {
-    let c = s.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
+    let c = s.model();
     match c.settings(id) {
         Some(kv) => kv
             .iter()
@@ -246,7 +245,7 @@ struct NetQ {
 }
 
 async fn netcheck(State(s): St, Query(q): Query<NetQ>) -> Response {
-    let routed = s.model.lock().expect("model lock").route(q.node, &q.addr); // ok: poisoned only after a panic elsewhere
+    let routed = s.model().route(q.node, &q.addr);
     if let Err(e) = routed {
         let status = if e.starts_with("unknown") {
             StatusCode::NOT_FOUND

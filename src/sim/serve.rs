@@ -77,7 +77,6 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let mut model = Cluster::new(opts, &specs, joined, &version, 0);
     model.set_clients(a.clients, 0);
     let shared = Shared::new(model, clock, a.state_dir.join("events.jsonl"))?;
-    Shared::register(&shared);
     shared.apply(|c, _| {
         c.dirty.extend(specs.iter().map(|s| s.id));
     });
@@ -144,7 +143,6 @@ async fn run_external(a: ServeArgs, version: Build, joined: usize) -> anyhow::Re
     };
     let model = Cluster::new(opts, &specs, joined, &version, 0);
     let shared = Shared::new(model, clock, a.state_dir.join("events.jsonl"))?;
-    Shared::register(&shared);
     let nodes = specs
         .iter()
         .map(|s| {

@@ -228,7 +228,7 @@ async fn handle(
     }
     let now = shared.clock.now();
     let r = {
-        let mut c = shared.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
+        let mut c = shared.model();
         if c.node(id).is_none() {
             return StatusCode::NOT_FOUND.into_response();
         }

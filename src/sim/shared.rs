@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -69,8 +69,13 @@ impl Shared {
         }))
     }
 
+    /// The model, locked.
+    pub fn model(&self) -> MutexGuard<'_, Cluster> {
+        locked(&self.model)
+    }
+
     pub fn count(&self, id: u64, path: &str) {
-        let mut r = self.requests.lock().expect("requests lock"); // ok: poisoned only after a panic elsewhere
+        let mut r = locked(&self.requests);
         *r.entry(id)
             .or_default()
             .entry(path.to_string())
@@ -80,16 +85,16 @@ impl Shared {
     /// Runs `f` on the model at the current time, then applies due transitions, writes events,
     /// reconciles listeners (all under the model lock, so the order is the model's) and wakes
     /// waiters and the driver.
-    pub fn apply<T>(&self, f: impl FnOnce(&mut Cluster, u64) -> T) -> T {
+    pub fn apply<T>(self: &Arc<Self>, f: impl FnOnce(&mut Cluster, u64) -> T) -> T {
         let out = self.step(f);
         self.wake.notify_one();
         out
     }
 
-    fn step<T>(&self, f: impl FnOnce(&mut Cluster, u64) -> T) -> T {
+    fn step<T>(self: &Arc<Self>, f: impl FnOnce(&mut Cluster, u64) -> T) -> T {
         let now = self.clock.now();
         let out = {
-            let mut c = self.model.lock().expect("model lock"); // ok: poisoned only after a panic elsewhere
+            let mut c = self.model();
             c.advance(now);
             let out = f(&mut c, now);
             c.advance(now);
@@ -121,7 +126,7 @@ impl Shared {
         if events.is_empty() {
             return;
         }
-        let mut f = self.events_file.lock().expect("events lock"); // ok: poisoned only after a panic elsewhere
+        let mut f = locked(&self.events_file);
         for e in events {
             let line = event_json(e, epoch_ms, speed).to_string();
             let _ = writeln!(f, "{line}");
@@ -129,12 +134,19 @@ impl Shared {
         }
     }
 
-    fn reconcile(&self, id: u64, api_open: bool, running: bool, api_port: u16, cluster_port: u16) {
-        let mut all = self.listeners.lock().expect("listeners lock"); // ok: poisoned only after a panic elsewhere
+    fn reconcile(
+        self: &Arc<Self>,
+        id: u64,
+        api_open: bool,
+        running: bool,
+        api_port: u16,
+        cluster_port: u16,
+    ) {
+        let mut all = locked(&self.listeners);
         let l = all.entry(id).or_default();
         match (api_open, l.api.is_some()) {
             (true, false) => match server::bind(api_port) {
-                Ok(sock) => l.api = Some(server::open_api(&Shared::instance(), id, sock)),
+                Ok(sock) => l.api = Some(server::open_api(self, id, sock)),
                 Err(e) => report(&format!("node {id}: cannot bind API port {api_port}: {e}")),
             },
             (false, true) => l.api.take().expect("checked").close(), // ok: internal invariant
@@ -152,21 +164,11 @@ impl Shared {
         }
     }
 
-    fn instance() -> Arc<Shared> {
-        SELF.get().expect("shared registered").clone() // ok: internal invariant
-    }
-
-    /// Registers the process-wide instance (handlers need an `Arc` to spawn servers).
-    pub fn register(this: &Arc<Shared>) {
-        let _ = SELF.set(Arc::clone(this));
-    }
-
     /// Waits until `cond` holds on the model (re-checked after every change).
     pub async fn wait_until(&self, cond: impl Fn(&Cluster) -> bool) {
         let mut rx = self.changed.subscribe();
         loop {
-            if cond(&self.model.lock().expect("model lock")) {
-                // ok: poisoned only after a panic elsewhere
+            if cond(&self.model()) {
                 return;
             }
             if rx.changed().await.is_err() {
@@ -178,7 +180,7 @@ impl Shared {
     /// The time driver: sleeps until the next deadline or until woken by a command.
     pub async fn drive(self: Arc<Self>) {
         loop {
-            let next = self.model.lock().expect("model lock").next_deadline(); // ok: poisoned only after a panic elsewhere
+            let next = self.model().next_deadline();
             let sleep = match next {
                 Some(at) => tokio::time::Instant::from_std(self.clock.start + self.clock.real(at)),
                 None => tokio::time::Instant::now() + Duration::from_hours(1),
@@ -192,7 +194,12 @@ impl Shared {
     }
 }
 
-static SELF: std::sync::OnceLock<Arc<Shared>> = std::sync::OnceLock::new();
+/// `m`, locked. A poisoned lock means a task panicked while holding it: the simulator's
+/// state is no longer trustworthy, so every later use panics too (and the test fails).
+pub fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock()
+        .expect("a wksim task panicked while holding a lock") // ok: poisoned only after a panic elsewhere
+}
 
 #[allow(clippy::print_stderr)]
 fn report(msg: &str) {

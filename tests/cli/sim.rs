@@ -351,3 +351,19 @@ fn down_interval_checker() {
     let err = every_stop_settled(&[stop(true), stop(false)]).unwrap_err();
     assert!(err.contains("1002"), "{err}");
 }
+
+/// `wksim --help` describes the simulator, not wkctl (issue #16 point 5).
+#[test]
+fn wksim_help_describes_the_simulator() {
+    let out = std::process::Command::new(crate::harness::wksim_bin())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{help}");
+    assert!(
+        help.starts_with("A simulated WuKongIM v2 cluster"),
+        "{help}"
+    );
+    assert!(!help.contains("Safe rolling upgrades"), "{help}");
+}
