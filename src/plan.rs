@@ -15,6 +15,7 @@ use crate::playbook::{self, Playbook, StepKind};
 use crate::releases::{self, NodeAction, RuleOptions, Target};
 use crate::version::WkVersion;
 
+pub mod resume;
 mod restart;
 
 pub use restart::cluster_version;
