@@ -15,8 +15,8 @@ use crate::playbook::{self, Playbook, StepKind};
 use crate::releases::{self, NodeAction, RuleOptions, Target};
 use crate::version::WkVersion;
 
-pub mod resume;
 mod restart;
+pub mod resume;
 
 pub use restart::cluster_version;
 

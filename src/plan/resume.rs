@@ -83,7 +83,8 @@ pub fn relax(findings: &mut [Finding], nodes: &[NodeRun], down: &BTreeSet<u64>) 
         } else if f.severity == Severity::Block
             && f.id == FindingId::ClusterNodeRejoining
             && starts_only
-            && f.node.is_some_and(|p| !ids.contains(&p) && !down.contains(&p))
+            && f.node
+                .is_some_and(|p| !ids.contains(&p) && !down.contains(&p))
         {
             f.severity = Severity::Warn;
             f.message = format!(
@@ -196,7 +197,11 @@ mod tests {
                 ns[1].done.retain(|s| *s != S::Stop);
             }
             let got = {
-                let d: BTreeSet<u64> = if *down { [BUSY].into() } else { BTreeSet::new() };
+                let d: BTreeSet<u64> = if *down {
+                    [BUSY].into()
+                } else {
+                    BTreeSet::new()
+                };
                 let mut fs = vec![finding(*id, *node)];
                 relax(&mut fs, &ns, &d);
                 fs[0].severity
@@ -267,7 +272,10 @@ mod tests {
             [(PEER, new.clone()), (BUSY, new.clone()), (1003, None)].into();
         let v = versions(&ns, live);
         let old = WkVersion::parse("v2.1.1-20250110").ok();
-        assert_eq!(v[&PEER], old, "an upgraded node is planned from its old version");
+        assert_eq!(
+            v[&PEER], old,
+            "an upgraded node is planned from its old version"
+        );
         assert_eq!(v[&BUSY], old);
         assert_eq!(v[&1003], None, "a pending node keeps what is observed");
     }
