@@ -148,6 +148,17 @@ mod tests {
         fs[0].severity
     }
 
+    /// Busy node's step, its status, whether it is observed down, the finding, about whom,
+    /// and the severity the policy leaves.
+    type Row = (
+        PlanStepKind,
+        NodeStatus,
+        bool,
+        FindingId,
+        Option<u64>,
+        Severity,
+    );
+
     /// busy step × busy observed down × finding → severity after the policy.
     #[test]
     fn relax_table() {
@@ -156,7 +167,7 @@ mod tests {
         use Severity::{Block, Info, Warn};
         let ip = NodeStatus::InProgress;
         #[rustfmt::skip]
-        let table: &[(S, NodeStatus, bool, F, Option<u64>, Severity)] = &[
+        let table: &[Row] = &[
             // A peer that has not rejoined: relaxed only when the resumed run only starts.
             (S::Start, ip, true, F::ClusterNodeRejoining, Some(PEER), Warn),
             (S::Start, ip, false, F::ClusterNodeRejoining, Some(PEER), Warn),
