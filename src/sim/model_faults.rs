@@ -10,6 +10,11 @@ impl Cluster {
         if self.node(id).is_none() {
             return Err(format!("unknown node {id}"));
         }
+        if kind == FaultKind::LeaderLost && self.controller().is_none() {
+            return Err(
+                "there is no controller to lose track of yet (an election is under way)".into(),
+            );
+        }
         if kind == FaultKind::LeaderLost && self.config.controller == id {
             return Err(format!(
                 "node {id} is the controller: it cannot lose track of itself (pick a follower)"

@@ -747,6 +747,7 @@ fn holdable_ws(sim: &Sim) -> Ws {
 
 /// A node other than 1002 that is not the controller (`leader-lost` needs a follower).
 fn follower_peer(sim: &Sim) -> u64 {
+    sim.wait_until("a controller", RUN_T, |s| s.state()["controller"].is_u64());
     let ctrl = sim.state()["controller"].as_u64();
     [1001, 1003]
         .into_iter()
