@@ -16,6 +16,7 @@ use crate::releases::{self, NodeAction, RuleOptions, Target};
 use crate::version::WkVersion;
 
 mod restart;
+pub mod resume;
 
 pub use restart::cluster_version;
 

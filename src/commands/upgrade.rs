@@ -10,7 +10,7 @@ use crate::commands::{Context, confirm, live, manifest_dir, rule_options, target
 use crate::error::{Outcome, WkError};
 use crate::events::{Event, Reporter};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
-use crate::finding::{self, FindingId, Severity};
+use crate::finding::{self, FindingId};
 use crate::manifest;
 use crate::output::{self, Printer};
 use crate::plan::{Plan, PlanKind, PlanStepKind};
@@ -191,7 +191,7 @@ pub async fn run_kind(
         None => plan_for(&ctx, &view, target.as_ref(), rules, versions.as_ref())?,
     };
     if let Some(st) = &resume_state {
-        relax_for_resume(&mut plan, st);
+        relax_for_resume(&mut plan, st, &view);
     }
     super::select::limit_to_nodes(&mut plan, &only);
     // Not on `--resume`: there, nodes the run upgraded are re-verified with the full gate.
@@ -597,51 +597,18 @@ pub fn resume_versions(
     ctx: &Context,
     view: &crate::probe::ClusterView,
 ) -> BTreeMap<u64, Option<WkVersion>> {
-    let mut v = live::versions(ctx, view);
-    for n in &st.nodes {
-        if matches!(
-            n.status,
-            NodeStatus::InProgress | NodeStatus::Ready | NodeStatus::Failed
-        ) && let Some(from) = n.from.as_deref().and_then(|f| WkVersion::parse(f).ok())
-        {
-            v.insert(n.id, Some(from));
-        }
-    }
-    v
+    crate::plan::resume::versions(&st.nodes, live::versions(ctx, view))
 }
 
-/// On resume the interrupted node may be down on purpose: findings caused by it (and the
-/// cluster-wide symptoms of one node down) are warnings, not blocks. Another node down
-/// still blocks.
-fn relax_for_resume(plan: &mut Plan, st: &RunState) {
-    let busy: Vec<u64> = st
+/// The resume policy (`plan::resume::relax`) with the nodes observed down now.
+fn relax_for_resume(plan: &mut Plan, st: &RunState, view: &crate::probe::ClusterView) {
+    let down = view
         .nodes
         .iter()
-        .filter(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed))
-        // Only a node whose stop began may be down on purpose; before that, nothing of
-        // the cluster's state is explained by the run, and every block stands.
-        .filter(|n| n.stop_began())
+        .filter(|n| crate::gate::is_down(n))
         .map(|n| n.id)
         .collect();
-    if busy.is_empty() {
-        return;
-    }
-    for f in &mut plan.findings {
-        let about_busy = f.node.is_some_and(|n| busy.contains(&n));
-        let cluster_symptom = f.node.is_none() && f.id.area() == "cluster";
-        if f.severity == Severity::Block
-            && (about_busy || cluster_symptom)
-            && f.id.area() != "version"
-            && f.id != FindingId::NodeAuthFailed
-        {
-            f.severity = Severity::Warn;
-            f.message = format!("{} (node {} is mid-upgrade: resuming)", f.message, busy[0]);
-        }
-        if f.id == FindingId::VersionMixed {
-            f.severity = Severity::Info;
-        }
-    }
-    finding::sort(&mut plan.findings);
+    crate::plan::resume::relax(&mut plan.findings, &st.nodes, &down);
 }
 
 /// A `-dev` image reports the release it builds on (facts §7.4), so the plan sees every

@@ -352,6 +352,14 @@ fn nearest_is_the_typos_then_the_release_below_and_above() {
     // An exact catalog version is its own nearest below, and the next one is above.
     let n = names("v2.2.5-20260422");
     assert!(n.contains(&"v2.2.5-20260422".to_string()), "{n:?}");
+    // … and one that has a successor lists that successor (2.2.0 is no typo of 2.1.5):
+    // `above` is strictly above (a `>=` would pick the version itself, deduplicated away).
+    let n = names("v2.1.5-20250424");
+    assert_eq!(
+        n[n.len() - 2..],
+        ["v2.1.5-20250424", "v2.2.0-20250426"],
+        "{n:?}"
+    );
     // Above the newest there is nothing above; each entry is listed once.
     let n = names("v2.2.9");
     let mut dedup = n.clone();

@@ -153,7 +153,7 @@ pub enum CtlCmd {
     /// Inject a fault: never-starts | crash-loop | wrong-version | slow-start SECS | no-rejoin |
     /// slow-rejoin SECS | slow-catch-up SECS | slow-migrate SECS | slow-join SECS (these act at
     /// the next start) | stuck-joining | blackhole | http500 | partition | token NEWTOKEN |
-    /// log TEXT | config KEY VALUE | netsplit PEER_ID (these act immediately). SECS are
+    /// log TEXT | config KEY VALUE | netsplit PEER_ID | leader-lost (these act immediately). SECS are
     /// simulated seconds
     Fault {
         node: u64,

@@ -42,6 +42,10 @@ pub struct Faults {
     pub traffic_stops: bool,
     /// Messages sent through this node are readable only on it.
     pub no_replicate: bool,
+    /// The node lost track of the controller (a controller move it has not followed yet):
+    /// it keeps pinging, so it is never marked offline, but `/cluster/info` answers
+    /// `leader not found` and its view is frozen, until `clear` (facts §4.3).
+    pub leader_lost: bool,
 }
 
 /// Simulated ms of an optional seconds value.
@@ -66,6 +70,7 @@ impl Faults {
             (self.clients_stuck, "clients-stuck"),
             (self.traffic_stops, "traffic-stops"),
             (self.no_replicate, "no-replicate"),
+            (self.leader_lost, "leader-lost"),
         ];
         out.extend(
             flags
@@ -116,6 +121,7 @@ pub enum FaultKind {
     ClientsStuck,
     TrafficStops,
     NoReplicate,
+    LeaderLost,
     /// Hostile knob (attack tests): the node's counted clients disconnect now and never
     /// reconnect anywhere (a drain that drops them, clients that give up). Not a fault flag:
     /// it acts once.
@@ -149,6 +155,7 @@ impl FaultKind {
             "clients-stuck" => none(FaultKind::ClientsStuck),
             "traffic-stops" => none(FaultKind::TrafficStops),
             "no-replicate" => none(FaultKind::NoReplicate),
+            "leader-lost" => none(FaultKind::LeaderLost),
             "clients-drop" => none(FaultKind::ClientsDrop),
             "slow-start" | "slow-rejoin" | "slow-catch-up" | "slow-migrate" | "slow-join" => {
                 let s = one("SECS")?;
@@ -182,7 +189,7 @@ impl FaultKind {
             other => Err(format!(
                 "unknown fault `{other}` (expected never-starts, crash-loop, wrong-version, slow-start, no-rejoin, \
                  slow-rejoin, slow-catch-up, slow-migrate, slow-join, stuck-joining, \
-                 clients-stuck, traffic-stops, no-replicate, clients-drop, blackhole, http500, partition, token, log, config, netsplit)"
+                 clients-stuck, traffic-stops, no-replicate, leader-lost, clients-drop, blackhole, http500, partition, token, log, config, netsplit)"
             )),
         }
     }
@@ -228,6 +235,7 @@ impl FaultKind {
             FaultKind::ClientsStuck => "clients-stuck".into(),
             FaultKind::TrafficStops => "traffic-stops".into(),
             FaultKind::NoReplicate => "no-replicate".into(),
+            FaultKind::LeaderLost => "leader-lost".into(),
             FaultKind::ClientsDrop => "clients-drop".into(),
         }
     }

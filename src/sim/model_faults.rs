@@ -2,13 +2,23 @@
 //! in WuKongIM env form (facts §5.1, §5.2) and the simulated network check.
 
 use super::faults::{FaultKind, Faults};
-use super::model::{Cluster, Phase, Timer, node_status, timing};
+use super::model::{Cluster, Phase, Timer, View, node_status, timing};
 
 impl Cluster {
     /// `wksim ctl fault NODE KIND [ARG]`.
     pub fn apply_fault(&mut self, id: u64, kind: FaultKind, now: u64) -> Result<(), String> {
         if self.node(id).is_none() {
             return Err(format!("unknown node {id}"));
+        }
+        if kind == FaultKind::LeaderLost && self.controller().is_none() {
+            return Err(
+                "there is no controller to lose track of yet (an election is under way)".into(),
+            );
+        }
+        if kind == FaultKind::LeaderLost && self.config.controller == id {
+            return Err(format!(
+                "node {id} is the controller: it cannot lose track of itself (pick a follower)"
+            ));
         }
         let e = self.emit(now, Some(id), "fault");
         e.detail = Some(kind.describe());
@@ -33,6 +43,20 @@ impl Cluster {
             FaultKind::ClientsStuck => f.clients_stuck = true,
             FaultKind::TrafficStops => f.traffic_stops = true,
             FaultKind::NoReplicate => f.no_replicate = true,
+            FaultKind::LeaderLost => {
+                f.leader_lost = true;
+                // Still connected (its pings reach the controller: never marked offline),
+                // but it no longer knows who the controller is; its view freezes (§4.3).
+                let snapshot = std::sync::Arc::new(self.config.clone());
+                let n = self.node_mut(id);
+                if n.phase.api_open() && n.knows_controller {
+                    n.knows_controller = false;
+                    if matches!(n.view, View::Live) {
+                        n.view = View::Frozen(snapshot);
+                    }
+                    self.log(id, now, "WARN", "leader not found");
+                }
+            }
             FaultKind::ClientsDrop => self.drop_clients(id, now),
             FaultKind::Blackhole => f.blackhole = true,
             FaultKind::Http500 => f.http500 = true,
@@ -95,6 +119,8 @@ impl Cluster {
             && (n.faults.partition || n.faults.no_rejoin || !n.faults.netsplit.is_empty());
         let g = n.generation;
         let was_stuck = n.faults.stuck_joining;
+        // `leader-lost`: it follows the controller again shortly (`rejoin`, then catch-up).
+        let lost = n.faults.leader_lost && n.phase.api_open() && !n.knows_controller;
         self.node_mut(id).faults = Faults::default();
         self.emit(now, Some(id), "fault").detail = Some("clear".into());
         if was_stuck
@@ -113,6 +139,8 @@ impl Cluster {
         }
         if held_back {
             self.schedule(now + timing::STALE, Timer::Rejoin(id, g));
+        } else if lost {
+            self.schedule(now + timing::RETRY, Timer::Rejoin(id, g));
         }
         Ok(())
     }

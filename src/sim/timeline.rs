@@ -339,6 +339,10 @@ impl Cluster {
             return;
         }
         let g = n.generation;
+        if n.faults.leader_lost {
+            // Held back until `clear`, which schedules the rejoin again.
+            return;
+        }
         // It talks to the peers now, so it may complete a config-raft quorum.
         self.node_mut(id).connected = true;
         self.elect_controller(now);

@@ -443,23 +443,33 @@ fn a_dev_target_can_be_resumed() {
 
 /// Upstream #529 (open): a seed-joined node stays at status 2 (Joining) forever while it
 /// serves. With `policy.accept_stuck_joining` (the default) the evidence-backed state
-/// passes the pre-stop check and the gate; without it, the run refuses.
+/// passes the pre-stop check and the gate; without it, the run refuses. The state is
+/// reached as upstream reaches it: 1004 joins a 3-node cluster through the seed, receives
+/// a replica of every slot, and the controller never proposes it Joined (the 4-node
+/// seed-join setup of `sim::safety`).
 #[test]
-#[ignore = "the simulator's `stuck-joining` state is not reached on a 3-node cluster of initial members here (see tests/cli/sim/safety.rs for the 4-node seed-join setup); the predicate and the tracker's acceptance are unit-tested"]
+#[ignore = "the 4-node seed-join setup now reaches #529 (the pre-check names `cluster.stuck_joining_529` and the strict policy refuses), but the lenient run fails 1001's gate: signal F says `node 1004 is not Joined in the controller's view` (the gate's F does not apply the #529 acceptance), and the simulator's strict `settled` also requires Joined; both open"]
 fn a_node_stuck_in_joining_by_529_is_accepted_only_on_evidence_and_by_policy() {
     // #529 exists from v2.1.1 on (handle_node_joining.go); a seed-joined node is stuck.
     let sim = Sim::start(SimOpts {
+        nodes: 4,
+        joined: Some(3),
         version: "v2.2.4-20260313".into(),
+        // Four replicas per slot: 1004 receives a replica of every slot when it joins, so
+        // the slots are balanced and upstream has nothing to migrate (#529's condition).
+        extra_args: vec!["--replicas".into(), "4".into()],
         ..SimOpts::default()
     });
     let up = ["upgrade", "--to", "v2.2.5", "--yes", "--json"];
-    ctl_ok(&sim, &["fault", "1003", "stuck-joining"]);
-    sim.wait_until("1003 online, stuck at status 2", RUN_T, |s| {
+    ctl_ok(&sim, &["fault", "1004", "stuck-joining"]);
+    ctl_ok(&sim, &["start", "1004"]);
+    sim.wait_until("1004 online, caught up, stuck at status 2", RUN_T, |s| {
         let (_, v) = s.get_json(1001, "/cluster/info");
-        v["nodes"].as_array().is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n["id"] == 1003 && n["online"] == 1 && n["status"] == 2)
-        })
+        s.node_state(1004) == "settled"
+            && v["nodes"].as_array().is_some_and(|ns| {
+                ns.iter()
+                    .any(|n| n["id"] == 1004 && n["online"] == true && n["status"] == 2)
+            })
     });
     let strict = Ws::new(
         &sim,

@@ -709,6 +709,235 @@ kill_tests! {
     kill9_at_soak: "soak",
 }
 
+/// A workspace whose `stop` and `start` lines first look for a flag file
+/// `hold-STEP-NODE` in the sim's state dir: when it is there, the step removes it and
+/// hangs doing nothing (`exec sleep`), so the command a `kill -9`'d run orphans never
+/// lands. Without the flag the step is the `sim` playbook's.
+fn holdable_ws(sim: &Sim) -> Ws {
+    let ws = Ws::new(sim, &Opts::default());
+    let dir = sim.state_dir().display().to_string();
+    let hold = |step: &str, cmd: &str| {
+        let flag = format!("{dir}/hold-{step}-{{{{node.id}}}}");
+        let line = format!(
+            "if [ -f {flag} ]; then rm -f {flag}; exec sleep 30 >/dev/null 2>&1 </dev/null; fi; {cmd}"
+        );
+        format!("  {step}: {}", serde_json::to_string(&line).unwrap())
+    };
+    let pb = include_str!("../../playbooks/sim.yaml")
+        .replace("name: sim", "name: sim-holdable")
+        .replace(
+            "  stop: \"{{wksim}} ctl --state-dir {{state_dir}} stop {{node.id}}\"",
+            &hold("stop", "{{wksim}} ctl --state-dir {{state_dir}} stop {{node.id}}"),
+        )
+        .replace(
+            "  start: \"{{wksim}} ctl --state-dir {{state_dir}} start {{node.id}} --version {{to}}\"",
+            &hold(
+                "start",
+                "{{wksim}} ctl --state-dir {{state_dir}} start {{node.id}} --version {{to}}",
+            ),
+        );
+    assert!(pb.contains("hold-stop-") && pb.contains("hold-start-"));
+    std::fs::write(ws.dir.path().join("pb.yaml"), pb).unwrap();
+    let m = std::fs::read_to_string(&ws.manifest)
+        .unwrap()
+        .replace("playbook: sim", "playbook: ./pb.yaml");
+    std::fs::write(&ws.manifest, m).unwrap();
+    ws
+}
+
+/// A node other than 1002 that is not the controller (`leader-lost` needs a follower).
+fn follower_peer(sim: &Sim) -> u64 {
+    sim.wait_until("a controller", RUN_T, |s| s.state()["controller"].is_u64());
+    let ctrl = sim.state()["controller"].as_u64();
+    [1001, 1003]
+        .into_iter()
+        .find(|id| Some(*id) != ctrl)
+        .unwrap()
+}
+
+/// Waits until the step a `kill -9`'d run orphaned has parked (it removed its flag), or,
+/// if the shell never started before wkctl died, removes the flag itself: either way the
+/// orphaned command never lands.
+fn park_or_unflag(sim: &Sim, flag: &str) {
+    let path = sim.state_dir().join(flag);
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while path.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Node `id`'s `/cluster/info` answers `leader not found` (it does not know the controller).
+fn lost_the_controller(sim: &Sim, id: u64) -> bool {
+    let (code, body) = sim.get(id, "/cluster/info", None);
+    code == 400 && body.contains("leader not found")
+}
+
+/// The race `kill9_at_start` once lost under load, made on purpose: wkctl is killed
+/// when 1002's `start` begins (its orphaned `wksim ctl start` ran, or never lands), then
+/// a peer (1001, or 1003 when 1001 is the controller) loses track of the controller
+/// (`leader-lost`: it answers, pings, is never marked offline, but `/cluster/info` says
+/// `leader not found`) while the pre-upgrade check of `--resume` runs. 1002 is the only
+/// node that may be down; the resumed run only starts it, so the peer's
+/// `cluster.node_rejoining` is a warning naming why, and the resumed run finishes once the
+/// peer follows again. Exactly one stop and one boot per node, one `start`
+/// command for 1002, and the simulator's log shows never two nodes down and every stop on
+/// a settled cluster. Without the policy, the resume is refused (exit 1).
+fn kill_at_start_then_resume_with_a_stale_peer(orphan_runs: bool) {
+    let sim = Sim::start(SimOpts::default());
+    let ws = holdable_ws(&sim);
+    if !orphan_runs {
+        std::fs::write(sim.state_dir().join("hold-start-1002"), "").unwrap();
+    }
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1002's start", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "start"
+    });
+    run.kill9();
+    let sent = |verb: &str, n: u64| {
+        lifecycle(&sim)
+            .iter()
+            .filter(|(_, v, id)| v == verb && *id == n)
+            .count()
+    };
+    if orphan_runs {
+        // wkctl may die before it spawned the step's shell: then the test runs the very
+        // command the orphan would have run.
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while sent("start", 1002) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if sent("start", 1002) == 0 {
+            ctl_ok(&sim, &["start", "1002", "--version", "v2.1.2-20250120"]);
+        }
+        assert_eq!(sent("start", 1002), 1, "the orphan's start");
+        assert_ne!(sim.node_state(1002), "stopped");
+    } else {
+        park_or_unflag(&sim, "hold-start-1002");
+        assert_eq!(sent("start", 1002), 0, "the orphaned start never lands");
+        assert_eq!(sim.node_state(1002), "stopped");
+    }
+    let peer = follower_peer(&sim);
+    let peer_s = peer.to_string();
+    ctl_ok(&sim, &["fault", &peer_s, "leader-lost"]);
+    sim.wait_until("the peer lost the controller", RUN_T, |s| {
+        lost_the_controller(s, peer)
+    });
+    let mut resume = ws.spawn(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    let check = resume.wait_for("the pre-upgrade check", RUN_T, |v| {
+        v["type"] == "check_finished"
+    });
+    // The check saw the peer not knowing the controller, and let the run go on.
+    assert!(lost_the_controller(&sim, peer), "still lost at the check");
+    let f = check["data"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "cluster.node_rejoining" && f["node"] == peer)
+        .cloned()
+        .unwrap_or_else(|| panic!("{peer}'s finding: {check}"));
+    assert_eq!(f["severity"], "warn", "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("node 1002 is mid-upgrade and down")
+                && m.contains("resuming only starts it")),
+        "{f}"
+    );
+    assert_eq!(check["data"]["ok"], true, "{check}");
+    // The peer follows the controller again.
+    ctl_ok(&sim, &["clear", &peer_s]);
+    let (code, err) = resume.finish(RUN_T);
+    assert_eq!(code, 0, "{err}\n{}", resume.text());
+    let events = sim.events();
+    rollout_was_safe(&events).unwrap_or_else(|e| panic!("{e}\n{}", resume.text()));
+    let acted = |kind: &str, to: Option<&str>, n: u64| {
+        events
+            .iter()
+            .filter(|e| {
+                e["kind"] == kind
+                    && e["node"] == n
+                    && to.is_none_or(|t| e["to"] == t)
+                    && e["ts_ms"].as_i64().unwrap_or(0) >= events_start(&events)
+            })
+            .count()
+    };
+    for n in ORDER {
+        assert_eq!(acted("stop", None, n), 1, "node {n} really stopped once");
+        assert_eq!(sent("stop", n), 1, "node {n}: one stop command");
+        assert_eq!(
+            acted("state", Some("booting"), n),
+            1,
+            "node {n} really booted once"
+        );
+        assert_eq!(sent("start", n), 1, "node {n}: one start command");
+        assert_eq!(
+            crate::support::varz_version(&sim, n, None),
+            "v2.1.2-20250120"
+        );
+    }
+    assert_eq!(ws.state()["status"], "completed");
+}
+
+#[test]
+fn kill9_at_start_orphan_ran_then_a_stale_peer_at_resume() {
+    kill_at_start_then_resume_with_a_stale_peer(true);
+}
+
+#[test]
+fn kill9_at_start_orphan_never_ran_then_a_stale_peer_at_resume() {
+    kill_at_start_then_resume_with_a_stale_peer(false);
+}
+
+/// The converse: killed when 1002's `stop` began, its orphaned stop never landing, 1002 is
+/// still up and the resumed run's next action is a stop. While a peer does not know the
+/// controller, `--resume` refuses (exit 1) naming `cluster.node_rejoining` on it and
+/// touches nothing; once the peer follows again it finishes, safely.
+#[test]
+fn a_resume_whose_next_action_is_a_stop_refuses_while_a_peer_has_not_rejoined() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = holdable_ws(&sim);
+    std::fs::write(sim.state_dir().join("hold-stop-1002"), "").unwrap();
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1002's stop", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "stop"
+    });
+    run.kill9();
+    park_or_unflag(&sim, "hold-stop-1002");
+    assert_eq!(node_state_of(&ws, 1002)["step"], "stop");
+    let peer = follower_peer(&sim);
+    let peer_s = peer.to_string();
+    ctl_ok(&sim, &["fault", &peer_s, "leader-lost"]);
+    sim.wait_until("the peer lost the controller", RUN_T, |s| {
+        lost_the_controller(s, peer)
+    });
+    let t0 = now_ms();
+    let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let check = r
+        .lines()
+        .into_iter()
+        .find(|l| l["type"] == "check_finished")
+        .unwrap_or_else(|| panic!("{}", r.all()));
+    assert_eq!(check["data"]["ok"], false, "{check}");
+    let f = check["data"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "cluster.node_rejoining" && f["node"] == peer)
+        .cloned()
+        .unwrap_or_else(|| panic!("{peer}'s finding: {check}"));
+    assert_eq!(f["severity"], "block", "{f}");
+    assert!(touched_after(&sim, t0).is_empty(), "nothing touched");
+    assert_eq!(sim.node_state(1002), "settled", "1002 still up");
+    ctl_ok(&sim, &["clear", &peer_s]);
+    sim.wait_settled(peer, RUN_T);
+    let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    rollout_was_safe(&sim.events()).unwrap_or_else(|e| panic!("{e}\n{}", r.all()));
+    assert_eq!(ws.state()["status"], "completed");
+}
+
 // ---- state dir and drift ------------------------------------------------------------------
 
 #[test]

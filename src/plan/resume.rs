@@ -1,0 +1,293 @@
+//! The resume policy (issue #16): which versions a resumed run plans with, and which
+//! findings of its pre-upgrade check an interrupted node explains. Pure: the caller
+//! observes the cluster and passes what it saw.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::finding::{self, Finding, FindingId, Severity};
+use crate::plan::PlanStepKind;
+use crate::state::{NodeRun, NodeStatus};
+use crate::version::WkVersion;
+
+/// On resume, plan with each node's version from before the run, so upgraded and
+/// interrupted nodes keep their place (and are re-verified rather than skipped blindly).
+/// `live` is each node's version as observed now (or from the manifest).
+pub fn versions(
+    nodes: &[NodeRun],
+    mut live: BTreeMap<u64, Option<WkVersion>>,
+) -> BTreeMap<u64, Option<WkVersion>> {
+    for n in nodes {
+        if matches!(
+            n.status,
+            NodeStatus::InProgress | NodeStatus::Ready | NodeStatus::Failed
+        ) && let Some(from) = n.from.as_deref().and_then(|f| WkVersion::parse(f).ok())
+        {
+            live.insert(n.id, Some(from));
+        }
+    }
+    live
+}
+
+/// The interrupted nodes whose stop began: they may be down on purpose.
+fn busy(nodes: &[NodeRun]) -> Vec<&NodeRun> {
+    nodes
+        .iter()
+        .filter(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed))
+        // Only a node whose stop began may be down on purpose; before that, nothing of
+        // the cluster's state is explained by the run, and every block stands.
+        .filter(|n| n.stop_began())
+        .collect()
+}
+
+/// The resumed run only brings `n` back: its stop finished, or it is observed down (a
+/// stop still recorded as running is then skipped as done). Nothing is stopped before its
+/// gate has checked every node again (A–G), and the next node's pre-stop check (A, C–F).
+fn only_starts(n: &NodeRun, down: &BTreeSet<u64>) -> bool {
+    n.finished(PlanStepKind::Stop) || down.contains(&n.id)
+}
+
+/// On resume the interrupted node may be down on purpose: findings caused by it (and the
+/// cluster-wide symptoms of one node down) are warnings, not blocks. Another node down
+/// still blocks.
+///
+/// A *peer* that does not know the controller yet (`cluster.node_rejoining`: it answers,
+/// `/cluster/info` says `leader not found`) is the transient symptom of the controller
+/// moving after the busy node's stop. It is relaxed only when the resumed run will start
+/// the busy node and stop nothing first ([`only_starts`]): starting a node that is down
+/// cannot make the cluster worse, and the only node down is the busy one. When the resumed
+/// step could stop something (the busy node is up and its stop did not finish), it blocks.
+/// No other peer finding is relaxed: a peer offline or not Joined in the controller's view
+/// (`cluster.node_offline`) is a second node down; one that does not answer, refuses the
+/// token, fails `/health` (a 500 can be a crash) or runs another version is not explained
+/// by the busy node.
+///
+/// `down`: the nodes observed down now (`gate::is_down`).
+pub fn relax(findings: &mut [Finding], nodes: &[NodeRun], down: &BTreeSet<u64>) {
+    let busy = busy(nodes);
+    let Some(first) = busy.first() else {
+        return;
+    };
+    let first = first.id;
+    let ids: Vec<u64> = busy.iter().map(|n| n.id).collect();
+    let starts_only = busy.iter().all(|n| only_starts(n, down));
+    for f in findings.iter_mut() {
+        let about_busy = f.node.is_some_and(|n| ids.contains(&n));
+        let cluster_symptom = f.node.is_none() && f.id.area() == "cluster";
+        if f.severity == Severity::Block
+            && (about_busy || cluster_symptom)
+            && f.id.area() != "version"
+            && f.id != FindingId::NodeAuthFailed
+        {
+            f.severity = Severity::Warn;
+            f.message = format!("{} (node {first} is mid-upgrade: resuming)", f.message);
+        } else if f.severity == Severity::Block
+            && f.id == FindingId::ClusterNodeRejoining
+            && starts_only
+            && f.node
+                .is_some_and(|p| !ids.contains(&p) && !down.contains(&p))
+        {
+            f.severity = Severity::Warn;
+            f.message = format!(
+                "{} (node {first} is mid-upgrade and down: resuming only starts it; its gate and the next pre-stop check wait for every node)",
+                f.message
+            );
+        }
+        if f.id == FindingId::VersionMixed {
+            f.severity = Severity::Info;
+        }
+    }
+    finding::sort(findings);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUSY: u64 = 1002;
+    const PEER: u64 = 1001;
+
+    /// Node 1002 interrupted at `step` (the steps before it done), 1001 upgraded.
+    fn nodes(step: PlanStepKind, status: NodeStatus) -> Vec<NodeRun> {
+        let order = [
+            PlanStepKind::Drain,
+            PlanStepKind::CheckSettled,
+            PlanStepKind::Stop,
+            PlanStepKind::Backup,
+            PlanStepKind::Install,
+            PlanStepKind::Start,
+            PlanStepKind::WaitReady,
+            PlanStepKind::Soak,
+        ];
+        let mut peer = NodeRun::new(PEER, Some("v2.1.1-20250110".into()));
+        peer.status = NodeStatus::Ready;
+        let mut b = NodeRun::new(BUSY, Some("v2.1.1-20250110".into()));
+        b.status = status;
+        b.step = Some(step);
+        b.done = order.iter().copied().take_while(|s| *s != step).collect();
+        let pending = NodeRun::new(1003, Some("v2.1.1-20250110".into()));
+        vec![peer, b, pending]
+    }
+
+    fn finding(id: FindingId, node: Option<u64>) -> Finding {
+        Finding::block(id, node, format!("{id} about {node:?}"), "h")
+    }
+
+    fn severity_after(
+        step: PlanStepKind,
+        status: NodeStatus,
+        busy_down: bool,
+        f: Finding,
+    ) -> Severity {
+        let down: BTreeSet<u64> = if busy_down {
+            [BUSY].into()
+        } else {
+            BTreeSet::new()
+        };
+        let mut fs = vec![f];
+        relax(&mut fs, &nodes(step, status), &down);
+        fs[0].severity
+    }
+
+    /// Busy node's step, its status, whether it is observed down, the finding, about whom,
+    /// and the severity the policy leaves.
+    type Row = (
+        PlanStepKind,
+        NodeStatus,
+        bool,
+        FindingId,
+        Option<u64>,
+        Severity,
+    );
+
+    /// busy step × busy observed down × finding → severity after the policy.
+    #[test]
+    fn relax_table() {
+        use FindingId as F;
+        use PlanStepKind as S;
+        use Severity::{Block, Info, Warn};
+        let ip = NodeStatus::InProgress;
+        #[rustfmt::skip]
+        let table: &[Row] = &[
+            // A peer that has not rejoined: relaxed only when the resumed run only starts.
+            (S::Start, ip, true, F::ClusterNodeRejoining, Some(PEER), Warn),
+            (S::Start, ip, false, F::ClusterNodeRejoining, Some(PEER), Warn),
+            (S::WaitReady, ip, false, F::ClusterNodeRejoining, Some(PEER), Warn),
+            (S::WaitReady, NodeStatus::Failed, false, F::ClusterNodeRejoining, Some(PEER), Warn),
+            (S::Install, ip, true, F::ClusterNodeRejoining, Some(PEER), Warn),
+            (S::Soak, ip, false, F::ClusterNodeRejoining, Some(PEER), Warn),
+            (S::Stop, ip, true, F::ClusterNodeRejoining, Some(PEER), Warn),
+            // ... never when the resumed step may stop something.
+            (S::Stop, ip, false, F::ClusterNodeRejoining, Some(PEER), Block),
+            (S::Stop, NodeStatus::Failed, false, F::ClusterNodeRejoining, Some(PEER), Block),
+            (S::CheckSettled, ip, false, F::ClusterNodeRejoining, Some(PEER), Block),
+            (S::CheckSettled, ip, true, F::ClusterNodeRejoining, Some(PEER), Block),
+            (S::Drain, ip, false, F::ClusterNodeRejoining, Some(PEER), Block),
+            // Other peer findings block whatever the step.
+            (S::Start, ip, true, F::ClusterNodeOffline, Some(PEER), Block),
+            (S::Start, ip, true, F::NodeUnreachable, Some(PEER), Block),
+            (S::Start, ip, true, F::NodeAuthFailed, Some(PEER), Block),
+            (S::Start, ip, true, F::ClusterHealthFailing, Some(PEER), Block),
+            (S::Start, ip, true, F::VersionManifestDisagrees, Some(PEER), Block),
+            (S::Start, ip, true, F::ClusterNodeRejoining, Some(1003), Warn),
+            (S::Start, ip, true, F::ClusterNodeOffline, Some(1003), Block),
+            // The busy node's own findings, and cluster-wide ones, once its stop began.
+            (S::Start, ip, true, F::NodeUnreachable, Some(BUSY), Warn),
+            (S::Stop, ip, false, F::ClusterNodeRejoining, Some(BUSY), Warn),
+            (S::Start, ip, true, F::ClusterNoController, None, Warn),
+            (S::Start, ip, true, F::NodeAuthFailed, Some(BUSY), Block),
+            (S::Start, ip, true, F::VersionManifestDisagrees, Some(BUSY), Block),
+            (S::Start, ip, true, F::VersionMixed, None, Info),
+            // Before the stop began nothing is explained by the run.
+            (S::CheckSettled, ip, false, F::NodeUnreachable, Some(BUSY), Block),
+            (S::Backup, ip, false, F::ClusterNoController, None, Block),
+        ];
+        for (step, status, down, id, node, want) in table {
+            let mut ns = nodes(*step, *status);
+            // `Backup` before the stop in this row: the stop has not begun.
+            if *step == S::Backup {
+                ns[1].done.retain(|s| *s != S::Stop);
+            }
+            let got = {
+                let d: BTreeSet<u64> = if *down {
+                    [BUSY].into()
+                } else {
+                    BTreeSet::new()
+                };
+                let mut fs = vec![finding(*id, *node)];
+                relax(&mut fs, &ns, &d);
+                fs[0].severity
+            };
+            assert_eq!(
+                got, *want,
+                "busy at {step:?} ({status:?}, down: {down}), {id} about {node:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_relaxed_peer_finding_says_why() {
+        let mut fs = vec![finding(FindingId::ClusterNodeRejoining, Some(PEER))];
+        relax(
+            &mut fs,
+            &nodes(PlanStepKind::Start, NodeStatus::InProgress),
+            &BTreeSet::new(),
+        );
+        assert!(
+            fs[0].message.contains("node 1002 is mid-upgrade and down")
+                && fs[0].message.contains("resuming only starts it"),
+            "{}",
+            fs[0].message
+        );
+    }
+
+    #[test]
+    fn a_peer_that_is_down_itself_is_never_relaxed() {
+        let mut fs = vec![finding(FindingId::ClusterNodeRejoining, Some(PEER))];
+        let down: BTreeSet<u64> = [BUSY, PEER].into();
+        relax(
+            &mut fs,
+            &nodes(PlanStepKind::Start, NodeStatus::InProgress),
+            &down,
+        );
+        assert_eq!(fs[0].severity, Severity::Block);
+    }
+
+    #[test]
+    fn nothing_is_relaxed_without_an_interrupted_node() {
+        let mut ns = nodes(PlanStepKind::Start, NodeStatus::InProgress);
+        ns[1].status = NodeStatus::Ready;
+        assert_eq!(
+            {
+                let mut fs = vec![finding(FindingId::ClusterNodeRejoining, Some(PEER))];
+                relax(&mut fs, &ns, &[BUSY].into());
+                fs[0].severity
+            },
+            Severity::Block
+        );
+        assert_eq!(
+            severity_after(
+                PlanStepKind::Start,
+                NodeStatus::InProgress,
+                false,
+                finding(FindingId::ClusterNodeRejoining, Some(PEER))
+            ),
+            Severity::Warn
+        );
+    }
+
+    #[test]
+    fn versions_keep_the_place_of_touched_nodes() {
+        let ns = nodes(PlanStepKind::Start, NodeStatus::InProgress);
+        let new = WkVersion::parse("v2.1.2-20250120").ok();
+        let live: BTreeMap<u64, Option<WkVersion>> =
+            [(PEER, new.clone()), (BUSY, new.clone()), (1003, None)].into();
+        let v = versions(&ns, live);
+        let old = WkVersion::parse("v2.1.1-20250110").ok();
+        assert_eq!(
+            v[&PEER], old,
+            "an upgraded node is planned from its old version"
+        );
+        assert_eq!(v[&BUSY], old);
+        assert_eq!(v[&1003], None, "a pending node keeps what is observed");
+    }
+}
