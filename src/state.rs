@@ -64,6 +64,26 @@ pub enum NodeStatus {
     RolledBack,
 }
 
+impl From<&NodeRun> for crate::plan::resume::NodeProgress {
+    fn from(n: &NodeRun) -> Self {
+        use crate::plan::resume::Progress;
+        crate::plan::resume::NodeProgress {
+            id: n.id,
+            from: n.from.clone(),
+            status: match n.status {
+                NodeStatus::InProgress => Progress::InProgress,
+                NodeStatus::Ready => Progress::Ready,
+                NodeStatus::Failed => Progress::Failed,
+                NodeStatus::Pending | NodeStatus::Skipped | NodeStatus::RolledBack => {
+                    Progress::Other
+                }
+            },
+            stop_began: n.stop_began(),
+            stop_finished: n.finished(PlanStepKind::Stop),
+        }
+    }
+}
+
 impl NodeStatus {
     /// The word an upgrade's summary (and `wkctl history`) uses: a `ready` node is `upgraded`.
     pub fn summary_word(self) -> &'static str {

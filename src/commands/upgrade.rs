@@ -597,7 +597,12 @@ pub fn resume_versions(
     ctx: &Context,
     view: &crate::probe::ClusterView,
 ) -> BTreeMap<u64, Option<WkVersion>> {
-    crate::plan::resume::versions(&st.nodes, live::versions(ctx, view))
+    crate::plan::resume::versions(&progress(&st.nodes), live::versions(ctx, view))
+}
+
+/// The run state's node records as the resume policy reads them.
+fn progress(nodes: &[crate::state::NodeRun]) -> Vec<crate::plan::resume::NodeProgress> {
+    nodes.iter().map(Into::into).collect()
 }
 
 /// The resume policy (`plan::resume::relax`) with the nodes observed down now.
@@ -608,7 +613,7 @@ fn relax_for_resume(plan: &mut Plan, st: &RunState, view: &crate::probe::Cluster
         .filter(|n| crate::gate::is_down(n))
         .map(|n| n.id)
         .collect();
-    crate::plan::resume::relax(&mut plan.findings, &st.nodes, &down);
+    crate::plan::resume::relax(&mut plan.findings, &progress(&st.nodes), &down);
 }
 
 /// A `-dev` image reports the release it builds on (facts §7.4), so the plan sees every

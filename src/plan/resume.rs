@@ -5,21 +5,43 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::finding::{self, Finding, FindingId, Severity};
-use crate::plan::PlanStepKind;
-use crate::state::{NodeRun, NodeStatus};
 use crate::version::WkVersion;
+
+/// What the resume policy needs of a node's record in the run state (the run state's
+/// `NodeRun` converts into it, so this module stays pure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeProgress {
+    pub id: u64,
+    /// The version the node ran before the run.
+    pub from: Option<String>,
+    pub status: Progress,
+    /// Its stop began, in this run or an earlier one: it may be down.
+    pub stop_began: bool,
+    /// Its stop finished.
+    pub stop_finished: bool,
+}
+
+/// A node's status in the run, as the resume policy tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    InProgress,
+    Ready,
+    Failed,
+    /// Pending, skipped or rolled back: the run has nothing of it to resume.
+    Other,
+}
 
 /// On resume, plan with each node's version from before the run, so upgraded and
 /// interrupted nodes keep their place (and are re-verified rather than skipped blindly).
 /// `live` is each node's version as observed now (or from the manifest).
 pub fn versions(
-    nodes: &[NodeRun],
+    nodes: &[NodeProgress],
     mut live: BTreeMap<u64, Option<WkVersion>>,
 ) -> BTreeMap<u64, Option<WkVersion>> {
     for n in nodes {
         if matches!(
             n.status,
-            NodeStatus::InProgress | NodeStatus::Ready | NodeStatus::Failed
+            Progress::InProgress | Progress::Ready | Progress::Failed
         ) && let Some(from) = n.from.as_deref().and_then(|f| WkVersion::parse(f).ok())
         {
             live.insert(n.id, Some(from));
@@ -29,21 +51,21 @@ pub fn versions(
 }
 
 /// The interrupted nodes whose stop began: they may be down on purpose.
-fn busy(nodes: &[NodeRun]) -> Vec<&NodeRun> {
+fn busy(nodes: &[NodeProgress]) -> Vec<&NodeProgress> {
     nodes
         .iter()
-        .filter(|n| matches!(n.status, NodeStatus::InProgress | NodeStatus::Failed))
+        .filter(|n| matches!(n.status, Progress::InProgress | Progress::Failed))
         // Only a node whose stop began may be down on purpose; before that, nothing of
         // the cluster's state is explained by the run, and every block stands.
-        .filter(|n| n.stop_began())
+        .filter(|n| n.stop_began)
         .collect()
 }
 
 /// The resumed run only brings `n` back: its stop finished, or it is observed down (a
 /// stop still recorded as running is then skipped as done). Nothing is stopped before its
 /// gate has checked every node again (A–G), and the next node's pre-stop check (A, C–F).
-fn only_starts(n: &NodeRun, down: &BTreeSet<u64>) -> bool {
-    n.finished(PlanStepKind::Stop) || down.contains(&n.id)
+fn only_starts(n: &NodeProgress, down: &BTreeSet<u64>) -> bool {
+    n.stop_finished || down.contains(&n.id)
 }
 
 /// On resume the interrupted node may be down on purpose: findings caused by it (and the
@@ -62,7 +84,7 @@ fn only_starts(n: &NodeRun, down: &BTreeSet<u64>) -> bool {
 /// by the busy node.
 ///
 /// `down`: the nodes observed down now (`gate::is_down`).
-pub fn relax(findings: &mut [Finding], nodes: &[NodeRun], down: &BTreeSet<u64>) {
+pub fn relax(findings: &mut [Finding], nodes: &[NodeProgress], down: &BTreeSet<u64>) {
     let busy = busy(nodes);
     let Some(first) = busy.first() else {
         return;
@@ -102,6 +124,12 @@ pub fn relax(findings: &mut [Finding], nodes: &[NodeRun], down: &BTreeSet<u64>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::PlanStepKind;
+    use crate::state::{NodeRun, NodeStatus};
+
+    fn progress(ns: &[NodeRun]) -> Vec<NodeProgress> {
+        ns.iter().map(NodeProgress::from).collect()
+    }
 
     const BUSY: u64 = 1002;
     const PEER: u64 = 1001;
@@ -144,7 +172,7 @@ mod tests {
             BTreeSet::new()
         };
         let mut fs = vec![f];
-        relax(&mut fs, &nodes(step, status), &down);
+        relax(&mut fs, &progress(&nodes(step, status)), &down);
         fs[0].severity
     }
 
@@ -214,7 +242,7 @@ mod tests {
                     BTreeSet::new()
                 };
                 let mut fs = vec![finding(*id, *node)];
-                relax(&mut fs, &ns, &d);
+                relax(&mut fs, &progress(&ns), &d);
                 fs[0].severity
             };
             assert_eq!(
@@ -229,7 +257,7 @@ mod tests {
         let mut fs = vec![finding(FindingId::ClusterNodeRejoining, Some(PEER))];
         relax(
             &mut fs,
-            &nodes(PlanStepKind::Start, NodeStatus::InProgress),
+            &progress(&nodes(PlanStepKind::Start, NodeStatus::InProgress)),
             &BTreeSet::new(),
         );
         assert!(
@@ -246,7 +274,7 @@ mod tests {
         let down: BTreeSet<u64> = [BUSY, PEER].into();
         relax(
             &mut fs,
-            &nodes(PlanStepKind::Start, NodeStatus::InProgress),
+            &progress(&nodes(PlanStepKind::Start, NodeStatus::InProgress)),
             &down,
         );
         assert_eq!(fs[0].severity, Severity::Block);
@@ -259,7 +287,7 @@ mod tests {
         assert_eq!(
             {
                 let mut fs = vec![finding(FindingId::ClusterNodeRejoining, Some(PEER))];
-                relax(&mut fs, &ns, &[BUSY].into());
+                relax(&mut fs, &progress(&ns), &[BUSY].into());
                 fs[0].severity
             },
             Severity::Block
@@ -281,7 +309,7 @@ mod tests {
         let new = WkVersion::parse("v2.1.2-20250120").ok();
         let live: BTreeMap<u64, Option<WkVersion>> =
             [(PEER, new.clone()), (BUSY, new.clone()), (1003, None)].into();
-        let v = versions(&ns, live);
+        let v = versions(&progress(&ns), live);
         let old = WkVersion::parse("v2.1.1-20250110").ok();
         assert_eq!(
             v[&PEER], old,
