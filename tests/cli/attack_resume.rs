@@ -75,3 +75,36 @@ fn relaxed_resume_never_stops_a_node_while_the_stale_peer_stays_stale() {
     down_intervals_never_overlap(&sim.events()).unwrap();
     assert_ne!(sim.node_state(1003), "stopped", "1003 untouched");
 }
+
+/// Killed at 1002's `wait_ready` (1002 up on the new version, its stop finished, so the
+/// relax applies) while a peer stays stale: the resumed gate must not pass early, and
+/// nothing may be stopped (1003 untouched).
+#[test]
+fn relaxed_resume_at_the_gate_does_not_pass_while_the_peer_stays_stale() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = holdable_ws(&sim);
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1002's gate", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "wait_ready"
+    });
+    run.kill9();
+    let peer = follower_peer(&sim);
+    let peer_s = peer.to_string();
+    ctl_ok(&sim, &["fault", &peer_s, "leader-lost"]);
+    sim.wait_until("the peer lost the controller", RUN_T, |s| {
+        lost_the_controller(s, peer)
+    });
+    let t0 = now_ms();
+    let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    assert!(lost_the_controller(&sim, peer), "peer stayed stale");
+    assert_ne!(r.code, 0, "gate passed while {peer} is stale: {}", r.all());
+    let touched = touched_after(&sim, t0);
+    assert!(
+        touched.iter().all(|(v, _)| v != "stop" && v != "restart"),
+        "no stop while {peer} is stale: {touched:?}"
+    );
+    down_intervals_never_overlap(&sim.events()).unwrap();
+    assert_ne!(sim.node_state(1003), "stopped", "1003 untouched");
+}
