@@ -108,3 +108,33 @@ fn relaxed_resume_at_the_gate_does_not_pass_while_the_peer_stays_stale() {
     down_intervals_never_overlap(&sim.events()).unwrap();
     assert_ne!(sim.node_state(1003), "stopped", "1003 untouched");
 }
+
+/// Killed at 1002's `wait_ready`, then 1002 is brought back by hand on the *old* version:
+/// the busy node is up on a version the run did not install. The version finding is never
+/// relaxed to let the wrong version pass: the resumed run re-upgrades 1002 (a real stop and
+/// start) with the cluster settled, never two nodes down.
+#[test]
+#[ignore = "unclassified: resume exits 0 here (never two nodes down); re-upgrade vs skip of 1002 not yet checked"]
+fn resume_with_the_busy_node_up_on_the_old_version() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = holdable_ws(&sim);
+    let mut run = ws.spawn(&UP, &[]);
+    run.wait_for("1002's gate", RUN_T, |v| {
+        v["type"] == "step_started"
+            && v["data"]["node"] == 1002
+            && v["data"]["step"] == "wait_ready"
+    });
+    run.kill9();
+    ctl_ok(&sim, &["stop", "1002"]);
+    ctl_ok(&sim, &["start", "1002", "--version", "v2.1.1-20250110"]);
+    sim.wait_settled(1002, RUN_T);
+    let t0 = now_ms();
+    let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
+    down_intervals_never_overlap(&sim.events()).unwrap();
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        touched_after(&sim, t0).is_empty(),
+        "nothing touched: {}",
+        r.all()
+    );
+}
