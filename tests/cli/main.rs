@@ -7,6 +7,7 @@ mod architecture;
 mod attack;
 mod attack_holes;
 mod attack_recover;
+mod attack_resume;
 mod attack_service;
 mod bench;
 mod claims;

@@ -30,7 +30,7 @@ fn short_timeout_ws(sim: &Sim) -> Ws {
 
 /// wkctl's own lifecycle commands: those it sent after `since` (the test's own `ctl`
 /// calls are excluded by the caller through `since`).
-fn touched_after(sim: &Sim, since: i64) -> Vec<(String, u64)> {
+pub fn touched_after(sim: &Sim, since: i64) -> Vec<(String, u64)> {
     lifecycle(sim)
         .into_iter()
         .filter(|(t, _, _)| *t >= since)
@@ -713,7 +713,7 @@ kill_tests! {
 /// `hold-STEP-NODE` in the sim's state dir: when it is there, the step removes it and
 /// hangs doing nothing (`exec sleep`), so the command a `kill -9`'d run orphans never
 /// lands. Without the flag the step is the `sim` playbook's.
-fn holdable_ws(sim: &Sim) -> Ws {
+pub fn holdable_ws(sim: &Sim) -> Ws {
     let ws = Ws::new(sim, &Opts::default());
     let dir = sim.state_dir().display().to_string();
     let hold = |step: &str, cmd: &str| {
@@ -746,7 +746,7 @@ fn holdable_ws(sim: &Sim) -> Ws {
 }
 
 /// A node other than 1002 that is not the controller (`leader-lost` needs a follower).
-fn follower_peer(sim: &Sim) -> u64 {
+pub fn follower_peer(sim: &Sim) -> u64 {
     sim.wait_until("a controller", RUN_T, |s| s.state()["controller"].is_u64());
     let ctrl = sim.state()["controller"].as_u64();
     [1001, 1003]
@@ -758,7 +758,7 @@ fn follower_peer(sim: &Sim) -> u64 {
 /// Waits until the step a `kill -9`'d run orphaned has parked (it removed its flag), or,
 /// if the shell never started before wkctl died, removes the flag itself: either way the
 /// orphaned command never lands.
-fn park_or_unflag(sim: &Sim, flag: &str) {
+pub fn park_or_unflag(sim: &Sim, flag: &str) {
     let path = sim.state_dir().join(flag);
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while path.exists() && std::time::Instant::now() < deadline {
@@ -768,7 +768,7 @@ fn park_or_unflag(sim: &Sim, flag: &str) {
 }
 
 /// Node `id`'s `/cluster/info` answers `leader not found` (it does not know the controller).
-fn lost_the_controller(sim: &Sim, id: u64) -> bool {
+pub fn lost_the_controller(sim: &Sim, id: u64) -> bool {
     let (code, body) = sim.get(id, "/cluster/info", None);
     code == 400 && body.contains("leader not found")
 }
