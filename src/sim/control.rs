@@ -142,14 +142,7 @@ async fn restart_all(s: &Arc<Shared>, version: Option<&str>) -> Result<(), Strin
         .as_ref()
         .map_or_else(|| "restart-all".to_string(), |v| format!("restart-all {v}"));
     s.apply(|c, now| c.record_ctl(now, None, &detail));
-    let ids: Vec<u64> = s
-        .model
-        .lock()
-        .expect("model lock")
-        .nodes
-        .iter()
-        .map(|n| n.id)
-        .collect();
+    let ids: Vec<u64> = s.model().nodes.iter().map(|n| n.id).collect();
     for id in &ids {
         s.apply(|c, now| c.stop(*id, now))?;
     }
@@ -174,12 +167,7 @@ async fn wait_down(s: &Arc<Shared>, node: u64) -> Result<(), String> {
     tokio::time::timeout(Duration::from_mins(5), s.wait_until(down))
         .await
         .map_err(|_| format!("node {node} did not stop"))?;
-    let port = s
-        .model
-        .lock()
-        .expect("model lock")
-        .node(node)
-        .map_or(0, |n| n.api_port);
+    let port = s.model().node(node).map_or(0, |n| n.api_port);
     // The listener task is aborted asynchronously; wait until the port really refuses.
     for _ in 0..500 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
