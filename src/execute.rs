@@ -289,14 +289,20 @@ impl<'a> Runner<'a> {
             Some(NodeStatus::RolledBack) => self.node_run(id).restart_from_scratch(),
             _ => {}
         }
-        if self.state.node(id).is_some_and(NodeRun::stop_began) && self.still_serving(pn).await {
-            // An earlier run began its stop, but the node answers with its old process
-            // (the stop failed, or the old image came back): it is serving, so it is
-            // planned again from the start, the pre-stop check first.
+        let serving = if self.state.node(id).is_some_and(NodeRun::stop_began) {
+            self.still_serving(pn).await
+        } else {
+            None
+        };
+        if let Some(version) = serving {
+            // An earlier run began its stop, but the node answers with a process that is
+            // not the new one on the target (the stop failed, the old image came back, or
+            // someone started another version): it is serving, so it is planned again from
+            // the start, the pre-stop check first.
             self.emit(&Event::Waiting {
                 node: Some(id),
                 what: format!(
-                    "node {id} still runs its old process: planning it again from the start (pre-stop check first)"
+                    "node {id} still runs a process that is not the new one on the target ({version}): planning it again from the start (pre-stop check first)"
                 ),
             });
             self.node_run(id).restart_from_scratch();
@@ -530,7 +536,9 @@ impl<'a> Runner<'a> {
     /// command outlived wkctl, and a node answers during its graceful shutdown. So the
     /// node is watched, up to the stop step's timeout, for the stop to take effect before
     /// it counts as serving (and is planned again from the start, pre-stop check first).
-    async fn still_serving(&mut self, pn: &PlannedNode) -> bool {
+    /// The version the node serves with a process that is not the new one on the target,
+    /// after an earlier run began its stop; `None` when it is down or runs the new one.
+    async fn still_serving(&mut self, pn: &PlannedNode) -> Option<String> {
         let id = pn.id;
         // A stop that failed (it exited) left nothing running; one cut short may have.
         let interrupted_stop = self.state.node(id).is_some_and(|n| {
@@ -539,7 +547,7 @@ impl<'a> Runner<'a> {
                 && !n.finished(PlanStepKind::Stop)
         });
         let serving = self.runs_old_process(id).await;
-        if !serving || !interrupted_stop {
+        if serving.is_none() || !interrupted_stop {
             return serving;
         }
         let grace = pn
@@ -558,26 +566,25 @@ impl<'a> Runner<'a> {
         let poll = self.tracker.rules().poll;
         while Instant::now() < until {
             tokio::time::sleep(poll).await;
-            if !self.runs_old_process(id).await {
-                return false;
+            if self.runs_old_process(id).await.is_none() {
+                return None;
             }
         }
-        true
+        serving
     }
 
-    async fn runs_old_process(&self, id: u64) -> bool {
+    /// The version node `id` answers with when that is not a new process on the target.
+    async fn runs_old_process(&self, id: u64) -> Option<String> {
         let view = self.observe(Scope::Focus(id)).await;
-        let Some(n) = view.node(id) else {
-            return false;
-        };
-        n.reachable
-            && n.version.is_some()
-            && !crate::gate::runs_new_process(
-                &self.baseline(id),
-                n,
-                view.observed_at,
-                &self.gate_target(id),
-            )
+        let n = view.node(id)?;
+        let version = n.version.as_ref().filter(|_| n.reachable)?;
+        let new = crate::gate::runs_new_process(
+            &self.baseline(id),
+            n,
+            view.observed_at,
+            &self.gate_target(id),
+        );
+        (!new).then(|| version.to_string())
     }
 
     /// Runs the plan's once-per-run steps of these kinds on the first node's host.

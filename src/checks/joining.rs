@@ -16,7 +16,7 @@
 //! to it, or it is a learner, or some voter holds more than its share (so upstream will
 //! migrate and promote it on the next tick).
 
-use crate::probe::{ClusterView, HealthState, NodeStatus};
+use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus};
 
 /// Why a Joining node is (or is not) the #529 stuck state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +47,20 @@ pub fn stuck_joining_529(view: &ClusterView, node: u64) -> bool {
 
 /// The full answer behind [`stuck_joining_529`], with the failing evidence named.
 pub fn joining_state(view: &ClusterView, node: u64) -> JoiningState {
+    joining_state_in(view, node, false)
+}
+
+/// [`joining_state`] for a node that showed the whole evidence at an earlier, full
+/// observation, seen now in one that did not ask it for its own answers (the gate's
+/// `Scope::Focus` asks a peer only `/health` and `/varz`). Its own `/cluster/info` and
+/// `config_version` are then taken as they were, but only when they were not asked:
+/// an answer that came and fails still fails. Everything else (the controller's view of
+/// it, its `/health`, the slots) must hold in this observation.
+pub fn joining_state_carried(view: &ClusterView, node: u64) -> JoiningState {
+    joining_state_in(view, node, true)
+}
+
+fn joining_state_in(view: &ClusterView, node: u64, carried: bool) -> JoiningState {
     let Some(m) = view.member(node) else {
         return JoiningState::NotJoining;
     };
@@ -71,11 +85,15 @@ pub fn joining_state(view: &ClusterView, node: u64) -> JoiningState {
     if !m.online || n.simple_online == Some(false) {
         return still("it is not online in the controller's view");
     }
-    if !n.reachable || n.health != HealthState::Ok || !n.knows_controller() {
+    // Its own answers that were not asked in this observation (only those are carried).
+    let info_not_asked = carried && n.info_answer == InfoAnswer::NotAsked;
+    let node_not_asked = carried && !n.node_asked;
+    if !n.reachable || n.health != HealthState::Ok || !(n.knows_controller() || info_not_asked) {
         return still("its API, `/health` or `/cluster/info` does not answer ok");
     }
     match (n.config_version, view.config_version) {
         (Some(mine), Some(ctl)) if mine >= ctl => {}
+        (None, _) if node_not_asked => {}
         _ => return still("its cluster config has not caught up with the controller's"),
     }
     let Some(slots) = &view.slots else {
@@ -208,6 +226,8 @@ pub(crate) mod tests {
         for (change, why) in cases {
             let mut v = issue_529();
             change(&mut v);
+            // Carried own answers change nothing when they were asked.
+            assert_eq!(joining_state_carried(&v, 1002), joining_state(&v, 1002));
             match joining_state(&v, 1002) {
                 JoiningState::StillJoining(reason) => {
                     assert!(reason.contains(why), "{why}: {reason}");
@@ -215,5 +235,41 @@ pub(crate) mod tests {
                 other => panic!("{why}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn only_unasked_own_answers_are_carried() {
+        let mut v = issue_529();
+        let n = v.node_mut(1002).unwrap();
+        n.info_answer = InfoAnswer::NotAsked;
+        n.node_asked = false;
+        n.config_version = None;
+        assert!(matches!(
+            joining_state(&v, 1002),
+            JoiningState::StillJoining(_)
+        ));
+        assert_eq!(joining_state_carried(&v, 1002), JoiningState::Stuck529);
+        // Asked and failing: never carried.
+        v.node_mut(1002).unwrap().info_answer = InfoAnswer::LeaderNotFound;
+        assert!(matches!(
+            joining_state_carried(&v, 1002),
+            JoiningState::StillJoining(_)
+        ));
+        // Its turn: `/cluster/info` asked and ok, `/cluster/node` not asked: carried.
+        v.node_mut(1002).unwrap().info_answer = InfoAnswer::Ok;
+        assert_eq!(joining_state_carried(&v, 1002), JoiningState::Stuck529);
+        // `/cluster/node` asked but no config version (it failed): never carried.
+        v.node_mut(1002).unwrap().node_asked = true;
+        assert!(matches!(
+            joining_state_carried(&v, 1002),
+            JoiningState::StillJoining(_)
+        ));
+        let mut v = issue_529();
+        v.node_mut(1002).unwrap().info_answer = InfoAnswer::NotAsked;
+        v.node_mut(1002).unwrap().config_version = Some(1);
+        assert!(matches!(
+            joining_state_carried(&v, 1002),
+            JoiningState::StillJoining(_)
+        ));
     }
 }

@@ -23,7 +23,7 @@
 //! The resume verification of an already-upgraded node is a [`Phase::Gate`] with the
 //! baseline the earlier run recorded: the same rules, the same `stable_for`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{GateState, GateTarget, NodeBaseline, Signal, SignalState, Stability, evaluate};
@@ -240,6 +240,9 @@ pub struct Tracker {
     clients: clients::Clients,
     /// A shortfall reported under `on_shortfall: warn` in the last soak.
     service_warning: Option<String>,
+    /// Nodes accepted as stuck by #529 on the whole evidence at the last observation that
+    /// asked them for it; a gate's focused poll carries their own answers from there.
+    stuck_529: BTreeSet<u64>,
 }
 
 impl Tracker {
@@ -261,6 +264,7 @@ impl Tracker {
             changes: Vec::new(),
             clients: clients::Clients::new(ClientsPolicy::default()),
             service_warning: None,
+            stuck_529: BTreeSet::new(),
         }
     }
 
@@ -401,7 +405,7 @@ impl Tracker {
         // operator's policy allows it; a node really still joining never is.
         let accepted;
         let view = if self.rules.accept_stuck_joining {
-            accepted = accept_stuck_joining(view);
+            accepted = self.accept_stuck_joining(view);
             &accepted
         } else {
             view
@@ -743,14 +747,38 @@ impl Tracker {
     }
 }
 
-/// `view` with every node that shows #529's evidence counted as Joined.
-fn accept_stuck_joining(view: &ClusterView) -> ClusterView {
-    let stuck: Vec<u64> = view
-        .nodes
-        .iter()
-        .map(|n| n.id)
-        .filter(|id| crate::checks::joining::stuck_joining_529(view, *id))
-        .collect();
+impl Tracker {
+    /// `view` with every node that shows #529's evidence counted as Joined: the whole
+    /// evidence, or, for a node accepted so at an earlier observation, the evidence this
+    /// one holds with its own unasked answers carried (`joining_state_carried`). A node
+    /// that fails any evidence observed is forgotten, and must show all of it again; a
+    /// poll without the controller's view accepts nothing and forgets nothing.
+    fn accept_stuck_joining(&mut self, view: &ClusterView) -> ClusterView {
+        use crate::checks::joining::{JoiningState, joining_state, joining_state_carried};
+        // No controller's view in this poll (the controller itself is the node that
+        // restarted): nothing is accepted, and nothing forgotten either.
+        let controller_view_unknown = view.members.is_empty() || view.slots.is_none();
+        let mut stuck = Vec::new();
+        for n in &view.nodes {
+            let now = if joining_state(view, n.id) == JoiningState::Stuck529 {
+                true
+            } else {
+                self.stuck_529.contains(&n.id)
+                    && joining_state_carried(view, n.id) == JoiningState::Stuck529
+            };
+            if now {
+                self.stuck_529.insert(n.id);
+                stuck.push(n.id);
+            } else if !controller_view_unknown {
+                self.stuck_529.remove(&n.id);
+            }
+        }
+        with_joined(view, &stuck)
+    }
+}
+
+/// `view` with the nodes `stuck` counted as Joined.
+fn with_joined(view: &ClusterView, stuck: &[u64]) -> ClusterView {
     let mut out = view.clone();
     for n in out.nodes.iter_mut().filter(|n| stuck.contains(&n.id)) {
         for status in [&mut n.info_status, &mut n.simple_status] {

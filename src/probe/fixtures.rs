@@ -43,6 +43,7 @@ pub(crate) fn node(id: u64, version: &str, uptime_secs: u64) -> NodeView {
         simple_online: Some(true),
         simple_status: Some(NodeStatus::Joined),
         info_answer: InfoAnswer::Ok,
+        node_asked: true,
         cluster_addr: Some(format!("10.0.0.{}:11110", id - 1000)),
         cluster_port_reachable: Some(true),
         service: super::Service::default(),

@@ -85,6 +85,11 @@ pub struct NodeView {
     pub simple_status: Option<NodeStatus>,
     /// Its own `/cluster/info` answer.
     pub info_answer: InfoAnswer,
+    /// Its own `/cluster/node` was asked in this observation (a gate's focused poll asks a
+    /// peer only `/health` and `/varz`, and `/cluster/info` on its turn): a `None` above
+    /// is then "not asked", not "no answer".
+    #[serde(skip)]
+    pub node_asked: bool,
     pub cluster_addr: Option<String>,
     pub cluster_port_reachable: Option<bool>,
     // ---- service level (`/varz`, issue #18): `None` = unknown
@@ -308,6 +313,7 @@ pub fn node_view(a: &NodeAnswers) -> NodeView {
         .version_raw
         .as_deref()
         .and_then(|s| WkVersion::parse(s).ok());
+    v.node_asked = a.node != Err(ProbeError::Skipped);
     v.info_answer = match &a.info {
         Ok(_) => InfoAnswer::Ok,
         Err(e) if e.is_leader_not_found() => InfoAnswer::LeaderNotFound,

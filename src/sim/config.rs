@@ -109,15 +109,19 @@ impl Config {
     /// The controller's config alone says settled: every slot led, Normal, not migrating;
     /// every node online and Joined. (`Cluster::settled` adds the nodes' own state.)
     pub fn is_settled(&self) -> bool {
+        self.slots_settled()
+            && self
+                .nodes
+                .iter()
+                .all(|n| n.online && n.status == node_status::JOINED)
+    }
+    /// Every slot led, Normal and not migrating.
+    pub fn slots_settled(&self) -> bool {
         !self.slots.is_empty()
             && self
                 .slots
                 .iter()
                 .all(|s| s.leader != 0 && s.status == 0 && s.migrate_to == 0 && s.migrate_from == 0)
-            && self
-                .nodes
-                .iter()
-                .all(|n| n.online && n.status == node_status::JOINED)
     }
     pub fn set_online(&mut self, id: u64, online: bool, now_secs: i64) {
         if let Some(n) = self.node_mut(id) {

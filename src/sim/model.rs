@@ -142,6 +142,9 @@ pub struct Cluster {
     pub split: Option<super::split::Split>,
     /// `start_all` is starting every node at once.
     pub(super) together: bool,
+    /// The nodes [`Cluster::rejoined`] held for at the last transition: a node entering
+    /// this set gets its `rejoined` event, whichever transition made it so.
+    pub(super) rejoined_nodes: BTreeSet<u64>,
 }
 
 /// Identity of one node given to `Cluster::new`.
@@ -200,6 +203,7 @@ impl Cluster {
             traffic: super::clients::Traffic::default(),
             split: None,
             together: false,
+            rejoined_nodes: BTreeSet::new(),
         };
         c.traffic.pending = c.traffic.per_node * joined.min(specs.len()) as u64;
         let created = c.wall_secs(now);
@@ -286,7 +290,10 @@ impl Cluster {
     /// Normal and not migrating. Recorded on every `stop` event (issue 11 hole 12).
     pub fn settled(&self) -> bool {
         self.controller().is_some()
-            && self.config.is_settled()
+            && self.config.slots_settled()
+            && self.config.nodes.iter().all(|cn| {
+                cn.online && (cn.status == node_status::JOINED || self.stuck_by_529(cn.id))
+            })
             && self.config.nodes.iter().all(|cn| {
                 self.node(cn.id).is_some_and(|n| {
                     n.phase.api_open()
@@ -295,6 +302,19 @@ impl Cluster {
                         && matches!(n.view, View::Live)
                 })
             })
+    }
+
+    /// The simulator's own truth about upstream #529: the node has the `stuck-joining`
+    /// fault (the controller never proposed it Joined), is Joining, and holds slot
+    /// replicas, so it serves as a member does (the cluster is whole while its status
+    /// stays 2). A node still really joining (no replicas yet) is not.
+    pub fn stuck_by_529(&self, id: u64) -> bool {
+        self.node(id).is_some_and(|n| n.faults.stuck_joining)
+            && self
+                .config
+                .node(id)
+                .is_some_and(|cn| cn.status == node_status::JOINING)
+            && self.config.slots.iter().any(|s| s.replicas.contains(&id))
     }
 
     /// Online in the controller's view and caught up on the config: the end of a node's
@@ -374,6 +394,28 @@ impl Cluster {
             }
             let t = entry.remove();
             self.fire(t, at);
+            self.note_rejoins(at);
+        }
+        self.note_rejoins(now);
+    }
+
+    /// Emits `rejoined` for every node that [`Cluster::rejoined`] now holds for and did
+    /// not at the last look, and forgets the ones it no longer holds for: the end of a
+    /// node's "down" interval is the predicate itself (online in the controller's view,
+    /// API open, knows the controller, config live), not one timer that happens to reach
+    /// it. A node marked offline after it caught up, or a stale node that finds the
+    /// controller again, is back when the predicate says so.
+    pub(super) fn note_rejoins(&mut self, now: u64) {
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        for id in ids {
+            if !self.rejoined(id) {
+                self.rejoined_nodes.remove(&id);
+            } else if self.rejoined_nodes.insert(id) {
+                let version = self.config.version;
+                self.emit(now, Some(id), "rejoined").detail =
+                    Some(format!("config_version {version}"));
+                self.check_split_healed(now);
+            }
         }
     }
 

@@ -524,11 +524,10 @@ impl Cluster {
         let n = self.node_mut(id);
         n.view = View::Live;
         let (g, faults) = (n.generation, n.faults.clone());
-        if self.rejoined(id) {
-            self.emit(now, Some(id), "rejoined").detail =
-                Some(format!("config_version {}", self.config.version));
-            self.check_split_healed(now);
-        }
+        // Its `rejoined` event (when this makes it so) first, then the #310 heal check,
+        // which also needs every member Joined.
+        self.note_rejoins(now);
+        self.check_split_healed(now);
         let balance = self
             .config
             .nodes

@@ -109,12 +109,13 @@ fn relaxed_resume_at_the_gate_does_not_pass_while_the_peer_stays_stale() {
     assert_ne!(sim.node_state(1003), "stopped", "1003 untouched");
 }
 
-/// Killed at 1002's `wait_ready`, then 1002 is brought back by hand on the *old* version:
-/// the busy node is up on a version the run did not install. The version finding is never
-/// relaxed to let the wrong version pass: the resumed run re-upgrades 1002 (a real stop and
-/// start) with the cluster settled, never two nodes down.
+/// Killed at 1002's `wait_ready`, then 1002 is brought back by hand on another version
+/// (v2.1.1) than the run installed: the busy node is up on a version the run did not
+/// install. The version finding is never relaxed to let the wrong version pass: the
+/// resumed run says so, plans 1002 again from the pre-stop check, and re-upgrades it (one
+/// real stop and one start on the target, in that order) with the cluster settled, then
+/// goes on to 1003 only once 1002 is ready. Judged on the simulator's log.
 #[test]
-#[ignore = "unclassified: resume exits 0 here (never two nodes down); re-upgrade vs skip of 1002 not yet checked"]
 fn resume_with_the_busy_node_up_on_the_old_version() {
     let sim = Sim::start(SimOpts::default());
     let ws = holdable_ws(&sim);
@@ -130,11 +131,50 @@ fn resume_with_the_busy_node_up_on_the_old_version() {
     sim.wait_settled(1002, RUN_T);
     let t0 = now_ms();
     let r = ws.run(&["upgrade", "--resume", "--yes", "--json"], &[]);
-    down_intervals_never_overlap(&sim.events()).unwrap();
-    assert_ne!(r.code, 0, "{}", r.all());
+    assert_eq!(r.code, 0, "{}", r.all());
+    let lines = r.lines();
     assert!(
-        touched_after(&sim, t0).is_empty(),
-        "nothing touched: {}",
+        lines.iter().any(|l| l["type"] == "waiting"
+            && l["data"]["node"] == 1002
+            && l["data"]["what"]
+                .as_str()
+                .is_some_and(|w| w.contains("(v2.1.1-20250110): planning it again"))),
+        "the resume says why 1002 is done again: {}",
         r.all()
     );
+    // What wkctl sent after the resume began: 1002 stopped once and started once on the
+    // target, before 1003 is touched; 1001 (upgraded by the killed run) is not touched.
+    let touched = touched_after(&sim, t0);
+    let only = |n: u64| -> Vec<&str> {
+        touched
+            .iter()
+            .filter(|(_, id)| *id == n)
+            .map(|(v, _)| v.as_str())
+            .collect()
+    };
+    assert_eq!(only(1001), Vec::<&str>::new(), "1001 re-verified only");
+    assert_eq!(only(1002), ["stop", "start"], "1002 re-upgraded once");
+    assert_eq!(only(1003), ["stop", "start"]);
+    let first_1003 = touched.iter().position(|(_, id)| *id == 1003).unwrap();
+    assert!(
+        touched[..first_1003].iter().all(|(_, id)| *id == 1002),
+        "1002 first: {touched:?}"
+    );
+    // The simulator's view: 1002's new stop happened on a settled cluster, never two
+    // nodes down, and every node ends on the target.
+    let events = sim.events();
+    let after: Vec<_> = events
+        .iter()
+        .filter(|e| e["ts_ms"].as_i64().unwrap_or(0) >= t0)
+        .cloned()
+        .collect();
+    crate::harness::every_stop_settled(&after).unwrap();
+    down_intervals_never_overlap(&events).unwrap();
+    for n in [1001, 1002, 1003] {
+        assert_eq!(
+            crate::support::varz_version(&sim, n, None),
+            "v2.1.2-20250120",
+            "node {n}"
+        );
+    }
 }

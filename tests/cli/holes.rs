@@ -8,6 +8,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::harness::{Sim, SimOpts, down_intervals_never_overlap, rollout_was_safe};
+use crate::matrix::{holdable_ws, park_or_unflag};
 use crate::support::{
     FAST_POLICY, Opts, Streaming, UP_WITH_ROLLBACK, Ws, ctl_ok, lifecycle, node_state_of,
     varz_version,
@@ -171,18 +172,28 @@ fn resume_re_verification_of_an_upgraded_node_can_fail() {
 #[test]
 fn an_interrupted_start_is_observed_before_it_is_run_again() {
     let sim = Sim::start(SimOpts::default());
-    let ws = Ws::new(&sim, &Opts::default());
+    // The killed run's `start` is held (it parks and never lands), so no orphaned
+    // `wksim ctl start` can arrive after the count below (CI once saw one land late);
+    // the test then runs the start itself, as one that took effect before the kill.
+    let ws = holdable_ws(&sim);
+    std::fs::write(sim.state_dir().join("hold-start-1002"), "").unwrap();
     let mut run = ws.spawn(&UP, &[]);
     run.wait_for("1002 starting", RUN_T, |v| {
         v["type"] == "step_started" && v["data"]["node"] == 1002 && v["data"]["step"] == "start"
     });
     run.kill9();
-    // Whatever the orphaned step did, make the node run the target (as a `start` that
-    // took effect before the kill would have).
-    if varz_version(&sim, 1002, None) != NEW {
-        ctl_ok(&sim, &["start", "1002", "--version", NEW]);
-    }
+    park_or_unflag(&sim, "hold-start-1002");
+    assert_eq!(
+        count(&sim, "start", 1002),
+        0,
+        "the orphaned start never lands"
+    );
+    ctl_ok(&sim, &["start", "1002", "--version", NEW]);
+    sim.wait_until("1002 answers on the target", RUN_T, |s| {
+        varz_version(s, 1002, None) == NEW
+    });
     let starts = count(&sim, "start", 1002);
+    assert_eq!(starts, 1);
     let r = ws.run(&RESUME, &[]);
     assert_eq!(r.code, 0, "{}", r.all());
     let skipped = r
@@ -448,7 +459,6 @@ fn a_dev_target_can_be_resumed() {
 /// a replica of every slot, and the controller never proposes it Joined (the 4-node
 /// seed-join setup of `sim::safety`).
 #[test]
-#[ignore = "the 4-node seed-join setup now reaches #529 (the pre-check names `cluster.stuck_joining_529` and the strict policy refuses), but the lenient run fails 1001's gate: signal F says `node 1004 is not Joined in the controller's view` (the gate's F does not apply the #529 acceptance), and the simulator's strict `settled` also requires Joined; both open"]
 fn a_node_stuck_in_joining_by_529_is_accepted_only_on_evidence_and_by_policy() {
     // #529 exists from v2.1.1 on (handle_node_joining.go); a seed-joined node is stuck.
     let sim = Sim::start(SimOpts {

@@ -59,7 +59,6 @@ fn with_stop_step(ws: &Ws, name: &str, stop: &str) {
 /// not down. A node found still up must go through the pre-stop check (keeping its
 /// recorded baseline) before its stop is run again.
 #[test]
-#[ignore = "the simulator counts a peer as not rejoined after `slow-catch-up` although every observable signal (C, D, E, F) holds; wkctl cannot tell (see the session note). The wkctl side (pre-stop before re-running a stop of a node still up) is fixed and shown in this test's own output."]
 fn resume_runs_a_failed_stop_again_only_after_the_pre_stop_check() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::new(&sim, &Opts::default());

@@ -704,7 +704,8 @@ fn a_node_refused_while_it_boots_is_no_crash_loop() {
 #[test]
 fn a_stuck_joining_node_is_counted_joined_only_with_the_evidence() {
     let view = crate::checks::joining::tests::issue_529();
-    let accepted = accept_stuck_joining(&view);
+    let mut tr = Tracker::new(rules());
+    let accepted = tr.accept_stuck_joining(&view);
     assert_eq!(accepted.nodes.len(), 3);
     for id in [1002, 1003] {
         let n = accepted.node(id).unwrap();
@@ -714,11 +715,70 @@ fn a_stuck_joining_node_is_counted_joined_only_with_the_evidence() {
     // Without the evidence (slots still migrating to it), nothing changes.
     let mut migrating = view.clone();
     migrating.cluster_migrating = true;
-    let same = accept_stuck_joining(&migrating);
+    let same = Tracker::new(rules()).accept_stuck_joining(&migrating);
     assert_eq!(
         same.node(1002).unwrap().info_status,
         Some(crate::probe::NodeStatus::Joining)
     );
+}
+
+/// A gate's focused poll does not ask a peer for its own `/cluster/info` and config
+/// version: a node accepted as #529-stuck on the whole evidence stays accepted through
+/// such polls (holds/upstream #529), but a node never seen with the whole evidence is
+/// not, and one whose observed evidence fails is forgotten until it shows all of it again.
+#[test]
+fn a_stuck_joining_node_stays_accepted_through_polls_that_did_not_ask_it() {
+    use crate::probe::NodeStatus;
+    let full = crate::checks::joining::tests::issue_529();
+    let mut focused = full.clone();
+    for id in [1002, 1003] {
+        let n = focused.node_mut(id).unwrap();
+        n.info_answer = InfoAnswer::NotAsked;
+        n.node_asked = false;
+        n.config_version = None;
+    }
+    let status = |v: &ClusterView, id| v.node(id).unwrap().info_status;
+    // Never seen whole: a focused poll alone accepts nothing.
+    let mut fresh = Tracker::new(rules());
+    assert_eq!(
+        status(&fresh.accept_stuck_joining(&focused), 1002),
+        Some(NodeStatus::Joining)
+    );
+    // Seen whole once, then carried.
+    let mut tr = Tracker::new(rules());
+    tr.accept_stuck_joining(&full);
+    let carried = tr.accept_stuck_joining(&focused);
+    assert_eq!(status(&carried, 1002), Some(NodeStatus::Joined));
+    assert_eq!(status(&carried, 1003), Some(NodeStatus::Joined));
+    // An own answer that came and fails is not carried.
+    let mut lagging = focused.clone();
+    lagging.node_mut(1002).unwrap().config_version = Some(1);
+    let v = tr.accept_stuck_joining(&lagging);
+    assert_eq!(status(&v, 1002), Some(NodeStatus::Joining));
+    assert_eq!(status(&v, 1003), Some(NodeStatus::Joined));
+    // ... and the node is forgotten: the next focused poll does not accept it.
+    let v = tr.accept_stuck_joining(&focused);
+    assert_eq!(status(&v, 1002), Some(NodeStatus::Joining));
+    // A poll without the controller's view (it was the node that restarted) accepts
+    // nothing and forgets nothing.
+    let mut no_controller = focused.clone();
+    no_controller.members.clear();
+    no_controller.slots = None;
+    let v = tr.accept_stuck_joining(&no_controller);
+    assert_eq!(status(&v, 1003), Some(NodeStatus::Joining));
+    let v = tr.accept_stuck_joining(&focused);
+    assert_eq!(
+        status(&v, 1003),
+        Some(NodeStatus::Joined),
+        "still remembered"
+    );
+    // Evidence observed in the focused poll itself (the slots) still counts.
+    let mut tr = Tracker::new(rules());
+    tr.accept_stuck_joining(&full);
+    let mut migrating = focused.clone();
+    migrating.cluster_migrating = true;
+    let v = tr.accept_stuck_joining(&migrating);
+    assert_eq!(status(&v, 1003), Some(NodeStatus::Joining));
 }
 
 #[test]
