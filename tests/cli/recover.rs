@@ -103,15 +103,17 @@ pub fn assert_maintainers_order(events: &[Value]) {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    // Step 3 waits for 1001's API only; step 4 for the controller and both Joined.
+    // Step 3 waits for 1001's API only; step 4 for the controller and both Joined (and
+    // caught up) before the next start. Whether 1001 caught up before or after 1002's join
+    // is the simulator's own timing, not wkctl's order, so it is not asserted.
     assert!(
-        seeded < api_1001 && api_1001 < boot_1002 && back_1001 < joined_1002,
+        seeded < api_1001 && api_1001 < boot_1002,
         "1002 started after 1001's API answered:\n{}",
         log()
     );
     assert!(
-        joined_1002 < boot_1003 && back_1002 < boot_1003,
-        "1003 after 1002 joined and caught up:\n{}",
+        joined_1002 < boot_1003 && back_1001 < boot_1003 && back_1002 < boot_1003,
+        "1003 after 1001 and 1002 joined and caught up:\n{}",
         log()
     );
     assert!(boot_1003 < healed, "{}", log());
