@@ -108,7 +108,7 @@ pub enum Command {
     /// console shows 1 node of 3 after every node was restarted at once, upstream #310, #408):
     /// doctor's report is saved beside the state, every node is stopped in reverse id order,
     /// the lowest id is started alone until its API answers, the next until a controller is
-    /// elected and both are Joined, each other one at a time until it is online, Joined and
+    /// elected and both are Joined and caught up, each other one at a time until it is online, Joined and
     /// caught up (gate signals D and E), and the run ends when the cluster is settled (F)
     /// with every manifest node a member. It is a full outage: it names every node, asks on
     /// a terminal, and needs `--yes-full-outage` otherwise. Refused on a healthy cluster and

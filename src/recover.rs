@@ -68,7 +68,8 @@ pub enum WaitFor {
     Down(u64),
     /// The node's API answers (step 3: the first node).
     ApiAnswers(u64),
-    /// A controller is elected and both nodes are online and Joined in its view (step 4).
+    /// A controller is elected and both nodes are online and Joined in its view, each with
+    /// its config caught up (step 4: the second node has fully started before the next).
     ControllerAndJoined(u64, u64),
     /// D and E of the node (step 5).
     JoinedAndCaughtUp(u64),
@@ -209,7 +210,7 @@ pub fn build(
             1 => (
                 WaitFor::ControllerAndJoined(ids[0], id),
                 format!(
-                    "start node {id} and wait until a controller is elected and nodes {} and {id} are Joined",
+                    "start node {id} and wait until a controller is elected and nodes {} and {id} are Joined (D) and caught up (E)",
                     ids[0]
                 ),
             ),
@@ -336,8 +337,13 @@ pub fn wait_state(
                     "no controller is elected yet".into(),
                 ));
             }
+            // Joined is not the end of a start: the config catch-up follows (the simulator
+            // and upstream alike), and the next node is started only once this one has
+            // fully started (the maintainers' advice, #310).
             need(a, Signal::OnlineInControllerView)?;
-            need(b, Signal::OnlineInControllerView)
+            need(b, Signal::OnlineInControllerView)?;
+            need(a, Signal::ConfigCaughtUp)?;
+            need(b, Signal::ConfigCaughtUp)
         }
         WaitFor::JoinedAndCaughtUp(id) => {
             need(id, Signal::OnlineInControllerView)?;

@@ -125,6 +125,17 @@ fn waits_hold_only_on_what_they_need() {
     let e = wait_state(WaitFor::ControllerAndJoined(1001, 1002), &no_ctrl, &m, &v);
     assert_eq!(e.unwrap_err().0, Some(Signal::KnowsController));
 
+    // Step 4 also waits for the second node's config to catch up (it fully started).
+    let mut second_lags = settled(V, 10);
+    second_lags.nodes[1].config_version = Some(400);
+    let e = wait_state(
+        WaitFor::ControllerAndJoined(1001, 1002),
+        &second_lags,
+        &m,
+        &v,
+    );
+    assert_eq!(e.unwrap_err().0, Some(Signal::ConfigCaughtUp));
+
     let mut lagging = settled(V, 10);
     lagging.nodes[2].config_version = Some(400);
     let e = wait_state(WaitFor::JoinedAndCaughtUp(1003), &lagging, &m, &v).unwrap_err();
