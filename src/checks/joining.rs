@@ -272,4 +272,71 @@ pub(crate) mod tests {
             JoiningState::StillJoining(_)
         ));
     }
+
+    // ---- edges found by cargo-mutants (MUTANTS.md) -------------------------------------
+
+    #[test]
+    fn the_old_cluster_layer_ends_just_before_v2_1_1() {
+        for (version, stuck) in [
+            ("v2.1.0-20241224", false),
+            ("v2.1.1-20250110", true),
+            ("v2.1.2-20250120", true),
+        ] {
+            let mut v = issue_529();
+            v.node_mut(1002).unwrap().version = Some(crate::probe::fixtures::v(version));
+            assert_eq!(stuck_joining_529(&v, 1002), stuck, "{version}");
+        }
+    }
+
+    #[test]
+    fn a_voter_below_its_share_does_not_make_upstream_migrate() {
+        // 64 slots x 2 replicas over 3 voters: a share of ceil(128 / 3) = 43. One voter
+        // below it and none above: upstream has nothing to move.
+        let mut v = issue_529();
+        v.slot_replica_count = Some(2);
+        v.slots.as_mut().unwrap().first_slot_replicas = 2;
+        for (m, held) in v.members.iter_mut().zip([43, 43, 42]) {
+            m.replica_slots = held;
+        }
+        assert_eq!(joining_state(&v, 1002), JoiningState::Stuck529);
+        // One replica above the share on any voter: upstream migrates.
+        v.members[0].replica_slots = 44;
+        assert!(matches!(
+            joining_state(&v, 1002),
+            JoiningState::StillJoining(why) if why.contains("promoted")
+        ));
+    }
+
+    #[test]
+    fn an_unknown_or_zero_replica_count_is_never_stuck() {
+        // The node itself is no voter and the voters hold nothing, so only the replica
+        // count decides: unknown or 0 is no evidence that upstream has nothing to move.
+        for count in [None, Some(0)] {
+            let mut v = issue_529();
+            v.slot_replica_count = count;
+            for m in &mut v.members {
+                m.allow_vote = m.id == 1001;
+                if m.id == 1001 {
+                    m.replica_slots = 0;
+                }
+            }
+            assert!(
+                matches!(
+                    joining_state(&v, 1002),
+                    JoiningState::StillJoining(ref why) if why.contains("promoted")
+                ),
+                "{count:?}: {:?}",
+                joining_state(&v, 1002)
+            );
+        }
+        // The same cluster with a known count of 3 is the stuck state.
+        let mut v = issue_529();
+        for m in &mut v.members {
+            m.allow_vote = m.id == 1001;
+            if m.id == 1001 {
+                m.replica_slots = 0;
+            }
+        }
+        assert_eq!(joining_state(&v, 1002), JoiningState::Stuck529);
+    }
 }

@@ -599,4 +599,40 @@ mod tests {
             SignalState::NotYet(_)
         ));
     }
+
+    // ---- edges found by cargo-mutants (MUTANTS.md) -------------------------------------
+
+    /// B of a restart with the baseline taken 0.2 s before the stop (at t=10 s), as the
+    /// upgrade takes it, so each of the three rules can decide alone. Returns whether B
+    /// is met `now_ms` after t=0 for a node reporting `uptime` (whole seconds).
+    fn b_restart_near(old_uptime: u64, uptime: u64, now_ms: u64) -> bool {
+        let before = NodeBaseline {
+            id: 1002,
+            version: Some(v(OLD)),
+            commit: None,
+            uptime: Some(Duration::from_secs(old_uptime)),
+            observed_at: at(9) + Duration::from_millis(800),
+        };
+        let mut n = node(1002, OLD, 0);
+        n.uptime = Some(Duration::from_secs(uptime));
+        let target = GateTarget::restart(v(OLD), at(10));
+        new_process(&before, &n, at(0) + Duration::from_millis(now_ms), &target).is_met()
+    }
+
+    #[test]
+    fn b_of_a_restart_each_rule_decides_alone_at_its_edge() {
+        // Younger than the stop (old process 1 s old at the baseline, so no other rule
+        // holds): uptime 2 s at 2.5 s after the stop is new; at exactly 2 s after the
+        // stop it may have started up to a second before it.
+        assert!(b_restart_near(1, 2, 12_500));
+        assert!(!b_restart_near(1, 2, 12_000));
+        // Below the old process's uptime, 0.1 s after the stop: new; the same uptime
+        // is the old process.
+        assert!(b_restart_near(100, 99, 10_100));
+        assert!(!b_restart_near(100, 100, 10_100));
+        // Grew less than the clock (10 s since the baseline): 100 → 107 s is new; 108 s
+        // (uptime + 2 s == old + elapsed) is still the old process.
+        assert!(b_restart_near(100, 107, 19_800));
+        assert!(!b_restart_near(100, 108, 19_800));
+    }
 }
