@@ -22,10 +22,10 @@ pub use watch::WaitEnd;
 
 use std::time::{Duration, Instant};
 
-use crate::commands::Context;
 use crate::error::Outcome;
 use crate::events::{Event, Reporter};
 use crate::gate::{GateTarget, NodeBaseline, Rules, Tracker};
+use crate::inputs::Context;
 use crate::plan::{Plan, PlanStepKind, PlannedNode, PlannedStep};
 use crate::probe::{Client, ClusterView, Scope};
 use crate::releases::NodeAction;

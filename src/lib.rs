@@ -34,6 +34,7 @@ pub mod events;
 pub mod execute;
 pub mod finding;
 pub mod gate;
+pub mod inputs;
 pub mod manifest;
 pub mod notify;
 pub mod output;

@@ -9,8 +9,9 @@ use std::time::SystemTime;
 
 use crate::checks;
 use crate::cli::UpgradeArgs;
-use crate::commands::{Context, live};
+use crate::commands::live;
 use crate::error::WkError;
+use crate::inputs::Context;
 use crate::output::Printer;
 use crate::plan::{self, Plan};
 use crate::planfile::{self, PlanFile, drift};

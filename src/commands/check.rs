@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::checks;
 use crate::cli::{CheckArgs, Global};
-use crate::commands::{Context, rule_options, target};
+use crate::commands::{rule_options, target};
 use crate::error::Outcome;
 use crate::finding::{self, Finding};
+use crate::inputs::Context;
 use crate::output::Printer;
 use crate::plan::{self, Plan};
 
@@ -39,7 +40,7 @@ pub async fn observe_and_plan(
     args: &CheckArgs,
     _p: &Printer,
 ) -> anyhow::Result<Observed> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load(global.manifest.as_deref())?;
     let target = target(&args.target)?;
     let rules = rule_options(&args.target);
     if args.offline {

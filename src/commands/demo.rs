@@ -6,10 +6,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::cli::{DemoArgs, Global, TargetArgs, UpgradeArgs};
-use crate::commands::{Context, live, status, upgrade};
+use crate::commands::{live, status, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::finding;
 use crate::gate;
+use crate::inputs::Context;
 use crate::output::Printer;
 use crate::sim::cluster_file::{ClusterFile, NodeAddrs};
 
@@ -75,7 +76,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         no_progress: global.no_progress,
         notify: global.notify.clone(),
     };
-    let ctx = Context::load(&demo_global)?;
+    let ctx = Context::load(demo_global.manifest.as_deref())?;
     wait_settled(&ctx, Duration::from_secs(30)).await?;
 
     if let Some(fault) = args.fault.filter(|_| at_stop.is_none()) {

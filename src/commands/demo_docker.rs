@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cli::{DemoArgs, Global};
-use crate::commands::{Context, demo, init, upgrade};
+use crate::commands::{demo, init, upgrade};
 use crate::compose;
 use crate::error::{Outcome, WkError};
+use crate::inputs::Context;
 use crate::output::Printer;
 
 const COMPOSE_FILE: &str = include_str!("../../tests/docker/cluster/docker-compose.yml");
@@ -70,7 +71,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         no_progress: global.no_progress,
         notify: global.notify.clone(),
     };
-    let ctx = Context::load(&demo_global)?;
+    let ctx = Context::load(demo_global.manifest.as_deref())?;
     demo::wait_settled(&ctx, std::time::Duration::from_mins(2)).await?;
     if !args.json {
         p.out(&p.bold("\nbefore"))?;

@@ -3,14 +3,15 @@
 
 use crate::checks;
 use crate::cli::{DoctorArgs, Global};
-use crate::commands::{Context, live, status};
+use crate::commands::{live, status};
 use crate::doctor::{self, report};
 use crate::error::{Outcome, WkError};
 use crate::finding;
+use crate::inputs::Context;
 use crate::output::Printer;
 
 pub async fn run(global: &Global, args: &DoctorArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load(global.manifest.as_deref())?;
     let (_, view) = live::observe(&ctx).await?;
     let mut live_findings = checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut live_findings);

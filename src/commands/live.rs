@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use crate::checks;
-use crate::commands::Context;
 use crate::commands::check::Observed;
 use crate::finding::{self, Finding};
+use crate::inputs::Context;
 use crate::plan;
 use crate::probe::{self, Client, ClusterView};
 use crate::releases::{RuleOptions, Target};

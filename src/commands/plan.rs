@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use crate::cli::{CheckArgs, Global, PlanArgs, PlanFormat};
 use crate::commands::check::{self, Observed};
-use crate::commands::{Context, apply_plan, live, rule_options, target};
+use crate::commands::{apply_plan, live, rule_options, target};
 use crate::error::{Outcome, WkError};
+use crate::inputs::Context;
 use crate::output::Printer;
 use crate::plan::Plan;
 use crate::planfile::{self, PlanFile, TargetInfo, render};
@@ -106,7 +107,7 @@ async fn observe(
             check::observe_and_plan(global, check, &Printer::plain(true)).await?;
         (ctx, plan, None)
     } else {
-        let ctx = Context::load(global)?;
+        let ctx = Context::load(global.manifest.as_deref())?;
         // Bad input is refused before the cluster is asked anything.
         let target = if args.restart {
             None

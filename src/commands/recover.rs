@@ -6,27 +6,18 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
 use crate::checks;
 use crate::cli::{Global, RecoverArgs};
-use crate::commands::{Context, confirm, live, manifest_dir, status, upgrade};
+use crate::commands::{confirm, live, status, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::events::Reporter;
 use crate::execute::Interrupt;
 use crate::execute::recover::{RecoverRun, state_path};
-use crate::manifest;
+use crate::inputs::{self, Context};
 use crate::output::Printer;
 use crate::recover::{self, RecoverPlan, RecoverState};
 use crate::state::{self, StateDir, Takeover, now_ms};
-
-fn state_dir(global: &Global, explicit: Option<&PathBuf>, cluster: &str) -> StateDir {
-    let base = explicit.cloned().unwrap_or_else(|| {
-        let m = manifest::resolve_path(global.manifest.as_deref());
-        manifest_dir(&m).join(".wkctl")
-    });
-    StateDir::new(&base, cluster)
-}
 
 fn load_state(dir: &StateDir) -> Result<Option<RecoverState>, WkError> {
     let path = state_path(dir);
@@ -59,8 +50,12 @@ fn list(ids: &[u64]) -> String {
 }
 
 pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
-    let dir = state_dir(global, args.state_dir.as_ref(), &ctx.manifest.name);
+    let ctx = Context::load(global.manifest.as_deref())?;
+    let dir = inputs::state_dir(
+        global.manifest.as_deref(),
+        args.state_dir.as_deref(),
+        &ctx.manifest.name,
+    );
     if args.discard {
         return discard(&dir, args, p);
     }

@@ -5,9 +5,10 @@ use serde::Serialize;
 
 use crate::checks;
 use crate::cli::{Global, StatusArgs};
-use crate::commands::{Context, live};
+use crate::commands::live;
 use crate::error::Outcome;
 use crate::finding::{self, Finding, FindingId, Severity};
+use crate::inputs::Context;
 use crate::output::{self, Printer};
 use crate::probe::{ClusterView, HealthState};
 
@@ -42,7 +43,7 @@ pub fn run_doc(ctx: &Context) -> Option<RunDoc> {
     let base = std::env::var_os("WKCTL_STATE_DIR")
         .filter(|d| !d.is_empty())
         .map_or_else(
-            || crate::commands::manifest_dir(&ctx.manifest.path).join(".wkctl"),
+            || crate::inputs::default_state_base(&ctx.manifest.path),
             std::path::PathBuf::from,
         );
     let dir = StateDir::new(&base, &ctx.manifest.name);
@@ -125,7 +126,7 @@ pub fn rows(view: &ClusterView) -> Vec<NodeRow> {
 }
 
 pub async fn run(global: &Global, args: &StatusArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load(global.manifest.as_deref())?;
     if args.watch {
         return watch(&ctx, p).await;
     }

@@ -6,26 +6,17 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Global, UpgradeArgs};
-use crate::commands::{Context, confirm, live, manifest_dir, rule_options, target};
+use crate::commands::{confirm, live, rule_options, target};
 use crate::error::{Outcome, WkError};
 use crate::events::{Event, Reporter};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::finding::{self, FindingId};
-use crate::manifest;
+use crate::inputs::{self, Context, manifest_dir};
 use crate::output::{self, Printer};
 use crate::plan::{Plan, PlanKind, PlanStepKind};
 use crate::releases::{self, Target};
 use crate::state::{self, NodeRun, NodeStatus, RunState, RunStatus, StateDir, Takeover};
 use crate::version::WkVersion;
-
-/// The state directory: `--state-dir`, else `.wkctl/` next to the manifest.
-pub fn state_dir(global: &Global, args: &UpgradeArgs, cluster: &str) -> StateDir {
-    let base = args.state_dir.clone().unwrap_or_else(|| {
-        let m = manifest::resolve_path(global.manifest.as_deref());
-        manifest_dir(&m).join(".wkctl")
-    });
-    StateDir::new(&base, cluster)
-}
 
 pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Result<Outcome> {
     Box::pin(run_kind(global, args, PlanKind::Upgrade, p)).await
@@ -40,8 +31,12 @@ pub async fn run_kind(
     kind: PlanKind,
     p: &Printer,
 ) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
-    let dir = state_dir(global, args, &ctx.manifest.name);
+    let ctx = Context::load(global.manifest.as_deref())?;
+    let dir = inputs::state_dir(
+        global.manifest.as_deref(),
+        args.state_dir.as_deref(),
+        &ctx.manifest.name,
+    );
 
     if args.discard {
         return discard(&dir, args, p);
