@@ -43,5 +43,3 @@ pub fn rule_options(args: &TargetArgs) -> RuleOptions {
         allow_downgrade_across_rewrite: args.allow_downgrade_across_rewrite,
     }
 }
-
-pub use crate::output::confirm;

@@ -259,7 +259,7 @@ impl<'a> Runner<'a> {
         );
         // Ctrl-C at the prompt is a "no" (the answer is read on a blocking thread).
         tokio::select! {
-            yes = self.reporter.suspend_for(crate::commands::confirm(&prompt)) => yes,
+            yes = self.reporter.suspend_for(crate::output::confirm(&prompt)) => yes,
             () = self.interrupt.reached(1) => false,
         }
     }

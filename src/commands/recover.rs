@@ -9,13 +9,13 @@ use std::io::IsTerminal;
 
 use crate::checks;
 use crate::cli::{Global, RecoverArgs};
-use crate::commands::{confirm, live, status, upgrade};
+use crate::commands::{live, status, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::events::Reporter;
 use crate::execute::Interrupt;
 use crate::execute::recover::{RecoverRun, state_path};
 use crate::inputs::{self, Context};
-use crate::output::Printer;
+use crate::output::{Printer, confirm};
 use crate::recover::{self, RecoverPlan, RecoverState};
 use crate::state::{self, StateDir, Takeover, now_ms};
 

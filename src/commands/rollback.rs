@@ -6,12 +6,12 @@
 //! `wkctl upgrade --resume` plans the node again from the start.
 
 use crate::cli::{Global, RollbackArgs, UpgradeArgs};
-use crate::commands::{confirm, live, rule_options, upgrade};
+use crate::commands::{live, rule_options, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::events::Reporter;
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::inputs::Context;
-use crate::output::Printer;
+use crate::output::{Printer, confirm};
 use crate::releases;
 use crate::state::{self, NodeStatus, Takeover};
 

@@ -6,13 +6,13 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Global, UpgradeArgs};
-use crate::commands::{confirm, live, rule_options, target};
+use crate::commands::{live, rule_options, target};
 use crate::error::{Outcome, WkError};
 use crate::events::{Event, Reporter};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::finding::{self, FindingId};
 use crate::inputs::{self, Context, manifest_dir};
-use crate::output::{self, Printer};
+use crate::output::{self, Printer, confirm};
 use crate::plan::{Plan, PlanKind, PlanStepKind};
 use crate::releases::{self, Target};
 use crate::state::{self, NodeRun, NodeStatus, RunState, RunStatus, StateDir, Takeover};
