@@ -16,7 +16,6 @@ pub mod recover;
 pub mod releases;
 pub mod restart;
 pub mod rollback;
-pub mod select;
 pub mod smoke;
 pub mod status;
 pub mod upgrade;

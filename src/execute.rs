@@ -272,7 +272,7 @@ impl<'a> Runner<'a> {
     ) -> anyhow::Result<NodeEnd> {
         let id = pn.id;
         if pn.action == NodeAction::Skip {
-            let reason = if crate::commands::select::not_selected(self.plan, id) {
+            let reason = if crate::plan::select::not_selected(self.plan, id) {
                 "not in `--nodes`".to_string()
             } else {
                 format!("already on {}", self.node_version(id))
@@ -585,10 +585,11 @@ impl<'a> Runner<'a> {
     async fn run_level(&self, kinds: &[PlanStepKind]) -> Option<Outcome> {
         // The node the run steps were rendered for: the first to upgrade before
         // `--nodes` left some out.
-        let first =
-            self.plan.nodes.iter().find(|n| {
-                n.action.acts() || crate::commands::select::not_selected(self.plan, n.id)
-            })?;
+        let first = self
+            .plan
+            .nodes
+            .iter()
+            .find(|n| n.action.acts() || crate::plan::select::not_selected(self.plan, n.id))?;
         let node = self.ctx.manifest.node(first.id)?;
         let transport = Transport::for_node(&self.ctx.manifest, node);
         for step in self

@@ -273,8 +273,8 @@ impl PlanRun {
             kind: self.file.plan.kind,
         })?;
         // The nodes it was planned for (`plan --nodes`), the others skipped as planned.
-        crate::commands::select::check_known(&ctx.manifest, &self.file.only_nodes)?;
-        crate::commands::select::limit_to_nodes(&mut rebuilt, &self.file.only_nodes);
+        crate::plan::select::check_known(&ctx.manifest, &self.file.only_nodes)?;
+        crate::plan::select::limit_to_nodes(&mut rebuilt, &self.file.only_nodes);
         let filed = serde_json::to_value(&self.file.plan).unwrap_or_default();
         let mine = serde_json::to_value(&rebuilt).unwrap_or_default();
         let diffs = planfile::changes(

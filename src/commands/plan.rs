@@ -114,7 +114,7 @@ async fn observe(
         } else {
             Some(target(&check.target)?)
         };
-        super::select::check_known(&ctx.manifest, &args.nodes)?;
+        crate::plan::select::check_known(&ctx.manifest, &args.nodes)?;
         let (_, view) = live::observe(&ctx).await?;
         let plan = match &target {
             Some(t) => live::plan_from_view(&ctx, &view, t, rule_options(&check.target), None)?,
@@ -122,8 +122,8 @@ async fn observe(
         };
         (ctx, plan, Some(view))
     };
-    super::select::check_known(&ctx.manifest, &args.nodes)?;
-    super::select::limit_to_nodes(&mut plan, &args.nodes);
+    crate::plan::select::check_known(&ctx.manifest, &args.nodes)?;
+    crate::plan::select::limit_to_nodes(&mut plan, &args.nodes);
     Ok((ctx, plan, view))
 }
 

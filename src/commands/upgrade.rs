@@ -97,12 +97,12 @@ pub async fn run_kind(
         Some(pr) => pr.file.only_nodes.clone(),
         None => selected_nodes(args, previous.as_ref())?,
     };
-    super::select::check_known(&ctx.manifest, &only)?;
+    crate::plan::select::check_known(&ctx.manifest, &only)?;
 
     if args.dry_run {
         let (_, view) = live::observe(&ctx).await?;
         let mut plan = plan_for(&ctx, &view, target.as_ref(), rules, None)?;
-        super::select::limit_to_nodes(&mut plan, &only);
+        crate::plan::select::limit_to_nodes(&mut plan, &only);
         // A dry run must not promise what the real run would refuse (13.15).
         if let Some(st) = previous.as_ref().filter(|st| st.status.unfinished())
             && !args.resume
@@ -188,7 +188,7 @@ pub async fn run_kind(
     if let Some(st) = &resume_state {
         relax_for_resume(&mut plan, st, &view);
     }
-    super::select::limit_to_nodes(&mut plan, &only);
+    crate::plan::select::limit_to_nodes(&mut plan, &only);
     // Not on `--resume`: there, nodes the run upgraded are re-verified with the full gate.
     if let Some(st) = previous
         .as_ref()
