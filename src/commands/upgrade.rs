@@ -535,7 +535,7 @@ fn check_drift(st: &RunState, ctx: &Context, dir: &StateDir) -> anyhow::Result<(
         diffs.push(format!(
             "manifest `{}` changed:\n{}",
             ctx.manifest.path.display(),
-            line_diff(&old, &new)
+            crate::planfile::line_diff(&old, &new)
         ));
     }
     if st.playbook_digest != ctx.playbook.digest {
@@ -545,7 +545,7 @@ fn check_drift(st: &RunState, ctx: &Context, dir: &StateDir) -> anyhow::Result<(
         diffs.push(format!(
             "playbook `{}` changed:\n{}",
             ctx.playbook.name,
-            line_diff(&old, &new)
+            crate::planfile::line_diff(&old, &new)
         ));
     }
     if diffs.is_empty() {
@@ -562,27 +562,6 @@ fn check_drift(st: &RunState, ctx: &Context, dir: &StateDir) -> anyhow::Result<(
         ),
     )
     .into())
-}
-
-/// Lines only in `old` (`-`) and only in `new` (`+`), in order. Enough to show an edit.
-pub fn line_diff(old: &str, new: &str) -> String {
-    let o: Vec<&str> = old.lines().collect();
-    let n: Vec<&str> = new.lines().collect();
-    let mut out = Vec::new();
-    for l in &o {
-        if !n.contains(l) {
-            out.push(format!("  - {l}"));
-        }
-    }
-    for l in &n {
-        if !o.contains(l) {
-            out.push(format!("  + {l}"));
-        }
-    }
-    if out.is_empty() {
-        out.push("  (only whitespace or order changed)".into());
-    }
-    out.join("\n")
 }
 
 /// On resume, plan with each node's version from before the run, so upgraded and
