@@ -522,3 +522,13 @@ pub enum SchemaKind {
     /// The plan file of `plan --out`
     Plan,
 }
+
+impl From<SchemaKind> for crate::schema::Kind {
+    fn from(k: SchemaKind) -> Self {
+        match k {
+            SchemaKind::Manifest => Self::Manifest,
+            SchemaKind::Playbook => Self::Playbook,
+            SchemaKind::Plan => Self::Plan,
+        }
+    }
+}
