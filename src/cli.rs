@@ -75,6 +75,22 @@ pub enum ColorChoice {
     Never,
 }
 
+impl From<&Global> for crate::output::Opts {
+    fn from(g: &Global) -> Self {
+        use crate::output::Color;
+        crate::output::Opts {
+            color: match g.color {
+                ColorChoice::Auto => Color::Auto,
+                ColorChoice::Always => Color::Always,
+                ColorChoice::Never => Color::Never,
+            },
+            quiet: g.quiet,
+            verbose: g.verbose,
+            no_progress: g.no_progress,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pre-upgrade compatibility and cluster-health checks

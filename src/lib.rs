@@ -87,7 +87,7 @@ pub fn wants_json(command: &Command) -> bool {
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // `demo --json` builds its own JSON printer for the run it drives.
     let json = wants_json(&cli.command) && !matches!(cli.command, Command::Demo(_));
-    let p = Printer::new(&cli.global, json);
+    let p = Printer::new(&(&cli.global).into(), json);
     match &cli.command {
         Command::Check(a) => commands::check::run(&cli.global, a, &p).await,
         Command::Plan(a) => commands::plan::run(&cli.global, a, &p).await,
