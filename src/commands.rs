@@ -9,7 +9,6 @@ pub mod demo_docker;
 pub mod doctor;
 pub mod history;
 pub mod init;
-pub mod live;
 pub mod man;
 pub mod plan;
 pub mod recover;

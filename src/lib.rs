@@ -37,6 +37,7 @@ pub mod gate;
 pub mod inputs;
 pub mod manifest;
 pub mod notify;
+pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod planfile;

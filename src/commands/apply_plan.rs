@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use crate::checks;
 use crate::cli::UpgradeArgs;
-use crate::commands::live;
 use crate::error::WkError;
 use crate::inputs::Context;
+use crate::observe;
 use crate::output::Printer;
 use crate::plan::{self, Plan};
 use crate::planfile::{self, PlanFile, drift};
@@ -309,7 +309,7 @@ impl PlanRun {
             &ctx.playbook,
             Some(view),
         ));
-        live::merge_findings(&mut rebuilt.findings, live_findings);
+        observe::merge_findings(&mut rebuilt.findings, live_findings);
         Ok(rebuilt)
     }
 

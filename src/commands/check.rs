@@ -13,8 +13,9 @@ use crate::commands::{rule_options, target};
 use crate::error::Outcome;
 use crate::finding::{self, Finding};
 use crate::inputs::Context;
+use crate::observe::{self, Observed};
 use crate::output::Printer;
-use crate::plan::{self, Plan};
+use crate::plan;
 
 /// The `check --json` document.
 #[derive(Serialize)]
@@ -25,12 +26,6 @@ pub struct CheckDoc<'a> {
     pub source: &'a str,
     pub ok: bool,
     pub findings: &'a [Finding],
-}
-
-/// What `check` and `plan` learn before printing.
-pub struct Observed {
-    pub ctx: Context,
-    pub plan: Plan,
 }
 
 /// Loads everything, observes the cluster unless `--offline`, and builds the plan (whose
@@ -68,7 +63,7 @@ pub async fn observe_and_plan(
         crate::finding::sort(&mut plan.findings);
         return Ok(Observed { ctx, plan });
     }
-    crate::commands::live::observe_and_plan(ctx, &target, rules).await
+    observe::observe_and_plan(ctx, &target, rules).await
 }
 
 pub async fn run(global: &Global, args: &CheckArgs, p: &Printer) -> anyhow::Result<Outcome> {

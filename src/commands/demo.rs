@@ -6,11 +6,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::cli::{DemoArgs, Global, TargetArgs, UpgradeArgs};
-use crate::commands::{live, status, upgrade};
+use crate::commands::{status, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::finding;
 use crate::gate;
 use crate::inputs::Context;
+use crate::observe;
 use crate::output::Printer;
 use crate::sim::cluster_file::{ClusterFile, NodeAddrs};
 
@@ -132,7 +133,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
 }
 
 pub(super) async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
-    let (_, view) = live::observe(ctx).await?;
+    let (_, view) = observe::cluster(ctx).await?;
     let mut f = crate::checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut f);
     // Nothing here points at `--resume`: the demo's state goes with its directory.
@@ -192,7 +193,7 @@ pub(super) async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Res
     // Settled, and still settled a moment later (slot leaders balance after boot).
     let mut stable = gate::Stability::new(SETTLED_FOR);
     loop {
-        let (_, view) = live::observe(ctx).await?;
+        let (_, view) = observe::cluster(ctx).await?;
         let settled = gate::cluster_settled(&view);
         if stable.hold(settled.is_met(), Instant::now()) {
             return Ok(());

@@ -3,16 +3,17 @@
 
 use crate::checks;
 use crate::cli::{DoctorArgs, Global};
-use crate::commands::{live, status};
+use crate::commands::status;
 use crate::doctor::{self, report};
 use crate::error::{Outcome, WkError};
 use crate::finding;
 use crate::inputs::Context;
+use crate::observe;
 use crate::output::Printer;
 
 pub async fn run(global: &Global, args: &DoctorArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let ctx = Context::load(global.manifest.as_deref())?;
-    let (_, view) = live::observe(&ctx).await?;
+    let (_, view) = observe::cluster(&ctx).await?;
     let mut live_findings = checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut live_findings);
     let status_plain = status::render(&ctx, &view, &[], &Printer::plain(false));

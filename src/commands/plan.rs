@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::cli::{CheckArgs, Global, PlanArgs, PlanFormat};
-use crate::commands::check::{self, Observed};
-use crate::commands::{apply_plan, live, rule_options, target};
+use crate::commands::{apply_plan, check, rule_options, target};
 use crate::error::{Outcome, WkError};
 use crate::inputs::Context;
+use crate::observe::{self, Observed};
 use crate::output::Printer;
 use crate::plan::Plan;
 use crate::planfile::{self, PlanFile, TargetInfo, render};
@@ -115,10 +115,10 @@ async fn observe(
             Some(target(&check.target)?)
         };
         crate::plan::select::check_known(&ctx.manifest, &args.nodes)?;
-        let (_, view) = live::observe(&ctx).await?;
+        let (_, view) = observe::cluster(&ctx).await?;
         let plan = match &target {
-            Some(t) => live::plan_from_view(&ctx, &view, t, rule_options(&check.target), None)?,
-            None => live::restart_plan_from_view(&ctx, &view, None)?,
+            Some(t) => observe::plan_from_view(&ctx, &view, t, rule_options(&check.target), None)?,
+            None => observe::restart_plan_from_view(&ctx, &view, None)?,
         };
         (ctx, plan, Some(view))
     };

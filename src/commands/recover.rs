@@ -9,12 +9,13 @@ use std::io::IsTerminal;
 
 use crate::checks;
 use crate::cli::{Global, RecoverArgs};
-use crate::commands::{live, status, upgrade};
+use crate::commands::{status, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::events::Reporter;
 use crate::execute::Interrupt;
 use crate::execute::recover::{RecoverRun, state_path};
 use crate::inputs::{self, Context};
+use crate::observe;
 use crate::output::{Printer, confirm};
 use crate::recover::{self, RecoverPlan, RecoverState};
 use crate::state::{self, StateDir, Takeover, now_ms};
@@ -99,11 +100,11 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         _ => {}
     }
 
-    let (client, view) = live::observe(&ctx).await?;
+    let (client, view) = observe::cluster(&ctx).await?;
     let resumed = previous.filter(|_| args.resume);
     let versions = match &resumed {
         Some(st) => st.versions.clone(),
-        None => recover::versions(&ctx.manifest, &live::versions(&ctx, &view)),
+        None => recover::versions(&ctx.manifest, &observe::versions(&ctx, &view)),
     };
     if resumed.is_none() {
         let findings = checks::live_findings(&ctx.manifest, &view);

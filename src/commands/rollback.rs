@@ -6,11 +6,12 @@
 //! `wkctl upgrade --resume` plans the node again from the start.
 
 use crate::cli::{Global, RollbackArgs, UpgradeArgs};
-use crate::commands::{live, rule_options, upgrade};
+use crate::commands::{rule_options, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::events::Reporter;
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::inputs::Context;
+use crate::observe;
 use crate::output::{Printer, confirm};
 use crate::releases;
 use crate::state::{self, NodeStatus, Takeover};
@@ -107,9 +108,9 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
 
     let target =
         releases::resolve_target(&st.to, true).map_err(|e| WkError::input(e.message, e.hint))?;
-    let (client, view) = live::observe(&ctx).await?;
+    let (client, view) = observe::cluster(&ctx).await?;
     let versions = upgrade::resume_versions(&st, &ctx, &view);
-    let plan = live::plan_from_view(
+    let plan = observe::plan_from_view(
         &ctx,
         &view,
         &target,

@@ -5,10 +5,10 @@ use serde::Serialize;
 
 use crate::checks;
 use crate::cli::{Global, StatusArgs};
-use crate::commands::live;
 use crate::error::Outcome;
 use crate::finding::{self, Finding, FindingId, Severity};
 use crate::inputs::Context;
+use crate::observe;
 use crate::output::{self, Printer};
 use crate::probe::{ClusterView, HealthState};
 
@@ -130,7 +130,7 @@ pub async fn run(global: &Global, args: &StatusArgs, p: &Printer) -> anyhow::Res
     if args.watch {
         return watch(&ctx, p).await;
     }
-    let (_, view) = live::observe(&ctx).await?;
+    let (_, view) = observe::cluster(&ctx).await?;
     let mut findings = checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut findings);
     if args.json {
@@ -315,7 +315,7 @@ async fn watch_loop(
     interval: std::time::Duration,
 ) -> anyhow::Result<Outcome> {
     loop {
-        let (_, view) = live::observe(ctx).await?;
+        let (_, view) = observe::cluster(ctx).await?;
         let mut findings = checks::live_findings(&ctx.manifest, &view);
         finding::sort(&mut findings);
         p.out(&watch_frame(

@@ -6,12 +6,13 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Global, UpgradeArgs};
-use crate::commands::{live, rule_options, target};
+use crate::commands::{rule_options, target};
 use crate::error::{Outcome, WkError};
 use crate::events::{Event, Reporter};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::finding::{self, FindingId};
 use crate::inputs::{self, Context, manifest_dir};
+use crate::observe;
 use crate::output::{self, Printer, confirm};
 use crate::plan::{Plan, PlanKind, PlanStepKind};
 use crate::releases::{self, Target};
@@ -100,7 +101,7 @@ pub async fn run_kind(
     crate::plan::select::check_known(&ctx.manifest, &only)?;
 
     if args.dry_run {
-        let (_, view) = live::observe(&ctx).await?;
+        let (_, view) = observe::cluster(&ctx).await?;
         let mut plan = plan_for(&ctx, &view, target.as_ref(), rules, None)?;
         crate::plan::select::limit_to_nodes(&mut plan, &only);
         // A dry run must not promise what the real run would refuse (13.15).
@@ -177,7 +178,7 @@ pub async fn run_kind(
     let cluster_lock = acquire_cluster_lock(&ctx, &dir, takeover)?;
 
     // Live check and plan.
-    let (client, view) = live::observe(&ctx).await?;
+    let (client, view) = observe::cluster(&ctx).await?;
     let versions = resume_state
         .as_ref()
         .map(|st| resume_versions(st, &ctx, &view));
@@ -442,8 +443,8 @@ fn plan_for(
     versions: Option<&BTreeMap<u64, Option<WkVersion>>>,
 ) -> anyhow::Result<Plan> {
     match target {
-        Some(t) => live::plan_from_view(ctx, view, t, rules, versions),
-        None => live::restart_plan_from_view(ctx, view, versions),
+        Some(t) => observe::plan_from_view(ctx, view, t, rules, versions),
+        None => observe::restart_plan_from_view(ctx, view, versions),
     }
 }
 
@@ -571,7 +572,7 @@ pub fn resume_versions(
     ctx: &Context,
     view: &crate::probe::ClusterView,
 ) -> BTreeMap<u64, Option<WkVersion>> {
-    crate::plan::resume::versions(&progress(&st.nodes), live::versions(ctx, view))
+    crate::plan::resume::versions(&progress(&st.nodes), observe::versions(ctx, view))
 }
 
 /// The run state's node records as the resume policy reads them.

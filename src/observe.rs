@@ -1,19 +1,26 @@
 //! Live observation shared by `check`, `plan`, `status`, `doctor` and `upgrade`: probe the
 //! cluster once, judge it with the pure checks, and plan with the versions it reports.
+//! Below the commands: they all depend down on it, none on another for it.
 
 use std::collections::BTreeMap;
 
 use crate::checks;
-use crate::commands::check::Observed;
 use crate::finding::{self, Finding};
 use crate::inputs::Context;
 use crate::plan;
+use crate::plan::Plan;
 use crate::probe::{self, Client, ClusterView};
 use crate::releases::{RuleOptions, Target};
 use crate::version::WkVersion;
 
+/// What `check` and `plan` learn before printing.
+pub struct Observed {
+    pub ctx: Context,
+    pub plan: Plan,
+}
+
 /// Probes every manifest node once.
-pub async fn observe(ctx: &Context) -> anyhow::Result<(Client, ClusterView)> {
+pub async fn cluster(ctx: &Context) -> anyhow::Result<(Client, ClusterView)> {
     let client = Client::from_manifest(&ctx.manifest)?;
     let view = probe::observe(&client, &ctx.manifest).await;
     Ok((client, view))
@@ -43,7 +50,7 @@ pub async fn observe_and_plan(
     target: &Target,
     rules: RuleOptions,
 ) -> anyhow::Result<Observed> {
-    let (_, view) = observe(&ctx).await?;
+    let (_, view) = cluster(&ctx).await?;
     let plan = plan_from_view(&ctx, &view, target, rules, None)?;
     Ok(Observed { ctx, plan })
 }
