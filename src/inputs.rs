@@ -29,6 +29,12 @@ impl Context {
         let _ = crate::probe::Client::from_manifest(&manifest);
         Ok(Context { manifest, playbook })
     }
+
+    /// The cluster-wide lock's directory, keyed by the cluster's name and node APIs.
+    pub fn cluster_lock_dir(&self) -> Result<StateDir, WkError> {
+        let apis: Vec<&str> = self.manifest.nodes.iter().map(|n| n.api.as_str()).collect();
+        crate::state::cluster_lock_dir(&self.manifest.name, &apis)
+    }
 }
 
 /// The directory holding the manifest (relative paths in it are resolved against it).

@@ -1,8 +1,11 @@
 //! Live observation shared by `check`, `plan`, `status`, `doctor` and `upgrade`: probe the
 //! cluster once, judge it with the pure checks, and plan with the versions it reports.
+//! Also what the state directory says about runs (an unfinished one, a live lock).
 //! Below the commands: they all depend down on it, none on another for it.
 
 use std::collections::BTreeMap;
+
+use serde::Serialize;
 
 use crate::checks;
 use crate::finding::{self, Finding};
@@ -147,4 +150,47 @@ pub fn merge_findings(into: &mut Vec<Finding>, live: Vec<Finding>) {
         }
     }
     finding::sort(into);
+}
+
+/// An unfinished run (from the state directory next to the manifest, or
+/// `$WKCTL_STATE_DIR`) and the live holder of the cluster lock.
+#[derive(Serialize, Clone)]
+pub struct RunDoc {
+    pub to: Option<String>,
+    pub status: Option<String>,
+    pub state_file: Option<String>,
+    pub locked_by: Option<String>,
+}
+
+/// What `status` says about runs: an unfinished one, and a live lock on the cluster.
+pub fn run_doc(ctx: &Context) -> Option<RunDoc> {
+    use crate::state::{self, StateDir};
+    let base = std::env::var_os("WKCTL_STATE_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || crate::inputs::default_state_base(&ctx.manifest.path),
+            std::path::PathBuf::from,
+        );
+    let dir = StateDir::new(&base, &ctx.manifest.name);
+    let st = dir.load().ok().flatten().filter(|s| s.status.unfinished());
+    let locked_by = ctx
+        .cluster_lock_dir()
+        .ok()
+        .and_then(|d| state::lock_owner(&d))
+        .filter(|o| !o.is_stale())
+        .map(|o| o.describe());
+    if st.is_none() && locked_by.is_none() {
+        return None;
+    }
+    Some(RunDoc {
+        to: st.as_ref().map(|s| s.to.clone()),
+        status: st.as_ref().map(|s| {
+            serde_json::to_value(s.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        }),
+        state_file: st.map(|_| dir.state_path().display().to_string()),
+        locked_by,
+    })
 }

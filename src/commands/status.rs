@@ -24,49 +24,7 @@ pub struct StatusDoc<'a> {
     pub findings: &'a [Finding],
     /// An unfinished upgrade run and who holds the cluster's lock, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub run: Option<RunDoc>,
-}
-
-/// An unfinished run (from the state directory next to the manifest, or
-/// `$WKCTL_STATE_DIR`) and the live holder of the cluster lock.
-#[derive(Serialize, Clone)]
-pub struct RunDoc {
-    pub to: Option<String>,
-    pub status: Option<String>,
-    pub state_file: Option<String>,
-    pub locked_by: Option<String>,
-}
-
-/// What `status` says about runs: an unfinished one, and a live lock on the cluster.
-pub fn run_doc(ctx: &Context) -> Option<RunDoc> {
-    use crate::state::{self, StateDir};
-    let base = std::env::var_os("WKCTL_STATE_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(
-            || crate::inputs::default_state_base(&ctx.manifest.path),
-            std::path::PathBuf::from,
-        );
-    let dir = StateDir::new(&base, &ctx.manifest.name);
-    let st = dir.load().ok().flatten().filter(|s| s.status.unfinished());
-    let locked_by = super::upgrade::cluster_lock_dir(ctx)
-        .ok()
-        .and_then(|d| state::lock_owner(&d))
-        .filter(|o| !o.is_stale())
-        .map(|o| o.describe());
-    if st.is_none() && locked_by.is_none() {
-        return None;
-    }
-    Some(RunDoc {
-        to: st.as_ref().map(|s| s.to.clone()),
-        status: st.as_ref().map(|s| {
-            serde_json::to_value(s.status)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
-        }),
-        state_file: st.map(|_| dir.state_path().display().to_string()),
-        locked_by,
-    })
+    pub run: Option<observe::RunDoc>,
 }
 
 #[derive(Serialize)]
@@ -160,7 +118,7 @@ pub fn doc<'a>(ctx: &'a Context, view: &'a ClusterView, findings: &'a [Finding])
         }),
         nodes: rows(view),
         findings,
-        run: run_doc(ctx),
+        run: observe::run_doc(ctx),
     }
 }
 
@@ -186,7 +144,7 @@ pub fn render_with(
         let _ = writeln!(s, "{} {}", p.red("MEMBERSHIP:"), f.message);
         let _ = writeln!(s, "  hint: {}\n", f.hint);
     }
-    if let Some(r) = run_doc(ctx).filter(|_| show_run) {
+    if let Some(r) = observe::run_doc(ctx).filter(|_| show_run) {
         if let (Some(to), Some(status)) = (&r.to, &r.status) {
             let _ = writeln!(
                 s,

@@ -395,18 +395,13 @@ pub fn acquire_cluster_lock(
     takeover: state::Takeover,
 ) -> Result<state::LockGuard, WkError> {
     state::acquire_as(
-        &cluster_lock_dir(ctx)?,
+        &ctx.cluster_lock_dir()?,
         takeover,
         state::LockOwner {
             state_dir: Some(dir.root.display().to_string()),
             ..state::LockOwner::me()
         },
     )
-}
-
-pub fn cluster_lock_dir(ctx: &Context) -> Result<StateDir, WkError> {
-    let apis: Vec<&str> = ctx.manifest.nodes.iter().map(|n| n.api.as_str()).collect();
-    state::cluster_lock_dir(&ctx.manifest.name, &apis)
 }
 
 fn resolve_target(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Result<Target> {
