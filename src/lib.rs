@@ -45,6 +45,7 @@ pub mod playbook;
 pub mod probe;
 pub mod recover;
 pub mod releases;
+pub mod render;
 pub mod schema;
 pub mod scrub;
 pub mod sim;

@@ -6,13 +6,14 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::cli::{DemoArgs, Global, TargetArgs, UpgradeArgs};
-use crate::commands::{status, upgrade};
+use crate::commands::upgrade;
 use crate::error::{Outcome, WkError};
 use crate::finding;
 use crate::gate;
 use crate::inputs::Context;
 use crate::observe;
 use crate::output::Printer;
+use crate::render;
 use crate::sim::cluster_file::{ClusterFile, NodeAddrs};
 
 const FROM: &str = "v2.0.10-20241221";
@@ -138,7 +139,7 @@ pub(super) async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<(
     finding::sort(&mut f);
     // Nothing here points at `--resume`: the demo's state goes with its directory.
     f.retain(|f| f.severity != finding::Severity::Info && f.id != finding::FindingId::VersionMixed);
-    p.out(&status::render_with(ctx, &view, &f, p, false))?;
+    p.out(&render::status(ctx, &view, &f, None, p))?;
     Ok(())
 }
 

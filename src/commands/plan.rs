@@ -14,7 +14,6 @@ use crate::output::Printer;
 use crate::plan::Plan;
 use crate::planfile::{self, PlanFile, TargetInfo, render};
 use crate::probe::ClusterView;
-use crate::releases::NodeAction;
 
 pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let format = args.format();
@@ -38,7 +37,7 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
         if format == PlanFormat::Json {
             p.json_doc(&plan)?;
         } else {
-            print_plan(&plan, p)?;
+            crate::render::plan(&plan, p)?;
         }
         return Ok(outcome);
     }
@@ -75,7 +74,7 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
                 p.out(render::markdown(&file, Some(&digest), shown.as_deref()).trim_end())?;
             }
             PlanFormat::Text => {
-                print_plan(&plan, p)?;
+                crate::render::plan(&plan, p)?;
                 if file.observed.is_none() {
                     p.note("offline plan: nothing was observed; at apply each node must run its `from` version");
                 }
@@ -184,95 +183,6 @@ fn print_diff(
             format == PlanFormat::Md,
         );
         p.out(text.trim_end())?;
-    }
-    Ok(())
-}
-
-/// The human rendering of a plan (also used by `upgrade --dry-run` and before confirming).
-pub fn print_plan(plan: &Plan, p: &Printer) -> std::io::Result<()> {
-    let ups = plan.upgrades().count();
-    let restart = plan.kind == crate::plan::PlanKind::Restart;
-    p.out(&format!(
-        "{} {} {}  ({} of {} nodes to {}, playbook `{}`, {} data, order {})",
-        p.bold(if restart { "restart" } else { "plan" }),
-        plan.cluster,
-        if restart {
-            format!("on {}", p.bold(&plan.to.to_string()))
-        } else {
-            format!("→ {}", p.bold(&plan.to.to_string()))
-        },
-        ups,
-        plan.nodes.len(),
-        plan.kind,
-        plan.playbook,
-        plan.source,
-        match plan.order {
-            crate::manifest::Order::Id => "id",
-            crate::manifest::Order::ControllerLast => "controller-last",
-        }
-    ))?;
-    for (i, n) in plan.nodes.iter().enumerate() {
-        let from = n.from.as_deref().unwrap_or("unknown");
-        match n.action {
-            NodeAction::Skip if restart => p.out(&format!(
-                "{}. node {} ({}) on {from}: {}",
-                i + 1,
-                n.id,
-                n.host,
-                p.dim("not restarted (not in `--nodes`)")
-            ))?,
-            NodeAction::Skip => p.out(&format!(
-                "{}. node {} ({}) already on {from}: {}",
-                i + 1,
-                n.id,
-                n.host,
-                p.dim("skip")
-            ))?,
-            NodeAction::Upgrade | NodeAction::Restart => {
-                p.out(&if n.action == NodeAction::Restart {
-                    format!(
-                        "{}. node {} ({}) restart on {from}",
-                        i + 1,
-                        p.bold(&n.id.to_string()),
-                        n.host
-                    )
-                } else {
-                    format!(
-                        "{}. node {} ({}) {from} → {}",
-                        i + 1,
-                        p.bold(&n.id.to_string()),
-                        n.host,
-                        plan.to
-                    )
-                })?;
-                for s in &n.steps {
-                    let what = match &s.command {
-                        Some(c) => c.clone(),
-                        None => match s.kind {
-                            crate::plan::PlanStepKind::CheckSettled => {
-                                "cluster settled (signal F) before touching the node".into()
-                            }
-                            crate::plan::PlanStepKind::WaitReady => format!(
-                                "signals A–G hold for {}s",
-                                plan.policy.stable_for.as_secs_f64()
-                            ),
-                            crate::plan::PlanStepKind::Soak => "whole cluster stays healthy".into(),
-                            _ => String::new(),
-                        },
-                    };
-                    p.out(&format!(
-                        "   {:<13} {}  {}",
-                        s.kind.as_str(),
-                        what,
-                        p.dim(&format!("(timeout {}s)", s.timeout_s))
-                    ))?;
-                }
-            }
-        }
-    }
-    if !plan.findings.is_empty() {
-        p.out("")?;
-        p.out(p.findings(&plan.findings).trim_end())?;
     }
     Ok(())
 }

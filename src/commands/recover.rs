@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 
 use crate::checks;
 use crate::cli::{Global, RecoverArgs};
-use crate::commands::{status, upgrade};
+use crate::commands::upgrade;
 use crate::error::{Outcome, WkError};
 use crate::events::Reporter;
 use crate::execute::Interrupt;
@@ -18,6 +18,7 @@ use crate::inputs::{self, Context};
 use crate::observe;
 use crate::output::{Printer, confirm};
 use crate::recover::{self, RecoverPlan, RecoverState};
+use crate::render;
 use crate::state::{self, StateDir, Takeover, now_ms};
 
 fn load_state(dir: &StateDir) -> Result<Option<RecoverState>, WkError> {
@@ -208,7 +209,13 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         match outcome {
             Outcome::Success => {
                 let view = crate::probe::observe(&client, &ctx.manifest).await;
-                p.out(&status::render(&ctx, &view, &[], p))?;
+                p.out(&render::status(
+                    &ctx,
+                    &view,
+                    &[],
+                    observe::run_doc(&ctx).as_ref(),
+                    p,
+                ))?;
                 p.out(&p.green(&format!(
                     "`{}` recovered: {} of {} nodes in one cluster",
                     plan.cluster,

@@ -119,7 +119,7 @@ pub async fn run_kind(
         if args.json {
             p.json_doc(&plan)?;
         } else {
-            super::plan::print_plan(&plan, p)?;
+            crate::render::plan(&plan, p)?;
             p.note("dry run: nothing was changed");
         }
         return Ok(if plan.ok() {
@@ -243,7 +243,7 @@ pub async fn run_kind(
             )
             .into());
         }
-        super::plan::print_plan(&plan, p)?;
+        crate::render::plan(&plan, p)?;
         let question = match kind {
             PlanKind::Upgrade => format!(
                 "upgrade {} node(s) of `{}` to {}? [y/N] ",
