@@ -5,7 +5,6 @@ pub mod apply_plan;
 pub mod check;
 pub mod completions;
 pub mod demo;
-pub mod demo_docker;
 pub mod doctor;
 pub mod history;
 pub mod init;

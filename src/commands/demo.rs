@@ -16,11 +16,13 @@ use crate::output::Printer;
 use crate::render;
 use crate::sim::cluster_file::{ClusterFile, NodeAddrs};
 
+mod docker;
+
 const FROM: &str = "v2.0.10-20241221";
 
 pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Result<Outcome> {
     if args.docker {
-        return Box::pin(super::demo_docker::run(global, args, p)).await;
+        return Box::pin(docker::run(global, args, p)).await;
     }
     let tmp = tempfile::Builder::new()
         .prefix("wkctl-demo-")
@@ -133,7 +135,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
     Ok(outcome)
 }
 
-pub(super) async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
+async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
     let (_, view) = observe::cluster(ctx).await?;
     let mut f = crate::checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut f);
@@ -189,7 +191,7 @@ async fn wait_cluster_json(
 /// How long the fresh simulated cluster must stay settled before the demo upgrades it.
 const SETTLED_FOR: Duration = Duration::from_millis(1500);
 
-pub(super) async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Result<()> {
+async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     // Settled, and still settled a moment later (slot leaders balance after boot).
     let mut stable = gate::Stability::new(SETTLED_FOR);
@@ -272,7 +274,7 @@ fn manifest_text(
 }
 
 /// The `upgrade` a demo runs: `--to`, `--yes`, its own state dir, no resume hint.
-pub(super) fn upgrade_args(args: &DemoArgs, state_dir: std::path::PathBuf) -> UpgradeArgs {
+fn upgrade_args(args: &DemoArgs, state_dir: std::path::PathBuf) -> UpgradeArgs {
     UpgradeArgs {
         target: TargetArgs {
             to: Some(args.to.clone()),
