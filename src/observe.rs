@@ -58,6 +58,34 @@ pub async fn observe_and_plan(
     Ok(Observed { ctx, plan })
 }
 
+/// `--offline`: nothing is observed; the plan uses the versions the manifest declares, and
+/// its findings are the plan's and the playbook's.
+pub fn offline_plan(ctx: &Context, target: &Target, rules: RuleOptions) -> anyhow::Result<Plan> {
+    let versions: BTreeMap<u64, _> = ctx
+        .manifest
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.version.clone()))
+        .collect();
+    let mut plan = plan::build(&plan::Input {
+        manifest: &ctx.manifest,
+        playbook: &ctx.playbook,
+        target,
+        versions: &versions,
+        controller: None,
+        live: false,
+        rules,
+        kind: plan::PlanKind::Upgrade,
+    })?;
+    plan.findings.extend(checks::playbook::findings(
+        &ctx.manifest,
+        &ctx.playbook,
+        None,
+    ));
+    crate::finding::sort(&mut plan.findings);
+    Ok(plan)
+}
+
 /// The plan and live findings for one observation. `versions_override` replaces the
 /// versions (used by `--resume`, which plans with each node's version before the run).
 pub fn plan_from_view(

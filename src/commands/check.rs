@@ -3,11 +3,8 @@
 //! Offline: the manifest and the versions it declares. Live: the same, with versions read
 //! from the cluster, plus the cluster-health findings of [`crate::checks`].
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use crate::checks;
 use crate::cli::{CheckArgs, Global};
 use crate::commands::{rule_options, target};
 use crate::error::Outcome;
@@ -39,28 +36,7 @@ pub async fn observe_and_plan(
     let target = target(&args.target)?;
     let rules = rule_options(&args.target);
     if args.offline {
-        let versions: BTreeMap<u64, _> = ctx
-            .manifest
-            .nodes
-            .iter()
-            .map(|n| (n.id, n.version.clone()))
-            .collect();
-        let mut plan = plan::build(&plan::Input {
-            manifest: &ctx.manifest,
-            playbook: &ctx.playbook,
-            target: &target,
-            versions: &versions,
-            controller: None,
-            live: false,
-            rules,
-            kind: plan::PlanKind::Upgrade,
-        })?;
-        plan.findings.extend(checks::playbook::findings(
-            &ctx.manifest,
-            &ctx.playbook,
-            None,
-        ));
-        crate::finding::sort(&mut plan.findings);
+        let plan = observe::offline_plan(&ctx, &target, rules)?;
         return Ok(Observed { ctx, plan });
     }
     observe::observe_and_plan(ctx, &target, rules).await

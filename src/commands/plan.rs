@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::cli::{CheckArgs, Global, PlanArgs, PlanFormat};
-use crate::commands::{apply_plan, check, rule_options, target};
+use crate::commands::{apply_plan, rule_options, target};
 use crate::error::{Outcome, WkError};
 use crate::inputs::Context;
-use crate::observe::{self, Observed};
+use crate::observe;
 use crate::output::Printer;
 use crate::plan::Plan;
 use crate::planfile::{self, PlanFile, TargetInfo, render};
@@ -102,8 +102,9 @@ async fn observe(
 ) -> anyhow::Result<(Context, Plan, Option<ClusterView>)> {
     let check: &CheckArgs = &args.check;
     let (ctx, mut plan, view) = if check.offline {
-        let Observed { ctx, plan } =
-            check::observe_and_plan(global, check, &Printer::plain(true)).await?;
+        let ctx = Context::load(global.manifest.as_deref())?;
+        let target = target(&check.target)?;
+        let plan = observe::offline_plan(&ctx, &target, rule_options(&check.target))?;
         (ctx, plan, None)
     } else {
         let ctx = Context::load(global.manifest.as_deref())?;
