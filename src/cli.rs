@@ -75,6 +75,22 @@ pub enum ColorChoice {
     Never,
 }
 
+impl From<&Global> for crate::output::Opts {
+    fn from(g: &Global) -> Self {
+        use crate::output::Color;
+        crate::output::Opts {
+            color: match g.color {
+                ColorChoice::Auto => Color::Auto,
+                ColorChoice::Always => Color::Always,
+                ColorChoice::Never => Color::Never,
+            },
+            quiet: g.quiet,
+            verbose: g.verbose,
+            no_progress: g.no_progress,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pre-upgrade compatibility and cluster-health checks
@@ -521,4 +537,14 @@ pub enum SchemaKind {
     Playbook,
     /// The plan file of `plan --out`
     Plan,
+}
+
+impl From<SchemaKind> for crate::schema::Kind {
+    fn from(k: SchemaKind) -> Self {
+        match k {
+            SchemaKind::Manifest => Self::Manifest,
+            SchemaKind::Playbook => Self::Playbook,
+            SchemaKind::Plan => Self::Plan,
+        }
+    }
 }

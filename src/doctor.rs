@@ -16,8 +16,8 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::commands::Context;
 use crate::finding::{self, Finding, FindingId};
+use crate::inputs::Context;
 use crate::playbook::{self, StepKind};
 use crate::probe::ClusterView;
 use crate::transport::{self, Transport};

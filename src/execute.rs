@@ -22,10 +22,10 @@ pub use watch::WaitEnd;
 
 use std::time::{Duration, Instant};
 
-use crate::commands::Context;
 use crate::error::Outcome;
 use crate::events::{Event, Reporter};
 use crate::gate::{GateTarget, NodeBaseline, Rules, Tracker};
+use crate::inputs::Context;
 use crate::plan::{Plan, PlanStepKind, PlannedNode, PlannedStep};
 use crate::probe::{Client, ClusterView, Scope};
 use crate::releases::NodeAction;
@@ -259,7 +259,7 @@ impl<'a> Runner<'a> {
         );
         // Ctrl-C at the prompt is a "no" (the answer is read on a blocking thread).
         tokio::select! {
-            yes = self.reporter.suspend_for(crate::commands::confirm(&prompt)) => yes,
+            yes = self.reporter.suspend_for(crate::output::confirm(&prompt)) => yes,
             () = self.interrupt.reached(1) => false,
         }
     }
@@ -272,7 +272,7 @@ impl<'a> Runner<'a> {
     ) -> anyhow::Result<NodeEnd> {
         let id = pn.id;
         if pn.action == NodeAction::Skip {
-            let reason = if crate::commands::select::not_selected(self.plan, id) {
+            let reason = if crate::plan::select::not_selected(self.plan, id) {
                 "not in `--nodes`".to_string()
             } else {
                 format!("already on {}", self.node_version(id))
@@ -592,10 +592,11 @@ impl<'a> Runner<'a> {
     async fn run_level(&self, kinds: &[PlanStepKind]) -> Option<Outcome> {
         // The node the run steps were rendered for: the first to upgrade before
         // `--nodes` left some out.
-        let first =
-            self.plan.nodes.iter().find(|n| {
-                n.action.acts() || crate::commands::select::not_selected(self.plan, n.id)
-            })?;
+        let first = self
+            .plan
+            .nodes
+            .iter()
+            .find(|n| n.action.acts() || crate::plan::select::not_selected(self.plan, n.id))?;
         let node = self.ctx.manifest.node(first.id)?;
         let transport = Transport::for_node(&self.ctx.manifest, node);
         for step in self

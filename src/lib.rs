@@ -6,10 +6,21 @@
 //!
 //! # Module map
 //!
+//! The layers, top to bottom; a module names only modules of its own layer or below
+//! (`tests/cli/architecture.rs` fails when one below the commands names `commands` or
+//! `cli`, or when the commands import each other in a cycle).
+//!
+//! - **The commands:** `cli` (flags; it converts them to the plain options below) and
+//!   `commands` (one module per command: load the inputs, observe, call the deciders and
+//!   the executor, print).
+//! - **Shared by the commands:** `inputs` (the manifest, playbook and state directory,
+//!   loaded once: [`inputs::Context`]), `observe` (probe the cluster once, judge it, plan
+//!   with the versions it reports; what the state directory says about runs), `render`
+//!   (the human plan and the status table).
 //! - **Decide (pure, no I/O):** `version`, `releases` (catalog and upgrade rules),
-//!   `manifest` and `playbook` (parsed inputs), `plan` (what will run), `gate` (the
-//!   readiness signals and the [`gate::Tracker`] that says wait, go on or stop),
-//!   `checks` (findings from inputs and observations), `finding`.
+//!   `manifest` and `playbook` (parsed inputs), `plan` (what will run, and the `--nodes`
+//!   selection), `gate` (the readiness signals and the [`gate::Tracker`] that says wait,
+//!   go on or stop), `checks` (findings from inputs and observations), `finding`.
 //!   `tests/cli/architecture.rs` fails when one of them names `tokio`,
 //!   `std::process`, `reqwest` or a module below that acts.
 //! - **Change the cluster:** `execute` only: it runs a plan's steps on the nodes' hosts
@@ -19,10 +30,9 @@
 //!   logs and network checks), `notify` (webhooks and hook commands), `smoke` (a message
 //!   round trip), `recover` (the recovery plan and its `recover.json`), `planfile` and
 //!   `compose` (files), `sim` (the `wksim` simulator).
-//! - **Talk to the operator:** `cli` (flags), `commands` (one module per command: load
-//!   inputs, observe, call the deciders and the executor), `events` (the JSON event
-//!   contract and the progress display), `output` (lines, colours, questions), `schema`,
-//!   `error` (exit codes).
+//! - **Talk to the operator:** `events` (the JSON event contract and the progress
+//!   display), `output` (lines, colours, questions; [`output::Opts`]), `schema` (JSON
+//!   Schemas; [`schema::Kind`]), `error` (exit codes).
 
 pub mod checks;
 pub mod cli;
@@ -34,8 +44,10 @@ pub mod events;
 pub mod execute;
 pub mod finding;
 pub mod gate;
+pub mod inputs;
 pub mod manifest;
 pub mod notify;
+pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod planfile;
@@ -43,6 +55,7 @@ pub mod playbook;
 pub mod probe;
 pub mod recover;
 pub mod releases;
+pub mod render;
 pub mod schema;
 pub mod scrub;
 pub mod sim;
@@ -86,7 +99,7 @@ pub fn wants_json(command: &Command) -> bool {
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // `demo --json` builds its own JSON printer for the run it drives.
     let json = wants_json(&cli.command) && !matches!(cli.command, Command::Demo(_));
-    let p = Printer::new(&cli.global, json);
+    let p = Printer::new(&(&cli.global).into(), json);
     match &cli.command {
         Command::Check(a) => commands::check::run(&cli.global, a, &p).await,
         Command::Plan(a) => commands::plan::run(&cli.global, a, &p).await,

@@ -6,7 +6,6 @@ use std::io::{self, IsTerminal, Write};
 
 use serde::Serialize;
 
-use crate::cli::{ColorChoice, Global};
 use crate::finding::{Finding, Severity};
 
 /// Where and how output goes.
@@ -21,22 +20,39 @@ pub struct Printer {
     pub progress: bool,
 }
 
+/// When to colour: `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// The global output flags a [`Printer`] follows (`cli` converts its own flags to these).
+#[derive(Debug, Clone, Copy)]
+pub struct Opts {
+    pub color: Color,
+    pub quiet: bool,
+    pub verbose: u8,
+    pub no_progress: bool,
+}
+
 impl Printer {
-    pub fn new(global: &Global, json: bool) -> Self {
+    pub fn new(opts: &Opts, json: bool) -> Self {
         let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let decide = |tty: bool| match global.color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => tty && !no_color_env,
+        let decide = |tty: bool| match opts.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => tty && !no_color_env,
         };
         let err_tty = io::stderr().is_terminal();
         Printer {
             json,
-            quiet: global.quiet,
-            verbose: global.verbose,
+            quiet: opts.quiet,
+            verbose: opts.verbose,
             color_out: decide(io::stdout().is_terminal()),
             color_err: decide(err_tty),
-            progress: err_tty && !json && !global.quiet && !global.no_progress,
+            progress: err_tty && !json && !opts.quiet && !opts.no_progress,
         }
     }
 

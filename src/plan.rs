@@ -17,6 +17,7 @@ use crate::version::WkVersion;
 
 mod restart;
 pub mod resume;
+pub mod select;
 
 pub use restart::cluster_version;
 

@@ -24,7 +24,7 @@ mod doc;
 pub mod drift;
 pub mod render;
 
-pub use diff::{Change, changes};
+pub use diff::{Change, changes, line_diff};
 pub use doc::*;
 
 /// The `kind` of every plan file.

@@ -6,26 +6,33 @@
 
 use serde_json::{Value, json};
 
-use crate::cli::SchemaKind;
 use crate::playbook::StepKind;
+
+/// Which schema: `cluster.yaml`, a playbook, or the plan file of `plan --out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Manifest,
+    Playbook,
+    Plan,
+}
 
 /// Where the committed schemas are published (the `$id` of each).
 pub const BASE_URL: &str = "https://raw.githubusercontent.com/wkctl/wkctl/main/schemas";
 
 /// The file name under `schemas/` for a kind.
-pub fn file_name(kind: SchemaKind) -> &'static str {
+pub fn file_name(kind: Kind) -> &'static str {
     match kind {
-        SchemaKind::Manifest => "cluster.schema.json",
-        SchemaKind::Playbook => "playbook.schema.json",
-        SchemaKind::Plan => "plan.schema.json",
+        Kind::Manifest => "cluster.schema.json",
+        Kind::Playbook => "playbook.schema.json",
+        Kind::Plan => "plan.schema.json",
     }
 }
 
 /// The schema as a JSON value.
-pub fn schema(kind: SchemaKind) -> Value {
+pub fn schema(kind: Kind) -> Value {
     let mut v = match kind {
-        SchemaKind::Manifest => crate::manifest::json_schema().to_value(),
-        SchemaKind::Playbook => {
+        Kind::Manifest => crate::manifest::json_schema().to_value(),
+        Kind::Playbook => {
             let mut v = schemars::schema_for!(crate::playbook::Playbook).to_value();
             // Map keys are step kinds; a playbook needs at least `stop` and `start`
             // (both checked by `playbook::parse`).
@@ -40,7 +47,7 @@ pub fn schema(kind: SchemaKind) -> Value {
             }
             v
         }
-        SchemaKind::Plan => {
+        Kind::Plan => {
             let mut v = schemars::schema_for!(crate::planfile::PlanFile).to_value();
             let kinds: Vec<&str> = crate::planfile::STEP_KINDS
                 .iter()
@@ -68,7 +75,7 @@ pub fn schema(kind: SchemaKind) -> Value {
 }
 
 /// The schema as pretty JSON with a trailing newline (what `wkctl schema` prints).
-pub fn render(kind: SchemaKind) -> String {
+pub fn render(kind: Kind) -> String {
     let mut s = serde_json::to_string_pretty(&schema(kind)).unwrap_or_default();
     s.push('\n');
     s
@@ -80,7 +87,7 @@ mod tests {
 
     #[test]
     fn manifest_schema_is_closed_and_bounded() {
-        let v = schema(SchemaKind::Manifest);
+        let v = schema(Kind::Manifest);
         assert_eq!(v["additionalProperties"], false);
         assert_eq!(v["required"], json!(["name", "nodes"]));
         assert_eq!(
@@ -96,7 +103,7 @@ mod tests {
 
     #[test]
     fn playbook_schema_requires_stop_and_start() {
-        let v = schema(SchemaKind::Playbook);
+        let v = schema(Kind::Playbook);
         assert_eq!(v["additionalProperties"], false);
         assert_eq!(
             v["properties"]["steps"]["required"],

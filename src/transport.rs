@@ -69,7 +69,7 @@ impl Transport {
     /// The transport for `node`: ssh when the manifest has an `ssh` section, else local.
     pub fn for_node(manifest: &Manifest, node: &Node) -> Transport {
         match &manifest.ssh {
-            None => Transport::LocalIn(crate::commands::manifest_dir(&manifest.path)),
+            None => Transport::LocalIn(crate::inputs::manifest_dir(&manifest.path)),
             Some(ssh) => Transport::Ssh(SshTarget {
                 host: node.host.clone(),
                 user: ssh.user.clone(),

@@ -9,8 +9,9 @@ use std::time::SystemTime;
 
 use crate::checks;
 use crate::cli::UpgradeArgs;
-use crate::commands::{Context, live};
 use crate::error::WkError;
+use crate::inputs::Context;
+use crate::observe;
 use crate::output::Printer;
 use crate::plan::{self, Plan};
 use crate::planfile::{self, PlanFile, drift};
@@ -272,8 +273,8 @@ impl PlanRun {
             kind: self.file.plan.kind,
         })?;
         // The nodes it was planned for (`plan --nodes`), the others skipped as planned.
-        crate::commands::select::check_known(&ctx.manifest, &self.file.only_nodes)?;
-        crate::commands::select::limit_to_nodes(&mut rebuilt, &self.file.only_nodes);
+        crate::plan::select::check_known(&ctx.manifest, &self.file.only_nodes)?;
+        crate::plan::select::limit_to_nodes(&mut rebuilt, &self.file.only_nodes);
         let filed = serde_json::to_value(&self.file.plan).unwrap_or_default();
         let mine = serde_json::to_value(&rebuilt).unwrap_or_default();
         let diffs = planfile::changes(
@@ -308,7 +309,7 @@ impl PlanRun {
             &ctx.playbook,
             Some(view),
         ));
-        live::merge_findings(&mut rebuilt.findings, live_findings);
+        observe::merge_findings(&mut rebuilt.findings, live_findings);
         Ok(rebuilt)
     }
 

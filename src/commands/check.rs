@@ -3,17 +3,16 @@
 //! Offline: the manifest and the versions it declares. Live: the same, with versions read
 //! from the cluster, plus the cluster-health findings of [`crate::checks`].
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use crate::checks;
 use crate::cli::{CheckArgs, Global};
-use crate::commands::{Context, rule_options, target};
+use crate::commands::{rule_options, target};
 use crate::error::Outcome;
 use crate::finding::{self, Finding};
+use crate::inputs::Context;
+use crate::observe::{self, Observed};
 use crate::output::Printer;
-use crate::plan::{self, Plan};
+use crate::plan;
 
 /// The `check --json` document.
 #[derive(Serialize)]
@@ -26,12 +25,6 @@ pub struct CheckDoc<'a> {
     pub findings: &'a [Finding],
 }
 
-/// What `check` and `plan` learn before printing.
-pub struct Observed {
-    pub ctx: Context,
-    pub plan: Plan,
-}
-
 /// Loads everything, observes the cluster unless `--offline`, and builds the plan (whose
 /// findings are the check's findings).
 pub async fn observe_and_plan(
@@ -39,35 +32,14 @@ pub async fn observe_and_plan(
     args: &CheckArgs,
     _p: &Printer,
 ) -> anyhow::Result<Observed> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load(global.manifest.as_deref())?;
     let target = target(&args.target)?;
     let rules = rule_options(&args.target);
     if args.offline {
-        let versions: BTreeMap<u64, _> = ctx
-            .manifest
-            .nodes
-            .iter()
-            .map(|n| (n.id, n.version.clone()))
-            .collect();
-        let mut plan = plan::build(&plan::Input {
-            manifest: &ctx.manifest,
-            playbook: &ctx.playbook,
-            target: &target,
-            versions: &versions,
-            controller: None,
-            live: false,
-            rules,
-            kind: plan::PlanKind::Upgrade,
-        })?;
-        plan.findings.extend(checks::playbook::findings(
-            &ctx.manifest,
-            &ctx.playbook,
-            None,
-        ));
-        crate::finding::sort(&mut plan.findings);
+        let plan = observe::offline_plan(&ctx, &target, rules)?;
         return Ok(Observed { ctx, plan });
     }
-    crate::commands::live::observe_and_plan(ctx, &target, rules).await
+    observe::observe_and_plan(ctx, &target, rules).await
 }
 
 pub async fn run(global: &Global, args: &CheckArgs, p: &Printer) -> anyhow::Result<Outcome> {

@@ -33,7 +33,7 @@ pub fn completions(args: &CompletionsArgs, p: &Printer) -> anyhow::Result<Outcom
 }
 
 pub fn schema(args: &SchemaArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    p.out(crate::schema::render(args.which).trim_end())?;
+    p.out(crate::schema::render(args.which.into()).trim_end())?;
     Ok(Outcome::Success)
 }
 

@@ -6,18 +6,23 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::cli::{DemoArgs, Global, TargetArgs, UpgradeArgs};
-use crate::commands::{Context, live, status, upgrade};
+use crate::commands::upgrade;
 use crate::error::{Outcome, WkError};
 use crate::finding;
 use crate::gate;
+use crate::inputs::Context;
+use crate::observe;
 use crate::output::Printer;
+use crate::render;
 use crate::sim::cluster_file::{ClusterFile, NodeAddrs};
+
+mod docker;
 
 const FROM: &str = "v2.0.10-20241221";
 
 pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Result<Outcome> {
     if args.docker {
-        return Box::pin(super::demo_docker::run(global, args, p)).await;
+        return Box::pin(docker::run(global, args, p)).await;
     }
     let tmp = tempfile::Builder::new()
         .prefix("wkctl-demo-")
@@ -75,7 +80,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         no_progress: global.no_progress,
         notify: global.notify.clone(),
     };
-    let ctx = Context::load(&demo_global)?;
+    let ctx = Context::load(demo_global.manifest.as_deref())?;
     wait_settled(&ctx, Duration::from_secs(30)).await?;
 
     if let Some(fault) = args.fault.filter(|_| at_stop.is_none()) {
@@ -130,13 +135,13 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
     Ok(outcome)
 }
 
-pub(super) async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
-    let (_, view) = live::observe(ctx).await?;
+async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
+    let (_, view) = observe::cluster(ctx).await?;
     let mut f = crate::checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut f);
     // Nothing here points at `--resume`: the demo's state goes with its directory.
     f.retain(|f| f.severity != finding::Severity::Info && f.id != finding::FindingId::VersionMixed);
-    p.out(&status::render_with(ctx, &view, &f, p, false))?;
+    p.out(&render::status(ctx, &view, &f, None, p))?;
     Ok(())
 }
 
@@ -186,12 +191,12 @@ async fn wait_cluster_json(
 /// How long the fresh simulated cluster must stay settled before the demo upgrades it.
 const SETTLED_FOR: Duration = Duration::from_millis(1500);
 
-pub(super) async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Result<()> {
+async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     // Settled, and still settled a moment later (slot leaders balance after boot).
     let mut stable = gate::Stability::new(SETTLED_FOR);
     loop {
-        let (_, view) = live::observe(ctx).await?;
+        let (_, view) = observe::cluster(ctx).await?;
         let settled = gate::cluster_settled(&view);
         if stable.hold(settled.is_met(), Instant::now()) {
             return Ok(());
@@ -269,7 +274,7 @@ fn manifest_text(
 }
 
 /// The `upgrade` a demo runs: `--to`, `--yes`, its own state dir, no resume hint.
-pub(super) fn upgrade_args(args: &DemoArgs, state_dir: std::path::PathBuf) -> UpgradeArgs {
+fn upgrade_args(args: &DemoArgs, state_dir: std::path::PathBuf) -> UpgradeArgs {
     UpgradeArgs {
         target: TargetArgs {
             to: Some(args.to.clone()),

@@ -3,19 +3,22 @@
 
 use crate::checks;
 use crate::cli::{DoctorArgs, Global};
-use crate::commands::{Context, live, status};
 use crate::doctor::{self, report};
 use crate::error::{Outcome, WkError};
 use crate::finding;
+use crate::inputs::Context;
+use crate::observe;
 use crate::output::Printer;
+use crate::render;
 
 pub async fn run(global: &Global, args: &DoctorArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
-    let (_, view) = live::observe(&ctx).await?;
+    let ctx = Context::load(global.manifest.as_deref())?;
+    let (_, view) = observe::cluster(&ctx).await?;
     let mut live_findings = checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut live_findings);
-    let status_plain = status::render(&ctx, &view, &[], &Printer::plain(false));
-    let status_human = status::render(&ctx, &view, &[], p);
+    let run = observe::run_doc(&ctx);
+    let status_plain = render::status(&ctx, &view, &[], run.as_ref(), &Printer::plain(false));
+    let status_human = render::status(&ctx, &view, &[], run.as_ref(), p);
     p.note(&format!(
         "doctor: reading logs, settings and the network of {} node(s)…",
         ctx.manifest.nodes.len()

@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::cli::{Global, HistoryArgs};
-use crate::commands::manifest_dir;
 use crate::error::Outcome;
+use crate::inputs::default_state_base;
 use crate::manifest;
 use crate::output::{Printer, short_duration, table};
 use crate::plan::PlanKind;
@@ -20,7 +20,7 @@ pub fn run(global: &Global, args: &HistoryArgs, p: &Printer) -> anyhow::Result<O
     let base = args
         .state_dir
         .clone()
-        .unwrap_or_else(|| manifest_dir(&path).join(".wkctl"));
+        .unwrap_or_else(|| default_state_base(&path));
     let dir = StateDir::new(&base, &m.name);
     let mut runs = dir.history()?;
     if let Some(n) = args.last {

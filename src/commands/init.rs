@@ -143,7 +143,7 @@ pub fn merge(sources: &[Source]) -> Result<Merged, WkError> {
 
 /// The compose file's directory, absolute when it can be (steps `cd` into it).
 fn compose_dir(file: &Path) -> PathBuf {
-    let parent = crate::commands::manifest_dir(file);
+    let parent = crate::inputs::manifest_dir(file);
     std::fs::canonicalize(&parent).unwrap_or(parent)
 }
 

@@ -6,14 +6,14 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::cli::{CheckArgs, Global, PlanArgs, PlanFormat};
-use crate::commands::check::{self, Observed};
-use crate::commands::{Context, apply_plan, live, rule_options, target};
+use crate::commands::{apply_plan, rule_options, target};
 use crate::error::{Outcome, WkError};
+use crate::inputs::Context;
+use crate::observe;
 use crate::output::Printer;
 use crate::plan::Plan;
 use crate::planfile::{self, PlanFile, TargetInfo, render};
 use crate::probe::ClusterView;
-use crate::releases::NodeAction;
 
 pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let format = args.format();
@@ -37,7 +37,7 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
         if format == PlanFormat::Json {
             p.json_doc(&plan)?;
         } else {
-            print_plan(&plan, p)?;
+            crate::render::plan(&plan, p)?;
         }
         return Ok(outcome);
     }
@@ -74,7 +74,7 @@ pub async fn run(global: &Global, args: &PlanArgs, p: &Printer) -> anyhow::Resul
                 p.out(render::markdown(&file, Some(&digest), shown.as_deref()).trim_end())?;
             }
             PlanFormat::Text => {
-                print_plan(&plan, p)?;
+                crate::render::plan(&plan, p)?;
                 if file.observed.is_none() {
                     p.note("offline plan: nothing was observed; at apply each node must run its `from` version");
                 }
@@ -102,27 +102,28 @@ async fn observe(
 ) -> anyhow::Result<(Context, Plan, Option<ClusterView>)> {
     let check: &CheckArgs = &args.check;
     let (ctx, mut plan, view) = if check.offline {
-        let Observed { ctx, plan } =
-            check::observe_and_plan(global, check, &Printer::plain(true)).await?;
+        let ctx = Context::load(global.manifest.as_deref())?;
+        let target = target(&check.target)?;
+        let plan = observe::offline_plan(&ctx, &target, rule_options(&check.target))?;
         (ctx, plan, None)
     } else {
-        let ctx = Context::load(global)?;
+        let ctx = Context::load(global.manifest.as_deref())?;
         // Bad input is refused before the cluster is asked anything.
         let target = if args.restart {
             None
         } else {
             Some(target(&check.target)?)
         };
-        super::select::check_known(&ctx.manifest, &args.nodes)?;
-        let (_, view) = live::observe(&ctx).await?;
+        crate::plan::select::check_known(&ctx.manifest, &args.nodes)?;
+        let (_, view) = observe::cluster(&ctx).await?;
         let plan = match &target {
-            Some(t) => live::plan_from_view(&ctx, &view, t, rule_options(&check.target), None)?,
-            None => live::restart_plan_from_view(&ctx, &view, None)?,
+            Some(t) => observe::plan_from_view(&ctx, &view, t, rule_options(&check.target), None)?,
+            None => observe::restart_plan_from_view(&ctx, &view, None)?,
         };
         (ctx, plan, Some(view))
     };
-    super::select::check_known(&ctx.manifest, &args.nodes)?;
-    super::select::limit_to_nodes(&mut plan, &args.nodes);
+    crate::plan::select::check_known(&ctx.manifest, &args.nodes)?;
+    crate::plan::select::limit_to_nodes(&mut plan, &args.nodes);
     Ok((ctx, plan, view))
 }
 
@@ -183,95 +184,6 @@ fn print_diff(
             format == PlanFormat::Md,
         );
         p.out(text.trim_end())?;
-    }
-    Ok(())
-}
-
-/// The human rendering of a plan (also used by `upgrade --dry-run` and before confirming).
-pub fn print_plan(plan: &Plan, p: &Printer) -> std::io::Result<()> {
-    let ups = plan.upgrades().count();
-    let restart = plan.kind == crate::plan::PlanKind::Restart;
-    p.out(&format!(
-        "{} {} {}  ({} of {} nodes to {}, playbook `{}`, {} data, order {})",
-        p.bold(if restart { "restart" } else { "plan" }),
-        plan.cluster,
-        if restart {
-            format!("on {}", p.bold(&plan.to.to_string()))
-        } else {
-            format!("→ {}", p.bold(&plan.to.to_string()))
-        },
-        ups,
-        plan.nodes.len(),
-        plan.kind,
-        plan.playbook,
-        plan.source,
-        match plan.order {
-            crate::manifest::Order::Id => "id",
-            crate::manifest::Order::ControllerLast => "controller-last",
-        }
-    ))?;
-    for (i, n) in plan.nodes.iter().enumerate() {
-        let from = n.from.as_deref().unwrap_or("unknown");
-        match n.action {
-            NodeAction::Skip if restart => p.out(&format!(
-                "{}. node {} ({}) on {from}: {}",
-                i + 1,
-                n.id,
-                n.host,
-                p.dim("not restarted (not in `--nodes`)")
-            ))?,
-            NodeAction::Skip => p.out(&format!(
-                "{}. node {} ({}) already on {from}: {}",
-                i + 1,
-                n.id,
-                n.host,
-                p.dim("skip")
-            ))?,
-            NodeAction::Upgrade | NodeAction::Restart => {
-                p.out(&if n.action == NodeAction::Restart {
-                    format!(
-                        "{}. node {} ({}) restart on {from}",
-                        i + 1,
-                        p.bold(&n.id.to_string()),
-                        n.host
-                    )
-                } else {
-                    format!(
-                        "{}. node {} ({}) {from} → {}",
-                        i + 1,
-                        p.bold(&n.id.to_string()),
-                        n.host,
-                        plan.to
-                    )
-                })?;
-                for s in &n.steps {
-                    let what = match &s.command {
-                        Some(c) => c.clone(),
-                        None => match s.kind {
-                            crate::plan::PlanStepKind::CheckSettled => {
-                                "cluster settled (signal F) before touching the node".into()
-                            }
-                            crate::plan::PlanStepKind::WaitReady => format!(
-                                "signals A–G hold for {}s",
-                                plan.policy.stable_for.as_secs_f64()
-                            ),
-                            crate::plan::PlanStepKind::Soak => "whole cluster stays healthy".into(),
-                            _ => String::new(),
-                        },
-                    };
-                    p.out(&format!(
-                        "   {:<13} {}  {}",
-                        s.kind.as_str(),
-                        what,
-                        p.dim(&format!("(timeout {}s)", s.timeout_s))
-                    ))?;
-                }
-            }
-        }
-    }
-    if !plan.findings.is_empty() {
-        p.out("")?;
-        p.out(p.findings(&plan.findings).trim_end())?;
     }
     Ok(())
 }

@@ -6,27 +6,20 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
 use crate::checks;
 use crate::cli::{Global, RecoverArgs};
-use crate::commands::{Context, confirm, live, manifest_dir, status, upgrade};
+use crate::commands::upgrade;
 use crate::error::{Outcome, WkError};
 use crate::events::Reporter;
 use crate::execute::Interrupt;
 use crate::execute::recover::{RecoverRun, state_path};
-use crate::manifest;
-use crate::output::Printer;
+use crate::inputs::{self, Context};
+use crate::observe;
+use crate::output::{Printer, confirm};
 use crate::recover::{self, RecoverPlan, RecoverState};
+use crate::render;
 use crate::state::{self, StateDir, Takeover, now_ms};
-
-fn state_dir(global: &Global, explicit: Option<&PathBuf>, cluster: &str) -> StateDir {
-    let base = explicit.cloned().unwrap_or_else(|| {
-        let m = manifest::resolve_path(global.manifest.as_deref());
-        manifest_dir(&m).join(".wkctl")
-    });
-    StateDir::new(&base, cluster)
-}
 
 fn load_state(dir: &StateDir) -> Result<Option<RecoverState>, WkError> {
     let path = state_path(dir);
@@ -59,8 +52,12 @@ fn list(ids: &[u64]) -> String {
 }
 
 pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
-    let dir = state_dir(global, args.state_dir.as_ref(), &ctx.manifest.name);
+    let ctx = Context::load(global.manifest.as_deref())?;
+    let dir = inputs::state_dir(
+        global.manifest.as_deref(),
+        args.state_dir.as_deref(),
+        &ctx.manifest.name,
+    );
     if args.discard {
         return discard(&dir, args, p);
     }
@@ -104,11 +101,11 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         _ => {}
     }
 
-    let (client, view) = live::observe(&ctx).await?;
+    let (client, view) = observe::cluster(&ctx).await?;
     let resumed = previous.filter(|_| args.resume);
     let versions = match &resumed {
         Some(st) => st.versions.clone(),
-        None => recover::versions(&ctx.manifest, &live::versions(&ctx, &view)),
+        None => recover::versions(&ctx.manifest, &observe::versions(&ctx, &view)),
     };
     if resumed.is_none() {
         let findings = checks::live_findings(&ctx.manifest, &view);
@@ -212,7 +209,13 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         match outcome {
             Outcome::Success => {
                 let view = crate::probe::observe(&client, &ctx.manifest).await;
-                p.out(&status::render(&ctx, &view, &[], p))?;
+                p.out(&render::status(
+                    &ctx,
+                    &view,
+                    &[],
+                    observe::run_doc(&ctx).as_ref(),
+                    p,
+                ))?;
                 p.out(&p.green(&format!(
                     "`{}` recovered: {} of {} nodes in one cluster",
                     plan.cluster,

@@ -6,16 +6,18 @@
 //! `wkctl upgrade --resume` plans the node again from the start.
 
 use crate::cli::{Global, RollbackArgs, UpgradeArgs};
-use crate::commands::{Context, confirm, live, rule_options, upgrade};
+use crate::commands::{rule_options, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::events::Reporter;
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
-use crate::output::Printer;
+use crate::inputs::Context;
+use crate::observe;
+use crate::output::{Printer, confirm};
 use crate::releases;
 use crate::state::{self, NodeStatus, Takeover};
 
 pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load(global.manifest.as_deref())?;
     let up = UpgradeArgs {
         target: crate::cli::TargetArgs {
             to: None,
@@ -35,7 +37,11 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
         demo: false,
         planned: crate::cli::PlanFileArgs::default(),
     };
-    let dir = upgrade::state_dir(global, &up, &ctx.manifest.name);
+    let dir = crate::inputs::state_dir(
+        global.manifest.as_deref(),
+        up.state_dir.as_deref(),
+        &ctx.manifest.name,
+    );
     let id = args.node;
     if ctx.manifest.node(id).is_none() {
         return Err(WkError::input(
@@ -102,9 +108,9 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
 
     let target =
         releases::resolve_target(&st.to, true).map_err(|e| WkError::input(e.message, e.hint))?;
-    let (client, view) = live::observe(&ctx).await?;
+    let (client, view) = observe::cluster(&ctx).await?;
     let versions = upgrade::resume_versions(&st, &ctx, &view);
-    let plan = live::plan_from_view(
+    let plan = observe::plan_from_view(
         &ctx,
         &view,
         &target,

@@ -7,8 +7,8 @@
 use serde::Serialize;
 
 use crate::cli::{Global, SmokeArgs};
-use crate::commands::Context;
 use crate::error::{Outcome, WkError};
+use crate::inputs::Context;
 use crate::output::Printer;
 use crate::probe::Client;
 
@@ -31,7 +31,7 @@ struct NodeDoc {
 }
 
 pub async fn run(global: &Global, args: &SmokeArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load(global.manifest.as_deref())?;
     let m = &ctx.manifest;
     let Some(policy) = m.policy.smoke.clone() else {
         return Err(WkError::input(

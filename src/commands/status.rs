@@ -5,11 +5,13 @@ use serde::Serialize;
 
 use crate::checks;
 use crate::cli::{Global, StatusArgs};
-use crate::commands::{Context, live};
 use crate::error::Outcome;
-use crate::finding::{self, Finding, FindingId, Severity};
-use crate::output::{self, Printer};
-use crate::probe::{ClusterView, HealthState};
+use crate::finding::{self, Finding};
+use crate::inputs::Context;
+use crate::observe;
+use crate::output::Printer;
+use crate::probe::ClusterView;
+use crate::render;
 
 #[derive(Serialize)]
 pub struct StatusDoc<'a> {
@@ -19,53 +21,11 @@ pub struct StatusDoc<'a> {
     pub config_version: Option<u64>,
     pub membership: Option<&'a [u64]>,
     pub slots: Option<SlotsDoc>,
-    pub nodes: Vec<NodeRow>,
+    pub nodes: Vec<render::NodeRow>,
     pub findings: &'a [Finding],
     /// An unfinished upgrade run and who holds the cluster's lock, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub run: Option<RunDoc>,
-}
-
-/// An unfinished run (from the state directory next to the manifest, or
-/// `$WKCTL_STATE_DIR`) and the live holder of the cluster lock.
-#[derive(Serialize, Clone)]
-pub struct RunDoc {
-    pub to: Option<String>,
-    pub status: Option<String>,
-    pub state_file: Option<String>,
-    pub locked_by: Option<String>,
-}
-
-/// What `status` says about runs: an unfinished one, and a live lock on the cluster.
-pub fn run_doc(ctx: &Context) -> Option<RunDoc> {
-    use crate::state::{self, StateDir};
-    let base = std::env::var_os("WKCTL_STATE_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(
-            || crate::commands::manifest_dir(&ctx.manifest.path).join(".wkctl"),
-            std::path::PathBuf::from,
-        );
-    let dir = StateDir::new(&base, &ctx.manifest.name);
-    let st = dir.load().ok().flatten().filter(|s| s.status.unfinished());
-    let locked_by = super::upgrade::cluster_lock_dir(ctx)
-        .ok()
-        .and_then(|d| state::lock_owner(&d))
-        .filter(|o| !o.is_stale())
-        .map(|o| o.describe());
-    if st.is_none() && locked_by.is_none() {
-        return None;
-    }
-    Some(RunDoc {
-        to: st.as_ref().map(|s| s.to.clone()),
-        status: st.as_ref().map(|s| {
-            serde_json::to_value(s.status)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default()
-        }),
-        state_file: st.map(|_| dir.state_path().display().to_string()),
-        locked_by,
-    })
+    pub run: Option<observe::RunDoc>,
 }
 
 #[derive(Serialize)]
@@ -76,66 +36,24 @@ pub struct SlotsDoc {
     pub migrating: usize,
 }
 
-#[derive(Serialize)]
-pub struct NodeRow {
-    pub id: u64,
-    pub api: String,
-    pub reachable: bool,
-    pub error: Option<String>,
-    pub version: Option<String>,
-    pub in_cluster: Option<bool>,
-    pub online: Option<bool>,
-    pub controller: bool,
-    pub slots_led: Option<u64>,
-    pub health: String,
-    pub uptime_s: Option<f64>,
-    pub config_version: Option<u64>,
-    /// Client connections (`/varz.connections`, issue #18); `null` when unknown.
-    pub connections: Option<u64>,
-}
-
-/// The rows of the status table, one per manifest node.
-pub fn rows(view: &ClusterView) -> Vec<NodeRow> {
-    view.nodes
-        .iter()
-        .map(|n| NodeRow {
-            id: n.id,
-            api: n.api.clone(),
-            reachable: n.reachable,
-            error: n.error.as_ref().map(ToString::to_string),
-            version: n
-                .version
-                .as_ref()
-                .map(ToString::to_string)
-                .or_else(|| n.version_raw.clone()),
-            in_cluster: view.membership.as_ref().map(|m| m.contains(&n.id)),
-            online: n.info_online.or(n.simple_online),
-            controller: view.controller == Some(n.id),
-            slots_led: n.slot_leader_count,
-            health: match &n.health {
-                HealthState::Ok => "ok".into(),
-                HealthState::Failing(m) => format!("failing: {m}"),
-                HealthState::Unknown => "unknown".into(),
-            },
-            uptime_s: n.uptime.map(|u| u.as_secs_f64()),
-            config_version: n.config_version,
-            connections: n.service.connections.filter(|_| n.reachable),
-        })
-        .collect()
-}
-
 pub async fn run(global: &Global, args: &StatusArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load(global.manifest.as_deref())?;
     if args.watch {
         return watch(&ctx, p).await;
     }
-    let (_, view) = live::observe(&ctx).await?;
+    let (_, view) = observe::cluster(&ctx).await?;
     let mut findings = checks::live_findings(&ctx.manifest, &view);
     finding::sort(&mut findings);
     if args.json {
         p.json_doc(&doc(&ctx, &view, &findings))?;
     } else {
-        p.out(&render(&ctx, &view, &findings, p))?;
+        p.out(&render::status(
+            &ctx,
+            &view,
+            &findings,
+            observe::run_doc(&ctx).as_ref(),
+            p,
+        ))?;
     }
     Ok(if finding::ok(&findings) {
         Outcome::Success
@@ -157,138 +75,10 @@ pub fn doc<'a>(ctx: &'a Context, view: &'a ClusterView, findings: &'a [Finding])
             candidate: s.candidate.len(),
             migrating: s.migrating.len(),
         }),
-        nodes: rows(view),
+        nodes: render::rows(view),
         findings,
-        run: run_doc(ctx),
+        run: observe::run_doc(ctx),
     }
-}
-
-/// The human status: membership problems first, then the table, then other findings.
-pub fn render(ctx: &Context, view: &ClusterView, findings: &[Finding], p: &Printer) -> String {
-    render_with(ctx, view, findings, p, true)
-}
-
-/// [`render`]; `show_run: false` leaves out the unfinished run (the demo deletes it).
-pub fn render_with(
-    ctx: &Context,
-    view: &ClusterView,
-    findings: &[Finding],
-    p: &Printer,
-    show_run: bool,
-) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let (first, rest): (Vec<&Finding>, Vec<&Finding>) = findings
-        .iter()
-        .partition(|f| f.id == FindingId::ClusterMembershipMismatch);
-    for f in &first {
-        let _ = writeln!(s, "{} {}", p.red("MEMBERSHIP:"), f.message);
-        let _ = writeln!(s, "  hint: {}\n", f.hint);
-    }
-    if let Some(r) = run_doc(ctx).filter(|_| show_run) {
-        if let (Some(to), Some(status)) = (&r.to, &r.status) {
-            let _ = writeln!(
-                s,
-                "{} an upgrade to {to} is unfinished ({status}; state `{}`)",
-                p.yellow("RUN:"),
-                r.state_file.as_deref().unwrap_or("?")
-            );
-            let _ = writeln!(
-                s,
-                "  hint: continue it with `wkctl upgrade --resume`, or forget it with `wkctl upgrade --discard`"
-            );
-        }
-        if let Some(by) = &r.locked_by {
-            let _ = writeln!(
-                s,
-                "{} a wkctl run holds the cluster lock ({by})",
-                p.yellow("LOCK:")
-            );
-        }
-        s.push('\n');
-    }
-    let _ = writeln!(
-        s,
-        "{}  controller {}  config v{}  slots {}",
-        p.bold(&ctx.manifest.name),
-        view.controller
-            .map_or_else(|| p.red("unknown"), |c| c.to_string()),
-        view.config_version
-            .map_or_else(|| "?".into(), |v| v.to_string()),
-        view.slots.as_ref().map_or_else(
-            || "?".to_string(),
-            |sl| if sl.leaderless.is_empty() && sl.candidate.is_empty() && sl.migrating.is_empty() {
-                format!("{} ok", sl.total)
-            } else {
-                format!(
-                    "{} ({} leaderless, {} candidate, {} migrating)",
-                    sl.total,
-                    sl.leaderless.len(),
-                    sl.candidate.len(),
-                    sl.migrating.len()
-                )
-            }
-        ),
-    );
-    let yes_no = |b: Option<bool>| match b {
-        Some(true) => p.green("yes"),
-        Some(false) => p.red("NO"),
-        None => p.dim("?"),
-    };
-    let table_rows: Vec<Vec<String>> = rows(view)
-        .into_iter()
-        .map(|r| {
-            vec![
-                r.id.to_string(),
-                r.api.clone(),
-                r.version.clone().unwrap_or_else(|| p.dim("?")),
-                if r.in_cluster == Some(false) {
-                    p.red("NOT IN CLUSTER")
-                } else {
-                    yes_no(r.online)
-                },
-                if r.controller {
-                    "*".into()
-                } else {
-                    String::new()
-                },
-                r.slots_led.map(|c| c.to_string()).unwrap_or_default(),
-                if r.reachable {
-                    if r.health == "ok" {
-                        p.green("ok")
-                    } else {
-                        p.yellow(&r.health)
-                    }
-                } else {
-                    p.red(r.error.as_deref().unwrap_or("unreachable"))
-                },
-                r.uptime_s
-                    .map(|u| output::short_duration(std::time::Duration::from_secs_f64(u)))
-                    .unwrap_or_default(),
-                r.config_version.map(|c| c.to_string()).unwrap_or_default(),
-                r.connections
-                    .map(crate::gate::clients::thousands)
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    s.push_str(&output::table(
-        &[
-            "ID", "API", "VERSION", "ONLINE", "CTRL", "SLOTS", "HEALTH", "UPTIME", "CONFIG",
-            "CLIENTS",
-        ],
-        &table_rows,
-    ));
-    let notable: Vec<Finding> = rest
-        .into_iter()
-        .filter(|f| f.severity != Severity::Info)
-        .cloned()
-        .collect();
-    if !notable.is_empty() {
-        s.push('\n');
-        s.push_str(&p.findings(&notable));
-    }
-    s.trim_end().to_string()
 }
 
 async fn watch(ctx: &Context, p: &Printer) -> anyhow::Result<Outcome> {
@@ -314,13 +104,13 @@ async fn watch_loop(
     interval: std::time::Duration,
 ) -> anyhow::Result<Outcome> {
     loop {
-        let (_, view) = live::observe(ctx).await?;
+        let (_, view) = observe::cluster(ctx).await?;
         let mut findings = checks::live_findings(&ctx.manifest, &view);
         finding::sort(&mut findings);
         p.out(&watch_frame(
             tty,
             std::time::SystemTime::now(),
-            &render(ctx, &view, &findings, p),
+            &render::status(ctx, &view, &findings, observe::run_doc(ctx).as_ref(), p),
             &p.dim("watching; Ctrl-C to stop"),
         ))?;
         tokio::time::sleep(interval).await;

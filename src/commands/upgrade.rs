@@ -6,26 +6,18 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Global, UpgradeArgs};
-use crate::commands::{Context, confirm, live, manifest_dir, rule_options, target};
+use crate::commands::{rule_options, target};
 use crate::error::{Outcome, WkError};
 use crate::events::{Event, Reporter};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::finding::{self, FindingId};
-use crate::manifest;
-use crate::output::{self, Printer};
+use crate::inputs::{self, Context, manifest_dir};
+use crate::observe;
+use crate::output::{self, Printer, confirm};
 use crate::plan::{Plan, PlanKind, PlanStepKind};
 use crate::releases::{self, Target};
 use crate::state::{self, NodeRun, NodeStatus, RunState, RunStatus, StateDir, Takeover};
 use crate::version::WkVersion;
-
-/// The state directory: `--state-dir`, else `.wkctl/` next to the manifest.
-pub fn state_dir(global: &Global, args: &UpgradeArgs, cluster: &str) -> StateDir {
-    let base = args.state_dir.clone().unwrap_or_else(|| {
-        let m = manifest::resolve_path(global.manifest.as_deref());
-        manifest_dir(&m).join(".wkctl")
-    });
-    StateDir::new(&base, cluster)
-}
 
 pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Result<Outcome> {
     Box::pin(run_kind(global, args, PlanKind::Upgrade, p)).await
@@ -40,8 +32,12 @@ pub async fn run_kind(
     kind: PlanKind,
     p: &Printer,
 ) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global)?;
-    let dir = state_dir(global, args, &ctx.manifest.name);
+    let ctx = Context::load(global.manifest.as_deref())?;
+    let dir = inputs::state_dir(
+        global.manifest.as_deref(),
+        args.state_dir.as_deref(),
+        &ctx.manifest.name,
+    );
 
     if args.discard {
         return discard(&dir, args, p);
@@ -102,12 +98,12 @@ pub async fn run_kind(
         Some(pr) => pr.file.only_nodes.clone(),
         None => selected_nodes(args, previous.as_ref())?,
     };
-    super::select::check_known(&ctx.manifest, &only)?;
+    crate::plan::select::check_known(&ctx.manifest, &only)?;
 
     if args.dry_run {
-        let (_, view) = live::observe(&ctx).await?;
+        let (_, view) = observe::cluster(&ctx).await?;
         let mut plan = plan_for(&ctx, &view, target.as_ref(), rules, None)?;
-        super::select::limit_to_nodes(&mut plan, &only);
+        crate::plan::select::limit_to_nodes(&mut plan, &only);
         // A dry run must not promise what the real run would refuse (13.15).
         if let Some(st) = previous.as_ref().filter(|st| st.status.unfinished())
             && !args.resume
@@ -123,7 +119,7 @@ pub async fn run_kind(
         if args.json {
             p.json_doc(&plan)?;
         } else {
-            super::plan::print_plan(&plan, p)?;
+            crate::render::plan(&plan, p)?;
             p.note("dry run: nothing was changed");
         }
         return Ok(if plan.ok() {
@@ -182,7 +178,7 @@ pub async fn run_kind(
     let cluster_lock = acquire_cluster_lock(&ctx, &dir, takeover)?;
 
     // Live check and plan.
-    let (client, view) = live::observe(&ctx).await?;
+    let (client, view) = observe::cluster(&ctx).await?;
     let versions = resume_state
         .as_ref()
         .map(|st| resume_versions(st, &ctx, &view));
@@ -193,7 +189,7 @@ pub async fn run_kind(
     if let Some(st) = &resume_state {
         relax_for_resume(&mut plan, st, &view);
     }
-    super::select::limit_to_nodes(&mut plan, &only);
+    crate::plan::select::limit_to_nodes(&mut plan, &only);
     // Not on `--resume`: there, nodes the run upgraded are re-verified with the full gate.
     if let Some(st) = previous
         .as_ref()
@@ -247,7 +243,7 @@ pub async fn run_kind(
             )
             .into());
         }
-        super::plan::print_plan(&plan, p)?;
+        crate::render::plan(&plan, p)?;
         let question = match kind {
             PlanKind::Upgrade => format!(
                 "upgrade {} node(s) of `{}` to {}? [y/N] ",
@@ -399,18 +395,13 @@ pub fn acquire_cluster_lock(
     takeover: state::Takeover,
 ) -> Result<state::LockGuard, WkError> {
     state::acquire_as(
-        &cluster_lock_dir(ctx)?,
+        &ctx.cluster_lock_dir()?,
         takeover,
         state::LockOwner {
             state_dir: Some(dir.root.display().to_string()),
             ..state::LockOwner::me()
         },
     )
-}
-
-pub fn cluster_lock_dir(ctx: &Context) -> Result<StateDir, WkError> {
-    let apis: Vec<&str> = ctx.manifest.nodes.iter().map(|n| n.api.as_str()).collect();
-    state::cluster_lock_dir(&ctx.manifest.name, &apis)
 }
 
 fn resolve_target(args: &UpgradeArgs, previous: Option<&RunState>) -> anyhow::Result<Target> {
@@ -447,8 +438,8 @@ fn plan_for(
     versions: Option<&BTreeMap<u64, Option<WkVersion>>>,
 ) -> anyhow::Result<Plan> {
     match target {
-        Some(t) => live::plan_from_view(ctx, view, t, rules, versions),
-        None => live::restart_plan_from_view(ctx, view, versions),
+        Some(t) => observe::plan_from_view(ctx, view, t, rules, versions),
+        None => observe::restart_plan_from_view(ctx, view, versions),
     }
 }
 
@@ -540,7 +531,7 @@ fn check_drift(st: &RunState, ctx: &Context, dir: &StateDir) -> anyhow::Result<(
         diffs.push(format!(
             "manifest `{}` changed:\n{}",
             ctx.manifest.path.display(),
-            line_diff(&old, &new)
+            crate::planfile::line_diff(&old, &new)
         ));
     }
     if st.playbook_digest != ctx.playbook.digest {
@@ -550,7 +541,7 @@ fn check_drift(st: &RunState, ctx: &Context, dir: &StateDir) -> anyhow::Result<(
         diffs.push(format!(
             "playbook `{}` changed:\n{}",
             ctx.playbook.name,
-            line_diff(&old, &new)
+            crate::planfile::line_diff(&old, &new)
         ));
     }
     if diffs.is_empty() {
@@ -569,27 +560,6 @@ fn check_drift(st: &RunState, ctx: &Context, dir: &StateDir) -> anyhow::Result<(
     .into())
 }
 
-/// Lines only in `old` (`-`) and only in `new` (`+`), in order. Enough to show an edit.
-pub fn line_diff(old: &str, new: &str) -> String {
-    let o: Vec<&str> = old.lines().collect();
-    let n: Vec<&str> = new.lines().collect();
-    let mut out = Vec::new();
-    for l in &o {
-        if !n.contains(l) {
-            out.push(format!("  - {l}"));
-        }
-    }
-    for l in &n {
-        if !o.contains(l) {
-            out.push(format!("  + {l}"));
-        }
-    }
-    if out.is_empty() {
-        out.push("  (only whitespace or order changed)".into());
-    }
-    out.join("\n")
-}
-
 /// On resume, plan with each node's version from before the run, so upgraded and
 /// interrupted nodes keep their place (and are re-verified rather than skipped blindly).
 pub fn resume_versions(
@@ -597,7 +567,7 @@ pub fn resume_versions(
     ctx: &Context,
     view: &crate::probe::ClusterView,
 ) -> BTreeMap<u64, Option<WkVersion>> {
-    crate::plan::resume::versions(&progress(&st.nodes), live::versions(ctx, view))
+    crate::plan::resume::versions(&progress(&st.nodes), observe::versions(ctx, view))
 }
 
 /// The run state's node records as the resume policy reads them.

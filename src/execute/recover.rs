@@ -11,10 +11,10 @@ use anyhow::Context as _;
 use super::Interrupt;
 use super::failure::logs_tail;
 use crate::checks;
-use crate::commands::Context;
 use crate::error::Outcome;
 use crate::events::{Event, Reporter};
 use crate::gate::{self, Signal};
+use crate::inputs::Context;
 use crate::plan::PlanStepKind;
 use crate::probe::{self, Client, ClusterView, Scope};
 use crate::recover::{

@@ -1,5 +1,6 @@
 //! A keyed diff of two JSON documents: what `plan --diff` shows and what the apply
-//! reports when the file's plan is not the plan its inputs give.
+//! reports when the file's plan is not the plan its inputs give; and a line diff of two
+//! input files (drift, `plan --diff`, a refused resume).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,27 @@ pub type Change = (String, Option<Value>, Option<Value>);
 
 /// Keys that change on every plan and say nothing about what runs.
 const VOLATILE: [&str; 3] = ["created_at", "at", "uptime_s"];
+
+/// Lines only in `old` (`-`) and only in `new` (`+`), in order. Enough to show an edit.
+pub fn line_diff(old: &str, new: &str) -> String {
+    let o: Vec<&str> = old.lines().collect();
+    let n: Vec<&str> = new.lines().collect();
+    let mut out = Vec::new();
+    for l in &o {
+        if !n.contains(l) {
+            out.push(format!("  - {l}"));
+        }
+    }
+    for l in &n {
+        if !o.contains(l) {
+            out.push(format!("  + {l}"));
+        }
+    }
+    if out.is_empty() {
+        out.push("  (only whitespace or order changed)".into());
+    }
+    out.join("\n")
+}
 
 /// The leaf differences between `a` and `b`. Arrays of objects are matched by `id` (nodes)
 /// or `kind` (steps) when every element has one, so a path reads `nodes.1002.steps.stop.command`.

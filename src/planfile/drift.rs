@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use super::line_diff;
 use super::{PlanFile, Source};
-use crate::commands::upgrade::line_diff;
 use crate::manifest::Order;
 use crate::probe::ClusterView;
 

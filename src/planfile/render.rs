@@ -219,14 +219,14 @@ pub fn diff(old: (&str, &PlanFile, &str), new: (&str, &PlanFile, &str), md: bool
         let _ = writeln!(
             inputs,
             "manifest:\n{}",
-            crate::commands::upgrade::line_diff(&of.manifest.text, &nf.manifest.text)
+            super::line_diff(&of.manifest.text, &nf.manifest.text)
         );
     }
     if of.playbook.digest != nf.playbook.digest {
         let _ = writeln!(
             inputs,
             "playbook:\n{}",
-            crate::commands::upgrade::line_diff(&of.playbook.text, &nf.playbook.text)
+            super::line_diff(&of.playbook.text, &nf.playbook.text)
         );
     }
     let same = ch.is_empty() && inputs.is_empty();

@@ -85,7 +85,7 @@ fn the_mirror_reads_back_exactly_what_the_plan_writes() {
 #[test]
 fn restart_plan_files_carry_their_kind_and_upgrade_files_do_not() {
     let mut plan = example_plan_of("v2.0.10-20241221", plan::PlanKind::Restart);
-    crate::commands::select::limit_to_nodes(&mut plan, &[1002]);
+    crate::plan::select::limit_to_nodes(&mut plan, &[1002]);
     let file = file_for_nodes(&plan, &[1002]);
     let bytes = to_bytes(&file);
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

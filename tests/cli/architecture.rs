@@ -1,5 +1,6 @@
-//! The architecture, guarded (issue #16 point 7): the pure modules decide and do no I/O,
-//! and no test file is forgotten by the test binary that should compile it (in the
+//! The architecture, guarded (issue #16 points 1 and 7): the pure modules decide and do no
+//! I/O, no module below the commands reaches up into `commands` or `cli`, the commands do
+//! not import each other in a cycle, and no test file is forgotten by the test binary that should compile it (in the
 //! spirit of jj's `test_no_forgotten_test_files`). These read the source tree; they need
 //! no simulator.
 
@@ -261,4 +262,257 @@ fn modules_and_unit_tests_follow_one_layout() {
         .map(|f| f.strip_prefix(root()).unwrap().display().to_string())
         .collect();
     assert!(odd.is_empty(), "off the layout: {odd:?}");
+}
+
+/// The files above the layers: the flags, the commands, and the crate's roots.
+fn is_top_layer(rel: &str) -> bool {
+    rel == "src/commands.rs"
+        || rel.starts_with("src/commands/")
+        || rel == "src/cli.rs"
+        || rel == "src/main.rs"
+        || rel == "src/lib.rs"
+        || rel.starts_with("src/bin/")
+}
+
+/// Where `code` names `crate::NAME` for one of `names`, as a path (`crate::cli::Global`,
+/// `crate::commands;`) or inside a grouped `use crate::{…}`: `line: what`. A longer name
+/// (`crate::client`) is not `crate::cli`.
+fn names_crate_module(code: &str, names: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, line) in code.lines().enumerate() {
+        for n in names {
+            let path = format!("crate::{n}");
+            for (at, _) in line.match_indices(&path) {
+                let next = line[at + path.len()..].chars().next();
+                if !next.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    out.push(format!("{}: names `{path}`", i + 1));
+                }
+            }
+        }
+    }
+    let mut rest = code;
+    while let Some(at) = rest.find("use crate::{") {
+        let tail = &rest[at + "use crate::{".len()..];
+        let group = tail.split(';').next().unwrap_or("");
+        let line = code[..code.len() - rest.len() + at].lines().count().max(1);
+        for item in group.split(',') {
+            let head = item
+                .trim()
+                .trim_start_matches('{')
+                .split("::")
+                .next()
+                .unwrap_or("")
+                .trim();
+            if names.contains(&head) {
+                out.push(format!("{line}: imports `crate::{}`", item.trim()));
+            }
+        }
+        rest = &tail[group.len()..];
+    }
+    out
+}
+
+#[test]
+fn the_layer_scanner_sees_paths_and_groups() {
+    let up = ["commands", "cli"];
+    assert_eq!(
+        names_crate_module("use crate::commands::Context;", &up).len(),
+        1
+    );
+    assert_eq!(
+        names_crate_module("use crate::cli::{ColorChoice, Global};", &up).len(),
+        1
+    );
+    assert_eq!(
+        names_crate_module("let x = crate::commands::confirm(&q);", &up).len(),
+        1
+    );
+    assert_eq!(
+        names_crate_module("use crate::{\n    cli::Global,\n    plan::Plan,\n};", &up).len(),
+        1
+    );
+    assert_eq!(
+        names_crate_module("use crate::{commands, error::WkError};", &up).len(),
+        1
+    );
+    assert!(
+        names_crate_module("use crate::client::Client; use crate::sim::cli::Args;", &up).is_empty()
+    );
+    assert!(names_crate_module("use crate::{inputs::Context, output::Printer};", &up).is_empty());
+}
+
+#[test]
+fn no_module_below_the_commands_reaches_up_into_them() {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    for f in files.iter().filter(|f| !is_test_file(f)) {
+        let rel = f.strip_prefix(root()).unwrap().display().to_string();
+        if is_top_layer(&rel) {
+            continue;
+        }
+        scanned += 1;
+        let text = std::fs::read_to_string(f).unwrap();
+        for v in names_crate_module(&non_test_code(&text), &["commands", "cli"]) {
+            found.push(format!("{rel}:{v}"));
+        }
+    }
+    assert!(scanned > 50, "only {scanned} files scanned");
+    assert!(
+        found.is_empty(),
+        "a module below the commands names `crate::commands` or `crate::cli` (move the shared \
+         code down, e.g. to `inputs`, `observe`, `render`, or take plain options):\n{}",
+        found.join("\n")
+    );
+}
+
+/// The commands a command file names: `crate::commands::X` (also in a group
+/// `crate::commands::{X, Y}`) and, from a top-level command file, `super::X`. Only names in
+/// `commands` count (`target`, `rule_options` are helpers of `commands.rs`).
+fn command_refs(code: &str, top_level: bool, commands: &[String]) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut prefixes = vec!["crate::commands::"];
+    if top_level {
+        prefixes.push("super::");
+    }
+    for prefix in prefixes {
+        for (at, _) in code.match_indices(prefix) {
+            let tail = &code[at + prefix.len()..];
+            let names: Vec<String> = if let Some(group) = tail.strip_prefix('{') {
+                group
+                    .split('}')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|i| ident(i.trim()))
+                    .collect()
+            } else {
+                vec![ident(tail)]
+            };
+            out.extend(names.into_iter().filter(|n| commands.contains(n)));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A cycle in `graph` (command -> commands it names), as `a -> b -> a`, if any.
+fn find_cycle(graph: &std::collections::BTreeMap<String, Vec<String>>) -> Option<String> {
+    fn visit(
+        n: &str,
+        graph: &std::collections::BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<String> {
+        if let Some(at) = path.iter().position(|p| p == n) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(n.to_string());
+            return Some(cycle.join(" -> "));
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for m in graph.get(n).into_iter().flatten() {
+            if let Some(c) = visit(m, graph, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, graph, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_cycle_finder_sees_a_cycle_and_only_a_cycle() {
+    let commands: Vec<String> = ["check", "live", "plan", "upgrade"]
+        .map(String::from)
+        .to_vec();
+    let refs = command_refs(
+        "use crate::commands::{live, rule_options};\nlet o = super::plan::x(); use crate::commands::target;",
+        true,
+        &commands,
+    );
+    assert_eq!(refs, ["live", "plan"]);
+    assert!(command_refs("use super::*; super::plan::x()", false, &commands).is_empty());
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for (a, b) in edges {
+            g.entry((*a).into()).or_default().push((*b).into());
+        }
+        g
+    };
+    assert_eq!(
+        find_cycle(&graph(&[("check", "live"), ("live", "check")])).as_deref(),
+        Some("check -> live -> check")
+    );
+    assert_eq!(
+        find_cycle(&graph(&[
+            ("plan", "check"),
+            ("upgrade", "plan"),
+            ("check", "upgrade")
+        ]))
+        .as_deref(),
+        Some("check -> upgrade -> plan -> check")
+    );
+    assert_eq!(
+        find_cycle(&graph(&[
+            ("plan", "check"),
+            ("upgrade", "plan"),
+            ("upgrade", "check")
+        ])),
+        None
+    );
+}
+
+/// The commands sit on the layers below, not on each other in a circle: the import graph
+/// between command files (a child `commands/x/y.rs` counts as `x`) has no cycle.
+#[test]
+fn the_commands_do_not_import_each_other_in_a_cycle() {
+    let dir = root().join("src/commands");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let commands: Vec<String> = files
+        .iter()
+        .filter(|f| f.parent() == Some(dir.as_path()))
+        .map(|f| f.file_stem().unwrap().to_str().unwrap().to_string())
+        .collect();
+    assert!(commands.len() > 10, "commands: {commands:?}");
+    let mut graph = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for f in files.iter().filter(|f| !is_test_file(f)) {
+        let rel = f.strip_prefix(&dir).unwrap();
+        let top_level = rel.components().count() == 1;
+        let name = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        let text = std::fs::read_to_string(f).unwrap();
+        let refs = command_refs(&non_test_code(&text), top_level, &commands);
+        let edges = graph.entry(name.clone()).or_default();
+        edges.extend(refs.into_iter().filter(|r| *r != name));
+    }
+    let cycle = find_cycle(&graph);
+    assert!(
+        cycle.is_none(),
+        "the commands import each other in a cycle: {} (move what they share below them)",
+        cycle.unwrap_or_default()
+    );
 }

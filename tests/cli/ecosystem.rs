@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use serde_json::Value;
-use wkctl::cli::{Cli, SchemaKind};
+use wkctl::cli::Cli;
+use wkctl::schema::Kind as SchemaKind;
 
 use crate::foundation::wkctl;
 

@@ -3,10 +3,10 @@
 //! at the whole cluster); the nodes left out are skipped with a `plan.node_not_selected`
 //! finding that says why.
 
+use super::Plan;
 use crate::error::WkError;
 use crate::finding::{self, Finding, FindingId};
 use crate::manifest::Manifest;
-use crate::plan::Plan;
 use crate::releases::NodeAction;
 
 /// Every id must be a node of the manifest.

@@ -1,19 +1,29 @@
 //! Live observation shared by `check`, `plan`, `status`, `doctor` and `upgrade`: probe the
 //! cluster once, judge it with the pure checks, and plan with the versions it reports.
+//! Also what the state directory says about runs (an unfinished one, a live lock).
+//! Below the commands: they all depend down on it, none on another for it.
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use crate::checks;
-use crate::commands::Context;
-use crate::commands::check::Observed;
 use crate::finding::{self, Finding};
+use crate::inputs::Context;
 use crate::plan;
+use crate::plan::Plan;
 use crate::probe::{self, Client, ClusterView};
 use crate::releases::{RuleOptions, Target};
 use crate::version::WkVersion;
 
+/// What `check` and `plan` learn before printing.
+pub struct Observed {
+    pub ctx: Context,
+    pub plan: Plan,
+}
+
 /// Probes every manifest node once.
-pub async fn observe(ctx: &Context) -> anyhow::Result<(Client, ClusterView)> {
+pub async fn cluster(ctx: &Context) -> anyhow::Result<(Client, ClusterView)> {
     let client = Client::from_manifest(&ctx.manifest)?;
     let view = probe::observe(&client, &ctx.manifest).await;
     Ok((client, view))
@@ -43,9 +53,37 @@ pub async fn observe_and_plan(
     target: &Target,
     rules: RuleOptions,
 ) -> anyhow::Result<Observed> {
-    let (_, view) = observe(&ctx).await?;
+    let (_, view) = cluster(&ctx).await?;
     let plan = plan_from_view(&ctx, &view, target, rules, None)?;
     Ok(Observed { ctx, plan })
+}
+
+/// `--offline`: nothing is observed; the plan uses the versions the manifest declares, and
+/// its findings are the plan's and the playbook's.
+pub fn offline_plan(ctx: &Context, target: &Target, rules: RuleOptions) -> anyhow::Result<Plan> {
+    let versions: BTreeMap<u64, _> = ctx
+        .manifest
+        .nodes
+        .iter()
+        .map(|n| (n.id, n.version.clone()))
+        .collect();
+    let mut plan = plan::build(&plan::Input {
+        manifest: &ctx.manifest,
+        playbook: &ctx.playbook,
+        target,
+        versions: &versions,
+        controller: None,
+        live: false,
+        rules,
+        kind: plan::PlanKind::Upgrade,
+    })?;
+    plan.findings.extend(checks::playbook::findings(
+        &ctx.manifest,
+        &ctx.playbook,
+        None,
+    ));
+    crate::finding::sort(&mut plan.findings);
+    Ok(plan)
 }
 
 /// The plan and live findings for one observation. `versions_override` replaces the
@@ -140,4 +178,47 @@ pub fn merge_findings(into: &mut Vec<Finding>, live: Vec<Finding>) {
         }
     }
     finding::sort(into);
+}
+
+/// An unfinished run (from the state directory next to the manifest, or
+/// `$WKCTL_STATE_DIR`) and the live holder of the cluster lock.
+#[derive(Serialize, Clone)]
+pub struct RunDoc {
+    pub to: Option<String>,
+    pub status: Option<String>,
+    pub state_file: Option<String>,
+    pub locked_by: Option<String>,
+}
+
+/// What `status` says about runs: an unfinished one, and a live lock on the cluster.
+pub fn run_doc(ctx: &Context) -> Option<RunDoc> {
+    use crate::state::{self, StateDir};
+    let base = std::env::var_os("WKCTL_STATE_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(
+            || crate::inputs::default_state_base(&ctx.manifest.path),
+            std::path::PathBuf::from,
+        );
+    let dir = StateDir::new(&base, &ctx.manifest.name);
+    let st = dir.load().ok().flatten().filter(|s| s.status.unfinished());
+    let locked_by = ctx
+        .cluster_lock_dir()
+        .ok()
+        .and_then(|d| state::lock_owner(&d))
+        .filter(|o| !o.is_stale())
+        .map(|o| o.describe());
+    if st.is_none() && locked_by.is_none() {
+        return None;
+    }
+    Some(RunDoc {
+        to: st.as_ref().map(|s| s.to.clone()),
+        status: st.as_ref().map(|s| {
+            serde_json::to_value(s.status)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        }),
+        state_file: st.map(|_| dir.state_path().display().to_string()),
+        locked_by,
+    })
 }

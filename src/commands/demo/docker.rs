@@ -13,17 +13,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cli::{DemoArgs, Global};
-use crate::commands::{Context, demo, init, upgrade};
+use crate::commands::{init, upgrade};
 use crate::compose;
 use crate::error::{Outcome, WkError};
+use crate::inputs::Context;
 use crate::output::Printer;
 
-const COMPOSE_FILE: &str = include_str!("../../tests/docker/cluster/docker-compose.yml");
+const COMPOSE_FILE: &str = include_str!("../../../tests/docker/cluster/docker-compose.yml");
 const FROM_IMAGE: &str = "wukongim/wukongim:v2.0.10-20241221";
 const BRAIN_IMAGE: &str = "wksim/brain:local";
 const BUILD_HINT: &str = "build the images from a wkctl checkout with `cargo build --release && tests/docker/build-images.sh` (no registry is needed)";
 
-pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Result<Outcome> {
+pub(super) async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let target = crate::releases::resolve_target(&args.to, false)
         .map_err(|e| WkError::input(e.message, e.hint))?;
     let to_image = format!("wukongim/wukongim:{}", target.version);
@@ -70,18 +71,18 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         no_progress: global.no_progress,
         notify: global.notify.clone(),
     };
-    let ctx = Context::load(&demo_global)?;
-    demo::wait_settled(&ctx, std::time::Duration::from_mins(2)).await?;
+    let ctx = Context::load(demo_global.manifest.as_deref())?;
+    super::wait_settled(&ctx, std::time::Duration::from_mins(2)).await?;
     if !args.json {
         p.out(&p.bold("\nbefore"))?;
-        demo::print_status(&ctx, p).await?;
+        super::print_status(&ctx, p).await?;
         p.out("")?;
     }
-    let up = demo::upgrade_args(args, dir.join(".wkctl"));
+    let up = super::upgrade_args(args, dir.join(".wkctl"));
     let outcome = Box::pin(upgrade::run(&demo_global, &up, p)).await?;
     if !args.json {
         p.out(&p.bold("\nafter"))?;
-        demo::print_status(&ctx, p).await?;
+        super::print_status(&ctx, p).await?;
     }
     p.note("removing the demo's containers, network and volumes");
     drop(down);

@@ -1,0 +1,61 @@
+//! The inputs every command starts from: the manifest and its playbook, loaded and
+//! validated once. Below the commands: the executor, `doctor` and the observation use it
+//! without reaching up into `commands`.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::WkError;
+use crate::manifest::{self, Manifest};
+use crate::playbook::{self, Playbook};
+use crate::state::StateDir;
+
+/// The manifest and its playbook, loaded and validated.
+pub struct Context {
+    pub manifest: Manifest,
+    pub playbook: Playbook,
+}
+
+impl Context {
+    /// Loads the manifest at `flag` (`-m`/`$WKCTL_MANIFEST`, else `./cluster.yaml`) and its
+    /// playbook.
+    pub fn load(flag: Option<&Path>) -> Result<Context, WkError> {
+        let path = manifest::resolve_path(flag);
+        let manifest = manifest::load(&path)?;
+        let dir = manifest_dir(&path);
+        let playbook = playbook::load(&manifest.playbook, &dir)?;
+        // Registers the manifest's secrets (token, webhook URL) for the scrub of host
+        // output ([`crate::scrub::scrub_known`]) in every command, probing or not; a bad
+        // token is reported where the client is used.
+        let _ = crate::probe::Client::from_manifest(&manifest);
+        Ok(Context { manifest, playbook })
+    }
+
+    /// The cluster-wide lock's directory, keyed by the cluster's name and node APIs.
+    pub fn cluster_lock_dir(&self) -> Result<StateDir, WkError> {
+        let apis: Vec<&str> = self.manifest.nodes.iter().map(|n| n.api.as_str()).collect();
+        crate::state::cluster_lock_dir(&self.manifest.name, &apis)
+    }
+}
+
+/// The directory holding the manifest (relative paths in it are resolved against it).
+pub fn manifest_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The default state directory base: `.wkctl/` beside the manifest.
+pub fn default_state_base(manifest_path: &Path) -> PathBuf {
+    manifest_dir(manifest_path).join(".wkctl")
+}
+
+/// The cluster's state directory: `explicit` (`--state-dir`), else `.wkctl/` next to the
+/// manifest `flag` names (as for [`Context::load`]).
+pub fn state_dir(flag: Option<&Path>, explicit: Option<&Path>, cluster: &str) -> StateDir {
+    let base = explicit.map_or_else(
+        || default_state_base(&manifest::resolve_path(flag)),
+        Path::to_path_buf,
+    );
+    StateDir::new(&base, cluster)
+}
