@@ -566,9 +566,8 @@ impl<'a> Runner<'a> {
         let poll = self.tracker.rules().poll;
         while Instant::now() < until {
             tokio::time::sleep(poll).await;
-            if self.runs_old_process(id).await.is_none() {
-                return None;
-            }
+            // Down or on the new process: the stop took effect.
+            self.runs_old_process(id).await?;
         }
         serving
     }
