@@ -772,6 +772,21 @@ fn a_stuck_joining_node_stays_accepted_through_polls_that_did_not_ask_it() {
         Some(NodeStatus::Joined),
         "still remembered"
     );
+    // Either half of the controller's view missing is enough (found by cargo-mutants).
+    let mut no_slots = focused.clone();
+    no_slots.slots = None;
+    tr.accept_stuck_joining(&no_slots);
+    let v = tr.accept_stuck_joining(&focused);
+    assert_eq!(status(&v, 1003), Some(NodeStatus::Joined), "slots unknown");
+    let mut no_members = focused.clone();
+    no_members.members.clear();
+    tr.accept_stuck_joining(&no_members);
+    let v = tr.accept_stuck_joining(&focused);
+    assert_eq!(
+        status(&v, 1003),
+        Some(NodeStatus::Joined),
+        "members unknown"
+    );
     // Evidence observed in the focused poll itself (the slots) still counts.
     let mut tr = Tracker::new(rules());
     tr.accept_stuck_joining(&full);
