@@ -5,6 +5,7 @@
 
 mod architecture;
 mod attack;
+mod attack_529;
 mod attack_holes;
 mod attack_recover;
 mod attack_resume;
