@@ -11,7 +11,7 @@ use crate::harness::{Sim, SimOpts, down_intervals_never_overlap, rollout_was_saf
 use crate::matrix::lost_the_controller;
 use crate::support::{Opts, Streaming, Ws, ctl_ok, lifecycle, now_ms};
 
-const RUN_T: Duration = Duration::from_secs(120);
+const RUN_T: Duration = Duration::from_mins(2);
 const UP: [&str; 5] = ["upgrade", "--to", "v2.2.5", "--yes", "--json"];
 const OLD: &str = "v2.2.4-20260313";
 
