@@ -925,7 +925,7 @@ pub fn soak_problem(view: &ClusterView) -> Option<String> {
             return Some(format!("node {} offline in the controller's view", n.id));
         }
     }
-    if view.controller.is_none() || view.slots.is_none() {
+    if view.controller.is_none() && view.slots.is_none() {
         return Some("no controller known".to_string());
     }
     if let Some(s) = &view.slots
