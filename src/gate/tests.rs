@@ -394,3 +394,244 @@ fn a_dev_target_is_proven_by_a_new_commit_not_by_its_reported_tag() {
     let g = evaluate(&b, None, &settled("v1.2.6", 60), &dev);
     assert!(!state(&g, Signal::NewProcessOnTarget).is_met());
 }
+
+// --- edges found by cargo-mutants (issue #12, MUTANTS.md) ---
+
+#[test]
+fn a_restart_names_b_after_the_same_version_and_every_form_carries_letter_and_name() {
+    use crate::plan::PlanKind;
+    let b = Signal::NewProcessOnTarget;
+    assert_eq!(
+        b.name_in(PlanKind::Upgrade),
+        "new process on target version"
+    );
+    assert_eq!(
+        b.name_in(PlanKind::Restart),
+        "new process on the same version"
+    );
+    assert_eq!(
+        Signal::ConfigCaughtUp.name_in(PlanKind::Restart),
+        "cluster config caught up"
+    );
+    assert_eq!(
+        b.label_in(PlanKind::Restart),
+        "B new process on the same version"
+    );
+    assert_eq!(
+        b.display_in(PlanKind::Restart),
+        "B (new process on the same version)"
+    );
+    assert_eq!(
+        SignalIn {
+            signal: b,
+            kind: PlanKind::Restart
+        }
+        .label(),
+        "B new process on the same version"
+    );
+    assert_eq!(Signal::UptimeGrowing.label(), "G uptime growing");
+}
+
+#[test]
+fn the_event_forms_of_a_signal_are_its_letter_and_its_label() {
+    use crate::plan::PlanKind;
+    #[derive(Serialize)]
+    struct Event {
+        #[serde(serialize_with = "signal_serde::letter")]
+        signal: Signal,
+        #[serde(serialize_with = "signal_serde::label")]
+        failed: Option<SignalIn>,
+    }
+    let e = Event {
+        signal: Signal::KnowsController,
+        failed: Some(SignalIn {
+            signal: Signal::NewProcessOnTarget,
+            kind: PlanKind::Upgrade,
+        }),
+    };
+    assert_eq!(
+        serde_json::to_string(&e).unwrap(),
+        r#"{"signal":"C","failed":"B new process on target version"}"#
+    );
+    let e = Event {
+        signal: Signal::UptimeGrowing,
+        failed: None,
+    };
+    assert_eq!(
+        serde_json::to_string(&e).unwrap(),
+        r#"{"signal":"G","failed":null}"#
+    );
+}
+
+#[test]
+fn a_state_splits_into_its_word_and_its_reason() {
+    assert_eq!(SignalState::Met.split(), (SignalWord::Met, None));
+    assert_eq!(
+        SignalState::NotYet("not yet".into()).split(),
+        (SignalWord::NotYet, Some("not yet".into()))
+    );
+    assert_eq!(
+        SignalState::Unknown("why".into()).split(),
+        (SignalWord::Unknown, Some("why".into()))
+    );
+    let words: Vec<String> = [SignalWord::Met, SignalWord::NotYet, SignalWord::Unknown]
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+    assert_eq!(words, ["met", "not_yet", "unknown"]);
+    assert_eq!(SignalWord::NotYet.as_str(), "not_yet");
+}
+
+#[test]
+fn down_is_no_answer_at_all_not_a_failed_answer() {
+    let mut now = after(60, 20);
+    let n = now.node_mut(1002).unwrap();
+    assert!(!is_down(n), "a node that answers is up");
+    n.reachable = false;
+    n.error = Some(ProbeError::Refused);
+    assert!(is_down(n));
+    n.error = Some(ProbeError::Timeout);
+    assert!(is_down(n));
+    n.error = Some(ProbeError::ServerError(502));
+    assert!(!is_down(n), "a 502 is an answer");
+    n.error = None;
+    assert!(!is_down(n), "no error, no evidence");
+    n.reachable = true;
+    n.error = Some(ProbeError::Refused);
+    assert!(!is_down(n), "reachable on another endpoint");
+}
+
+#[test]
+fn runs_new_process_is_b() {
+    let now = after(60, 20);
+    let n = now.node(1002).unwrap();
+    assert!(runs_new_process(&baseline(), n, now.observed_at, &t(NEW)));
+    let mut old = settled(OLD, 5);
+    old.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(505));
+    let n = old.node(1002).unwrap();
+    assert!(!runs_new_process(&baseline(), n, old.observed_at, &t(NEW)));
+}
+
+#[test]
+fn health_proves_the_cluster_from_v2_1_4() {
+    assert!(health_proves_cluster(&v("v2.1.4-20250301")));
+    assert!(!health_proves_cluster(&v("v2.1.3-20250210")));
+}
+
+#[test]
+fn the_baseline_is_the_nodes_last_observation() {
+    let mut view = settled(OLD, 7);
+    view.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(500));
+    let b = NodeBaseline::from_view(&view, 1002);
+    assert_eq!(b.id, 1002);
+    assert_eq!(b.version, Some(v(OLD)));
+    assert_eq!(b.uptime, Some(Duration::from_secs(500)));
+    assert_eq!(b.observed_at, at(7));
+    assert_eq!(b.commit, view.node(1002).unwrap().commit);
+    let missing = NodeBaseline::from_view(&view, 9999);
+    assert_eq!((missing.version, missing.uptime), (None, None));
+}
+
+#[test]
+fn exact_and_restart_targets_accept_only_their_own_build_and_say_so() {
+    let exact = GateTarget::exact(v(OLD));
+    assert_eq!(
+        (exact.dev_base.clone(), exact.restarted_after),
+        (None, None)
+    );
+    assert!(exact.accepts(&v(OLD)));
+    assert!(!exact.accepts(&v(NEW)));
+    assert!(!exact.is_dev());
+    assert_eq!(exact.to_string(), OLD);
+    let restart = GateTarget::restart(v(NEW), at(3));
+    assert_eq!(restart.restarted_after, Some(at(3)));
+    assert_eq!(restart.dev_base, None);
+    assert!(restart.accepts(&v(NEW)));
+    assert!(!restart.accepts(&v(OLD)));
+    assert_eq!(restart.to_string(), format!("{NEW} (unchanged)"));
+    let dev = t("v2.1.3-20250210-dev");
+    assert!(dev.is_dev());
+    assert!(!t(NEW).is_dev());
+    assert_eq!(
+        dev.to_string(),
+        format!("v2.1.3-20250210-dev (reports {NEW})")
+    );
+    assert_eq!(t(NEW).to_string(), NEW);
+}
+
+#[test]
+fn a_dev_target_outside_the_catalog_accepts_a_release_of_its_major_up_to_its_triple() {
+    // Newer than every catalog release has a base; this is the case with none.
+    let dev = GateTarget {
+        dev_base: None,
+        ..t("v9.4.2-dev")
+    };
+    assert!(dev.is_dev());
+    assert!(dev.accepts(&v("v9.4.2")));
+    assert!(dev.accepts(&v("v9.4.1")));
+    assert!(dev.accepts(&v("v9.0.0")));
+    assert!(!dev.accepts(&v("v9.4.3")), "newer than the dev tag");
+    assert!(!dev.accepts(&v("v8.9.9")), "another major");
+    assert!(!dev.accepts(&v("v10.0.0")));
+    let node = |s: Option<&str>| {
+        let mut view = settled(NEW, 1);
+        view.node_mut(1002).unwrap().version = s.map(v);
+        view.node(1002).unwrap().clone()
+    };
+    assert!(dev.accepts_version(&node(Some("v9.4.0"))));
+    assert!(!dev.accepts_version(&node(Some("v8.0.0"))));
+    assert!(!dev.accepts_version(&node(None)));
+}
+
+#[test]
+fn the_dev_base_is_the_newest_stable_release_strictly_below() {
+    // v2.1.2 is in the catalog: its dev tag builds on the release below it, not on itself.
+    assert_eq!(dev_base(&v("v2.1.3-20250210-dev")), Some(v(NEW)));
+    let base = dev_base(&v(NEW)).unwrap();
+    assert!(base < v(NEW), "{base}");
+    assert!(base.is_release() && !base.is_beta(), "{base}");
+    assert_eq!(dev_base(&v("v0.0.1")), None);
+}
+
+#[test]
+fn ready_needs_every_signal_and_no_crash_loop() {
+    let mut g = evaluate(&baseline(), Some(&after(59, 19)), &after(60, 20), &t(NEW));
+    assert!(g.ready_now());
+    g.crash_loop = true;
+    assert!(!g.ready_now(), "a crash loop is never ready");
+    g.crash_loop = false;
+    g.signals[2].1 = SignalState::NotYet("x".into());
+    assert!(!g.ready_now());
+    assert_eq!(g.waiting_on().unwrap().0, Signal::KnowsController);
+    assert_eq!(g.state(Signal::KnowsController), Some(&g.signals[2].1));
+    assert_eq!(g.state(Signal::ApiHealthy), Some(&SignalState::Met));
+}
+
+#[test]
+fn a_crash_loop_needs_both_polls_on_the_target() {
+    // The uptime fell, but the earlier answer was still the old version: the restart
+    // itself, not a crash loop.
+    let mut prev = settled(OLD, 30);
+    prev.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(530));
+    let g = evaluate(&baseline(), Some(&prev), &after(31, 1), &t(NEW));
+    assert!(!g.crash_loop, "{g:?}");
+    // The new answer fell back to the old version with a lower uptime.
+    let mut now = settled(OLD, 31);
+    now.node_mut(1002).unwrap().uptime = Some(Duration::from_secs(1));
+    let g = evaluate(&baseline(), Some(&after(30, 25)), &now, &t(NEW));
+    assert!(!g.crash_loop, "{g:?}");
+    // A dev target: the old image (same commit as the baseline) restarting is B's
+    // business, not a crash loop; the new build restarting is one.
+    let dev = t("v2.1.3-20250210-dev");
+    let mut b = baseline();
+    b.version = Some(v(NEW));
+    b.commit = Some(format!("commit-{NEW}"));
+    let g = evaluate(&b, Some(&after(30, 25)), &after(31, 2), &dev);
+    assert!(!g.crash_loop, "the old build: {g:?}");
+    let (mut prev, mut now) = (after(30, 25), after(31, 2));
+    for view in [&mut prev, &mut now] {
+        view.node_mut(1002).unwrap().commit = Some("0a1b2c3".into());
+    }
+    let g = evaluate(&b, Some(&prev), &now, &dev);
+    assert!(g.crash_loop, "the new build: {g:?}");
+}
