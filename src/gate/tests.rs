@@ -476,7 +476,7 @@ fn a_state_splits_into_its_word_and_its_reason() {
     );
     let words: Vec<String> = [SignalWord::Met, SignalWord::NotYet, SignalWord::Unknown]
         .iter()
-        .map(|w| w.to_string())
+        .map(ToString::to_string)
         .collect();
     assert_eq!(words, ["met", "not_yet", "unknown"]);
     assert_eq!(SignalWord::NotYet.as_str(), "not_yet");
