@@ -17,7 +17,7 @@ const OLD: &str = "v2.2.4-20260313";
 
 /// Four nodes, 1004 seed-joined and stuck at status 2 by #529 (online, caught up,
 /// holding a replica of every slot).
-fn stuck_cluster() -> Sim {
+pub fn stuck_cluster() -> Sim {
     let sim = Sim::start(SimOpts {
         nodes: 4,
         joined: Some(3),

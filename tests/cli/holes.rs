@@ -461,26 +461,10 @@ fn a_dev_target_can_be_resumed() {
 #[test]
 fn a_node_stuck_in_joining_by_529_is_accepted_only_on_evidence_and_by_policy() {
     // #529 exists from v2.1.1 on (handle_node_joining.go); a seed-joined node is stuck.
-    let sim = Sim::start(SimOpts {
-        nodes: 4,
-        joined: Some(3),
-        version: "v2.2.4-20260313".into(),
-        // Four replicas per slot: 1004 receives a replica of every slot when it joins, so
-        // the slots are balanced and upstream has nothing to migrate (#529's condition).
-        extra_args: vec!["--replicas".into(), "4".into()],
-        ..SimOpts::default()
-    });
+    // Four replicas per slot: 1004 receives a replica of every slot when it joins, so the
+    // slots are balanced and upstream has nothing to migrate (#529's condition).
+    let sim = crate::attack_529::stuck_cluster();
     let up = ["upgrade", "--to", "v2.2.5", "--yes", "--json"];
-    ctl_ok(&sim, &["fault", "1004", "stuck-joining"]);
-    ctl_ok(&sim, &["start", "1004"]);
-    sim.wait_until("1004 online, caught up, stuck at status 2", RUN_T, |s| {
-        let (_, v) = s.get_json(1001, "/cluster/info");
-        s.node_state(1004) == "settled"
-            && v["nodes"].as_array().is_some_and(|ns| {
-                ns.iter()
-                    .any(|n| n["id"] == 1004 && n["online"] == true && n["status"] == 2)
-            })
-    });
     let strict = Ws::new(
         &sim,
         &Opts {
