@@ -38,6 +38,15 @@ pub fn stuck_cluster() -> Sim {
     sim
 }
 
+/// A default run on `sim`, held at 1002's `wait_ready`: the workspace, the run, and the
+/// moment the attack begins.
+fn in_the_gate_of_1002(sim: &Sim) -> (Ws, Streaming, i64) {
+    let ws = Ws::new(sim, &Opts::default());
+    let mut run = ws.spawn(&UP, &[]);
+    at_wait_ready(&mut run, 1002);
+    (ws, run, now_ms())
+}
+
 fn at_wait_ready(run: &mut Streaming, node: u64) {
     run.wait_for(&format!("{node}'s wait_ready"), RUN_T, |v| {
         v["type"] == "step_started"
@@ -70,10 +79,7 @@ fn rejoined_at(events: &[Value], node: u64, since: i64) -> Option<i64> {
 #[test]
 fn stuck_node_restarted_during_a_gate_blocks_the_next_stop() {
     let sim = stuck_cluster();
-    let ws = Ws::new(&sim, &Opts::default());
-    let mut run = ws.spawn(&UP, &[]);
-    at_wait_ready(&mut run, 1002);
-    let t0 = now_ms();
+    let (_ws, mut run, t0) = in_the_gate_of_1002(&sim);
     ctl_ok(&sim, &["fault", "1004", "no-rejoin"]);
     ctl_ok(&sim, &["restart", "--version", OLD, "1004"]);
     let (code, err) = run.finish(RUN_T);
@@ -92,10 +98,7 @@ fn stuck_node_restarted_during_a_gate_blocks_the_next_stop() {
 #[test]
 fn stuck_node_bounced_during_a_gate_is_waited_for() {
     let sim = stuck_cluster();
-    let ws = Ws::new(&sim, &Opts::default());
-    let mut run = ws.spawn(&UP, &[]);
-    at_wait_ready(&mut run, 1002);
-    let t0 = now_ms();
+    let (_ws, mut run, t0) = in_the_gate_of_1002(&sim);
     ctl_ok(&sim, &["fault", "1004", "slow-rejoin", "6"]);
     ctl_ok(&sim, &["bounce", "1004"]);
     let (code, err) = run.finish(RUN_T);
@@ -124,10 +127,7 @@ fn stuck_node_bounced_during_a_gate_is_waited_for() {
 #[test]
 fn stuck_node_losing_the_controller_during_a_gate_blocks_the_next_stop() {
     let sim = stuck_cluster();
-    let ws = Ws::new(&sim, &Opts::default());
-    let mut run = ws.spawn(&UP, &[]);
-    at_wait_ready(&mut run, 1002);
-    let t0 = now_ms();
+    let (_ws, mut run, t0) = in_the_gate_of_1002(&sim);
     lose_controller(&sim, "1004");
     assert!(lost_the_controller(&sim, 1004));
     let (code, err) = run.finish(RUN_T);
@@ -207,10 +207,7 @@ fn a_really_joining_node_during_a_gate_holds_the_next_stop() {
 #[test]
 fn a_stale_peer_found_again_is_counted_back_only_when_caught_up() {
     let sim = stuck_cluster();
-    let ws = Ws::new(&sim, &Opts::default());
-    let mut run = ws.spawn(&UP, &[]);
-    at_wait_ready(&mut run, 1002);
-    let t0 = now_ms();
+    let (_ws, mut run, t0) = in_the_gate_of_1002(&sim);
     ctl_ok(&sim, &["fault", "1003", "slow-catch-up", "5"]);
     lose_controller(&sim, "1003");
     std::thread::sleep(Duration::from_secs(2));
