@@ -4,8 +4,11 @@
 //! the v2 HTTP API with the shapes of facts §3, the restart timeline of facts §4.3/§4.4/§11.5,
 //! per-version behaviour (facts §3.11, wksim's own table in `builds`, independent of wkctl's
 //! `releases`) and injectable faults.
-//! `model` + `timeline` are pure (fake-clock unit tests); `shared` + `server` + `control` are
-//! the async shell; `ctl` is the client of the control server.
+//! `model/` is pure (the cluster model and its timeline, builds, faults, clients; fake-clock
+//! unit tests); `http/` renders and serves it (the node API's `views`, each node's `server`,
+//! the `control` server); `shared` and `serve` are the async shell that owns the model and
+//! the clock; `agent` is `wksim node` (one container per node); `ctl` is the client of the
+//! control server.
 
 // "WuKongIM" is a product name, not code; help texts come from doc comments.
 #![allow(clippy::doc_markdown)]
@@ -15,29 +18,13 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 pub mod agent;
-pub mod builds;
 pub mod cli;
-pub mod clients;
 pub mod cluster_file;
-pub mod config;
-pub mod control;
 pub mod ctl;
-mod elections;
-pub mod faults;
-pub mod logs;
+pub mod http;
 pub mod model;
-mod model_faults;
 pub mod serve;
-pub mod server;
 pub mod shared;
-pub mod split;
-mod timeline;
-pub mod views;
-pub mod views_cluster;
-mod views_service;
-
-#[cfg(test)]
-mod tests;
 
 /// Entry point of the `wksim` binary (also reached through a `wksim` symlink to `wkctl`).
 pub fn main() -> ExitCode {

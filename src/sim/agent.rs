@@ -30,11 +30,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::builds::Build;
 use super::cli::NodeArgs;
+use super::http::views;
 use super::model::Phase;
+use super::model::builds::Build;
 use super::shared::Shared;
-use super::views;
 
 /// Real time without a beat after which a running node counts as cut off.
 const LOST_AFTER: Duration = Duration::from_millis(1500);
@@ -72,7 +72,7 @@ async fn hello(State(s): St, UrlPath(id): UrlPath<u64>, body: Bytes) -> Response
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
     let fault = match req["fault"].as_str().filter(|f| !f.is_empty()) {
-        Some(f) => match super::faults::FaultKind::parse(f, &[]) {
+        Some(f) => match super::model::faults::FaultKind::parse(f, &[]) {
             Ok(k) => Some(k),
             Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
         },
@@ -173,7 +173,7 @@ async fn api(
             now,
         )
     };
-    super::server::finish(&s, r).await
+    super::http::server::finish(&s, r).await
 }
 
 /// Marks nodes whose agent went silent as cut off, and back when it beats again.
@@ -357,7 +357,7 @@ fn write_data(dir: &Path, id: u64, version: &str, what: &str) -> anyhow::Result<
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let line = format!(
         "{} node {id} {what} {version}\n",
-        super::logs::rfc3339_ms(
+        super::model::logs::rfc3339_ms(
             i64::try_from(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

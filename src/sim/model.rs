@@ -8,11 +8,23 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::builds::Behaviour;
-pub use super::builds::Build;
-pub use super::config::{CfgNode, Config, Phase, Slot, View, node_status};
-use super::faults::Faults;
-use super::logs;
+pub mod builds;
+pub mod clients;
+pub mod config;
+mod elections;
+mod fault_effects;
+pub mod faults;
+pub mod logs;
+pub mod split;
+mod timeline;
+
+#[cfg(test)]
+mod tests;
+
+use builds::Behaviour;
+pub use builds::Build;
+pub use config::{CfgNode, Config, Phase, Slot, View, node_status};
+use faults::Faults;
 
 /// Timeline defaults in simulated ms (facts §4.2–§4.4, §11.5); divided by `--speed` in real time.
 pub mod timing {
@@ -137,9 +149,9 @@ pub struct Cluster {
     /// `/cluster/info` body for one config version (serialized once, facts §3.6).
     pub(super) info_cache: Option<(u64, Arc<str>)>,
     /// Clients, message counters and stored messages (`clients.rs`, issue #18).
-    pub traffic: super::clients::Traffic,
+    pub traffic: clients::Traffic,
     /// The #310 state and its recovery (`split.rs`); `None` = one cluster.
-    pub split: Option<super::split::Split>,
+    pub split: Option<split::Split>,
     /// `start_all` is starting every node at once.
     pub(super) together: bool,
     /// The nodes [`Cluster::rejoined`] held for at the last transition: a node entering
@@ -200,7 +212,7 @@ impl Cluster {
             events: Vec::new(),
             dirty: BTreeSet::new(),
             info_cache: None,
-            traffic: super::clients::Traffic::default(),
+            traffic: clients::Traffic::default(),
             split: None,
             together: false,
             rejoined_nodes: BTreeSet::new(),

@@ -6,11 +6,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 
-use super::builds::Build;
 use super::cli::{ServeArgs, VersionStyle};
 use super::cluster_file::{ClusterFile, NodeAddrs};
+use super::http::server;
+use super::model::builds::Build;
 use super::model::{Cluster, ModelOpts, NodeSpec};
-use super::server;
 use super::shared::{Clock, Shared};
 use tokio::net::TcpSocket;
 
@@ -96,7 +96,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     .write(&a.state_dir)?;
     print_table(&specs, joined, &control_url, &version);
     tokio::spawn(Arc::clone(&shared).drive());
-    let app = super::control::router(Arc::clone(&shared));
+    let app = super::http::control::router(Arc::clone(&shared));
     axum::serve(control, app)
         .with_graceful_shutdown(shutdown())
         .await?;
@@ -164,7 +164,7 @@ async fn run_external(a: ServeArgs, version: Build, joined: usize) -> anyhow::Re
     announce(a.nodes, &a.listen);
     tokio::spawn(Arc::clone(&shared).drive());
     tokio::spawn(super::agent::watchdog(Arc::clone(&shared)));
-    let app = super::control::router(Arc::clone(&shared))
+    let app = super::http::control::router(Arc::clone(&shared))
         .merge(super::agent::brain_router(Arc::clone(&shared)));
     axum::serve(control, app)
         .with_graceful_shutdown(shutdown())

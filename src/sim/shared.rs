@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use tokio::sync::{Notify, watch};
 
+use super::http::server::{self, Incarnation};
 use super::model::{Cluster, Event};
-use super::server::{self, Incarnation};
 
 /// Simulated time = real time since start × speed (in ms).
 #[derive(Debug, Clone, Copy)]

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::faults::ms;
-use super::model::{Build, Cluster, Phase, Timer, View, node_status, timing};
 use super::split::SplitRole;
+use super::{Build, Cluster, Phase, Timer, View, node_status, timing};
 
 impl Cluster {
     pub(super) fn fire(&mut self, t: Timer, now: u64) {
@@ -167,11 +167,7 @@ impl Cluster {
             id,
             now,
             "INFO",
-            &format!(
-                "Git: {}-{}",
-                super::views::commit_date(&version),
-                version.commit()
-            ),
+            &format!("Git: {}-{}", version.commit_date(), version.commit()),
         );
         if faults.never_starts {
             // API never becomes usable; the slot wait panics after 60 s (facts §4.1, #197).

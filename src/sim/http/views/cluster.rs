@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::model::{Cluster, Config, Node};
-use super::views::{Reply, forward, put};
+use super::{Reply, forward, put};
+use crate::sim::model::{Cluster, Config, Node};
 
 /// "Forward to the config-raft leader" (facts §3.6): answered here when this node is the
 /// leader, passed through from the leader otherwise, 400 `leader not found` when it knows none.
@@ -24,14 +24,14 @@ fn via_controller(
     if n.island {
         // #310: an island is its own controller and answers from its own config.
         return match (&n.view, path) {
-            (super::model::View::Frozen(own), "/cluster/info") => Reply {
+            (crate::sim::model::View::Frozen(own), "/cluster/info") => Reply {
                 status: 200,
                 body: info_json(own),
                 json: true,
                 delay: 0,
                 hang: None,
             },
-            (super::model::View::Frozen(own), "/cluster/allslot") => {
+            (crate::sim::model::View::Frozen(own), "/cluster/allslot") => {
                 let data: Vec<Value> = own.slots.iter().map(slot_resp).collect();
                 Reply::json(200, &json!({"total": data.len(), "data": data}))
             }
@@ -150,7 +150,7 @@ fn info_local(c: &mut Cluster) -> Reply {
     }
 }
 
-fn slot_resp(s: &super::model::Slot) -> Value {
+fn slot_resp(s: &crate::sim::model::Slot) -> Value {
     let fmt = ["正常", "候选中", "领导者转移中"]
         .get(usize::from(s.status))
         .copied()

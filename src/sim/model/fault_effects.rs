@@ -2,7 +2,7 @@
 //! in WuKongIM env form (facts §5.1, §5.2) and the simulated network check.
 
 use super::faults::{FaultKind, Faults};
-use super::model::{Cluster, Phase, Timer, View, node_status, timing};
+use super::{Cluster, Phase, Timer, View, node_status, timing};
 
 impl Cluster {
     /// `wksim ctl fault NODE KIND [ARG]`.

@@ -3,9 +3,9 @@
 use serde_json::Value;
 
 use super::SplitStage;
-use crate::sim::builds::Build;
+use crate::sim::http::views;
+use crate::sim::model::builds::Build;
 use crate::sim::model::{Cluster, ModelOpts, NodeSpec, Phase, node_status};
-use crate::sim::views;
 
 const OLD: &str = "v2.0.10-20241221";
 const NEW: &str = "v2.1.2-20250120";

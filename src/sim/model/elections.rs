@@ -2,7 +2,7 @@
 //! replicas), the config-raft leader ("controller", majority of alive members) and what
 //! happens when that majority is lost.
 
-use super::model::{Cluster, Timer, timing};
+use super::{Cluster, Timer, timing};
 
 impl Cluster {
     /// With fewer than a majority of members alive the config raft has no leader and the slot
@@ -12,7 +12,7 @@ impl Cluster {
         let members: Vec<u64> = self.config.nodes.iter().map(|n| n.id).collect();
         let alive = members
             .iter()
-            .filter(|id| self.node(**id).is_some_and(super::model::Node::alive))
+            .filter(|id| self.node(**id).is_some_and(super::Node::alive))
             .count();
         if alive > members.len() / 2 {
             return;
@@ -94,7 +94,7 @@ impl Cluster {
         let alive: Vec<u64> = members
             .iter()
             .copied()
-            .filter(|id| self.node(*id).is_some_and(super::model::Node::alive))
+            .filter(|id| self.node(*id).is_some_and(super::Node::alive))
             .collect();
         if alive.len() < members.len() / 2 + 1 {
             return;

@@ -2,13 +2,15 @@
 //! (absent, not null), integer enums, snake_case for `/cluster/node[s]` and camelCase for
 //! `/cluster/info`. Fan-out and forwarding to peers are resolved against the model.
 
+pub mod cluster;
+pub(super) mod service;
+
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::logs;
-use super::model::{Build, Cluster, Config, Node, node_status, timing};
-use super::views_cluster;
+use crate::sim::model::logs;
+use crate::sim::model::{Cluster, Config, Node, node_status, timing};
 
 /// An HTTP answer; `delay` (simulated ms) is waited before answering.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,14 +56,6 @@ impl Reply {
             hang: None,
         }
     }
-}
-
-/// `commit_date`: Unix seconds as a string, taken from the build's date stamp (facts §3.2).
-pub fn commit_date(v: &Build) -> String {
-    v.date().map_or_else(String::new, |d| {
-        let days = logs::days_from_civil(i64::from(d / 10_000), d / 100 % 100, d % 100);
-        (days * 86_400 + 8 * 3600).to_string()
-    })
 }
 
 enum Kind<'a> {
@@ -227,11 +221,11 @@ pub fn answer(
         "/cluster/node" => cluster_node(c, n, now),
         "/cluster/nodes" => cluster_nodes(c, n, token, now, false),
         "/cluster/simpleNodes" => cluster_nodes(c, n, token, now, true),
-        "/cluster/info" => views_cluster::cluster_info(c, id, q, token, now),
-        "/cluster/allslot" => views_cluster::allslot(c, id, q, token, now),
-        "/cluster/slots" => views_cluster::slots(c, n, q),
-        "/cluster/logs" => views_cluster::cluster_logs(c, id, q, token, now),
-        "/route" => super::views_service::route(c, n, q),
+        "/cluster/info" => cluster::cluster_info(c, id, q, token, now),
+        "/cluster/allslot" => cluster::allslot(c, id, q, token, now),
+        "/cluster/slots" => cluster::slots(c, n, q),
+        "/cluster/logs" => cluster::cluster_logs(c, id, q, token, now),
+        "/route" => service::route(c, n, q),
         _ => Reply::not_found(),
     }
 }
@@ -314,7 +308,7 @@ pub fn varz(
             "slow_clients": slow_clients, "retry_queue": retry_queue,
             "tcp_addr": format!("{host}:5100"), "ws_addr": format!("ws://{host}:5200"), "wss_addr": "",
             "manager_addr": format!("{host}:5300"), "manager_on": 1,
-            "commit": n.version.commit(), "commit_date": commit_date(&n.version), "tree_state": "clean",
+            "commit": n.version.commit(), "commit_date": n.version.commit_date(), "tree_state": "clean",
             "api_url": c.opts.addrs.get(&n.id).map_or_else(|| format!("http://{host}:{}", n.api_port), |a| a.1.clone()), "manager_uid": "____manager",
             "manager_token_on": i32::from(c.token_of(n).is_some()), "conversation_cache_count": 0,
         }),

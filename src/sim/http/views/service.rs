@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::model::{Cluster, Node};
-use super::views::{Reply, middleware};
+use super::{Reply, middleware};
+use crate::sim::model::{Cluster, Node};
 
 /// `GET /route` (`routeUserIMAddr`): the node's own client addresses; `intranet=1` gives
 /// only the intranet TCP address. Upstream does not look at `uid`.

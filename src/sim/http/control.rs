@@ -14,11 +14,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::builds::Build;
-use super::faults::FaultKind;
-use super::logs;
-use super::model::Phase;
-use super::shared::Shared;
+use crate::sim::model::Phase;
+use crate::sim::model::builds::Build;
+use crate::sim::model::faults::FaultKind;
+use crate::sim::model::logs;
+use crate::sim::shared::Shared;
 
 type St = State<Arc<Shared>>;
 
@@ -160,7 +160,7 @@ async fn stop(s: &Arc<Shared>, node: u64) -> Result<(), String> {
 
 /// Returns once the model says `node` is down and its API port refuses connections.
 async fn wait_down(s: &Arc<Shared>, node: u64) -> Result<(), String> {
-    let down = |c: &super::model::Cluster| {
+    let down = |c: &crate::sim::model::Cluster| {
         c.node(node)
             .is_some_and(|n| matches!(n.phase, Phase::Stopped | Phase::Crashed))
     };
@@ -191,7 +191,7 @@ async fn events(State(s): St) -> Response {
 }
 
 async fn requests(State(s): St) -> Response {
-    let r = super::shared::locked(&s.requests);
+    let r = crate::sim::shared::locked(&s.requests);
     let out: BTreeMap<String, &BTreeMap<String, u64>> =
         r.iter().map(|(k, v)| (k.to_string(), v)).collect();
     axum::Json(json!(out)).into_response()

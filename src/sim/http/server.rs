@@ -21,8 +21,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::shared::Shared;
 use super::views::{self, Reply};
+use crate::sim::shared::Shared;
 
 /// One bound listener and the kill switch of the connections it accepted.
 pub struct Incarnation {
@@ -222,8 +222,9 @@ async fn handle(
     let q = query(&uri);
     if method == Method::POST {
         // Through `apply`: a send's `message_sent` event reaches events.jsonl at once.
-        let r = shared
-            .apply(|c, now| super::views_service::post(c, id, &path, &body, token.as_deref(), now));
+        let r = shared.apply(|c, now| {
+            super::views::service::post(c, id, &path, &body, token.as_deref(), now)
+        });
         return finish(&shared, r).await;
     }
     let now = shared.clock.now();

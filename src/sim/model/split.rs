@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use super::model::{Build, Cluster, Config, Slot, View, node_status};
+use super::{Build, Cluster, Config, Slot, View, node_status};
 
 /// How far a split cluster is from one cluster again.
 #[derive(Debug, Clone, PartialEq, Eq)]

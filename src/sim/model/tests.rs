@@ -2,8 +2,8 @@
 
 use super::builds::Build;
 use super::faults::FaultKind;
-use super::model::{Cluster, ModelOpts, NodeSpec, Phase, timing};
-use super::views;
+use super::{Cluster, ModelOpts, NodeSpec, Phase, timing};
+use crate::sim::http::views;
 
 fn v(s: &str) -> Build {
     Build::parse(s).unwrap()

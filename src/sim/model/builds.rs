@@ -290,6 +290,14 @@ impl Build {
     }
 
     /// Date stamp of the build: its own, else the one of the release it reports.
+    /// `commit_date`: Unix seconds as a string, taken from the build's date stamp (facts §3.2).
+    pub fn commit_date(&self) -> String {
+        self.date().map_or_else(String::new, |d| {
+            let days = super::logs::days_from_civil(i64::from(d / 10_000), d / 100 % 100, d % 100);
+            (days * 86_400 + 8 * 3600).to_string()
+        })
+    }
+
     pub fn date(&self) -> Option<u32> {
         self.date.or_else(|| {
             Build::parse(&self.reported_release())

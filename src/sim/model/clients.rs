@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::model::{Cluster, Phase, Timer};
+use super::{Cluster, Phase, Timer};
 
 /// One tick of client movement, simulated ms.
 pub const TICK: u64 = 500;

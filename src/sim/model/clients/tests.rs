@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::super::builds::Build;
 use super::super::faults::FaultKind;
-use super::super::model::{Cluster, ModelOpts, NodeSpec, timing};
+use super::super::{Cluster, ModelOpts, NodeSpec, timing};
 
 fn cluster(per_node: u64) -> Cluster {
     let opts = ModelOpts {
