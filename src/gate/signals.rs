@@ -72,15 +72,9 @@ pub(super) fn new_process(
     {
         return SignalState::Met;
     }
-    let Some(uptime) = node.uptime else {
-        return SignalState::Unknown(format!(
-            "node {} reports no uptime: cannot prove a new process",
-            node.id
-        ));
-    };
-    let Some(old) = before.uptime else {
-        // The old process was already gone when the baseline was taken.
-        return SignalState::Met;
+    let (uptime, old) = match uptimes(before, node) {
+        Ok(pair) => pair,
+        Err(state) => return state,
     };
     // Started after the baseline observation? Old start = base_at - old; new start = now - uptime.
     let elapsed = now_at
@@ -97,6 +91,23 @@ pub(super) fn new_process(
             old.as_secs()
         ))
     }
+}
+
+/// The node's uptime and the one its old process reported at the baseline, for B. Unknown
+/// (not ready) when the node reports no uptime. Met when the baseline has none: the old
+/// process was already gone when it was taken, or B was proven earlier in this gate (the
+/// tracker then stops comparing with the clock; a later restart is a crash loop, signal G).
+fn uptimes(before: &NodeBaseline, node: &NodeView) -> Result<(Duration, Duration), SignalState> {
+    let Some(uptime) = node.uptime else {
+        return Err(SignalState::Unknown(format!(
+            "node {} reports no uptime: cannot prove a new process",
+            node.id
+        )));
+    };
+    let Some(old) = before.uptime else {
+        return Err(SignalState::Met);
+    };
+    Ok((uptime, old))
 }
 
 /// B for a restart (same version): the process started after wkctl issued the stop, i.e.
@@ -117,17 +128,9 @@ fn restarted_since(
     now_at: SystemTime,
     stop: SystemTime,
 ) -> SignalState {
-    let Some(uptime) = node.uptime else {
-        return SignalState::Unknown(format!(
-            "node {} reports no uptime: cannot prove a new process",
-            node.id
-        ));
-    };
-    let Some(old) = before.uptime else {
-        // As for an upgrade: no old uptime means the old process was already gone at the
-        // baseline, or B was proven earlier in this gate (the tracker then stops comparing
-        // with the clock; a later restart is a crash loop, signal G).
-        return SignalState::Met;
+    let (uptime, old) = match uptimes(before, node) {
+        Ok(pair) => pair,
+        Err(state) => return state,
     };
     let since_stop = now_at.duration_since(stop).unwrap_or_default();
     let old_ran_long = old >= UPTIME_RESOLUTION;

@@ -31,7 +31,6 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::cli::NodeArgs;
-use super::http::views;
 use super::model::Phase;
 use super::model::builds::Build;
 use super::shared::Shared;
@@ -157,23 +156,7 @@ async fn api(
         .get("token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let now = s.clock.now();
-    let r = {
-        let mut c = s.model();
-        if c.node(id).is_none() {
-            return StatusCode::NOT_FOUND.into_response();
-        }
-        views::answer(
-            &mut c,
-            id,
-            method == Method::GET,
-            &path,
-            &q,
-            token.as_deref(),
-            now,
-        )
-    };
-    super::http::server::finish(&s, r).await
+    super::http::server::answer(&s, id, &method, &path, &q, token.as_deref()).await
 }
 
 /// Marks nodes whose agent went silent as cut off, and back when it beats again.

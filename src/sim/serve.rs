@@ -58,18 +58,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
     let control_port = port(a.base_port, 2 * a.nodes, &mut held)?;
     let control = server::bind(control_port).context("binding the control port")?;
     let control_port = control.local_addr()?.port();
-    let epoch_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
-    let opts = ModelOpts {
-        speed: a.speed,
-        epoch_ms,
-        release_style: a.version_style == VersionStyle::Release,
-        token: a.token.clone().filter(|t| !t.is_empty()),
-        slot_count: a.slot_count.max(1),
-        replicas: a.replicas.max(1),
-        host: "127.0.0.1".into(),
-        external: false,
-        addrs: std::collections::BTreeMap::new(),
-    };
+    let opts = model_opts(&a, false, std::collections::BTreeMap::new())?;
     let clock = Clock {
         start: Instant::now(),
         speed: a.speed,
@@ -125,18 +114,7 @@ async fn run_external(a: ServeArgs, version: Build, joined: usize) -> anyhow::Re
         .await
         .with_context(|| format!("binding the control address {}", a.listen))?;
     let control_port = control.local_addr()?.port();
-    let epoch_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
-    let opts = ModelOpts {
-        speed: a.speed,
-        epoch_ms,
-        release_style: a.version_style == VersionStyle::Release,
-        token: a.token.clone().filter(|t| !t.is_empty()),
-        slot_count: a.slot_count.max(1),
-        replicas: a.replicas.max(1),
-        host: "127.0.0.1".into(),
-        external: true,
-        addrs: addrs.clone(),
-    };
+    let opts = model_opts(&a, true, addrs.clone())?;
     let clock = Clock {
         start: Instant::now(),
         speed: a.speed,
@@ -170,6 +148,27 @@ async fn run_external(a: ServeArgs, version: Build, joined: usize) -> anyhow::Re
         .with_graceful_shutdown(shutdown())
         .await?;
     Ok(())
+}
+
+/// The model's options from `wksim serve`'s flags; `external`: the nodes are `wksim node`
+/// processes (one per container) at `addrs`, not listeners of this process.
+fn model_opts(
+    a: &ServeArgs,
+    external: bool,
+    addrs: std::collections::BTreeMap<u64, (String, String)>,
+) -> anyhow::Result<ModelOpts> {
+    let epoch_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+    Ok(ModelOpts {
+        speed: a.speed,
+        epoch_ms,
+        release_style: a.version_style == VersionStyle::Release,
+        token: a.token.clone().filter(|t| !t.is_empty()),
+        slot_count: a.slot_count.max(1),
+        replicas: a.replicas.max(1),
+        host: "127.0.0.1".into(),
+        external,
+        addrs,
+    })
 }
 
 #[allow(clippy::print_stdout)]

@@ -227,23 +227,29 @@ async fn handle(
         });
         return finish(&shared, r).await;
     }
+    answer(&shared, id, &method, &path, &q, token.as_deref()).await
+}
+
+/// Node `id`'s answer to a read of its API (`views::answer` on the model), sent through
+/// [`finish`]; 404 for a node the model does not have. Shared by the in-process listeners
+/// and `wksim node`'s forwarded requests.
+pub(crate) async fn answer(
+    shared: &Shared,
+    id: u64,
+    method: &Method,
+    path: &str,
+    q: &BTreeMap<String, String>,
+    token: Option<&str>,
+) -> Response {
     let now = shared.clock.now();
     let r = {
         let mut c = shared.model();
         if c.node(id).is_none() {
             return StatusCode::NOT_FOUND.into_response();
         }
-        views::answer(
-            &mut c,
-            id,
-            method == Method::GET,
-            &path,
-            &q,
-            token.as_deref(),
-            now,
-        )
+        views::answer(&mut c, id, method == Method::GET, path, q, token, now)
     };
-    finish(&shared, r).await
+    finish(shared, r).await
 }
 
 /// Waits out a black hole or a delay, then sends the answer.
