@@ -81,28 +81,37 @@ fn violations(code: &str) -> Vec<String> {
             }
         }
     }
-    // `use crate::{a, b::{c, d}};`, over as many lines as it takes.
+    for (line, item) in grouped_imports(code) {
+        let probe_client = item.starts_with("probe::client");
+        if FORBIDDEN_IN_GROUP.contains(&module_of(&item)) || probe_client {
+            out.push(format!("{line}: imports `crate::{item}`"));
+        }
+    }
+    out
+}
+
+/// The items of every grouped `use crate::{a, b::{c, d}};` in `code` (over as many lines as
+/// it takes), each with the line the group starts on: `(line, "b::{c")`.
+fn grouped_imports(code: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
     let mut rest = code;
     while let Some(at) = rest.find("use crate::{") {
         let tail = &rest[at + "use crate::{".len()..];
         let group = tail.split(';').next().unwrap_or("");
         let line = code[..code.len() - rest.len() + at].lines().count().max(1);
-        for item in group.split(',') {
-            let head = item
-                .trim()
-                .trim_start_matches('{')
-                .split("::")
-                .next()
-                .unwrap_or("")
-                .trim();
-            let probe_client = item.trim().starts_with("probe::client");
-            if FORBIDDEN_IN_GROUP.contains(&head) || probe_client {
-                out.push(format!("{line}: imports `crate::{}`", item.trim()));
-            }
-        }
+        out.extend(group.split(',').map(|item| (line, item.trim().to_string())));
         rest = &tail[group.len()..];
     }
     out
+}
+
+/// The crate module a grouped item starts with: `b` for `b::{c`.
+fn module_of(item: &str) -> &str {
+    item.trim_start_matches('{')
+        .split("::")
+        .next()
+        .unwrap_or("")
+        .trim()
 }
 
 #[test]
@@ -290,24 +299,10 @@ fn names_crate_module(code: &str, names: &[&str]) -> Vec<String> {
             }
         }
     }
-    let mut rest = code;
-    while let Some(at) = rest.find("use crate::{") {
-        let tail = &rest[at + "use crate::{".len()..];
-        let group = tail.split(';').next().unwrap_or("");
-        let line = code[..code.len() - rest.len() + at].lines().count().max(1);
-        for item in group.split(',') {
-            let head = item
-                .trim()
-                .trim_start_matches('{')
-                .split("::")
-                .next()
-                .unwrap_or("")
-                .trim();
-            if names.contains(&head) {
-                out.push(format!("{line}: imports `crate::{}`", item.trim()));
-            }
+    for (line, item) in grouped_imports(code) {
+        if names.contains(&module_of(&item)) {
+            out.push(format!("{line}: imports `crate::{item}`"));
         }
-        rest = &tail[group.len()..];
     }
     out
 }
