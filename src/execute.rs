@@ -10,6 +10,7 @@
 
 mod failure;
 mod interrupt;
+pub(crate) mod poll;
 pub mod recover;
 mod restart;
 mod smoke;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{DemoArgs, Global, TargetArgs, UpgradeArgs};
 use crate::commands::upgrade;
 use crate::error::{Outcome, WkError};
+use crate::execute::poll::{self, Polled};
 use crate::finding;
 use crate::gate;
 use crate::inputs::Context;
@@ -166,25 +167,31 @@ async fn wait_cluster_json(
     child: &mut tokio::process::Child,
 ) -> anyhow::Result<Vec<NodeAddrs>> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if ClusterFile::path(sim_dir).exists() {
-            return Ok(ClusterFile::read(sim_dir)?.nodes);
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(WkError::no(
+    let ended = poll::until(
+        deadline,
+        Duration::from_millis(50),
+        None,
+        || async {},
+        |()| {
+            if ClusterFile::path(sim_dir).exists() {
+                return Some(ClusterFile::read(sim_dir).map(|f| f.nodes));
+            }
+            let status = child.try_wait().ok().flatten()?;
+            Some(Err(WkError::no(
                 format!("the simulator exited early ({status})"),
                 "run `wksim serve --help`",
             )
-            .into());
-        }
-        if Instant::now() > deadline {
-            return Err(WkError::no(
-                "the simulator did not start within 20 s",
-                "is the machine overloaded?",
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+            .into()))
+        },
+    )
+    .await;
+    match ended {
+        Polled::Done(nodes) => nodes,
+        Polled::TimedOut | Polled::Interrupted => Err(WkError::no(
+            "the simulator did not start within 20 s",
+            "is the machine overloaded?",
+        )
+        .into()),
     }
 }
 
@@ -195,23 +202,35 @@ async fn wait_settled(ctx: &Context, within: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     // Settled, and still settled a moment later (slot leaders balance after boot).
     let mut stable = gate::Stability::new(SETTLED_FOR);
-    loop {
-        let (_, view) = observe::cluster(ctx).await?;
-        let settled = gate::cluster_settled(&view);
-        if stable.hold(settled.is_met(), Instant::now()) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(WkError::no(
-                format!(
-                    "the simulated cluster did not settle within {} s: {settled:?}",
-                    within.as_secs()
-                ),
-                "is the machine overloaded?",
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut settled = None;
+    let ended = poll::until(
+        deadline,
+        Duration::from_millis(100),
+        None,
+        || observe::cluster(ctx),
+        |seen| {
+            let view = match seen {
+                Ok((_, view)) => view,
+                Err(e) => return Some(Err(e)),
+            };
+            let now = gate::cluster_settled(&view);
+            let held = stable.hold(now.is_met(), Instant::now());
+            settled = Some(now);
+            held.then_some(Ok(()))
+        },
+    )
+    .await;
+    match ended {
+        Polled::Done(done) => done,
+        Polled::TimedOut | Polled::Interrupted => Err(WkError::no(
+            format!(
+                "the simulated cluster did not settle within {} s: {}",
+                within.as_secs(),
+                settled.map_or_else(|| "never observed".into(), |s| format!("{s:?}"))
+            ),
+            "is the machine overloaded?",
+        )
+        .into()),
     }
 }
 

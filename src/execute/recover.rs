@@ -10,6 +10,7 @@ use anyhow::Context as _;
 
 use super::Interrupt;
 use super::failure::logs_tail;
+use super::poll::{self, Polled};
 use crate::checks;
 use crate::error::Outcome;
 use crate::events::{Event, Reporter};
@@ -314,40 +315,36 @@ impl RecoverRun<'_> {
         let deadline = Instant::now() + policy.node_timeout;
         let began = Instant::now();
         let mut last: Option<(Option<Signal>, String)> = None;
-        loop {
-            let view = self.observe().await;
-            match wait_state(step.wait, &view, &self.ctx.manifest, &self.plan.versions) {
-                Ok(()) => {
-                    if step.kind == RecoverStepKind::Start
-                        && let Some(id) = step.node
-                    {
-                        self.emit(&Event::NodeReady {
-                            node: id,
-                            version: self.plan.versions.get(&id).cloned().unwrap_or_default(),
-                            duration_s: began.elapsed().as_secs_f64(),
-                            clients: None,
-                        });
-                    }
-                    return Ok(());
+        let ended = poll::until(
+            deadline,
+            policy.poll_interval,
+            Some(&self.interrupt),
+            || self.observe(),
+            |view| {
+                let Err(now) =
+                    wait_state(step.wait, &view, &self.ctx.manifest, &self.plan.versions)
+                else {
+                    return Some(());
+                };
+                if last.as_ref() != Some(&now) {
+                    let what = match now.0 {
+                        Some(s) => format!("waiting for {}: {}", s.label(), now.1),
+                        None => format!("waiting: {}", now.1),
+                    };
+                    self.emit(&Event::Waiting {
+                        node: step.node,
+                        what,
+                    });
                 }
-                Err(now) => {
-                    if last.as_ref() != Some(&now) {
-                        let what = match now.0 {
-                            Some(s) => format!("waiting for {}: {}", s.label(), now.1),
-                            None => format!("waiting: {}", now.1),
-                        };
-                        self.emit(&Event::Waiting {
-                            node: step.node,
-                            what,
-                        });
-                    }
-                    last = Some(now);
-                }
-            }
-            if self.interrupt.requested() {
-                return Err(End::Interrupted);
-            }
-            if Instant::now() >= deadline {
+                last = Some(now);
+                None
+            },
+        )
+        .await;
+        match ended {
+            Polled::Done(()) => {}
+            Polled::Interrupted => return Err(End::Interrupted),
+            Polled::TimedOut => {
                 let (signal, seen) = last.unwrap_or_default();
                 return Err(End::Failed {
                     reason: format!(
@@ -359,11 +356,18 @@ impl RecoverRun<'_> {
                     observed: Some(seen),
                 });
             }
-            tokio::select! {
-                () = tokio::time::sleep(policy.poll_interval) => {}
-                () = self.interrupt.reached(1) => return Err(End::Interrupted),
-            }
         }
+        if step.kind == RecoverStepKind::Start
+            && let Some(id) = step.node
+        {
+            self.emit(&Event::NodeReady {
+                node: id,
+                version: self.plan.versions.get(&id).cloned().unwrap_or_default(),
+                duration_s: began.elapsed().as_secs_f64(),
+                clients: None,
+            });
+        }
+        Ok(())
     }
 
     /// Stops the run at `step`: the node's logs, the failure event, the saved state.
