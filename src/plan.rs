@@ -620,6 +620,35 @@ mod tests {
     use crate::releases::resolve_target;
     use std::path::Path;
 
+    /// Found by cargo-mutants: each playbook step of the plan runs the playbook step of
+    /// the same name, and wkctl's own steps (the gates, the soak) run none.
+    #[test]
+    fn each_plan_step_runs_the_playbook_step_of_its_name_or_none() {
+        use PlanStepKind as P;
+        let playbook_steps = [
+            P::Prepare,
+            P::Drain,
+            P::Undrain,
+            P::Lock,
+            P::PreRun,
+            P::PostRun,
+            P::Unlock,
+            P::Backup,
+            P::Stop,
+            P::Install,
+            P::Start,
+            P::Logs,
+            P::Rollback,
+        ];
+        for k in playbook_steps {
+            let step = k.playbook_step();
+            assert_eq!(step.map(StepKind::as_str), Some(k.as_str()), "{k}");
+        }
+        for k in [P::CheckSettled, P::WaitReady, P::Soak, P::Verify] {
+            assert_eq!(k.playbook_step(), None, "{k} is wkctl's own step");
+        }
+    }
+
     fn manifest(extra: &str) -> Manifest {
         let text = format!(
             "name: t\nplaybook: sim\nvars: {{ wksim: /bin/wksim, state_dir: /tmp/s }}\nnodes:\n  - {{ id: 1003, host: c, version: v2.0.10-20241221 }}\n  - {{ id: 1001, host: a, version: v2.0.10-20241221 }}\n  - {{ id: 1002, host: b }}\n{extra}"
