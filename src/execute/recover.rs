@@ -12,7 +12,6 @@ use super::Interrupt;
 use super::failure::logs_tail;
 use crate::checks;
 use crate::error::Outcome;
-use crate::events::{Event, Reporter};
 use crate::gate::{self, Signal};
 use crate::inputs::Context;
 use crate::plan::PlanStepKind;
@@ -23,6 +22,7 @@ use crate::recover::{
 };
 use crate::state::{StateDir, now_ms, write_atomic};
 use crate::transport::{self, Transport};
+use crate::{events::Event, output::progress::Reporter};
 
 /// A resumed `start` gets this many polls for the node to answer before it is run again.
 const START_PATIENCE_POLLS: u32 = 5;
