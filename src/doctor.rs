@@ -121,3 +121,27 @@ pub async fn run(ctx: &Context, view: ClusterView, live: Vec<Finding>) -> Report
         settings::FingerprintKey::random().as_ref(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `port` keeps the JSON and text it had as a string, and the links their order.
+    #[test]
+    fn ports_keep_their_names_and_order() {
+        let link = Link {
+            from: 1001,
+            to: 1002,
+            port: Port::Cluster,
+            addr: "a:11110".into(),
+            reach: Reach::Ok,
+        };
+        assert_eq!(serde_json::to_value(&link).unwrap()["port"], "cluster");
+        assert_eq!(serde_json::to_value(Port::Api).unwrap(), "api");
+        assert_eq!(format!("{} {}", Port::Cluster, Port::Api), "cluster api");
+        assert!(
+            Port::Api < Port::Cluster,
+            "\"api\" < \"cluster\" sorted the links"
+        );
+    }
+}

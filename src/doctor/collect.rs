@@ -55,6 +55,7 @@ impl Collected {
         }
     }
 
+    /// Records that `step` could not run on `node` (0: not a node's).
     fn problem(&mut self, node: u64, step: &'static str, error: String) {
         self.problems.push(StepProblem { node, step, error });
     }
@@ -185,6 +186,7 @@ async fn run_jobs(ctx: &Context, jobs: Vec<Job>) -> Vec<Result<JobResult, String
     out
 }
 
+/// Runs one job; its failures are in its result, never an error of the whole run.
 async fn run_job(manifest: &Manifest, pb: &Playbook, job: Job) -> JobResult {
     match job {
         Job::Logs(id) => JobResult::Logs(id, step_text(manifest, pb, id, StepKind::Logs).await),

@@ -40,6 +40,7 @@ struct Bars {
 }
 
 impl Reporter {
+    /// A reporter for a run of `total_nodes`: progress bars when `printer` draws them.
     pub fn new(printer: &Printer, total_nodes: usize) -> Self {
         Reporter {
             printer: printer.clone(),
@@ -76,6 +77,7 @@ impl Reporter {
         Some(self.notifier.take()?.finish().await)
     }
 
+    /// The printer the events go through.
     pub fn printer(&self) -> &Printer {
         &self.printer
     }
