@@ -24,7 +24,6 @@ pub use watch::WaitEnd;
 use std::time::{Duration, Instant};
 
 use crate::error::Outcome;
-use crate::events::{Event, Reporter};
 use crate::gate::{GateTarget, NodeBaseline, Rules, Tracker};
 use crate::inputs::Context;
 use crate::plan::{Plan, PlanStepKind, PlannedNode, PlannedStep};
@@ -32,6 +31,7 @@ use crate::probe::{Client, ClusterView, Scope};
 use crate::releases::NodeAction;
 use crate::state::{Baseline, NodeRun, NodeStatus, RunState, RunStatus, StateDir, now_ms};
 use crate::transport::{self, Transport};
+use crate::{events::Event, output::progress::Reporter};
 
 /// Choices the operator made on the command line.
 #[derive(Debug, Clone, Copy, Default)]

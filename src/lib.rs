@@ -30,9 +30,10 @@
 //!   logs and network checks), `notify` (webhooks and hook commands), `smoke` (a message
 //!   round trip), `recover` (the recovery plan and its `recover.json`), `planfile` and
 //!   `compose` (files), `sim` (the `wksim` simulator).
-//! - **Talk to the operator:** `events` (the JSON event contract and the progress
-//!   display), `output` (lines, colours, questions; [`output::Opts`]), `schema` (JSON
-//!   Schemas; [`schema::Kind`]), `error` (exit codes).
+//! - **Talk to the operator:** `events` (the JSON event contract), `output` (lines,
+//!   colours, questions; [`output::Opts`]; `output::progress` shows a run's events as
+//!   progress bars or plain lines), `schema` (JSON Schemas; [`schema::Kind`]), `error`
+//!   (exit codes).
 
 pub mod checks;
 pub mod cli;

@@ -1,6 +1,9 @@
 //! The one `Printer`: stdout carries results (tables, plans, JSON); progress, logs and
 //! warnings go to stderr (DESIGN §8). Colour follows `--color`, `NO_COLOR` and the terminal.
+//! [`progress`] shows a run's events through it.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod progress;
 
 use std::io::{self, IsTerminal, Write};
 

@@ -168,29 +168,52 @@ pub fn status(
         let _ = writeln!(s, "  hint: {}\n", f.hint);
     }
     if let Some(r) = run {
-        if let (Some(to), Some(status)) = (&r.to, &r.status) {
-            let _ = writeln!(
-                s,
-                "{} an upgrade to {to} is unfinished ({status}; state `{}`)",
-                p.yellow("RUN:"),
-                r.state_file.as_deref().unwrap_or("?")
-            );
-            let _ = writeln!(
-                s,
-                "  hint: continue it with `wkctl upgrade --resume`, or forget it with `wkctl upgrade --discard`"
-            );
-        }
-        if let Some(by) = &r.locked_by {
-            let _ = writeln!(
-                s,
-                "{} a wkctl run holds the cluster lock ({by})",
-                p.yellow("LOCK:")
-            );
-        }
-        s.push('\n');
+        s.push_str(&run_lines(r, p));
     }
-    let _ = writeln!(
-        s,
+    let _ = writeln!(s, "{}", headline(ctx, view, p));
+    s.push_str(&status_table(view, p));
+    let notable: Vec<Finding> = rest
+        .into_iter()
+        .filter(|f| f.severity != Severity::Info)
+        .cloned()
+        .collect();
+    if !notable.is_empty() {
+        s.push('\n');
+        s.push_str(&p.findings(&notable));
+    }
+    s.trim_end().to_string()
+}
+
+/// The unfinished run and the live lock, each with what to do, then a blank line.
+fn run_lines(r: &RunDoc, p: &Printer) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    if let (Some(to), Some(status)) = (&r.to, &r.status) {
+        let _ = writeln!(
+            s,
+            "{} an upgrade to {to} is unfinished ({status}; state `{}`)",
+            p.yellow("RUN:"),
+            r.state_file.as_deref().unwrap_or("?")
+        );
+        let _ = writeln!(
+            s,
+            "  hint: continue it with `wkctl upgrade --resume`, or forget it with `wkctl upgrade --discard`"
+        );
+    }
+    if let Some(by) = &r.locked_by {
+        let _ = writeln!(
+            s,
+            "{} a wkctl run holds the cluster lock ({by})",
+            p.yellow("LOCK:")
+        );
+    }
+    s.push('\n');
+    s
+}
+
+/// The cluster's line: name, controller, config version and slots.
+fn headline(ctx: &Context, view: &ClusterView, p: &Printer) -> String {
+    format!(
         "{}  controller {}  config v{}  slots {}",
         p.bold(&ctx.manifest.name),
         view.controller
@@ -211,64 +234,58 @@ pub fn status(
                 )
             }
         ),
-    );
-    let yes_no = |b: Option<bool>| match b {
-        Some(true) => p.green("yes"),
-        Some(false) => p.red("NO"),
-        None => p.dim("?"),
-    };
-    let table_rows: Vec<Vec<String>> = rows(view)
-        .into_iter()
-        .map(|r| {
-            vec![
-                r.id.to_string(),
-                r.api.clone(),
-                r.version.clone().unwrap_or_else(|| p.dim("?")),
-                if r.in_cluster == Some(false) {
-                    p.red("NOT IN CLUSTER")
-                } else {
-                    yes_no(r.online)
-                },
-                if r.controller {
-                    "*".into()
-                } else {
-                    String::new()
-                },
-                r.slots_led.map(|c| c.to_string()).unwrap_or_default(),
-                if r.reachable {
-                    if r.health == "ok" {
-                        p.green("ok")
-                    } else {
-                        p.yellow(&r.health)
-                    }
-                } else {
-                    p.red(r.error.as_deref().unwrap_or("unreachable"))
-                },
-                r.uptime_s
-                    .map(|u| output::short_duration(std::time::Duration::from_secs_f64(u)))
-                    .unwrap_or_default(),
-                r.config_version.map(|c| c.to_string()).unwrap_or_default(),
-                r.connections
-                    .map(crate::gate::clients::thousands)
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    s.push_str(&output::table(
+    )
+}
+
+/// The table of the nodes, one row each.
+fn status_table(view: &ClusterView, p: &Printer) -> String {
+    let table_rows: Vec<Vec<String>> = rows(view).iter().map(|r| row_cells(r, p)).collect();
+    output::table(
         &[
             "ID", "API", "VERSION", "ONLINE", "CTRL", "SLOTS", "HEALTH", "UPTIME", "CONFIG",
             "CLIENTS",
         ],
         &table_rows,
-    ));
-    let notable: Vec<Finding> = rest
-        .into_iter()
-        .filter(|f| f.severity != Severity::Info)
-        .cloned()
-        .collect();
-    if !notable.is_empty() {
-        s.push('\n');
-        s.push_str(&p.findings(&notable));
-    }
-    s.trim_end().to_string()
+    )
+}
+
+/// One node's cells of the status table, coloured.
+fn row_cells(r: &NodeRow, p: &Printer) -> Vec<String> {
+    let yes_no = |b: Option<bool>| match b {
+        Some(true) => p.green("yes"),
+        Some(false) => p.red("NO"),
+        None => p.dim("?"),
+    };
+    vec![
+        r.id.to_string(),
+        r.api.clone(),
+        r.version.clone().unwrap_or_else(|| p.dim("?")),
+        if r.in_cluster == Some(false) {
+            p.red("NOT IN CLUSTER")
+        } else {
+            yes_no(r.online)
+        },
+        if r.controller {
+            "*".into()
+        } else {
+            String::new()
+        },
+        r.slots_led.map(|c| c.to_string()).unwrap_or_default(),
+        if r.reachable {
+            if r.health == "ok" {
+                p.green("ok")
+            } else {
+                p.yellow(&r.health)
+            }
+        } else {
+            p.red(r.error.as_deref().unwrap_or("unreachable"))
+        },
+        r.uptime_s
+            .map(|u| output::short_duration(std::time::Duration::from_secs_f64(u)))
+            .unwrap_or_default(),
+        r.config_version.map(|c| c.to_string()).unwrap_or_default(),
+        r.connections
+            .map(crate::gate::clients::thousands)
+            .unwrap_or_default(),
+    ]
 }

@@ -149,121 +149,166 @@ pub async fn run(
     pause: Duration,
 ) -> Outcome {
     let client_msg_no = unique_client_msg_no(node);
-    let mut out = Outcome {
+    let probe = Probe {
+        client,
+        policy,
+        node,
+        api,
+        client_msg_no: &client_msg_no,
+    };
+    let failure = probe.steps(via, pause).await.err();
+    Outcome {
         node,
         read_via: via.map(|v| v.0),
-        client_msg_no: client_msg_no.clone(),
-        failure: None,
-    };
-    let e = |what: &str, err: &ProbeError| format!("{what} on node {node}: {err}");
-    // 0. The reader is another server: a manifest whose two nodes reach one process
-    //    would read the message back through the node it was written to.
-    if let Some((via_id, via_api)) = via
-        && let Some(server) = same_server(client, api, via_api).await
-    {
-        out.failure = Some(format!(
-            "node {node} and node {via_id} answer as one server (`/varz.server_id` {server}): reading the probe message back through it would prove nothing; nothing was sent"
-        ));
-        return out;
+        client_msg_no,
+        failure,
     }
-    // 1. /route answers for the probe uid.
-    match client
-        .get_raw(api, &format!("/route?uid={}", encode(&policy.uid)))
-        .await
-    {
-        Ok((200, body)) => {
-            let addr = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-                ["tcp_addr", "ws_addr", "wss_addr"].iter().find_map(|k| {
-                    v.get(*k)
-                        .and_then(Value::as_str)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                })
-            });
-            if addr.is_none() {
-                out.failure = Some(format!(
-                    "`/route` on node {node} answered without any client address"
-                ));
-                return out;
-            }
-        }
-        Ok((status, body)) => {
-            out.failure = Some(format!(
-                "`/route` on node {node}: {}",
-                answer_error(status, &body)
+}
+
+/// One node's smoke test: who asks whom, and the probe message's number.
+struct Probe<'a> {
+    client: &'a Client,
+    policy: &'a SmokePolicy,
+    node: u64,
+    api: &'a str,
+    client_msg_no: &'a str,
+}
+
+impl Probe<'_> {
+    /// The steps in order; the first failure ends the test.
+    async fn steps(&self, via: Option<(u64, &str)>, pause: Duration) -> Result<(), String> {
+        let node = self.node;
+        // 0. The reader is another server: a manifest whose two nodes reach one process
+        //    would read the message back through the node it was written to.
+        if let Some((via_id, via_api)) = via
+            && let Some(server) = same_server(self.client, self.api, via_api).await
+        {
+            return Err(format!(
+                "node {node} and node {via_id} answer as one server (`/varz.server_id` {server}): reading the probe message back through it would prove nothing; nothing was sent"
             ));
-            return out;
         }
-        Err(err) => {
-            out.failure = Some(e("`/route`", &err));
-            return out;
-        }
-    }
-    // 2. The probe message, through this node.
-    match client
-        .post_raw(api, "/message/send", &send_body(policy, &client_msg_no))
-        .await
-    {
-        Ok((200, body)) => {
-            let ok = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .is_some_and(|v| v.pointer("/data/message_id").is_some());
-            if !ok {
-                out.failure = Some(format!(
-                    "`/message/send` on node {node} answered 200 without a `message_id`"
-                ));
-                return out;
-            }
-        }
-        Ok((status, body)) => {
-            out.failure = Some(format!(
-                "`/message/send` to probe channel `{}` on node {node}: {}",
-                policy.channel,
-                answer_error(status, &body)
+        self.route().await?;
+        self.send().await?;
+        // 3. Read back through another node.
+        let Some(via) = via else {
+            return Err(format!(
+                "no other node answers to read the probe message back from (node {node} is the only one)"
             ));
-            return out;
-        }
-        Err(err) => {
-            out.failure = Some(e("`/message/send`", &err));
-            return out;
-        }
+        };
+        self.read_back(via, pause).await
     }
-    // 3. Read back through another node.
-    let Some((via_id, via_api)) = via else {
-        out.failure = Some(format!(
-            "no other node answers to read the probe message back from (node {node} is the only one)"
-        ));
-        return out;
-    };
-    let mut last = String::new();
-    for attempt in 0..READ_ATTEMPTS {
-        if attempt > 0 {
-            tokio::time::sleep(pause).await;
-        }
-        match client
-            .post_raw(via_api, "/channel/messagesync", &sync_body(policy))
+
+    /// 1. `/route` answers for the probe uid, with a client address.
+    async fn route(&self) -> Result<(), String> {
+        let node = self.node;
+        match self
+            .client
+            .get_raw(
+                self.api,
+                &format!("/route?uid={}", encode(&self.policy.uid)),
+            )
             .await
         {
-            Ok((200, body)) => match holds(&body, &client_msg_no) {
-                Ok(true) => return out,
-                Ok(false) => {
-                    last = format!(
-                        "probe message {client_msg_no} sent through node {node} is not readable through node {via_id} (not replicated?)"
-                    );
+            Ok((200, body)) => {
+                let addr = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+                    ["tcp_addr", "ws_addr", "wss_addr"].iter().find_map(|k| {
+                        v.get(*k)
+                            .and_then(Value::as_str)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                    })
+                });
+                match addr {
+                    Some(_) => Ok(()),
+                    None => Err(format!(
+                        "`/route` on node {node} answered without any client address"
+                    )),
                 }
-                Err(m) => last = format!("`/channel/messagesync` on node {via_id}: {m}"),
-            },
-            Ok((status, body)) => {
-                last = format!(
-                    "`/channel/messagesync` on node {via_id}: {}",
-                    answer_error(status, &body)
-                );
             }
-            Err(err) => last = format!("`/channel/messagesync` on node {via_id}: {err}"),
+            Ok((status, body)) => Err(format!(
+                "`/route` on node {node}: {}",
+                answer_error(status, &body)
+            )),
+            Err(err) => Err(self.failed("`/route`", &err)),
         }
     }
-    out.failure = Some(last);
-    out
+
+    /// 2. The probe message, through this node.
+    async fn send(&self) -> Result<(), String> {
+        let node = self.node;
+        match self
+            .client
+            .post_raw(
+                self.api,
+                "/message/send",
+                &send_body(self.policy, self.client_msg_no),
+            )
+            .await
+        {
+            Ok((200, body)) => {
+                let ok = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .is_some_and(|v| v.pointer("/data/message_id").is_some());
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "`/message/send` on node {node} answered 200 without a `message_id`"
+                    ))
+                }
+            }
+            Ok((status, body)) => Err(format!(
+                "`/message/send` to probe channel `{}` on node {node}: {}",
+                self.policy.channel,
+                answer_error(status, &body)
+            )),
+            Err(err) => Err(self.failed("`/message/send`", &err)),
+        }
+    }
+
+    /// Reads the probe message back through `via` (id, API), a few times: replication
+    /// may lag a moment. The last attempt's error when it never shows.
+    async fn read_back(
+        &self,
+        (via_id, via_api): (u64, &str),
+        pause: Duration,
+    ) -> Result<(), String> {
+        let (node, client_msg_no) = (self.node, self.client_msg_no);
+        let mut last = String::new();
+        for attempt in 0..READ_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(pause).await;
+            }
+            match self
+                .client
+                .post_raw(via_api, "/channel/messagesync", &sync_body(self.policy))
+                .await
+            {
+                Ok((200, body)) => match holds(&body, client_msg_no) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {
+                        last = format!(
+                            "probe message {client_msg_no} sent through node {node} is not readable through node {via_id} (not replicated?)"
+                        );
+                    }
+                    Err(m) => last = format!("`/channel/messagesync` on node {via_id}: {m}"),
+                },
+                Ok((status, body)) => {
+                    last = format!(
+                        "`/channel/messagesync` on node {via_id}: {}",
+                        answer_error(status, &body)
+                    );
+                }
+                Err(err) => last = format!("`/channel/messagesync` on node {via_id}: {err}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// A request to this node that got no answer.
+    fn failed(&self, what: &str, err: &ProbeError) -> String {
+        format!("{what} on node {}: {err}", self.node)
+    }
 }
 
 #[cfg(test)]

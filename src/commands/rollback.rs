@@ -8,10 +8,10 @@
 use crate::cli::{Global, RollbackArgs, UpgradeArgs};
 use crate::commands::{rule_options, upgrade};
 use crate::error::{Outcome, WkError};
-use crate::events::Reporter;
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::inputs::Context;
 use crate::observe;
+use crate::output::progress::Reporter;
 use crate::output::{Printer, confirm};
 use crate::releases;
 use crate::state::{self, NodeStatus, Takeover};

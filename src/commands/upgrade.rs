@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use crate::cli::{Global, UpgradeArgs};
 use crate::commands::{rule_options, target};
 use crate::error::{Outcome, WkError};
-use crate::events::{Event, Reporter};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
 use crate::finding::{self, FindingId};
 use crate::inputs::{self, Context, manifest_dir};
@@ -18,6 +17,7 @@ use crate::plan::{Plan, PlanKind, PlanStepKind};
 use crate::releases::{self, Target};
 use crate::state::{self, NodeRun, NodeStatus, RunState, RunStatus, StateDir, Takeover};
 use crate::version::WkVersion;
+use crate::{events::Event, output::progress::Reporter};
 
 pub async fn run(global: &Global, args: &UpgradeArgs, p: &Printer) -> anyhow::Result<Outcome> {
     Box::pin(run_kind(global, args, PlanKind::Upgrade, p)).await

@@ -3,13 +3,13 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-use super::{Reach, Report};
+use super::{Port, Reach, Report};
 use crate::output::{self, Printer};
 
 /// The N×N reachability matrix for one port: rows = from, columns = to.
 fn matrix(
     r: &Report,
-    port: &str,
+    port: Port,
     ok: &str,
     bad: &str,
     unknown: &str,
@@ -81,7 +81,7 @@ pub fn human(r: &Report, status: &str, p: &Printer) -> String {
             m.line
         );
     }
-    for port in ["cluster", "api"] {
+    for port in [Port::Cluster, Port::Api] {
         let _ = writeln!(
             s,
             "\n{}",
@@ -162,7 +162,7 @@ pub fn markdown(r: &Report, status: &str) -> String {
             );
         }
     }
-    for port in ["cluster", "api"] {
+    for port in [Port::Cluster, Port::Api] {
         let _ = write!(s, "\n## Network: {port} port (row reaches column)\n\n");
         let (header, rows) = matrix(r, port, "ok", "**FAIL**", "?");
         let _ = writeln!(

@@ -180,68 +180,102 @@ pub fn compare(
     hosts: &BTreeMap<u64, (String, String)>,
     key: Option<&FingerprintKey>,
 ) -> (Vec<SettingRow>, Vec<Finding>) {
-    let mut rows = Vec::new();
     let mut findings = Vec::new();
-    let fp_key = key;
-    for key in AGREE {
-        let mut values = BTreeMap::new();
-        for (id, s) in nodes {
-            let shown = match s.get(key.norm).filter(|v| !v.is_empty()) {
-                Some(v) if key.secret => fingerprint(fp_key, v),
-                Some(v) if key.list => {
-                    let mut items: Vec<&str> = v
-                        .split(|c: char| c.is_whitespace() || c == ',')
-                        .filter(|x| !x.is_empty())
-                        .collect();
-                    items.sort_unstable();
-                    items.join(" ")
-                }
-                Some(v) => v.clone(),
-                None => key
-                    .default
-                    .map_or_else(|| "(unset)".to_string(), |d| format!("(default {d})")),
-            };
-            values.insert(*id, shown);
-        }
-        let canon = |v: &String| {
-            v.trim_start_matches("(default ")
-                .trim_end_matches(')')
-                .to_string()
-        };
-        let distinct: std::collections::BTreeSet<String> = values.values().map(canon).collect();
-        let agree = distinct.len() <= 1;
-        if !agree {
-            let detail = values
-                .iter()
-                .map(|(id, v)| format!("{id}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let hint = if key.secret {
-                format!(
-                    "set the same `{}` on every node (values are shown as fingerprints keyed for this report only, never in clear)",
-                    key.name
-                )
-            } else {
-                format!(
-                    "set the same `{}` on every node, then restart the odd one out",
-                    key.name
-                )
-            };
-            findings.push(Finding::block(
-                FindingId::SettingsMismatch,
-                None,
-                format!("`{}` differs between nodes: {detail}", key.name),
-                hint,
-            ));
-        }
-        rows.push(SettingRow {
-            key: key.name,
-            values,
-            agree,
-        });
+    let mut rows: Vec<SettingRow> = AGREE
+        .iter()
+        .map(|k| agree_row(k, nodes, key, &mut findings))
+        .collect();
+    rows.push(node_id_row(nodes, &mut findings));
+    for (name, norm, expect_api) in [
+        ("cluster.serverAddr", "clusterserveraddr", false),
+        ("cluster.apiUrl", "clusterapiurl", true),
+    ] {
+        rows.push(self_address_row(
+            (name, norm, expect_api),
+            nodes,
+            hosts,
+            &mut findings,
+        ));
     }
+    (rows, findings)
+}
 
-    // cluster.nodeId: unique, and equal to the manifest id.
+/// The row of one setting that must agree; a `settings.mismatch` when it does not.
+fn agree_row(
+    key: &Key,
+    nodes: &BTreeMap<u64, Settings>,
+    fp_key: Option<&FingerprintKey>,
+    findings: &mut Vec<Finding>,
+) -> SettingRow {
+    let values: BTreeMap<u64, String> = nodes
+        .iter()
+        .map(|(id, s)| (*id, shown(key, s.get(key.norm), fp_key)))
+        .collect();
+    let canon = |v: &String| {
+        v.trim_start_matches("(default ")
+            .trim_end_matches(')')
+            .to_string()
+    };
+    let distinct: std::collections::BTreeSet<String> = values.values().map(canon).collect();
+    let agree = distinct.len() <= 1;
+    if !agree {
+        findings.push(mismatch(key, &values));
+    }
+    SettingRow {
+        key: key.name,
+        values,
+        agree,
+    }
+}
+
+/// A node's value of `key` as the table shows it: secrets as fingerprints, lists sorted,
+/// `(default …)` or `(unset)` when the node does not set it.
+fn shown(key: &Key, value: Option<&String>, fp_key: Option<&FingerprintKey>) -> String {
+    match value.filter(|v| !v.is_empty()) {
+        Some(v) if key.secret => fingerprint(fp_key, v),
+        Some(v) if key.list => {
+            let mut items: Vec<&str> = v
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|x| !x.is_empty())
+                .collect();
+            items.sort_unstable();
+            items.join(" ")
+        }
+        Some(v) => v.clone(),
+        None => key
+            .default
+            .map_or_else(|| "(unset)".to_string(), |d| format!("(default {d})")),
+    }
+}
+
+/// `settings.mismatch`: every node's (shown) value of `key`.
+fn mismatch(key: &Key, values: &BTreeMap<u64, String>) -> Finding {
+    let detail = values
+        .iter()
+        .map(|(id, v)| format!("{id}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let hint = if key.secret {
+        format!(
+            "set the same `{}` on every node (values are shown as fingerprints keyed for this report only, never in clear)",
+            key.name
+        )
+    } else {
+        format!(
+            "set the same `{}` on every node, then restart the odd one out",
+            key.name
+        )
+    };
+    Finding::block(
+        FindingId::SettingsMismatch,
+        None,
+        format!("`{}` differs between nodes: {detail}", key.name),
+        hint,
+    )
+}
+
+/// The `cluster.nodeId` row: unique, and equal to the manifest id.
+fn node_id_row(nodes: &BTreeMap<u64, Settings>, findings: &mut Vec<Finding>) -> SettingRow {
     let mut ids = BTreeMap::new();
     for (id, s) in nodes {
         let nid = s
@@ -270,52 +304,57 @@ pub fn compare(
             ));
         }
     }
-    rows.push(SettingRow {
+    SettingRow {
         key: "cluster.nodeId",
         values: ids,
         agree: true,
-    });
-
-    // serverAddr / apiUrl point at the node itself.
-    for (key, norm, expect_api) in [
-        ("cluster.serverAddr", "clusterserveraddr", false),
-        ("cluster.apiUrl", "clusterapiurl", true),
-    ] {
-        let mut values = BTreeMap::new();
-        for (id, s) in nodes {
-            let v = s.get(norm).cloned().unwrap_or_default();
-            if let Some((host, api)) = hosts.get(id) {
-                let ok = if v.is_empty() {
-                    false
-                } else if expect_api {
-                    v.trim_end_matches('/') == api.trim_end_matches('/')
-                        || url_host(&v) == Some(host.as_str())
-                } else {
-                    addr_host(&v) == host
-                };
-                if !ok {
-                    let what = if v.is_empty() {
-                        "is not set".to_string()
-                    } else {
-                        format!("is `{v}`, not this node ({host})")
-                    };
-                    findings.push(Finding::warn(
-                        FindingId::SettingsAddressNotSelf,
-                        Some(*id),
-                        format!("node {id}: `{key}` {what}"),
-                        "peers use this address to reach the node; it must be this node's stable intranet address (facts §5.2)",
-                    ));
-                }
-            }
-            values.insert(*id, if v.is_empty() { "(unset)".into() } else { v });
-        }
-        rows.push(SettingRow {
-            key,
-            values,
-            agree: true,
-        });
     }
-    (rows, findings)
+}
+
+/// The row of an address a node announces (`cluster.serverAddr`, `cluster.apiUrl`):
+/// it must point at the node itself (`hosts`: each node's manifest host and API).
+fn self_address_row(
+    (key, norm, expect_api): (&'static str, &str, bool),
+    nodes: &BTreeMap<u64, Settings>,
+    hosts: &BTreeMap<u64, (String, String)>,
+    findings: &mut Vec<Finding>,
+) -> SettingRow {
+    let mut values = BTreeMap::new();
+    for (id, s) in nodes {
+        let v = s.get(norm).cloned().unwrap_or_default();
+        if let Some((host, api)) = hosts.get(id)
+            && !points_at_self(&v, host, api, expect_api)
+        {
+            let what = if v.is_empty() {
+                "is not set".to_string()
+            } else {
+                format!("is `{v}`, not this node ({host})")
+            };
+            findings.push(Finding::warn(
+                FindingId::SettingsAddressNotSelf,
+                Some(*id),
+                format!("node {id}: `{key}` {what}"),
+                "peers use this address to reach the node; it must be this node's stable intranet address (facts §5.2)",
+            ));
+        }
+        values.insert(*id, if v.is_empty() { "(unset)".into() } else { v });
+    }
+    SettingRow {
+        key,
+        values,
+        agree: true,
+    }
+}
+
+/// Whether the address `v` names this node (`host`; for an API URL also `api` itself).
+fn points_at_self(v: &str, host: &str, api: &str, expect_api: bool) -> bool {
+    if v.is_empty() {
+        false
+    } else if expect_api {
+        v.trim_end_matches('/') == api.trim_end_matches('/') || url_host(v) == Some(host)
+    } else {
+        addr_host(v) == host
+    }
 }
 
 fn addr_host(addr: &str) -> &str {

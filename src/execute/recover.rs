@@ -13,7 +13,6 @@ use super::failure::logs_tail;
 use super::poll::{self, Polled};
 use crate::checks;
 use crate::error::Outcome;
-use crate::events::{Event, Reporter};
 use crate::gate::{self, Signal};
 use crate::inputs::Context;
 use crate::plan::PlanStepKind;
@@ -24,6 +23,7 @@ use crate::recover::{
 };
 use crate::state::{StateDir, now_ms, write_atomic};
 use crate::transport::{self, Transport};
+use crate::{events::Event, output::progress::Reporter};
 
 /// A resumed `start` gets this many polls for the node to answer before it is run again.
 const START_PATIENCE_POLLS: u32 = 5;

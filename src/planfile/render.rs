@@ -23,78 +23,9 @@ fn fence(body: &str) -> String {
 /// The plan as a Markdown comment: digest first, the nodes, the findings, every command.
 pub fn markdown(file: &PlanFile, digest: Option<&str>, file_name: Option<&str>) -> String {
     let p = &file.plan;
-    let mut s = String::new();
-    let ups = p
-        .nodes
-        .iter()
-        .filter(|n| n.action != ActionDoc::Skip)
-        .count();
-    let restart = p.kind == crate::plan::PlanKind::Restart;
-    let _ = writeln!(
-        s,
-        "### wkctl plan: `{}` {} `{}`\n",
-        md_escape(&p.cluster),
-        if restart { "restart on" } else { "→" },
-        md_escape(&p.to)
-    );
-    if let Some(d) = digest {
-        let _ = writeln!(s, "**Digest:** `{d}`\n");
-    }
-    let _ = writeln!(
-        s,
-        "{ups} of {} node(s) to {} · playbook `{}` · order {} · planned {} by wkctl {} (plan format {}, gate rules {})\n",
-        p.nodes.len(),
-        p.kind,
-        md_escape(&p.playbook),
-        serde_json::to_value(p.order)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        md_escape(&file.created_at),
-        md_escape(&file.wkctl.version),
-        file.format_version,
-        file.wkctl.rules
-    );
-    match &file.observed {
-        None => s.push_str(
-            "**Offline plan: nothing was observed.** At apply, each node must run the `from` version below.\n\n",
-        ),
-        Some(o) => {
-            let _ = writeln!(
-                s,
-                "Observed {}: controller {}, members {}, config version {}.\n",
-                md_escape(&o.at),
-                o.controller.map_or("unknown".into(), |c| c.to_string()),
-                o.membership.as_ref().map_or("unknown".into(), |m| format!("{m:?}")),
-                o.config_version.map_or("unknown".into(), |c| c.to_string())
-            );
-        }
-    }
-    s.push_str(
-        "| # | node | host | from | action | commit | uptime |\n|---|---|---|---|---|---|---|\n",
-    );
-    for (i, n) in p.nodes.iter().enumerate() {
-        let o = file
-            .observed
-            .as_ref()
-            .and_then(|o| o.nodes.iter().find(|x| x.id == n.id));
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            i + 1,
-            n.id,
-            md_escape(&n.host),
-            md_escape(n.from.as_deref().unwrap_or("unknown")),
-            match n.action {
-                ActionDoc::Upgrade => "**upgrade**",
-                ActionDoc::Restart => "**restart**",
-                ActionDoc::Skip => "skip",
-            },
-            md_escape(o.and_then(|o| o.commit.as_deref()).unwrap_or("")),
-            o.and_then(|o| o.uptime_s)
-                .map_or(String::new(), |u| format!("{u:.0}s"))
-        );
-    }
+    let mut s = md_header(file, digest);
+    md_observed(&mut s, file);
+    md_nodes(&mut s, file);
     if !p.findings.is_empty() {
         s.push_str("\n**Findings**\n\n");
         for f in &p.findings {
@@ -128,6 +59,92 @@ pub fn markdown(file: &PlanFile, digest: Option<&str>, file_name: Option<&str>) 
         );
     }
     s
+}
+
+/// The title, the digest and the line of what the plan does, by which wkctl.
+fn md_header(file: &PlanFile, digest: Option<&str>) -> String {
+    let p = &file.plan;
+    let mut s = String::new();
+    let ups = p
+        .nodes
+        .iter()
+        .filter(|n| n.action != ActionDoc::Skip)
+        .count();
+    let restart = p.kind == crate::plan::PlanKind::Restart;
+    let _ = writeln!(
+        s,
+        "### wkctl plan: `{}` {} `{}`\n",
+        md_escape(&p.cluster),
+        if restart { "restart on" } else { "→" },
+        md_escape(&p.to)
+    );
+    if let Some(d) = digest {
+        let _ = writeln!(s, "**Digest:** `{d}`\n");
+    }
+    let _ = writeln!(
+        s,
+        "{ups} of {} node(s) to {} · playbook `{}` · order {} · planned {} by wkctl {} (plan format {}, gate rules {})\n",
+        p.nodes.len(),
+        p.kind,
+        md_escape(&p.playbook),
+        serde_json::to_value(p.order)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        md_escape(&file.created_at),
+        md_escape(&file.wkctl.version),
+        file.format_version,
+        file.wkctl.rules
+    );
+    s
+}
+
+/// What was observed when the plan was made (or that nothing was).
+fn md_observed(s: &mut String, file: &PlanFile) {
+    match &file.observed {
+        None => s.push_str(
+            "**Offline plan: nothing was observed.** At apply, each node must run the `from` version below.\n\n",
+        ),
+        Some(o) => {
+            let _ = writeln!(
+                s,
+                "Observed {}: controller {}, members {}, config version {}.\n",
+                md_escape(&o.at),
+                o.controller.map_or("unknown".into(), |c| c.to_string()),
+                o.membership.as_ref().map_or("unknown".into(), |m| format!("{m:?}")),
+                o.config_version.map_or("unknown".into(), |c| c.to_string())
+            );
+        }
+    }
+}
+
+/// The table of the nodes in run order, with what was observed of each.
+fn md_nodes(s: &mut String, file: &PlanFile) {
+    s.push_str(
+        "| # | node | host | from | action | commit | uptime |\n|---|---|---|---|---|---|---|\n",
+    );
+    for (i, n) in file.plan.nodes.iter().enumerate() {
+        let o = file
+            .observed
+            .as_ref()
+            .and_then(|o| o.nodes.iter().find(|x| x.id == n.id));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            n.id,
+            md_escape(&n.host),
+            md_escape(n.from.as_deref().unwrap_or("unknown")),
+            match n.action {
+                ActionDoc::Upgrade => "**upgrade**",
+                ActionDoc::Restart => "**restart**",
+                ActionDoc::Skip => "skip",
+            },
+            md_escape(o.and_then(|o| o.commit.as_deref()).unwrap_or("")),
+            o.and_then(|o| o.uptime_s)
+                .map_or(String::new(), |u| format!("{u:.0}s"))
+        );
+    }
 }
 
 /// Every rendered command, grouped by node, in run order (on-failure ones marked).
