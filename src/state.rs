@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::WkError;
-use crate::plan::{PlanKind, PlanStepKind};
+use crate::plan::{Plan, PlanKind, PlanStepKind};
 
 pub const STATE_FORMAT: u32 = 1;
 
@@ -80,6 +80,7 @@ impl From<&NodeRun> for crate::plan::resume::NodeProgress {
             },
             stop_began: n.stop_began(),
             stop_finished: n.finished(PlanStepKind::Stop),
+            proven_commit: n.proven_commit.clone(),
         }
     }
 }
@@ -219,7 +220,44 @@ pub struct PlanRef {
     pub created_at: String,
 }
 
+/// What a run records of the inputs it started from (its `--resume` refuses when they
+/// changed).
+#[derive(Debug, Clone)]
+pub struct StartedFrom {
+    /// The manifest's digest.
+    pub manifest_digest: String,
+    /// The playbook's name.
+    pub playbook: String,
+    /// The playbook's digest.
+    pub playbook_digest: String,
+}
+
 impl RunState {
+    /// The state of a new run of `plan`: running, every planned node pending on the
+    /// version it runs now.
+    pub fn new(plan: &Plan, inputs: StartedFrom) -> Self {
+        RunState {
+            format_version: STATE_FORMAT,
+            kind: plan.kind,
+            cluster: plan.cluster.clone(),
+            to: plan.to.to_string(),
+            plan_digest: plan.digest.clone(),
+            manifest_digest: inputs.manifest_digest,
+            playbook_digest: inputs.playbook_digest,
+            playbook: inputs.playbook,
+            status: RunStatus::Running,
+            started_at_ms: now_ms(),
+            updated_at_ms: now_ms(),
+            nodes: plan
+                .nodes
+                .iter()
+                .map(|n| NodeRun::new(n.id, n.from.clone()))
+                .collect(),
+            plan_file: None,
+            only_nodes: Vec::new(),
+        }
+    }
+
     pub fn node_mut(&mut self, id: u64) -> Option<&mut NodeRun> {
         self.nodes.iter_mut().find(|n| n.id == id)
     }
@@ -227,6 +265,11 @@ impl RunState {
         self.nodes.iter().find(|n| n.id == id)
     }
 }
+
+/// The manifest as a run started with it, in its state directory.
+const MANIFEST_SNAPSHOT: &str = "manifest.snapshot.yaml";
+/// The playbook (JSON) as a run started with it, in its state directory.
+const PLAYBOOK_SNAPSHOT: &str = "playbook.snapshot.json";
 
 /// `.wkctl/<cluster>/`.
 #[derive(Debug, Clone)]
@@ -296,6 +339,59 @@ impl StateDir {
     /// The state file exists (readable or not).
     pub fn has_state(&self) -> bool {
         self.state_path().exists()
+    }
+
+    /// Copies the run's inputs as they were when it started (the manifest file's bytes
+    /// and the playbook as JSON), so `--resume` can show exactly what changed.
+    pub fn save_snapshots(&self, manifest: &[u8], playbook: &[u8]) -> Result<(), WkError> {
+        write_atomic(&self.root.join(MANIFEST_SNAPSHOT), manifest).map_err(|e| {
+            WkError::no(
+                format!("cannot save the manifest snapshot: {e}"),
+                "free disk space",
+            )
+        })?;
+        write_atomic(&self.root.join(PLAYBOOK_SNAPSHOT), playbook).map_err(|e| {
+            WkError::no(
+                format!("cannot save the playbook snapshot: {e}"),
+                "free disk space",
+            )
+        })
+    }
+
+    /// The manifest as the run started with it (empty when its snapshot is missing).
+    pub fn manifest_snapshot(&self) -> String {
+        fs::read_to_string(self.root.join(MANIFEST_SNAPSHOT)).unwrap_or_default()
+    }
+
+    /// The playbook (as JSON) as the run started with it (empty when missing).
+    pub fn playbook_snapshot(&self) -> String {
+        fs::read_to_string(self.root.join(PLAYBOOK_SNAPSHOT)).unwrap_or_default()
+    }
+
+    /// Refuses while a live process holds this directory's lock (unless `break_lock`):
+    /// the unfinished state is then that run's own, not one to `--resume` or `--discard`.
+    /// A stale lock (its process gone) does not refuse. Every command that takes the
+    /// run's lock asks this first, so a run in progress is named before anything else.
+    pub fn ensure_no_live_run(&self, break_lock: bool) -> Result<(), WkError> {
+        if break_lock {
+            return Ok(());
+        }
+        let Some(owner) = lock_owner(self) else {
+            return Ok(());
+        };
+        if owner.is_stale() {
+            return Ok(());
+        }
+        Err(WkError::no(
+            format!(
+                "another wkctl run holds the cluster lock (pid {} on host `{}`)",
+                owner.pid, owner.host
+            ),
+            format!(
+                "wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)",
+                self.lock_path().display()
+            ),
+        ))
     }
 
     /// Moves the state file aside (`state-<ms>.json`) and returns the new path. Works on
