@@ -480,7 +480,12 @@ pub fn cluster_lock_dir(name: &str, apis: &[&str]) -> Result<StateDir, WkError> 
 
 /// Reads a lock's owner, if the lock exists and is readable.
 pub fn lock_owner(dir: &StateDir) -> Option<LockOwner> {
-    fs::read_to_string(dir.lock_path())
+    read_owner(&dir.lock_path())
+}
+
+/// The owner recorded in the lock file at `path`, if it exists and is readable.
+fn read_owner(path: &Path) -> Option<LockOwner> {
+    fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok())
 }
@@ -545,9 +550,7 @@ pub struct LockGuard {
 impl Drop for LockGuard {
     fn drop(&mut self) {
         // Remove only if it is still ours.
-        if let Ok(text) = fs::read_to_string(&self.path)
-            && serde_json::from_str::<LockOwner>(&text).is_ok_and(|o| o == self.owner)
-        {
+        if read_owner(&self.path).is_some_and(|o| o == self.owner) {
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -580,10 +583,7 @@ pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<L
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let owner = fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
-                let Some(owner) = owner else {
+                let Some(owner) = read_owner(&path) else {
                     if takeover == Takeover::Force {
                         let _ = fs::remove_file(&path);
                         continue;
@@ -630,9 +630,7 @@ pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<L
                 if fs::rename(&path, &aside).is_err() {
                     continue;
                 }
-                let still = fs::read_to_string(&aside)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
+                let still = read_owner(&aside);
                 let _ = fs::remove_file(&aside);
                 if still.as_ref() != Some(&owner) {
                     return Err(WkError::no(
