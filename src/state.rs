@@ -311,15 +311,8 @@ impl StateDir {
 
     pub fn load(&self) -> Result<Option<RunState>, WkError> {
         let path = self.state_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(WkError::input(
-                    format!("cannot read `{}`: {e}", path.display()),
-                    "check the file's permissions",
-                ));
-            }
+        let Some(text) = read_if_present(&path)? else {
+            return Ok(None);
         };
         serde_json::from_str(&text).map(Some).map_err(|e| {
             WkError::input(
@@ -400,6 +393,19 @@ impl StateDir {
         let to = self.root.join(format!("state-{}.json", now_ms()));
         fs::rename(self.state_path(), &to)?;
         Ok(to)
+    }
+}
+
+/// The text of a state file, `None` when it does not exist; one that cannot be read is
+/// an error (never taken for "no run").
+pub fn read_if_present(path: &Path) -> Result<Option<String>, WkError> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(WkError::input(
+            format!("cannot read `{}`: {e}", path.display()),
+            "check the file's permissions",
+        )),
     }
 }
 

@@ -22,17 +22,11 @@ use crate::recover::{self, RecoverPlan, RecoverState};
 use crate::render;
 use crate::state::{self, LockGuard, StateDir, now_ms};
 
+/// The recover run's state (`recover.json`), if there is one.
 fn load_state(dir: &StateDir) -> Result<Option<RecoverState>, WkError> {
     let path = state_path(dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(WkError::input(
-                format!("cannot read `{}`: {e}", path.display()),
-                "check the file's permissions",
-            ));
-        }
+    let Some(text) = state::read_if_present(&path)? else {
+        return Ok(None);
     };
     serde_json::from_str(&text).map(Some).map_err(|e| {
         WkError::input(
