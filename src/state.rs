@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::WkError;
-use crate::plan::{PlanKind, PlanStepKind};
+use crate::plan::{Plan, PlanKind, PlanStepKind};
 
 pub const STATE_FORMAT: u32 = 1;
 
@@ -80,6 +80,7 @@ impl From<&NodeRun> for crate::plan::resume::NodeProgress {
             },
             stop_began: n.stop_began(),
             stop_finished: n.finished(PlanStepKind::Stop),
+            proven_commit: n.proven_commit.clone(),
         }
     }
 }
@@ -219,7 +220,44 @@ pub struct PlanRef {
     pub created_at: String,
 }
 
+/// What a run records of the inputs it started from (its `--resume` refuses when they
+/// changed).
+#[derive(Debug, Clone)]
+pub struct StartedFrom {
+    /// The manifest's digest.
+    pub manifest_digest: String,
+    /// The playbook's name.
+    pub playbook: String,
+    /// The playbook's digest.
+    pub playbook_digest: String,
+}
+
 impl RunState {
+    /// The state of a new run of `plan`: running, every planned node pending on the
+    /// version it runs now.
+    pub fn new(plan: &Plan, inputs: StartedFrom) -> Self {
+        RunState {
+            format_version: STATE_FORMAT,
+            kind: plan.kind,
+            cluster: plan.cluster.clone(),
+            to: plan.to.to_string(),
+            plan_digest: plan.digest.clone(),
+            manifest_digest: inputs.manifest_digest,
+            playbook_digest: inputs.playbook_digest,
+            playbook: inputs.playbook,
+            status: RunStatus::Running,
+            started_at_ms: now_ms(),
+            updated_at_ms: now_ms(),
+            nodes: plan
+                .nodes
+                .iter()
+                .map(|n| NodeRun::new(n.id, n.from.clone()))
+                .collect(),
+            plan_file: None,
+            only_nodes: Vec::new(),
+        }
+    }
+
     pub fn node_mut(&mut self, id: u64) -> Option<&mut NodeRun> {
         self.nodes.iter_mut().find(|n| n.id == id)
     }
@@ -227,6 +265,11 @@ impl RunState {
         self.nodes.iter().find(|n| n.id == id)
     }
 }
+
+/// The manifest as a run started with it, in its state directory.
+const MANIFEST_SNAPSHOT: &str = "manifest.snapshot.yaml";
+/// The playbook (JSON) as a run started with it, in its state directory.
+const PLAYBOOK_SNAPSHOT: &str = "playbook.snapshot.json";
 
 /// `.wkctl/<cluster>/`.
 #[derive(Debug, Clone)]
@@ -268,15 +311,8 @@ impl StateDir {
 
     pub fn load(&self) -> Result<Option<RunState>, WkError> {
         let path = self.state_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(WkError::input(
-                    format!("cannot read `{}`: {e}", path.display()),
-                    "check the file's permissions",
-                ));
-            }
+        let Some(text) = read_if_present(&path)? else {
+            return Ok(None);
         };
         serde_json::from_str(&text).map(Some).map_err(|e| {
             WkError::input(
@@ -298,12 +334,78 @@ impl StateDir {
         self.state_path().exists()
     }
 
+    /// Copies the run's inputs as they were when it started (the manifest file's bytes
+    /// and the playbook as JSON), so `--resume` can show exactly what changed.
+    pub fn save_snapshots(&self, manifest: &[u8], playbook: &[u8]) -> Result<(), WkError> {
+        write_atomic(&self.root.join(MANIFEST_SNAPSHOT), manifest).map_err(|e| {
+            WkError::no(
+                format!("cannot save the manifest snapshot: {e}"),
+                "free disk space",
+            )
+        })?;
+        write_atomic(&self.root.join(PLAYBOOK_SNAPSHOT), playbook).map_err(|e| {
+            WkError::no(
+                format!("cannot save the playbook snapshot: {e}"),
+                "free disk space",
+            )
+        })
+    }
+
+    /// The manifest as the run started with it (empty when its snapshot is missing).
+    pub fn manifest_snapshot(&self) -> String {
+        fs::read_to_string(self.root.join(MANIFEST_SNAPSHOT)).unwrap_or_default()
+    }
+
+    /// The playbook (as JSON) as the run started with it (empty when missing).
+    pub fn playbook_snapshot(&self) -> String {
+        fs::read_to_string(self.root.join(PLAYBOOK_SNAPSHOT)).unwrap_or_default()
+    }
+
+    /// Refuses while a live process holds this directory's lock (unless `break_lock`):
+    /// the unfinished state is then that run's own, not one to `--resume` or `--discard`.
+    /// A stale lock (its process gone) does not refuse. Every command that takes the
+    /// run's lock asks this first, so a run in progress is named before anything else.
+    pub fn ensure_no_live_run(&self, break_lock: bool) -> Result<(), WkError> {
+        if break_lock {
+            return Ok(());
+        }
+        let Some(owner) = lock_owner(self) else {
+            return Ok(());
+        };
+        if owner.is_stale() {
+            return Ok(());
+        }
+        Err(WkError::no(
+            format!(
+                "another wkctl run holds the cluster lock (pid {} on host `{}`)",
+                owner.pid, owner.host
+            ),
+            format!(
+                "wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)",
+                self.lock_path().display()
+            ),
+        ))
+    }
+
     /// Moves the state file aside (`state-<ms>.json`) and returns the new path. Works on
     /// an unreadable file too (`upgrade --discard` of a corrupt state).
     pub fn archive(&self) -> io::Result<PathBuf> {
         let to = self.root.join(format!("state-{}.json", now_ms()));
         fs::rename(self.state_path(), &to)?;
         Ok(to)
+    }
+}
+
+/// The text of a state file, `None` when it does not exist; one that cannot be read is
+/// an error (never taken for "no run").
+pub fn read_if_present(path: &Path) -> Result<Option<String>, WkError> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(WkError::input(
+            format!("cannot read `{}`: {e}", path.display()),
+            "check the file's permissions",
+        )),
     }
 }
 
@@ -384,7 +486,12 @@ pub fn cluster_lock_dir(name: &str, apis: &[&str]) -> Result<StateDir, WkError> 
 
 /// Reads a lock's owner, if the lock exists and is readable.
 pub fn lock_owner(dir: &StateDir) -> Option<LockOwner> {
-    fs::read_to_string(dir.lock_path())
+    read_owner(&dir.lock_path())
+}
+
+/// The owner recorded in the lock file at `path`, if it exists and is readable.
+fn read_owner(path: &Path) -> Option<LockOwner> {
+    fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok())
 }
@@ -449,9 +556,7 @@ pub struct LockGuard {
 impl Drop for LockGuard {
     fn drop(&mut self) {
         // Remove only if it is still ours.
-        if let Ok(text) = fs::read_to_string(&self.path)
-            && serde_json::from_str::<LockOwner>(&text).is_ok_and(|o| o == self.owner)
-        {
+        if read_owner(&self.path).is_some_and(|o| o == self.owner) {
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -484,10 +589,7 @@ pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<L
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let owner = fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
-                let Some(owner) = owner else {
+                let Some(owner) = read_owner(&path) else {
                     if takeover == Takeover::Force {
                         let _ = fs::remove_file(&path);
                         continue;
@@ -534,9 +636,7 @@ pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<L
                 if fs::rename(&path, &aside).is_err() {
                     continue;
                 }
-                let still = fs::read_to_string(&aside)
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok());
+                let still = read_owner(&aside);
                 let _ = fs::remove_file(&aside);
                 if still.as_ref() != Some(&owner) {
                     return Err(WkError::no(

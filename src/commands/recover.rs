@@ -17,21 +17,16 @@ use crate::inputs::{self, Context};
 use crate::observe;
 use crate::output::progress::Reporter;
 use crate::output::{Printer, confirm};
+use crate::probe::{Client, ClusterView};
 use crate::recover::{self, RecoverPlan, RecoverState};
 use crate::render;
-use crate::state::{self, StateDir, Takeover, now_ms};
+use crate::state::{self, LockGuard, StateDir, now_ms};
 
+/// The recover run's state (`recover.json`), if there is one.
 fn load_state(dir: &StateDir) -> Result<Option<RecoverState>, WkError> {
     let path = state_path(dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(WkError::input(
-                format!("cannot read `{}`: {e}", path.display()),
-                "check the file's permissions",
-            ));
-        }
+    let Some(text) = state::read_if_present(&path)? else {
+        return Ok(None);
     };
     serde_json::from_str(&text).map(Some).map_err(|e| {
         WkError::input(
@@ -64,6 +59,76 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
     if !args.dry_run {
         dir.ensure_writable()?;
     }
+    let previous = previous(&ctx, &dir, args)?;
+
+    let (client, view) = observe::cluster(&ctx).await?;
+    let resumed = previous.filter(|_| args.resume);
+    let versions = match &resumed {
+        Some(st) => st.versions.clone(),
+        None => recover::versions(&ctx.manifest, &observe::versions(&ctx, &view)),
+    };
+    if resumed.is_none() {
+        refuse_unless_broken(&ctx, &view, p)?;
+    }
+    let plan = recover::build(&ctx.manifest, &ctx.playbook, &versions)?;
+    if let Some(st) = &resumed
+        && let Err(why) = recover::resumable(st, &plan)
+    {
+        return Err(WkError::input(
+            format!(
+                "cannot resume the recover run in `{}`: {why}",
+                state_path(&dir).display()
+            ),
+            "check the cluster with `wkctl status`, then drop the run with `wkctl recover --discard` and start over",
+        )
+        .into());
+    }
+    if args.dry_run {
+        print_plan(&plan, p, args.json)?;
+        p.note("dry run: nothing was touched");
+        return Ok(Outcome::Success);
+    }
+    if !args.yes_full_outage && !confirmed(&ctx, &plan, args.json, p).await? {
+        p.note("nothing was changed");
+        return Ok(Outcome::No);
+    }
+
+    let (lock, cluster_lock) = take_locks(&ctx, &dir, args, p)?;
+    p.note(&format!(
+        "full outage: stopping nodes {} of `{}`, then starting {} first",
+        list(&plan.nodes.iter().rev().copied().collect::<Vec<_>>()),
+        plan.cluster,
+        plan.nodes.first().copied().unwrap_or_default()
+    ));
+    let state = resumed.unwrap_or_else(|| RecoverState::new(&ctx.manifest.name, versions));
+    let reporter = Reporter::new(p, plan.nodes.len());
+    let outcome = RecoverRun {
+        ctx: &ctx,
+        plan: &plan,
+        client: client.clone(),
+        reporter: &reporter,
+        dir: dir.clone(),
+        state,
+        interrupt: Interrupt::install(),
+        break_lock: args.break_lock,
+    }
+    .run()
+    .await?;
+    drop(cluster_lock);
+    drop(lock);
+    if !args.json {
+        report(&ctx, &client, &plan, outcome, p).await?;
+    }
+    Ok(outcome)
+}
+
+/// The unfinished recover run, refused while an upgrade run is unfinished, when there
+/// is none to `--resume`, or when a new run would pass over it.
+fn previous(
+    ctx: &Context,
+    dir: &StateDir,
+    args: &RecoverArgs,
+) -> anyhow::Result<Option<RecoverState>> {
     // One run at a time: an unfinished upgrade owns the cluster until it is resumed or
     // discarded (its nodes may be half way).
     if let Some(st) = dir.load()?.filter(|st| st.status.unfinished()) {
@@ -76,7 +141,7 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         )
         .into());
     }
-    let previous = load_state(&dir)?.filter(|st| st.status.unfinished());
+    let previous = load_state(dir)?.filter(|st| st.status.unfinished());
     match (&previous, args.resume) {
         (None, true) => {
             return Err(WkError::no(
@@ -100,135 +165,108 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         }
         _ => {}
     }
+    Ok(previous)
+}
 
-    let (client, view) = observe::cluster(&ctx).await?;
-    let resumed = previous.filter(|_| args.resume);
-    let versions = match &resumed {
-        Some(st) => st.versions.clone(),
-        None => recover::versions(&ctx.manifest, &observe::versions(&ctx, &view)),
-    };
-    if resumed.is_none() {
-        let findings = checks::live_findings(&ctx.manifest, &view);
-        let why = recover::broken_reasons(&view, &findings);
-        if why.is_empty() {
-            return Err(WkError::no(
-                format!(
-                    "the cluster `{}` is not broken (its nodes see each other, one controller, every manifest node a member): `recover` would stop every node for nothing",
-                    ctx.manifest.name
-                ),
-                "restart nodes one at a time, gated, with `wkctl restart`; `wkctl check` shows what wkctl sees",
-            )
-            .into());
-        }
-        for r in &why {
-            p.note(&format!("broken: {r}"));
-        }
-    }
-    let plan = recover::build(&ctx.manifest, &ctx.playbook, &versions)?;
-    if let Some(st) = &resumed
-        && let Err(why) = recover::resumable(st, &plan)
-    {
-        return Err(WkError::input(
+/// A new recover run only for a cluster `check`'s observation shows broken (the reasons
+/// are noted); a healthy one is refused.
+fn refuse_unless_broken(ctx: &Context, view: &ClusterView, p: &Printer) -> anyhow::Result<()> {
+    let findings = checks::live_findings(&ctx.manifest, view);
+    let why = recover::broken_reasons(view, &findings);
+    if why.is_empty() {
+        return Err(WkError::no(
             format!(
-                "cannot resume the recover run in `{}`: {why}",
-                state_path(&dir).display()
+                "the cluster `{}` is not broken (its nodes see each other, one controller, every manifest node a member): `recover` would stop every node for nothing",
+                ctx.manifest.name
             ),
-            "check the cluster with `wkctl status`, then drop the run with `wkctl recover --discard` and start over",
+            "restart nodes one at a time, gated, with `wkctl restart`; `wkctl check` shows what wkctl sees",
         )
         .into());
     }
-    if args.dry_run {
-        print_plan(&plan, p, args.json)?;
-        p.note("dry run: nothing was touched");
-        return Ok(Outcome::Success);
+    for r in &why {
+        p.note(&format!("broken: {r}"));
     }
+    Ok(())
+}
 
-    if !args.yes_full_outage {
-        let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        if !interactive || args.json {
-            return Err(WkError::input(
-                format!(
-                    "refusing a full outage without confirmation: every node of `{}` ({}) would be stopped",
-                    ctx.manifest.name,
-                    list(&plan.nodes)
-                ),
-                "review `wkctl recover --dry-run`, then pass `--yes-full-outage`",
-            )
-            .into());
-        }
-        print_plan(&plan, p, false)?;
-        let question = format!(
-            "stop every node of `{}` ({}) for an ordered cold start? this is a FULL OUTAGE [y/N] ",
-            plan.cluster,
-            list(&plan.nodes)
-        );
-        if !confirm(&question).await {
-            p.note("nothing was changed");
-            return Ok(Outcome::No);
-        }
+/// Without `--yes-full-outage`: the plan shown and the operator's answer on a terminal;
+/// refused with `--json` or no terminal to ask on.
+async fn confirmed(
+    ctx: &Context,
+    plan: &RecoverPlan,
+    json: bool,
+    p: &Printer,
+) -> anyhow::Result<bool> {
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !interactive || json {
+        return Err(WkError::input(
+            format!(
+                "refusing a full outage without confirmation: every node of `{}` ({}) would be stopped",
+                ctx.manifest.name,
+                list(&plan.nodes)
+            ),
+            "review `wkctl recover --dry-run`, then pass `--yes-full-outage`",
+        )
+        .into());
     }
+    print_plan(plan, p, false)?;
+    let question = format!(
+        "stop every node of `{}` ({}) for an ordered cold start? this is a FULL OUTAGE [y/N] ",
+        plan.cluster,
+        list(&plan.nodes)
+    );
+    Ok(confirm(&question).await)
+}
 
-    // The locks of `upgrade`: one run per cluster wherever it is started.
-    upgrade::refuse_if_live_lock_pub(&dir, args.break_lock)?;
-    let takeover = if args.break_lock {
-        Takeover::Force
-    } else if args.resume {
-        Takeover::Stale
-    } else {
-        Takeover::Never
-    };
-    let lock = state::acquire(&dir, takeover)?;
-    let cluster_lock = upgrade::acquire_cluster_lock(&ctx, &dir, takeover)?;
+/// The locks of `upgrade`: one run per cluster wherever it is started (the state
+/// directory's, then the cluster's team lock).
+fn take_locks(
+    ctx: &Context,
+    dir: &StateDir,
+    args: &RecoverArgs,
+    p: &Printer,
+) -> anyhow::Result<(LockGuard, LockGuard)> {
+    dir.ensure_no_live_run(args.break_lock)?;
+    let takeover = upgrade::takeover(args.break_lock, args.resume);
+    let lock = state::acquire(dir, takeover)?;
+    let cluster_lock = upgrade::acquire_cluster_lock(ctx, dir, takeover)?;
     if let Some(o) = lock.took_over.as_ref().or(cluster_lock.took_over.as_ref()) {
         p.note(&format!("took over the lock of {}", o.describe()));
     }
-    p.note(&format!(
-        "full outage: stopping nodes {} of `{}`, then starting {} first",
-        list(&plan.nodes.iter().rev().copied().collect::<Vec<_>>()),
-        plan.cluster,
-        plan.nodes.first().copied().unwrap_or_default()
-    ));
+    Ok((lock, cluster_lock))
+}
 
-    let state = resumed.unwrap_or_else(|| RecoverState::new(&ctx.manifest.name, versions));
-    let reporter = Reporter::new(p, plan.nodes.len());
-    let outcome = RecoverRun {
-        ctx: &ctx,
-        plan: &plan,
-        client: client.clone(),
-        reporter: &reporter,
-        dir: dir.clone(),
-        state,
-        interrupt: Interrupt::install(),
-        break_lock: args.break_lock,
-    }
-    .run()
-    .await?;
-    drop(cluster_lock);
-    drop(lock);
-    if !args.json {
-        match outcome {
-            Outcome::Success => {
-                let view = crate::probe::observe(&client, &ctx.manifest).await;
-                p.out(&render::status(
-                    &ctx,
-                    &view,
-                    &[],
-                    observe::run_doc(&ctx).as_ref(),
-                    p,
-                ))?;
-                p.out(&p.green(&format!(
-                    "`{}` recovered: {} of {} nodes in one cluster",
-                    plan.cluster,
-                    view.membership.as_ref().map_or(0, Vec::len),
-                    plan.nodes.len()
-                )))?;
-            }
-            _ => p.out(&p.red(
-                "not recovered: the reason is above; state saved: fix the cause, then `wkctl recover --resume`",
-            ))?,
+/// The human end of the run: on success the cluster as observed now and how many nodes
+/// are in it; else where to go from here.
+async fn report(
+    ctx: &Context,
+    client: &Client,
+    plan: &RecoverPlan,
+    outcome: Outcome,
+    p: &Printer,
+) -> anyhow::Result<()> {
+    match outcome {
+        Outcome::Success => {
+            let view = crate::probe::observe(client, &ctx.manifest).await;
+            p.out(&render::status(
+                ctx,
+                &view,
+                &[],
+                observe::run_doc(ctx).as_ref(),
+                p,
+            ))?;
+            p.out(&p.green(&format!(
+                "`{}` recovered: {} of {} nodes in one cluster",
+                plan.cluster,
+                view.membership.as_ref().map_or(0, Vec::len),
+                plan.nodes.len()
+            )))?;
         }
+        _ => p.out(&p.red(
+            "not recovered: the reason is above; state saved: fix the cause, then `wkctl recover --resume`",
+        ))?,
     }
-    Ok(outcome)
+    Ok(())
 }
 
 fn print_plan(plan: &RecoverPlan, p: &Printer, json: bool) -> anyhow::Result<()> {
@@ -252,7 +290,7 @@ fn print_plan(plan: &RecoverPlan, p: &Printer, json: bool) -> anyhow::Result<()>
 }
 
 fn discard(dir: &StateDir, args: &RecoverArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    upgrade::refuse_if_live_lock_pub(dir, args.break_lock)?;
+    dir.ensure_no_live_run(args.break_lock)?;
     let path = state_path(dir);
     if !path.exists() {
         p.note("no recover run to discard");

@@ -5,7 +5,7 @@
 //! the same locks as `upgrade`, saves the same state and emits the same events; a later
 //! `wkctl upgrade --resume` plans the node again from the start.
 
-use crate::cli::{Global, RollbackArgs, UpgradeArgs};
+use crate::cli::{Global, RollbackArgs, TargetArgs};
 use crate::commands::{rule_options, upgrade};
 use crate::error::{Outcome, WkError};
 use crate::execute::{Interrupt, Options, RunInputs, Runner};
@@ -13,36 +13,70 @@ use crate::inputs::Context;
 use crate::observe;
 use crate::output::progress::Reporter;
 use crate::output::{Printer, confirm};
+use crate::plan::{Plan, PlannedNode};
+use crate::probe::Client;
 use crate::releases;
-use crate::state::{self, NodeStatus, Takeover};
+use crate::state::{self, NodeStatus, RunState, StateDir};
 
 pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let ctx = Context::load(global.manifest.as_deref())?;
-    let up = UpgradeArgs {
-        target: crate::cli::TargetArgs {
-            to: None,
-            allow_unknown_version: false,
-            allow_downgrade: false,
-            allow_downgrade_across_rewrite: false,
-        },
-        yes: args.yes,
-        dry_run: false,
-        resume: true,
-        discard: false,
-        json: args.json,
-        rollback_on_failure: true,
-        break_lock: args.break_lock,
-        state_dir: args.state_dir.clone(),
-        nodes: Vec::new(),
-        demo: false,
-        planned: crate::cli::PlanFileArgs::default(),
-    };
     let dir = crate::inputs::state_dir(
         global.manifest.as_deref(),
-        up.state_dir.as_deref(),
+        args.state_dir.as_deref(),
         &ctx.manifest.name,
     );
     let id = args.node;
+    let (st, from) = failed_node(&ctx, &dir, id)?;
+
+    // The locks of `upgrade --resume`: the run's stale lock may be taken.
+    dir.ensure_no_live_run(args.break_lock)?;
+    let takeover = upgrade::takeover(args.break_lock, true);
+    let lock = state::acquire(&dir, takeover)?;
+    let cluster_lock = upgrade::acquire_cluster_lock(&ctx, &dir, takeover)?;
+
+    let (client, plan, pn) = rollback_plan(&ctx, &st, id).await?;
+    if !args.yes && !confirmed(args, &plan, &from).await? {
+        p.note("nothing was changed");
+        return Ok(Outcome::No);
+    }
+    let reporter = Reporter::new(p, 1);
+    let runner = Runner::new(RunInputs {
+        ctx: &ctx,
+        plan: &plan,
+        client,
+        reporter: &reporter,
+        dir: dir.clone(),
+        state: st,
+        interrupt: Interrupt::install(),
+        opts: Options {
+            yes: true,
+            rollback_on_failure: true,
+            resume: true,
+            interactive: false,
+            break_lock: args.break_lock,
+        },
+    });
+    let outcome = runner.rollback_after_the_fact(&pn).await?;
+    drop(cluster_lock);
+    drop(lock);
+    if !args.json {
+        let line = match outcome {
+            Outcome::Success => p.green(&format!(
+                "node {id} is back on {from}; `wkctl upgrade --resume` plans it again from the start"
+            )),
+            _ => p.red(&format!(
+                "node {id} was not rolled back: the reason is above; the state is unchanged"
+            )),
+        };
+        let _ = p.out(&line);
+    }
+    Ok(outcome)
+}
+
+/// The unfinished upgrade and the old version of node `id`, refused unless `id` is the
+/// node it failed on after its stop (a known manifest node, an upgrade's, an old version
+/// to go back to).
+fn failed_node(ctx: &Context, dir: &StateDir, id: u64) -> anyhow::Result<(RunState, String)> {
     if ctx.manifest.node(id).is_none() {
         return Err(WkError::input(
             format!(
@@ -96,25 +130,25 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
         )
         .into());
     };
+    Ok((st, from))
+}
 
-    upgrade::refuse_if_live_lock_pub(&dir, args.break_lock)?;
-    let takeover = if args.break_lock {
-        Takeover::Force
-    } else {
-        Takeover::Stale
-    };
-    let lock = state::acquire(&dir, takeover)?;
-    let cluster_lock = upgrade::acquire_cluster_lock(&ctx, &dir, takeover)?;
-
+/// The run's plan from a live observation, as `upgrade --resume` would make it, and its
+/// node `id` (refused when its playbook has no `rollback` step).
+async fn rollback_plan(
+    ctx: &Context,
+    st: &RunState,
+    id: u64,
+) -> anyhow::Result<(Client, Plan, PlannedNode)> {
     let target =
         releases::resolve_target(&st.to, true).map_err(|e| WkError::input(e.message, e.hint))?;
-    let (client, view) = observe::cluster(&ctx).await?;
-    let versions = upgrade::resume_versions(&st, &ctx, &view);
+    let (client, view) = observe::cluster(ctx).await?;
+    let versions = upgrade::resume_versions(st, ctx, &view);
     let plan = observe::plan_from_view(
-        &ctx,
+        ctx,
         &view,
         &target,
-        rule_options(&up.target),
+        rule_options(&no_target()),
         Some(&versions),
     )?;
     let Some(pn) = plan.nodes.iter().find(|n| n.id == id).cloned() else {
@@ -131,57 +165,32 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
         )
         .into());
     }
+    Ok((client, plan, pn))
+}
 
+/// The target arguments of the resumed run's plan: its own target, no `--allow-…`.
+fn no_target() -> TargetArgs {
+    TargetArgs {
+        to: None,
+        allow_unknown_version: false,
+        allow_downgrade: false,
+        allow_downgrade_across_rewrite: false,
+    }
+}
+
+/// Without `--yes`: the operator's answer on a terminal; refused with `--json` or no
+/// terminal to ask on.
+async fn confirmed(args: &RollbackArgs, plan: &Plan, from: &str) -> anyhow::Result<bool> {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin())
         && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    if !args.yes {
-        if !interactive || args.json {
-            return Err(WkError::input(
-                "refusing to roll back without confirmation",
-                "pass `--yes`",
-            )
-            .into());
-        }
-        if !confirm(&format!(
-            "roll node {id} of `{}` back to {from}? [y/N] ",
-            plan.cluster
-        ))
-        .await
-        {
-            p.note("nothing was changed");
-            return Ok(Outcome::No);
-        }
+    if !interactive || args.json {
+        return Err(
+            WkError::input("refusing to roll back without confirmation", "pass `--yes`").into(),
+        );
     }
-    let reporter = Reporter::new(p, 1);
-    let runner = Runner::new(RunInputs {
-        ctx: &ctx,
-        plan: &plan,
-        client,
-        reporter: &reporter,
-        dir: dir.clone(),
-        state: st,
-        interrupt: Interrupt::install(),
-        opts: Options {
-            yes: true,
-            rollback_on_failure: true,
-            resume: true,
-            interactive: false,
-            break_lock: args.break_lock,
-        },
-    });
-    let outcome = runner.rollback_after_the_fact(&pn).await?;
-    drop(cluster_lock);
-    drop(lock);
-    if !args.json {
-        let line = match outcome {
-            Outcome::Success => p.green(&format!(
-                "node {id} is back on {from}; `wkctl upgrade --resume` plans it again from the start"
-            )),
-            _ => p.red(&format!(
-                "node {id} was not rolled back: the reason is above; the state is unchanged"
-            )),
-        };
-        let _ = p.out(&line);
-    }
-    Ok(outcome)
+    Ok(confirm(&format!(
+        "roll node {} of `{}` back to {from}? [y/N] ",
+        args.node, plan.cluster
+    ))
+    .await)
 }

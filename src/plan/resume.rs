@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::finding::{self, Finding, FindingId, Severity};
+use crate::plan::Plan;
+use crate::releases::NodeAction;
 use crate::version::WkVersion;
 
 /// What the resume policy needs of a node's record in the run state (the run state's
@@ -19,6 +21,8 @@ pub struct NodeProgress {
     pub stop_began: bool,
     /// Its stop finished.
     pub stop_finished: bool,
+    /// The `/varz.commit` it ran when its gate passed (a `-dev` build is known by it).
+    pub proven_commit: Option<String>,
 }
 
 /// A node's status in the run, as the resume policy tells them apart.
@@ -119,6 +123,54 @@ pub fn relax(findings: &mut [Finding], nodes: &[NodeProgress], down: &BTreeSet<u
         }
     }
     finding::sort(findings);
+}
+
+/// A `-dev` image reports the release it builds on (facts §7.4), so the plan sees every
+/// node as "to upgrade" again. A node an earlier run to the same `-dev` target proved
+/// (its gate passed on a new commit) and that still runs that commit is skipped: a
+/// re-run restarts nothing.
+///
+/// `earlier_to`: the earlier run's target; `nodes`: its node records; `running`: the
+/// commit each node is observed running now.
+pub fn skip_proven_dev_builds(
+    plan: &mut Plan,
+    earlier_to: &str,
+    nodes: &[NodeProgress],
+    running: &BTreeMap<u64, String>,
+) {
+    if !plan.to.is_dev() || earlier_to != plan.to.to_string() {
+        return;
+    }
+    let mut changed = false;
+    for pn in &mut plan.nodes {
+        let proven = nodes
+            .iter()
+            .find(|n| n.id == pn.id)
+            .filter(|n| n.status == Progress::Ready)
+            .and_then(|n| n.proven_commit.as_deref());
+        let now = running.get(&pn.id).map(String::as_str);
+        if pn.action == NodeAction::Upgrade && proven.is_some() && proven == now {
+            pn.action = NodeAction::Skip;
+            pn.steps.clear();
+            pn.on_failure.clear();
+            plan.findings.push(Finding::info(
+                FindingId::VersionSame,
+                Some(pn.id),
+                format!(
+                    "node {} runs the {} build proven by the earlier run (commit {}); it is skipped",
+                    pn.id,
+                    plan.to,
+                    now.unwrap_or_default()
+                ),
+                "nothing to do for this node",
+            ));
+            changed = true;
+        }
+    }
+    if changed {
+        finding::sort(&mut plan.findings);
+        plan.redigest();
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +353,86 @@ mod tests {
             ),
             Severity::Warn
         );
+    }
+
+    /// A plan of nodes 1, 2, 3 from v2.1.2 to `to` (each to upgrade).
+    fn dev_plan(to: &str) -> Plan {
+        let m = crate::probe::fixtures::manifest(&[1, 2, 3]);
+        let pb = crate::playbook::load("sim", std::path::Path::new(".")).unwrap();
+        let target = crate::releases::resolve_target(to, true).unwrap();
+        let versions: BTreeMap<u64, Option<WkVersion>> = m
+            .nodes
+            .iter()
+            .map(|n| (n.id, WkVersion::parse("v2.1.2-20250120").ok()))
+            .collect();
+        crate::plan::build(&crate::plan::Input {
+            manifest: &m,
+            playbook: &pb,
+            target: &target,
+            versions: &versions,
+            controller: None,
+            live: true,
+            rules: crate::releases::RuleOptions::default(),
+            kind: crate::plan::PlanKind::Upgrade,
+        })
+        .unwrap()
+    }
+
+    /// Node `id` proven on `commit` by the earlier run (ready), or merely pending.
+    fn proven(id: u64, commit: &str, ready: bool) -> NodeProgress {
+        let mut n = NodeRun::new(id, Some("v2.1.2-20250120".into()));
+        n.status = if ready {
+            NodeStatus::Ready
+        } else {
+            NodeStatus::Pending
+        };
+        n.proven_commit = Some(commit.into());
+        NodeProgress::from(&n)
+    }
+
+    const DEV: &str = "v2.1.3-20250210-dev";
+
+    #[test]
+    fn a_proven_dev_build_still_running_is_skipped() {
+        let mut plan = dev_plan(DEV);
+        let digest = plan.digest.clone();
+        let nodes = [
+            proven(1, "abc", true),
+            proven(2, "abc", true),
+            proven(3, "abc", false),
+        ];
+        // Node 1 still runs the proven commit; node 2 runs another; node 3 was not proven.
+        let running: BTreeMap<u64, String> =
+            [(1, "abc".into()), (2, "def".into()), (3, "abc".into())].into();
+        let to = plan.to.to_string();
+        skip_proven_dev_builds(&mut plan, &to, &nodes, &running);
+        let actions: Vec<NodeAction> = plan.nodes.iter().map(|n| n.action).collect();
+        assert_eq!(
+            actions,
+            [NodeAction::Skip, NodeAction::Upgrade, NodeAction::Upgrade]
+        );
+        assert!(plan.nodes[0].steps.is_empty() && plan.nodes[0].on_failure.is_empty());
+        assert!(plan.findings.iter().any(|f| f.id == FindingId::VersionSame
+            && f.node == Some(1)
+            && f.message.contains("proven by the earlier run (commit abc)")));
+        assert_ne!(plan.digest, digest, "the digest covers the skip");
+    }
+
+    #[test]
+    fn only_the_same_dev_target_skips_anything() {
+        let nodes = [proven(1, "abc", true)];
+        let running: BTreeMap<u64, String> = [(1, "abc".into())].into();
+        // Another target than the earlier run's.
+        let mut plan = dev_plan(DEV);
+        let before = plan.clone();
+        skip_proven_dev_builds(&mut plan, "v2.1.3-20250101-dev", &nodes, &running);
+        assert_eq!(plan, before);
+        // A release target: its version tells the builds apart.
+        let mut plan = dev_plan("v2.1.3-20250210");
+        let before = plan.clone();
+        let to = plan.to.to_string();
+        skip_proven_dev_builds(&mut plan, &to, &nodes, &running);
+        assert_eq!(plan, before);
     }
 
     #[test]
