@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::poll::{self, Polled};
 use super::{NodeEnd, Runner, indent};
 use crate::events::Event;
 use crate::plan::{PlanStepKind, PlannedNode, PlannedStep};
@@ -43,14 +44,20 @@ impl Runner<'_> {
                 humantime::format_duration(grace)
             ),
         });
-        let until = Instant::now() + grace;
-        let poll = self.tracker.rules().poll;
-        while Instant::now() < until {
-            tokio::time::sleep(poll).await;
+        let this = &*self;
+        let ended = poll::until(
+            Instant::now() + grace,
+            self.tracker.rules().poll,
+            None,
+            || this.runs_old_process(id),
             // Down or on the new process: the stop took effect.
-            self.runs_old_process(id).await?;
+            |old| old.is_none().then_some(()),
+        )
+        .await;
+        match ended {
+            Polled::Done(()) => None,
+            Polled::TimedOut | Polled::Interrupted => serving,
         }
-        serving
     }
 
     /// The version node `id` answers with when that is not a new process on the target.
@@ -89,38 +96,46 @@ impl Runner<'_> {
         // before the step is run again (a second `wukongim -d` is a second instance).
         let rules = self.tracker.rules();
         let patience = Instant::now() + rules.node_timeout;
-        let reason = loop {
-            let view = self.observe(Scope::Focus(id)).await;
-            let Some(n) = view.node(id) else {
-                return Ok(false);
-            };
-            match step.kind {
-                PlanStepKind::Stop if crate::gate::is_down(n) => {
-                    break format!(
+        let this = &*self;
+        let took_effect = poll::until(
+            patience,
+            rules.poll,
+            None,
+            || this.observe(Scope::Focus(id)),
+            |view| {
+                // `Some(None)`: not observed as done, run the step again; `None`: wait on.
+                let Some(n) = view.node(id) else {
+                    return Some(None);
+                };
+                match step.kind {
+                    PlanStepKind::Stop if crate::gate::is_down(n) => Some(Some(format!(
                         "node {id} is already down ({})",
                         n.error
                             .as_ref()
                             .map_or_else(|| "no answer".into(), ToString::to_string)
-                    );
+                    ))),
+                    PlanStepKind::Start
+                        if crate::gate::runs_new_process(
+                            &this.baseline(id),
+                            n,
+                            view.observed_at,
+                            &this.gate_target(id),
+                        ) =>
+                    {
+                        Some(Some(format!(
+                            "node {id} already runs a new process on {}",
+                            n.version_raw.as_deref().unwrap_or("the target")
+                        )))
+                    }
+                    // Still coming up: wait, up to `patience`.
+                    PlanStepKind::Start if crate::gate::is_down(n) => None,
+                    _ => Some(None),
                 }
-                PlanStepKind::Start
-                    if crate::gate::runs_new_process(
-                        &self.baseline(id),
-                        n,
-                        view.observed_at,
-                        &self.gate_target(id),
-                    ) =>
-                {
-                    break format!(
-                        "node {id} already runs a new process on {}",
-                        n.version_raw.as_deref().unwrap_or("the target")
-                    );
-                }
-                PlanStepKind::Start if crate::gate::is_down(n) && Instant::now() < patience => {
-                    tokio::time::sleep(rules.poll).await;
-                }
-                _ => return Ok(false),
-            }
+            },
+        )
+        .await;
+        let Polled::Done(Some(reason)) = took_effect else {
+            return Ok(false);
         };
         self.emit(&Event::StepSkipped {
             node: id,
