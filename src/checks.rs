@@ -323,12 +323,7 @@ fn membership(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
     let Some(members) = &view.membership else {
         return;
     };
-    let missing: Vec<u64> = manifest
-        .nodes
-        .iter()
-        .map(|n| n.id)
-        .filter(|id| !members.contains(id))
-        .collect();
+    let missing = manifest.missing_from(members);
     let extra: Vec<u64> = members
         .iter()
         .copied()

@@ -175,6 +175,15 @@ impl Manifest {
         self.nodes.iter().find(|n| n.id == id)
     }
 
+    /// The ids of the manifest's nodes that `members` (the cluster's) does not list.
+    pub fn missing_from(&self, members: &[u64]) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|id| !members.contains(id))
+            .collect()
+    }
+
     /// The manager token, read from the environment variable the manifest names.
     pub fn token(&self) -> Option<String> {
         self.api
@@ -204,7 +213,8 @@ pub fn load(path: &Path) -> Result<Manifest, WkError> {
     let meta = std::fs::metadata(path).map_err(|e| {
         WkError::input(
             format!("cannot read manifest `{shown}`: {e}"),
-            "pass `-m path/to/cluster.yaml`, set `WKCTL_MANIFEST`, or run `wkctl init` to write one",
+            "pass `-m path/to/cluster.yaml`, set `WKCTL_MANIFEST`, or run `wkctl init` to write \
+             one",
         )
     })?;
     if meta.len() > MAX_MANIFEST_BYTES {

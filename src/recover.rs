@@ -399,12 +399,7 @@ pub fn wait_state(
                 }
             }
             let members = view.membership.clone().unwrap_or_default();
-            let missing: Vec<u64> = manifest
-                .nodes
-                .iter()
-                .map(|n| n.id)
-                .filter(|id| !members.contains(id))
-                .collect();
+            let missing = manifest.missing_from(&members);
             if missing.is_empty() {
                 Ok(())
             } else {
@@ -501,7 +496,8 @@ pub fn unfinished(dir: &crate::state::StateDir) -> Result<Option<RecoverState>, 
                     "`{}` is not a valid wkctl recover state file: {e}",
                     path.display()
                 ),
-                "a recover run may have left nodes down: check with `wkctl status`, then `wkctl recover --discard` (keeps a copy)",
+                "a recover run may have left nodes down: check with `wkctl status`, then `wkctl \
+                 recover --discard` (keeps a copy)",
             )
         })
 }

@@ -83,7 +83,8 @@ fn refuse(shown: &str, problems: &[String]) -> anyhow::Error {
                 .collect::<Vec<_>>()
                 .join("\n")
         ),
-        "review what changed, plan again (`wkctl plan --to <VERSION> --out <FILE>`) and have the new plan approved",
+        "review what changed, plan again (`wkctl plan --to <VERSION> --out <FILE>`) and have \
+         the new plan approved",
     )
     .into()
 }
@@ -341,7 +342,8 @@ impl PlanRun {
             return Err(refuse(
                 &self.shown,
                 &[format!(
-                    "the plan in the file is not the plan its inputs give (edited by hand, or planned by a wkctl that renders steps differently):\n{}",
+                    "the plan in the file is not the plan its inputs give (edited by hand, or \
+                     planned by a wkctl that renders steps differently):\n{}",
                     lines.join("\n")
                 )],
             ));

@@ -82,7 +82,8 @@ pub fn run(args: &InitArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let m = args.output.display();
     p.note(&format!("wrote `{m}`: {summary}"));
     p.note(&format!(
-        "next: `wkctl status -m {m}`, then `wkctl check --to {} -m {m}` (or the release you want, see `wkctl releases`)",
+        "next: `wkctl status -m {m}`, then `wkctl check --to {} -m {m}` (or the release you \
+         want, see `wkctl releases`)",
         newest_release()
     ));
     Ok(Outcome::Success)
@@ -125,7 +126,8 @@ pub fn merge(sources: &[Source]) -> Result<Merged, WkError> {
             if let Some(first) = seen.insert(n.id, shown.clone()) {
                 return Err(WkError::input(
                     format!("node id {} is in `{first}` and in `{shown}`", n.id),
-                    "pass each node's compose file once; every node needs its own `WK_CLUSTER_NODEID`",
+                    "pass each node's compose file once; every node needs its own \
+                     `WK_CLUSTER_NODEID`",
                 ));
             }
             out.nodes.push((n.clone(), s.dir.clone()));
