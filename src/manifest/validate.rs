@@ -280,38 +280,7 @@ pub(super) fn policy(p: &RawPolicy, place: Place<'_>) -> Result<Policy, WkError>
 /// Validates `notify:` (README "Notifications").
 pub(super) fn notify_config(n: raw::RawNotify, place: Place<'_>) -> Result<NotifyConfig, WkError> {
     let shown = place.shown;
-    let target = match (n.url_env, n.command) {
-        (Some(_), Some(c)) => {
-            return Err(place.span(
-                &c.referenced,
-                "`notify` has both `url_env` and `command`",
-                "keep one: a webhook (`url_env`) or a command",
-            ));
-        }
-        (Some(u), None) => {
-            let v = u.value.trim();
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(place.span(
-                    &u.referenced,
-                    &format!("`notify.url_env` must be an environment variable name, got `{v}`"),
-                    "put the webhook URL in an env var (e.g. `WKCTL_WEBHOOK_URL`) and name it \
-                     here; the URL holds a secret",
-                ));
-            }
-            Some(NotifyTarget::UrlEnv(v.to_string()))
-        }
-        (None, Some(c)) => {
-            if c.value.trim().is_empty() {
-                return Err(place.span(
-                    &c.referenced,
-                    "`notify.command` is empty",
-                    "e.g. `command: ./notify.sh` (it gets each event as JSON on stdin)",
-                ));
-            }
-            Some(NotifyTarget::Command(c.value.trim().to_string()))
-        }
-        (None, None) => None,
-    };
+    let target = notify_target(n.url_env, n.command, place)?;
     let mut config = NotifyConfig {
         target,
         ..NotifyConfig::default()
@@ -353,6 +322,47 @@ pub(super) fn notify_config(n: raw::RawNotify, place: Place<'_>) -> Result<Notif
         config.retries = r.value;
     }
     Ok(config)
+}
+
+/// Where `notify:` sends events: a webhook (`url_env`, a variable's NAME: the URL holds a
+/// secret) or a command, not both; neither when `--notify` gives the target.
+fn notify_target(
+    url_env: Option<Spanned<String>>,
+    command: Option<Spanned<String>>,
+    place: Place<'_>,
+) -> Result<Option<NotifyTarget>, WkError> {
+    Ok(match (url_env, command) {
+        (Some(_), Some(c)) => {
+            return Err(place.span(
+                &c.referenced,
+                "`notify` has both `url_env` and `command`",
+                "keep one: a webhook (`url_env`) or a command",
+            ));
+        }
+        (Some(u), None) => {
+            let v = u.value.trim();
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(place.span(
+                    &u.referenced,
+                    &format!("`notify.url_env` must be an environment variable name, got `{v}`"),
+                    "put the webhook URL in an env var (e.g. `WKCTL_WEBHOOK_URL`) and name it \
+                     here; the URL holds a secret",
+                ));
+            }
+            Some(NotifyTarget::UrlEnv(v.to_string()))
+        }
+        (None, Some(c)) => {
+            if c.value.trim().is_empty() {
+                return Err(place.span(
+                    &c.referenced,
+                    "`notify.command` is empty",
+                    "e.g. `command: ./notify.sh` (it gets each event as JSON on stdin)",
+                ));
+            }
+            Some(NotifyTarget::Command(c.value.trim().to_string()))
+        }
+        (None, None) => None,
+    })
 }
 
 /// `scheme://host:port` of an API base URL (lowercase host, the scheme's port when none is
