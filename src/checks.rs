@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::finding::{Finding, FindingId};
+use crate::finding::{Finding, FindingId, hints};
 use crate::manifest::Manifest;
-use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
+use crate::probe::{
+    ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError, SlotSummary,
+};
 use crate::releases::{Capabilities, mixed_finding};
 use crate::version::WkVersion;
 
@@ -29,22 +31,18 @@ pub fn findings_with_token(
     let mut out = Vec::new();
     // The cause first (13.3): a token variable that is not set explains every 401, so
     // it is said once instead of a refused token per node.
-    let refused: Vec<String> = view
-        .nodes
-        .iter()
-        .filter(|n| n.error == Some(ProbeError::Unauthorized))
-        .map(|n| n.id.to_string())
-        .collect();
+    let refused = refused(view);
     let token_unset = match &manifest.api.token_env {
         Some(var) if !refused.is_empty() && !token_sent => {
             out.push(Finding::block(
                 FindingId::ApiTokenUnset,
                 None,
                 format!(
-                    "`api.token_env` names `{var}`, which is not set (or empty) here, so no token was sent: node(s) {} answered 401",
+                    "`api.token_env` names `{var}`, which is not set (or empty) here, so no \
+                     token was sent: node(s) {} answered 401",
                     refused.join(", ")
                 ),
-                format!("export {var}=<the cluster's managerToken> (it must equal `managerToken` on every node), then run again"),
+                hints::api_token_unset(var),
             ));
             true
         }
@@ -56,7 +54,7 @@ pub fn findings_with_token(
                 FindingId::NodeUnreachable,
                 Some(mn.id),
                 format!("node {} was not probed", mn.id),
-                "run the check again",
+                hints::NODE_NOT_PROBED,
             ));
             continue;
         };
@@ -88,6 +86,17 @@ pub fn findings_with_token(
     out
 }
 
+/// The ids of the nodes that refused the token (HTTP 401).
+fn refused(view: &ClusterView) -> Vec<String> {
+    view.nodes
+        .iter()
+        .filter(|n| n.error == Some(ProbeError::Unauthorized))
+        .map(|n| n.id.to_string())
+        .collect()
+}
+
+/// Everything about one node: a node that refuses the token or does not answer gets that
+/// one finding; else what it reports, its `/health`, and its state in the controller's view.
 fn node_findings(
     manifest: &Manifest,
     declared: Option<&WkVersion>,
@@ -97,15 +106,11 @@ fn node_findings(
 ) {
     let id = n.id;
     if n.error == Some(ProbeError::Unauthorized) {
-        let hint = match &manifest.api.token_env {
-            Some(var) => format!("export the cluster's managerToken in `{var}` (named by `api.token_env`); it must equal `managerToken` on every node"),
-            None => "the cluster has a managerToken: set `api.token_env` in the manifest to the environment variable holding it".into(),
-        };
         out.push(Finding::block(
             FindingId::NodeAuthFailed,
             Some(id),
             format!("node {id} at {} refused the token (HTTP 401)", n.api),
-            hint,
+            hints::node_auth_failed(manifest.api.token_env.as_deref()),
         ));
         return;
     }
@@ -114,9 +119,23 @@ fn node_findings(
             .error
             .as_ref()
             .map_or_else(|| "no answer".to_string(), ToString::to_string);
-        out.push(Finding::block(FindingId::NodeUnreachable, Some(id), format!("node {id} at {} does not answer: {why}", n.api), "check that the node runs and that this machine reaches its API port (`api` in the manifest)"));
+        out.push(Finding::block(
+            FindingId::NodeUnreachable,
+            Some(id),
+            format!("node {id} at {} does not answer: {why}", n.api),
+            hints::NODE_UNREACHABLE,
+        ));
         return;
     }
+    identity_findings(declared, n, out);
+    health_findings(n, view, out);
+    controller_view_findings(manifest, n, view, out);
+}
+
+/// What the node says it is: its id (`/varz` `server_id`, else `/cluster/node`) and its
+/// version, held against the manifest.
+fn identity_findings(declared: Option<&WkVersion>, n: &NodeView, out: &mut Vec<Finding>) {
+    let id = n.id;
     let reported = n
         .server_id
         .as_deref()
@@ -130,7 +149,7 @@ fn node_findings(
             FindingId::NodeIdMismatch,
             Some(id),
             format!("node {id} at {} reports node id {what}", n.api),
-            "fix the manifest: each `api` must point at the node with that id (`cluster.nodeId`)",
+            hints::NODE_ID_MISMATCH,
         ));
     }
     if let (Some(want), Some(live)) = (declared, &n.version)
@@ -140,9 +159,15 @@ fn node_findings(
             FindingId::VersionManifestDisagrees,
             Some(id),
             format!("node {id} runs {live}, the manifest says {want}"),
-            format!("update `version` of node {id} in the manifest to {live}"),
+            hints::version_manifest_disagrees(id, live),
         ));
     }
+}
+
+/// The node's `/health`: before v2.1.4 it does not check the cluster, so a failure there
+/// only warns.
+fn health_findings(n: &NodeView, view: &ClusterView, out: &mut Vec<Finding>) {
+    let id = n.id;
     match &n.health {
         // `CheckClusterStatus` (pkg/cluster/cluster/iserver.go, v2.1.4+) compares the
         // slots it knows with this node's `cluster.slotCount`; only `/health` says it.
@@ -154,8 +179,11 @@ fn node_findings(
             out.push(Finding::block(
                 FindingId::ClusterSlotCountMismatch,
                 Some(id),
-                format!("node {id} `/health` fails: slot count not match: its `cluster.slotCount` differs from the cluster's slots{slots}"),
-                "set the same `cluster.slotCount` on every node (see `wkctl doctor`'s settings table); it cannot change after the cluster is created",
+                format!(
+                    "node {id} `/health` fails: slot count not match: its `cluster.slotCount` \
+                     differs from the cluster's slots{slots}"
+                ),
+                hints::CLUSTER_SLOT_COUNT_MISMATCH,
             ));
         }
         HealthState::Failing(m) => {
@@ -164,7 +192,7 @@ fn node_findings(
                 .as_ref()
                 .is_none_or(|v| Capabilities::of(v).health_cluster_aware);
             let msg = format!("node {id} `/health` fails: {m}");
-            let hint = "wait for the cluster to settle (slot leaders elected), then check again; see `wkctl doctor`";
+            let hint = hints::CLUSTER_HEALTH_FAILING;
             out.push(if aware {
                 Finding::block(FindingId::ClusterHealthFailing, Some(id), msg, hint)
             } else {
@@ -173,33 +201,81 @@ fn node_findings(
         }
         HealthState::Unknown => {
             if let Some(e) = &n.error {
-                out.push(Finding::block(FindingId::ClusterHealthFailing, Some(id), format!("node {id} `/health` gives no answer: {e}"), "look at the node's logs (`wkctl doctor`); a 500 without body is a crashed handler"));
+                out.push(Finding::block(
+                    FindingId::ClusterHealthFailing,
+                    Some(id),
+                    format!("node {id} `/health` gives no answer: {e}"),
+                    hints::CLUSTER_HEALTH_NO_ANSWER,
+                ));
             }
         }
         HealthState::Ok => {}
     }
+}
+
+/// The node as the controller sees it: online and Joined, knowing the controller, its
+/// config caught up, its cluster port reachable.
+fn controller_view_findings(
+    manifest: &Manifest,
+    n: &NodeView,
+    view: &ClusterView,
+    out: &mut Vec<Finding>,
+) {
+    let id = n.id;
     if view.slots.is_some() && view.membership.as_ref().is_some_and(|m| m.contains(&id)) {
         match (n.info_online, n.info_status) {
             (Some(true), Some(NodeStatus::Joined)) => {}
-            (Some(true), Some(NodeStatus::Joining)) => out.push(joining_finding(manifest, view, id)),
-            (Some(true), s) => out.push(Finding::block(FindingId::ClusterNodeOffline, Some(id), format!("node {id} is online but not Joined in the controller's view (status {s:?})"), "wait for the join to finish before upgrading")),
-            _ => out.push(Finding::block(FindingId::ClusterNodeOffline, Some(id), format!("node {id} is offline in the controller's view"), format!("start node {id} and wait until the controller marks it online; check its port 11110 from the other nodes"))),
+            (Some(true), Some(NodeStatus::Joining)) => {
+                out.push(joining_finding(manifest, view, id));
+            }
+            (Some(true), s) => out.push(Finding::block(
+                FindingId::ClusterNodeOffline,
+                Some(id),
+                format!(
+                    "node {id} is online but not Joined in the controller's view (status {s:?})"
+                ),
+                hints::CLUSTER_NODE_NOT_JOINED,
+            )),
+            _ => out.push(Finding::block(
+                FindingId::ClusterNodeOffline,
+                Some(id),
+                format!("node {id} is offline in the controller's view"),
+                hints::cluster_node_offline(id),
+            )),
         }
     }
     // A restarted node answers from its stale persisted view (online, Joined, `/health`
     // ok before v2.1.4) until it knows the controller again (facts §4.3).
     if matches!(n.info_answer, InfoAnswer::LeaderNotFound) && view.controller.is_some() {
-        out.push(Finding::block(FindingId::ClusterNodeRejoining, Some(id), format!("node {id} does not know the controller yet (`/cluster/info` answers 400 `leader not found`): it is still rejoining"), "wait until it has rejoined (`wkctl status`), then check again; if it stays, see `wkctl doctor`"));
+        out.push(Finding::block(
+            FindingId::ClusterNodeRejoining,
+            Some(id),
+            format!(
+                "node {id} does not know the controller yet (`/cluster/info` answers 400 \
+                 `leader not found`): it is still rejoining"
+            ),
+            hints::CLUSTER_NODE_REJOINING,
+        ));
     }
     if let (Some(mine), Some(ctl)) = (n.config_version, view.config_version)
         && mine != ctl
         && n.info_online == Some(true)
     {
-        out.push(Finding::warn(FindingId::ClusterConfigLagging, Some(id), format!("node {id} has applied cluster config {mine}, the controller is at {ctl}"), "usually transient after a restart; check again in a few seconds, and look at the node's logs if it stays"));
+        out.push(Finding::warn(
+            FindingId::ClusterConfigLagging,
+            Some(id),
+            format!("node {id} has applied cluster config {mine}, the controller is at {ctl}"),
+            hints::CLUSTER_CONFIG_LAGGING,
+        ));
     }
     if n.cluster_port_reachable == Some(false) {
         let addr = n.cluster_addr.as_deref().unwrap_or("its cluster address");
-        out.push(Finding::block(FindingId::ClusterClusterPortUnreachable, Some(id), format!("node {id} cluster port {addr} is not reachable from here"), "check the firewall and `cluster.serverAddr`; peers must reach port 11110 of every node (#388)"));
+        out.push(Finding::block(
+            FindingId::ClusterClusterPortUnreachable,
+            Some(id),
+            format!("node {id} cluster port {addr} is not reachable from here"),
+            hints::CLUSTER_PORT_UNREACHABLE,
+        ));
     }
 }
 
@@ -208,21 +284,22 @@ fn joining_finding(manifest: &Manifest, view: &ClusterView, id: u64) -> Finding 
     match joining::joining_state(view, id) {
         joining::JoiningState::Stuck529 => {
             let msg = format!(
-                "node {id} stays `Joining` (status 2) although it serves: online, config caught up, holding slot replicas, nothing left to migrate (WuKongIM #529)"
+                "node {id} stays `Joining` (status 2) although it serves: online, config caught \
+                 up, holding slot replicas, nothing left to migrate (WuKongIM #529)"
             );
             if manifest.policy.accept_stuck_joining {
                 Finding::warn(
                     FindingId::ClusterStuckJoining529,
                     Some(id),
                     msg,
-                    "upstream bug #529 (open; fix PR #531 unmerged): the controller never promotes a seed-joined node that already holds its slots; wkctl accepts this node on that evidence (`policy.accept_stuck_joining: false` refuses it)",
+                    hints::CLUSTER_STUCK_JOINING_529_ACCEPTED,
                 )
             } else {
                 Finding::block(
                     FindingId::ClusterStuckJoining529,
                     Some(id),
                     msg,
-                    "upstream bug #529: set `policy.accept_stuck_joining: true` to accept a node with this evidence, or run a build with PR #531",
+                    hints::CLUSTER_STUCK_JOINING_529_REFUSED,
                 )
             }
         }
@@ -230,27 +307,23 @@ fn joining_finding(manifest: &Manifest, view: &ClusterView, id: u64) -> Finding 
             FindingId::ClusterNodeOffline,
             Some(id),
             format!("node {id} is online but still `Joining` in the controller's view: {why}"),
-            "wait for the join to finish before upgrading (`wkctl status`)",
+            hints::CLUSTER_NODE_STILL_JOINING,
         ),
         joining::JoiningState::NotJoining => Finding::block(
             FindingId::ClusterNodeOffline,
             Some(id),
             format!("node {id} is online but not Joined in the controller's view"),
-            "wait for the join to finish before upgrading",
+            hints::CLUSTER_NODE_NOT_JOINED,
         ),
     }
 }
 
+/// The manifest's nodes against the cluster's members: missing ones, extra ones.
 fn membership(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
     let Some(members) = &view.membership else {
         return;
     };
-    let missing: Vec<u64> = manifest
-        .nodes
-        .iter()
-        .map(|n| n.id)
-        .filter(|id| !members.contains(id))
-        .collect();
+    let missing = manifest.missing_from(members);
     let extra: Vec<u64> = members
         .iter()
         .copied()
@@ -279,11 +352,9 @@ fn membership(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
     }
     let first = manifest.nodes.iter().map(|n| n.id).min().unwrap_or(1001);
     let hint = if missing.is_empty() {
-        "add the extra nodes to the manifest (or remove them from the cluster) so wkctl upgrades every node".to_string()
+        hints::CLUSTER_MEMBERSHIP_EXTRA.to_string()
     } else {
-        format!(
-            "start node {first} first, then the others; check `cluster.initNodes`/`cluster.seed` on every node and the network on port 11110 (#310)"
-        )
+        hints::cluster_membership_missing(first)
     };
     out.push(Finding::block(
         FindingId::ClusterMembershipMismatch,
@@ -293,6 +364,8 @@ fn membership(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>) {
     ));
 }
 
+/// What the controller says about the whole cluster: a controller, slots ready, nothing
+/// migrating.
 fn cluster_findings(view: &ClusterView, out: &mut Vec<Finding>) {
     let any_reachable = view.nodes.iter().any(|n| n.reachable);
     if any_reachable && view.controller.is_none() {
@@ -310,60 +383,70 @@ fn cluster_findings(view: &ClusterView, out: &mut Vec<Finding>) {
         } else if view.controller_claims.len() > 1 {
             let _ = write!(msg, ": nodes {:?} each claim it", view.controller_claims);
         }
-        out.push(Finding::block(FindingId::ClusterNoController, None, msg, "a quorum of nodes must run and reach each other on port 11110; start the missing nodes (1001 first) and wait for the election"));
+        out.push(Finding::block(
+            FindingId::ClusterNoController,
+            None,
+            msg,
+            hints::CLUSTER_NO_CONTROLLER,
+        ));
     }
     if let Some(s) = &view.slots {
-        let mut bad: Vec<u64> = s.leaderless.iter().chain(&s.candidate).copied().collect();
-        bad.sort_unstable();
-        bad.dedup();
-        if s.total == 0 {
-            out.push(Finding::block(FindingId::ClusterSlotsNotReady, None, "the cluster reports no slots", "the initial config was never proposed: a quorum of `cluster.initNodes` must start (#197)"));
-        } else if !bad.is_empty() {
-            out.push(Finding::block(
-                FindingId::ClusterSlotsNotReady,
-                None,
-                format!(
-                    "{} of {} slots have no leader or are in election ({})",
-                    bad.len(),
-                    s.total,
-                    ids(&bad)
-                ),
-                "wait for slot leader election to finish (a node may be down); check again",
-            ));
-        }
-        let mut moving: Vec<u64> = s
-            .migrating
-            .iter()
-            .chain(&s.leader_transfer)
-            .copied()
-            .collect();
-        moving.sort_unstable();
-        moving.dedup();
-        if !moving.is_empty() || view.cluster_migrating {
-            let what = if moving.is_empty() {
-                "a cluster-level migration".to_string()
-            } else {
-                format!("{} slot(s) migrating ({})", moving.len(), ids(&moving))
-            };
-            out.push(Finding::block(
-                FindingId::ClusterMigrationInProgress,
-                None,
-                format!("{what} is in progress"),
-                "wait until the controller finishes rebalancing slot leaders, then check again",
-            ));
-        }
+        slot_findings(s, view.cluster_migrating, out);
+    }
+}
+
+/// Slots without a leader or in election, and slots (or the cluster) migrating.
+fn slot_findings(s: &SlotSummary, cluster_migrating: bool, out: &mut Vec<Finding>) {
+    let mut bad: Vec<u64> = s.leaderless.iter().chain(&s.candidate).copied().collect();
+    bad.sort_unstable();
+    bad.dedup();
+    if s.total == 0 {
+        out.push(Finding::block(
+            FindingId::ClusterSlotsNotReady,
+            None,
+            "the cluster reports no slots",
+            hints::CLUSTER_NO_SLOTS,
+        ));
+    } else if !bad.is_empty() {
+        out.push(Finding::block(
+            FindingId::ClusterSlotsNotReady,
+            None,
+            format!(
+                "{} of {} slots have no leader or are in election ({})",
+                bad.len(),
+                s.total,
+                ids(&bad)
+            ),
+            hints::CLUSTER_SLOTS_NOT_READY,
+        ));
+    }
+    let mut moving: Vec<u64> = s
+        .migrating
+        .iter()
+        .chain(&s.leader_transfer)
+        .copied()
+        .collect();
+    moving.sort_unstable();
+    moving.dedup();
+    if !moving.is_empty() || cluster_migrating {
+        let what = if moving.is_empty() {
+            "a cluster-level migration".to_string()
+        } else {
+            format!("{} slot(s) migrating ({})", moving.len(), ids(&moving))
+        };
+        out.push(Finding::block(
+            FindingId::ClusterMigrationInProgress,
+            None,
+            format!("{what} is in progress"),
+            hints::CLUSTER_MIGRATION_IN_PROGRESS,
+        ));
     }
 }
 
 /// Cluster-wide findings seen while some nodes do not answer or refuse the token may be
 /// consequences of that: they say so and point at the cause (13.3).
 fn mark_consequences(view: &ClusterView, found: &mut [Finding]) {
-    let refused: Vec<String> = view
-        .nodes
-        .iter()
-        .filter(|n| n.error == Some(ProbeError::Unauthorized))
-        .map(|n| n.id.to_string())
-        .collect();
+    let refused = refused(view);
     let silent: Vec<String> = view
         .nodes
         .iter()
@@ -385,9 +468,10 @@ fn mark_consequences(view: &ClusterView, found: &mut [Finding]) {
     }) {
         if refused.is_empty() {
             f.message = format!(
-                "{} (may follow from node(s) {} not answering: see `node.unreachable` first)",
+                "{} (may follow from node(s) {} not answering: see `{}` first)",
                 f.message,
-                silent.join(", ")
+                silent.join(", "),
+                FindingId::NodeUnreachable
             );
         } else {
             f.message = format!(
@@ -395,7 +479,7 @@ fn mark_consequences(view: &ClusterView, found: &mut [Finding]) {
                 f.message,
                 refused.join(", ")
             );
-            f.hint = "fix the token first (`node.auth_failed`): the nodes that refused it could not be asked; then check again".into();
+            f.hint = hints::token_first();
         }
     }
 }
@@ -420,7 +504,7 @@ fn zero_downtime(manifest: &Manifest, view: &ClusterView, out: &mut Vec<Finding>
             FindingId::ClusterNotZeroDowntime,
             None,
             format!("{why}: stopping one node interrupts service"),
-            "plan a maintenance window, or run at least 3 nodes with `cluster.slotReplicaCount` 3",
+            hints::CLUSTER_NOT_ZERO_DOWNTIME,
         ));
     }
 }

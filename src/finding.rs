@@ -6,11 +6,14 @@
 //! operator passes the flag the finding names in `allowed_by`.
 //!
 //! Every id is one [`FindingId`], listed once in the catalog below with its JSON name
-//! and what it means (like `releases::RULES` for the version rules).
+//! and what it means (like `releases::RULES` for the version rules); what to do about
+//! each finding is in the catalog of [`hints`].
 
 use std::fmt;
 
 use serde::{Serialize, Serializer};
+
+pub(crate) mod hints;
 
 /// Declares [`FindingId`]: variant = "json name", "what it means".
 macro_rules! finding_ids {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::WkError;
-use crate::finding::{self, Finding, FindingId};
-use crate::manifest::{Manifest, Order, Policy};
+use crate::finding::{self, Finding, FindingId, hints};
+use crate::manifest::{Manifest, Node, Order, Policy};
 use crate::playbook::{self, Playbook, StepKind};
 use crate::releases::{self, NodeAction, RuleOptions, Target};
 use crate::version::WkVersion;
@@ -272,12 +272,59 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
     let m = input.manifest;
     let to = &input.target.version;
     let to_s = to.to_string();
+    let mut findings = input_findings(input);
+    let (order, ids) = node_order(input, &mut findings);
+    let known: Vec<(u64, WkVersion)> = input
+        .versions
+        .iter()
+        .filter_map(|(id, v)| v.clone().map(|v| (*id, v)))
+        .collect();
+    if let Some(f) = releases::mixed_finding(&known) {
+        findings.push(f);
+    }
+    let mut nodes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(node) = m.node(id) else { continue };
+        let (planned, mut node_findings) = plan_node(input, node, &to_s)?;
+        findings.append(&mut node_findings);
+        nodes.push(planned);
+    }
+    let run_steps = run_steps(input, &nodes, &to_s, |k| step_timeout(input, k))?;
+    if let Some(f) = budget_finding(&nodes, &m.policy) {
+        findings.push(f);
+    }
+    finding::merge_nodes(&mut findings, FindingId::VersionCrossesClusterRewrite);
+    finding::sort(&mut findings);
+
+    let mut plan = Plan {
+        format_version: FORMAT_VERSION,
+        kind: input.kind,
+        cluster: m.name.clone(),
+        to: to.clone(),
+        playbook: input.playbook.name.clone(),
+        order,
+        source: if input.live { "live" } else { "offline" },
+        policy: m.policy.clone(),
+        nodes,
+        run_steps,
+        findings,
+        digest: String::new(),
+        manifest_digest: m.digest.clone(),
+        playbook_digest: input.playbook.digest.clone(),
+    };
+    plan.digest = digest(&plan);
+    Ok(plan)
+}
+
+/// What the inputs alone say before any node is planned: the target's findings (an
+/// upgrade only), a cluster too small for zero downtime, a `stable_for` too short.
+fn input_findings(input: &Input<'_>) -> Vec<Finding> {
+    let m = input.manifest;
     let kind = input.kind;
     let mut findings = match kind {
         PlanKind::Upgrade => releases::target_findings(input.target),
         PlanKind::Restart => Vec::new(),
     };
-
     if m.nodes.len() < 3 {
         findings.push(Finding::warn(
             FindingId::ManifestTooFewNodes,
@@ -286,10 +333,9 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
                 "the manifest lists {} node(s): the {kind} cannot be zero-downtime",
                 m.nodes.len()
             ),
-            "with fewer than 3 nodes a restart loses quorum or service; plan a maintenance window",
+            hints::MANIFEST_TOO_FEW_NODES,
         ));
     }
-
     // Facts §11.2: readiness must hold again on a second check at least 6 s later (the
     // controller marks a silent node offline after ≈ 6 s, facts §4.2).
     if m.policy.stable_for < std::time::Duration::from_secs(6) {
@@ -297,14 +343,20 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
             FindingId::PolicyStableForShort,
             None,
             format!(
-                "`policy.stable_for` is {}s: shorter than the ≈ 6 s the controller takes to mark a silent node offline",
+                "`policy.stable_for` is {}s: shorter than the ≈ 6 s the controller takes to \
+                 mark a silent node offline",
                 m.policy.stable_for.as_secs_f64()
             ),
-            "use `stable_for: 10s` (the default) for real clusters; short windows are for simulators",
+            hints::POLICY_STABLE_FOR_SHORT,
         ));
     }
+    findings
+}
 
-    // Order: ascending id (1001 first, #310); controller-last needs live data.
+/// The order the nodes are planned in, and the ids in it: ascending id (1001 first,
+/// #310); `controller-last` needs live data, else it falls back to id order and says so.
+fn node_order(input: &Input<'_>, findings: &mut Vec<Finding>) -> (Order, Vec<u64>) {
+    let m = input.manifest;
     let mut ids: Vec<u64> = m.nodes.iter().map(|n| n.id).collect();
     ids.sort_unstable();
     let mut order = m.policy.order;
@@ -321,179 +373,138 @@ pub fn build(input: &Input<'_>) -> Result<Plan, WkError> {
                 findings.push(Finding::warn(
                     FindingId::PlanOrderFallback,
                     None,
-                    "`order: controller-last` needs the live controller; planned in id order (1001 first)",
-                    "run `wkctl plan` without `--offline` to place the controller last",
+                    "`order: controller-last` needs the live controller; planned in id order \
+                     (1001 first)",
+                    hints::PLAN_ORDER_FALLBACK,
                 ));
             }
         }
     }
+    (order, ids)
+}
 
-    let known: Vec<(u64, WkVersion)> = input
-        .versions
-        .iter()
-        .filter_map(|(id, v)| v.clone().map(|v| (*id, v)))
-        .collect();
-    if let Some(f) = releases::mixed_finding(&known) {
-        findings.push(f);
-    }
-
-    let policy = &m.policy;
-    let step_timeout = |k: StepKind| {
-        input
-            .playbook
-            .timeout(k)
-            .unwrap_or(policy.step_timeout)
-            .as_secs_f64()
+/// One node of the plan with the findings of its version change (`to` is the plan's
+/// target; a restart's node keeps its own version).
+fn plan_node(
+    input: &Input<'_>,
+    node: &Node,
+    to: &str,
+) -> Result<(PlannedNode, Vec<Finding>), WkError> {
+    let id = node.id;
+    let from = input.versions.get(&id).cloned().flatten();
+    let (action, findings) = match input.kind {
+        PlanKind::Upgrade => {
+            releases::evaluate(id, from.as_ref(), &input.target.version, input.rules)
+        }
+        PlanKind::Restart => restart::evaluate(id, from.as_ref()),
     };
-    let mut nodes = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(node) = m.node(id) else { continue };
-        let from = input.versions.get(&id).cloned().flatten();
-        let (action, mut node_findings) = match kind {
-            PlanKind::Upgrade => releases::evaluate(id, from.as_ref(), to, input.rules),
-            PlanKind::Restart => restart::evaluate(id, from.as_ref()),
-        };
-        findings.append(&mut node_findings);
-        let from_s = from.as_ref().map(ToString::to_string);
-        // A restart starts the version the node runs: `{{to}}` is its own.
-        let node_to = match kind {
-            PlanKind::Restart => from_s.clone().unwrap_or_else(|| to_s.clone()),
-            PlanKind::Upgrade => to_s.clone(),
-        };
-        let vars = playbook::node_vars(input.playbook, &m.vars, node, from_s.as_deref(), &node_to);
-        // Every step the run may need is rendered now, so an unknown variable is a
-        // plan-time error and the on-failure commands are part of the reviewed plan.
-        let mut on_failure = Vec::new();
-        for (kind, plan_kind) in [
-            (StepKind::Logs, PlanStepKind::Logs),
-            (StepKind::Rollback, PlanStepKind::Rollback),
-        ] {
-            if !input.kind.uses(plan_kind) {
-                continue;
-            }
-            if let Some(tpl) = input.playbook.step(kind) {
-                let command =
-                    playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
-                on_failure.push(PlannedStep {
-                    kind: plan_kind,
-                    command: Some(command),
-                    timeout_s: step_timeout(kind),
-                });
-            }
-        }
-        let mut steps = Vec::new();
-        if action.acts() {
-            // `prepare` runs while the node still serves (a failure leaves it untouched),
-            // then `drain` takes it out of client traffic, then the pre-stop check comes
-            // right before the stop (a drain may take long: the check must be fresh).
-            for (kind, plan_kind) in [
-                (StepKind::Prepare, PlanStepKind::Prepare),
-                (StepKind::Drain, PlanStepKind::Drain),
-            ] {
-                if !input.kind.uses(plan_kind) {
-                    continue;
-                }
-                if let Some(tpl) = input.playbook.step(kind) {
-                    let command = playbook::render(tpl, &vars)
-                        .map_err(|e| render_error(input, id, kind, &e))?;
-                    steps.push(PlannedStep {
-                        kind: plan_kind,
-                        command: Some(command),
-                        timeout_s: step_timeout(kind),
-                    });
-                }
-            }
-            steps.push(PlannedStep {
-                kind: PlanStepKind::CheckSettled,
-                command: None,
-                timeout_s: policy.node_timeout.as_secs_f64(),
-            });
-            // The pre-stop check comes right before the stop, and the backup after it:
-            // a data directory is consistent only once the process is stopped (Pebble).
-            for (kind, plan_kind) in [
-                (StepKind::Stop, PlanStepKind::Stop),
-                (StepKind::Backup, PlanStepKind::Backup),
-                (StepKind::Install, PlanStepKind::Install),
-                (StepKind::Start, PlanStepKind::Start),
-            ] {
-                let Some(tpl) = input
-                    .playbook
-                    .step(kind)
-                    .filter(|_| input.kind.uses(plan_kind))
-                else {
-                    continue;
-                };
-                let command =
-                    playbook::render(tpl, &vars).map_err(|e| render_error(input, id, kind, &e))?;
-                steps.push(PlannedStep {
-                    kind: plan_kind,
-                    command: Some(command),
-                    timeout_s: step_timeout(kind),
-                });
-            }
-            steps.push(PlannedStep {
-                kind: PlanStepKind::WaitReady,
-                command: None,
-                timeout_s: policy.node_timeout.as_secs_f64(),
-            });
-            // `undrain` once the gate held: the node is back in the cluster, so it may
-            // take client traffic again; the soak then watches it serving.
-            if let Some(tpl) = input.playbook.step(StepKind::Undrain) {
-                let command = playbook::render(tpl, &vars)
-                    .map_err(|e| render_error(input, id, StepKind::Undrain, &e))?;
-                steps.push(PlannedStep {
-                    kind: PlanStepKind::Undrain,
-                    command: Some(command),
-                    timeout_s: step_timeout(StepKind::Undrain),
-                });
-            }
-            if !policy.soak.is_zero() {
-                steps.push(PlannedStep {
-                    kind: PlanStepKind::Soak,
-                    command: None,
-                    timeout_s: policy.soak.as_secs_f64(),
-                });
-            }
-        }
-        nodes.push(PlannedNode {
-            id,
-            host: node.host.clone(),
-            api: node.api.clone(),
-            from: from_s,
-            action,
-            steps,
-            on_failure: if action.acts() {
-                on_failure
-            } else {
-                Vec::new()
-            },
-        });
-    }
-    let run_steps = run_steps(input, &nodes, &to_s, step_timeout)?;
-    if let Some(f) = budget_finding(&nodes, policy) {
-        findings.push(f);
-    }
-    finding::merge_nodes(&mut findings, FindingId::VersionCrossesClusterRewrite);
-    finding::sort(&mut findings);
+    let from_s = from.as_ref().map(ToString::to_string);
+    // A restart starts the version the node runs: `{{to}}` is its own.
+    let node_to = match input.kind {
+        PlanKind::Restart => from_s.clone().unwrap_or_else(|| to.to_string()),
+        PlanKind::Upgrade => to.to_string(),
+    };
+    let vars = playbook::node_vars(
+        input.playbook,
+        &input.manifest.vars,
+        node,
+        from_s.as_deref(),
+        &node_to,
+    );
+    let step = |kind| playbook_step(input, &vars, id, kind);
+    // Every step the run may need is rendered now, so an unknown variable is a
+    // plan-time error and the on-failure commands are part of the reviewed plan.
+    let mut on_failure = Vec::new();
+    on_failure.extend(step(PlanStepKind::Logs)?);
+    on_failure.extend(step(PlanStepKind::Rollback)?);
+    let steps = if action.acts() {
+        node_steps(&input.manifest.policy, step)?
+    } else {
+        Vec::new()
+    };
+    let planned = PlannedNode {
+        id,
+        host: node.host.clone(),
+        api: node.api.clone(),
+        from: from_s,
+        action,
+        steps,
+        on_failure: if action.acts() {
+            on_failure
+        } else {
+            Vec::new()
+        },
+    };
+    Ok((planned, findings))
+}
 
-    let mut plan = Plan {
-        format_version: FORMAT_VERSION,
+/// The steps of a node the run acts on, in the order they run: the playbook's (those
+/// `step` renders) and wkctl's own checks and waits.
+fn node_steps(
+    policy: &Policy,
+    step: impl Fn(PlanStepKind) -> Result<Option<PlannedStep>, WkError>,
+) -> Result<Vec<PlannedStep>, WkError> {
+    let wkctl = |kind, timeout: std::time::Duration| PlannedStep {
         kind,
-        cluster: m.name.clone(),
-        to: to.clone(),
-        playbook: input.playbook.name.clone(),
-        order,
-        source: if input.live { "live" } else { "offline" },
-        policy: m.policy.clone(),
-        nodes,
-        run_steps,
-        findings,
-        digest: String::new(),
-        manifest_digest: m.digest.clone(),
-        playbook_digest: input.playbook.digest.clone(),
+        command: None,
+        timeout_s: timeout.as_secs_f64(),
     };
-    plan.digest = digest(&plan);
-    Ok(plan)
+    let mut steps = Vec::new();
+    // `prepare` runs while the node still serves (a failure leaves it untouched),
+    // then `drain` takes it out of client traffic, then the pre-stop check comes
+    // right before the stop (a drain may take long: the check must be fresh).
+    steps.extend(step(PlanStepKind::Prepare)?);
+    steps.extend(step(PlanStepKind::Drain)?);
+    steps.push(wkctl(PlanStepKind::CheckSettled, policy.node_timeout));
+    // The pre-stop check comes right before the stop, and the backup after it:
+    // a data directory is consistent only once the process is stopped (Pebble).
+    for kind in [
+        PlanStepKind::Stop,
+        PlanStepKind::Backup,
+        PlanStepKind::Install,
+        PlanStepKind::Start,
+    ] {
+        steps.extend(step(kind)?);
+    }
+    steps.push(wkctl(PlanStepKind::WaitReady, policy.node_timeout));
+    // `undrain` once the gate held: the node is back in the cluster, so it may
+    // take client traffic again; the soak then watches it serving.
+    steps.extend(step(PlanStepKind::Undrain)?);
+    if !policy.soak.is_zero() {
+        steps.push(wkctl(PlanStepKind::Soak, policy.soak));
+    }
+    Ok(steps)
+}
+
+/// The playbook's step of `kind` rendered with a node's `vars`, when the playbook has it
+/// and this kind of run uses it (`None` also for the steps wkctl does itself).
+fn playbook_step(
+    input: &Input<'_>,
+    vars: &BTreeMap<String, String>,
+    id: u64,
+    kind: PlanStepKind,
+) -> Result<Option<PlannedStep>, WkError> {
+    let Some(step) = kind.playbook_step() else {
+        return Ok(None);
+    };
+    let Some(tpl) = input.playbook.step(step).filter(|_| input.kind.uses(kind)) else {
+        return Ok(None);
+    };
+    let command = playbook::render(tpl, vars).map_err(|e| render_error(input, id, step, &e))?;
+    Ok(Some(PlannedStep {
+        kind,
+        command: Some(command),
+        timeout_s: step_timeout(input, step),
+    }))
+}
+
+/// A step's timeout: the playbook's for it, else `policy.step_timeout`.
+fn step_timeout(input: &Input<'_>, kind: StepKind) -> f64 {
+    input
+        .playbook
+        .timeout(kind)
+        .unwrap_or(input.manifest.policy.step_timeout)
+        .as_secs_f64()
 }
 
 /// The once-per-run steps, rendered for the first node of the plan (its host is where
@@ -568,12 +579,10 @@ fn budget_finding(nodes: &[PlannedNode], policy: &Policy) -> Option<Finding> {
             FindingId::PolicyNodeTimeoutShort,
             None,
             format!(
-                "the steps after the stop may take {after_stop:.0}s (their timeouts), more than `policy.node_timeout` ({budget:.0}s) leaves for them and the gate",
+                "the steps after the stop may take {after_stop:.0}s (their timeouts), more than \
+                 `policy.node_timeout` ({budget:.0}s) leaves for them and the gate",
             ),
-            format!(
-                "raise `policy.node_timeout` to at least {:.0}s, or lower the playbook's step timeouts; the gate always gets `stable_for` plus two polls after `start` returns",
-                (after_stop + gate_floor).ceil()
-            ),
+            hints::policy_node_timeout_short((after_stop + gate_floor).ceil()),
         )
     })
 }

@@ -143,45 +143,11 @@ pub fn build(
 ) -> Result<RecoverPlan, WkError> {
     let mut ids: Vec<u64> = manifest.nodes.iter().map(|n| n.id).collect();
     ids.sort_unstable();
-    let timeout = |k: StepKind| {
-        playbook
-            .timeout(k)
-            .unwrap_or(manifest.policy.step_timeout)
-            .as_secs_f64()
-    };
-    let mut logs = BTreeMap::new();
-    let mut render = |id: u64, kind: StepKind| -> Result<Option<String>, WkError> {
-        let Some(node) = manifest.node(id) else {
-            return Ok(None);
-        };
-        let Some(version) = versions.get(&id) else {
-            return Err(WkError::input(
-                format!("the version node {id} runs is not known (it does not answer)"),
-                format!(
-                    "declare it as `version:` of node {id} in the manifest, so `start` can start it on that version"
-                ),
-            ));
-        };
-        let vars = playbook::node_vars(playbook, &manifest.vars, node, Some(version), version);
-        if let Some(tpl) = playbook.step(StepKind::Logs)
-            && let Ok(cmd) = playbook::render(tpl, &vars)
-        {
-            logs.insert(id, cmd);
-        }
-        playbook
-            .step(kind)
-            .map(|tpl| playbook::render(tpl, &vars))
-            .transpose()
-            .map_err(|e| {
-                WkError::input(
-                    format!(
-                        "playbook `{}`, step `{}` for node {id}: {e}",
-                        playbook.name,
-                        kind.as_str()
-                    ),
-                    "define the variable under `vars:` in the manifest (cluster-wide) or under the node",
-                )
-            })
+    let mut r = Renderer {
+        manifest,
+        playbook,
+        versions,
+        logs: BTreeMap::new(),
     };
     let mut steps = vec![RecoverStep {
         kind: RecoverStepKind::Doctor,
@@ -195,43 +161,25 @@ pub fn build(
         steps.push(RecoverStep {
             kind: RecoverStepKind::Stop,
             node: Some(id),
-            command: render(id, StepKind::Stop)?,
-            timeout_s: timeout(StepKind::Stop),
+            command: r.render(id, StepKind::Stop)?,
+            timeout_s: r.timeout(StepKind::Stop),
             wait: WaitFor::Down(id),
             what: format!("stop node {id} and wait until its API refuses connections"),
         });
     }
     for (i, &id) in ids.iter().enumerate() {
-        let (wait, what) = match i {
-            0 => (
-                WaitFor::ApiAnswers(id),
-                format!("start node {id} alone and wait until its API answers"),
-            ),
-            1 => (
-                WaitFor::ControllerAndJoined(ids[0], id),
-                format!(
-                    "start node {id} and wait until a controller is elected and nodes {} and {id} are Joined (D) and caught up (E)",
-                    ids[0]
-                ),
-            ),
-            _ => (
-                WaitFor::JoinedAndCaughtUp(id),
-                format!(
-                    "start node {id} and wait until it is online and Joined (D) and its config caught up (E)"
-                ),
-            ),
-        };
+        let (wait, what) = start_wait(&ids, i);
         steps.push(RecoverStep {
             kind: RecoverStepKind::Start,
             node: Some(id),
-            command: render(id, StepKind::Start)?,
-            timeout_s: timeout(StepKind::Start),
+            command: r.render(id, StepKind::Start)?,
+            timeout_s: r.timeout(StepKind::Start),
             wait,
             what,
         });
     }
-    let lock = render(ids[0], StepKind::Lock)?;
-    let unlock = render(ids[0], StepKind::Unlock)?;
+    let lock = r.render(ids[0], StepKind::Lock)?;
+    let unlock = r.render(ids[0], StepKind::Unlock)?;
     steps.push(RecoverStep {
         kind: RecoverStepKind::Settle,
         node: None,
@@ -249,10 +197,101 @@ pub fn build(
         nodes: ids,
         versions: versions.clone(),
         steps,
-        logs,
+        logs: r.logs,
         lock,
         unlock,
     })
+}
+
+/// What the start of the `i`-th node (of `ids`, ascending) waits for, and how it is said:
+/// the first until its API answers, the second until a controller is elected and both
+/// are Joined and caught up, every later one until it is Joined and caught up.
+fn start_wait(ids: &[u64], i: usize) -> (WaitFor, String) {
+    let id = ids[i];
+    match i {
+        0 => (
+            WaitFor::ApiAnswers(id),
+            format!("start node {id} alone and wait until its API answers"),
+        ),
+        1 => (
+            WaitFor::ControllerAndJoined(ids[0], id),
+            format!(
+                "start node {id} and wait until a controller is elected and nodes {} and {id} \
+                 are Joined (D) and caught up (E)",
+                ids[0]
+            ),
+        ),
+        _ => (
+            WaitFor::JoinedAndCaughtUp(id),
+            format!(
+                "start node {id} and wait until it is online and Joined (D) and its config \
+                 caught up (E)"
+            ),
+        ),
+    }
+}
+
+/// Renders the playbook's steps of the cold start for each node, on the version it is
+/// started with, and keeps each node's `logs` command on the way (shown on failure).
+struct Renderer<'a> {
+    manifest: &'a Manifest,
+    playbook: &'a Playbook,
+    versions: &'a BTreeMap<u64, String>,
+    logs: BTreeMap<u64, String>,
+}
+
+impl Renderer<'_> {
+    /// The step's command for node `id` (`None`: the playbook has no such step, or the
+    /// manifest no such node); an error when the node's version is not known.
+    fn render(&mut self, id: u64, kind: StepKind) -> Result<Option<String>, WkError> {
+        let Some(node) = self.manifest.node(id) else {
+            return Ok(None);
+        };
+        let Some(version) = self.versions.get(&id) else {
+            return Err(WkError::input(
+                format!("the version node {id} runs is not known (it does not answer)"),
+                format!(
+                    "declare it as `version:` of node {id} in the manifest, so `start` can \
+                     start it on that version"
+                ),
+            ));
+        };
+        let vars = playbook::node_vars(
+            self.playbook,
+            &self.manifest.vars,
+            node,
+            Some(version),
+            version,
+        );
+        if let Some(tpl) = self.playbook.step(StepKind::Logs)
+            && let Ok(cmd) = playbook::render(tpl, &vars)
+        {
+            self.logs.insert(id, cmd);
+        }
+        self.playbook
+            .step(kind)
+            .map(|tpl| playbook::render(tpl, &vars))
+            .transpose()
+            .map_err(|e| {
+                WkError::input(
+                    format!(
+                        "playbook `{}`, step `{}` for node {id}: {e}",
+                        self.playbook.name,
+                        kind.as_str()
+                    ),
+                    "define the variable under `vars:` in the manifest (cluster-wide) or under \
+                     the node",
+                )
+            })
+    }
+
+    /// A step's timeout: the playbook's for it, else `policy.step_timeout`.
+    fn timeout(&self, kind: StepKind) -> f64 {
+        self.playbook
+            .timeout(kind)
+            .unwrap_or(self.manifest.policy.step_timeout)
+            .as_secs_f64()
+    }
 }
 
 /// The version to start each node with: what it reports now, else what the manifest
@@ -360,12 +399,7 @@ pub fn wait_state(
                 }
             }
             let members = view.membership.clone().unwrap_or_default();
-            let missing: Vec<u64> = manifest
-                .nodes
-                .iter()
-                .map(|n| n.id)
-                .filter(|id| !members.contains(id))
-                .collect();
+            let missing = manifest.missing_from(&members);
             if missing.is_empty() {
                 Ok(())
             } else {
@@ -462,7 +496,8 @@ pub fn unfinished(dir: &crate::state::StateDir) -> Result<Option<RecoverState>, 
                     "`{}` is not a valid wkctl recover state file: {e}",
                     path.display()
                 ),
-                "a recover run may have left nodes down: check with `wkctl status`, then `wkctl recover --discard` (keeps a copy)",
+                "a recover run may have left nodes down: check with `wkctl status`, then `wkctl \
+                 recover --discard` (keeps a copy)",
             )
         })
 }

@@ -83,7 +83,8 @@ fn refuse(shown: &str, problems: &[String]) -> anyhow::Error {
                 .collect::<Vec<_>>()
                 .join("\n")
         ),
-        "review what changed, plan again (`wkctl plan --to <VERSION> --out <FILE>`) and have the new plan approved",
+        "review what changed, plan again (`wkctl plan --to <VERSION> --out <FILE>`) and have \
+         the new plan approved",
     )
     .into()
 }
@@ -98,6 +99,79 @@ pub fn load(
     previous: Option<&RunState>,
     p: &Printer,
 ) -> anyhow::Result<Option<PlanRun>> {
+    let Some(Source {
+        bytes,
+        shown,
+        resume,
+    }) = source(args, kind, dir, previous)?
+    else {
+        return Ok(None);
+    };
+    let digest = planfile::digest(&bytes);
+    // The approved digest is checked before the file is even parsed.
+    if let Some(expected) = &args.planned.expect_digest {
+        let expected = planfile::parse_expected(expected)?;
+        if let Some(m) = drift::expected_digest(&digest, &expected) {
+            return Err(refuse(&shown, &[m]));
+        }
+    }
+    let file = planfile::parse(&shown, &bytes)?;
+    same_kind(&file, kind, &shown)?;
+    let mut problems = Vec::new();
+    let who = drift::wkctl(&file, crate::VERSION_LINE, planfile::RULES);
+    problems.extend(who.refusals);
+    if let Some(max) = args.planned.max_age.filter(|_| !resume) {
+        let age = planfile::age(&shown, &file, SystemTime::now())?;
+        problems.extend(drift::max_age(age, max, &file.created_at));
+    }
+    let target = plan_target(&file, kind, &shown)?;
+    if let Some(to) = &args.target.to {
+        let given = crate::commands::target(&args.target)?;
+        if given.version != target.version {
+            problems.push(format!(
+                "`--to {to}` is {}, the plan goes to {}",
+                given.version, target.version
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(refuse(&shown, &problems));
+    }
+    for n in who.notes {
+        p.note(&n);
+    }
+    Ok(Some(PlanRun {
+        rules: RuleOptions {
+            allow_downgrade: file.target.allow_downgrade,
+            allow_downgrade_across_rewrite: file.target.allow_downgrade_across_rewrite,
+        },
+        file,
+        digest,
+        shown,
+        target,
+        bytes,
+        resume,
+    }))
+}
+
+/// The plan file's bytes, read before anything is parsed.
+struct Source {
+    bytes: Vec<u8>,
+    /// The path as given, or as the state records it on `--resume`.
+    shown: String,
+    /// The run's own copy, on `--resume` of a run started from a plan file.
+    resume: bool,
+}
+
+/// Where the plan comes from: `--plan FILE`, or on `--resume` the run's copy, which must
+/// still have the digest the state records (and be the file `--plan` names, if given).
+/// `None`: no plan file is involved.
+fn source(
+    args: &UpgradeArgs,
+    kind: plan::PlanKind,
+    dir: &StateDir,
+    previous: Option<&RunState>,
+) -> anyhow::Result<Option<Source>> {
     let recorded = previous
         .filter(|_| args.resume)
         .and_then(|st| st.plan_file.as_ref());
@@ -139,43 +213,41 @@ pub fn load(
         }
         (Some(path), None) => (read_bytes(path)?, path.display().to_string(), false),
     };
-    let digest = planfile::digest(&bytes);
-    // The approved digest is checked before the file is even parsed.
-    if let Some(expected) = &args.planned.expect_digest {
-        let expected = planfile::parse_expected(expected)?;
-        if let Some(m) = drift::expected_digest(&digest, &expected) {
-            return Err(refuse(&shown, &[m]));
-        }
+    Ok(Some(Source {
+        bytes,
+        shown,
+        resume,
+    }))
+}
+
+/// An upgrade plan is applied by `upgrade`, a restart plan by `restart`: never the other
+/// way round.
+fn same_kind(file: &PlanFile, kind: plan::PlanKind, shown: &str) -> Result<(), WkError> {
+    if file.plan.kind == kind {
+        return Ok(());
     }
-    let file = planfile::parse(&shown, &bytes)?;
-    if file.plan.kind != kind {
-        return Err(WkError::input(
-            format!(
-                "`{shown}` is {} plan: `wkctl {kind} --plan` does not apply it; nothing was touched",
-                match file.plan.kind {
-                    plan::PlanKind::Upgrade => "an upgrade",
-                    plan::PlanKind::Restart => "a restart",
-                }
-            ),
-            format!(
-                "apply it with `wkctl {} --plan {shown}`, or plan the {kind} with `{}`",
-                file.plan.kind,
-                match kind {
-                    plan::PlanKind::Upgrade => "wkctl plan --to <VERSION> --out <FILE>",
-                    plan::PlanKind::Restart => "wkctl plan --restart --out <FILE>",
-                }
-            ),
-        )
-        .into());
-    }
-    let mut problems = Vec::new();
-    let who = drift::wkctl(&file, crate::VERSION_LINE, planfile::RULES);
-    problems.extend(who.refusals);
-    if let Some(max) = args.planned.max_age.filter(|_| !resume) {
-        let age = planfile::age(&shown, &file, SystemTime::now())?;
-        problems.extend(drift::max_age(age, max, &file.created_at));
-    }
-    let target = match kind {
+    Err(WkError::input(
+        format!(
+            "`{shown}` is {} plan: `wkctl {kind} --plan` does not apply it; nothing was touched",
+            match file.plan.kind {
+                plan::PlanKind::Upgrade => "an upgrade",
+                plan::PlanKind::Restart => "a restart",
+            }
+        ),
+        format!(
+            "apply it with `wkctl {} --plan {shown}`, or plan the {kind} with `{}`",
+            file.plan.kind,
+            match kind {
+                plan::PlanKind::Upgrade => "wkctl plan --to <VERSION> --out <FILE>",
+                plan::PlanKind::Restart => "wkctl plan --restart --out <FILE>",
+            }
+        ),
+    ))
+}
+
+/// The version the plan goes to, resolved as the command would resolve it.
+fn plan_target(file: &PlanFile, kind: plan::PlanKind, shown: &str) -> Result<Target, WkError> {
+    Ok(match kind {
         plan::PlanKind::Upgrade => {
             releases::resolve_target(&file.target.to, file.target.allow_unknown_version)
                 .map_err(|e| WkError::no(format!("plan `{shown}`: target {}", e.message), e.hint))?
@@ -187,34 +259,7 @@ pub fn load(
                 .map_err(|e| WkError::no(format!("plan `{shown}`: target {e}"), "plan again"))?,
             source: releases::TargetSource::Catalog,
         },
-    };
-    if let Some(to) = &args.target.to {
-        let given = crate::commands::target(&args.target)?;
-        if given.version != target.version {
-            problems.push(format!(
-                "`--to {to}` is {}, the plan goes to {}",
-                given.version, target.version
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(refuse(&shown, &problems));
-    }
-    for n in who.notes {
-        p.note(&n);
-    }
-    Ok(Some(PlanRun {
-        rules: RuleOptions {
-            allow_downgrade: file.target.allow_downgrade,
-            allow_downgrade_across_rewrite: file.target.allow_downgrade_across_rewrite,
-        },
-        file,
-        digest,
-        shown,
-        target,
-        bytes,
-        resume,
-    }))
+    })
 }
 
 impl PlanRun {
@@ -297,7 +342,8 @@ impl PlanRun {
             return Err(refuse(
                 &self.shown,
                 &[format!(
-                    "the plan in the file is not the plan its inputs give (edited by hand, or planned by a wkctl that renders steps differently):\n{}",
+                    "the plan in the file is not the plan its inputs give (edited by hand, or \
+                     planned by a wkctl that renders steps differently):\n{}",
                     lines.join("\n")
                 )],
             ));

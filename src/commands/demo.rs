@@ -36,27 +36,7 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         "starting a simulated WuKongIM cluster: 3 nodes (1001–1003) on {FROM}, speed ×{}",
         args.speed
     ));
-    let mut child = tokio::process::Command::new(&wksim)
-        .arg("serve")
-        .args(["--nodes", "3", "--first-id", "1001", "--version", FROM])
-        .arg("--state-dir")
-        .arg(&sim_dir)
-        .args(["--speed", &args.speed.to_string()])
-        // Enough clients (1,200) to be over `policy.clients.min`, so the demo shows the
-        // client check at work rather than "skipped".
-        .args(["--clients", "400"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            WkError::no(
-                format!("cannot start the simulator `{}`: {e}", wksim.display()),
-                "build it with `cargo build --release`",
-            )
-        })?;
-
+    let mut child = start_simulator(&wksim, &sim_dir, args.speed)?;
     let cluster = wait_cluster_json(&sim_dir, &mut child).await?;
     let manifest = tmp.path().join("cluster.yaml");
     // A fault that acts at once (`blackhole`) would only make the pre-upgrade check
@@ -73,38 +53,12 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         manifest.display()
     ));
 
-    let demo_global = Global {
-        manifest: Some(manifest.clone()),
-        quiet: global.quiet,
-        verbose: global.verbose,
-        color: global.color,
-        no_progress: global.no_progress,
-        notify: global.notify.clone(),
-    };
+    let demo_global = demo_global(global, &manifest);
     let ctx = Context::load(demo_global.manifest.as_deref())?;
     wait_settled(&ctx, Duration::from_secs(30)).await?;
 
     if let Some(fault) = args.fault.filter(|_| at_stop.is_none()) {
-        let mut cmd = std::process::Command::new(&wksim);
-        cmd.arg("ctl").arg("--state-dir").arg(&sim_dir).args([
-            "fault",
-            &args.fault_node.to_string(),
-            fault.sim_name(),
-        ]);
-        if fault == crate::cli::DemoFault::SlowStart {
-            cmd.arg("600");
-        }
-        let out = cmd.output()?;
-        if !out.status.success() {
-            return Err(WkError::no(
-                format!(
-                    "cannot inject the fault: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                "see `wksim ctl --help`",
-            )
-            .into());
-        }
+        inject_fault(fault, args.fault_node, &wksim, &sim_dir)?;
         p.note(&format!(
             "fault injected: node {} gets `{}` at its next start; watch wkctl stop safely",
             args.fault_node,
@@ -112,30 +66,118 @@ pub async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Resul
         ));
     } else if at_stop.is_some() {
         p.note(&format!(
-            "fault armed: node {} gets `blackhole` (accepts connections, never answers) when wkctl stops it; watch wkctl stop safely",
+            "fault armed: node {} gets `blackhole` (accepts connections, never answers) when \
+             wkctl stops it; watch wkctl stop safely",
             args.fault_node
         ));
     }
 
-    if !args.json {
-        p.out(&p.bold("\nbefore"))?;
-        print_status(&ctx, p).await?;
-        p.out("")?;
-    }
     let up = upgrade_args(args, tmp.path().join(".wkctl"));
-    let outcome = Box::pin(upgrade::run(&demo_global, &up, p)).await?;
-    if !args.json {
-        p.out(&p.bold("\nafter"))?;
-        print_status(&ctx, p).await?;
-        if outcome == Outcome::No {
-            p.note("the run stopped safely: the reason is above, and no node after the problem was touched");
-        }
+    let outcome = upgrade_between_statuses(&ctx, &demo_global, &up, p).await?;
+    if !args.json && outcome == Outcome::No {
+        p.note(
+            "the run stopped safely: the reason is above, and no node after the problem was \
+             touched",
+        );
     }
     let _ = child.start_kill();
     let _ = child.wait().await;
     Ok(outcome)
 }
 
+/// `wksim serve` with the demo's three nodes on [`FROM`], in `sim_dir`.
+fn start_simulator(
+    wksim: &Path,
+    sim_dir: &Path,
+    speed: f64,
+) -> anyhow::Result<tokio::process::Child> {
+    let child = tokio::process::Command::new(wksim)
+        .arg("serve")
+        .args(["--nodes", "3", "--first-id", "1001", "--version", FROM])
+        .arg("--state-dir")
+        .arg(sim_dir)
+        .args(["--speed", &speed.to_string()])
+        // Enough clients (1,200) to be over `policy.clients.min`, so the demo shows the
+        // client check at work rather than "skipped".
+        .args(["--clients", "400"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            WkError::no(
+                format!("cannot start the simulator `{}`: {e}", wksim.display()),
+                "build it with `cargo build --release`",
+            )
+        })?;
+    Ok(child)
+}
+
+/// Arms `fault` on `node` for its next start (`wksim ctl fault`).
+fn inject_fault(
+    fault: crate::cli::DemoFault,
+    node: u64,
+    wksim: &Path,
+    sim_dir: &Path,
+) -> anyhow::Result<()> {
+    let mut cmd = std::process::Command::new(wksim);
+    cmd.arg("ctl").arg("--state-dir").arg(sim_dir).args([
+        "fault",
+        &node.to_string(),
+        fault.sim_name(),
+    ]);
+    if fault == crate::cli::DemoFault::SlowStart {
+        cmd.arg("600");
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(WkError::no(
+            format!(
+                "cannot inject the fault: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            "see `wksim ctl --help`",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The caller's global options, on the demo's manifest.
+fn demo_global(global: &Global, manifest: &Path) -> Global {
+    Global {
+        manifest: Some(manifest.to_path_buf()),
+        quiet: global.quiet,
+        verbose: global.verbose,
+        color: global.color,
+        no_progress: global.no_progress,
+        notify: global.notify.clone(),
+    }
+}
+
+/// Runs the demo's upgrade with the cluster's status before and after it (not with
+/// `--json`, whose stdout is the run's events only).
+async fn upgrade_between_statuses(
+    ctx: &Context,
+    demo_global: &Global,
+    up: &UpgradeArgs,
+    p: &Printer,
+) -> anyhow::Result<Outcome> {
+    if !up.json {
+        p.out(&p.bold("\nbefore"))?;
+        print_status(ctx, p).await?;
+        p.out("")?;
+    }
+    let outcome = Box::pin(upgrade::run(demo_global, up, p)).await?;
+    if !up.json {
+        p.out(&p.bold("\nafter"))?;
+        print_status(ctx, p).await?;
+    }
+    Ok(outcome)
+}
+
+/// The demo cluster's status table, without what does not apply to a demo.
 async fn print_status(ctx: &Context, p: &Printer) -> anyhow::Result<()> {
     let (_, view) = observe::cluster(ctx).await?;
     let mut f = crate::checks::live_findings(&ctx.manifest, &view);

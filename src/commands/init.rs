@@ -82,7 +82,8 @@ pub fn run(args: &InitArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let m = args.output.display();
     p.note(&format!("wrote `{m}`: {summary}"));
     p.note(&format!(
-        "next: `wkctl status -m {m}`, then `wkctl check --to {} -m {m}` (or the release you want, see `wkctl releases`)",
+        "next: `wkctl status -m {m}`, then `wkctl check --to {} -m {m}` (or the release you \
+         want, see `wkctl releases`)",
         newest_release()
     ));
     Ok(Outcome::Success)
@@ -125,7 +126,8 @@ pub fn merge(sources: &[Source]) -> Result<Merged, WkError> {
             if let Some(first) = seen.insert(n.id, shown.clone()) {
                 return Err(WkError::input(
                     format!("node id {} is in `{first}` and in `{shown}`", n.id),
-                    "pass each node's compose file once; every node needs its own `WK_CLUSTER_NODEID`",
+                    "pass each node's compose file once; every node needs its own \
+                     `WK_CLUSTER_NODEID`",
                 ));
             }
             out.nodes.push((n.clone(), s.dir.clone()));
@@ -211,100 +213,29 @@ pub fn from_compose(c: &ComposeCluster, file: &Path, dir: &Path) -> String {
 pub fn from_compose_files(m: &Merged, sources: &[Source]) -> String {
     let first_dir = sources.first().map_or_else(PathBuf::new, |s| s.dir.clone());
     let name = cluster_name(m.name.as_deref(), &first_dir);
-    let nodes: Vec<&compose::ComposeNode> = m.nodes.iter().map(|(n, _)| n).collect();
     let mut s = String::new();
-    let _ = writeln!(s, "{SCHEMA_LINE}");
-    let files: Vec<String> = sources
-        .iter()
-        .map(|s| s.file.display().to_string())
-        .collect();
-    let _ = writeln!(
-        s,
-        "# Written by `wkctl init --from-compose {}`: one node per service",
-        files.join(" --from-compose ")
-    );
-    let _ = writeln!(
-        s,
-        "# that sets WK_CLUSTER_NODEID. Review it, then: wkctl check --to {}",
-        newest_release()
-    );
-    for w in &m.warnings {
-        let _ = writeln!(s, "# CHANGE: {}", w.replace('\n', " "));
-    }
+    write_header(&mut s, m, sources);
     let _ = writeln!(s, "name: {}", yaml_str(&name));
-    s.push_str("playbook: docker-compose            # runs `docker compose` (or docker-compose) in compose_dir\n");
-    s.push_str("api:\n");
-    if nodes.iter().any(|n| n.has_token) {
-        s.push_str("  token_env: WK_MANAGER_TOKEN       # the services set WK_MANAGERTOKEN: export it as this\n");
-    } else {
-        s.push_str("  # token_env: WK_MANAGER_TOKEN     # if the cluster has a managerToken\n");
-    }
-    s.push_str("  timeout: 5s\n");
-    s.push_str("# ssh: { user: deploy }             # add when the services run on other hosts\n");
-    s.push_str("vars:\n");
-    let shared = |f: &dyn Fn(&compose::ComposeNode, &Path) -> Option<String>| -> Option<String> {
-        let mut it = m.nodes.iter().map(|(n, d)| f(n, d));
-        let first = it.next()??;
-        it.all(|v| v.as_ref() == Some(&first)).then_some(first)
-    };
-    let dir_of = |_: &compose::ComposeNode, d: &Path| Some(d.display().to_string());
-    let shared_dir = shared(&dir_of);
-    if let Some(d) = &shared_dir {
-        let _ = writeln!(s, "  compose_dir: {}", yaml_str(d));
-    }
-    if let Some(repo) = shared(&|n, _| n.image_repo.clone()) {
-        let _ = writeln!(s, "  image: {}", yaml_str(&repo));
-    }
-    let shared_env = shared(&|n, _| n.image_env.clone());
-    if let Some(env) = &shared_env {
-        let _ = writeln!(s, "  image_env: {}", yaml_str(env));
-    }
-    let shared_data = shared(&|n, _| n.data_dir.clone());
-    if let Some(d) = &shared_data {
-        let _ = writeln!(
-            s,
-            "  data_dir: {}   # the volume mounted at /root/wukongim",
-            yaml_str(d)
+    s.push_str(
+        "playbook: docker-compose            # runs `docker compose` (or docker-compose) in \
+         compose_dir\n",
+    );
+    write_api(&mut s, m);
+    let shared = SharedVars::of(m);
+    shared.write(&mut s);
+    if m.nodes
+        .iter()
+        .any(|(n, _)| n.host_from == "WK_CLUSTER_APIURL")
+    {
+        s.push_str(
+            "# Hosts and API URLs come from WK_CLUSTER_APIURL: wkctl must reach them from \
+             where it\n",
         );
-    }
-    if nodes.iter().any(|n| n.host_from == "WK_CLUSTER_APIURL") {
-        s.push_str("# Hosts and API URLs come from WK_CLUSTER_APIURL: wkctl must reach them from where it\n");
         s.push_str("# runs (compose network aliases resolve only inside the compose network).\n");
     }
     s.push_str("nodes:\n");
     for (n, dir) in &m.nodes {
-        let _ = writeln!(s, "  - id: {}", n.id);
-        let _ = writeln!(
-            s,
-            "    host: {}   # from {}",
-            yaml_str(&n.host),
-            n.host_from
-        );
-        if let Some(api) = &n.api {
-            let _ = writeln!(s, "    api: {}   # from {}", yaml_str(api), n.api_from);
-        }
-        match &n.version {
-            Some(v) => {
-                let _ = writeln!(s, "    version: {v}   # from the image tag");
-            }
-            None => s.push_str(
-                "    # version: v2.2.5-20260422   # the image tag is not a full version\n",
-            ),
-        }
-        let mut vars = vec![format!("service: {}", yaml_str(&n.service))];
-        if let Some(env) = n.image_env.as_ref().filter(|_| shared_env.is_none()) {
-            vars.push(format!("image_env: {}", yaml_str(env)));
-        }
-        if shared_dir.is_none() {
-            vars.push(format!(
-                "compose_dir: {}",
-                yaml_str(&dir.display().to_string())
-            ));
-        }
-        if let Some(d) = n.data_dir.as_ref().filter(|_| shared_data.is_none()) {
-            vars.push(format!("data_dir: {}", yaml_str(d)));
-        }
-        let _ = writeln!(s, "    vars: {{ {} }}", vars.join(", "));
+        write_node(&mut s, n, dir, &shared);
     }
     let nginx: Vec<&str> = sources
         .iter()
@@ -324,6 +255,130 @@ pub fn from_compose_files(m: &Merged, sources: &[Source]) -> String {
 ",
     );
     s
+}
+
+/// The schema line, where the manifest comes from, and one `# CHANGE:` line per warning.
+fn write_header(s: &mut String, m: &Merged, sources: &[Source]) {
+    let _ = writeln!(s, "{SCHEMA_LINE}");
+    let files: Vec<String> = sources
+        .iter()
+        .map(|s| s.file.display().to_string())
+        .collect();
+    let _ = writeln!(
+        s,
+        "# Written by `wkctl init --from-compose {}`: one node per service",
+        files.join(" --from-compose ")
+    );
+    let _ = writeln!(
+        s,
+        "# that sets WK_CLUSTER_NODEID. Review it, then: wkctl check --to {}",
+        newest_release()
+    );
+    for w in &m.warnings {
+        let _ = writeln!(s, "# CHANGE: {}", w.replace('\n', " "));
+    }
+}
+
+/// `api:` and the commented `ssh:`: `token_env` is set when the services set a token.
+fn write_api(s: &mut String, m: &Merged) {
+    s.push_str("api:\n");
+    if m.nodes.iter().any(|(n, _)| n.has_token) {
+        s.push_str(
+            "  token_env: WK_MANAGER_TOKEN       # the services set WK_MANAGERTOKEN: export it \
+             as this\n",
+        );
+    } else {
+        s.push_str("  # token_env: WK_MANAGER_TOKEN     # if the cluster has a managerToken\n");
+    }
+    s.push_str("  timeout: 5s\n");
+    s.push_str("# ssh: { user: deploy }             # add when the services run on other hosts\n");
+}
+
+/// The template values every node has alike: written once under `vars:`, and per node
+/// only where they differ.
+struct SharedVars {
+    dir: Option<String>,
+    image: Option<String>,
+    image_env: Option<String>,
+    data_dir: Option<String>,
+}
+
+impl SharedVars {
+    fn of(m: &Merged) -> SharedVars {
+        SharedVars {
+            dir: shared(m, |_, d| Some(d.display().to_string())),
+            image: shared(m, |n, _| n.image_repo.clone()),
+            image_env: shared(m, |n, _| n.image_env.clone()),
+            data_dir: shared(m, |n, _| n.data_dir.clone()),
+        }
+    }
+
+    /// The cluster-wide `vars:`.
+    fn write(&self, s: &mut String) {
+        s.push_str("vars:\n");
+        if let Some(d) = &self.dir {
+            let _ = writeln!(s, "  compose_dir: {}", yaml_str(d));
+        }
+        if let Some(repo) = &self.image {
+            let _ = writeln!(s, "  image: {}", yaml_str(repo));
+        }
+        if let Some(env) = &self.image_env {
+            let _ = writeln!(s, "  image_env: {}", yaml_str(env));
+        }
+        if let Some(d) = &self.data_dir {
+            let _ = writeln!(
+                s,
+                "  data_dir: {}   # the volume mounted at /root/wukongim",
+                yaml_str(d)
+            );
+        }
+    }
+}
+
+/// The value `f` gives for every node, when it gives one and the same for all.
+fn shared(
+    m: &Merged,
+    f: impl Fn(&compose::ComposeNode, &Path) -> Option<String>,
+) -> Option<String> {
+    let mut it = m.nodes.iter().map(|(n, d)| f(n, d));
+    let first = it.next()??;
+    it.all(|v| v.as_ref() == Some(&first)).then_some(first)
+}
+
+/// One node of `nodes:`, with where each value comes from and its own `vars`.
+fn write_node(s: &mut String, n: &compose::ComposeNode, dir: &Path, shared: &SharedVars) {
+    let _ = writeln!(s, "  - id: {}", n.id);
+    let _ = writeln!(
+        s,
+        "    host: {}   # from {}",
+        yaml_str(&n.host),
+        n.host_from
+    );
+    if let Some(api) = &n.api {
+        let _ = writeln!(s, "    api: {}   # from {}", yaml_str(api), n.api_from);
+    }
+    match &n.version {
+        Some(v) => {
+            let _ = writeln!(s, "    version: {v}   # from the image tag");
+        }
+        None => {
+            s.push_str("    # version: v2.2.5-20260422   # the image tag is not a full version\n");
+        }
+    }
+    let mut vars = vec![format!("service: {}", yaml_str(&n.service))];
+    if let Some(env) = n.image_env.as_ref().filter(|_| shared.image_env.is_none()) {
+        vars.push(format!("image_env: {}", yaml_str(env)));
+    }
+    if shared.dir.is_none() {
+        vars.push(format!(
+            "compose_dir: {}",
+            yaml_str(&dir.display().to_string())
+        ));
+    }
+    if let Some(d) = n.data_dir.as_ref().filter(|_| shared.data_dir.is_none()) {
+        vars.push(format!("data_dir: {}", yaml_str(d)));
+    }
+    let _ = writeln!(s, "    vars: {{ {} }}", vars.join(", "));
 }
 
 /// Commented `drain`/`undrain` examples for a compose project with an nginx service in

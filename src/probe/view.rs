@@ -350,78 +350,10 @@ pub fn assemble(
             _ => Some((id, i)),
         });
     if let Some((from, info)) = info {
-        view.info_from = Some(from);
-        view.config_version = Some(info.version);
-        view.slot_count = Some(info.slot_count);
-        view.slot_replica_count = Some(info.slot_replica_count);
-        view.channel_replica_count = Some(info.channel_replica_count);
-        view.cluster_migrating = info.migrate_from != 0 || info.migrate_to != 0;
-        view.membership = Some(info.nodes.iter().map(|n| n.id).collect());
-        let mut s = SlotSummary {
-            total: info.slots.len(),
-            first_slot_replicas: info.slots.first().map_or(0, |f| f.replicas.len() as u64),
-            ..SlotSummary::default()
-        };
-        view.members = info
-            .nodes
-            .iter()
-            .map(|n| {
-                let count = |f: &dyn Fn(&super::models::InfoSlot) -> bool| {
-                    info.slots.iter().filter(|s| f(s)).count() as u64
-                };
-                MemberView {
-                    id: n.id,
-                    online: n.online,
-                    status: n.status,
-                    join: n.join,
-                    allow_vote: n.allow_vote,
-                    replica_slots: count(&|s| s.replicas.contains(&n.id)),
-                    leader_slots: count(&|s| s.leader == n.id),
-                    learner_slots: count(&|s| s.learners.contains(&n.id)),
-                    migrating_slots: count(&|s| {
-                        s.migrating() && (s.migrate_from == n.id || s.migrate_to == n.id)
-                    }),
-                }
-            })
-            .collect();
-        for slot in &info.slots {
-            if slot.leader == 0 {
-                s.leaderless.push(slot.id);
-            }
-            match slot.status {
-                SlotStatus::Normal => {}
-                SlotStatus::LeaderTransfer => s.leader_transfer.push(slot.id),
-                SlotStatus::Candidate | SlotStatus::Other(_) => s.candidate.push(slot.id),
-            }
-            if slot.migrating() {
-                s.migrating.push(slot.id);
-            }
-        }
-        view.slots = Some(s);
-        for n in &mut view.nodes {
-            if let Some(i) = info.nodes.iter().find(|i| i.id == n.id) {
-                n.info_online = Some(i.online);
-                n.info_status = Some(i.status);
-                if !i.cluster_addr.is_empty() {
-                    n.cluster_addr = Some(i.cluster_addr.clone());
-                }
-            }
-        }
+        apply_info(&mut view, from, info);
     }
     if let Some((from, list)) = simple {
-        view.simple_nodes_from = Some(from);
-        if view.membership.is_none() {
-            view.membership = Some(list.data.iter().map(|n| n.id).collect());
-        }
-        for n in &mut view.nodes {
-            if let Some(s) = list.data.iter().find(|s| s.id == n.id) {
-                n.simple_online = Some(s.online);
-                n.simple_status = Some(s.status);
-                if n.cluster_addr.is_none() && !s.cluster_addr.is_empty() {
-                    n.cluster_addr = Some(s.cluster_addr.clone());
-                }
-            }
-        }
+        apply_simple_nodes(&mut view, from, list);
     }
     view.controller_claims = view
         .nodes
@@ -431,6 +363,91 @@ pub fn assemble(
         .collect();
     view.controller = controller_of(&view, simple.map(|(_, l)| l));
     view
+}
+
+/// What the freshest `/cluster/info` (of node `from`) says: the cluster config, its
+/// members and slots, and each node's state in the controller's view.
+fn apply_info(view: &mut ClusterView, from: u64, info: &ClusterInfo) {
+    view.info_from = Some(from);
+    view.config_version = Some(info.version);
+    view.slot_count = Some(info.slot_count);
+    view.slot_replica_count = Some(info.slot_replica_count);
+    view.channel_replica_count = Some(info.channel_replica_count);
+    view.cluster_migrating = info.migrate_from != 0 || info.migrate_to != 0;
+    view.membership = Some(info.nodes.iter().map(|n| n.id).collect());
+    view.members = info.nodes.iter().map(|n| member_view(info, n)).collect();
+    view.slots = Some(slot_summary(info));
+    for n in &mut view.nodes {
+        if let Some(i) = info.nodes.iter().find(|i| i.id == n.id) {
+            n.info_online = Some(i.online);
+            n.info_status = Some(i.status);
+            if !i.cluster_addr.is_empty() {
+                n.cluster_addr = Some(i.cluster_addr.clone());
+            }
+        }
+    }
+}
+
+/// One member of `/cluster/info.nodes` with its share of the slots.
+fn member_view(info: &ClusterInfo, n: &super::models::InfoNode) -> MemberView {
+    let count = |f: &dyn Fn(&super::models::InfoSlot) -> bool| {
+        info.slots.iter().filter(|s| f(s)).count() as u64
+    };
+    MemberView {
+        id: n.id,
+        online: n.online,
+        status: n.status,
+        join: n.join,
+        allow_vote: n.allow_vote,
+        replica_slots: count(&|s| s.replicas.contains(&n.id)),
+        leader_slots: count(&|s| s.leader == n.id),
+        learner_slots: count(&|s| s.learners.contains(&n.id)),
+        migrating_slots: count(&|s| {
+            s.migrating() && (s.migrate_from == n.id || s.migrate_to == n.id)
+        }),
+    }
+}
+
+/// The slots that are not ready: without a leader, in election, transferring their
+/// leader, migrating.
+fn slot_summary(info: &ClusterInfo) -> SlotSummary {
+    let mut s = SlotSummary {
+        total: info.slots.len(),
+        first_slot_replicas: info.slots.first().map_or(0, |f| f.replicas.len() as u64),
+        ..SlotSummary::default()
+    };
+    for slot in &info.slots {
+        if slot.leader == 0 {
+            s.leaderless.push(slot.id);
+        }
+        match slot.status {
+            SlotStatus::Normal => {}
+            SlotStatus::LeaderTransfer => s.leader_transfer.push(slot.id),
+            SlotStatus::Candidate | SlotStatus::Other(_) => s.candidate.push(slot.id),
+        }
+        if slot.migrating() {
+            s.migrating.push(slot.id);
+        }
+    }
+    s
+}
+
+/// What the chosen `/cluster/simpleNodes` (of node `from`) adds: the membership when
+/// `/cluster/info` gave none, and each node's state in that list.
+fn apply_simple_nodes(view: &mut ClusterView, from: u64, list: &NodeList) {
+    view.simple_nodes_from = Some(from);
+    if view.membership.is_none() {
+        view.membership = Some(list.data.iter().map(|n| n.id).collect());
+    }
+    for n in &mut view.nodes {
+        if let Some(s) = list.data.iter().find(|s| s.id == n.id) {
+            n.simple_online = Some(s.online);
+            n.simple_status = Some(s.status);
+            if n.cluster_addr.is_none() && !s.cluster_addr.is_empty() {
+                n.cluster_addr = Some(s.cluster_addr.clone());
+            }
+        }
+    }
 }
 
 /// The controller: the single `is_leader` in `/cluster/simpleNodes` of a node that knows

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cli::{DemoArgs, Global};
-use crate::commands::{init, upgrade};
+use crate::commands::init;
 use crate::compose;
 use crate::error::{Outcome, WkError};
 use crate::inputs::Context;
@@ -22,7 +22,8 @@ use crate::output::Printer;
 const COMPOSE_FILE: &str = include_str!("../../../tests/docker/cluster/docker-compose.yml");
 const FROM_IMAGE: &str = "wukongim/wukongim:v2.0.10-20241221";
 const BRAIN_IMAGE: &str = "wksim/brain:local";
-const BUILD_HINT: &str = "build the images from a wkctl checkout with `cargo build --release && tests/docker/build-images.sh` (no registry is needed)";
+const BUILD_HINT: &str = "build the images from a wkctl checkout with `cargo build --release && \
+                          tests/docker/build-images.sh` (no registry is needed)";
 
 pub(super) async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow::Result<Outcome> {
     let target = crate::releases::resolve_target(&args.to, false)
@@ -51,7 +52,8 @@ pub(super) async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow
         dir: dir.clone(),
     };
     p.note(&format!(
-        "starting a WuKongIM-shaped cluster on Docker ({}): 3 containers (1001–1003) on {FROM_IMAGE}, project `{name}` in `{}`",
+        "starting a WuKongIM-shaped cluster on Docker ({}): 3 containers (1001–1003) on \
+         {FROM_IMAGE}, project `{name}` in `{}`",
         tool.join(" "),
         dir.display()
     ));
@@ -60,30 +62,15 @@ pub(super) async fn run(global: &Global, args: &DemoArgs, p: &Printer) -> anyhow
     let manifest = dir.join("cluster.yaml");
     std::fs::write(&manifest, manifest_text(&dir, &dotenv)?)?;
     p.note(&format!(
-        "manifest written to `{}` (as `wkctl init --from-compose` writes it; playbook `docker-compose`)",
+        "manifest written to `{}` (as `wkctl init --from-compose` writes it; playbook \
+         `docker-compose`)",
         manifest.display()
     ));
-    let demo_global = Global {
-        manifest: Some(manifest.clone()),
-        quiet: global.quiet,
-        verbose: global.verbose,
-        color: global.color,
-        no_progress: global.no_progress,
-        notify: global.notify.clone(),
-    };
+    let demo_global = super::demo_global(global, &manifest);
     let ctx = Context::load(demo_global.manifest.as_deref())?;
     super::wait_settled(&ctx, std::time::Duration::from_mins(2)).await?;
-    if !args.json {
-        p.out(&p.bold("\nbefore"))?;
-        super::print_status(&ctx, p).await?;
-        p.out("")?;
-    }
     let up = super::upgrade_args(args, dir.join(".wkctl"));
-    let outcome = Box::pin(upgrade::run(&demo_global, &up, p)).await?;
-    if !args.json {
-        p.out(&p.bold("\nafter"))?;
-        super::print_status(&ctx, p).await?;
-    }
+    let outcome = super::upgrade_between_statuses(&ctx, &demo_global, &up, p).await?;
     p.note("removing the demo's containers, network and volumes");
     drop(down);
     drop(tmp);
