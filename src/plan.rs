@@ -658,6 +658,66 @@ mod tests {
         }
     }
 
+    /// Found by cargo-mutants: exactly the steps after which the node may be down count
+    /// as touching it (a failure there shows the node as possibly down).
+    #[test]
+    fn only_stop_backup_install_start_and_rollback_take_the_node_down() {
+        use PlanStepKind as P;
+        let down = [P::Stop, P::Backup, P::Install, P::Start, P::Rollback];
+        let up = [
+            P::Prepare,
+            P::Drain,
+            P::CheckSettled,
+            P::WaitReady,
+            P::Undrain,
+            P::Soak,
+            P::Verify,
+            P::Logs,
+            P::Lock,
+            P::PreRun,
+            P::PostRun,
+            P::Unlock,
+        ];
+        assert!(down.iter().all(|k| k.takes_node_down()));
+        assert!(up.iter().all(|k| !k.takes_node_down()));
+    }
+
+    /// Found by cargo-mutants: the edges of the two manifest warnings of a plan, "fewer
+    /// than 3 nodes" and "`stable_for` under 6 s".
+    #[test]
+    fn too_few_nodes_and_a_short_stable_for_warn_exactly_below_their_edges() {
+        let warns = |p: &Plan, id: FindingId| p.findings.iter().any(|f| f.id == id);
+        let node =
+            |id: u64| format!("  - {{ id: {id}, host: h{id}, version: v2.0.10-20241221 }}\n");
+        for (count, warned) in [(1, true), (2, true), (3, false), (4, false)] {
+            let nodes: String = (1001..1001 + count).map(node).collect();
+            let text = format!(
+                "name: t\nplaybook: sim\nvars: {{ wksim: /bin/wksim, state_dir: /tmp/s }}\nnodes:\n{nodes}"
+            );
+            let m = crate::manifest::parse(&text, Path::new("t.yaml")).unwrap();
+            let p = build_for(&m, "v2.1.2", None, false).unwrap();
+            assert_eq!(
+                warns(&p, FindingId::ManifestTooFewNodes),
+                warned,
+                "{count} nodes"
+            );
+        }
+        for (stable_for, warned) in [
+            ("5s", true),
+            ("5999ms", true),
+            ("6s", false),
+            ("30s", false),
+        ] {
+            let m = manifest(&format!("policy: {{ stable_for: {stable_for} }}\n"));
+            let p = build_for(&m, "v2.1.2", None, false).unwrap();
+            assert_eq!(
+                warns(&p, FindingId::PolicyStableForShort),
+                warned,
+                "stable_for {stable_for}"
+            );
+        }
+    }
+
     fn manifest(extra: &str) -> Manifest {
         let text = format!(
             "name: t\nplaybook: sim\nvars: {{ wksim: /bin/wksim, state_dir: /tmp/s }}\nnodes:\n  - {{ id: 1003, host: c, version: v2.0.10-20241221 }}\n  - {{ id: 1001, host: a, version: v2.0.10-20241221 }}\n  - {{ id: 1002, host: b }}\n{extra}"

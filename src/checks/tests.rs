@@ -302,3 +302,125 @@ fn a_short_manifest_is_not_called_a_small_cluster() {
     );
     assert!(!ids.contains(&FindingId::ClusterNotZeroDowntime), "{ids:?}");
 }
+
+// ---- edges found by cargo-mutants (src/checks.rs, 2026-12-07) ----------------------------
+
+/// `/health`'s "slot count not match" is its own finding (a setting to fix), not the
+/// generic "health failing" (wait for the cluster to settle).
+#[test]
+fn a_slot_count_mismatch_on_health_is_named_as_such() {
+    let f = run(|c| {
+        c.node_mut(1002).unwrap().health =
+            crate::probe::HealthState::Failing("slot count not match".into());
+    });
+    let s = only(&f, FindingId::ClusterSlotCountMismatch);
+    assert_eq!((s.severity, s.node), (Severity::Block, Some(1002)));
+    assert!(s.message.contains("cluster.slotCount"), "{}", s.message);
+    assert!(!ids_of(&f).contains(&FindingId::ClusterHealthFailing));
+}
+
+/// A node's state in the controller's view is judged only when that view was read (slots
+/// known) and the node is a member: a non-member is the membership finding's business.
+#[test]
+fn the_controllers_view_of_a_node_counts_only_for_a_member_with_slots_known() {
+    let offline = |c: &mut ClusterView| c.node_mut(1003).unwrap().info_online = Some(false);
+    let f = run(|c| {
+        offline(c);
+        c.slots = None;
+    });
+    assert!(
+        !ids_of(&f).contains(&FindingId::ClusterNodeOffline),
+        "{:?}",
+        ids_of(&f)
+    );
+    let f = run(|c| {
+        offline(c);
+        c.membership = Some(vec![1001, 1002]);
+    });
+    assert!(
+        !ids_of(&f).contains(&FindingId::ClusterNodeOffline),
+        "{:?}",
+        ids_of(&f)
+    );
+}
+
+/// Online but Joining gets the joining verdict; online in any other state is "not
+/// Joined", never "offline".
+#[test]
+fn online_but_not_joined_is_told_apart_from_joining_and_offline() {
+    // Joining goes to the #529 judgement (here: no member record, so plainly not Joined);
+    // any other state is "not Joined" with the status it has.
+    let f =
+        run(|c| c.node_mut(1003).unwrap().info_status = Some(crate::probe::NodeStatus::Joining));
+    let j = only(&f, FindingId::ClusterNodeOffline);
+    assert_eq!(
+        j.message,
+        "node 1003 is online but not Joined in the controller's view"
+    );
+    let f = run(|c| c.node_mut(1003).unwrap().info_status = None);
+    let o = only(&f, FindingId::ClusterNodeOffline);
+    assert_eq!(
+        o.message,
+        "node 1003 is online but not Joined in the controller's view (status None)"
+    );
+}
+
+/// "Each claim it" only when more than one node claims to be the controller.
+#[test]
+fn a_split_controller_claim_is_said_only_for_two_or_more_claims() {
+    let no_controller = |claims: Vec<u64>| {
+        run(move |c| {
+            c.controller = None;
+            c.controller_claims = claims;
+        })
+    };
+    for (claims, said) in [
+        (vec![], false),
+        (vec![1001], false),
+        (vec![1001, 1002], true),
+    ] {
+        let f = no_controller(claims.clone());
+        let n = only(&f, FindingId::ClusterNoController);
+        assert_eq!(
+            n.message.contains("each claim it"),
+            said,
+            "{claims:?}: {}",
+            n.message
+        );
+    }
+}
+
+/// Only cluster-wide symptoms are marked as following from a silent node; a cluster-wide
+/// finding of another kind keeps its own words.
+#[test]
+fn a_silent_node_marks_only_the_cluster_wide_symptoms() {
+    let f = run(|c| {
+        let n = c.node_mut(1002).unwrap();
+        (n.reachable, n.error) = (false, Some(ProbeError::Timeout));
+        c.controller = None;
+        c.slot_replica_count = Some(1);
+    });
+    let z = only(&f, FindingId::ClusterNotZeroDowntime);
+    assert_eq!(z.node, None);
+    assert!(!z.message.contains("not answering"), "{}", z.message);
+    assert!(
+        only(&f, FindingId::ClusterNoController)
+            .message
+            .contains("not answering")
+    );
+}
+
+/// An unknown replica count (0) is not a small one; with 3 nodes and 1 replica the
+/// finding names the replica count, not the node count.
+#[test]
+fn zero_downtime_names_the_replica_count_and_ignores_an_unknown_one() {
+    let f = run(|c| c.slot_replica_count = Some(0));
+    assert!(
+        !ids_of(&f).contains(&FindingId::ClusterNotZeroDowntime),
+        "{:?}",
+        ids_of(&f)
+    );
+    let f = run(|c| c.slot_replica_count = Some(1));
+    let z = only(&f, FindingId::ClusterNotZeroDowntime);
+    assert!(z.message.contains("slotReplicaCount is 1"), "{}", z.message);
+}
