@@ -424,3 +424,11 @@ fn zero_downtime_names_the_replica_count_and_ignores_an_unknown_one() {
     let z = only(&f, FindingId::ClusterNotZeroDowntime);
     assert!(z.message.contains("slotReplicaCount is 1"), "{}", z.message);
 }
+
+/// A long list of slots or nodes is cut after 8, and only then says so.
+#[test]
+fn id_lists_are_cut_after_eight_with_an_ellipsis() {
+    assert_eq!(ids(&[]), "");
+    assert_eq!(ids(&[1, 2, 3, 4, 5, 6, 7, 8]), "1, 2, 3, 4, 5, 6, 7, 8");
+    assert_eq!(ids(&[1, 2, 3, 4, 5, 6, 7, 8, 9]), "1, 2, 3, 4, 5, 6, 7, 8, …");
+}
