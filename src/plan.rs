@@ -718,6 +718,63 @@ mod tests {
         }
     }
 
+    /// Found by cargo-mutants: `node_timeout` must hold the commands between the stop and
+    /// the gate (not the stop itself, not what runs after the gate, not steps without a
+    /// command) plus `stable_for` and two polls; the warning fires exactly above that.
+    #[test]
+    fn the_node_timeout_budget_counts_the_commands_between_stop_and_gate() {
+        let step = |kind, command: bool, timeout_s| PlannedStep {
+            kind,
+            command: command.then(|| "x".to_string()),
+            timeout_s,
+        };
+        let node = |id, steps| PlannedNode {
+            id,
+            host: "h".into(),
+            api: "http://h:5001".into(),
+            from: None,
+            action: NodeAction::Upgrade,
+            steps,
+            on_failure: Vec::new(),
+        };
+        use PlanStepKind as P;
+        let nodes = [
+            node(
+                1001,
+                vec![
+                    step(P::CheckSettled, false, 0.0),
+                    step(P::Stop, true, 30.0),
+                    step(P::Backup, true, 20.0),
+                    step(P::Install, false, 100.0),
+                    step(P::Start, true, 40.0),
+                    step(P::WaitReady, false, 999.0),
+                    step(P::Undrain, true, 500.0),
+                ],
+            ),
+            // A node with less after its stop does not lower the budget needed.
+            node(
+                1002,
+                vec![step(P::Stop, true, 30.0), step(P::Start, true, 5.0)],
+            ),
+        ];
+        // After the stop: 20 + 40 = 60 s; the gate's floor: 10 s + 2 × 3 s = 16 s.
+        let policy = |node_timeout: u64| Policy {
+            stable_for: std::time::Duration::from_secs(10),
+            poll_interval: std::time::Duration::from_secs(3),
+            node_timeout: std::time::Duration::from_secs(node_timeout),
+            ..Policy::default()
+        };
+        for (timeout, warned) in [(75, true), (76, false), (77, false)] {
+            let f = budget_finding(&nodes, &policy(timeout));
+            assert_eq!(f.is_some(), warned, "node_timeout {timeout}s: {f:?}");
+            if let Some(f) = f {
+                assert_eq!(f.id, FindingId::PolicyNodeTimeoutShort);
+                assert!(f.message.contains("take 60s"), "{}", f.message);
+                assert!(f.hint.contains("at least 76s"), "{}", f.hint);
+            }
+        }
+    }
+
     fn manifest(extra: &str) -> Manifest {
         let text = format!(
             "name: t\nplaybook: sim\nvars: {{ wksim: /bin/wksim, state_dir: /tmp/s }}\nnodes:\n  - {{ id: 1003, host: c, version: v2.0.10-20241221 }}\n  - {{ id: 1001, host: a, version: v2.0.10-20241221 }}\n  - {{ id: 1002, host: b }}\n{extra}"

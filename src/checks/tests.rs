@@ -430,5 +430,8 @@ fn zero_downtime_names_the_replica_count_and_ignores_an_unknown_one() {
 fn id_lists_are_cut_after_eight_with_an_ellipsis() {
     assert_eq!(ids(&[]), "");
     assert_eq!(ids(&[1, 2, 3, 4, 5, 6, 7, 8]), "1, 2, 3, 4, 5, 6, 7, 8");
-    assert_eq!(ids(&[1, 2, 3, 4, 5, 6, 7, 8, 9]), "1, 2, 3, 4, 5, 6, 7, 8, …");
+    assert_eq!(
+        ids(&[1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        "1, 2, 3, 4, 5, 6, 7, 8, …"
+    );
 }
