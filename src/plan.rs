@@ -775,6 +775,19 @@ mod tests {
         }
     }
 
+    /// Found by cargo-mutants: an upgrade's digest does not cover its kind (so plan files
+    /// reviewed before restarts existed still apply); a restart's does. Pinned: a change
+    /// of this value invalidates every upgrade plan file already reviewed.
+    #[test]
+    fn an_upgrade_digest_is_pinned_and_leaves_its_kind_out() {
+        let m = manifest("");
+        let p = build_for(&m, "v2.1.2", None, false).unwrap();
+        assert_eq!(
+            p.digest,
+            "6379a8cbf687ab44158ed4138406c87c8331e5100fe272badfe9eb2e16cca434"
+        );
+    }
+
     fn manifest(extra: &str) -> Manifest {
         let text = format!(
             "name: t\nplaybook: sim\nvars: {{ wksim: /bin/wksim, state_dir: /tmp/s }}\nnodes:\n  - {{ id: 1003, host: c, version: v2.0.10-20241221 }}\n  - {{ id: 1001, host: a, version: v2.0.10-20241221 }}\n  - {{ id: 1002, host: b }}\n{extra}"
