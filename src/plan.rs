@@ -723,6 +723,7 @@ mod tests {
     /// command) plus `stable_for` and two polls; the warning fires exactly above that.
     #[test]
     fn the_node_timeout_budget_counts_the_commands_between_stop_and_gate() {
+        use PlanStepKind as P;
         let step = |kind, command: bool, timeout_s| PlannedStep {
             kind,
             command: command.then(|| "x".to_string()),
@@ -737,7 +738,6 @@ mod tests {
             steps,
             on_failure: Vec::new(),
         };
-        use PlanStepKind as P;
         let nodes = [
             node(
                 1001,
