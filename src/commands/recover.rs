@@ -58,6 +58,9 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
     }
     if !args.dry_run {
         dir.ensure_writable()?;
+        // A run in progress is named first: before the state is judged, and long before
+        // the full-outage question (`take_locks` asks again when it takes the lock).
+        dir.ensure_no_live_run(args.break_lock)?;
     }
     let previous = previous(&ctx, &dir, args)?;
 

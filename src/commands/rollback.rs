@@ -26,10 +26,11 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
         &ctx.manifest.name,
     );
     let id = args.node;
+    // A run in progress is named before its state is judged.
+    dir.ensure_no_live_run(args.break_lock)?;
     let (st, from) = failed_node(&ctx, &dir, id)?;
 
     // The locks of `upgrade --resume`: the run's stale lock may be taken.
-    dir.ensure_no_live_run(args.break_lock)?;
     let takeover = upgrade::takeover(args.break_lock, true);
     let lock = state::acquire(&dir, takeover)?;
     let cluster_lock = upgrade::acquire_cluster_lock(&ctx, &dir, takeover)?;

@@ -63,7 +63,6 @@ pub async fn run_kind(
         return flow.dry_run(&scope, previous.as_ref()).await;
     }
 
-    dir.ensure_no_live_run(args.break_lock)?;
     refuse::resume_mismatch(previous.as_ref(), args.resume, kind)?;
     let resumed = if args.resume { previous.clone() } else { None };
     if let Some(st) = &resumed {
@@ -120,14 +119,18 @@ struct Locks {
 }
 
 impl Flow<'_> {
-    /// The previous run's state, refused when it cannot be resumed by this command (an
-    /// unfinished `recover`, or an unfinished run of the other kind on `--resume`).
+    /// The previous run's state, refused while another run holds the lock, or when it
+    /// cannot be resumed by this command (an unfinished `recover`, or an unfinished run of
+    /// the other kind on `--resume`).
     /// Never run without a place to save state (checked before reading it, so a file in
     /// the way or a full disk is reported as such).
     fn previous(&self) -> anyhow::Result<Option<RunState>> {
         let args = self.args;
         if !args.dry_run {
             self.dir.ensure_writable()?;
+            // A run in progress is named before anything else (`ensure_no_live_run`): its
+            // unfinished state is its own, not one of the wrong kind or one to resume.
+            self.dir.ensure_no_live_run(args.break_lock)?;
         }
         let previous = self.dir.load()?;
         if !args.dry_run
