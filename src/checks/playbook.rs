@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::compose;
-use crate::finding::{Finding, FindingId};
+use crate::finding::{Finding, FindingId, hints};
 use crate::manifest::Manifest;
 use crate::playbook::{self, Playbook};
 use crate::probe::ClusterView;
@@ -25,7 +25,7 @@ pub fn findings(manifest: &Manifest, pb: &Playbook, view: Option<&ClusterView>) 
                 FindingId::PlaybookUnknownPreset,
                 Some(n.id),
                 e,
-                "set `preset:` in the manifest's `vars` to one of the listed names",
+                hints::PLAYBOOK_UNKNOWN_PRESET,
             ));
         }
     }
@@ -58,7 +58,7 @@ pub fn host_api_findings(manifest: &Manifest) -> Vec<Finding> {
                     "node {}: steps run on `{}` but its API is read at `{}`",
                     n.id, n.host, n.api
                 ),
-                "make `host` and `api` name the same machine; ignore this only when `api` is that node's own NAT or DNS name",
+                hints::NODE_HOST_API_DIFFER,
             ));
         }
     }
@@ -84,7 +84,7 @@ pub fn kubernetes_findings(
             FindingId::K8sNoPersistentVolume,
             None,
             format!("StatefulSet `{}` keeps its data in the pod (no persistent volume): deleting a pod to upgrade it wipes that node", get("statefulset")),
-            "add a `volumeClaimTemplates` volume mounted at `/root/wukongim` and migrate each node's data first; then set `pv: \"true\"` in the manifest's `vars`",
+            hints::K8S_NO_PERSISTENT_VOLUME,
         ));
     }
     let pod_ips: Vec<u64> = view
@@ -120,7 +120,7 @@ pub fn kubernetes_findings(
             FindingId::K8sPodIpClusterAddress,
             None,
             format!("{which}: a recreated pod gets a new IP and cannot rejoin, since v2 pins addresses in its cluster config (WuKongIM #364)"),
-            "set `WK_CLUSTER_SERVERADDR` to the pod's stable DNS name (`<pod>.<headless service>:11110`) before upgrading; then set `cluster_address: dns` in the manifest's `vars`",
+            hints::K8S_POD_IP_CLUSTER_ADDRESS,
         ));
     }
     if get("liveness_probe") == "health" {
@@ -128,7 +128,7 @@ pub fn kubernetes_findings(
             FindingId::K8sLivenessOnHealth,
             None,
             "the pods have a liveness probe on `/health`: it answers 500 `slot not ready` during every slot re-election (killing healthy pods mid-upgrade) and 401 when a managerToken is set",
-            "remove the liveness probe, or point it at a TCP check of port 5001; keep `/health` for readiness only",
+            hints::K8S_LIVENESS_ON_HEALTH,
         ));
     }
     out
@@ -188,7 +188,7 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
                 FindingId::PlaybookCannotChangeVersion,
                 Some(*id),
                 format!("node {id}: `{origin}` has no service `{service}`"),
-                "set `service:` in the node's `vars` to its compose service",
+                hints::PLAYBOOK_NO_SUCH_SERVICE,
             ));
             continue;
         };
@@ -198,7 +198,7 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
                 FindingId::PlaybookCannotChangeVersion,
                 Some(*id),
                 format!("node {id}: service `{service}` in `{origin}` is built from source (`build:`), so the playbook cannot change its version"),
-                format!("replace `build:` with `image: ${{{image_env}:-registry.cn-shanghai.aliyuncs.com/wukongim/wukongim:<the running tag>}}`"),
+                hints::playbook_built_from_source(image_env),
             ));
         } else if !uses_var {
             let what = s
@@ -209,7 +209,7 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
                 FindingId::PlaybookCannotChangeVersion,
                 Some(*id),
                 format!("node {id}: service `{service}` in `{origin}` has {what}, which the playbook does not set (it writes `{image_env}` in `.env`)"),
-                format!("write `image: ${{{image_env}:-<the current image>}}`, or set `image_env` in the node's `vars` to the variable the service uses"),
+                hints::playbook_fixed_image(image_env),
             ));
         }
     }
@@ -224,7 +224,7 @@ pub fn compose_findings(text: &str, origin: &str, nodes: &[(u64, String, String)
             FindingId::ComposeSharedImageVariable,
             None,
             format!("WuKongIM services {} in `{origin}` share the image variable `{env}`: after the first node, a stray `docker compose up -d` would recreate every other node at once", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
-            "give each node service its own image variable (e.g. `WK_IMAGE_1001`) and set `image_env` per node",
+            hints::COMPOSE_SHARED_IMAGE_VARIABLE,
         ));
     }
     out

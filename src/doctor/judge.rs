@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::collect::Collected;
 use super::settings::{self, FingerprintKey};
 use super::{Link, LogMatch, Reach, Report, StepProblem, signatures};
-use crate::finding::{self, Finding, FindingId};
+use crate::finding::{self, Finding, FindingId, hints};
 use crate::manifest::Manifest;
 use crate::probe::ClusterView;
 
@@ -65,7 +65,7 @@ fn could_not_check(p: &StepProblem) -> Finding {
             p.step,
             p.error.trim_end()
         ),
-        "fix the node's transport (ssh) or the playbook step and run `wkctl doctor` again; nothing is known about this part",
+        hints::DOCTOR_STEP_FAILED,
     )
 }
 
@@ -92,7 +92,7 @@ fn could_not_check_network(links: &[Link]) -> Vec<Finding> {
                     "node {from}: could not check the {port} port of its peers, because the `netcheck` step could not run:\n  {}",
                     errs.join("\n  ")
                 ),
-                "fix the `netcheck` step (or the transport) and run `wkctl doctor` again; the network from this node is not known",
+                hints::DOCTOR_NETCHECK_FAILED,
             )
         })
         .collect()
@@ -153,7 +153,7 @@ fn network_findings(links: &[Link], view: &ClusterView) -> Vec<Finding> {
                 FindingId::NetworkOneWay,
                 Some(l.from),
                 format!("node {} cannot reach node {}'s {port} at {}, but {} reaches {}: a one-way failure", l.from, l.to, l.addr, l.to, l.from),
-                "a one-way failure is the classic cause of a node that never rejoins: check firewalls/security groups and routes in that direction",
+                hints::NETWORK_ONE_WAY,
             ));
         } else {
             out.push(Finding::block(
@@ -163,7 +163,7 @@ fn network_findings(links: &[Link], view: &ClusterView) -> Vec<Finding> {
                     "node {} cannot reach node {}'s {port} at {}",
                     l.from, l.to, l.addr
                 ),
-                "check that the peer runs and that firewalls allow the port between the nodes",
+                hints::NETWORK_UNREACHABLE,
             ));
         }
     }
@@ -172,7 +172,7 @@ fn network_findings(links: &[Link], view: &ClusterView) -> Vec<Finding> {
             FindingId::NetworkPeerDown,
             Some(id),
             format!("{n} network check(s) to node {id} failed: node {id} itself does not answer"),
-            "start the node first (see `node.unreachable`); then run `wkctl doctor` again",
+            hints::network_peer_down(),
         ));
     }
     out

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::finding::{Finding, FindingId};
+use crate::finding::{Finding, FindingId, hints};
 
 /// A compared setting: display name, normalized key, default, secret?
 struct Key {
@@ -255,22 +255,11 @@ fn mismatch(key: &Key, values: &BTreeMap<u64, String>) -> Finding {
         .map(|(id, v)| format!("{id}={v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let hint = if key.secret {
-        format!(
-            "set the same `{}` on every node (values are shown as fingerprints keyed for this report only, never in clear)",
-            key.name
-        )
-    } else {
-        format!(
-            "set the same `{}` on every node, then restart the odd one out",
-            key.name
-        )
-    };
     Finding::block(
         FindingId::SettingsMismatch,
         None,
         format!("`{}` differs between nodes: {detail}", key.name),
-        hint,
+        hints::settings_mismatch(key.name, key.secret),
     )
 }
 
@@ -289,7 +278,7 @@ fn node_id_row(nodes: &BTreeMap<u64, Settings>, findings: &mut Vec<Finding>) -> 
                 FindingId::SettingsNodeIdMismatch,
                 Some(*id),
                 format!("node {id}: its `cluster.nodeId` is {value}"),
-                "each node's `cluster.nodeId` (WK_CLUSTER_NODEID) must be its manifest id and never change for a data dir",
+                hints::SETTINGS_NODE_ID_MISMATCH,
             ));
         }
     }
@@ -300,7 +289,7 @@ fn node_id_row(nodes: &BTreeMap<u64, Settings>, findings: &mut Vec<Finding>) -> 
                 FindingId::SettingsDuplicateNodeId,
                 Some(*id),
                 format!("nodes {other} and {id} both use `cluster.nodeId` {v}"),
-                "node ids must be unique (WK_CLUSTER_NODEID)",
+                hints::SETTINGS_DUPLICATE_NODE_ID,
             ));
         }
     }
@@ -334,7 +323,7 @@ fn self_address_row(
                 FindingId::SettingsAddressNotSelf,
                 Some(*id),
                 format!("node {id}: `{key}` {what}"),
-                "peers use this address to reach the node; it must be this node's stable intranet address (facts §5.2)",
+                hints::SETTINGS_ADDRESS_NOT_SELF,
             ));
         }
         values.insert(*id, if v.is_empty() { "(unset)".into() } else { v });

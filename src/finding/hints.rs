@@ -139,6 +139,70 @@ hints! {
         "plan a maintenance window, or run at least 3 nodes ",
         "with `cluster.slotReplicaCount` 3",
     );
+    // ----- the playbook and the deployment (`checks::playbook`) ----------------------------
+
+    /// `playbook.unknown_preset`.
+    PLAYBOOK_UNKNOWN_PRESET = "set `preset:` in the manifest's `vars` to one of the listed names";
+    /// `node.host_api_differ`.
+    NODE_HOST_API_DIFFER = concat!(
+        "make `host` and `api` name the same machine; ignore this only when `api` is that ",
+        "node's own NAT or DNS name",
+    );
+    /// `k8s.no_persistent_volume`.
+    K8S_NO_PERSISTENT_VOLUME = concat!(
+        "add a `volumeClaimTemplates` volume mounted at `/root/wukongim` and migrate each ",
+        "node's data first; then set `pv: \"true\"` in the manifest's `vars`",
+    );
+    /// `k8s.pod_ip_cluster_address`.
+    K8S_POD_IP_CLUSTER_ADDRESS = concat!(
+        "set `WK_CLUSTER_SERVERADDR` to the pod's stable DNS name ",
+        "(`<pod>.<headless service>:11110`) before upgrading; then set ",
+        "`cluster_address: dns` in the manifest's `vars`",
+    );
+    /// `k8s.liveness_on_health`.
+    K8S_LIVENESS_ON_HEALTH = concat!(
+        "remove the liveness probe, or point it at a TCP check of port 5001; keep `/health` ",
+        "for readiness only",
+    );
+    /// `playbook.cannot_change_version`: the compose file has no such service.
+    PLAYBOOK_NO_SUCH_SERVICE = "set `service:` in the node's `vars` to its compose service";
+    /// `compose.shared_image_variable`.
+    COMPOSE_SHARED_IMAGE_VARIABLE = concat!(
+        "give each node service its own image variable (e.g. `WK_IMAGE_1001`) and set ",
+        "`image_env` per node",
+    );
+
+    // ----- `wkctl doctor`: the steps it runs, the network, the settings -----------------
+
+    /// `doctor.could_not_check`: a playbook step (`logs`, `config`) failed.
+    DOCTOR_STEP_FAILED = concat!(
+        "fix the node's transport (ssh) or the playbook step and run `wkctl doctor` again; ",
+        "nothing is known about this part",
+    );
+    /// `doctor.could_not_check`: the `netcheck` step could not run.
+    DOCTOR_NETCHECK_FAILED = concat!(
+        "fix the `netcheck` step (or the transport) and run `wkctl doctor` again; the ",
+        "network from this node is not known",
+    );
+    /// `network.one_way`.
+    NETWORK_ONE_WAY = concat!(
+        "a one-way failure is the classic cause of a node that never rejoins: check ",
+        "firewalls/security groups and routes in that direction",
+    );
+    /// `network.unreachable`.
+    NETWORK_UNREACHABLE = "check that the peer runs and that firewalls allow the port between the nodes";
+    /// `settings.node_id_mismatch`.
+    SETTINGS_NODE_ID_MISMATCH = concat!(
+        "each node's `cluster.nodeId` (WK_CLUSTER_NODEID) must be its manifest id and never ",
+        "change for a data dir",
+    );
+    /// `settings.duplicate_node_id`.
+    SETTINGS_DUPLICATE_NODE_ID = "node ids must be unique (WK_CLUSTER_NODEID)";
+    /// `settings.address_not_self`.
+    SETTINGS_ADDRESS_NOT_SELF = concat!(
+        "peers use this address to reach the node; it must be this node's stable intranet ",
+        "address (facts §5.2)",
+    );
 }
 
 /// `api.token_unset`: the variable `var` names is not set where wkctl runs.
@@ -198,6 +262,44 @@ pub(crate) fn policy_node_timeout_short(need: f64) -> String {
     format!(
         "raise `policy.node_timeout` to at least {need:.0}s, or lower the playbook's step \
          timeouts; the gate always gets `stable_for` plus two polls after `start` returns"
+    )
+}
+
+/// `network.peer_down`: the peer's own finding comes first.
+pub(crate) fn network_peer_down() -> String {
+    format!(
+        "start the node first (see `{}`); then run `wkctl doctor` again",
+        FindingId::NodeUnreachable
+    )
+}
+
+/// `settings.mismatch` of setting `name`; a `secret` one is shown as fingerprints.
+pub(crate) fn settings_mismatch(name: &str, secret: bool) -> String {
+    if secret {
+        format!(
+            "set the same `{name}` on every node (values are shown as fingerprints keyed for \
+             this report only, never in clear)"
+        )
+    } else {
+        format!("set the same `{name}` on every node, then restart the odd one out")
+    }
+}
+
+/// `playbook.cannot_change_version`: the service is built from source (`build:`); the
+/// playbook writes `image_env`.
+pub(crate) fn playbook_built_from_source(image_env: &str) -> String {
+    format!(
+        "replace `build:` with `image: ${{{image_env}:-registry.cn-shanghai.aliyuncs.com/\
+         wukongim/wukongim:<the running tag>}}`"
+    )
+}
+
+/// `playbook.cannot_change_version`: the service's image is not the variable
+/// `image_env` the playbook writes.
+pub(crate) fn playbook_fixed_image(image_env: &str) -> String {
+    format!(
+        "write `image: ${{{image_env}:-<the current image>}}`, or set `image_env` in the \
+         node's `vars` to the variable the service uses"
     )
 }
 
