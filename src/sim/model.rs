@@ -19,6 +19,8 @@ pub mod split;
 mod timeline;
 
 #[cfg(test)]
+mod fixture;
+#[cfg(test)]
 mod tests;
 
 use builds::Behaviour;

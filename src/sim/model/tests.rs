@@ -2,11 +2,12 @@
 
 use super::builds::Build;
 use super::faults::FaultKind;
-use super::{Cluster, ModelOpts, NodeSpec, Phase, timing};
+use super::fixture::{self, run_to};
+use super::{Cluster, Phase, timing};
 use crate::sim::http::views;
 
 fn v(s: &str) -> Build {
-    Build::parse(s).unwrap()
+    fixture::build(s)
 }
 
 fn cluster(n: usize, version: &str) -> Cluster {
@@ -14,33 +15,7 @@ fn cluster(n: usize, version: &str) -> Cluster {
 }
 
 fn cluster_joined(n: usize, joined: usize, version: &str) -> Cluster {
-    let opts = ModelOpts {
-        speed: 1.0,
-        epoch_ms: 1_776_816_000_000,
-        release_style: false,
-        token: None,
-        slot_count: 8,
-        replicas: 3,
-        host: "127.0.0.1".into(),
-        external: false,
-        addrs: std::collections::BTreeMap::new(),
-    };
-    let specs: Vec<NodeSpec> = (0..n)
-        .map(|i| NodeSpec {
-            id: 1001 + i as u64,
-            api_port: 20000 + u16::try_from(i).unwrap(),
-            cluster_port: 21000 + u16::try_from(i).unwrap(),
-        })
-        .collect();
-    Cluster::new(opts, &specs, joined, &v(version), 0)
-}
-
-/// Runs the fake clock until `now`, one deadline at a time.
-fn run_to(c: &mut Cluster, now: u64) {
-    while let Some(at) = c.next_deadline().filter(|at| *at <= now) {
-        c.advance(at);
-    }
-    c.advance(now);
+    fixture::cluster(u16::try_from(n).unwrap(), joined, version)
 }
 
 fn phase(c: &Cluster, id: u64) -> Phase {

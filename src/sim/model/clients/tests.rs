@@ -3,45 +3,14 @@
 
 use serde_json::{Value, json};
 
-use super::super::builds::Build;
 use super::super::faults::FaultKind;
-use super::super::{Cluster, ModelOpts, NodeSpec, timing};
+use super::super::fixture::{self, run_to};
+use super::super::{Cluster, timing};
 
 fn cluster(per_node: u64) -> Cluster {
-    let opts = ModelOpts {
-        speed: 1.0,
-        epoch_ms: 1_776_816_000_000,
-        release_style: false,
-        token: None,
-        slot_count: 8,
-        replicas: 3,
-        host: "127.0.0.1".into(),
-        external: false,
-        addrs: std::collections::BTreeMap::new(),
-    };
-    let specs: Vec<NodeSpec> = (0..3u16)
-        .map(|i| NodeSpec {
-            id: 1001 + u64::from(i),
-            api_port: 20000 + i,
-            cluster_port: 21000 + i,
-        })
-        .collect();
-    let mut c = Cluster::new(
-        opts,
-        &specs,
-        3,
-        &Build::parse("v2.1.4-20250319").unwrap(),
-        0,
-    );
+    let mut c = fixture::cluster(3, 3, "v2.1.4-20250319");
     c.set_clients(per_node, 0);
     c
-}
-
-fn run_to(c: &mut Cluster, now: u64) {
-    while let Some(at) = c.next_deadline().filter(|at| *at <= now) {
-        c.advance(at);
-    }
-    c.advance(now);
 }
 
 fn conns(c: &mut Cluster, id: u64, now: u64) -> u64 {

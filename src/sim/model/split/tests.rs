@@ -5,45 +5,23 @@ use serde_json::Value;
 use super::SplitStage;
 use crate::sim::http::views;
 use crate::sim::model::builds::Build;
-use crate::sim::model::{Cluster, ModelOpts, NodeSpec, Phase, node_status};
+use crate::sim::model::{Cluster, Phase, fixture, node_status};
 
 const OLD: &str = "v2.0.10-20241221";
 const NEW: &str = "v2.1.2-20250120";
 
 fn v(s: &str) -> Build {
-    Build::parse(s).unwrap()
+    fixture::build(s)
 }
 
 fn cluster(version: &str) -> Cluster {
-    let opts = ModelOpts {
-        speed: 1.0,
-        epoch_ms: 1_776_816_000_000,
-        release_style: false,
-        token: None,
-        slot_count: 8,
-        replicas: 3,
-        host: "127.0.0.1".into(),
-        external: false,
-        addrs: std::collections::BTreeMap::new(),
-    };
-    let specs: Vec<NodeSpec> = (0..3u16)
-        .map(|i| NodeSpec {
-            id: 1001 + u64::from(i),
-            api_port: 20000 + i,
-            cluster_port: 21000 + i,
-        })
-        .collect();
-    Cluster::new(opts, &specs, 3, &v(version), 0)
+    fixture::cluster(3, 3, version)
 }
 
 /// Runs the fake clock `ms` further, one deadline at a time; returns the new time.
 fn run_for(c: &mut Cluster, now: u64, ms: u64) -> u64 {
-    let end = now + ms;
-    while let Some(at) = c.next_deadline().filter(|at| *at <= end) {
-        c.advance(at);
-    }
-    c.advance(end);
-    end
+    fixture::run_to(c, now + ms);
+    now + ms
 }
 
 /// Node ids `id`'s own `/cluster/simpleNodes` lists (what the console shows on it).
