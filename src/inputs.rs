@@ -50,6 +50,17 @@ pub fn default_state_base(manifest_path: &Path) -> PathBuf {
     manifest_dir(manifest_path).join(".wkctl")
 }
 
+/// The inputs (as [`Context::load`]) and the cluster's state directory (as [`state_dir`]):
+/// what every command that runs against the cluster starts from.
+pub fn load_with_state(
+    flag: Option<&Path>,
+    explicit: Option<&Path>,
+) -> Result<(Context, StateDir), WkError> {
+    let ctx = Context::load(flag)?;
+    let dir = state_dir(flag, explicit, &ctx.manifest.name);
+    Ok((ctx, dir))
+}
+
 /// The cluster's state directory: `explicit` (`--state-dir`), else `.wkctl/` next to the
 /// manifest `flag` names (as for [`Context::load`]).
 pub fn state_dir(flag: Option<&Path>, explicit: Option<&Path>, cluster: &str) -> StateDir {

@@ -47,12 +47,8 @@ fn list(ids: &[u64]) -> String {
 }
 
 pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global.manifest.as_deref())?;
-    let dir = inputs::state_dir(
-        global.manifest.as_deref(),
-        args.state_dir.as_deref(),
-        &ctx.manifest.name,
-    );
+    let (ctx, dir) =
+        inputs::load_with_state(global.manifest.as_deref(), args.state_dir.as_deref())?;
     if args.discard {
         return discard(&dir, args, p);
     }

@@ -19,12 +19,8 @@ use crate::releases;
 use crate::state::{self, NodeStatus, RunState, StateDir};
 
 pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global.manifest.as_deref())?;
-    let dir = crate::inputs::state_dir(
-        global.manifest.as_deref(),
-        args.state_dir.as_deref(),
-        &ctx.manifest.name,
-    );
+    let (ctx, dir) =
+        crate::inputs::load_with_state(global.manifest.as_deref(), args.state_dir.as_deref())?;
     let id = args.node;
     // A run in progress is named before its state is judged.
     dir.ensure_no_live_run(args.break_lock)?;

@@ -41,12 +41,8 @@ pub async fn run_kind(
     kind: PlanKind,
     p: &Printer,
 ) -> anyhow::Result<Outcome> {
-    let ctx = Context::load(global.manifest.as_deref())?;
-    let dir = inputs::state_dir(
-        global.manifest.as_deref(),
-        args.state_dir.as_deref(),
-        &ctx.manifest.name,
-    );
+    let (ctx, dir) =
+        inputs::load_with_state(global.manifest.as_deref(), args.state_dir.as_deref())?;
     if args.discard {
         return discard(&dir, args, p);
     }
