@@ -150,9 +150,7 @@ pub fn skip_proven_dev_builds(
             .and_then(|n| n.proven_commit.as_deref());
         let now = running.get(&pn.id).map(String::as_str);
         if pn.action == NodeAction::Upgrade && proven.is_some() && proven == now {
-            pn.action = NodeAction::Skip;
-            pn.steps.clear();
-            pn.on_failure.clear();
+            pn.skip();
             plan.findings.push(Finding::info(
                 FindingId::VersionSame,
                 Some(pn.id),
@@ -168,8 +166,7 @@ pub fn skip_proven_dev_builds(
         }
     }
     if changed {
-        finding::sort(&mut plan.findings);
-        plan.redigest();
+        plan.settle();
     }
 }
 

@@ -5,9 +5,8 @@
 
 use super::Plan;
 use crate::error::WkError;
-use crate::finding::{self, Finding, FindingId};
+use crate::finding::{Finding, FindingId};
 use crate::manifest::Manifest;
-use crate::releases::NodeAction;
 
 /// Every id must be a node of the manifest.
 pub fn check_known(manifest: &Manifest, ids: &[u64]) -> Result<(), WkError> {
@@ -41,9 +40,7 @@ pub fn limit_to_nodes(plan: &mut Plan, ids: &[u64]) {
         if !pn.action.acts() || ids.contains(&pn.id) {
             continue;
         }
-        pn.action = NodeAction::Skip;
-        pn.steps.clear();
-        pn.on_failure.clear();
+        pn.skip();
         plan.findings.push(Finding::info(
             FindingId::PlanNodeNotSelected,
             Some(pn.id),
@@ -56,8 +53,7 @@ pub fn limit_to_nodes(plan: &mut Plan, ids: &[u64]) {
         changed = true;
     }
     if changed {
-        finding::sort(&mut plan.findings);
-        plan.redigest();
+        plan.settle();
     }
 }
 
