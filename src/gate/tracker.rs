@@ -26,10 +26,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{GateState, GateTarget, NodeBaseline, Signal, SignalState, Stability, evaluate};
+use super::{GateTarget, NodeBaseline, Signal, SignalState, Stability};
 use crate::manifest::ClientsPolicy;
 use crate::plan::PlanKind;
-use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
+use crate::probe::{ClusterView, ProbeError};
 
 /// A peer that is down for this many polls in a row stops the run (never two nodes down).
 pub const PEER_DOWN_POLLS: u32 = 3;
@@ -477,7 +477,6 @@ mod phases;
 mod problems;
 
 pub use problems::{fully_back_problems, node_problems, rollback_blockers, soak_problem};
-use problems::{peer_down_cause, reason_of, with_joined};
 
 pub mod clients;
 

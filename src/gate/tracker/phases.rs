@@ -1,7 +1,14 @@
 //! The judges of each phase (pre-stop, gate, soak) and the peer watch they share: what
 //! one observation means, given what the tracker has seen before.
 
-use super::*;
+use std::time::Instant;
+
+use super::problems::{fully_back_problems, peer_down_cause, reason_of, soak_problem, with_joined};
+use super::{
+    Failure, PEER_DOWN_POLLS, PhaseKind, Tracker, UPTIME_SLACK, Verdict, Waiting, clients,
+};
+use crate::gate::{GateState, GateTarget, NodeBaseline, Signal, SignalState, Stability, evaluate};
+use crate::probe::{ClusterView, ProbeError};
 
 impl Tracker {
     // ---- pre-stop -------------------------------------------------------------------

@@ -1,7 +1,9 @@
 //! What keeps a view from being safe: the problems of one node, of the whole cluster
 //! before a stop, during a soak, and before a rollback (pure functions of the view).
 
-use super::*;
+use super::Tracker;
+use crate::gate::SignalState;
+use crate::probe::{ClusterView, HealthState, InfoAnswer, NodeStatus, NodeView, ProbeError};
 
 /// `view` with the nodes `stuck` counted as Joined.
 pub(super) fn with_joined(view: &ClusterView, stuck: &[u64]) -> ClusterView {

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::problems::{peer_down_cause, reason_of};
 use super::*;
 use crate::gate::{GateTarget, NodeBaseline};
 use crate::probe::fixtures::{at, settled, v};
