@@ -1,0 +1,257 @@
+//! The cluster lock (DESIGN §6): `.wkctl/<name>/lock` and the per-user lock of each
+//! cluster, created atomically (`O_EXCL`) with the owner's pid, host and start time; a
+//! lock whose process is gone is stale.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{StateDir, now_ms};
+use crate::error::WkError;
+
+/// The identity of a cluster, independent of where its manifest lives: its name and a
+/// fingerprint of its nodes' API URLs (sorted). Two copies of one manifest in two
+/// directories name the same cluster.
+pub fn cluster_identity(name: &str, apis: &[&str]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut apis: Vec<String> = apis
+        .iter()
+        .map(|a| a.trim().trim_end_matches('/').to_ascii_lowercase())
+        .collect();
+    apis.sort();
+    apis.dedup();
+    let h = Sha256::digest(apis.join("\n").as_bytes());
+    format!("{name}-{}", &crate::manifest::hex(&h)[..16])
+}
+
+/// Where the per-user cluster locks live: `$WKCTL_LOCK_DIR`, else
+/// `$XDG_STATE_HOME/wkctl/locks`, else `~/.local/state/wkctl/locks`, else the temp dir.
+pub fn user_lock_base() -> PathBuf {
+    if let Some(d) = std::env::var_os("WKCTL_LOCK_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("wkctl").join("locks");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(h).join(".local/state/wkctl/locks");
+    }
+    std::env::temp_dir().join(format!(
+        "wkctl-locks-{}",
+        std::env::var("USER").unwrap_or_else(|_| "user".into())
+    ))
+}
+
+/// The per-user lock of one cluster (one run per cluster, wherever it is started).
+pub fn cluster_lock_dir(name: &str, apis: &[&str]) -> Result<StateDir, WkError> {
+    let dir = StateDir {
+        root: user_lock_base().join(cluster_identity(name, apis)),
+    };
+    fs::create_dir_all(&dir.root).map_err(|e| {
+        WkError::no(
+            format!(
+                "cannot create the cluster lock directory `{}`: {e}",
+                dir.root.display()
+            ),
+            "set `WKCTL_LOCK_DIR` to a writable directory",
+        )
+    })?;
+    Ok(dir)
+}
+
+/// Reads a lock's owner, if the lock exists and is readable.
+pub fn lock_owner(dir: &StateDir) -> Option<LockOwner> {
+    read_owner(&dir.lock_path())
+}
+
+/// The owner recorded in the lock file at `path`, if it exists and is readable.
+fn read_owner(path: &Path) -> Option<LockOwner> {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<LockOwner>(&t).ok())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockOwner {
+    pub pid: u32,
+    pub host: String,
+    pub started_at_ms: u64,
+    /// The run's state directory (where its `--resume` works from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<String>,
+}
+
+impl LockOwner {
+    pub fn me() -> Self {
+        LockOwner {
+            pid: std::process::id(),
+            host: hostname(),
+            started_at_ms: now_ms(),
+            state_dir: None,
+        }
+    }
+    pub fn describe(&self) -> String {
+        let age = now_ms().saturating_sub(self.started_at_ms) / 1000;
+        let from = self
+            .state_dir
+            .as_deref()
+            .map(|d| format!(", state in `{d}`"))
+            .unwrap_or_default();
+        format!(
+            "pid {} on host `{}`, started {age}s ago{from}",
+            self.pid, self.host
+        )
+    }
+    /// Same host and the pid no longer exists.
+    pub fn is_stale(&self) -> bool {
+        self.host == hostname() && !pid_alive(self.pid)
+    }
+}
+
+/// How far `acquire` may go when the lock exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takeover {
+    /// Never take an existing lock.
+    Never,
+    /// Take a stale lock (same host, dead pid): `upgrade --resume`.
+    Stale,
+    /// Take any lock: `--break-lock`.
+    Force,
+}
+
+/// Holds the lock; removes it when dropped.
+#[derive(Debug)]
+pub struct LockGuard {
+    path: PathBuf,
+    owner: LockOwner,
+    /// Set when a stale or foreign lock was taken over (reported to the operator).
+    pub took_over: Option<LockOwner>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Remove only if it is still ours.
+        if read_owner(&self.path).is_some_and(|o| o == self.owner) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+pub fn acquire(dir: &StateDir, takeover: Takeover) -> Result<LockGuard, WkError> {
+    acquire_as(dir, takeover, LockOwner::me())
+}
+
+/// [`acquire`] recording `me` (with the run's state directory) as the owner.
+pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<LockGuard, WkError> {
+    let path = dir.lock_path();
+    let body = serde_json::to_vec(&me).map_err(|e| WkError::no(e.to_string(), "internal error"))?;
+    let mut took_over = None;
+    for _ in 0..2 {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(mut f) => {
+                f.write_all(&body)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| {
+                        WkError::no(
+                            format!("cannot write lock `{}`: {e}", path.display()),
+                            "check free disk space and permissions",
+                        )
+                    })?;
+                return Ok(LockGuard {
+                    path,
+                    owner: me,
+                    took_over,
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let Some(owner) = read_owner(&path) else {
+                    if takeover == Takeover::Force {
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    return Err(WkError::no(
+                        format!("lock `{}` exists but cannot be read", path.display()),
+                        "if no other wkctl runs for this cluster, pass `--break-lock`",
+                    ));
+                };
+                let stale = owner.is_stale();
+                let allowed = match takeover {
+                    Takeover::Force => true,
+                    Takeover::Stale => stale,
+                    Takeover::Never => false,
+                };
+                if !allowed {
+                    return Err(if stale {
+                        WkError::no(
+                            format!(
+                                "cluster is locked by a run that is gone ({})",
+                                owner.describe()
+                            ),
+                            "its state is saved: continue it with `wkctl upgrade --resume` (which takes the stale lock), or `--break-lock`",
+                        )
+                    } else {
+                        WkError::no(
+                            format!(
+                                "another wkctl run holds the cluster lock ({})",
+                                owner.describe()
+                            ),
+                            format!(
+                                "wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)",
+                                path.display()
+                            ),
+                        )
+                    });
+                }
+                // Take it over by renaming it away first: of several runs that judged the
+                // same lock stale, only one rename succeeds, and the renamed file must
+                // still be the owner judged (not a lock another run just created).
+                let aside =
+                    dir.root
+                        .join(format!(".lock.taken-{}-{}", std::process::id(), now_ms()));
+                if fs::rename(&path, &aside).is_err() {
+                    continue;
+                }
+                let still = read_owner(&aside);
+                let _ = fs::remove_file(&aside);
+                if still.as_ref() != Some(&owner) {
+                    return Err(WkError::no(
+                        "another wkctl run took the cluster lock at the same moment",
+                        "check which run holds it (`.wkctl/<name>/lock`) before trying again",
+                    ));
+                }
+                took_over = Some(owner);
+            }
+            Err(e) => {
+                return Err(WkError::no(
+                    format!("cannot create lock `{}`: {e}", path.display()),
+                    "check free disk space and permissions of the state directory",
+                ));
+            }
+        }
+    }
+    Err(WkError::no(
+        format!("lost a race for lock `{}`", path.display()),
+        "another wkctl started at the same moment; try again",
+    ))
+}
+
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
