@@ -26,7 +26,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::WkError;
-use crate::{events::Event, output::progress::plain_line};
+use crate::{events::Event, output::plain::plain_line};
 
 pub use deliver::redact_url;
 use deliver::{Delivery, Sink};

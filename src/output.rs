@@ -3,6 +3,7 @@
 //! [`progress`] shows a run's events through it.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod plain;
 pub mod progress;
 
 use std::io::{self, IsTerminal, Write};
