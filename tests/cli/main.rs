@@ -8,6 +8,7 @@ mod attack;
 mod attack_529;
 mod attack_holes;
 mod attack_recover;
+mod attack_refactor;
 mod attack_resume;
 mod attack_service;
 mod bench;
