@@ -32,8 +32,22 @@ impl Context {
 
     /// The cluster-wide lock's directory, keyed by the cluster's name and node APIs.
     pub fn cluster_lock_dir(&self) -> Result<StateDir, WkError> {
-        let apis: Vec<&str> = self.manifest.nodes.iter().map(|n| n.api.as_str()).collect();
-        crate::state::cluster_lock_dir(&self.manifest.name, &apis)
+        crate::state::cluster_lock_dir(&self.manifest.name, &self.apis())
+    }
+
+    fn apis(&self) -> Vec<&str> {
+        self.manifest.nodes.iter().map(|n| n.api.as_str()).collect()
+    }
+
+    /// Refuses while a live run holds the lock of `dir` (the state directory) or the
+    /// cluster's per-user lock (a run started from another directory), unless
+    /// `break_lock`: every command that takes the run's locks asks this before it judges
+    /// any state or asks any question, so a run in progress is named first wherever it
+    /// was started. Reads only; creates nothing.
+    pub fn ensure_no_live_run(&self, dir: &StateDir, break_lock: bool) -> Result<(), WkError> {
+        dir.ensure_no_live_run(break_lock)?;
+        let cluster = crate::state::cluster_lock_location(&self.manifest.name, &self.apis());
+        cluster.ensure_no_live_run(break_lock)
     }
 }
 

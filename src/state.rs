@@ -366,25 +366,7 @@ impl StateDir {
     /// A stale lock (its process gone) does not refuse. Every command that takes the
     /// run's lock asks this first, so a run in progress is named before anything else.
     pub fn ensure_no_live_run(&self, break_lock: bool) -> Result<(), WkError> {
-        if break_lock {
-            return Ok(());
-        }
-        let Some(owner) = lock_owner(self) else {
-            return Ok(());
-        };
-        if owner.is_stale() {
-            return Ok(());
-        }
-        Err(WkError::no(
-            format!(
-                "another wkctl run holds the cluster lock (pid {} on host `{}`)",
-                owner.pid, owner.host
-            ),
-            format!(
-                "wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)",
-                self.lock_path().display()
-            ),
-        ))
+        lock::refuse_if_live(self, break_lock)
     }
 
     /// Moves the state file aside (`state-<ms>.json`) and returns the new path. Works on
@@ -435,7 +417,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 mod lock;
 pub use lock::{
     LockGuard, LockOwner, Takeover, acquire, acquire_as, cluster_identity, cluster_lock_dir,
-    hostname, lock_owner, user_lock_base,
+    cluster_lock_location, hostname, lock_owner, user_lock_base,
 };
 
 mod history;

@@ -56,7 +56,7 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
         dir.ensure_writable()?;
         // A run in progress is named first: before the state is judged, and long before
         // the full-outage question (`take_locks` asks again when it takes the lock).
-        dir.ensure_no_live_run(args.break_lock)?;
+        ctx.ensure_no_live_run(&dir, args.break_lock)?;
     }
     let previous = previous(&ctx, &dir, args)?;
 
@@ -225,7 +225,7 @@ fn take_locks(
     args: &RecoverArgs,
     p: &Printer,
 ) -> anyhow::Result<(LockGuard, LockGuard)> {
-    dir.ensure_no_live_run(args.break_lock)?;
+    ctx.ensure_no_live_run(dir, args.break_lock)?;
     let takeover = upgrade::takeover(args.break_lock, args.resume);
     let lock = state::acquire(dir, takeover)?;
     let cluster_lock = upgrade::acquire_cluster_lock(ctx, dir, takeover)?;

@@ -23,7 +23,7 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
         crate::inputs::load_with_state(global.manifest.as_deref(), args.state_dir.as_deref())?;
     let id = args.node;
     // A run in progress is named before its state is judged.
-    dir.ensure_no_live_run(args.break_lock)?;
+    ctx.ensure_no_live_run(&dir, args.break_lock)?;
     let (st, from) = failed_node(&ctx, &dir, id)?;
 
     // The locks of `upgrade --resume`: the run's stale lock may be taken.

@@ -126,7 +126,8 @@ impl Flow<'_> {
             self.dir.ensure_writable()?;
             // A run in progress is named before anything else (`ensure_no_live_run`): its
             // unfinished state is its own, not one of the wrong kind or one to resume.
-            self.dir.ensure_no_live_run(args.break_lock)?;
+            // Wherever it was started: the cluster's per-user lock too.
+            self.ctx.ensure_no_live_run(self.dir, args.break_lock)?;
         }
         let previous = self.dir.load()?;
         if !args.dry_run

@@ -153,6 +153,10 @@ impl Runner<'_> {
     ) -> anyhow::Result<ControlFlow<NodeEnd, StepTimes>> {
         let id = pn.id;
         let mut times = StepTimes::default();
+        if self.back_on_target(pn).await? {
+            // The gate measures from now: the node came back while wkctl was away.
+            times.stopped_at = Some(Instant::now());
+        }
         for step in &pn.steps {
             let stop_began = self.state.node(id).is_some_and(NodeRun::stop_began);
             match step.kind {

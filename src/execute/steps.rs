@@ -74,6 +74,66 @@ impl Runner<'_> {
         (!new).then(|| version.to_string())
     }
 
+    /// After an earlier run began the node's stop and ended before its `start` returned,
+    /// the node may have been brought back on the target by someone else (the operator
+    /// ran the stop's remaining steps by hand, or the orphaned steps of a killed run
+    /// finished). Observed once: when it answers with a new process on the target, the
+    /// stop, install and start it still owes took effect; they are skipped (each shown)
+    /// and the node goes straight to its gate, which waits for it (and for the cluster)
+    /// to be ready. Stopping it again would take a serving node down without the
+    /// pre-stop check (its stop began, so that check is behind it), possibly while its
+    /// leaders migrate back (DESIGN §5, §6 "already on the target: skip"). Returns
+    /// whether the steps were skipped.
+    pub(super) async fn back_on_target(&mut self, pn: &PlannedNode) -> anyhow::Result<bool> {
+        let id = pn.id;
+        let owed = |n: &crate::state::NodeRun, k: PlanStepKind| {
+            matches!(
+                k,
+                PlanStepKind::Stop | PlanStepKind::Install | PlanStepKind::Start
+            ) && !n.finished(k)
+        };
+        let resumed_after_stop = self
+            .state
+            .node(id)
+            .is_some_and(|n| n.stop_began() && owed(n, PlanStepKind::Start));
+        if !resumed_after_stop {
+            return Ok(false);
+        }
+        let view = self.observe(Scope::Focus(id)).await;
+        let Some(n) = view.node(id) else {
+            return Ok(false);
+        };
+        if !crate::gate::runs_new_process(
+            &self.baseline(id),
+            n,
+            view.observed_at,
+            &self.gate_target(id),
+        ) {
+            return Ok(false);
+        }
+        let reason = format!(
+            "node {id} already runs a new process on {} (brought back after the earlier run's stop)",
+            n.version_raw.as_deref().unwrap_or("the target")
+        );
+        let skipped: Vec<PlanStepKind> = pn
+            .steps
+            .iter()
+            .filter(|s| s.command.is_some())
+            .map(|s| s.kind)
+            .filter(|&k| self.state.node(id).is_some_and(|n| owed(n, k)))
+            .collect();
+        for step in skipped {
+            self.emit(&Event::StepSkipped {
+                node: id,
+                step,
+                reason: reason.clone(),
+            });
+            self.node_run(id).done.push(step);
+        }
+        self.save()?;
+        Ok(true)
+    }
+
     /// Before re-running a step an earlier run was interrupted in, observe the node: a
     /// `stop` whose node is already down, or a `start` whose node already runs a new
     /// process on the target, took effect and is not run again (a second `wukongim -d`

@@ -44,11 +44,17 @@ pub fn user_lock_base() -> PathBuf {
     ))
 }
 
-/// The per-user lock of one cluster (one run per cluster, wherever it is started).
-pub fn cluster_lock_dir(name: &str, apis: &[&str]) -> Result<StateDir, WkError> {
-    let dir = StateDir {
+/// Where the per-user lock of one cluster lives (nothing is created).
+pub fn cluster_lock_location(name: &str, apis: &[&str]) -> StateDir {
+    StateDir {
         root: user_lock_base().join(cluster_identity(name, apis)),
-    };
+    }
+}
+
+/// The per-user lock of one cluster (one run per cluster, wherever it is started), its
+/// directory created.
+pub fn cluster_lock_dir(name: &str, apis: &[&str]) -> Result<StateDir, WkError> {
+    let dir = cluster_lock_location(name, apis);
     fs::create_dir_all(&dir.root).map_err(|e| {
         WkError::no(
             format!(
@@ -64,6 +70,32 @@ pub fn cluster_lock_dir(name: &str, apis: &[&str]) -> Result<StateDir, WkError> 
 /// Reads a lock's owner, if the lock exists and is readable.
 pub fn lock_owner(dir: &StateDir) -> Option<LockOwner> {
     read_owner(&dir.lock_path())
+}
+
+/// Refuses while a live process holds `dir`'s lock (unless `break_lock`), naming it and
+/// where it keeps its state. A stale lock (its process gone) or none does not refuse.
+pub(super) fn refuse_if_live(dir: &StateDir, break_lock: bool) -> Result<(), WkError> {
+    if break_lock {
+        return Ok(());
+    }
+    match lock_owner(dir) {
+        Some(owner) if !owner.is_stale() => Err(held_by(&owner, &dir.lock_path())),
+        _ => Ok(()),
+    }
+}
+
+/// The refusal of a lock a live run holds.
+fn held_by(owner: &LockOwner, path: &Path) -> WkError {
+    WkError::no(
+        format!(
+            "another wkctl run holds the cluster lock ({})",
+            owner.describe()
+        ),
+        format!(
+            "wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)",
+            path.display()
+        ),
+    )
 }
 
 /// The owner recorded in the lock file at `path`, if it exists and is readable.
@@ -192,16 +224,7 @@ pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<L
                             "its state is saved: continue it with `wkctl upgrade --resume` (which takes the stale lock), or `--break-lock`",
                         )
                     } else {
-                        WkError::no(
-                            format!(
-                                "another wkctl run holds the cluster lock ({})",
-                                owner.describe()
-                            ),
-                            format!(
-                                "wait for it to finish; if you are sure it is gone, pass `--break-lock` (lock file `{}`)",
-                                path.display()
-                            ),
-                        )
+                        held_by(&owner, &path)
                     });
                 }
                 // Take it over by renaming it away first: of several runs that judged the

@@ -337,7 +337,7 @@ fn killed_in_stop_then_started_by_hand(sim: &Sim, fault: Option<&[&str]>) -> Ws 
 /// so), yet runs the interrupted `stop` again (`already_done` only skips a stop whose node
 /// is down) and restarts a node that needed none: DESIGN §6 "already on the target: skip".
 #[test]
-#[ignore = "hole: a resume stops again a node already running a new process on the target"]
+
 fn resume_does_not_stop_again_a_node_brought_back_on_the_target_by_hand() {
     let sim = Sim::start(SimOpts::default());
     let ws = killed_in_stop_then_started_by_hand(&sim, None);
@@ -363,7 +363,7 @@ fn resume_does_not_stop_again_a_node_brought_back_on_the_target_by_hand() {
 /// stopping each node every node must be fully back ... and F must hold"). The simulator's
 /// `stop` event says `cluster_settled: false`.
 #[test]
-#[ignore = "hole: a resume stops a node (already on the target) while the cluster is not settled, without a pre-stop check"]
+
 fn resume_never_stops_a_node_while_leaders_migrate() {
     let sim = Sim::start(SimOpts::default());
     let ws =
@@ -534,7 +534,7 @@ fn from_another_directory_a_live_upgrade_keeps_every_run_out() {
 /// cluster's per-user lock, so "a run in progress is always named first" holds only in
 /// the directory the run was started from.
 #[test]
-#[ignore = "hole: from another directory recover asks the full-outage question and upgrade --resume says start one, while a live run holds the cluster lock"]
+
 fn from_another_directory_a_live_run_is_named_first() {
     let sim = Sim::start(SimOpts::default());
     let a = held_ws(&sim, "60s", "20s");
