@@ -866,3 +866,34 @@ fn dev_target_another_dev_image_back_by_hand_is_not_taken_as_upgraded() {
     );
     rollout_was_safe(&sim.events()).unwrap();
 }
+
+/// Killed in 1002's stop (it landed); the operator brought 1002 back on the target but
+/// also stopped 1003 by hand meanwhile. The skip to 1002's gate must not let that gate
+/// pass with 1003 down (signal F), and wkctl must not touch 1003 or 1001.
+#[test]
+fn back_on_the_target_with_another_node_down_never_passes_the_gate() {
+    let sim = Sim::start(SimOpts::default());
+    let ws = held_ws(&sim, "4s", "3s");
+    killed_in(&sim, &ws, &UP, "stop", true);
+    ctl_ok(&sim, &["start", "1002", "--version", NEW]);
+    sim.wait_settled(1002, RUN_T);
+    ctl_ok(&sim, &["stop", "1003"]);
+    let t0 = now_ms();
+    let r = ws.run(&RESUME, &[]);
+    assert_ne!(r.code, 0, "{}", r.all());
+    let lines = r.lines();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["type"] == "node_ready" && l["data"]["node"] == 1002),
+        "1002's gate passed with 1003 down: {}",
+        r.all()
+    );
+    assert_eq!(
+        touched_after(&sim, t0),
+        Vec::<(String, u64)>::new(),
+        "{}",
+        r.all()
+    );
+    assert_eq!(sim.node_state(1003), "stopped");
+}
