@@ -10,6 +10,7 @@ mod attack_holes;
 mod attack_recover;
 mod attack_refactor;
 mod attack_resume;
+mod attack_resume_back;
 mod attack_service;
 mod bench;
 mod claims;
