@@ -32,7 +32,7 @@ impl Context {
 
     /// The cluster-wide lock's directory, keyed by the cluster's name and node APIs.
     pub fn cluster_lock_dir(&self) -> Result<StateDir, WkError> {
-        crate::state::cluster_lock_dir(&self.manifest.name, &self.apis())
+        crate::state::cluster_lock_dir(&self.apis())
     }
 
     fn apis(&self) -> Vec<&str> {
@@ -46,7 +46,7 @@ impl Context {
     /// was started. Reads only; creates nothing.
     pub fn ensure_no_live_run(&self, dir: &StateDir, break_lock: bool) -> Result<(), WkError> {
         dir.ensure_no_live_run(break_lock)?;
-        let cluster = crate::state::cluster_lock_location(&self.manifest.name, &self.apis());
+        let cluster = crate::state::cluster_lock_location(&self.apis());
         cluster.ensure_no_live_run(break_lock)
     }
 }

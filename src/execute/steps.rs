@@ -12,6 +12,16 @@ use crate::probe::Scope;
 use crate::state::NodeStatus;
 use crate::transport::{self, Transport};
 
+/// What [`Runner::back_on_target`] found.
+pub(super) enum Back {
+    /// Not back on the target (down, or never stopped): the steps go on.
+    No,
+    /// Back on the target with a new process: its owed steps are skipped.
+    Skipped,
+    /// Serving a new process this run cannot prove is the target (what it runs).
+    Unproven(String),
+}
+
 impl Runner<'_> {
     /// The version the node serves with a process that is not the new one on the target
     /// (compared with the baseline recorded before its stop), after an earlier run began
@@ -82,9 +92,14 @@ impl Runner<'_> {
     /// and the node goes straight to its gate, which waits for it (and for the cluster)
     /// to be ready. Stopping it again would take a serving node down without the
     /// pre-stop check (its stop began, so that check is behind it), possibly while its
-    /// leaders migrate back (DESIGN §5, §6 "already on the target: skip"). Returns
-    /// whether the steps were skipped.
-    pub(super) async fn back_on_target(&mut self, pn: &PlannedNode) -> anyhow::Result<bool> {
+    /// leaders migrate back (DESIGN §5, §6 "already on the target: skip").
+    ///
+    /// A `-dev` target reports the release it builds on, so "a new process on the
+    /// target" is only a commit other than the old process's: any other `-dev` image of
+    /// that release passes it. For a process wkctl did not start, the commit must be one
+    /// this run proved on the target (a node gated earlier); else it is
+    /// [`Back::Unproven`].
+    pub(super) async fn back_on_target(&mut self, pn: &PlannedNode) -> anyhow::Result<Back> {
         let id = pn.id;
         let owed = |n: &crate::state::NodeRun, k: PlanStepKind| {
             matches!(
@@ -97,23 +112,33 @@ impl Runner<'_> {
             .node(id)
             .is_some_and(|n| n.stop_began() && owed(n, PlanStepKind::Start));
         if !resumed_after_stop {
-            return Ok(false);
+            return Ok(Back::No);
         }
         let view = self.observe(Scope::Focus(id)).await;
         let Some(n) = view.node(id) else {
-            return Ok(false);
+            return Ok(Back::No);
         };
-        if !crate::gate::runs_new_process(
-            &self.baseline(id),
-            n,
-            view.observed_at,
-            &self.gate_target(id),
-        ) {
-            return Ok(false);
+        let target = self.gate_target(id);
+        if !crate::gate::runs_new_process(&self.baseline(id), n, view.observed_at, &target) {
+            return Ok(Back::No);
+        }
+        let shown = n.version_raw.as_deref().unwrap_or("the target");
+        if target.is_dev() {
+            let proven = n.commit.as_deref().is_some_and(|c| {
+                self.state
+                    .nodes
+                    .iter()
+                    .any(|r| r.id != id && r.proven_commit.as_deref() == Some(c))
+            });
+            if !proven {
+                return Ok(Back::Unproven(format!(
+                    "{shown}, commit {}: a -dev build this run has not proven on the target",
+                    n.commit.as_deref().unwrap_or("unknown")
+                )));
+            }
         }
         let reason = format!(
-            "node {id} already runs a new process on {} (brought back after the earlier run's stop)",
-            n.version_raw.as_deref().unwrap_or("the target")
+            "node {id} already runs a new process on {shown} (brought back after the earlier run's stop)"
         );
         let skipped: Vec<PlanStepKind> = pn
             .steps
@@ -131,7 +156,7 @@ impl Runner<'_> {
             self.node_run(id).done.push(step);
         }
         self.save()?;
-        Ok(true)
+        Ok(Back::Skipped)
     }
 
     /// Before re-running a step an earlier run was interrupted in, observe the node: a

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::{StateDir, now_ms};
 use crate::error::WkError;
 
-/// The identity of a cluster, independent of where its manifest lives: its name and a
-/// fingerprint of its nodes' API URLs (sorted). Two copies of one manifest in two
-/// directories name the same cluster.
-pub fn cluster_identity(name: &str, apis: &[&str]) -> String {
+/// The identity of a cluster, independent of where its manifest lives and of what it is
+/// called there: a fingerprint of its nodes' API URLs (normalised, sorted). Two copies of
+/// one manifest in two directories, or two manifests naming the same nodes `prod` and
+/// `wk-prod`, name the same cluster (the manifest's `name` is only a label).
+pub fn cluster_identity(apis: &[&str]) -> String {
     use sha2::{Digest, Sha256};
     let mut apis: Vec<String> = apis
         .iter()
@@ -23,7 +24,7 @@ pub fn cluster_identity(name: &str, apis: &[&str]) -> String {
     apis.sort();
     apis.dedup();
     let h = Sha256::digest(apis.join("\n").as_bytes());
-    format!("{name}-{}", &crate::manifest::hex(&h)[..16])
+    format!("cluster-{}", &crate::manifest::hex(&h)[..16])
 }
 
 /// Where the per-user cluster locks live: `$WKCTL_LOCK_DIR`, else
@@ -45,16 +46,16 @@ pub fn user_lock_base() -> PathBuf {
 }
 
 /// Where the per-user lock of one cluster lives (nothing is created).
-pub fn cluster_lock_location(name: &str, apis: &[&str]) -> StateDir {
+pub fn cluster_lock_location(apis: &[&str]) -> StateDir {
     StateDir {
-        root: user_lock_base().join(cluster_identity(name, apis)),
+        root: user_lock_base().join(cluster_identity(apis)),
     }
 }
 
 /// The per-user lock of one cluster (one run per cluster, wherever it is started), its
 /// directory created.
-pub fn cluster_lock_dir(name: &str, apis: &[&str]) -> Result<StateDir, WkError> {
-    let dir = cluster_lock_location(name, apis);
+pub fn cluster_lock_dir(apis: &[&str]) -> Result<StateDir, WkError> {
+    let dir = cluster_lock_location(apis);
     fs::create_dir_all(&dir.root).map_err(|e| {
         WkError::no(
             format!(

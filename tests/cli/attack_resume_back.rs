@@ -533,7 +533,7 @@ fn locks_of(ws: &Ws) -> PathBuf {
 /// The per-user cluster lock file of `sim`'s cluster named `t` under `base`.
 fn cluster_lock(sim: &Sim, base: &Path) -> PathBuf {
     let apis: Vec<&str> = sim.nodes.iter().map(|n| n.api.as_str()).collect();
-    base.join(wkctl::state::cluster_identity("t", &apis))
+    base.join(wkctl::state::cluster_identity(&apis))
         .join("lock")
 }
 
@@ -733,7 +733,7 @@ fn finish(run: &mut Streaming) -> (i32, String) {
 
 // ---- probes beyond the brief's list ----
 
-/// Hole: one run per cluster (DESIGN §6: "a per-user lock keyed by the cluster's identity,
+/// Was a hole (fixed): one run per cluster (DESIGN §6: "a per-user lock keyed by the cluster's identity,
 /// not by the working directory"). A second manifest for the SAME nodes under another
 /// `name` (`u` instead of `t`: a colleague's copy, `prod` vs `wk-prod`) while run A is live,
 /// its stop of 1001 issued but not landed yet (a slow `docker compose stop`). B's run is not
@@ -746,7 +746,6 @@ fn finish(run: &mut Streaming) -> (i32, String) {
 /// `acquire_cluster_lock` both use it. (Same nodes under other addresses, e.g. `localhost`
 /// vs `127.0.0.1`, escape it too; not tested here.)
 #[test]
-#[ignore = "hole: the cluster lock is keyed by the manifest's name; another name for the same nodes runs concurrently"]
 fn another_manifest_name_for_the_same_nodes_is_the_same_cluster() {
     let sim = Sim::start(SimOpts::default());
     let a = held_ws(&sim, "60s", "30s");
@@ -790,7 +789,7 @@ fn another_manifest_name_for_the_same_nodes_is_the_same_cluster() {
     safe.unwrap();
 }
 
-/// Hole: a rolling restart killed in 1002's `stop` (it landed); the operator brought 1002
+/// Was a hole (fixed): a rolling restart killed in 1002's `stop` (it landed); the operator brought 1002
 /// back by hand on ANOTHER version (v2.1.2, the cluster on v2.0.10). A restart never
 /// changes a version, and a downgrade is blocked without `--allow-downgrade` (DESIGN §4),
 /// across the v2.1.0 rewrite above all. What happens: `replan_if_serving` sees "not the
@@ -804,7 +803,6 @@ fn another_manifest_name_for_the_same_nodes_is_the_same_cluster() {
 /// from the plan (`restart::node_version` and the baseline then disagree); a restart should
 /// stop the run when a node now runs another version than the restart's.
 #[test]
-#[ignore = "hole: restart --resume downgrades a node the operator brought back on another version"]
 fn restart_resume_never_downgrades_a_node_upgraded_by_hand() {
     let sim = Sim::start(SimOpts::default());
     let ws = held_ws(&sim, "30s", "2s");
@@ -827,7 +825,7 @@ fn restart_resume_never_downgrades_a_node_upgraded_by_hand() {
     rollout_was_safe(&sim.events()).unwrap();
 }
 
-/// Hole: a `-dev` target (v2.1.3-20250210-dev, reporting v2.1.2-20250120 like the
+/// Was a hole (fixed): a `-dev` target (v2.1.3-20250210-dev, reporting v2.1.2-20250120 like the
 /// cluster); killed in 1002's stop (1001 upgraded, its commit proven and saved by this
 /// run). The operator brought 1002 back by hand on ANOTHER dev image of the same release
 /// (`-dev-jsonrpc`: same reported version, a commit of its own). `back_on_target` takes it
@@ -839,7 +837,6 @@ fn restart_resume_never_downgrades_a_node_upgraded_by_hand() {
 /// process's; for a process wkctl did not start, the commit should match the one this run
 /// proved on its earlier nodes (`NodeRun::proven_commit`), else no skip.
 #[test]
-#[ignore = "hole: a -dev resume skips a node brought back on another dev build (commit not compared with the proven one)"]
 fn dev_target_another_dev_image_back_by_hand_is_not_taken_as_upgraded() {
     let sim = Sim::start(SimOpts {
         version: NEW.into(),
