@@ -33,7 +33,7 @@ fn values(run: &Streaming) -> Vec<Value> {
 /// removed, the step's output is detached (it may outlive a killed wkctl) and the step
 /// waits (at most `cap_s`) for `<sim>/go-<step>`; when `<sim>/cancel-<step>` appears
 /// instead, the step ends without doing anything.
-fn held(sim: &Sim, step: &str, cap_s: u32, cmd: &str) -> String {
+pub(crate) fn held(sim: &Sim, step: &str, cap_s: u32, cmd: &str) -> String {
     let dir = sim.state_dir().display().to_string();
     let flag = format!("{dir}/hold-{step}-{{{{node.id}}}}");
     let go = format!("{dir}/go-{step}");

@@ -22,24 +22,9 @@ const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
 const RESUME: [&str; 4] = ["upgrade", "--resume", "--yes", "--json"];
 const RESTART: [&str; 3] = ["restart", "--yes", "--json"];
 const RESTART_RESUME: [&str; 4] = ["restart", "--resume", "--yes", "--json"];
-const LOCKED: &str = "another wkctl run holds the cluster lock";
+use crate::attack_refactor::held;
 
-/// A shell prefix for a playbook step (as in `attack_refactor`): when
-/// `<sim>/hold-<step>-<node>` exists it is removed, the step detaches and waits (at most
-/// `cap_s`) for `<sim>/go-<step>`; `<sim>/cancel-<step>` ends it doing nothing.
-fn held(sim: &Sim, step: &str, cap_s: u32, cmd: &str) -> String {
-    let dir = sim.state_dir().display().to_string();
-    let flag = format!("{dir}/hold-{step}-{{{{node.id}}}}");
-    let go = format!("{dir}/go-{step}");
-    let cancel = format!("{dir}/cancel-{step}");
-    let polls = cap_s * 10;
-    let line = format!(
-        "if [ -f {flag} ]; then rm -f {flag}; exec >/dev/null 2>&1 </dev/null; i=0; \
-         while [ ! -f {go} ] && [ $i -lt {polls} ]; do \
-         if [ -f {cancel} ]; then exit 0; fi; sleep 0.1; i=$((i+1)); done; fi; {cmd}"
-    );
-    serde_json::to_string(&line).unwrap()
-}
+const LOCKED: &str = "another wkctl run holds the cluster lock";
 
 /// A workspace whose `stop`, `install` and `start` can be held, with `node_timeout` and
 /// `step_timeout`.
