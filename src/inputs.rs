@@ -30,9 +30,15 @@ impl Context {
         Ok(Context { manifest, playbook })
     }
 
-    /// The cluster-wide lock's directory, keyed by the cluster's name and node APIs.
-    pub fn cluster_lock_dir(&self) -> Result<StateDir, WkError> {
-        crate::state::cluster_lock_dir(&self.apis())
+    /// The cluster-wide locks' directories, one per key of its nodes' addresses
+    /// ([`crate::state::cluster_lock_keys`]), created.
+    pub fn cluster_lock_dirs(&self) -> Result<Vec<StateDir>, WkError> {
+        crate::state::cluster_lock_dirs(&self.apis())
+    }
+
+    /// The cluster-wide locks' directories (nothing is created).
+    pub fn cluster_lock_locations(&self) -> Vec<StateDir> {
+        crate::state::cluster_lock_locations(&self.apis())
     }
 
     fn apis(&self) -> Vec<&str> {
@@ -46,8 +52,9 @@ impl Context {
     /// was started. Reads only; creates nothing.
     pub fn ensure_no_live_run(&self, dir: &StateDir, break_lock: bool) -> Result<(), WkError> {
         dir.ensure_no_live_run(break_lock)?;
-        let cluster = crate::state::cluster_lock_location(&self.apis());
-        cluster.ensure_no_live_run(break_lock)
+        self.cluster_lock_locations()
+            .iter()
+            .try_for_each(|d| d.ensure_no_live_run(break_lock))
     }
 }
 

@@ -201,12 +201,7 @@ pub fn run_doc(ctx: &Context) -> Option<RunDoc> {
         );
     let dir = StateDir::new(&base, &ctx.manifest.name);
     let st = dir.load().ok().flatten().filter(|s| s.status.unfinished());
-    let locked_by = ctx
-        .cluster_lock_dir()
-        .ok()
-        .and_then(|d| state::lock_owner(&d))
-        .filter(|o| !o.is_stale())
-        .map(|o| o.describe());
+    let locked_by = state::live_owner(&ctx.cluster_lock_locations()).map(|o| o.describe());
     if st.is_none() && locked_by.is_none() {
         return None;
     }

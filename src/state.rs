@@ -416,8 +416,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 mod lock;
 pub use lock::{
-    LockGuard, LockOwner, Takeover, acquire, acquire_as, cluster_identity, cluster_lock_dir,
-    cluster_lock_location, hostname, lock_owner, user_lock_base,
+    ClusterLock, LockGuard, LockOwner, Takeover, acquire, acquire_as, acquire_cluster,
+    cluster_lock_dirs, cluster_lock_keys, cluster_lock_locations, hostname, live_owner,
+    lock_dir_name, lock_owner, user_lock_base,
 };
 
 mod history;

@@ -224,7 +224,7 @@ fn take_locks(
     dir: &StateDir,
     args: &RecoverArgs,
     p: &Printer,
-) -> anyhow::Result<(LockGuard, LockGuard)> {
+) -> anyhow::Result<(LockGuard, state::ClusterLock)> {
     ctx.ensure_no_live_run(dir, args.break_lock)?;
     let takeover = upgrade::takeover(args.break_lock, args.resume);
     let lock = state::acquire(dir, takeover)?;

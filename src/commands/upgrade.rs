@@ -110,7 +110,7 @@ struct Flow<'a> {
 /// The run's two locks, held until it ends. The cluster's team lock is released first
 /// (fields drop in declaration order).
 struct Locks {
-    _cluster: LockGuard,
+    _cluster: state::ClusterLock,
     _dir: LockGuard,
 }
 
@@ -177,15 +177,15 @@ impl Flow<'_> {
     fn take_locks(&self) -> anyhow::Result<Locks> {
         let takeover = takeover(self.args.break_lock, self.args.resume);
         let lock = state::acquire(self.dir, takeover)?;
-        if let Some(o) = &lock.took_over {
+        // One run per cluster, wherever it is started: per-user locks keyed by the nodes'
+        // addresses (`state::cluster_lock_keys`), not by the directory the manifest is in.
+        let cluster = acquire_cluster_lock(self.ctx, self.dir, takeover)?;
+        if let Some(o) = lock.took_over.as_ref().or(cluster.took_over.as_ref()) {
             self.p.warn(
                 &format!("took over the lock of pid {} on `{}`", o.pid, o.host),
                 None,
             );
         }
-        // One run per cluster, wherever it is started: a per-user lock keyed by the cluster's
-        // identity (name + API URLs), not by the directory the manifest is in.
-        let cluster = acquire_cluster_lock(self.ctx, self.dir, takeover)?;
         Ok(Locks {
             _cluster: cluster,
             _dir: lock,
@@ -427,18 +427,19 @@ fn discard(dir: &StateDir, args: &UpgradeArgs, p: &Printer) -> anyhow::Result<Ou
     Ok(Outcome::Success)
 }
 
-/// The cluster's team lock (the per-user lock directory of [`state::cluster_identity`]),
-/// owned by this process and naming `dir`: one run per cluster wherever it is started
-/// (`upgrade`, `restart`, `rollback` and `recover` share it).
+/// The cluster's team locks (the per-user lock of each of [`state::cluster_lock_keys`]),
+/// owned by this process and naming `dir`: one run per cluster wherever it is started and
+/// however its manifest spells the nodes (`upgrade`, `restart`, `rollback` and `recover`
+/// share them).
 pub(crate) fn acquire_cluster_lock(
     ctx: &Context,
     dir: &StateDir,
     takeover: state::Takeover,
-) -> Result<state::LockGuard, WkError> {
-    state::acquire_as(
-        &ctx.cluster_lock_dir()?,
+) -> Result<state::ClusterLock, WkError> {
+    state::acquire_cluster(
+        &ctx.cluster_lock_dirs()?,
         takeover,
-        state::LockOwner {
+        &state::LockOwner {
             state_dir: Some(dir.root.display().to_string()),
             ..state::LockOwner::me()
         },

@@ -11,20 +11,70 @@ use serde::{Deserialize, Serialize};
 use super::{StateDir, now_ms};
 use crate::error::WkError;
 
-/// The identity of a cluster, independent of where its manifest lives and of what it is
-/// called there: a fingerprint of its nodes' API URLs (normalised, sorted). Two copies of
-/// one manifest in two directories, or two manifests naming the same nodes `prod` and
-/// `wk-prod`, name the same cluster (the manifest's `name` is only a label).
-pub fn cluster_identity(apis: &[&str]) -> String {
+/// The lock keys of a cluster's nodes: one run per cluster, independent of where its
+/// manifest lives, what it is called there and how it spells its nodes' addresses. Each
+/// node's API URL gives its literal `host:port/path` and, for every address the host
+/// resolves to, `ip:port/path`, where any address of this machine (loopback, unspecified,
+/// or one of its interfaces) reads `local`: `http://localhost:5001`,
+/// `http://127.0.0.1:5001/` and `http://<this host's LAN IP>:5001` are one node. Two runs
+/// whose manifests share any node share a key, and only one of them gets it (DESIGN §6).
+/// Sorted, without repeats.
+pub fn cluster_lock_keys(apis: &[&str]) -> Vec<String> {
+    let mut keys: Vec<String> = apis.iter().flat_map(|a| endpoint_keys(a)).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The keys of one API URL (see [`cluster_lock_keys`]). A URL that does not parse is
+/// keyed by its trimmed, lower-cased text; a host that does not resolve by its name alone.
+fn endpoint_keys(api: &str) -> Vec<String> {
+    use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+    let text = api.trim().trim_end_matches('/').to_ascii_lowercase();
+    let Ok(url) = url::Url::parse(&text) else {
+        return vec![text];
+    };
+    let (Some(host), Some(port)) = (url.host(), url.port_or_known_default()) else {
+        return vec![text];
+    };
+    let path = url.path().trim_end_matches('/');
+    let key = |ip: IpAddr| {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        if is_this_machine(ip) {
+            format!("local:{port}{path}")
+        } else {
+            format!("{}{path}", SocketAddr::new(ip, port))
+        }
+    };
+    let mut keys = vec![format!("{host}:{port}{path}")];
+    match host {
+        url::Host::Ipv4(ip) => keys.push(key(ip.into())),
+        url::Host::Ipv6(ip) => keys.push(key(ip.into())),
+        url::Host::Domain(name) => {
+            if let Ok(addrs) = (name, port).to_socket_addrs() {
+                keys.extend(addrs.map(|a| key(a.ip())));
+            }
+        }
+    }
+    keys
+}
+
+/// Loopback, unspecified, or assigned to one of this machine's interfaces (a socket can
+/// be bound to it; binding to another machine's address fails with `EADDRNOTAVAIL`).
+fn is_this_machine(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || std::net::UdpSocket::bind(std::net::SocketAddr::new(ip, 0)).is_ok()
+}
+
+/// The directory name of one lock key under [`user_lock_base`].
+pub fn lock_dir_name(key: &str) -> String {
     use sha2::{Digest, Sha256};
-    let mut apis: Vec<String> = apis
-        .iter()
-        .map(|a| a.trim().trim_end_matches('/').to_ascii_lowercase())
-        .collect();
-    apis.sort();
-    apis.dedup();
-    let h = Sha256::digest(apis.join("\n").as_bytes());
-    format!("cluster-{}", &crate::manifest::hex(&h)[..16])
+    let h = Sha256::digest(key.as_bytes());
+    format!("node-{}", &crate::manifest::hex(&h)[..16])
 }
 
 /// Where the per-user cluster locks live: `$WKCTL_LOCK_DIR`, else
@@ -45,27 +95,68 @@ pub fn user_lock_base() -> PathBuf {
     ))
 }
 
-/// Where the per-user lock of one cluster lives (nothing is created).
-pub fn cluster_lock_location(apis: &[&str]) -> StateDir {
-    StateDir {
-        root: user_lock_base().join(cluster_identity(apis)),
-    }
+/// Where the per-user locks of one cluster live, one per [`cluster_lock_keys`] key
+/// (nothing is created).
+pub fn cluster_lock_locations(apis: &[&str]) -> Vec<StateDir> {
+    let base = user_lock_base();
+    cluster_lock_keys(apis)
+        .iter()
+        .map(|k| StateDir {
+            root: base.join(lock_dir_name(k)),
+        })
+        .collect()
 }
 
-/// The per-user lock of one cluster (one run per cluster, wherever it is started), its
-/// directory created.
-pub fn cluster_lock_dir(apis: &[&str]) -> Result<StateDir, WkError> {
-    let dir = cluster_lock_location(apis);
-    fs::create_dir_all(&dir.root).map_err(|e| {
-        WkError::no(
-            format!(
-                "cannot create the cluster lock directory `{}`: {e}",
-                dir.root.display()
-            ),
-            "set `WKCTL_LOCK_DIR` to a writable directory",
-        )
-    })?;
-    Ok(dir)
+/// The per-user locks of one cluster (one run per cluster, wherever it is started), their
+/// directories created.
+pub fn cluster_lock_dirs(apis: &[&str]) -> Result<Vec<StateDir>, WkError> {
+    let dirs = cluster_lock_locations(apis);
+    for dir in &dirs {
+        fs::create_dir_all(&dir.root).map_err(|e| {
+            WkError::no(
+                format!(
+                    "cannot create the cluster lock directory `{}`: {e}",
+                    dir.root.display()
+                ),
+                "set `WKCTL_LOCK_DIR` to a writable directory",
+            )
+        })?;
+    }
+    Ok(dirs)
+}
+
+/// The live owner of any of `dirs`' locks (the first found), if one is held.
+pub fn live_owner(dirs: &[StateDir]) -> Option<LockOwner> {
+    dirs.iter().filter_map(lock_owner).find(|o| !o.is_stale())
+}
+
+/// Holds every lock of a cluster ([`acquire_cluster`]); each is removed when dropped.
+#[derive(Debug)]
+pub struct ClusterLock {
+    _guards: Vec<LockGuard>,
+    /// Set when a stale or foreign lock was taken over (reported to the operator).
+    pub took_over: Option<LockOwner>,
+}
+
+/// Takes every lock of `dirs` (in their sorted order, so two runs sharing keys meet at the
+/// first they share and only one goes on), as [`acquire_as`] each. When one cannot be
+/// taken, those already taken are released and its refusal returned.
+pub fn acquire_cluster(
+    dirs: &[StateDir],
+    takeover: Takeover,
+    me: &LockOwner,
+) -> Result<ClusterLock, WkError> {
+    let mut guards = Vec::with_capacity(dirs.len());
+    let mut took_over = None;
+    for dir in dirs {
+        let g = acquire_as(dir, takeover, me.clone())?;
+        took_over = took_over.or_else(|| g.took_over.clone());
+        guards.push(g);
+    }
+    Ok(ClusterLock {
+        _guards: guards,
+        took_over,
+    })
 }
 
 /// Reads a lock's owner, if the lock exists and is readable.

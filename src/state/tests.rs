@@ -136,3 +136,108 @@ fn a_state_file_without_a_kind_is_an_upgrade() {
     assert_eq!(back.kind, PlanKind::Restart);
     assert_eq!(back.nodes[0].stop_issued_at_ms, Some(5));
 }
+
+/// The lock keys of a node are its addresses as this machine reaches them: `localhost`,
+/// `127.0.0.1`, a trailing `/`, another case and this machine's own interface address all
+/// share `local:PORT`; another port, another path or a remote address do not.
+#[test]
+fn lock_keys_name_a_node_however_its_address_is_spelled() {
+    let keys = |apis: &[&str]| cluster_lock_keys(apis);
+    let shares = |a: &[&str], b: &[&str]| {
+        let b = keys(b);
+        keys(a).iter().any(|k| b.contains(k))
+    };
+    assert!(keys(&["http://127.0.0.1:5001"]).contains(&"local:5001".to_string()));
+    assert!(shares(
+        &["http://127.0.0.1:5001"],
+        &["http://localhost:5001/"]
+    ));
+    assert!(shares(
+        &["http://127.0.0.1:5001"],
+        &["HTTP://LocalHost:5001"]
+    ));
+    assert!(shares(&["http://[::1]:5001"], &["http://localhost:5001"]));
+    assert!(shares(&["http://0.0.0.0:5001"], &["http://127.0.0.1:5001"]));
+    assert!(shares(&["http://127.0.0.1:80"], &["http://localhost"]));
+    assert!(!shares(
+        &["http://127.0.0.1:5001"],
+        &["http://127.0.0.1:5002"]
+    ));
+    assert!(!shares(
+        &["http://127.0.0.1:5001/a"],
+        &["http://127.0.0.1:5001/b"]
+    ));
+    // 192.0.2.0/24 is TEST-NET-1: never this machine's.
+    assert_eq!(
+        keys(&["http://192.0.2.7:5001/"]),
+        vec!["192.0.2.7:5001".to_string()]
+    );
+    assert!(!shares(
+        &["http://192.0.2.7:5001"],
+        &["http://127.0.0.1:5001"]
+    ));
+    // This machine's outbound address (no packet is sent by `connect` on UDP), if any.
+    let own = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").and_then(|()| s.local_addr()));
+    if let Some(own) = own.ok().map(|a| a.ip()).filter(|ip| !ip.is_unspecified()) {
+        assert!(
+            shares(&[&format!("http://{own}:5001")], &["http://localhost:5001"]),
+            "{own}"
+        );
+    }
+    // Unparsable or unresolvable: keyed by their text, never a panic.
+    assert_eq!(keys(&[" not a url/ "]), vec!["not a url".to_string()]);
+    assert_eq!(
+        keys(&["http://wk-1.invalid:5001"]),
+        vec!["wk-1.invalid:5001".to_string()]
+    );
+    // Sorted, no repeats, whatever the order of the nodes.
+    let k = keys(&[
+        "http://127.0.0.1:5002",
+        "http://127.0.0.1:5001",
+        "http://127.0.0.1:5001",
+    ]);
+    assert_eq!(
+        k,
+        [
+            "127.0.0.1:5001",
+            "127.0.0.1:5002",
+            "local:5001",
+            "local:5002"
+        ]
+    );
+}
+
+/// Two runs whose nodes overlap: the second is refused at the first lock they share and
+/// keeps none of the locks it took before it; the first's are released on drop.
+#[test]
+fn cluster_locks_are_all_or_nothing() {
+    let base = tempfile::tempdir().unwrap();
+    let dirs = |keys: &[&str]| -> Vec<StateDir> {
+        keys.iter()
+            .map(|k| {
+                let root = base.path().join(lock_dir_name(k));
+                fs::create_dir_all(&root).unwrap();
+                StateDir { root }
+            })
+            .collect()
+    };
+    let me = LockOwner::me();
+    let a = acquire_cluster(&dirs(&["b", "c"]), Takeover::Never, &me).unwrap();
+    let e = acquire_cluster(&dirs(&["a", "c", "d"]), Takeover::Never, &me).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("another wkctl run holds the cluster lock"),
+        "{e}"
+    );
+    assert!(
+        !dirs(&["a"])[0].lock_path().exists(),
+        "the refused run kept `a`"
+    );
+    assert!(!dirs(&["d"])[0].lock_path().exists());
+    assert!(live_owner(&dirs(&["x", "c"])).is_some());
+    drop(a);
+    assert!(live_owner(&dirs(&["b", "c"])).is_none(), "released on drop");
+    let again = acquire_cluster(&dirs(&["a", "c", "d"]), Takeover::Never, &me).unwrap();
+    assert!(again.took_over.is_none());
+}

@@ -515,10 +515,12 @@ fn locks_of(ws: &Ws) -> PathBuf {
     ws.dir.path().join("locks")
 }
 
-/// The per-user cluster lock file of `sim`'s cluster named `t` under `base`.
+/// One of the per-user cluster lock files of `sim`'s cluster under `base` (the first of
+/// its keys; a live run holds them all).
 fn cluster_lock(sim: &Sim, base: &Path) -> PathBuf {
     let apis: Vec<&str> = sim.nodes.iter().map(|n| n.api.as_str()).collect();
-    base.join(wkctl::state::cluster_identity(&apis))
+    let keys = wkctl::state::cluster_lock_keys(&apis);
+    base.join(wkctl::state::lock_dir_name(&keys[0]))
         .join("lock")
 }
 
@@ -729,7 +731,7 @@ fn finish(run: &mut Streaming) -> (i32, String) {
 /// `state::lock::cluster_identity` puts the manifest's `name` in the key (the node APIs,
 /// normalised, are the cluster's identity); `Context::ensure_no_live_run` and
 /// `acquire_cluster_lock` both use it. (Same nodes under other addresses, e.g. `localhost`
-/// vs `127.0.0.1`, escape it too; not tested here.)
+/// vs `127.0.0.1`, escaped it too: the next test.)
 #[test]
 fn another_manifest_name_for_the_same_nodes_is_the_same_cluster() {
     let sim = Sim::start(SimOpts::default());
@@ -772,6 +774,78 @@ fn another_manifest_name_for_the_same_nodes_is_the_same_cluster() {
     assert!(r.all().contains(LOCKED), "{}", r.all());
     assert_eq!(code, 0, "{err}");
     safe.unwrap();
+}
+
+/// Was a hole (fixed): the same nodes under other addresses are the same cluster. While
+/// run A (manifest `t`, `http://127.0.0.1:PORT`) is live with 1001's stop under way, run B
+/// from another directory, whose manifest `u` spells the same nodes `http://localhost:PORT/`,
+/// is refused naming A and touches nothing (was: its lock key, a hash of the URL texts,
+/// was another file, so B upgraded 1003 while 1001 went down). The lock keys are the
+/// nodes' addresses as this machine reaches them (`state::cluster_lock_keys`); once A is
+/// done every lock file it took is gone.
+#[test]
+fn the_same_nodes_under_another_address_are_the_same_cluster() {
+    let sim = Sim::start(SimOpts::default());
+    let a = held_ws(&sim, "60s", "30s");
+    let b = Ws::new(
+        &sim,
+        &Opts {
+            name: "u",
+            ..Opts::default()
+        },
+    );
+    let mut text = std::fs::read_to_string(&b.manifest).unwrap();
+    for n in &sim.nodes {
+        let (was, alias) = (
+            format!("api: {}\n", n.api),
+            format!("api: {}/\n", n.api.replace("127.0.0.1", "LocalHost")),
+        );
+        assert!(text.contains(&was), "{text}");
+        text = text.replace(&was, &alias);
+    }
+    std::fs::write(&b.manifest, text).unwrap();
+    let locks = locks_of(&a).display().to_string();
+    let env = [("WKCTL_LOCK_DIR", locks.as_str())];
+    touch(&sim, "hold-stop-1001");
+    let mut run = a.spawn(&UP, &env);
+    run.wait_for("1001's stop", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1001 && v["data"]["step"] == "stop"
+    });
+    parked(&sim, "hold-stop-1001");
+    let pid = run.child.id();
+    let t0 = now_ms();
+    let r = b.run(
+        &[
+            "upgrade", "--to", "v2.1.2", "--yes", "--json", "--nodes", "1003",
+        ],
+        &env,
+    );
+    let touched_by_b = touched_after(&sim, t0);
+    touch(&sim, "go-stop");
+    let (code, err) = finish(&mut run);
+    let safe = rollout_was_safe(&sim.events());
+    assert!(
+        touched_by_b.is_empty(),
+        "a run for the same nodes spelled `localhost` touched {touched_by_b:?} while run \
+         pid {pid} was live\n{}",
+        r.all()
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.all().contains(&format!("{LOCKED} (pid {pid} on host")),
+        "{}",
+        r.all()
+    );
+    assert!(!b.state_file().exists(), "B left a state");
+    assert_eq!(code, 0, "{err}");
+    safe.unwrap();
+    let left: Vec<PathBuf> = std::fs::read_dir(locks_of(&a))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("lock"))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(left.is_empty(), "lock files left after the run: {left:?}");
 }
 
 /// Was a hole (fixed): a rolling restart killed in 1002's `stop` (it landed); the operator brought 1002
