@@ -14,6 +14,7 @@ mod node;
 pub(crate) mod poll;
 pub mod recover;
 mod restart;
+mod resume;
 mod smoke;
 mod steps;
 mod summary;

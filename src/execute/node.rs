@@ -4,11 +4,10 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use super::steps::Back;
 use super::{NodeEnd, Runner, WaitEnd};
 use crate::events::Event;
 use crate::gate::NodeBaseline;
-use crate::plan::{PlanKind, PlanStepKind, PlannedNode};
+use crate::plan::{PlanStepKind, PlannedNode};
 use crate::probe::{ClusterView, Scope};
 use crate::releases::NodeAction;
 use crate::state::{Baseline, NodeRun, NodeStatus, now_ms};
@@ -99,88 +98,6 @@ impl Runner<'_> {
         self.node_run(id).status = NodeStatus::Skipped;
         self.save()?;
         Ok(NodeEnd::Skipped)
-    }
-
-    /// What an earlier run that began the node's stop left, observed before any step:
-    /// - down: the steps go on from where that run was (`already_done` observes each);
-    /// - back on the target with a new process this run can prove (someone finished its
-    ///   steps by hand): `Continue(true)`, the owed stop, install and start are skipped
-    ///   and the node goes to its gate ([`Runner::back_on_target`]);
-    /// - serving anything else (the stop failed, the old image came back, a `-dev`
-    ///   build this run did not prove): planned again from the start, the pre-stop check
-    ///   first, never stopped again without it;
-    /// - on a version the run must not move it away from (a restart's node on another
-    ///   version, an upgrade's above its target): the node fails, untouched.
-    async fn after_earlier_stop(
-        &mut self,
-        pn: &PlannedNode,
-    ) -> anyhow::Result<ControlFlow<NodeEnd, bool>> {
-        let id = pn.id;
-        if !self.state.node(id).is_some_and(NodeRun::stop_began) {
-            return Ok(ControlFlow::Continue(false));
-        }
-        let serving = match self.still_serving(pn).await {
-            Some(version) => version,
-            None => match self.back_on_target(pn).await? {
-                Back::Skipped => return Ok(ControlFlow::Continue(true)),
-                Back::No => return Ok(ControlFlow::Continue(false)),
-                Back::Unproven(what) => what,
-            },
-        };
-        if let Some(reason) = self.moved_away(id, &serving) {
-            let observed = Some(format!("node {id} answers with {serving}"));
-            return self
-                .fail(
-                    pn,
-                    PlanStepKind::CheckSettled,
-                    &reason,
-                    None,
-                    observed,
-                    false,
-                )
-                .await
-                .map(ControlFlow::Break);
-        }
-        self.emit(&Event::Waiting {
-            node: Some(id),
-            what: format!(
-                "node {id} still runs a process that is not the new one on the target ({serving}): planning it again from the start (pre-stop check first)"
-            ),
-        });
-        self.node_run(id).restart_from_scratch();
-        self.save()?;
-        Ok(ControlFlow::Continue(false))
-    }
-
-    /// Why a node found serving `version` after an earlier run's stop must be left as it
-    /// is: a restart never changes a version (someone brought the node back on another
-    /// one), and a resumed upgrade never takes a node below its target (someone moved it
-    /// ahead; its plan was an upgrade from an older version). `None`: planning it again
-    /// is the run's job.
-    fn moved_away(&self, id: u64, version: &str) -> Option<String> {
-        let now = crate::version::WkVersion::parse(version).ok()?;
-        let planned = self.node_version(id);
-        let refuse = match self.plan.kind {
-            PlanKind::Restart => !now.same_build(&planned),
-            PlanKind::Upgrade => now > planned && !now.same_build(&planned),
-        };
-        let why = match self.plan.kind {
-            PlanKind::Restart => format!(
-                "a restart never changes a version, and node {id} ran {planned} before the earlier run's stop"
-            ),
-            PlanKind::Upgrade => format!(
-                "it is above the target {planned}, and a resumed upgrade never downgrades a node"
-            ),
-        };
-        refuse.then(|| {
-            format!(
-                "node {id} now runs {now}, brought back by someone else after the earlier run's stop: {why}; wkctl leaves it as it is (check the node, then `{} --discard` and plan again)",
-                match self.plan.kind {
-                    PlanKind::Restart => "wkctl restart",
-                    PlanKind::Upgrade => "wkctl upgrade",
-                }
-            )
-        })
     }
 
     /// The node's start, announced and saved (in progress, from its old version).
