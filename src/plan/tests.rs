@@ -1,7 +1,13 @@
 //! Unit tests of the plan: order, actions, steps, findings, the digest, and the edges
 //! found by cargo-mutants.
 
+use super::build::budget_finding;
 use super::*;
+use crate::error::WkError;
+use crate::finding::FindingId;
+use crate::manifest::Manifest;
+use crate::playbook;
+use crate::releases::RuleOptions;
 use crate::releases::resolve_target;
 use std::path::Path;
 
