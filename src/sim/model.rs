@@ -15,6 +15,7 @@ mod elections;
 mod fault_effects;
 pub mod faults;
 pub mod logs;
+mod rejoin;
 pub mod split;
 mod timeline;
 
