@@ -743,37 +743,7 @@ fn another_manifest_name_for_the_same_nodes_is_the_same_cluster() {
             ..Opts::default()
         },
     );
-    let locks = locks_of(&a).display().to_string();
-    let env = [("WKCTL_LOCK_DIR", locks.as_str())];
-    touch(&sim, "hold-stop-1001");
-    let mut run = a.spawn(&UP, &env);
-    run.wait_for("1001's stop", RUN_T, |v| {
-        v["type"] == "step_started" && v["data"]["node"] == 1001 && v["data"]["step"] == "stop"
-    });
-    parked(&sim, "hold-stop-1001");
-    let pid = run.child.id();
-    let t0 = now_ms();
-    let r = b.run(
-        &[
-            "upgrade", "--to", "v2.1.2", "--yes", "--json", "--nodes", "1003",
-        ],
-        &env,
-    );
-    let touched_by_b = touched_after(&sim, t0);
-    // A's stop now lands, whatever B did.
-    touch(&sim, "go-stop");
-    let (code, err) = finish(&mut run);
-    let safe = rollout_was_safe(&sim.events());
-    assert!(
-        touched_by_b.is_empty(),
-        "a second run for the same nodes (manifest name `u`) touched {touched_by_b:?} while \
-         run pid {pid} was live\n{}",
-        r.all()
-    );
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.all().contains(LOCKED), "{}", r.all());
-    assert_eq!(code, 0, "{err}");
-    safe.unwrap();
+    second_run_is_refused_while_a_is_live(&sim, &a, &b, "manifest name `u`");
 }
 
 /// Was a hole (fixed): the same nodes under other addresses are the same cluster. While
@@ -804,14 +774,22 @@ fn the_same_nodes_under_another_address_are_the_same_cluster() {
         text = text.replace(&was, &alias);
     }
     std::fs::write(&b.manifest, text).unwrap();
-    let locks = locks_of(&a).display().to_string();
+    second_run_is_refused_while_a_is_live(&sim, &a, &b, "nodes spelled `localhost`");
+}
+
+/// Run A (`a`, its steps held) is parked in 1001's stop, issued but not landed; B (`b`,
+/// the same nodes under another name or spelling, `what`) runs `upgrade --nodes 1003`
+/// from its own directory. B must be refused naming A, leave no state and touch nothing;
+/// A's stop then lands and A finishes safely, every lock file it took gone.
+fn second_run_is_refused_while_a_is_live(sim: &Sim, a: &Ws, b: &Ws, what: &str) {
+    let locks = locks_of(a).display().to_string();
     let env = [("WKCTL_LOCK_DIR", locks.as_str())];
-    touch(&sim, "hold-stop-1001");
+    touch(sim, "hold-stop-1001");
     let mut run = a.spawn(&UP, &env);
     run.wait_for("1001's stop", RUN_T, |v| {
         v["type"] == "step_started" && v["data"]["node"] == 1001 && v["data"]["step"] == "stop"
     });
-    parked(&sim, "hold-stop-1001");
+    parked(sim, "hold-stop-1001");
     let pid = run.child.id();
     let t0 = now_ms();
     let r = b.run(
@@ -820,14 +798,15 @@ fn the_same_nodes_under_another_address_are_the_same_cluster() {
         ],
         &env,
     );
-    let touched_by_b = touched_after(&sim, t0);
-    touch(&sim, "go-stop");
+    let touched_by_b = touched_after(sim, t0);
+    // A's stop now lands, whatever B did.
+    touch(sim, "go-stop");
     let (code, err) = finish(&mut run);
     let safe = rollout_was_safe(&sim.events());
     assert!(
         touched_by_b.is_empty(),
-        "a run for the same nodes spelled `localhost` touched {touched_by_b:?} while run \
-         pid {pid} was live\n{}",
+        "a second run for the same nodes ({what}) touched {touched_by_b:?} while run pid \
+         {pid} was live\n{}",
         r.all()
     );
     assert_eq!(r.code, 1, "{}", r.all());
@@ -839,7 +818,7 @@ fn the_same_nodes_under_another_address_are_the_same_cluster() {
     assert!(!b.state_file().exists(), "B left a state");
     assert_eq!(code, 0, "{err}");
     safe.unwrap();
-    let left: Vec<PathBuf> = std::fs::read_dir(locks_of(&a))
+    let left: Vec<PathBuf> = std::fs::read_dir(locks_of(a))
         .unwrap()
         .flatten()
         .map(|e| e.path().join("lock"))
