@@ -13,10 +13,11 @@ use crate::error::WkError;
 
 /// The lock keys of a cluster's nodes: one run per cluster, independent of where its
 /// manifest lives, what it is called there and how it spells its nodes' addresses. Each
-/// node's API URL gives its literal `host:port/path` and, for every address the host
-/// resolves to, `ip:port/path`, where any address of this machine (loopback, unspecified,
-/// or one of its interfaces) reads `local`: `http://localhost:5001`,
-/// `http://127.0.0.1:5001/` and `http://<this host's LAN IP>:5001` are one node. Two runs
+/// node's API URL gives its literal `name:host:port/path` and, for every address the host
+/// resolves to, `addr:ip:port/path`, where any address of this machine (loopback,
+/// unspecified, or one of its interfaces) reads `local:port/path`: `http://localhost:5001`,
+/// `http://127.0.0.1:5001/` and `http://<this host's LAN IP>:5001` are one node. (Each kind
+/// has its own prefix: a host named `local` is not this machine.) Two runs
 /// whose manifests share any node share a key, and only one of them gets it (DESIGN §6).
 /// Sorted, without repeats.
 pub fn cluster_lock_keys(apis: &[&str]) -> Vec<String> {
@@ -27,15 +28,16 @@ pub fn cluster_lock_keys(apis: &[&str]) -> Vec<String> {
 }
 
 /// The keys of one API URL (see [`cluster_lock_keys`]). A URL that does not parse is
-/// keyed by its trimmed, lower-cased text; a host that does not resolve by its name alone.
+/// keyed by its trimmed, lower-cased text (`text:`); a host that does not resolve by its
+/// name alone.
 fn endpoint_keys(api: &str) -> Vec<String> {
     use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
     let text = api.trim().trim_end_matches('/').to_ascii_lowercase();
     let Ok(url) = url::Url::parse(&text) else {
-        return vec![text];
+        return vec![format!("text:{text}")];
     };
     let (Some(host), Some(port)) = (url.host(), url.port_or_known_default()) else {
-        return vec![text];
+        return vec![format!("text:{text}")];
     };
     let path = url.path().trim_end_matches('/');
     let key = |ip: IpAddr| {
@@ -46,10 +48,10 @@ fn endpoint_keys(api: &str) -> Vec<String> {
         if is_this_machine(ip) {
             format!("local:{port}{path}")
         } else {
-            format!("{}{path}", SocketAddr::new(ip, port))
+            format!("addr:{}{path}", SocketAddr::new(ip, port))
         }
     };
-    let mut keys = vec![format!("{host}:{port}{path}")];
+    let mut keys = vec![format!("name:{host}:{port}{path}")];
     match host {
         url::Host::Ipv4(ip) => keys.push(key(ip.into())),
         url::Host::Ipv6(ip) => keys.push(key(ip.into())),
@@ -139,20 +141,42 @@ pub struct ClusterLock {
 }
 
 /// Takes every lock of `dirs` (in their sorted order, so two runs sharing keys meet at the
-/// first they share and only one goes on), as [`acquire_as`] each. When one cannot be
-/// taken, those already taken are released and its refusal returned.
+/// first they share and only one goes on), as [`acquire_as`] each, all or nothing: every
+/// existing lock is judged first, so a refusal changes no lock file; and when one is lost
+/// to a race on the way, those already taken are released and any stale lock taken over
+/// is put back (its gone run stays named, its `--resume` pointed to).
 pub fn acquire_cluster(
     dirs: &[StateDir],
     takeover: Takeover,
     me: &LockOwner,
 ) -> Result<ClusterLock, WkError> {
-    let mut guards = Vec::with_capacity(dirs.len());
-    let mut took_over = None;
     for dir in dirs {
-        let g = acquire_as(dir, takeover, me.clone())?;
-        took_over = took_over.or_else(|| g.took_over.clone());
-        guards.push(g);
+        let path = dir.lock_path();
+        if path.exists() {
+            judge(read_owner(&path).as_ref(), &path, takeover)?;
+        }
     }
+    let mut guards: Vec<LockGuard> = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        match acquire_as(dir, takeover, me.clone()) {
+            Ok(g) => guards.push(g),
+            Err(e) => {
+                for g in guards {
+                    let (path, old) = (g.path.clone(), g.took_over.clone());
+                    drop(g);
+                    if let Some(old) = old
+                        && let Ok(body) = serde_json::to_vec(&old)
+                        && let Ok(mut f) =
+                            OpenOptions::new().write(true).create_new(true).open(&path)
+                    {
+                        let _ = f.write_all(&body).and_then(|()| f.sync_all());
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    let took_over = guards.iter().find_map(|g| g.took_over.clone());
     Ok(ClusterLock {
         _guards: guards,
         took_over,
@@ -205,15 +229,26 @@ pub struct LockOwner {
     /// The run's state directory (where its `--resume` works from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<String>,
+    /// The kernel's boot id when the lock was written (Linux `/proc`): after a reboot
+    /// every pid of the old boot is gone, whatever runs under that number now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The owner process's start time (`/proc/<pid>/stat` field 22, clock ticks since
+    /// boot): a pid reused by another process has another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proc_start: Option<u64>,
 }
 
 impl LockOwner {
     pub fn me() -> Self {
+        let pid = std::process::id();
         LockOwner {
-            pid: std::process::id(),
+            pid,
             host: hostname(),
             started_at_ms: now_ms(),
             state_dir: None,
+            boot_id: boot_id(),
+            proc_start: proc_start(pid),
         }
     }
     pub fn describe(&self) -> String {
@@ -228,10 +263,39 @@ impl LockOwner {
             self.pid, self.host
         )
     }
-    /// Same host and the pid no longer exists.
+    /// Same host and the owner process is gone: its pid no longer exists, or it is not
+    /// the process that wrote the lock (another boot, or another start time under the
+    /// same pid). A lock written without those marks (an older wkctl) is judged by its
+    /// pid alone; another host's lock is never stale.
     pub fn is_stale(&self) -> bool {
-        self.host == hostname() && !pid_alive(self.pid)
+        if self.host != hostname() {
+            return false;
+        }
+        if !pid_alive(self.pid) {
+            return true;
+        }
+        let other_boot = matches!((&self.boot_id, boot_id()), (Some(a), Some(b)) if *a != b);
+        let other_process =
+            matches!((self.proc_start, proc_start(self.pid)), (Some(a), Some(b)) if a != b);
+        other_boot || other_process
     }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), where the kernel has one.
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The start time of process `pid` (`/proc/<pid>/stat` field 22, after the `comm` field,
+/// which may hold spaces and parentheses), where `/proc` has it.
+fn proc_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    // Fields 3.. follow `comm`: field 22 is the 20th of them.
+    after_comm.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// How far `acquire` may go when the lock exists.
@@ -290,35 +354,13 @@ pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<L
                 });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let Some(owner) = read_owner(&path) else {
-                    if takeover == Takeover::Force {
-                        let _ = fs::remove_file(&path);
-                        continue;
-                    }
-                    return Err(WkError::no(
-                        format!("lock `{}` exists but cannot be read", path.display()),
-                        "if no other wkctl runs for this cluster, pass `--break-lock`",
-                    ));
+                let owner = read_owner(&path);
+                judge(owner.as_ref(), &path, takeover)?;
+                let Some(owner) = owner else {
+                    // Unreadable, and `--break-lock`.
+                    let _ = fs::remove_file(&path);
+                    continue;
                 };
-                let stale = owner.is_stale();
-                let allowed = match takeover {
-                    Takeover::Force => true,
-                    Takeover::Stale => stale,
-                    Takeover::Never => false,
-                };
-                if !allowed {
-                    return Err(if stale {
-                        WkError::no(
-                            format!(
-                                "cluster is locked by a run that is gone ({})",
-                                owner.describe()
-                            ),
-                            "its state is saved: continue it with `wkctl upgrade --resume` (which takes the stale lock), or `--break-lock`",
-                        )
-                    } else {
-                        held_by(&owner, &path)
-                    });
-                }
                 // Take it over by renaming it away first: of several runs that judged the
                 // same lock stale, only one rename succeeds, and the renamed file must
                 // still be the owner judged (not a lock another run just created).
@@ -350,6 +392,40 @@ pub fn acquire_as(dir: &StateDir, takeover: Takeover, me: LockOwner) -> Result<L
         format!("lost a race for lock `{}`", path.display()),
         "another wkctl started at the same moment; try again",
     ))
+}
+
+/// Whether an existing lock at `path` (its owner, `None` when unreadable) may be taken
+/// under `takeover`; the refusal when not.
+fn judge(owner: Option<&LockOwner>, path: &Path, takeover: Takeover) -> Result<(), WkError> {
+    let Some(owner) = owner else {
+        if takeover == Takeover::Force {
+            return Ok(());
+        }
+        return Err(WkError::no(
+            format!("lock `{}` exists but cannot be read", path.display()),
+            "if no other wkctl runs for this cluster, pass `--break-lock`",
+        ));
+    };
+    let stale = owner.is_stale();
+    let allowed = match takeover {
+        Takeover::Force => true,
+        Takeover::Stale => stale,
+        Takeover::Never => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(if stale {
+        WkError::no(
+            format!(
+                "cluster is locked by a run that is gone ({})",
+                owner.describe()
+            ),
+            "its state is saved: continue it with `wkctl upgrade --resume` (which takes the stale lock), or `--break-lock`",
+        )
+    } else {
+        held_by(owner, path)
+    })
 }
 
 pub fn hostname() -> String {

@@ -56,6 +56,8 @@ fn lock_is_exclusive_and_stale_locks_need_resume_or_break() {
         pid: 999_999_999,
         host: hostname(),
         started_at_ms: now_ms(),
+        boot_id: None,
+        proc_start: None,
     };
     fs::write(sd.lock_path(), serde_json::to_vec(&dead).unwrap()).unwrap();
     let e = acquire(&sd, Takeover::Never).unwrap_err();
@@ -69,6 +71,8 @@ fn lock_is_exclusive_and_stale_locks_need_resume_or_break() {
         pid: 1,
         host: "elsewhere".into(),
         started_at_ms: now_ms(),
+        boot_id: None,
+        proc_start: None,
     };
     fs::write(sd.lock_path(), serde_json::to_vec(&foreign).unwrap()).unwrap();
     assert!(acquire(&sd, Takeover::Stale).is_err());
@@ -148,6 +152,8 @@ fn lock_keys_name_a_node_however_its_address_is_spelled() {
         keys(a).iter().any(|k| b.contains(k))
     };
     assert!(keys(&["http://127.0.0.1:5001"]).contains(&"local:5001".to_string()));
+    // A host named `local` is not this machine (each kind of key has its own prefix).
+    assert!(!shares(&["http://local:5001"], &["http://127.0.0.1:5001"]));
     assert!(shares(
         &["http://127.0.0.1:5001"],
         &["http://localhost:5001/"]
@@ -170,7 +176,7 @@ fn lock_keys_name_a_node_however_its_address_is_spelled() {
     // 192.0.2.0/24 is TEST-NET-1: never this machine's.
     assert_eq!(
         keys(&["http://192.0.2.7:5001/"]),
-        vec!["192.0.2.7:5001".to_string()]
+        ["addr:192.0.2.7:5001", "name:192.0.2.7:5001"]
     );
     assert!(!shares(
         &["http://192.0.2.7:5001"],
@@ -186,10 +192,10 @@ fn lock_keys_name_a_node_however_its_address_is_spelled() {
         );
     }
     // Unparsable or unresolvable: keyed by their text, never a panic.
-    assert_eq!(keys(&[" not a url/ "]), vec!["not a url".to_string()]);
+    assert_eq!(keys(&[" not a url/ "]), ["text:not a url"]);
     assert_eq!(
         keys(&["http://wk-1.invalid:5001"]),
-        vec!["wk-1.invalid:5001".to_string()]
+        ["name:wk-1.invalid:5001"]
     );
     // Sorted, no repeats, whatever the order of the nodes.
     let k = keys(&[
@@ -200,10 +206,10 @@ fn lock_keys_name_a_node_however_its_address_is_spelled() {
     assert_eq!(
         k,
         [
-            "127.0.0.1:5001",
-            "127.0.0.1:5002",
             "local:5001",
-            "local:5002"
+            "local:5002",
+            "name:127.0.0.1:5001",
+            "name:127.0.0.1:5002"
         ]
     );
 }
@@ -240,4 +246,71 @@ fn cluster_locks_are_all_or_nothing() {
     assert!(live_owner(&dirs(&["b", "c"])).is_none(), "released on drop");
     let again = acquire_cluster(&dirs(&["a", "c", "d"]), Takeover::Never, &me).unwrap();
     assert!(again.took_over.is_none());
+}
+
+/// A refused acquisition changes no lock file: a stale lock met on the way stays, naming
+/// its gone run, when a later key is held by a live one.
+#[test]
+fn a_refused_cluster_acquisition_keeps_the_stale_lock_it_met() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = |k: &str| {
+        let root = base.path().join(lock_dir_name(k));
+        fs::create_dir_all(&root).unwrap();
+        StateDir { root }
+    };
+    let gone = LockOwner {
+        pid: 999_999_999,
+        ..LockOwner::me()
+    };
+    fs::write(dir("a").lock_path(), serde_json::to_vec(&gone).unwrap()).unwrap();
+    let live = acquire(&dir("b"), Takeover::Never).unwrap();
+    let e = acquire_cluster(&[dir("a"), dir("b")], Takeover::Stale, &LockOwner::me()).unwrap_err();
+    assert!(e.message.contains("another wkctl run holds"), "{e}");
+    assert_eq!(
+        lock_owner(&dir("a")),
+        Some(gone.clone()),
+        "the stale lock is kept"
+    );
+    drop(live);
+    let g = acquire_cluster(&[dir("a"), dir("b")], Takeover::Stale, &LockOwner::me()).unwrap();
+    assert_eq!(g.took_over, Some(gone));
+}
+
+/// A lock is the process that wrote it: the same pid alive under another start time or
+/// another boot (a pid reused after a crash or a reboot) is stale; the very process, or a
+/// lock without those marks (an older wkctl), is judged by its pid alone.
+#[test]
+fn a_reused_pid_does_not_keep_a_gone_runs_lock_live() {
+    let me = LockOwner::me();
+    if me.proc_start.is_none() || me.boot_id.is_none() {
+        return; // no `/proc` here: the pid alone decides, as before
+    }
+    assert!(!me.is_stale(), "this very process");
+    let start = me.proc_start.unwrap();
+    let reused = LockOwner {
+        proc_start: Some(start + 1),
+        ..me.clone()
+    };
+    assert!(reused.is_stale(), "same pid, another start time");
+    let other_boot = LockOwner {
+        boot_id: Some("00000000-0000-0000-0000-000000000000".into()),
+        ..me.clone()
+    };
+    assert!(other_boot.is_stale(), "written in another boot");
+    let unmarked = LockOwner {
+        boot_id: None,
+        proc_start: None,
+        ..me.clone()
+    };
+    assert!(!unmarked.is_stale(), "an older lock: the live pid keeps it");
+    let elsewhere = LockOwner {
+        host: "elsewhere".into(),
+        ..reused
+    };
+    assert!(!elsewhere.is_stale(), "another host's lock is never stale");
+    // The marks round-trip; an older lock file without them still reads.
+    let back: LockOwner = serde_json::from_slice(&serde_json::to_vec(&me).unwrap()).unwrap();
+    assert_eq!(back, me);
+    let old: LockOwner = serde_json::from_str(r#"{"pid":1,"host":"h","started_at_ms":5}"#).unwrap();
+    assert_eq!((old.boot_id, old.proc_start), (None, None));
 }
