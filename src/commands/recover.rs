@@ -226,7 +226,7 @@ fn take_locks(
     p: &Printer,
 ) -> anyhow::Result<(LockGuard, state::ClusterLock)> {
     ctx.ensure_no_live_run(dir, args.break_lock)?;
-    let takeover = upgrade::takeover(args.break_lock, args.resume);
+    let takeover = upgrade::takeover_for(ctx, dir, args.break_lock, args.resume);
     let lock = state::acquire(dir, takeover)?;
     let cluster_lock = upgrade::acquire_cluster_lock(ctx, dir, takeover)?;
     if let Some(o) = lock.took_over.as_ref().or(cluster_lock.took_over.as_ref()) {

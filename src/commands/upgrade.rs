@@ -175,7 +175,7 @@ impl Flow<'_> {
 
     /// The state directory's lock, then the cluster's team lock.
     fn take_locks(&self) -> anyhow::Result<Locks> {
-        let takeover = takeover(self.args.break_lock, self.args.resume);
+        let takeover = takeover_for(self.ctx, self.dir, self.args.break_lock, self.args.resume);
         let lock = state::acquire(self.dir, takeover)?;
         // One run per cluster, wherever it is started: per-user locks keyed by the nodes'
         // addresses (`state::cluster_lock_keys`), not by the directory the manifest is in.
@@ -398,6 +398,51 @@ pub(crate) fn takeover(break_lock: bool, resume: bool) -> Takeover {
     } else {
         Takeover::Never
     }
+}
+
+/// [`takeover`] for a run started in `dir`, where a plain run (neither `--resume` nor
+/// `--break-lock`) may also take stale locks whose gone runs left nothing to resume: a run
+/// killed after taking its locks and before its first state save (in the live check or at
+/// the confirmation) changed nothing, and must not leave every run a dead end between
+/// "continue it with `--resume`" and "no unfinished run to resume" but `--break-lock`
+/// (which takes live locks too). Each stale cluster lock must name its run's state
+/// directory (older locks do not: they still need `--resume` or `--break-lock`), and that
+/// directory, like `dir`, must hold no unfinished upgrade, restart or recover run.
+pub(crate) fn takeover_for(
+    ctx: &Context,
+    dir: &StateDir,
+    break_lock: bool,
+    resume: bool,
+) -> Takeover {
+    let t = takeover(break_lock, resume);
+    if t != Takeover::Never || !left_nothing(dir) {
+        return t;
+    }
+    let gone_left_nothing = ctx
+        .cluster_lock_locations()
+        .iter()
+        .filter_map(state::lock_owner)
+        .filter(state::LockOwner::is_stale)
+        .all(|o| {
+            o.state_dir.as_deref().is_some_and(|d| {
+                left_nothing(&StateDir {
+                    root: std::path::PathBuf::from(d),
+                })
+            })
+        });
+    if gone_left_nothing {
+        Takeover::Stale
+    } else {
+        Takeover::Never
+    }
+}
+
+/// `dir` holds no unfinished run (none, a finished one); an unreadable state is not
+/// "nothing".
+fn left_nothing(dir: &StateDir) -> bool {
+    let run = matches!(dir.load(), Ok(None))
+        || matches!(dir.load(), Ok(Some(st)) if !st.status.unfinished());
+    run && matches!(crate::recover::unfinished(dir), Ok(None))
 }
 
 /// `--discard`: moves the unfinished run's state aside, even an unreadable one (whose
