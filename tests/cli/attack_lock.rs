@@ -13,8 +13,8 @@ use wkctl::state::{
 };
 
 use crate::attack_resume_back::{
-    LOCKED, NEW, RESUME, RUN_T, UP, all_on, dead_pid, finish, forge_lock, held_ws, locks_of,
-    parked, touch,
+    LOCKED, NEW, RESUME, RUN_T, UP, all_on, dead_pid, finish, forge_lock, held_ws, killed_in,
+    locks_of, parked, touch,
 };
 use crate::harness::{Sim, SimOpts, rollout_was_safe};
 use crate::matrix::touched_after;
@@ -300,6 +300,17 @@ fn a_reused_pid_does_not_keep_a_gone_runs_lock_live() {
 
 // ---- the same nodes under addresses that do not resolve alike ----
 
+/// Rewrites each node's `api` in `ws`'s manifest as `alias` spells it.
+fn respell(sim: &Sim, ws: &Ws, alias: impl Fn(&str) -> String) {
+    let mut text = std::fs::read_to_string(&ws.manifest).unwrap();
+    for n in &sim.nodes {
+        let was = format!("api: {}\n", n.api);
+        assert!(text.contains(&was), "{text}");
+        text = text.replace(&was, &format!("api: {}\n", alias(&n.api)));
+    }
+    std::fs::write(&ws.manifest, text).unwrap();
+}
+
 /// A TCP tunnel to `to` (`host:port`) on a port of its own, as `ssh -L 15001:node:5001`
 /// or `kubectl port-forward` give: its base URL. Serves until the test process ends.
 fn tunnel(to: &str) -> String {
@@ -349,13 +360,11 @@ fn the_same_nodes_through_a_tunnel_are_the_same_cluster() {
             ..Opts::default()
         },
     );
-    let mut text = std::fs::read_to_string(&b.manifest).unwrap();
-    for n in &sim.nodes {
-        let via = tunnel(n.api.trim_start_matches("http://"));
-        assert!(!shares(&[&n.api], &[&via]), "{via}");
-        text = text.replace(&format!("api: {}\n", n.api), &format!("api: {via}\n"));
-    }
-    std::fs::write(&b.manifest, text).unwrap();
+    respell(&sim, &b, |api| {
+        let via = tunnel(api.trim_start_matches("http://"));
+        assert!(!shares(&[api], &[&via]), "{via}");
+        via
+    });
     let locks = locks_of(&a).display().to_string();
     let env = [("WKCTL_LOCK_DIR", locks.as_str())];
     touch(&sim, "hold-stop-1001");
@@ -382,5 +391,83 @@ fn the_same_nodes_through_a_tunnel_are_the_same_cluster() {
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.all().contains(LOCKED), "{}", r.all());
     assert_eq!(code, 0, "{err}");
+    rollout_was_safe(&sim.events()).unwrap();
+}
+
+// ---- races and takeovers ----
+
+/// Two full upgrades started at the same instant from two directories, one manifest
+/// spelling the nodes `http://127.0.0.1:P`, the other `http://[::ffff:127.0.0.1]:P/`:
+/// whatever the interleaving of their key acquisitions, every node is stopped once and
+/// never two at a time, and at least one of them finishes the upgrade.
+#[test]
+fn two_runs_started_at_once_never_both_proceed() {
+    let sim = Sim::start(SimOpts::default());
+    let a = Ws::new(&sim, &Opts::default());
+    let b = Ws::new(
+        &sim,
+        &Opts {
+            name: "u",
+            ..Opts::default()
+        },
+    );
+    respell(&sim, &b, |api| {
+        format!("{}/", api.replace("127.0.0.1", "[::ffff:127.0.0.1]"))
+    });
+    let locks = locks_of(&a).display().to_string();
+    let env = [("WKCTL_LOCK_DIR", locks.as_str())];
+    let (mut ra, mut rb) = (a.spawn(&UP, &env), b.spawn(&UP, &env));
+    let ((ca, ea), (cb, eb)) = (finish(&mut ra), finish(&mut rb));
+    rollout_was_safe(&sim.events()).unwrap();
+    for id in [1001, 1002, 1003] {
+        let stops = touched_after(&sim, 0)
+            .iter()
+            .filter(|(v, n)| v == "stop" && *n == id)
+            .count();
+        assert_eq!(stops, 1, "node {id}\nA: {ea}\nB: {eb}");
+    }
+    assert!(ca == 0 || cb == 0, "A {ca}: {ea}\nB {cb}: {eb}");
+    all_on(&sim, NEW);
+}
+
+/// Run B (directory b) upgraded 1001 and was killed in 1002's stop (cancelled: all
+/// serve), leaving an unfinished run. Run A (directory a) was then started with
+/// `--break-lock --nodes 1003`, stopped 1003 and was killed in its held `start`: 1003 is
+/// down, the locks name A, gone. B's `upgrade --resume` takes over A's stale locks
+/// (nothing checks that they name another state directory) but must not stop 1002 while
+/// 1003 is down.
+#[test]
+fn a_resume_from_another_directory_never_stops_a_second_node() {
+    let sim = Sim::start(SimOpts::default());
+    let b = held_ws(&sim, "5s", "3s");
+    let a = held_ws(&sim, "60s", "30s");
+    killed_in(&sim, &b, &UP, "stop", false);
+    let locks = locks_of(&b).display().to_string();
+    let env = [("WKCTL_LOCK_DIR", locks.as_str())];
+    touch(&sim, "hold-start-1003");
+    let mut up: Vec<&str> = UP.to_vec();
+    up.extend(["--break-lock", "--nodes", "1003"]);
+    let mut run = a.spawn(&up, &env);
+    run.wait_for("1003's start", RUN_T, |v| {
+        v["type"] == "step_started" && v["data"]["node"] == 1003 && v["data"]["step"] == "start"
+    });
+    parked(&sim, "hold-start-1003");
+    run.kill9();
+    assert_eq!(sim.node_state(1003), "stopped");
+    let t0 = now_ms();
+    let r = b.run(&RESUME, &[]);
+    let touched = touched_after(&sim, t0);
+    touch(&sim, "go-start");
+    assert!(
+        !touched.iter().any(|(v, _)| v == "stop"),
+        "a second node stopped while 1003 was down: {touched:?}\n{}",
+        r.all()
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    // (It names only the first lock taken over, its own directory's: not that A's, a run
+    // of another directory with a node down, were taken too.)
+    let all = r.all();
+    assert!(all.contains("took over the lock of pid"), "{all}");
+    assert!(all.contains("node 1003 at"), "refused by the check: {all}");
     rollout_was_safe(&sim.events()).unwrap();
 }

@@ -126,7 +126,7 @@ fn replanned(lines: &[Value], node: u64) -> bool {
 
 /// `args` (an upgrade or restart) spawned, killed with -9 while 1002's `step` is held;
 /// the orphaned step is then released (`go`) or cancelled.
-fn killed_in(sim: &Sim, ws: &Ws, args: &[&str], step: &str, go: bool) {
+pub(crate) fn killed_in(sim: &Sim, ws: &Ws, args: &[&str], step: &str, go: bool) {
     let flag = format!("hold-{step}-1002");
     touch(sim, &flag);
     let mut run = ws.spawn(args, &[]);
