@@ -13,22 +13,22 @@ use crate::harness::{Sim, SimOpts, every_stop_settled, rollout_was_safe};
 use crate::matrix::touched_after;
 use crate::support::{FAST_POLICY, Opts, Run, Streaming, Ws, ctl_ok, lifecycle, now_ms};
 
-const RUN_T: Duration = Duration::from_secs(90);
+pub(crate) const RUN_T: Duration = Duration::from_secs(90);
 const OLD: &str = "v2.0.10-20241221";
-const NEW: &str = "v2.1.2-20250120";
+pub(crate) const NEW: &str = "v2.1.2-20250120";
 const OTHER: &str = "v2.1.3-20250210";
 const DEV: &str = "v2.1.3-20250210-dev";
-const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
-const RESUME: [&str; 4] = ["upgrade", "--resume", "--yes", "--json"];
+pub(crate) const UP: [&str; 5] = ["upgrade", "--to", "v2.1.2", "--yes", "--json"];
+pub(crate) const RESUME: [&str; 4] = ["upgrade", "--resume", "--yes", "--json"];
 const RESTART: [&str; 3] = ["restart", "--yes", "--json"];
 const RESTART_RESUME: [&str; 4] = ["restart", "--resume", "--yes", "--json"];
 use crate::attack_refactor::held;
 
-const LOCKED: &str = "another wkctl run holds the cluster lock";
+pub(crate) const LOCKED: &str = "another wkctl run holds the cluster lock";
 
 /// A workspace whose `stop`, `install` and `start` can be held, with `node_timeout` and
 /// `step_timeout`.
-fn held_ws(sim: &Sim, node_timeout: &str, step_timeout: &str) -> Ws {
+pub(crate) fn held_ws(sim: &Sim, node_timeout: &str, step_timeout: &str) -> Ws {
     let policy = FAST_POLICY
         .replace("node_timeout: 8s", &format!("node_timeout: {node_timeout}"))
         .replace(
@@ -71,11 +71,11 @@ fn held_ws(sim: &Sim, node_timeout: &str, step_timeout: &str) -> Ws {
     ws
 }
 
-fn touch(sim: &Sim, name: &str) {
+pub(crate) fn touch(sim: &Sim, name: &str) {
     std::fs::write(sim.state_dir().join(name), "").unwrap();
 }
 
-fn parked(sim: &Sim, flag: &str) {
+pub(crate) fn parked(sim: &Sim, flag: &str) {
     let path = sim.state_dir().join(flag);
     let t = Instant::now();
     while path.exists() {
@@ -126,7 +126,7 @@ fn replanned(lines: &[Value], node: u64) -> bool {
 
 /// `args` (an upgrade or restart) spawned, killed with -9 while 1002's `step` is held;
 /// the orphaned step is then released (`go`) or cancelled.
-fn killed_in(sim: &Sim, ws: &Ws, args: &[&str], step: &str, go: bool) {
+pub(crate) fn killed_in(sim: &Sim, ws: &Ws, args: &[&str], step: &str, go: bool) {
     let flag = format!("hold-{step}-1002");
     touch(sim, &flag);
     let mut run = ws.spawn(args, &[]);
@@ -149,7 +149,7 @@ fn killed_in(sim: &Sim, ws: &Ws, args: &[&str], step: &str, go: bool) {
 }
 
 /// Every node ends on `version`, the whole log was safe.
-fn all_on(sim: &Sim, version: &str) {
+pub(crate) fn all_on(sim: &Sim, version: &str) {
     for id in [1001, 1002, 1003] {
         assert_eq!(
             crate::support::varz_version(sim, id, None),
@@ -511,20 +511,20 @@ fn dev_target_new_image_back_by_hand_is_skipped() {
 
 // ---- the locks ----
 
-fn locks_of(ws: &Ws) -> PathBuf {
+pub(crate) fn locks_of(ws: &Ws) -> PathBuf {
     ws.dir.path().join("locks")
 }
 
 /// One of the per-user cluster lock files of `sim`'s cluster under `base` (the first of
 /// its keys; a live run holds them all).
-fn cluster_lock(sim: &Sim, base: &Path) -> PathBuf {
+pub(crate) fn cluster_lock(sim: &Sim, base: &Path) -> PathBuf {
     let apis: Vec<&str> = sim.nodes.iter().map(|n| n.api.as_str()).collect();
     let keys = wkctl::state::cluster_lock_keys(&apis);
     base.join(wkctl::state::lock_dir_name(&keys[0]))
         .join("lock")
 }
 
-fn forge_lock(path: &Path, pid: u32, state_dir: Option<&Path>) {
+pub(crate) fn forge_lock(path: &Path, pid: u32, state_dir: Option<&Path>) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut v = serde_json::json!({
         "pid": pid,
@@ -538,7 +538,7 @@ fn forge_lock(path: &Path, pid: u32, state_dir: Option<&Path>) {
 }
 
 /// A pid that is surely dead: a child that exited and was reaped.
-fn dead_pid() -> u32 {
+pub(crate) fn dead_pid() -> u32 {
     let mut c = std::process::Command::new("true").spawn().unwrap();
     let pid = c.id();
     c.wait().unwrap();
@@ -714,7 +714,7 @@ fn a_plain_upgrade_from_another_directory_is_refused_untouched_while_a_run_is_li
     all_on(&sim, NEW);
 }
 
-fn finish(run: &mut Streaming) -> (i32, String) {
+pub(crate) fn finish(run: &mut Streaming) -> (i32, String) {
     run.finish(RUN_T)
 }
 

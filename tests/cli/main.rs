@@ -7,6 +7,7 @@ mod architecture;
 mod attack;
 mod attack_529;
 mod attack_holes;
+mod attack_lock;
 mod attack_recover;
 mod attack_refactor;
 mod attack_resume;
