@@ -418,7 +418,7 @@ mod lock;
 pub use lock::{
     ClusterLock, LockGuard, LockOwner, Takeover, acquire, acquire_as, acquire_cluster,
     cluster_lock_dirs, cluster_lock_keys, cluster_lock_locations, hostname, live_owner,
-    lock_dir_name, lock_owner, user_lock_base,
+    lock_dir_name, lock_dirs, lock_locations, lock_owner, member_lock_keys, user_lock_base,
 };
 
 mod history;

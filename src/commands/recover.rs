@@ -93,6 +93,7 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
     }
 
     let (lock, cluster_lock) = take_locks(&ctx, &dir, args, p)?;
+    let members = upgrade::acquire_member_lock(&dir, &view, args.break_lock, args.resume, p)?;
     p.note(&format!(
         "full outage: stopping nodes {} of `{}`, then starting {} first",
         list(&plan.nodes.iter().rev().copied().collect::<Vec<_>>()),
@@ -113,6 +114,7 @@ pub async fn run(global: &Global, args: &RecoverArgs, p: &Printer) -> anyhow::Re
     }
     .run()
     .await?;
+    drop(members);
     drop(cluster_lock);
     drop(lock);
     if !args.json {

@@ -14,7 +14,6 @@ use crate::observe;
 use crate::output::progress::Reporter;
 use crate::output::{Printer, confirm};
 use crate::plan::{Plan, PlannedNode};
-use crate::probe::Client;
 use crate::releases;
 use crate::state::{self, NodeStatus, RunState, StateDir};
 
@@ -31,7 +30,9 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
     let lock = state::acquire(&dir, takeover)?;
     let cluster_lock = upgrade::acquire_cluster_lock(&ctx, &dir, takeover)?;
 
-    let (client, plan, pn) = rollback_plan(&ctx, &st, id).await?;
+    let (client, view) = crate::observe::cluster(&ctx).await?;
+    let members = upgrade::acquire_member_lock(&dir, &view, args.break_lock, true, p)?;
+    let (plan, pn) = rollback_plan(&ctx, &st, id, &view)?;
     if !args.yes && !confirmed(args, &plan, &from).await? {
         p.note("nothing was changed");
         return Ok(Outcome::No);
@@ -54,6 +55,7 @@ pub async fn run(global: &Global, args: &RollbackArgs, p: &Printer) -> anyhow::R
         },
     });
     let outcome = runner.rollback_after_the_fact(&pn).await?;
+    drop(members);
     drop(cluster_lock);
     drop(lock);
     if !args.json {
@@ -132,18 +134,18 @@ fn failed_node(ctx: &Context, dir: &StateDir, id: u64) -> anyhow::Result<(RunSta
 
 /// The run's plan from a live observation, as `upgrade --resume` would make it, and its
 /// node `id` (refused when its playbook has no `rollback` step).
-async fn rollback_plan(
+fn rollback_plan(
     ctx: &Context,
     st: &RunState,
     id: u64,
-) -> anyhow::Result<(Client, Plan, PlannedNode)> {
+    view: &crate::probe::ClusterView,
+) -> anyhow::Result<(Plan, PlannedNode)> {
     let target =
         releases::resolve_target(&st.to, true).map_err(|e| WkError::input(e.message, e.hint))?;
-    let (client, view) = observe::cluster(ctx).await?;
-    let versions = upgrade::resume_versions(st, ctx, &view);
+    let versions = upgrade::resume_versions(st, ctx, view);
     let plan = observe::plan_from_view(
         ctx,
-        &view,
+        view,
         &target,
         rule_options(&no_target()),
         Some(&versions),
@@ -162,7 +164,7 @@ async fn rollback_plan(
         )
         .into());
     }
-    Ok((client, plan, pn))
+    Ok((plan, pn))
 }
 
 /// The target arguments of the resumed run's plan: its own target, no `--allow-…`.

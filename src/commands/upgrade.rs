@@ -68,6 +68,7 @@ pub async fn run_kind(
 
     // Live check and plan.
     let (client, view) = observe::cluster(&ctx).await?;
+    let members = acquire_member_lock(&dir, &view, args.break_lock, args.resume, p)?;
     let plan = flow.live_plan(&view, &scope, previous.as_ref())?;
     let mut reporter = flow.reporter(global, &plan)?;
     if let Some(outcome) = flow.nothing_to_run(&plan, resumed.is_some())? {
@@ -83,6 +84,7 @@ pub async fn run_kind(
         .execute(&plan, client, &reporter, state, interactive)
         .await?;
     flow.record_history();
+    drop(members);
     drop(locks);
     if !args.json {
         // A closed stdout (the ssh session and its `| tee` gone) must not turn the run's
@@ -414,12 +416,16 @@ pub(crate) fn takeover_for(
     break_lock: bool,
     resume: bool,
 ) -> Takeover {
+    takeover_of(&ctx.cluster_lock_locations(), dir, break_lock, resume)
+}
+
+/// [`takeover_for`] of the locks in `locks`.
+fn takeover_of(locks: &[StateDir], dir: &StateDir, break_lock: bool, resume: bool) -> Takeover {
     let t = takeover(break_lock, resume);
     if t != Takeover::Never || !left_nothing(dir) {
         return t;
     }
-    let gone_left_nothing = ctx
-        .cluster_lock_locations()
+    let gone_left_nothing = locks
         .iter()
         .filter_map(state::lock_owner)
         .filter(state::LockOwner::is_stale)
@@ -489,6 +495,39 @@ pub(crate) fn acquire_cluster_lock(
             ..state::LockOwner::me()
         },
     )
+}
+
+/// The cluster's own lock of its members ([`state::member_lock_keys`]: each member's id
+/// and cluster address as `/cluster/nodes` reports them), taken once the cluster answered
+/// and before anything is planned or asked: a second run that reaches the same nodes by
+/// other addresses (a tunnel, a proxy) passes the address locks, and is refused here.
+/// Nothing when no member reported its address (the address locks still hold).
+pub(crate) fn acquire_member_lock(
+    dir: &StateDir,
+    view: &ClusterView,
+    break_lock: bool,
+    resume: bool,
+    p: &Printer,
+) -> Result<state::ClusterLock, WkError> {
+    let members: Vec<(u64, &str)> = view
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.id, n.cluster_addr.as_deref()?)))
+        .collect();
+    let keys = state::member_lock_keys(&members);
+    let takeover = takeover_of(&state::lock_locations(&keys), dir, break_lock, resume);
+    let lock = state::acquire_cluster(
+        &state::lock_dirs(&keys)?,
+        takeover,
+        &state::LockOwner {
+            state_dir: Some(dir.root.display().to_string()),
+            ..state::LockOwner::me()
+        },
+    )?;
+    if let Some(o) = &lock.took_over {
+        p.warn(&format!("took over the lock of {}", o.describe()), None);
+    }
+    Ok(lock)
 }
 
 /// The plan of this kind for one observation.

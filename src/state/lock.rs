@@ -97,12 +97,31 @@ pub fn user_lock_base() -> PathBuf {
     ))
 }
 
+/// The lock keys of a cluster's members as the cluster itself names them (`/cluster/nodes`:
+/// each member's id and cluster address, `member:<id>@<addr>`): the same whatever address
+/// this machine reaches the APIs by (a tunnel, a proxy, a NAT'd port), so a run through
+/// `ssh -L` and one on the nodes' own addresses meet here. Sorted, without repeats.
+pub fn member_lock_keys(members: &[(u64, &str)]) -> Vec<String> {
+    let mut keys: Vec<String> = members
+        .iter()
+        .filter(|(_, addr)| !addr.trim().is_empty())
+        .map(|(id, addr)| format!("member:{id}@{}", addr.trim().to_ascii_lowercase()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 /// Where the per-user locks of one cluster live, one per [`cluster_lock_keys`] key
 /// (nothing is created).
 pub fn cluster_lock_locations(apis: &[&str]) -> Vec<StateDir> {
+    lock_locations(&cluster_lock_keys(apis))
+}
+
+/// Where the per-user locks of `keys` live (nothing is created).
+pub fn lock_locations(keys: &[String]) -> Vec<StateDir> {
     let base = user_lock_base();
-    cluster_lock_keys(apis)
-        .iter()
+    keys.iter()
         .map(|k| StateDir {
             root: base.join(lock_dir_name(k)),
         })
@@ -112,7 +131,12 @@ pub fn cluster_lock_locations(apis: &[&str]) -> Vec<StateDir> {
 /// The per-user locks of one cluster (one run per cluster, wherever it is started), their
 /// directories created.
 pub fn cluster_lock_dirs(apis: &[&str]) -> Result<Vec<StateDir>, WkError> {
-    let dirs = cluster_lock_locations(apis);
+    lock_dirs(&cluster_lock_keys(apis))
+}
+
+/// The per-user locks of `keys`, their directories created.
+pub fn lock_dirs(keys: &[String]) -> Result<Vec<StateDir>, WkError> {
+    let dirs = lock_locations(keys);
     for dir in &dirs {
         fs::create_dir_all(&dir.root).map_err(|e| {
             WkError::no(

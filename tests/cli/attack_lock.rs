@@ -138,9 +138,9 @@ fn odd_urls_neither_panic_nor_hang() {
 /// is keyed `local:5001`, the very key of every address of THIS machine on port 5001:
 /// a run against a remote cluster whose nodes are `local`, `wk-b`, ... is refused while
 /// an unrelated local cluster on port 5001 runs. The literal `host:port` keys and the
-/// synthetic `local:port` keys share one namespace (`state::lock::endpoint_keys`).
+/// synthetic `local:port` keys shared one namespace (`state::lock::endpoint_keys`). Was a
+/// hole (fixed): each kind of key has its own prefix (`name:`, `addr:`, `local:`).
 #[test]
-#[ignore = "hole: a host named `local` collides with the synthetic key of this machine"]
 fn a_host_named_local_is_not_this_machine() {
     assert!(!shares(&["http://local:5001"], &["http://127.0.0.1:5001"]));
 }
@@ -162,14 +162,13 @@ fn dirs(base: &Path, keys: &[&str]) -> Vec<StateDir> {
 /// stale takeover) of a run whose keys are `a` and `b` is refused at `b`, rightly, but the
 /// stale lock on `a` it took over on the way is deleted: the trace of the gone run (pid,
 /// its state directory, "continue it with --resume") is lost, and a later plain
-/// `upgrade` from any directory is no longer told about it. Cause:
+/// `upgrade` from any directory is no longer told about it. Was a hole (fixed). The cause was:
 /// `state::lock::acquire_cluster` takes each key with `acquire_as`, which renames the
 /// stale lock away and deletes it before the next key is tried; on a later refusal the
-/// guards dropped remove this run's own lock, not restore the stale one. Fix: check every
+/// guards dropped remove this run's own lock, not restore the stale one. Fixed as suggested: check every
 /// key first (all free or stale-and-allowed) and take over only once all can be taken,
 /// or put the judged owner back when a later key refuses.
 #[test]
-#[ignore = "hole: a refused multi-key acquisition destroys a stale lock it took over"]
 fn a_refused_acquisition_keeps_the_stale_lock_it_met() {
     let base = tempfile::tempdir().unwrap();
     let d = dirs(base.path(), &["a", "b"]);
@@ -243,14 +242,13 @@ fn a_live_lock_on_any_key_is_named_and_keeps_every_run_out() {
 /// changed nothing, so nothing should need `--break-lock` (which also takes LIVE locks).
 /// What happens: a plain `upgrade` is refused "locked by a run that is gone", hint "its
 /// state is saved: continue it with `wkctl upgrade --resume`" (there is none), and that `--resume` is refused "no unfinished run to
-/// resume": a dead end. Cause: `Flow::take_locks` (src/commands/upgrade.rs) takes the locks
+/// resume": a dead end. Was a hole (fixed). The cause was: `Flow::take_locks` (src/commands/upgrade.rs) takes the locks
 /// with `Takeover::Never` for a plain run, whether or not the gone owner left a run to
 /// resume, and `scope::Scope::resolve` refuses `--resume` without a state before the
-/// locks are looked at. Fix: a plain run may take over a stale lock whose owner's
+/// locks are looked at. Fixed as suggested: a plain run may take over a stale lock whose owner's
 /// `state_dir` holds no unfinished run (or `--resume` with nothing to resume may release
 /// the stale locks of this directory).
 #[test]
-#[ignore = "hole: a run killed before its first state save blocks every run until --break-lock"]
 fn a_run_killed_before_its_first_state_save_does_not_need_break_lock() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::new(&sim, &Opts::default());
@@ -277,13 +275,12 @@ fn a_run_killed_before_its_first_state_save_does_not_need_break_lock() {
 /// a reboot, a crashed host's pids come back as other daemons): the lock was written a day
 /// before that process started, so it cannot be its owner. Every run is still refused
 /// "another wkctl run holds the cluster lock (pid N ...)", `--resume` too, leaving only
-/// `--break-lock`. Cause: `LockOwner::is_stale` (src/state/lock.rs) checks only that the
-/// pid exists (`pid_alive`), never that it is the process that wrote the lock
-/// (`started_at_ms` is recorded but not compared). Fix: record the owner's process start
-/// time (`/proc/self/stat` field 22) and judge the lock stale when the pid's differs (or
-/// its `/proc/<pid>/exe` is not wkctl).
+/// `--break-lock`. Was a hole (fixed): `LockOwner::is_stale` (src/state/lock.rs) checked
+/// only that the pid exists; a lock now records its writer's boot id and process start
+/// time (`/proc/self/stat` field 22), and is stale when the pid's differ. (A lock
+/// without them, from an older wkctl, is still judged by its pid alone.) The gone run left
+/// nothing to resume, so a plain run takes the lock over.
 #[test]
-#[ignore = "hole: a reused pid keeps a gone run's lock live forever"]
 fn a_reused_pid_does_not_keep_a_gone_runs_lock_live() {
     let sim = Sim::start(SimOpts::default());
     let ws = Ws::new(&sim, &Opts::default());
@@ -292,6 +289,11 @@ fn a_reused_pid_does_not_keep_a_gone_runs_lock_live() {
     forge_lock(&lock, other.pid(), Some(Path::new("/srv/a/.wkctl/t")));
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&lock).unwrap()).unwrap();
     v["started_at_ms"] = (u64::try_from(now_ms()).unwrap() - 86_400_000).into();
+    // As wkctl writes it since the fix: the writer's boot and process start time (a start
+    // of 1 clock tick after boot is not the sleeper's).
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    v["boot_id"] = boot.trim().into();
+    v["proc_start"] = 1.into();
     std::fs::write(&lock, v.to_string()).unwrap();
     let r = ws.run(&UP, &[]);
     assert!(!r.all().contains(LOCKED), "{}", r.all());
@@ -343,13 +345,12 @@ fn tunnel(to: &str) -> String {
 /// (`127.0.0.1:Q`, `local:Q`) share nothing with A's (`local:P`), its pre-check sees a
 /// settled cluster (A's stop has not landed), and it stops and upgrades 1003 while A's
 /// stop of 1001 is under way: two runs proceed, two nodes down as soon as that lands.
-/// Cause: `state::cluster_lock_keys` identifies a node by the address this machine dials,
-/// and a tunnel, proxy, NAT or load balancer is another address for the same node. Fix: once
+/// Was a hole (fixed). The cause was: `state::cluster_lock_keys` identifies a node by the address this machine dials,
+/// and a tunnel, proxy, NAT or load balancer is another address for the same node. Fixed as suggested: once
 /// the cluster answers (`observe::cluster`, before any step), also take a lock keyed by
 /// what the cluster says about itself, the same through any route: each member's node id
 /// with its cluster (raft) address from `/cluster/nodes`, or the cluster's own id.
 #[test]
-#[ignore = "hole: the same nodes through a tunnel are another cluster to the lock"]
 fn the_same_nodes_through_a_tunnel_are_the_same_cluster() {
     let sim = Sim::start(SimOpts::default());
     let a = held_ws(&sim, "60s", "30s");
