@@ -27,7 +27,7 @@ fn stops(sim: &Sim, node: u64) -> usize {
         .count()
 }
 
-/// Every file named `lock` under `dir` (the state dir's and the per-user cluster lock).
+/// Every file named `lock` under `dir` (the state dir's and the per-user cluster locks).
 fn lock_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -54,7 +54,15 @@ fn killed_run(sim: &Sim, ws: &Ws) -> u32 {
     });
     let pid = run.child.id();
     run.kill9();
-    assert_eq!(lock_files(ws.dir.path()).len(), 2, "both locks stay behind");
+    // The state directory's lock, one per address key of the nodes and one per member
+    // the cluster reported (`state::cluster_lock_keys`, `state::member_lock_keys`).
+    let apis: Vec<&str> = sim.nodes.iter().map(|n| n.api.as_str()).collect();
+    let expected = 1 + wkctl::state::cluster_lock_keys(&apis).len() + sim.nodes.len();
+    assert_eq!(
+        lock_files(ws.dir.path()).len(),
+        expected,
+        "every lock stays behind"
+    );
     sim.wait_settled(1002, RUN_T);
     pid
 }
