@@ -231,9 +231,7 @@ fn take_locks(
     let takeover = upgrade::takeover_for(ctx, dir, args.break_lock, args.resume);
     let lock = state::acquire(dir, takeover)?;
     let cluster_lock = upgrade::acquire_cluster_lock(ctx, dir, takeover)?;
-    if let Some(o) = lock.took_over.as_ref().or(cluster_lock.took_over.as_ref()) {
-        p.note(&format!("took over the lock of {}", o.describe()));
-    }
+    upgrade::report_takeovers(p, lock.took_over.as_ref(), &cluster_lock);
     Ok((lock, cluster_lock))
 }
 

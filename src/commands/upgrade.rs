@@ -182,12 +182,7 @@ impl Flow<'_> {
         // One run per cluster, wherever it is started: per-user locks keyed by the nodes'
         // addresses (`state::cluster_lock_keys`), not by the directory the manifest is in.
         let cluster = acquire_cluster_lock(self.ctx, self.dir, takeover)?;
-        if let Some(o) = lock.took_over.as_ref().or(cluster.took_over.as_ref()) {
-            self.p.warn(
-                &format!("took over the lock of pid {} on `{}`", o.pid, o.host),
-                None,
-            );
-        }
+        report_takeovers(self.p, lock.took_over.as_ref(), &cluster);
         Ok(Locks {
             _cluster: cluster,
             _dir: lock,
@@ -524,10 +519,34 @@ pub(crate) fn acquire_member_lock(
             ..state::LockOwner::me()
         },
     )?;
-    if let Some(o) = &lock.took_over {
-        p.warn(&format!("took over the lock of {}", o.describe()), None);
-    }
+    report_takeovers(p, None, &lock);
     Ok(lock)
+}
+
+/// Names every gone or foreign run whose lock this run took over, each once: the state
+/// directory's (`dir_lock`) and the cluster's (nothing the tool does is hidden).
+pub(crate) fn report_takeovers(
+    p: &Printer,
+    dir_lock: Option<&state::LockOwner>,
+    cluster: &state::ClusterLock,
+) {
+    // One run's locks differ only in the state directory they name.
+    let mut seen: Vec<(u32, &str)> = Vec::new();
+    for o in cluster.took_over.iter().chain(dir_lock) {
+        if seen.contains(&(o.pid, o.host.as_str())) {
+            continue;
+        }
+        seen.push((o.pid, o.host.as_str()));
+        let from = o
+            .state_dir
+            .as_deref()
+            .map(|d| format!(" (its state in `{d}`)"))
+            .unwrap_or_default();
+        p.warn(
+            &format!("took over the lock of pid {} on `{}`{from}", o.pid, o.host),
+            None,
+        );
+    }
 }
 
 /// The plan of this kind for one observation.

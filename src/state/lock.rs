@@ -160,8 +160,9 @@ pub fn live_owner(dirs: &[StateDir]) -> Option<LockOwner> {
 #[derive(Debug)]
 pub struct ClusterLock {
     _guards: Vec<LockGuard>,
-    /// Set when a stale or foreign lock was taken over (reported to the operator).
-    pub took_over: Option<LockOwner>,
+    /// The owners of the stale or foreign locks taken over, each once (reported to the
+    /// operator).
+    pub took_over: Vec<LockOwner>,
 }
 
 /// Takes every lock of `dirs` (in their sorted order, so two runs sharing keys meet at the
@@ -200,7 +201,12 @@ pub fn acquire_cluster(
             }
         }
     }
-    let took_over = guards.iter().find_map(|g| g.took_over.clone());
+    let mut took_over: Vec<LockOwner> = Vec::new();
+    for o in guards.iter().filter_map(|g| g.took_over.clone()) {
+        if !took_over.contains(&o) {
+            took_over.push(o);
+        }
+    }
     Ok(ClusterLock {
         _guards: guards,
         took_over,
