@@ -303,7 +303,7 @@ fn a_reused_pid_does_not_keep_a_gone_runs_lock_live() {
 // ---- the same nodes under addresses that do not resolve alike ----
 
 /// Rewrites each node's `api` in `ws`'s manifest as `alias` spells it.
-fn respell(sim: &Sim, ws: &Ws, alias: impl Fn(&str) -> String) {
+pub(crate) fn respell(sim: &Sim, ws: &Ws, alias: impl Fn(&str) -> String) {
     let mut text = std::fs::read_to_string(&ws.manifest).unwrap();
     for n in &sim.nodes {
         let was = format!("api: {}\n", n.api);
@@ -315,7 +315,7 @@ fn respell(sim: &Sim, ws: &Ws, alias: impl Fn(&str) -> String) {
 
 /// A TCP tunnel to `to` (`host:port`) on a port of its own, as `ssh -L 15001:node:5001`
 /// or `kubectl port-forward` give: its base URL. Serves until the test process ends.
-fn tunnel(to: &str) -> String {
+pub(crate) fn tunnel(to: &str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let to = to.to_string();

@@ -8,6 +8,7 @@ mod attack;
 mod attack_529;
 mod attack_holes;
 mod attack_lock;
+mod attack_lock2;
 mod attack_recover;
 mod attack_refactor;
 mod attack_resume;
