@@ -424,18 +424,38 @@ fn takeover_of(locks: &[StateDir], dir: &StateDir, break_lock: bool, resume: boo
         .iter()
         .filter_map(state::lock_owner)
         .filter(state::LockOwner::is_stale)
-        .all(|o| {
-            o.state_dir.as_deref().is_some_and(|d| {
-                left_nothing(&StateDir {
-                    root: std::path::PathBuf::from(d),
-                })
-            })
-        });
+        .all(|o| gone_run_left_nothing(&o));
     if gone_left_nothing {
         Takeover::Stale
     } else {
         Takeover::Never
     }
+}
+
+/// The gone run of a stale cluster lock `o` provably left nothing to resume: its lock
+/// names its state directory by an absolute path (a relative one would be read against
+/// this run's working directory), that directory exists and still holds the gone run's
+/// own lock (so it is the directory that run used, not an unmounted volume's empty mount
+/// point or a directory made since), and it holds no unfinished run.
+fn gone_run_left_nothing(o: &state::LockOwner) -> bool {
+    let Some(root) = o.state_dir.as_deref().map(std::path::PathBuf::from) else {
+        return false;
+    };
+    if !root.is_absolute() || !root.is_dir() {
+        return false;
+    }
+    let dir = StateDir { root };
+    let its_own = state::lock_owner(&dir).is_some_and(|d| d.pid == o.pid && d.host == o.host);
+    its_own && left_nothing(&dir)
+}
+
+/// Where a run's locks say its state lives: an absolute path (the state directory may
+/// be given relative to the working directory), so any other run can find it.
+pub(crate) fn recorded_state_dir(dir: &StateDir) -> String {
+    std::path::absolute(&dir.root)
+        .unwrap_or_else(|_| dir.root.clone())
+        .display()
+        .to_string()
 }
 
 /// `dir` holds no unfinished run (none, a finished one); an unreadable state is not
@@ -486,7 +506,7 @@ pub(crate) fn acquire_cluster_lock(
         &ctx.cluster_lock_dirs()?,
         takeover,
         &state::LockOwner {
-            state_dir: Some(dir.root.display().to_string()),
+            state_dir: Some(recorded_state_dir(dir)),
             ..state::LockOwner::me()
         },
     )
@@ -515,7 +535,7 @@ pub(crate) fn acquire_member_lock(
         &state::lock_dirs(&keys)?,
         takeover,
         &state::LockOwner {
-            state_dir: Some(dir.root.display().to_string()),
+            state_dir: Some(recorded_state_dir(dir)),
             ..state::LockOwner::me()
         },
     )?;

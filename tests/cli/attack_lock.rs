@@ -286,7 +286,10 @@ fn a_reused_pid_does_not_keep_a_gone_runs_lock_live() {
     let ws = Ws::new(&sim, &Opts::default());
     let other = Sleeper::new();
     let lock = key_lock(&locks_of(&ws), &sim_keys(&sim)[0]);
-    forge_lock(&lock, other.pid(), Some(Path::new("/srv/a/.wkctl/t")));
+    // The gone run's state directory, holding its own lock and no run.
+    let gone = tempfile::tempdir().unwrap();
+    forge_lock(&gone.path().join("lock"), other.pid(), None);
+    forge_lock(&lock, other.pid(), Some(gone.path()));
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&lock).unwrap()).unwrap();
     v["started_at_ms"] = (u64::try_from(now_ms()).unwrap() - 86_400_000).into();
     // As wkctl writes it since the fix: the writer's boot and process start time (a start

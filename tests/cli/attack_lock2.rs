@@ -87,8 +87,9 @@ fn passed_over_not(sim: &Sim, a: &Ws, r: &Run, touched: &[(String, u64)]) {
 /// manifest path), and `upgrade::takeover_of` resolves it against the current directory.
 /// Fix: record `std::path::absolute(&dir.root)` (canonicalized) in the lock, and in
 /// `takeover_of` treat a relative `state_dir` as "cannot tell" (`Takeover::Never`).
+/// Was a hole (fixed): `upgrade::gone_run_left_nothing` needs an absolute `state_dir`
+/// that exists and still holds the gone run's own lock; locks record absolute paths.
 #[test]
-#[ignore = "hole: a relative `state_dir` in a gone run's lock is read against the new run's cwd (upgrade::takeover_of)"]
 fn a_relative_state_dir_is_not_read_from_another_directory() {
     let sim = Sim::start(SimOpts::default());
     let a = held_ws(&sim, "5s", "3s");
@@ -117,8 +118,9 @@ fn a_relative_state_dir_is_not_read_from_another_directory() {
 /// own `lock` in it. Fix: in `takeover_of`, require each stale owner's `state_dir` to be an
 /// existing directory whose own `lock` names that same stale owner (pid, start time);
 /// anything else is "cannot tell" (`Takeover::Never`: `--resume` or `--break-lock`).
+/// Was a hole (fixed): `upgrade::gone_run_left_nothing` needs an absolute `state_dir`
+/// that exists and still holds the gone run's own lock; locks record absolute paths.
 #[test]
-#[ignore = "hole: a gone run's missing (unmounted) state dir counts as having left nothing (upgrade::left_nothing)"]
 fn a_gone_runs_missing_state_dir_is_not_nothing_to_resume() {
     let sim = Sim::start(SimOpts::default());
     let a = held_ws(&sim, "5s", "3s");
@@ -152,7 +154,11 @@ fn an_unreadable_gone_state_is_not_nothing_to_resume() {
         root: gone.path().join("t"),
     };
     std::fs::create_dir_all(&d.root).unwrap();
-    forge_lock(&cl, dead_pid(), Some(&d.root));
+    // The gone run's cluster lock and its own state directory's lock (a killed run
+    // leaves both).
+    let pid = dead_pid();
+    forge_lock(&cl, pid, Some(&d.root));
+    forge_lock(&d.lock_path(), pid, None);
     let before = std::fs::read(&cl).unwrap();
     let t0 = now_ms();
     let recover_json = d.root.join("recover.json");
