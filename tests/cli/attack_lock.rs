@@ -14,7 +14,7 @@ use wkctl::state::{
 
 use crate::attack_resume_back::{
     LOCKED, NEW, RESUME, RUN_T, UP, all_on, dead_pid, finish, forge_lock, held_ws, killed_in,
-    locks_of, parked, touch,
+    locks_of, parked, second_run_is_refused_while_a_is_live, touch,
 };
 use crate::harness::{Sim, SimOpts, rollout_was_safe};
 use crate::matrix::touched_after;
@@ -369,33 +369,7 @@ fn the_same_nodes_through_a_tunnel_are_the_same_cluster() {
         assert!(!shares(&[api], &[&via]), "{via}");
         via
     });
-    let locks = locks_of(&a).display().to_string();
-    let env = [("WKCTL_LOCK_DIR", locks.as_str())];
-    touch(&sim, "hold-stop-1001");
-    let mut run = a.spawn(&UP, &env);
-    run.wait_for("1001's stop", RUN_T, |v| {
-        v["type"] == "step_started" && v["data"]["node"] == 1001 && v["data"]["step"] == "stop"
-    });
-    parked(&sim, "hold-stop-1001");
-    let t0 = now_ms();
-    let r = b.run(
-        &[
-            "upgrade", "--to", "v2.1.2", "--yes", "--json", "--nodes", "1003",
-        ],
-        &env,
-    );
-    let touched_by_b = touched_after(&sim, t0);
-    touch(&sim, "go-stop");
-    let (code, err) = finish(&mut run);
-    assert!(
-        touched_by_b.is_empty(),
-        "run B (the same nodes through tunnels) touched {touched_by_b:?} while A was live\n{}",
-        r.all()
-    );
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert!(r.all().contains(LOCKED), "{}", r.all());
-    assert_eq!(code, 0, "{err}");
-    rollout_was_safe(&sim.events()).unwrap();
+    second_run_is_refused_while_a_is_live(&sim, &a, &b, "the same nodes through tunnels");
 }
 
 // ---- races and takeovers ----

@@ -781,7 +781,7 @@ fn the_same_nodes_under_another_address_are_the_same_cluster() {
 /// the same nodes under another name or spelling, `what`) runs `upgrade --nodes 1003`
 /// from its own directory. B must be refused naming A, leave no state and touch nothing;
 /// A's stop then lands and A finishes safely, every lock file it took gone.
-fn second_run_is_refused_while_a_is_live(sim: &Sim, a: &Ws, b: &Ws, what: &str) {
+pub(crate) fn second_run_is_refused_while_a_is_live(sim: &Sim, a: &Ws, b: &Ws, what: &str) {
     let locks = locks_of(a).display().to_string();
     let env = [("WKCTL_LOCK_DIR", locks.as_str())];
     touch(sim, "hold-stop-1001");
