@@ -461,8 +461,11 @@ pub(crate) fn recorded_state_dir(dir: &StateDir) -> String {
 /// `dir` holds no unfinished run (none, a finished one); an unreadable state is not
 /// "nothing".
 fn left_nothing(dir: &StateDir) -> bool {
-    let run = matches!(dir.load(), Ok(None))
-        || matches!(dir.load(), Ok(Some(st)) if !st.status.unfinished());
+    let run = match dir.load() {
+        Ok(None) => true,
+        Ok(Some(st)) => !st.status.unfinished(),
+        Err(_) => false,
+    };
     run && matches!(crate::recover::unfinished(dir), Ok(None))
 }
 
